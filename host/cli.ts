@@ -1,0 +1,206 @@
+// The wasmdrv command line.
+//
+//   wasmdrv devices [--json]                       UIO devices in sysfs and the simulated models
+//   wasmdrv run <driver.wasm> --device <id> [...]  load, probe, serve requests, log
+//   wasmdrv demo [--device <id>] [--json]          the edu tour (npm start)
+//
+// Exit codes: 0 success, 1 a driver or device failed, 2 bad usage or input.
+
+import { parseArgs } from 'node:util';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { Host } from './host.ts';
+import { discoverUio } from './devices/uio.ts';
+import { listSimModels } from './devices/sim.ts';
+import { LoadError, RequestError, type Fault } from './faults.ts';
+import { decodeResponse, encodeArgs } from './payload.ts';
+import { packageRoot } from './native.ts';
+import { formatEntry } from './sandbox/shared.ts';
+import type { Limits } from './sandbox/instance.ts';
+import { runDemo } from './demo.ts';
+
+const USAGE = `usage:
+  wasmdrv devices [--json]
+  wasmdrv run <driver.wasm> --device <uioN|sim:MODEL> [--request "OP [ARG...]"]... [options]
+      Loads the driver, probes the device, then serves requests: each --request in order, or else
+      one request per line on standard input ("OP ARG..."; ARG is u8:/u16:/u32:/u64:N, hex:.., str:..,
+      or a bare number for u32) until end of input. Responses print one per line.
+      --json               responses and the final status as JSON lines
+      --deadline MS        per-call deadline (default 2000)
+      --memory PAGES       linear memory limit in 64 KiB pages (default 256)
+      --rearm irqcontrol   re-enable a UIO line by writing 1 to /dev/uioN before each wait
+  wasmdrv demo [--device <uioN|sim:edu>] [--driver FILE] [--json]
+      The tour on QEMU's edu device: identify, liveness, factorials 1..12 through interrupts,
+      raise-and-count interrupts, a DMA round trip, and a summary.`;
+
+class UsageError extends Error {}
+
+function limitsFrom(v: Record<string, unknown>): Partial<Limits> {
+  const out: Partial<Limits> = {};
+  const num = (name: string): number | undefined => {
+    if (v[name] === undefined) return undefined;
+    const n = Number(v[name]);
+    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} wants a positive whole number, not "${v[name]}"`);
+    return n;
+  };
+  const d = num('deadline');
+  if (d !== undefined) out.deadlineMs = d;
+  const m = num('memory');
+  if (m !== undefined) out.memoryPages = m;
+  return out;
+}
+
+function printFault(f: Fault): void {
+  console.error(`fault: ${f.driver}: ${f.kind} during ${f.phase}: ${f.message}`);
+  for (const frame of f.stack.slice(0, 8)) console.error(`    at ${frame}`);
+  if (f.recorder.length) {
+    console.error('  last device events:');
+    for (const e of f.recorder.slice(-8)) console.error(`    ${formatEntry(e)}`);
+  }
+}
+
+async function cmdDevices(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' } } });
+  const uio = discoverUio();
+  const sims = listSimModels();
+  if (values.json) {
+    console.log(JSON.stringify({
+      uio: uio.map((u) => ({
+        id: u.id, name: u.name, version: u.version, devNode: u.devNode,
+        maps: u.maps.map((m) => ({ ...m, addr: `0x${m.addr.toString(16)}` })), ports: u.ports,
+        pci: u.pci ? { slot: u.pci.slot, vendor: u.pci.vendor, device: u.pci.device, class: u.pci.class } : undefined,
+      })),
+      sim: sims,
+    }));
+    return 0;
+  }
+  if (uio.length === 0) console.log('UIO devices: none (no /sys/class/uio entries)');
+  else console.log('UIO devices:');
+  for (const u of uio) {
+    const pci = u.pci ? ` pci ${u.pci.slot} ${hex4(u.pci.vendor)}:${hex4(u.pci.device)}` : '';
+    console.log(`  ${u.id}  ${u.name} ${u.version}${pci}`);
+    for (const m of u.maps) console.log(`      map${m.index} ${m.name} addr 0x${m.addr.toString(16)} size 0x${m.size.toString(16)}`);
+    for (const p of u.ports) console.log(`      port${p.index} ${p.name} 0x${p.start.toString(16)}+${p.size} ${p.type}`);
+  }
+  console.log('Simulated devices:');
+  for (const s of sims) console.log(`  ${s.id.padEnd(12)} ${s.summary}`);
+  return 0;
+}
+
+const hex4 = (n: number) => n.toString(16).padStart(4, '0');
+
+async function cmdRun(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      device: { type: 'string' },
+      request: { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+      deadline: { type: 'string' },
+      memory: { type: 'string' },
+      rearm: { type: 'string' },
+      name: { type: 'string' },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError('run wants exactly one driver file');
+  if (!values.device) throw new UsageError('run wants --device <uioN|sim:MODEL>');
+  if (values.rearm && values.rearm !== 'irqcontrol' && values.rearm !== 'none') throw new UsageError('--rearm takes irqcontrol or none');
+  const limits = limitsFrom(values);
+  const json = !!values.json;
+  const host = new Host();
+  host.on('log', (e) => console.error(`[${e.driver}] ${e.level}: ${e.message}`));
+  host.on('fault', (f: Fault) => printFault(f));
+  let failed = false;
+  try {
+    const dev = host.openDevice(values.device, { rearm: values.rearm as 'irqcontrol' | undefined });
+    const drv = await host.load(positionals[0], dev, { name: values.name, limits });
+    const serve = async (line: string): Promise<void> => {
+      const words = line.trim().split(/\s+/).filter(Boolean);
+      if (!words.length || words[0].startsWith('#')) return;
+      const op = Number(words[0]);
+      if (!Number.isInteger(op) || op < 0) {
+        console.error(`request "${line.trim()}": the op must be a whole number`);
+        failed = true;
+        return;
+      }
+      let payload: Uint8Array;
+      try {
+        payload = encodeArgs(words.slice(1));
+      } catch (err) {
+        console.error(`request "${line.trim()}": ${(err as Error).message}`);
+        failed = true;
+        return;
+      }
+      try {
+        const r = decodeResponse(await drv.request(op, payload));
+        if (json) console.log(JSON.stringify({ op, ok: true, ...r }));
+        else console.log(`op ${op}: ${r.bytes} bytes${r.u32.length ? ` u32 [${r.u32.join(', ')}]` : ''} hex ${r.hex}`);
+      } catch (err) {
+        failed = true;
+        if (json) console.log(JSON.stringify({ op, ok: false, error: (err as Error).message, code: (err as RequestError).code }));
+        else console.error(`op ${op}: ${(err as Error).message}`);
+      }
+    };
+    if (values.request?.length) {
+      for (const r of values.request) await serve(r);
+    } else {
+      const rl = createInterface({ input: process.stdin, terminal: false });
+      for await (const line of rl) await serve(line);
+    }
+    const st = drv.status();
+    if (json) console.log(JSON.stringify({ status: { ...st, lastFault: st.lastFault ? { kind: st.lastFault.kind, message: st.lastFault.message } : undefined } }));
+    else console.error(`${drv.name}: ${st.state}; ${st.stats.regReads} reads, ${st.stats.regWrites} writes, ${st.stats.interrupts} interrupts, ${st.stats.requests} requests, ${st.stats.faults} faults`);
+    if (drv.state !== 'running') failed = true;
+  } finally {
+    await host.close();
+  }
+  return failed ? 1 : 0;
+}
+
+async function cmdDemo(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { device: { type: 'string' }, driver: { type: 'string' }, json: { type: 'boolean' }, rearm: { type: 'string' } },
+  });
+  return runDemo({
+    device: values.device ?? 'sim:edu',
+    driver: values.driver ?? join(packageRoot(), 'build', 'drivers', 'edu.wasm'),
+    json: !!values.json,
+    rearm: values.rearm as 'irqcontrol' | undefined,
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'devices':
+      return cmdDevices(rest);
+    case 'run':
+      return cmdRun(rest);
+    case 'demo':
+      return cmdDemo(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return cmd === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${cmd}"`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    if (err instanceof UsageError) {
+      console.error(`wasmdrv: ${err.message}\n${USAGE}`);
+      process.exit(2);
+    }
+    const fault = (err as { fault?: Fault }).fault;
+    if (fault) printFault(fault);
+    console.error(`wasmdrv: ${err instanceof LoadError ? err.message : (err as Error).stack ?? err}`);
+    process.exit(err instanceof LoadError ? 2 : 1);
+  },
+);

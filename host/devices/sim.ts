@@ -1,0 +1,56 @@
+// The simulated backend: a device model (host/sim/) with its shared state, an eventfd for its
+// interrupt line and memfd-backed DMA windows, described as a DeviceSpec like any real device.
+
+import { loadNative } from '../native.ts';
+import type { DeviceSpec } from './spec.ts';
+import { simModelClass, simModels } from '../sim/registry.ts';
+import { SIM_IRQ_BYTES } from '../sim/irq.ts';
+
+export interface SimDevice {
+  spec: DeviceSpec;
+  /** Release the eventfd and memfds (after every driver on it has stopped). Idempotent. */
+  close(): void;
+}
+
+export function openSimDevice(model: string, options: Record<string, unknown> = {}): SimDevice {
+  const native = loadNative();
+  const cls = simModelClass(model);
+  const desc = cls.describe(options);
+  const fds: number[] = [];
+  try {
+    const state = new SharedArrayBuffer(SIM_IRQ_BYTES + desc.stateBytes);
+    const eventfd = desc.irq ? native.eventfdCreate(0) : -1;
+    if (eventfd >= 0) fds.push(eventfd);
+    const dma = desc.dma.map((w) => {
+      const fd = native.memfdCreate(`wasmdrv-sim-${model}-${w.name}`, w.size);
+      fds.push(fd);
+      return { name: w.name, size: w.size, bus: w.bus, source: { kind: 'fd' as const, fd, offset: 0 } };
+    });
+    const spec: DeviceSpec = {
+      id: `sim:${model}`,
+      name: `simulated ${model}`,
+      pci: desc.pci,
+      regions: desc.regions.map((r, index) => ({ name: r.name, size: r.size, source: { kind: 'sim', index } })),
+      ports: desc.ports.map((p, index) => ({ name: p.name, base: 0, size: p.size, source: { kind: 'sim', index } })),
+      dma,
+      irq: eventfd >= 0 ? { kind: 'sim', eventfd } : null,
+      sim: { model, options, state },
+    };
+    let closed = false;
+    return {
+      spec,
+      close() {
+        if (closed) return;
+        closed = true;
+        for (const fd of fds) native.close(fd);
+      },
+    };
+  } catch (err) {
+    for (const fd of fds) native.close(fd);
+    throw err;
+  }
+}
+
+export function listSimModels(): { id: string; summary: string }[] {
+  return simModels().map((m) => ({ id: `sim:${m.name}`, summary: m.summary }));
+}

@@ -1,0 +1,66 @@
+// A device as the sandbox sees it: regions, port ranges, DMA windows and an interrupt source.
+//
+// A DeviceSpec is plain data (structured-cloneable) so it can cross into a driver's worker thread,
+// which opens it for itself (mappings and ioperm grants are per thread). Backends (uio.ts, sim.ts)
+// build specs; the sandbox never knows whether a device is real or simulated beyond `source.kind`.
+
+export type MemSource =
+  /** mmap of a file: a UIO node (offset = map index × page size) or a PCI resourceN file. */
+  | { kind: 'file'; path: string; offset: number }
+  /** mmap of an fd owned by the host process (a memfd for simulated memory-backed regions). */
+  | { kind: 'fd'; fd: number; offset: number }
+  /** a register file served by the simulated model: region `index` of the model. */
+  | { kind: 'sim'; index: number };
+
+export interface RegionSpec {
+  name: string;
+  size: number;
+  /** Physical address (for display), when known. */
+  phys?: bigint;
+  source: MemSource;
+}
+
+export interface PortSpec {
+  name: string;
+  /** First port (real hardware) — for simulated ports a nominal base. */
+  base: number;
+  size: number;
+  source: { kind: 'io' } | { kind: 'sim'; index: number };
+}
+
+export interface DmaSpec {
+  name: string;
+  size: number;
+  /** The bus address the device uses for byte 0. */
+  bus: bigint;
+  source: Exclude<MemSource, { kind: 'sim' }>;
+}
+
+export type IrqSpec =
+  /** A UIO node: poll + 4-byte read for the count; `rearm` says how to re-enable after each event. */
+  | { kind: 'uio'; path: string; rearm: 'none' | 'irqcontrol' }
+  /** uio_pci_generic: count from the UIO node, re-arm by clearing INTx-disable in PCI config space. */
+  | { kind: 'uio-pci-generic'; path: string; config: string }
+  /** A simulated line: the model's state holds level/mask/count; `eventfd` wakes the waiting driver. */
+  | { kind: 'sim'; eventfd: number };
+
+export interface SimSpec {
+  model: string;
+  options: Record<string, unknown>;
+  /** Device state shared by every worker that drives this device (see sim/model.ts). */
+  state: SharedArrayBuffer;
+}
+
+export interface DeviceSpec {
+  /** What the user named: "uio0", "sim:edu", "pci:0000:00:04.0". */
+  id: string;
+  /** A short description for status lines. */
+  name: string;
+  pci?: { vendor: number; device: number; class?: number; slot?: string };
+  uioName?: string;
+  regions: RegionSpec[];
+  ports: PortSpec[];
+  dma: DmaSpec[];
+  irq: IrqSpec | null;
+  sim?: SimSpec;
+}

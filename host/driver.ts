@@ -1,0 +1,319 @@
+// A loaded driver as applications see it: send requests, read status, listen for logs and faults.
+//
+// A Driver outlives its workers. Each worker is one "store" (STYLE.md): a fresh Wasm instance over
+// the device; a restart or reload makes a new one. The Driver owns the request queue so that no
+// request is ever dropped: every request is answered with a response, a driver error, or a distinct
+// RequestError when the driver faulted, restarted, failed or stopped.
+
+import { EventEmitter } from 'node:events';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { join } from 'node:path';
+import type { LogLevel } from './abi.ts';
+import type { DeviceSpec } from './devices/spec.ts';
+import { type Fault, type RecorderEntry, LoadError, RequestError } from './faults.ts';
+import { loadNative, packageRoot } from './native.ts';
+import { DEFAULT_LIMITS, type Grant, type Limits } from './sandbox/instance.ts';
+import type { FromWorker, ToWorker, WorkerInit } from './sandbox/protocol.ts';
+import { CTRL_STOP, DriverShared, STAT } from './sandbox/shared.ts';
+
+export type DriverState = 'starting' | 'running' | 'faulted' | 'restarting' | 'failed' | 'stopped';
+
+export interface DriverStats {
+  regReads: number;
+  regWrites: number;
+  portIns: number;
+  portOuts: number;
+  interrupts: number;
+  coalesced: number;
+  requests: number;
+  logs: number;
+  faults: number;
+  restarts: number;
+}
+
+export interface DriverOptions {
+  name: string;
+  limits?: Partial<Limits>;
+  grant?: Grant;
+  /** Flight recorder entries kept (a power of two). Default 256. */
+  recorderSize?: number;
+}
+
+interface Pending {
+  op: number;
+  data: Uint8Array;
+  resolve: (v: Uint8Array) => void;
+  reject: (e: Error) => void;
+}
+
+/** One worker: one instance of the driver over the device. */
+export class DriverWorker {
+  readonly worker: Worker;
+  readonly shared: DriverShared;
+  private readonly doorbellFd: number;
+  private readonly cancelFd: number;
+  private readonly port: MessagePort;
+  private exited = false;
+  readonly exitedPromise: Promise<void>;
+
+  constructor(label: string, spec: DeviceSpec, bytes: Uint8Array, sharedBuf: SharedArrayBuffer, limits: Limits, grant: Grant,
+    extra: { resetFirst?: boolean; restoreState?: Uint8Array }, onMessage: (m: FromWorker) => void, onExit: (code: number) => void) {
+    const native = loadNative();
+    this.shared = new DriverShared(sharedBuf);
+    Atomics.store(this.shared.control, CTRL_STOP, 0);
+    this.doorbellFd = native.eventfdCreate(0);
+    this.cancelFd = native.eventfdCreate(0);
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1 as MessagePort;
+    const init: WorkerInit = {
+      label, spec, shared: sharedBuf, doorbellFd: this.doorbellFd, cancelFd: this.cancelFd,
+      port: port2 as MessagePort, bytes, limits, grant,
+      resetFirst: extra.resetFirst ?? false, restoreState: extra.restoreState,
+    };
+    this.worker = new Worker(join(packageRoot(), 'dist', 'worker.js'), {
+      workerData: init,
+      transferList: [port2],
+      stdout: false,
+      stderr: false,
+    });
+    port1.on('message', onMessage);
+    this.exitedPromise = new Promise((resolve) => {
+      this.worker.on('exit', (code) => {
+        this.exited = true;
+        port1.close();
+        this.closeFds();
+        onExit(code);
+        resolve();
+      });
+    });
+    this.worker.on('error', (err) => onMessage({
+      t: 'fault',
+      fault: { driver: label, kind: 'host-error', message: `worker error: ${err.message}`, phase: this.shared.phase, stack: [], time: Date.now() },
+    }));
+  }
+
+  send(m: ToWorker): void {
+    if (this.exited) return;
+    this.port.postMessage(m);
+    loadNative().eventfdWrite(this.doorbellFd, 1);
+  }
+
+  /**
+   * Stop now: mark stop (waits return "cancelled"), wake any poll through the cancel eventfd, then
+   * terminate (which also stops a driver spinning in Wasm). Resolves when the thread is gone.
+   */
+  async kill(): Promise<void> {
+    if (this.exited) return;
+    Atomics.store(this.shared.control, CTRL_STOP, 1);
+    loadNative().eventfdWrite(this.cancelFd, 1);
+    await this.worker.terminate();
+    await this.exitedPromise;
+  }
+
+  private fdsClosed = false;
+  private closeFds(): void {
+    if (this.fdsClosed) return;
+    this.fdsClosed = true;
+    const native = loadNative();
+    native.close(this.doorbellFd);
+    native.close(this.cancelFd);
+  }
+}
+
+export class Driver extends EventEmitter {
+  state: DriverState = 'starting';
+  lastFault?: Fault;
+  readonly limits: Limits;
+  readonly shared: DriverShared;
+  private readonly sharedBuf: SharedArrayBuffer;
+  private worker?: DriverWorker;
+  private readonly queue: Pending[] = [];
+  private inflight = new Map<number, Pending>();
+  private nextId = 1;
+  private watchdog?: NodeJS.Timeout;
+  faults = 0;
+  restarts = 0;
+  /** Counts carried over from earlier workers (stats are per Driver, not per worker). */
+  private ready?: { resolve: () => void; reject: (e: Error) => void };
+
+  constructor(readonly name: string, readonly device: DeviceSpec, public bytes: Uint8Array, readonly options: DriverOptions) {
+    super();
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.sharedBuf = DriverShared.create(options.recorderSize ?? 256);
+    this.shared = new DriverShared(this.sharedBuf);
+  }
+
+  /** Start a worker and wait for probe. Rejects with LoadError or an Error naming the probe status. */
+  start(extra: { resetFirst?: boolean; restoreState?: Uint8Array } = {}): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.ready = { resolve, reject };
+      this.worker = new DriverWorker(this.name, this.device, this.bytes, this.sharedBuf, this.limits, this.options.grant ?? {}, extra,
+        (m) => this.onMessage(m), () => this.onExit());
+      this.startWatchdog();
+    });
+  }
+
+  /** Send request `op` with `data`; resolves with the driver's response bytes. */
+  request(op: number, data: Uint8Array = new Uint8Array()): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      if (this.state === 'failed') return reject(new RequestError(`${this.name}: driver failed`, 'driver-failed'));
+      if (this.state === 'stopped') return reject(new RequestError(`${this.name}: driver stopped`, 'driver-stopped'));
+      if (this.state === 'faulted') return reject(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));
+      this.queue.push({ op, data, resolve, reject });
+      this.pump();
+    });
+  }
+
+  /** Forward queued requests to a running worker (the worker serialises them). */
+  private pump(): void {
+    if (this.state !== 'running' || !this.worker) return;
+    while (this.queue.length) {
+      const p = this.queue.shift()!;
+      const id = this.nextId++;
+      this.inflight.set(id, p);
+      this.worker.send({ t: 'request', id, op: p.op, data: p.data });
+    }
+  }
+
+  stats(): DriverStats {
+    const s = this.shared.stats;
+    return {
+      regReads: s[STAT.regReads], regWrites: s[STAT.regWrites], portIns: s[STAT.portIns], portOuts: s[STAT.portOuts],
+      interrupts: s[STAT.interrupts], coalesced: s[STAT.coalesced], requests: s[STAT.requests], logs: s[STAT.logs],
+      faults: this.faults, restarts: this.restarts,
+    };
+  }
+
+  recorder(): RecorderEntry[] {
+    return this.shared.entries();
+  }
+
+  status() {
+    return { name: this.name, device: this.device.id, state: this.state, restarts: this.restarts, lastFault: this.lastFault, stats: this.stats() };
+  }
+
+  /** Call the driver's remove export, then end its worker. Queued requests get 'driver-stopped'. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    const w = this.worker;
+    const wasRunning = this.state === 'running';
+    this.state = 'stopped';
+    this.stopWatchdog();
+    this.failAll(new RequestError(`${this.name}: driver stopped`, 'driver-stopped'));
+    if (!w) return;
+    if (wasRunning) {
+      w.send({ t: 'stop' });
+      const done = await Promise.race([w.exitedPromise.then(() => true), delay(this.limits.deadlineMs).then(() => false)]);
+      if (done) return;
+    }
+    await w.kill();
+  }
+
+  // --- worker events -------------------------------------------------------------------------------
+
+  private onMessage(m: FromWorker): void {
+    switch (m.t) {
+      case 'ready':
+        this.state = 'running';
+        this.ready?.resolve();
+        this.ready = undefined;
+        this.pump();
+        break;
+      case 'probe-failed':
+        this.ready?.reject(new LoadError(`${this.name}: probe of ${this.device.id} failed with status ${m.status}`));
+        this.ready = undefined;
+        this.state = 'stopped';
+        void this.worker?.kill();
+        break;
+      case 'load-error':
+        this.ready?.reject(new LoadError(m.message));
+        this.ready = undefined;
+        this.state = 'stopped';
+        void this.worker?.kill();
+        break;
+      case 'response': {
+        const p = this.inflight.get(m.id);
+        if (!p) break;
+        this.inflight.delete(m.id);
+        if (m.data) p.resolve(m.data);
+        else p.reject(new RequestError(`${this.name}: request ${p.op} failed with driver status ${m.status}`, 'driver-error', m.status));
+        break;
+      }
+      case 'log':
+        this.emit('log', { driver: this.name, level: m.level as LogLevel, message: m.message });
+        break;
+      case 'guest-error':
+        this.emit('log', { driver: this.name, level: 'warn' as LogLevel, message: `device: ${m.message}` });
+        break;
+      case 'fault':
+        this.onFault({ ...m.fault, recorder: this.shared.entries().slice(-32) });
+        break;
+      case 'stopped':
+        break;
+    }
+  }
+
+  /** A fault ends this worker. The base policy: faulted and down; the supervisor overrides handleFault. */
+  private onFault(fault: Fault): void {
+    if (this.state === 'stopped' || this.state === 'failed') return;
+    this.faults++;
+    this.lastFault = fault;
+    this.stopWatchdog();
+    const w = this.worker;
+    this.worker = undefined;
+    void w?.kill();
+    this.emit('fault', fault);
+    if (this.ready) {
+      this.ready.reject(Object.assign(new Error(`${this.name}: ${fault.kind} during ${fault.phase}: ${fault.message}`), { fault }));
+      this.ready = undefined;
+    }
+    this.handleFault(fault);
+  }
+
+  protected handleFault(_fault: Fault): void {
+    this.state = 'faulted';
+    this.failAll(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));
+  }
+
+  private onExit(): void {
+    if (this.state === 'running' || this.state === 'starting') {
+      // The thread ended without saying why: the host's side broke, not the driver.
+      this.onFault({ driver: this.name, kind: 'host-error', message: 'driver worker exited unexpectedly', phase: this.shared.phase, stack: [], recorder: [], time: Date.now() });
+    }
+  }
+
+  protected failAll(err: RequestError): void {
+    for (const p of this.inflight.values()) p.reject(err);
+    this.inflight.clear();
+    for (const p of this.queue.splice(0)) p.reject(err);
+  }
+
+  // --- deadlines ---------------------------------------------------------------------------------------
+
+  private startWatchdog(): void {
+    this.stopWatchdog();
+    const tick = Math.max(5, Math.min(50, this.limits.deadlineMs / 4));
+    this.watchdog = setInterval(() => {
+      const phase = this.shared.phase;
+      if (phase === 'idle' || !this.worker) return;
+      const since = Date.now() - this.shared.stats[STAT.phaseStartMs];
+      if (since > this.limits.deadlineMs) {
+        this.onFault({
+          driver: this.name, kind: 'deadline', phase, stack: [], time: Date.now(),
+          message: `${this.name}: ${phase} ran ${since} ms, past its ${this.limits.deadlineMs} ms deadline`,
+          recorder: this.shared.entries().slice(-32),
+        });
+      }
+    }, tick);
+    this.watchdog.unref();
+  }
+
+  private stopWatchdog(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = undefined;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}

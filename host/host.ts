@@ -1,0 +1,100 @@
+// The host: owns devices and the drivers loaded onto them. One driver per device: the host is the
+// device's one owner, and applications reach the driver through it.
+
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { Driver, type DriverOptions } from './driver.ts';
+import type { DeviceSpec } from './devices/spec.ts';
+import { openSimDevice } from './devices/sim.ts';
+import { discoverUio, uioDeviceSpec, type UioRoots } from './devices/uio.ts';
+import { LoadError } from './faults.ts';
+import { loadNative } from './native.ts';
+
+export interface DeviceHandle {
+  spec: DeviceSpec;
+  close(): void;
+}
+
+export interface OpenDeviceOptions {
+  /** Options for a simulated model (see host/sim/<model>.ts). */
+  sim?: Record<string, unknown>;
+  /** How a UIO line is re-enabled after each event (default: none; the stub acknowledges). */
+  rearm?: 'none' | 'irqcontrol';
+  uio?: UioRoots;
+}
+
+export interface LoadOptions extends Partial<DriverOptions> {}
+
+export class Host extends EventEmitter {
+  private readonly devices = new Map<string, DeviceHandle>();
+  private readonly owners = new Map<string, Driver>();
+  readonly drivers: Driver[] = [];
+
+  /**
+   * Open a device by id: "sim:<model>" (or "sim:<model>:<n>" for several of one model), "uioN".
+   * Opening the same id twice returns the same device.
+   */
+  openDevice(id: string, opts: OpenDeviceOptions = {}): DeviceHandle {
+    const known = this.devices.get(id);
+    if (known) return known;
+    let handle: DeviceHandle;
+    if (id.startsWith('sim:')) {
+      const model = id.slice(4).split(':')[0];
+      const sim = openSimDevice(model, opts.sim ?? {});
+      handle = { spec: { ...sim.spec, id }, close: () => sim.close() };
+    } else if (/^uio\d+$/.test(id)) {
+      const info = discoverUio(opts.uio).find((u) => u.id === id);
+      if (!info) throw new Error(`device ${id}: no such UIO device under ${opts.uio?.sysfs ?? '/sys'}/class/uio`);
+      handle = { spec: uioDeviceSpec(info, { pageSize: loadNative().pageSize(), rearm: opts.rearm }), close: () => {} };
+    } else {
+      throw new Error(`device "${id}": not a device id (use uioN or sim:<model>; see \`wasmdrv devices\`)`);
+    }
+    this.devices.set(id, handle);
+    return handle;
+  }
+
+  /** Load a driver (a .wasm path or bytes) onto a device and probe it. */
+  async load(driver: string | Uint8Array, device: string | DeviceHandle, opts: LoadOptions = {}): Promise<Driver> {
+    const dev = typeof device === 'string' ? this.openDevice(device) : device;
+    let bytes: Uint8Array;
+    if (typeof driver === 'string') {
+      try {
+        bytes = new Uint8Array(readFileSync(driver));
+      } catch (err) {
+        throw new LoadError(`${driver}: cannot read: ${(err as Error).message}`);
+      }
+    } else {
+      bytes = driver;
+    }
+    const name = opts.name ?? (typeof driver === 'string' ? driver.replace(/^.*\//, '').replace(/\.wasm$/, '') : 'driver');
+    const owner = this.owners.get(dev.spec.id);
+    if (owner && owner.state !== 'stopped' && owner.state !== 'failed') {
+      throw new LoadError(`${name}: device ${dev.spec.id} is already driven by ${owner.name}`);
+    }
+    const drv = new Driver(name, dev.spec, bytes, { name, ...opts });
+    drv.on('log', (e) => this.emit('log', e));
+    drv.on('fault', (f) => this.emit('fault', f));
+    this.owners.set(dev.spec.id, drv);
+    try {
+      await drv.start();
+    } catch (err) {
+      this.owners.delete(dev.spec.id);
+      await drv.stop();
+      throw err;
+    }
+    this.drivers.push(drv);
+    return drv;
+  }
+
+  status() {
+    return { drivers: this.drivers.map((d) => d.status()) };
+  }
+
+  /** Stop every driver, then release every device. */
+  async close(): Promise<void> {
+    await Promise.all(this.drivers.map((d) => d.stop()));
+    for (const d of this.devices.values()) d.close();
+    this.devices.clear();
+    this.owners.clear();
+  }
+}

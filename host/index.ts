@@ -1,0 +1,9 @@
+// The wasmdrv host API for applications.
+export { Host, type DeviceHandle, type OpenDeviceOptions, type LoadOptions } from './host.ts';
+export { Driver, type DriverState, type DriverStats, type DriverOptions } from './driver.ts';
+export { FAULT_KINDS, type Fault, type FaultKind, LoadError, RequestError } from './faults.ts';
+export { DEFAULT_LIMITS, type Limits, type Grant, type RegionPolicy } from './sandbox/instance.ts';
+export type { DeviceSpec } from './devices/spec.ts';
+export { discoverUio, uioDeviceSpec } from './devices/uio.ts';
+export { listSimModels } from './devices/sim.ts';
+export { encodeArgs, decodeResponse } from './payload.ts';

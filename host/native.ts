@@ -1,0 +1,136 @@
+// The native surface of wasmdrv: the only place that touches mmap, ioperm, poll and file descriptors.
+//
+// native/ stays thin (STYLE.md): it maps memory, waits on file descriptors and reports errno. Every
+// policy decision (bounds, grants, which fd means what) lives in TypeScript above this file.
+//
+// Every failing call throws a NativeError: an Error whose message names the syscall and the path, with
+// `errno` (number), `code` ("ENOENT"…), `syscall` ("mmap", "open"…) and `path` (when one is involved).
+//
+// Mappings belong to the thread that made them: a worker maps a region for itself (the fd numbers are
+// process-wide, so a memfd created on one thread can be mapped by another). ioperm grants are per thread.
+
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeError extends Error {
+  errno: number;
+  code: string;
+  syscall: string;
+  path?: string;
+}
+
+/** A region of memory mapped into this process (device BAR, UIO map, memfd). */
+export interface Mapping {
+  /** Size in bytes of the mapping. */
+  readonly size: number;
+  /** True once close() ran. */
+  readonly closed: boolean;
+  /**
+   * A new external ArrayBuffer over the whole mapping. Every buffer handed out is remembered so that
+   * close() can detach it. Throws if the mapping is closed.
+   */
+  buffer(): ArrayBuffer;
+  /**
+   * Idempotent. Detaches every ArrayBuffer handed out by buffer() (napi_detach_arraybuffer), then munmaps.
+   * After close, any JS/Wasm access through those buffers sees a detached (zero-length) buffer, never
+   * freed memory.
+   */
+  close(): void;
+}
+
+/**
+ * A file mapped MAP_SHARED|MAP_FIXED over a page-aligned range of an existing ArrayBuffer's memory
+ * (a WebAssembly.Memory's buffer). close() puts fresh anonymous zero pages back over the range
+ * (MAP_FIXED|MAP_PRIVATE|MAP_ANONYMOUS) so the owning memory stays valid: the window is gone, the
+ * memory is not.
+ */
+export interface FixedMapping {
+  readonly size: number;
+  readonly closed: boolean;
+  close(): void;
+}
+
+export interface Native {
+  /** sysconf(_SC_PAGESIZE). */
+  pageSize(): number;
+
+  /** open(path, O_RDWR|O_CLOEXEC|O_NONBLOCK) (or O_RDONLY when readOnly). Returns the fd. */
+  open(path: string, readOnly?: boolean): number;
+  /** close(fd). Closing an fd twice throws EBADF. */
+  close(fd: number): void;
+
+  /** memfd_create(name, MFD_CLOEXEC) + ftruncate(size). Returns the fd. */
+  memfdCreate(name: string, size: number): number;
+
+  /** mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_SHARED, fd, offset). `path` is only used in errors. */
+  mapFd(fd: number, size: number, offset: number, path?: string): Mapping;
+  /** open(path) + mmap(size, offset) + close(fd): a PCI resourceN file or a UIO device node. */
+  mapFile(path: string, size: number, offset: number): Mapping;
+  /**
+   * mmap(base(buffer) + byteOffset, size, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_FIXED, fd, fdOffset).
+   * byteOffset, size and fdOffset must be multiples of the page size and the range must lie inside the
+   * buffer; otherwise throws (EINVAL, syscall "mmap") without mapping anything.
+   */
+  mapIntoBuffer(buffer: ArrayBuffer, byteOffset: number, size: number, fd: number, fdOffset: number, path?: string): FixedMapping;
+
+  /** eventfd(initial, EFD_CLOEXEC|EFD_NONBLOCK). */
+  eventfdCreate(initial?: number): number;
+  /** write(fd, uint64 n), n defaults to 1. */
+  eventfdWrite(fd: number, n?: number): void;
+  /** read(fd, uint64): the counter, which resets to 0; returns 0 when it was already 0 (EAGAIN). */
+  eventfdRead(fd: number): number;
+
+  /**
+   * poll() on every fd in `fds` for POLLIN. Returns a bitmask: bit i set when fds[i] is readable (or in
+   * error/hangup). Returns 0 on timeout. timeoutMs < 0 waits forever. EINTR is retried with the time left.
+   * At most 31 fds.
+   */
+  poll(fds: Int32Array, timeoutMs: number): number;
+
+  /** read exactly 4 bytes (a UIO event count), returned as an unsigned 32-bit number. EAGAIN throws. */
+  readU32(fd: number): number;
+  /** write exactly 4 bytes (a UIO irqcontrol value: 1 unmask, 0 mask). */
+  writeU32(fd: number, value: number): void;
+  /** pread/pwrite of 1, 2 or 4 bytes at an offset (PCI config space: the command register at 0x04). */
+  pread(fd: number, offset: number, width: 1 | 2 | 4): number;
+  pwrite(fd: number, offset: number, width: 1 | 2 | 4, value: number): void;
+
+  /** ioperm(base, count, 1) for the calling thread. Needs CAP_SYS_RAWIO (EPERM otherwise). */
+  iopermGrant(base: number, count: number): void;
+  /** ioperm(base, count, 0) for the calling thread. */
+  iopermRevoke(base: number, count: number): void;
+  /** in/out instructions. The caller checks the port against its grant; the CPU checks ioperm. */
+  inb(port: number): number;
+  inw(port: number): number;
+  inl(port: number): number;
+  outb(port: number, value: number): void;
+  outw(port: number, value: number): void;
+  outl(port: number, value: number): void;
+}
+
+/** The package root: the first directory above this file that holds package.json. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`wasmdrv: cannot find package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}
+
+let cached: Native | undefined;
+
+/** Load the addon built by node-gyp (`npm ci` runs `node-gyp rebuild --directory native`). */
+export function loadNative(): Native {
+  if (cached) return cached;
+  const file = join(packageRoot(), 'native', 'build', 'Release', 'wasmdrv.node');
+  if (!existsSync(file)) {
+    throw new Error(`wasmdrv: native addon not built: ${file} is missing (run \`npm ci\` or \`npm run install\`)`);
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(file) as Native;
+  return cached;
+}

@@ -1,0 +1,578 @@
+// One driver instance: a Wasm module linked against a device session under a grant.
+//
+// The linker is strict (STYLE.md, after wasmtime's Linker): only ABI imports, only the groups the
+// grant allows, exact signatures, and the memory import the host creates. Every register and port
+// access is checked here (region, bounds without overflow, natural alignment, grant policy) and
+// recorded in the flight recorder. Checks throw FaultError; the caller turns what escapes a call
+// into a typed Fault.
+//
+// This class runs wherever it is given a session: in a driver's worker (host/sandbox/worker.ts) or
+// in-process (the fuzzer). It never blocks except in irq_wait / sleep_us, which watch `cancelFd`.
+
+import {
+  ABI_VERSION, ABI_VERSION_GLOBAL, IMPORTS, IMPORT_MODULE, MEMORY_IMPORT, OPTIONAL_EXPORTS, REQUIRED_EXPORTS,
+  WAIT_CANCELLED, WAIT_INTERRUPT, WAIT_TIMEOUT, importGroup, type FuncSig, type ImportGroup, type LogLevel, LOG_LEVELS,
+} from '../abi.ts';
+import { FaultError, LoadError } from '../faults.ts';
+import { loadNative, type FixedMapping, type Native } from '../native.ts';
+import { formatType, readWasm, type FuncType, type WasmInfo } from '../wasm.ts';
+import type { Width } from '../sim/model.ts';
+import { DeviceSession } from './session.ts';
+import { DriverShared, OP, STAT } from './shared.ts';
+
+export interface Limits {
+  /** Maximum linear memory in 64 KiB pages (growth beyond fails: fault `memory-limit`). Default 256 (16 MiB). */
+  memoryPages: number;
+  /** Deadline for one probe, request, interrupt, reset or restore call, in ms. Default 2000. */
+  deadlineMs: number;
+  /** Log messages per second allowed on average. Default 200. */
+  logPerSec: number;
+  /** Log messages allowed in a burst above the average. Default 1000. */
+  logBurst: number;
+  /** Interrupt events per second above which the line is masked and the driver faulted. Default 100000. */
+  irqPerSec: number;
+}
+
+export const DEFAULT_LIMITS: Limits = { memoryPages: 256, deadlineMs: 2000, logPerSec: 200, logBurst: 1000, irqPerSec: 100_000 };
+
+/** What a driver may touch. The default grant allows everything the device offers. */
+export interface Grant {
+  /** ABI import groups that may be linked. Default: all. */
+  imports?: ImportGroup[];
+  /** Per memory-mapped region (by index): access mode and policies. Default: read and write. */
+  regions?: Record<number, RegionPolicy>;
+  /** Per port region. Default: in and out. */
+  ports?: Record<number, { read: boolean; write: boolean }>;
+}
+
+export interface RegionPolicy {
+  read: boolean;
+  write: boolean;
+  /** When present, a write must hit one of these (offset, width) registers with value & ~mask == 0. */
+  writable?: { offset: number; width: Width; mask?: bigint }[];
+  /** Registers that take bus addresses: a written value must fall inside a granted DMA window. */
+  dmaAddress?: { offset: number; width: Width }[];
+}
+
+export interface InstanceHooks {
+  log(level: LogLevel, message: string): void;
+}
+
+interface Window {
+  addr: number;
+  size: number;
+  bus: bigint;
+  mapping: FixedMapping;
+}
+
+const PAGE = 65536;
+const MAX_LOG_BYTES = 4096;
+
+function sameSig(t: FuncType, s: FuncSig): boolean {
+  return t.params.length === s.params.length && t.results.length === s.results.length &&
+    t.params.every((p, i) => p === s.params[i]) && t.results.every((r, i) => r === s.results[i]);
+}
+
+function sigText(s: FuncSig): string {
+  return `(${s.params.join(', ')}) -> (${s.results.join(', ')})`;
+}
+
+/** Check a module against the ABI and the grant without instantiating it. Throws LoadError naming the problem. */
+export function checkModule(bytes: Uint8Array, session: { regions: unknown[]; ports: unknown[]; dmaCount: number; hasIrq: boolean }, grant: Grant, limits: Limits, label: string): WasmInfo {
+  let info: WasmInfo;
+  try {
+    info = readWasm(bytes);
+  } catch (err) {
+    throw new LoadError(`${label}: not a valid Wasm module: ${(err as Error).message}`);
+  }
+  const allowed = new Set<ImportGroup>(grant.imports ?? (Object.keys(IMPORTS) as ImportGroup[]));
+  let sawMemory = false;
+  for (const imp of info.imports) {
+    const name = `${imp.module}.${imp.name}`;
+    if (imp.module === MEMORY_IMPORT.module && imp.name === MEMORY_IMPORT.name) {
+      if (imp.desc.kind !== 'memory') throw new LoadError(`${label}: import ${name} must be a memory`);
+      if (imp.desc.shared || imp.desc.memory64) throw new LoadError(`${label}: import ${name} must be a plain 32-bit unshared memory`);
+      if (imp.desc.min > limits.memoryPages) {
+        throw new LoadError(`${label}: import ${name} needs ${imp.desc.min} pages, more than the limit of ${limits.memoryPages}`);
+      }
+      sawMemory = true;
+      continue;
+    }
+    const group = imp.module === IMPORT_MODULE ? importGroup(imp.name) : undefined;
+    if (!group) throw new LoadError(`${label}: import ${name} is not part of the wasmdrv ABI v${ABI_VERSION}`);
+    if (!allowed.has(group)) throw new LoadError(`${label}: import ${name} is not granted (the grant does not allow ${group})`);
+    if (imp.desc.kind !== 'function') throw new LoadError(`${label}: import ${name} must be a function`);
+    const want = (IMPORTS[group] as Record<string, FuncSig>)[imp.name];
+    if (!sameSig(imp.desc.type, want)) {
+      throw new LoadError(`${label}: import ${name} has type ${formatType(imp.desc.type)}, the ABI says ${sigText(want)}`);
+    }
+  }
+  if (!sawMemory) throw new LoadError(`${label}: the module must import its memory as ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name} (asc --importMemory)`);
+  const exports = new Map(info.exports.map((e) => [e.name, e]));
+  for (const [name, want] of Object.entries(REQUIRED_EXPORTS)) {
+    const e = exports.get(name);
+    if (!e) throw new LoadError(`${label}: required export ${name} is missing`);
+    if (e.desc.kind !== 'function' || !sameSig(e.desc.type, want)) throw new LoadError(`${label}: export ${name} must be a function ${sigText(want)}`);
+  }
+  for (const [name, want] of Object.entries(OPTIONAL_EXPORTS)) {
+    const e = exports.get(name);
+    if (e && (e.desc.kind !== 'function' || !sameSig(e.desc.type, want))) throw new LoadError(`${label}: export ${name} must be a function ${sigText(want)}`);
+  }
+  const v = exports.get(ABI_VERSION_GLOBAL);
+  if (!v || v.desc.kind !== 'global' || v.desc.type !== 'i32') throw new LoadError(`${label}: export ${ABI_VERSION_GLOBAL} (an i32 global) is missing`);
+  if (session.dmaCount > 0 && (!exports.has('dma_area') || !exports.has('dma_area_size'))) {
+    throw new LoadError(`${label}: the device has ${session.dmaCount} DMA window(s) but the module exports no dma_area/dma_area_size`);
+  }
+  return info;
+}
+
+export class DriverInstance {
+  readonly memory: WebAssembly.Memory;
+  readonly info: WasmInfo;
+  private readonly exports: Record<string, any>;
+  private readonly windows: Window[] = [];
+  private readonly native: Native;
+  private lastCount = 0;
+  private irqEnabled = true;
+  private logTokens: number;
+  private logStamp = Date.now();
+  private ioBuffer = 0;
+  private ioSize = 0;
+  private closed = false;
+
+  private constructor(
+    readonly label: string,
+    readonly module: WebAssembly.Module,
+    bytes: Uint8Array,
+    readonly session: DeviceSession,
+    readonly shared: DriverShared,
+    private readonly grant: Grant,
+    readonly limits: Limits,
+    private readonly hooks: InstanceHooks,
+    private readonly cancelFd: number,
+  ) {
+    this.native = loadNative();
+    this.logTokens = limits.logBurst;
+    this.info = checkModule(bytes, {
+      regions: session.regions,
+      ports: session.ports,
+      dmaCount: session.spec.dma.length,
+      hasIrq: !!session.irq,
+    }, grant, limits, label);
+    const memImport = this.info.imports.find((i) => i.desc.kind === 'memory')!;
+    const min = memImport.desc.kind === 'memory' ? memImport.desc.min : 1;
+    const declaredMax = memImport.desc.kind === 'memory' ? memImport.desc.max : undefined;
+    const maximum = Math.min(limits.memoryPages, declaredMax ?? limits.memoryPages);
+    this.memory = new WebAssembly.Memory({ initial: min, maximum });
+    this.lastCount = session.irq ? session.irq.consume() : 0;
+    let instance: WebAssembly.Instance;
+    try {
+      instance = new WebAssembly.Instance(module, { wasmdrv: this.imports(), env: { memory: this.memory } } as WebAssembly.Imports);
+    } catch (err) {
+      if (err instanceof WebAssembly.LinkError) throw new LoadError(`${label}: ${err.message}`);
+      throw err; // a trap in the start function: a fault in phase 'load'
+    }
+    this.exports = instance.exports as Record<string, any>;
+    const version = (this.exports[ABI_VERSION_GLOBAL] as WebAssembly.Global).value;
+    if (version !== ABI_VERSION) throw new LoadError(`${label}: built for ABI v${version}, this host speaks v${ABI_VERSION}`);
+    this.ioBuffer = this.exports.io_buffer() >>> 0;
+    this.ioSize = this.exports.io_buffer_size() >>> 0;
+    if (this.ioBuffer + this.ioSize > this.memory.buffer.byteLength) {
+      throw new LoadError(`${label}: io_buffer ${this.ioBuffer}+${this.ioSize} lies outside its memory`);
+    }
+    this.mapWindows();
+  }
+
+  /** Compile, check and instantiate. Throws LoadError for a module that cannot be loaded. */
+  static create(label: string, bytes: Uint8Array, session: DeviceSession, shared: DriverShared, opts: {
+    grant?: Grant; limits?: Partial<Limits>; hooks: InstanceHooks; cancelFd: number; module?: WebAssembly.Module;
+  }): DriverInstance {
+    let module = opts.module;
+    if (!module) {
+      try {
+        module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
+      } catch (err) {
+        throw new LoadError(`${label}: does not compile: ${(err as Error).message}`);
+      }
+    }
+    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd);
+  }
+
+  get memoryAtMax(): boolean {
+    return this.memory.buffer.byteLength >= this.limits.memoryPages * PAGE;
+  }
+
+  has(name: string): boolean {
+    return typeof this.exports[name] === 'function';
+  }
+
+  // --- the exports, as the host calls them ---------------------------------------------------------
+
+  probe(): number {
+    return this.exports.probe() | 0;
+  }
+
+  remove(): void {
+    this.exports.remove();
+  }
+
+  reset(): void {
+    if (this.has('reset')) this.exports.reset();
+  }
+
+  /** Deliver a count the host loop observed (noteCount has accounted for it). */
+  interrupt(count: number): void {
+    this.shared.record(OP.interrupt, 0, 0, 0, count, 0);
+    this.exports.interrupt(count);
+  }
+
+  /** Serve one request: returns response bytes, or a negative driver error code. */
+  request(op: number, payload: Uint8Array): Uint8Array | number {
+    if (payload.length > this.ioSize) throw new RangeError(`request of ${payload.length} bytes exceeds the driver's io buffer (${this.ioSize})`);
+    new Uint8Array(this.memory.buffer, this.ioBuffer, this.ioSize).set(payload);
+    this.shared.record(OP.request, 0, op, 0, payload.length, 0);
+    this.shared.stats[STAT.requests]++;
+    const r = this.exports.request(op, payload.length) | 0;
+    if (r < 0) return r;
+    if (r > this.ioSize) throw new FaultError('abi-violation', `request ${op} returned ${r} bytes, more than the io buffer's ${this.ioSize}`);
+    return new Uint8Array(this.memory.buffer, this.ioBuffer, r).slice();
+  }
+
+  /** Saved state bytes, or undefined when the driver has no state_save (or refused). */
+  saveState(): Uint8Array | undefined {
+    if (!this.has('state_save')) return undefined;
+    const r = this.exports.state_save() | 0;
+    if (r < 0) return undefined;
+    if (r > this.ioSize) throw new FaultError('abi-violation', `state_save returned ${r} bytes, more than the io buffer's ${this.ioSize}`);
+    return new Uint8Array(this.memory.buffer, this.ioBuffer, r).slice();
+  }
+
+  /** 0 on success; < 0 when the driver refused the state; undefined when it has no state_restore. */
+  restoreState(state: Uint8Array): number | undefined {
+    if (!this.has('state_restore')) return undefined;
+    if (state.length > this.ioSize) return -1;
+    new Uint8Array(this.memory.buffer, this.ioBuffer, this.ioSize).set(state);
+    return this.exports.state_restore(state.length) | 0;
+  }
+
+  /** The interrupt count the driver has seen. */
+  get seenCount(): number {
+    return this.lastCount;
+  }
+
+  set seenCount(c: number) {
+    this.lastCount = c >>> 0;
+  }
+
+  get wantsInterrupts(): boolean {
+    return this.irqEnabled;
+  }
+
+  /** Unmap the DMA windows (the memory stays valid: zero pages go back over them). Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of this.windows) w.mapping.close();
+  }
+
+  // --- linking ------------------------------------------------------------------------------------------
+
+  private mapWindows(): void {
+    const dma = this.session.spec.dma;
+    if (dma.length === 0) return;
+    const page = this.native.pageSize();
+    const area = this.exports.dma_area() >>> 0;
+    const areaSize = this.exports.dma_area_size() >>> 0;
+    if (area % page || areaSize % page || area + areaSize > this.memory.buffer.byteLength) {
+      throw new LoadError(`${this.label}: dma_area ${area}+${areaSize} must be page-aligned and inside its memory`);
+    }
+    let at = area;
+    for (const w of dma) {
+      if (w.size % page) throw new LoadError(`${this.label}: DMA window ${w.name} size ${w.size} is not a multiple of the page size`);
+      if (at + w.size > area + areaSize) {
+        throw new LoadError(`${this.label}: DMA window ${w.name} (${w.size} bytes) does not fit in dma_area (${areaSize} bytes)`);
+      }
+      const src = this.session.openDmaSource(w);
+      try {
+        const mapping = this.native.mapIntoBuffer(this.memory.buffer, at, w.size, src.fd, src.offset, w.source.kind === 'file' ? w.source.path : undefined);
+        this.windows.push({ addr: at, size: w.size, bus: w.bus, mapping });
+      } finally {
+        if (src.owned) this.native.close(src.fd);
+      }
+      at += w.size;
+    }
+  }
+
+  private imports(): Record<string, Function> {
+    const s = this.session;
+    const shared = this.shared;
+    const stats = shared.stats;
+    const regions = s.regions;
+    const nRegions = regions.length;
+    const ports = s.ports;
+    const nPorts = ports.length;
+    const policies = regions.map((_, i) => this.grant.regions?.[i] ?? { read: true, write: true });
+    const portPolicies = ports.map((_, i) => this.grant.ports?.[i] ?? { read: true, write: true });
+    const checked = policies.map((p) => !p.read || !p.write || !!p.writable || !!p.dmaAddress);
+    const label = this.label;
+
+    const where = (kind: string, r: number, off: number, width: number) =>
+      `${kind} ${r} offset 0x${(off >>> 0).toString(16)} width ${width}`;
+
+    const check = (r: number, off: number, width: number, n: number, kind: string, size: (r: number) => number): void => {
+      if (r < 0 || r >= n) throw new FaultError('bad-region', `${label}: ${where(kind, r, off, width)}: no such ${kind} (granted: ${n})`);
+      if (off + width > size(r)) {
+        throw new FaultError('register-out-of-bounds', `${label}: ${where(kind, r, off, width)}: beyond its ${size(r)} bytes`);
+      }
+      if (off & (width - 1)) throw new FaultError('register-misaligned', `${label}: ${where(kind, r, off, width)}: not ${width}-byte aligned`);
+    };
+    const regionSize = (r: number) => regions[r].size;
+    const portSize = (r: number) => ports[r].size;
+
+    const policyCheck = (r: number, off: number, width: number, value: bigint, write: boolean): void => {
+      const p = policies[r];
+      if (!write) {
+        if (!p.read) throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: the grant does not allow reads`);
+        return;
+      }
+      if (!p.write) throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: the grant does not allow writes`);
+      if (p.dmaAddress?.some((d) => d.offset === off && d.width === width)) {
+        if (!this.busInWindow(value)) {
+          throw new FaultError('dma-firewall', `${label}: ${where('region', r, off, width)}: bus address 0x${value.toString(16)} is outside the granted DMA window(s)`);
+        }
+      }
+      if (p.writable) {
+        const reg = p.writable.find((w) => w.offset === off && w.width === width);
+        if (!reg) throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: not a writable register under the grant`);
+        if (reg.mask !== undefined && (value & ~reg.mask) !== 0n) {
+          throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: value 0x${value.toString(16)} sets bits outside mask 0x${reg.mask.toString(16)}`);
+        }
+      }
+    };
+
+    const makeRead = (width: 1 | 2 | 4) => (r: number, off: number): number => {
+      off >>>= 0;
+      check(r, off, width, nRegions, 'region', regionSize);
+      if (checked[r]) policyCheck(r, off, width, 0n, false);
+      const reg = regions[r];
+      let v: number;
+      if (reg.sim >= 0) v = Number(s.readSim(reg.sim, off, width));
+      else v = width === 4 ? reg.u32![off >>> 2] : width === 2 ? reg.u16![off >>> 1] : reg.u8![off];
+      stats[STAT.regReads]++;
+      shared.record(OP.read, r, off, width, v, 0);
+      return v | 0;
+    };
+    const makeWrite = (width: 1 | 2 | 4) => (r: number, off: number, value: number): void => {
+      off >>>= 0;
+      check(r, off, width, nRegions, 'region', regionSize);
+      const v = width === 4 ? value >>> 0 : value & (width === 2 ? 0xffff : 0xff);
+      if (checked[r]) policyCheck(r, off, width, BigInt(v), true);
+      const reg = regions[r];
+      shared.record(OP.write, r, off, width, v, 0);
+      stats[STAT.regWrites]++;
+      if (reg.sim >= 0) s.writeSim(reg.sim, off, width, v);
+      else if (width === 4) reg.u32![off >>> 2] = v;
+      else if (width === 2) reg.u16![off >>> 1] = v;
+      else reg.u8![off] = v;
+    };
+    const read64 = (r: number, off: number): bigint => {
+      off >>>= 0;
+      check(r, off, 8, nRegions, 'region', regionSize);
+      if (checked[r]) policyCheck(r, off, 8, 0n, false);
+      const reg = regions[r];
+      const v = reg.sim >= 0 ? BigInt.asUintN(64, BigInt(s.readSim(reg.sim, off, 8))) : reg.u64![off >>> 3];
+      stats[STAT.regReads]++;
+      shared.record(OP.read, r, off, 8, Number(v & 0xffffffffn), Number(v >> 32n));
+      return BigInt.asIntN(64, v);
+    };
+    const write64 = (r: number, off: number, value: bigint): void => {
+      off >>>= 0;
+      check(r, off, 8, nRegions, 'region', regionSize);
+      const v = BigInt.asUintN(64, value);
+      if (checked[r]) policyCheck(r, off, 8, v, true);
+      const reg = regions[r];
+      shared.record(OP.write, r, off, 8, Number(v & 0xffffffffn), Number(v >> 32n));
+      stats[STAT.regWrites]++;
+      if (reg.sim >= 0) s.writeSim(reg.sim, off, 8, v);
+      else reg.u64![off >>> 3] = v;
+    };
+
+    const native = this.native;
+    const portIn = (width: 1 | 2 | 4) => (r: number, off: number): number => {
+      off >>>= 0;
+      check(r, off, width, nPorts, 'port region', portSize);
+      if (!portPolicies[r].read) throw new FaultError('access-denied', `${label}: ${where('port region', r, off, width)}: the grant does not allow in`);
+      const p = ports[r];
+      let v: number;
+      if (p.sim >= 0) {
+        s.tick();
+        v = s.model!.portIn!(p.sim, off, width);
+      } else {
+        const port = p.base + off;
+        v = width === 1 ? native.inb(port) : width === 2 ? native.inw(port) : native.inl(port);
+      }
+      stats[STAT.portIns]++;
+      shared.record(OP.in, r, off, width, v, 0);
+      return v | 0;
+    };
+    const portOut = (width: 1 | 2 | 4) => (r: number, off: number, value: number): void => {
+      off >>>= 0;
+      check(r, off, width, nPorts, 'port region', portSize);
+      if (!portPolicies[r].write) throw new FaultError('access-denied', `${label}: ${where('port region', r, off, width)}: the grant does not allow out`);
+      const v = width === 4 ? value >>> 0 : value & (width === 2 ? 0xffff : 0xff);
+      shared.record(OP.out, r, off, width, v, 0);
+      stats[STAT.portOuts]++;
+      const p = ports[r];
+      if (p.sim >= 0) {
+        s.tick();
+        s.model!.portOut!(p.sim, off, width, v);
+      } else {
+        const port = p.base + off;
+        if (width === 1) native.outb(port, v);
+        else if (width === 2) native.outw(port, v);
+        else native.outl(port, v);
+      }
+    };
+
+    const windowIndex = (w: number): Window => {
+      const win = this.windows[w];
+      if (!win) throw new FaultError('bad-region', `${label}: DMA window ${w}: no such window (granted: ${this.windows.length})`);
+      return win;
+    };
+
+    const all: Record<ImportGroup, Record<string, Function>> = {
+      registers: {
+        region_count: () => nRegions,
+        region_size: (r: number) => {
+          if (r < 0 || r >= nRegions) throw new FaultError('bad-region', `${label}: region ${r}: no such region (granted: ${nRegions})`);
+          return regions[r].size | 0;
+        },
+        reg_read8: makeRead(1),
+        reg_read16: makeRead(2),
+        reg_read32: makeRead(4),
+        reg_read64: read64,
+        reg_write8: makeWrite(1),
+        reg_write16: makeWrite(2),
+        reg_write32: makeWrite(4),
+        reg_write64: write64,
+      },
+      ports: {
+        port_count: () => nPorts,
+        port_size: (r: number) => {
+          if (r < 0 || r >= nPorts) throw new FaultError('bad-region', `${label}: port region ${r}: no such port region (granted: ${nPorts})`);
+          return ports[r].size;
+        },
+        io_in8: portIn(1),
+        io_in16: portIn(2),
+        io_in32: portIn(4),
+        io_out8: portOut(1),
+        io_out16: portOut(2),
+        io_out32: portOut(4),
+      },
+      irq: {
+        irq_wait: (timeoutUs: number) => this.irqWait(timeoutUs >>> 0),
+        irq_count: () => this.lastCount | 0,
+        irq_enable: () => {
+          this.irqEnabled = true;
+        },
+        irq_disable: () => {
+          this.irqEnabled = false;
+        },
+      },
+      dma: {
+        dma_window_count: () => this.windows.length,
+        dma_window_addr: (w: number) => windowIndex(w).addr,
+        dma_window_size: (w: number) => windowIndex(w).size,
+        dma_window_bus: (w: number) => BigInt.asIntN(64, windowIndex(w).bus),
+      },
+      services: {
+        log: (level: number, ptr: number, len: number) => this.log(level, ptr >>> 0, len >>> 0),
+        clock_ns: () => BigInt(Math.floor(s.now())),
+        sleep_us: (us: number) => this.sleep(us >>> 0),
+        panic: (ptr: number, len: number) => {
+          throw new FaultError('panic', `${label}: panic: ${this.string(ptr >>> 0, Math.min(len >>> 0, MAX_LOG_BYTES))}`);
+        },
+      },
+    };
+    const allowed = this.grant.imports ?? (Object.keys(IMPORTS) as ImportGroup[]);
+    const out: Record<string, Function> = {};
+    for (const g of allowed) Object.assign(out, all[g]);
+    return out;
+  }
+
+  private busInWindow(bus: bigint): boolean {
+    return this.session.spec.dma.some((w) => bus >= w.bus && bus < w.bus + BigInt(w.size));
+  }
+
+  private string(ptr: number, len: number): string {
+    if (ptr + len > this.memory.buffer.byteLength) {
+      throw new FaultError('abi-violation', `${this.label}: string at ${ptr}+${len} lies outside its memory`);
+    }
+    return new TextDecoder().decode(new Uint8Array(this.memory.buffer, ptr, len));
+  }
+
+  private log(level: number, ptr: number, len: number): void {
+    const now = Date.now();
+    this.logTokens = Math.min(this.limits.logBurst, this.logTokens + ((now - this.logStamp) * this.limits.logPerSec) / 1000);
+    this.logStamp = now;
+    if (this.logTokens < 1) {
+      throw new FaultError('log-flood', `${this.label}: more than ${this.limits.logBurst} log messages in a burst (limit ${this.limits.logPerSec}/s)`);
+    }
+    this.logTokens--;
+    this.shared.stats[STAT.logs]++;
+    const msg = this.string(ptr, Math.min(len, MAX_LOG_BYTES));
+    this.hooks.log(LOG_LEVELS[Math.max(0, Math.min(3, level))], msg);
+  }
+
+  /**
+   * Wait for the interrupt count to advance (irq_wait). Re-arms the line first when the backend
+   * masks on each event. Runs the simulated device's deferred work while waiting.
+   */
+  private irqWait(timeoutUs: number): number {
+    if (this.shared.stopRequested) return WAIT_CANCELLED;
+    const irq = this.session.irq;
+    if (!irq || !this.irqEnabled) return this.sleep(timeoutUs) === WAIT_CANCELLED ? WAIT_CANCELLED : WAIT_TIMEOUT;
+    if (irq.needsRearm) irq.rearm();
+    const fds = new Int32Array([irq.fd, this.cancelFd]);
+    const deadline = this.session.now() + timeoutUs * 1000;
+    for (;;) {
+      this.session.tick();
+      const left = deadline - this.session.now();
+      const untilEvent = this.session.untilNextEvent();
+      const waitNs = Math.max(0, Math.min(left, untilEvent));
+      // poll() takes milliseconds: sub-millisecond waits for device work poll without blocking.
+      const bits = this.native.poll(fds, waitNs >= 1e6 ? Math.floor(waitNs / 1e6) : 0);
+      if (bits & 2 || this.shared.stopRequested) return WAIT_CANCELLED;
+      if (bits & 1) {
+        const count = irq.consume();
+        if (count !== this.lastCount) {
+          this.noteCount(count);
+          return WAIT_INTERRUPT;
+        }
+      }
+      if (this.session.now() >= deadline) return WAIT_TIMEOUT;
+    }
+  }
+
+  /** Account for a new count seen (by irq_wait or by the host loop): coalesced events are counted, never hidden. */
+  noteCount(count: number): void {
+    const delta = (count - this.lastCount) >>> 0;
+    if (delta > 1) this.shared.stats[STAT.coalesced] += delta - 1;
+    this.lastCount = count >>> 0;
+    this.shared.record(OP.irq, 0, 0, 0, count, 0);
+    this.shared.stats[STAT.interrupts]++;
+  }
+
+  private sleep(us: number): number {
+    if (this.shared.stopRequested) return WAIT_CANCELLED;
+    const fds = new Int32Array([this.cancelFd]);
+    const deadline = this.session.now() + us * 1000;
+    for (;;) {
+      this.session.tick();
+      const left = deadline - this.session.now();
+      if (left <= 0) return 0;
+      const bits = this.native.poll(fds, left >= 1e6 ? Math.floor(left / 1e6) : 0);
+      if (bits || this.shared.stopRequested) return WAIT_CANCELLED;
+    }
+  }
+}

@@ -1,0 +1,43 @@
+// Messages between a driver's Driver handle (main thread) and its worker. Requests travel on a
+// MessagePort the worker reads synchronously (receiveMessageOnPort) after the doorbell eventfd wakes
+// its poll(): a worker that blocks in poll() never returns to its event loop while serving.
+
+import type { MessagePort } from 'node:worker_threads';
+import type { DeviceSpec } from '../devices/spec.ts';
+import type { Fault } from '../faults.ts';
+import type { LogLevel } from '../abi.ts';
+import type { Grant, Limits } from './instance.ts';
+
+export interface WorkerInit {
+  label: string;
+  spec: DeviceSpec;
+  shared: SharedArrayBuffer;
+  /** eventfd: the host wants the worker's attention (a message is waiting on the port). */
+  doorbellFd: number;
+  /** eventfd: stop now; every wait returns "cancelled" (left readable once written). */
+  cancelFd: number;
+  port: MessagePort;
+  bytes: Uint8Array;
+  limits: Limits;
+  grant: Grant;
+  /** Call the driver's reset export before probe (a restart after a fault). */
+  resetFirst: boolean;
+  /** Restore this state instead of probing (hot reload / restart with state). */
+  restoreState?: Uint8Array;
+}
+
+export type ToWorker =
+  | { t: 'request'; id: number; op: number; data: Uint8Array }
+  | { t: 'save-state'; id: number }
+  | { t: 'stop' };
+
+export type FromWorker =
+  | { t: 'ready'; seenCount: number }
+  | { t: 'probe-failed'; status: number }
+  | { t: 'load-error'; message: string }
+  | { t: 'response'; id: number; data?: Uint8Array; status?: number; error?: string }
+  | { t: 'state'; id: number; data?: Uint8Array }
+  | { t: 'log'; level: LogLevel; message: string }
+  | { t: 'guest-error'; message: string }
+  | { t: 'fault'; fault: Omit<Fault, 'recorder'> }
+  | { t: 'stopped' };

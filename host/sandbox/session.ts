@@ -1,0 +1,249 @@
+// A device opened in the current thread: mapped regions, granted ports, DMA window sources, the
+// interrupt source, and (for a simulated device) the model object over its shared state.
+//
+// Everything here is per thread: a driver's worker opens its own session, because mappings are
+// handed out per thread and ioperm grants are per thread.
+
+import { loadNative, type Mapping, type Native } from '../native.ts';
+import type { DeviceSpec, DmaSpec } from '../devices/spec.ts';
+import type { SimContext, SimModel, Width } from '../sim/model.ts';
+import { simModelClass } from '../sim/registry.ts';
+import { SIM_IRQ_BYTES, SimIrqLine } from '../sim/irq.ts';
+
+export interface RegionAccess {
+  name: string;
+  size: number;
+  /** Typed views for memory-backed regions (one access of its width, never DataView). */
+  u8?: Uint8Array;
+  u16?: Uint16Array;
+  u32?: Uint32Array;
+  u64?: BigUint64Array;
+  /** Model region index for simulated register files; -1 for memory-backed regions. */
+  sim: number;
+}
+
+export interface PortAccess {
+  name: string;
+  base: number;
+  size: number;
+  sim: number;
+}
+
+export interface IrqSource {
+  /** Poll this fd for POLLIN. */
+  readonly fd: number;
+  /** After POLLIN: the cumulative event count (UIO's u32), consuming the readiness. */
+  consume(): number;
+  /** Re-enable the line before a wait, for backends that mask on each event. */
+  rearm(): void;
+  /** Mask the line (storm, fault). */
+  mask(): void;
+  readonly needsRearm: boolean;
+  close(): void;
+}
+
+/** Nanoseconds on a clock shared by every thread of the process. */
+export function monotonicNs(): number {
+  return Number(process.hrtime.bigint());
+}
+
+export interface SessionOptions {
+  /** Device time source (ns). Defaults to the process-wide monotonic clock; the fuzzer gives a virtual one. */
+  clock?: () => number;
+  /** Called for a simulated device's guest errors. */
+  onGuestError?: (message: string) => void;
+}
+
+export class DeviceSession {
+  readonly regions: RegionAccess[] = [];
+  readonly ports: PortAccess[] = [];
+  readonly irq: IrqSource | null;
+  readonly model: SimModel | null = null;
+  readonly now: () => number;
+  private readonly mappings: Mapping[] = [];
+  private readonly native: Native;
+  private readonly dmaViews: { bus: bigint; size: number; bytes: Uint8Array }[] = [];
+  private ioGranted: { base: number; size: number }[] = [];
+  private closed = false;
+
+  constructor(readonly spec: DeviceSpec, options: SessionOptions = {}) {
+    this.native = loadNative();
+    this.now = options.clock ?? monotonicNs;
+    try {
+      let irqLine: SimIrqLine | null = null;
+      if (spec.sim) {
+        const cls = simModelClass(spec.sim.model);
+        const desc = cls.describe(spec.sim.options);
+        // The model sees its DMA windows through this thread's own mappings of them.
+        for (const w of spec.dma) this.dmaViews.push({ bus: w.bus, size: w.size, bytes: new Uint8Array(this.mapDma(w)) });
+        irqLine = new SimIrqLine(spec.sim.state, 0, desc.irq, spec.irq?.kind === 'sim' ? spec.irq.eventfd : -1, this.native);
+        const line = irqLine;
+        const ctx: SimContext = {
+          now: this.now,
+          setIrq: (level) => line.set(level),
+          dmaRead: (bus, len) => this.dmaRead(bus, len),
+          dmaWrite: (bus, data) => this.dmaWrite(bus, data),
+          guestError: options.onGuestError ?? (() => {}),
+        };
+        this.model = cls.create(ctx, spec.sim.state, SIM_IRQ_BYTES, spec.sim.options);
+        line.attach(this.model);
+      }
+      for (const r of spec.regions) this.regions.push(this.openRegion(r.name, r.size, r.source));
+      for (const p of spec.ports) {
+        if (p.source.kind === 'io') {
+          this.native.iopermGrant(p.base, p.size);
+          this.ioGranted.push({ base: p.base, size: p.size });
+          this.ports.push({ name: p.name, base: p.base, size: p.size, sim: -1 });
+        } else {
+          this.ports.push({ name: p.name, base: p.base, size: p.size, sim: p.source.index });
+        }
+      }
+      this.irq = spec.irq ? this.openIrq(spec, irqLine) : null;
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  private openRegion(name: string, size: number, source: DeviceSpec['regions'][number]['source']): RegionAccess {
+    if (source.kind === 'sim') return { name, size, sim: source.index };
+    const m = source.kind === 'file'
+      ? this.native.mapFile(source.path, size, source.offset)
+      : this.native.mapFd(source.fd, size, source.offset, `fd ${source.fd}`);
+    this.mappings.push(m);
+    const buf = m.buffer();
+    return {
+      name,
+      size,
+      sim: -1,
+      u8: new Uint8Array(buf),
+      u16: new Uint16Array(buf, 0, size >>> 1),
+      u32: new Uint32Array(buf, 0, size >>> 2),
+      u64: new BigUint64Array(buf, 0, size >>> 3),
+    };
+  }
+
+  private mapDma(w: DmaSpec): ArrayBuffer {
+    const m = w.source.kind === 'file'
+      ? this.native.mapFile(w.source.path, w.size, w.source.offset)
+      : this.native.mapFd(w.source.fd, w.size, w.source.offset, `fd ${w.source.fd}`);
+    this.mappings.push(m);
+    return m.buffer();
+  }
+
+  private openIrq(spec: DeviceSpec, line: SimIrqLine | null): IrqSource {
+    const irq = spec.irq!;
+    const native = this.native;
+    if (irq.kind === 'sim') {
+      if (!line) throw new Error(`${spec.id}: a simulated interrupt needs a simulated device`);
+      return line;
+    }
+    const fd = native.open(irq.path);
+    let last = 0;
+    const consume = (): number => {
+      try {
+        last = native.readU32(fd);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'EAGAIN') throw err;
+      }
+      return last;
+    };
+    if (irq.kind === 'uio') {
+      return {
+        fd,
+        consume,
+        needsRearm: irq.rearm === 'irqcontrol',
+        rearm: () => native.writeU32(fd, 1),
+        mask: () => {
+          if (irq.rearm === 'irqcontrol') native.writeU32(fd, 0);
+        },
+        close: () => native.close(fd),
+      };
+    }
+    // uio_pci_generic: the kernel sets INTx-disable (command register bit 10) on each interrupt.
+    const cfg = native.open(irq.config);
+    const INTX_DISABLE = 1 << 10;
+    return {
+      fd,
+      consume,
+      needsRearm: true,
+      rearm: () => {
+        const cmd = native.pread(cfg, 0x04, 2);
+        if (cmd & INTX_DISABLE) native.pwrite(cfg, 0x04, 2, cmd & ~INTX_DISABLE);
+      },
+      mask: () => native.pwrite(cfg, 0x04, 2, native.pread(cfg, 0x04, 2) | INTX_DISABLE),
+      close: () => {
+        native.close(cfg);
+        native.close(fd);
+      },
+    };
+  }
+
+  /** DMA windows as (fd, offset) pairs for mapping into a driver's memory. Caller closes file fds. */
+  openDmaSource(w: DmaSpec): { fd: number; offset: number; owned: boolean } {
+    if (w.source.kind === 'fd') return { fd: w.source.fd, offset: w.source.offset, owned: false };
+    return { fd: this.native.open(w.source.path), offset: w.source.offset, owned: true };
+  }
+
+  /** Run the simulated device's deferred work that is due. */
+  tick(): void {
+    const m = this.model;
+    if (m && m.nextEvent() <= this.now()) m.tick(this.now());
+  }
+
+  /** Device time (ns) until the model's next deferred work; Infinity when none. */
+  untilNextEvent(): number {
+    if (!this.model) return Infinity;
+    const t = this.model.nextEvent();
+    return t === Infinity ? Infinity : Math.max(0, t - this.now());
+  }
+
+  readSim(region: number, offset: number, width: Width): number | bigint {
+    this.tick();
+    return this.model!.read(region, offset, width);
+  }
+
+  writeSim(region: number, offset: number, width: Width, value: number | bigint): void {
+    this.tick();
+    this.model!.write(region, offset, width, value);
+  }
+
+  private findDma(bus: bigint, len: number): { bytes: Uint8Array; at: number } | null {
+    for (const w of this.dmaViews) {
+      if (bus >= w.bus && bus + BigInt(len) <= w.bus + BigInt(w.size)) return { bytes: w.bytes, at: Number(bus - w.bus) };
+    }
+    return null;
+  }
+
+  private dmaRead(bus: bigint, len: number): Uint8Array | null {
+    const hit = this.findDma(bus, len);
+    return hit ? hit.bytes.slice(hit.at, hit.at + len) : null;
+  }
+
+  private dmaWrite(bus: bigint, data: Uint8Array): boolean {
+    const hit = this.findDma(bus, data.length);
+    if (!hit) return false;
+    hit.bytes.set(data, hit.at);
+    return true;
+  }
+
+  /** Idempotent: drops port grants, closes the interrupt fd, unmaps (detaching every view). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const g of this.ioGranted) {
+      try {
+        this.native.iopermRevoke(g.base, g.size);
+      } catch {
+        /* the thread is going away anyway */
+      }
+    }
+    this.ioGranted = [];
+    try {
+      this.irq?.close();
+    } catch {
+      /* already closed */
+    }
+    for (const m of this.mappings) m.close();
+  }
+}

@@ -1,0 +1,180 @@
+// A driver's worker thread: opens the device for itself, instantiates the driver, probes it, then
+// serves requests and interrupts one at a time until it is told to stop or the driver faults.
+//
+//   poll(doorbell, cancel, irq) ─┬─ doorbell → drain the port: requests (serialised), save-state, stop
+//                                ├─ cancel   → leave at once (the host is stopping us)
+//                                └─ irq      → count advanced → driver.interrupt(count)
+//
+// Every call into the driver runs under a phase (shared memory) that the main thread's watchdog
+// checks against the deadline; a driver stuck in Wasm is stopped by worker.terminate().
+
+import { receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { FaultError, LoadError, classify, wasmStack } from '../faults.ts';
+import { loadNative } from '../native.ts';
+import { DriverInstance } from './instance.ts';
+import { DeviceSession } from './session.ts';
+import { DriverShared, OP, STAT, type Phase } from './shared.ts';
+import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
+
+const init = workerData as WorkerInit;
+const native = loadNative();
+const shared = new DriverShared(init.shared);
+const port = init.port;
+const post = (m: FromWorker) => port.postMessage(m);
+
+let session: DeviceSession | undefined;
+let instance: DriverInstance | undefined;
+
+/** Report a fault and stop serving; the main thread terminates this worker. */
+function fault(err: unknown, phase: Phase): never {
+  const { kind, message } = classify(err, instance?.memoryAtMax ?? false);
+  shared.record(OP.fault, 0, 0, 0, 0, 0);
+  try {
+    session?.irq?.mask();
+  } catch {
+    /* best effort: the supervisor masks again */
+  }
+  post({ t: 'fault', fault: { driver: init.label, kind, message, phase, stack: wasmStack(err), time: Date.now() } });
+  throw new Stop();
+}
+
+class Stop extends Error {}
+
+function run<T>(phase: Phase, fn: () => T): T {
+  shared.setPhase(phase);
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof Stop) throw err;
+    return fault(err, phase);
+  } finally {
+    shared.setPhase('idle');
+  }
+}
+
+function start(): boolean {
+  shared.setPhase('load');
+  try {
+    session = new DeviceSession(init.spec, { onGuestError: (message) => post({ t: 'guest-error', message }) });
+  } catch (err) {
+    post({ t: 'load-error', message: `${init.label}: cannot open device ${init.spec.id}: ${(err as Error).message}` });
+    return false;
+  }
+  try {
+    instance = DriverInstance.create(init.label, init.bytes, session, shared, {
+      grant: init.grant,
+      limits: init.limits,
+      cancelFd: init.cancelFd,
+      hooks: { log: (level, message) => post({ t: 'log', level, message }) },
+    });
+  } catch (err) {
+    if (err instanceof LoadError) {
+      post({ t: 'load-error', message: err.message });
+      return false;
+    }
+    fault(err, 'load');
+  } finally {
+    shared.setPhase('idle');
+  }
+  const drv = instance!;
+  if (init.restoreState) {
+    const r = run('restore', () => drv.restoreState(init.restoreState!));
+    if (r === undefined || r < 0) {
+      post({ t: 'probe-failed', status: r ?? -1 });
+      return false;
+    }
+  } else {
+    if (init.resetFirst) run('reset', () => drv.reset());
+    const status = run('probe', () => drv.probe());
+    if (status !== 0) {
+      post({ t: 'probe-failed', status });
+      return false;
+    }
+  }
+  post({ t: 'ready', seenCount: drv.seenCount });
+  return true;
+}
+
+/** Interrupt-storm guard: events per 100 ms window against the limit. */
+let stormWindowStart = Date.now();
+let stormEvents = 0;
+function stormCheck(events: number): void {
+  const now = Date.now();
+  if (now - stormWindowStart >= 100) {
+    stormWindowStart = now;
+    stormEvents = 0;
+  }
+  stormEvents += events;
+  const limit = init.limits.irqPerSec / 10;
+  if (stormEvents > limit) {
+    session!.irq!.mask();
+    fault(new FaultError('irq-storm', `${init.label}: ${stormEvents} interrupts in under 100 ms (limit ${init.limits.irqPerSec}/s): line masked`), 'interrupt');
+  }
+}
+
+function handle(msg: ToWorker): boolean {
+  const drv = instance!;
+  switch (msg.t) {
+    case 'request': {
+      const r = run('request', () => drv.request(msg.op, msg.data));
+      if (typeof r === 'number') post({ t: 'response', id: msg.id, status: r });
+      else post({ t: 'response', id: msg.id, data: r });
+      return true;
+    }
+    case 'save-state': {
+      const data = run('save', () => drv.saveState());
+      post({ t: 'state', id: msg.id, data });
+      return true;
+    }
+    case 'stop':
+      run('remove', () => drv.remove());
+      return false;
+  }
+}
+
+function serve(): void {
+  const drv = instance!;
+  const s = session!;
+  const irq = s.irq;
+  const fds = new Int32Array(irq ? [init.doorbellFd, init.cancelFd, irq.fd] : [init.doorbellFd, init.cancelFd]);
+  for (;;) {
+    // Requests first: each is served to completion before the next message is read.
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+      if (!handle(m.message as ToWorker)) return;
+    }
+    if (shared.stopRequested) return;
+    if (irq && drv.wantsInterrupts && irq.needsRearm) irq.rearm();
+    const untilEvent = s.untilNextEvent();
+    const timeout = untilEvent === Infinity ? -1 : Math.ceil(untilEvent / 1e6);
+    const bits = native.poll(fds, timeout);
+    if (bits & 1) native.eventfdRead(init.doorbellFd);
+    if (bits & 2 || shared.stopRequested) return;
+    s.tick();
+    if (bits & 4 && irq) {
+      const count = irq.consume();
+      if (count !== drv.seenCount && drv.wantsInterrupts) {
+        const before = drv.seenCount;
+        drv.noteCount(count);
+        stormCheck((count - before) >>> 0);
+        run('interrupt', () => drv.interrupt(count));
+      }
+    }
+  }
+}
+
+try {
+  if (start()) serve();
+  post({ t: 'stopped' });
+} catch (err) {
+  if (!(err instanceof Stop)) {
+    post({ t: 'fault', fault: { driver: init.label, kind: 'host-error', message: `worker: ${(err as Error).stack ?? err}`, phase: shared.phase, stack: [], time: Date.now() } });
+  }
+} finally {
+  try {
+    instance?.close();
+    session?.close();
+  } catch {
+    /* the thread ends */
+  }
+  shared.stats[STAT.phaseStartMs] = Date.now();
+}

@@ -1,0 +1,83 @@
+// Simulated devices: the contract between a device model and the sandbox.
+//
+// A model follows QEMU's edu.c: one state object, read(offset, width) / write(offset, width, value),
+// bit constants beside their fields, a bad access logged as a guest error and answered with all-ones.
+//
+// A model's state lives in a SharedArrayBuffer so that the device outlives the driver: when the
+// supervisor kills a hung driver's worker and starts a new one, the new worker builds a fresh model
+// object over the same state, as a real device keeps its registers across a driver restart. Models
+// run in the thread of the driver that touches them (like a QEMU vCPU thread running MMIO callbacks);
+// deferred work (a computation, a DMA) is scheduled in device time and run by tick().
+
+export type Width = 1 | 2 | 4 | 8;
+
+export interface SimRegion {
+  name: string;
+  size: number;
+}
+
+export interface SimDmaWindow {
+  name: string;
+  size: number;
+  /** The bus address the device uses for byte 0 of the window. */
+  bus: bigint;
+}
+
+/**
+ * How the simulated interrupt reaches the event count, mirroring the two real kernel paths:
+ *  - 'ack': the kernel stub's ritual: on a rising line, read `status` (region, offset); if non-zero,
+ *    write it to `ack` and count one event. The driver never has to acknowledge.
+ *  - 'mask': uio_pci_generic's: on a rising line (or on re-arm while the line is still high) count one
+ *    event and mask the line until the host re-arms it. The driver must clear the device's cause.
+ */
+export type SimIrqMode =
+  | { mode: 'ack'; region: number; status: number; ack: number }
+  | { mode: 'mask' };
+
+export interface SimDescription {
+  model: string;
+  pci?: { vendor: number; device: number };
+  regions: SimRegion[];
+  ports: SimRegion[];
+  dma: SimDmaWindow[];
+  irq: SimIrqMode | null;
+  /** Bytes of model state in the shared state buffer. */
+  stateBytes: number;
+}
+
+/** What the sandbox gives a model: time, its interrupt line, its DMA windows, a guest-error log. */
+export interface SimContext {
+  /** Device time in ns (monotonic; virtual under the fuzzer). */
+  now(): number;
+  /** Drive the interrupt line (level-triggered, like PCI INTx). */
+  setIrq(level: boolean): void;
+  /** Read `len` bytes at bus address `bus` from the DMA windows; null when outside every window. */
+  dmaRead(bus: bigint, len: number): Uint8Array | null;
+  /** Write bytes at bus address `bus` into the DMA windows; false when outside every window. */
+  dmaWrite(bus: bigint, data: Uint8Array): boolean;
+  /** Report a guest error (QEMU's LOG_GUEST_ERROR): the driver did something the device rejects. */
+  guestError(message: string): void;
+}
+
+export interface SimModel {
+  read(region: number, offset: number, width: Width): number | bigint;
+  write(region: number, offset: number, width: Width, value: number | bigint): void;
+  portIn?(port: number, offset: number, width: 1 | 2 | 4): number;
+  portOut?(port: number, offset: number, width: 1 | 2 | 4, value: number): void;
+  /** Run the deferred work due at `now`. */
+  tick(now: number): void;
+  /** Device time of the next deferred work, or Infinity. */
+  nextEvent(): number;
+  /** Back to power-on state (what a reset sequence or a fresh device gives). */
+  reset(): void;
+}
+
+export interface SimModelClass<O = Record<string, unknown>> {
+  readonly name: string;
+  readonly summary: string;
+  describe(options: O): SimDescription;
+  /** Build a model object over `state` (stateBytes bytes, zero on a new device). */
+  create(ctx: SimContext, state: SharedArrayBuffer, stateOffset: number, options: O): SimModel;
+}
+
+export const ALL_ONES: Record<Width, number | bigint> = { 1: 0xff, 2: 0xffff, 4: 0xffffffff, 8: 0xffffffffffffffffn };

@@ -1,0 +1,20 @@
+// The simulated device models wasmdrv knows by name ("sim:<name>").
+import type { SimModelClass } from './model.ts';
+import { edu } from './edu.ts';
+
+const MODELS: Record<string, SimModelClass<any>> = { edu };
+
+export function simModelClass(name: string): SimModelClass<any> {
+  const cls = MODELS[name];
+  if (!cls) throw new Error(`unknown simulated device model "${name}" (known: ${Object.keys(MODELS).join(', ')})`);
+  return cls;
+}
+
+export function simModels(): SimModelClass<any>[] {
+  return Object.values(MODELS);
+}
+
+/** Add a model (tests, the fuzzer, the benchmarks' ring device). */
+export function registerSimModel(cls: SimModelClass<any>): void {
+  MODELS[cls.name] = cls;
+}

@@ -1,0 +1,22 @@
+// Bundle the TypeScript host into dist/ with esbuild (npm run build:host). The worker entry is its own
+// bundle because each driver runs it in a worker thread. npm packages stay external.
+import { build } from 'esbuild';
+import { dirname, join } from 'node:path';
+
+const root = join(dirname(new URL(import.meta.url).pathname), '..');
+await build({
+  absWorkingDir: root,
+  entryPoints: {
+    cli: 'host/cli.ts',
+    index: 'host/index.ts',
+    worker: 'host/sandbox/worker.ts',
+  },
+  outdir: 'dist',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  packages: 'external',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+});
