@@ -9,7 +9,7 @@
 // is the bus address the device uses. A device bound to uio_pci_generic has no maps: its BARs come
 // from the PCI resource files, and its interrupt is re-armed through the command register.
 
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { DeviceSpec, DmaSpec, IrqSpec, PortSpec, RegionSpec } from './spec.ts';
 
@@ -88,12 +88,8 @@ function describeUio(id: string, dir: string, dev: string): UioInfo {
   const vendor = readOpt(join(devDir, 'vendor'));
   const device = readOpt(join(devDir, 'device'));
   if (vendor && device) {
-    let slot = '';
-    try {
-      slot = basename(readlinkSync(devDir));
-    } catch {
-      slot = '';
-    }
+    const pciDir = realpathSync(devDir);
+    const slot = basename(pciDir);
     const resources = (readOpt(join(devDir, 'resource')) ?? '')
       .split('\n')
       .map((line, index) => {
@@ -101,7 +97,7 @@ function describeUio(id: string, dir: string, dev: string): UioInfo {
         return { index, start: start ?? 0n, size: end && end >= (start ?? 0n) && end !== 0n ? Number(end - start + 1n) : 0, flags: Number(flags ?? 0n) };
       })
       .filter((r) => r.size > 0 && r.index < 6);
-    info.pci = { slot, vendor: Number(vendor), device: Number(device), class: Number(readOpt(join(devDir, 'class')) ?? '0'), path: devDir, resources };
+    info.pci = { slot, vendor: Number(vendor), device: Number(device), class: Number(readOpt(join(devDir, 'class')) ?? '0'), path: pciDir, resources };
   }
   return info;
 }

@@ -1,0 +1,56 @@
+// The ABI table in host/abi.ts must say exactly what wit/wasmdrv-driver.wit says, and the SDK must
+// declare exactly those imports.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { IMPORTS, OPTIONAL_EXPORTS, REQUIRED_EXPORTS, ABI_VERSION_GLOBAL } from '../host/abi.ts';
+import { root } from './helpers.ts';
+
+const wit = readFileSync(join(root, 'wit', 'wasmdrv-driver.wit'), 'utf8');
+
+/** Every "core: name(params) -> result" line of the WIT, as name -> signature text. */
+function witCoreSigs(): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of wit.matchAll(/core: (\w+)\(([^)]*)\)(?: -> (\w+))?/g)) {
+    const params = m[2].split(',').map((p) => p.trim()).filter(Boolean).map((p) => p.split(':').pop()!.trim());
+    out.set(m[1], `(${params.join(',')})->(${m[3] ?? ''})`);
+  }
+  return out;
+}
+
+const sigText = (s: { params: readonly string[]; results: readonly string[] }) => `(${s.params.join(',')})->(${s.results.join('')})`;
+
+describe('ABI v1', () => {
+  const sigs = witCoreSigs();
+
+  it('lists every host import with the signature the WIT gives', () => {
+    const table = Object.values(IMPORTS).flatMap((g) => Object.entries(g));
+    expect(table.length).toBeGreaterThan(20);
+    for (const [name, sig] of table) {
+      expect(sigs.get(name), `WIT core line for ${name}`).toBe(sigText(sig));
+    }
+  });
+
+  it('lists every export with the signature the WIT gives', () => {
+    for (const [name, sig] of Object.entries({ ...REQUIRED_EXPORTS, ...OPTIONAL_EXPORTS })) {
+      expect(sigs.get(name), `WIT core line for ${name}`).toBe(sigText(sig));
+    }
+    expect(wit).toContain(`exported global \`${ABI_VERSION_GLOBAL}\``);
+  });
+
+  it('has no WIT core line the host does not implement', () => {
+    const known = new Set([
+      ...Object.values(IMPORTS).flatMap((g) => Object.keys(g)),
+      ...Object.keys(REQUIRED_EXPORTS),
+      ...Object.keys(OPTIONAL_EXPORTS),
+    ]);
+    for (const name of sigs.keys()) expect(known.has(name), name).toBe(true);
+  });
+
+  it('the SDK declares exactly the ABI imports, all under "wasmdrv"', () => {
+    const sdk = readFileSync(join(root, 'guest-drivers', 'sdk', 'abi.ts'), 'utf8');
+    const declared = [...sdk.matchAll(/@external\("(\w+)", "(\w+)"\)/g)].map((m) => `${m[1]}.${m[2]}`).sort();
+    const want = Object.values(IMPORTS).flatMap((g) => Object.keys(g)).map((n) => `wasmdrv.${n}`).sort();
+    expect(declared).toEqual(want);
+  });
+});
