@@ -33,7 +33,7 @@ const USAGE = `usage:
       The tour on QEMU's edu device: identify, liveness, factorials 1..12 through interrupts,
       raise-and-count interrupts, a DMA round trip, and a summary.`;
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 function limitsFrom(v: Record<string, unknown>): Partial<Limits> {
   const out: Partial<Limits> = {};
@@ -171,24 +171,26 @@ async function cmdDemo(argv: string[]): Promise<number> {
   });
 }
 
+/**
+ * Every subcommand: name -> handler(argv) returning the exit code. A handler throws UsageError for bad
+ * usage (exit 2, usage printed) and LoadError for a driver that cannot load (exit 2).
+ * New commands live in their own module (host/cli/<name>.ts) and add one line here.
+ */
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  devices: cmdDevices,
+  run: cmdRun,
+  demo: cmdDemo,
+};
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  switch (cmd) {
-    case 'devices':
-      return cmdDevices(rest);
-    case 'run':
-      return cmdRun(rest);
-    case 'demo':
-      return cmdDemo(rest);
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      console.log(USAGE);
-      return cmd === undefined ? 2 : 0;
-    default:
-      throw new UsageError(`unknown command "${cmd}"`);
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    console.log(USAGE);
+    return cmd === undefined ? 2 : 0;
   }
+  const handler = COMMANDS[cmd];
+  if (!handler) throw new UsageError(`unknown command "${cmd}"`);
+  return handler(rest);
 }
 
 main(process.argv.slice(2)).then(

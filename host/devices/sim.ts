@@ -21,6 +21,8 @@ export function openSimDevice(model: string, options: Record<string, unknown> = 
     const state = new SharedArrayBuffer(SIM_IRQ_BYTES + desc.stateBytes);
     const eventfd = desc.irq ? native.eventfdCreate(0) : -1;
     if (eventfd >= 0) fds.push(eventfd);
+    const kickFd = desc.external ? native.eventfdCreate(0) : -1;
+    if (kickFd >= 0) fds.push(kickFd);
     const dma = desc.dma.map((w) => {
       const fd = native.memfdCreate(`wasmdrv-sim-${model}-${w.name}`, w.size);
       fds.push(fd);
@@ -31,10 +33,10 @@ export function openSimDevice(model: string, options: Record<string, unknown> = 
       name: `simulated ${model}`,
       pci: desc.pci,
       regions: desc.regions.map((r, index) => ({ name: r.name, size: r.size, source: { kind: 'sim', index } })),
-      ports: desc.ports.map((p, index) => ({ name: p.name, base: 0, size: p.size, source: { kind: 'sim', index } })),
+      ports: desc.ports.map((p, index) => ({ name: p.name, base: Number(options.base ?? 0x2f8), size: p.size, source: { kind: 'sim', index } })),
       dma,
       irq: eventfd >= 0 ? { kind: 'sim', eventfd } : null,
-      sim: { model, options, state },
+      sim: { model, options, state, kickFd },
     };
     let closed = false;
     return {

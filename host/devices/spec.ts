@@ -49,6 +49,8 @@ export interface SimSpec {
   options: Record<string, unknown>;
   /** Device state shared by every worker that drives this device (see sim/model.ts). */
   state: SharedArrayBuffer;
+  /** eventfd written by whoever feeds the device from outside (see SimDescription.external); -1 if none. */
+  kickFd: number;
 }
 
 export interface DeviceSpec {

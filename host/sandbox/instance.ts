@@ -533,7 +533,8 @@ export class DriverInstance {
     const irq = this.session.irq;
     if (!irq || !this.irqEnabled) return this.sleep(timeoutUs) === WAIT_CANCELLED ? WAIT_CANCELLED : WAIT_TIMEOUT;
     if (irq.needsRearm) irq.rearm();
-    const fds = new Int32Array([irq.fd, this.cancelFd]);
+    const kick = this.session.kickFd;
+    const fds = new Int32Array(kick >= 0 ? [irq.fd, this.cancelFd, kick] : [irq.fd, this.cancelFd]);
     const deadline = this.session.now() + timeoutUs * 1000;
     for (;;) {
       this.session.tick();
@@ -543,7 +544,8 @@ export class DriverInstance {
       // poll() takes milliseconds: sub-millisecond waits for device work poll without blocking.
       const bits = this.native.poll(fds, waitNs >= 1e6 ? Math.floor(waitNs / 1e6) : 0);
       if (bits & 2 || this.shared.stopRequested) return WAIT_CANCELLED;
-      if (bits & 1) {
+      if (bits & 4) this.session.kicked();
+      if (bits & 1 || bits & 4) {
         const count = irq.consume();
         if (count !== this.lastCount) {
           this.noteCount(count);

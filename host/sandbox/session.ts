@@ -60,6 +60,8 @@ export class DeviceSession {
   readonly irq: IrqSource | null;
   readonly model: SimModel | null = null;
   readonly now: () => number;
+  /** fd to poll besides the interrupt: a simulated device fed from outside; -1 when none. */
+  readonly kickFd: number;
   private readonly mappings: Mapping[] = [];
   private readonly native: Native;
   private readonly dmaViews: { bus: bigint; size: number; bytes: Uint8Array }[] = [];
@@ -69,6 +71,7 @@ export class DeviceSession {
   constructor(readonly spec: DeviceSpec, options: SessionOptions = {}) {
     this.native = loadNative();
     this.now = options.clock ?? monotonicNs;
+    this.kickFd = spec.sim?.kickFd ?? -1;
     try {
       let irqLine: SimIrqLine | null = null;
       if (spec.sim) {
@@ -183,6 +186,12 @@ export class DeviceSession {
   openDmaSource(w: DmaSpec): { fd: number; offset: number; owned: boolean } {
     if (w.source.kind === 'fd') return { fd: w.source.fd, offset: w.source.offset, owned: false };
     return { fd: this.native.open(w.source.path), offset: w.source.offset, owned: true };
+  }
+
+  /** The outside fed the device: clear the kick and let the model take the input. */
+  kicked(): void {
+    if (this.kickFd >= 0) this.native.eventfdRead(this.kickFd);
+    this.model?.tick(this.now());
   }
 
   /** Run the simulated device's deferred work that is due. */

@@ -136,7 +136,8 @@ function serve(): void {
   const drv = instance!;
   const s = session!;
   const irq = s.irq;
-  const fds = new Int32Array(irq ? [init.doorbellFd, init.cancelFd, irq.fd] : [init.doorbellFd, init.cancelFd]);
+  // bit 0 doorbell, bit 1 cancel, bit 2 interrupt, bit 3 kick (a simulated device fed from outside)
+  const fds = new Int32Array([init.doorbellFd, init.cancelFd, irq ? irq.fd : -1, s.kickFd]);
   for (;;) {
     // Requests first: each is served to completion before the next message is read.
     for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
@@ -149,8 +150,9 @@ function serve(): void {
     const bits = native.poll(fds, timeout);
     if (bits & 1) native.eventfdRead(init.doorbellFd);
     if (bits & 2 || shared.stopRequested) return;
+    if (bits & 8) s.kicked();
     s.tick();
-    if (bits & 4 && irq) {
+    if ((bits & 4 || bits & 8) && irq) {
       const count = irq.consume();
       if (count !== drv.seenCount && drv.wantsInterrupts) {
         const before = drv.seenCount;

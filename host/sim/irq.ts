@@ -34,6 +34,8 @@ export class SimIrqLine {
       if (status === 0) return;
       this.model!.write(this.mode.region, this.mode.ack, 4, status);
       this.event();
+    } else if (this.mode.mode === 'model') {
+      if (this.model!.stubAcknowledge?.()) this.event();
     } else if (!Atomics.load(this.w, MASKED)) {
       Atomics.store(this.w, MASKED, 1);
       this.event();

@@ -32,7 +32,9 @@ export interface SimDmaWindow {
  */
 export type SimIrqMode =
   | { mode: 'ack'; region: number; status: number; ack: number }
-  | { mode: 'mask' };
+  | { mode: 'mask' }
+  /** The stub's ritual is device-specific (a 16550: mask IER): the model's stubAcknowledge() does it. */
+  | { mode: 'model' };
 
 export interface SimDescription {
   model: string;
@@ -43,6 +45,12 @@ export interface SimDescription {
   irq: SimIrqMode | null;
   /** Bytes of model state in the shared state buffer. */
   stateBytes: number;
+  /**
+   * True when something outside the driver's thread feeds the device (bytes arriving on a UART):
+   * the host then gives the device a "kick" eventfd that the feeder writes and the driver's thread
+   * polls, so that only the driver's thread ever runs the model.
+   */
+  external?: boolean;
 }
 
 /** What the sandbox gives a model: time, its interrupt line, its DMA windows, a guest-error log. */
@@ -70,6 +78,8 @@ export interface SimModel {
   nextEvent(): number;
   /** Back to power-on state (what a reset sequence or a fresh device gives). */
   reset(): void;
+  /** For irq mode 'model': the kernel stub's handler. False when the device did not interrupt. */
+  stubAcknowledge?(): boolean;
 }
 
 export interface SimModelClass<O = Record<string, unknown>> {

@@ -1,8 +1,9 @@
 // The simulated device models wasmdrv knows by name ("sim:<name>").
 import type { SimModelClass } from './model.ts';
 import { edu } from './edu.ts';
+import { uart16550 } from './uart16550.ts';
 
-const MODELS: Record<string, SimModelClass<any>> = { edu };
+const MODELS: Record<string, SimModelClass<any>> = { edu, uart16550 };
 
 export function simModelClass(name: string): SimModelClass<any> {
   const cls = MODELS[name];
