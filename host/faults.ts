@@ -91,17 +91,22 @@ export class RequestError extends Error {
 }
 
 /**
- * Classify an error thrown out of a call into the driver. `memoryAtMax` tells whether the driver's
- * memory stood at its maximum (a trap then means growth was refused).
+ * Classify an error thrown out of a call into the driver. `memory` says how full the driver's linear
+ * memory was: Wasm reports a refused memory.grow only as -1 to the driver, and AssemblyScript's
+ * allocator then executes `unreachable`. So an `unreachable` raised inside the runtime allocator
+ * (frames named ~lib/rt/...) while memory stood at more than half its maximum is `memory-limit`.
  */
-export function classify(err: unknown, memoryAtMax: boolean): { kind: FaultKind; message: string } {
+export function classify(err: unknown, memory?: { bytes: number; maxBytes: number }): { kind: FaultKind; message: string } {
   if (err instanceof FaultError) return { kind: err.kind, message: err.message };
   if (err instanceof WebAssembly.RuntimeError) {
     const m = err.message;
-    if (memoryAtMax && /unreachable/.test(m)) {
-      return { kind: 'memory-limit', message: `memory growth refused at the maximum (${m})` };
+    if (/unreachable/.test(m)) {
+      const innermost = wasmStack(err)[0] ?? '';
+      if (memory && /~lib\/rt\//.test(innermost) && memory.bytes * 2 > memory.maxBytes) {
+        return { kind: 'memory-limit', message: `memory growth refused at ${memory.bytes} of ${memory.maxBytes} bytes (${m} in ${innermost.split(' ')[0]})` };
+      }
+      return { kind: 'unreachable', message: m };
     }
-    if (/unreachable/.test(m)) return { kind: 'unreachable', message: m };
     if (/memory access out of bounds/.test(m)) return { kind: 'memory-out-of-bounds', message: m };
     if (/divide by zero|remainder by zero/.test(m)) return { kind: 'divide-by-zero', message: m };
     return { kind: 'trap', message: m };

@@ -129,6 +129,7 @@ export function checkModule(bytes: Uint8Array, session: { regions: unknown[]; po
 export class DriverInstance {
   readonly memory: WebAssembly.Memory;
   readonly info: WasmInfo;
+  private readonly maxPages: number;
   private readonly exports: Record<string, any>;
   private readonly windows: Window[] = [];
   private readonly native: Native;
@@ -163,6 +164,7 @@ export class DriverInstance {
     const min = memImport.desc.kind === 'memory' ? memImport.desc.min : 1;
     const declaredMax = memImport.desc.kind === 'memory' ? memImport.desc.max : undefined;
     const maximum = Math.min(limits.memoryPages, declaredMax ?? limits.memoryPages);
+    this.maxPages = maximum;
     this.memory = new WebAssembly.Memory({ initial: min, maximum });
     this.lastCount = session.irq ? session.irq.consume() : 0;
     let instance: WebAssembly.Instance;
@@ -198,8 +200,9 @@ export class DriverInstance {
     return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd);
   }
 
-  get memoryAtMax(): boolean {
-    return this.memory.buffer.byteLength >= this.limits.memoryPages * PAGE;
+  /** How full linear memory is, for telling a refused growth from other traps. */
+  get memoryUse(): { bytes: number; maxBytes: number } {
+    return { bytes: this.memory.buffer.byteLength, maxBytes: this.maxPages * PAGE };
   }
 
   has(name: string): boolean {

@@ -13,7 +13,7 @@ import { FaultError, LoadError, classify, wasmStack } from '../faults.ts';
 import { loadNative } from '../native.ts';
 import { DriverInstance } from './instance.ts';
 import { DeviceSession } from './session.ts';
-import { DriverShared, OP, STAT, type Phase } from './shared.ts';
+import { DriverShared, OP, type Phase } from './shared.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
 
 const init = workerData as WorkerInit;
@@ -27,13 +27,16 @@ let instance: DriverInstance | undefined;
 
 /** Report a fault and stop serving; the main thread terminates this worker. */
 function fault(err: unknown, phase: Phase): never {
-  const { kind, message } = classify(err, instance?.memoryAtMax ?? false);
+  const { kind, message } = classify(err, instance?.memoryUse);
   shared.record(OP.fault, 0, 0, 0, 0, 0);
   try {
     session?.irq?.mask();
   } catch {
     /* best effort: the supervisor masks again */
   }
+  // Release everything before reporting: the main thread terminates this worker as soon as it hears
+  // of the fault, and native calls must not be in progress then.
+  cleanup();
   post({ t: 'fault', fault: { driver: init.label, kind, message, phase, stack: wasmStack(err), time: Date.now() } });
   throw new Stop();
 }
@@ -57,6 +60,7 @@ function start(): boolean {
   try {
     session = new DeviceSession(init.spec, { onGuestError: (message) => post({ t: 'guest-error', message }) });
   } catch (err) {
+    cleanup();
     post({ t: 'load-error', message: `${init.label}: cannot open device ${init.spec.id}: ${(err as Error).message}` });
     return false;
   }
@@ -69,6 +73,7 @@ function start(): boolean {
     });
   } catch (err) {
     if (err instanceof LoadError) {
+      cleanup();
       post({ t: 'load-error', message: err.message });
       return false;
     }
@@ -80,6 +85,7 @@ function start(): boolean {
   if (init.restoreState) {
     const r = run('restore', () => drv.restoreState(init.restoreState!));
     if (r === undefined || r < 0) {
+      cleanup();
       post({ t: 'probe-failed', status: r ?? -1 });
       return false;
     }
@@ -87,6 +93,7 @@ function start(): boolean {
     if (init.resetFirst) run('reset', () => drv.reset());
     const status = run('probe', () => drv.probe());
     if (status !== 0) {
+      cleanup();
       post({ t: 'probe-failed', status });
       return false;
     }
@@ -166,17 +173,22 @@ function serve(): void {
 
 try {
   if (start()) serve();
+  cleanup();
   post({ t: 'stopped' });
 } catch (err) {
   if (!(err instanceof Stop)) {
+    cleanup();
     post({ t: 'fault', fault: { driver: init.label, kind: 'host-error', message: `worker: ${(err as Error).stack ?? err}`, phase: shared.phase, stack: [], time: Date.now() } });
   }
 } finally {
+  cleanup();
+}
+
+function cleanup(): void {
   try {
     instance?.close();
     session?.close();
   } catch {
     /* the thread ends */
   }
-  shared.stats[STAT.phaseStartMs] = Date.now();
 }

@@ -1,0 +1,463 @@
+// wasmdrv native addon: the thin layer that touches mmap, ioperm, poll and file descriptors.
+//
+// Policy lives in TypeScript (host/native.ts documents every function). Here: do the syscall, and on
+// failure throw an Error carrying errno, code, syscall and path. Lifetimes are explicit: Mapping.close()
+// detaches every ArrayBuffer it handed out before munmap, so no JS or Wasm access outlives the memory.
+
+#include <napi.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <sys/io.h>
+#define WASMDRV_HAVE_PORTIO 1
+#endif
+
+#include <string>
+#include <vector>
+
+namespace {
+
+const char* ErrnoName(int e) {
+  switch (e) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EINTR: return "EINTR";
+    case EIO: return "EIO";
+    case ENXIO: return "ENXIO";
+    case EBADF: return "EBADF";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENODEV: return "ENODEV";
+    case EINVAL: return "EINVAL";
+    case EMFILE: return "EMFILE";
+    case ENOSPC: return "ENOSPC";
+    case ENOSYS: return "ENOSYS";
+    case EOVERFLOW: return "EOVERFLOW";
+    case EISDIR: return "EISDIR";
+    default: return nullptr;
+  }
+}
+
+[[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall, const std::string& path = "") {
+  const char* name = ErrnoName(err);
+  std::string code = name ? name : ("E" + std::to_string(err));
+  std::string msg = std::string(syscall) + (path.empty() ? "" : " " + path) + ": " + strerror(err) + " (" + code + ")";
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("code", Napi::String::New(env, code));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  if (!path.empty()) e.Set("path", Napi::String::New(env, path));
+  throw e;
+}
+
+int64_t Int(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsNumber()) {
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
+  }
+  return info[i].As<Napi::Number>().Int64Value();
+}
+
+std::string Str(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsString()) {
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a string");
+  }
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+std::string OptStr(const Napi::CallbackInfo& info, size_t i) {
+  return info.Length() > i && info[i].IsString() ? info[i].As<Napi::String>().Utf8Value() : "";
+}
+
+// Constructors are per environment: the addon is loaded by the main thread and by every driver's
+// worker, each with its own V8 isolate, so nothing JS-related may live in a static.
+struct PerEnv {
+  Napi::FunctionReference mapping;
+  Napi::FunctionReference fixedMapping;
+};
+
+PerEnv& Data(Napi::Env env) { return *env.GetInstanceData<PerEnv>(); }
+
+// ---------------------------------------------------------------------------------------------------
+// Mapping: an mmap'd region handing out external ArrayBuffers, detached on close.
+// ---------------------------------------------------------------------------------------------------
+
+class Mapping : public Napi::ObjectWrap<Mapping> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function f = DefineClass(env, "Mapping", {
+      InstanceAccessor<&Mapping::Size>("size"),
+      InstanceAccessor<&Mapping::Closed>("closed"),
+      InstanceMethod<&Mapping::Buffer>("buffer"),
+      InstanceMethod<&Mapping::Close>("close"),
+    });
+    Data(env).mapping = Napi::Persistent(f);
+    exports.Set("Mapping", f);
+  }
+
+  static Napi::Object Make(Napi::Env env, void* addr, size_t size, const std::string& path) {
+    Napi::Object o = Data(env).mapping.New({});
+    Mapping* m = Unwrap(o);
+    m->addr_ = addr;
+    m->size_ = size;
+    m->path_ = path;
+    return o;
+  }
+
+  explicit Mapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mapping>(info) {}
+
+  ~Mapping() override {
+    // Backstop only: close() is the plan. The buffers are gone with the environment at this point.
+    if (addr_) munmap(addr_, size_);
+  }
+
+ private:
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(size_)); }
+  Napi::Value Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), addr_ == nullptr); }
+
+  Napi::Value Buffer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!addr_) ThrowErrno(env, EBADF, "mmap", path_ + " (mapping closed)");
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, addr_, size_, [](Napi::Env, void*) {});
+    // Weak references: a buffer the program dropped needs no detaching.
+    buffers_.push_back(Napi::Weak(ab));
+    return ab;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!addr_) return env.Undefined();
+    for (auto& ref : buffers_) {
+      if (ref.IsEmpty()) continue;
+      Napi::Value v = ref.Value();
+      if (v.IsArrayBuffer()) {
+        napi_status s = napi_detach_arraybuffer(env, v);
+        if (s != napi_ok) throw Napi::Error::New(env, "napi_detach_arraybuffer failed for " + path_);
+      }
+      ref.Reset();
+    }
+    buffers_.clear();
+    if (munmap(addr_, size_) != 0) ThrowErrno(env, errno, "munmap", path_);
+    addr_ = nullptr;
+    return env.Undefined();
+  }
+
+  void* addr_ = nullptr;
+  size_t size_ = 0;
+  std::string path_;
+  std::vector<Napi::Reference<Napi::ArrayBuffer>> buffers_;
+};
+
+// A file mapped MAP_FIXED over part of an existing buffer; close() puts anonymous zero pages back.
+class FixedMapping : public Napi::ObjectWrap<FixedMapping> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function f = DefineClass(env, "FixedMapping", {
+      InstanceAccessor<&FixedMapping::Size>("size"),
+      InstanceAccessor<&FixedMapping::Closed>("closed"),
+      InstanceMethod<&FixedMapping::Close>("close"),
+    });
+    Data(env).fixedMapping = Napi::Persistent(f);
+    exports.Set("FixedMapping", f);
+  }
+
+  static Napi::Object Make(Napi::Env env, void* addr, size_t size, const std::string& path) {
+    Napi::Object o = Data(env).fixedMapping.New({});
+    FixedMapping* m = Unwrap(o);
+    m->addr_ = addr;
+    m->size_ = size;
+    m->path_ = path;
+    return o;
+  }
+
+  explicit FixedMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FixedMapping>(info) {}
+
+ private:
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(size_)); }
+  Napi::Value Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), addr_ == nullptr); }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!addr_) return env.Undefined();
+    void* r = mmap(addr_, size_, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r == MAP_FAILED) ThrowErrno(env, errno, "mmap", path_ + " (restoring anonymous pages)");
+    addr_ = nullptr;
+    return env.Undefined();
+  }
+
+  void* addr_ = nullptr;
+  size_t size_ = 0;
+  std::string path_;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Functions
+// ---------------------------------------------------------------------------------------------------
+
+Napi::Value PageSize(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(sysconf(_SC_PAGESIZE)));
+}
+
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  std::string path = Str(info, 0, "path");
+  bool ro = info.Length() > 1 && info[1].ToBoolean();
+  int fd = open(path.c_str(), (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) ThrowErrno(info.Env(), errno, "open", path);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "fd"));
+  if (close(fd) != 0) ThrowErrno(info.Env(), errno, "close", "fd " + std::to_string(fd));
+  return info.Env().Undefined();
+}
+
+Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
+  std::string name = Str(info, 0, "name");
+  int64_t size = Int(info, 1, "size");
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+  if (fd < 0) ThrowErrno(info.Env(), errno, "memfd_create", name);
+  if (ftruncate(fd, off_t(size)) != 0) {
+    int e = errno;
+    close(fd);
+    ThrowErrno(info.Env(), e, "ftruncate", name);
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value MapFdImpl(Napi::Env env, int fd, int64_t size, int64_t offset, const std::string& path) {
+  if (size <= 0 || offset < 0) ThrowErrno(env, EINVAL, "mmap", path);
+  void* addr = mmap(nullptr, size_t(size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(offset));
+  if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap", path);
+  return Mapping::Make(env, addr, size_t(size), path);
+}
+
+Napi::Value MapFd(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "fd"));
+  std::string path = OptStr(info, 3);
+  if (path.empty()) path = "fd " + std::to_string(fd);
+  return MapFdImpl(info.Env(), fd, Int(info, 1, "size"), Int(info, 2, "offset"), path);
+}
+
+Napi::Value MapFile(const Napi::CallbackInfo& info) {
+  std::string path = Str(info, 0, "path");
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) ThrowErrno(info.Env(), errno, "open", path);
+  try {
+    Napi::Value m = MapFdImpl(info.Env(), fd, Int(info, 1, "size"), Int(info, 2, "offset"), path);
+    close(fd);
+    return m;
+  } catch (...) {
+    close(fd);
+    throw;
+  }
+}
+
+Napi::Value MapIntoBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "buffer must be an ArrayBuffer");
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  int64_t off = Int(info, 1, "byteOffset");
+  int64_t size = Int(info, 2, "size");
+  int fd = int(Int(info, 3, "fd"));
+  int64_t fdOff = Int(info, 4, "fdOffset");
+  std::string path = OptStr(info, 5);
+  if (path.empty()) path = "fd " + std::to_string(fd);
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  uint8_t* base = static_cast<uint8_t*>(ab.Data());
+  int64_t len = int64_t(ab.ByteLength());
+  if (off < 0 || size <= 0 || fdOff < 0 || off > len || size > len - off || off % page || size % page || fdOff % page ||
+      (reinterpret_cast<uintptr_t>(base + off) % uintptr_t(page))) {
+    ThrowErrno(env, EINVAL, "mmap", path + " (range must be page-aligned and inside the buffer)");
+  }
+  void* want = base + off;
+  void* addr = mmap(want, size_t(size), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, off_t(fdOff));
+  if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap", path);
+  return FixedMapping::Make(env, addr, size_t(size), path);
+}
+
+Napi::Value EventfdCreate(const Napi::CallbackInfo& info) {
+  unsigned initial = info.Length() > 0 && info[0].IsNumber() ? unsigned(Int(info, 0, "initial")) : 0;
+  int fd = eventfd(initial, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) ThrowErrno(info.Env(), errno, "eventfd");
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value EventfdWrite(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "fd"));
+  uint64_t n = info.Length() > 1 && info[1].IsNumber() ? uint64_t(Int(info, 1, "n")) : 1;
+  if (write(fd, &n, sizeof n) != sizeof n) ThrowErrno(info.Env(), errno, "write", "eventfd " + std::to_string(fd));
+  return info.Env().Undefined();
+}
+
+Napi::Value EventfdRead(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "fd"));
+  uint64_t n = 0;
+  ssize_t r = read(fd, &n, sizeof n);
+  if (r < 0) {
+    if (errno == EAGAIN) return Napi::Number::New(info.Env(), 0);
+    ThrowErrno(info.Env(), errno, "read", "eventfd " + std::to_string(fd));
+  }
+  return Napi::Number::New(info.Env(), double(n));
+}
+
+int64_t NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+Napi::Value Poll(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "fds must be an Int32Array");
+  Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != napi_int32_array) throw Napi::TypeError::New(env, "fds must be an Int32Array");
+  Napi::Int32Array fds = info[0].As<Napi::Int32Array>();
+  size_t n = fds.ElementLength();
+  if (n > 31) ThrowErrno(env, EINVAL, "poll", "(more than 31 fds)");
+  int64_t timeout = Int(info, 1, "timeoutMs");
+  struct pollfd p[31];
+  for (size_t i = 0; i < n; i++) {
+    p[i].fd = fds[i];  // a negative fd is ignored by poll()
+    p[i].events = POLLIN;
+    p[i].revents = 0;
+  }
+  const int64_t deadline = timeout >= 0 ? NowMs() + timeout : -1;
+  for (;;) {
+    int left = timeout < 0 ? -1 : int(deadline - NowMs() > 0 ? deadline - NowMs() : 0);
+    int r = poll(p, nfds_t(n), left);
+    if (r >= 0) break;
+    if (errno != EINTR) ThrowErrno(env, errno, "poll");
+  }
+  uint32_t bits = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) bits |= 1u << i;
+  }
+  return Napi::Number::New(env, bits);
+}
+
+Napi::Value ReadU32(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "fd"));
+  uint32_t v = 0;
+  ssize_t r = read(fd, &v, sizeof v);
+  if (r < 0) ThrowErrno(info.Env(), errno, "read", "fd " + std::to_string(fd));
+  if (r != sizeof v) ThrowErrno(info.Env(), EIO, "read", "fd " + std::to_string(fd) + " (short read)");
+  return Napi::Number::New(info.Env(), double(v));
+}
+
+Napi::Value WriteU32(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "fd"));
+  uint32_t v = uint32_t(Int(info, 1, "value"));
+  ssize_t r = write(fd, &v, sizeof v);
+  if (r < 0) ThrowErrno(info.Env(), errno, "write", "fd " + std::to_string(fd));
+  if (r != sizeof v) ThrowErrno(info.Env(), EIO, "write", "fd " + std::to_string(fd) + " (short write)");
+  return info.Env().Undefined();
+}
+
+Napi::Value Pread(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "fd"));
+  int64_t off = Int(info, 1, "offset");
+  int64_t width = Int(info, 2, "width");
+  if (width != 1 && width != 2 && width != 4) ThrowErrno(info.Env(), EINVAL, "pread", "(width must be 1, 2 or 4)");
+  uint8_t b[4] = {0, 0, 0, 0};
+  ssize_t r = pread(fd, b, size_t(width), off_t(off));
+  if (r < 0) ThrowErrno(info.Env(), errno, "pread", "fd " + std::to_string(fd));
+  if (r != width) ThrowErrno(info.Env(), EIO, "pread", "fd " + std::to_string(fd) + " (short read)");
+  uint32_t v = uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24;
+  return Napi::Number::New(info.Env(), double(v));
+}
+
+Napi::Value Pwrite(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "fd"));
+  int64_t off = Int(info, 1, "offset");
+  int64_t width = Int(info, 2, "width");
+  uint32_t v = uint32_t(Int(info, 3, "value"));
+  if (width != 1 && width != 2 && width != 4) ThrowErrno(info.Env(), EINVAL, "pwrite", "(width must be 1, 2 or 4)");
+  uint8_t b[4] = {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)};
+  ssize_t r = pwrite(fd, b, size_t(width), off_t(off));
+  if (r < 0) ThrowErrno(info.Env(), errno, "pwrite", "fd " + std::to_string(fd));
+  if (r != width) ThrowErrno(info.Env(), EIO, "pwrite", "fd " + std::to_string(fd) + " (short write)");
+  return info.Env().Undefined();
+}
+
+#ifdef WASMDRV_HAVE_PORTIO
+Napi::Value Ioperm(const Napi::CallbackInfo& info, int on) {
+  int64_t base = Int(info, 0, "base");
+  int64_t count = Int(info, 1, "count");
+  if (base < 0 || count <= 0 || base + count > 0x10000) ThrowErrno(info.Env(), EINVAL, "ioperm", "(port range)");
+  if (ioperm((unsigned long)base, (unsigned long)count, on) != 0) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "ports 0x%llx+%lld", (unsigned long long)base, (long long)count);
+    ThrowErrno(info.Env(), errno, "ioperm", buf);
+  }
+  return info.Env().Undefined();
+}
+Napi::Value IopermGrant(const Napi::CallbackInfo& info) { return Ioperm(info, 1); }
+Napi::Value IopermRevoke(const Napi::CallbackInfo& info) { return Ioperm(info, 0); }
+uint16_t Port(const Napi::CallbackInfo& info) {
+  int64_t p = Int(info, 0, "port");
+  if (p < 0 || p > 0xffff) ThrowErrno(info.Env(), EINVAL, "in/out", "(port out of range)");
+  return uint16_t(p);
+}
+Napi::Value Inb(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), inb(Port(info))); }
+Napi::Value Inw(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), inw(Port(info))); }
+Napi::Value Inl(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(inl(Port(info)))); }
+Napi::Value Outb(const Napi::CallbackInfo& info) { outb(uint8_t(Int(info, 1, "value")), Port(info)); return info.Env().Undefined(); }
+Napi::Value Outw(const Napi::CallbackInfo& info) { outw(uint16_t(Int(info, 1, "value")), Port(info)); return info.Env().Undefined(); }
+Napi::Value Outl(const Napi::CallbackInfo& info) { outl(uint32_t(Int(info, 1, "value")), Port(info)); return info.Env().Undefined(); }
+#else
+Napi::Value NoPorts(const Napi::CallbackInfo& info) { ThrowErrno(info.Env(), ENOSYS, "ioperm", "(no port I/O on this architecture)"); }
+#define IopermGrant NoPorts
+#define IopermRevoke NoPorts
+#define Inb NoPorts
+#define Inw NoPorts
+#define Inl NoPorts
+#define Outb NoPorts
+#define Outw NoPorts
+#define Outl NoPorts
+#endif
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData<PerEnv>(new PerEnv());
+  Mapping::Init(env, exports);
+  FixedMapping::Init(env, exports);
+  exports.Set("pageSize", Napi::Function::New(env, PageSize));
+  exports.Set("open", Napi::Function::New(env, Open));
+  exports.Set("close", Napi::Function::New(env, Close));
+  exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
+  exports.Set("mapFd", Napi::Function::New(env, MapFd));
+  exports.Set("mapFile", Napi::Function::New(env, MapFile));
+  exports.Set("mapIntoBuffer", Napi::Function::New(env, MapIntoBuffer));
+  exports.Set("eventfdCreate", Napi::Function::New(env, EventfdCreate));
+  exports.Set("eventfdWrite", Napi::Function::New(env, EventfdWrite));
+  exports.Set("eventfdRead", Napi::Function::New(env, EventfdRead));
+  exports.Set("poll", Napi::Function::New(env, Poll));
+  exports.Set("readU32", Napi::Function::New(env, ReadU32));
+  exports.Set("writeU32", Napi::Function::New(env, WriteU32));
+  exports.Set("pread", Napi::Function::New(env, Pread));
+  exports.Set("pwrite", Napi::Function::New(env, Pwrite));
+  exports.Set("iopermGrant", Napi::Function::New(env, IopermGrant));
+  exports.Set("iopermRevoke", Napi::Function::New(env, IopermRevoke));
+  exports.Set("inb", Napi::Function::New(env, Inb));
+  exports.Set("inw", Napi::Function::New(env, Inw));
+  exports.Set("inl", Napi::Function::New(env, Inl));
+  exports.Set("outb", Napi::Function::New(env, Outb));
+  exports.Set("outw", Napi::Function::New(env, Outw));
+  exports.Set("outl", Napi::Function::New(env, Outl));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(wasmdrv, Init)
