@@ -7,3 +7,5 @@ export type { DeviceSpec } from './devices/spec.ts';
 export { discoverUio, uioDeviceSpec } from './devices/uio.ts';
 export { listSimModels } from './devices/sim.ts';
 export { encodeArgs, decodeResponse } from './payload.ts';
+export { demo, runDemo, type DemoResult } from './demo.ts';
+export { uartFeed, uartTake } from './sim/uart16550.ts';
