@@ -14,9 +14,10 @@ insmod /wasmdrv_uio.ko uart_port=0x2f8 uart_irq=3 || echo "@@INIT-ERROR insmod w
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
 mount -t devtmpfs devtmpfs /host/dev
-mount -t tmpfs tmpfs /host/tmp
+# Scratch space for Node: /mnt, not /tmp, because the project itself may live under the host's /tmp.
+mount -t tmpfs tmpfs /host/mnt
 echo "@@GUEST-START $(cut -d' ' -f1 /proc/uptime)"
-chroot /host /usr/bin/env HOME=/tmp /usr/bin/node "$project/test/vm/guest.mjs" "$project" 2>&1
+chroot /host /usr/bin/env HOME=/mnt TMPDIR=/mnt /usr/bin/node "$project/test/vm/guest.mjs" "$project" 2>&1
 echo "@@GUEST-EXIT $? $(cut -d' ' -f1 /proc/uptime)"
 dmesg | grep -iE "BUG|WARNING|Oops|Call Trace|wasmdrv" | sed 's/^/@@DMESG /'
 poweroff -f
