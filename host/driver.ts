@@ -31,12 +31,41 @@ export interface DriverStats {
   restarts: number;
 }
 
+/** One register write of a user-given reset sequence, applied by the host before a restarted driver's probe. */
+export interface RegisterWrite {
+  region: number;
+  offset: number;
+  width: 1 | 2 | 4 | 8;
+  value: number | bigint;
+}
+
+/**
+ * The supervisor's restart policy: after a fault the driver restarts (device reset, then probe) after
+ * `backoffMs` doubling per restart up to `maxBackoffMs`, at most `budget` times in `windowMs`; then it
+ * is marked failed and stays down.
+ */
+export interface RestartPolicy {
+  budget: number;
+  windowMs: number;
+  backoffMs: number;
+  maxBackoffMs: number;
+}
+
+export const DEFAULT_RESTART: RestartPolicy = { budget: 5, windowMs: 60_000, backoffMs: 50, maxBackoffMs: 5_000 };
+
 export interface DriverOptions {
   name: string;
   limits?: Partial<Limits>;
   grant?: Grant;
   /** Flight recorder entries kept (a power of two). Default 256. */
   recorderSize?: number;
+  /** Restart policy, or false to leave a faulted driver down. Default DEFAULT_RESTART. */
+  restart?: Partial<RestartPolicy> | false;
+  /**
+   * Register writes that put the device in its power-on state, applied before a restarted driver's
+   * probe instead of the driver's own `reset` export.
+   */
+  resetSequence?: RegisterWrite[];
 }
 
 interface Pending {
@@ -57,7 +86,7 @@ export class DriverWorker {
   readonly exitedPromise: Promise<void>;
 
   constructor(label: string, spec: DeviceSpec, bytes: Uint8Array, sharedBuf: SharedArrayBuffer, limits: Limits, grant: Grant,
-    extra: { resetFirst?: boolean; restoreState?: Uint8Array }, onMessage: (m: FromWorker) => void, onExit: (code: number) => void) {
+    extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[] }, onMessage: (m: FromWorker) => void, onExit: (code: number) => void) {
     const native = loadNative();
     this.shared = new DriverShared(sharedBuf);
     Atomics.store(this.shared.control, CTRL_STOP, 0);
@@ -68,7 +97,7 @@ export class DriverWorker {
     const init: WorkerInit = {
       label, spec, shared: sharedBuf, doorbellFd: this.doorbellFd, cancelFd: this.cancelFd,
       port: port2 as MessagePort, bytes, limits, grant,
-      resetFirst: extra.resetFirst ?? false, restoreState: extra.restoreState,
+      resetFirst: extra.resetFirst ?? false, restoreState: extra.restoreState, resetSequence: extra.resetSequence,
     };
     this.worker = new Worker(join(packageRoot(), 'dist', 'worker.js'), {
       workerData: init,
@@ -133,18 +162,21 @@ export class Driver extends EventEmitter {
   private watchdog?: NodeJS.Timeout;
   faults = 0;
   restarts = 0;
-  /** Counts carried over from earlier workers (stats are per Driver, not per worker). */
+  readonly restartPolicy: RestartPolicy | false;
+  private restartTimes: number[] = [];
+  private restartTimer?: NodeJS.Timeout;
   private ready?: { resolve: () => void; reject: (e: Error) => void };
 
   constructor(readonly name: string, readonly device: DeviceSpec, public bytes: Uint8Array, readonly options: DriverOptions) {
     super();
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.restartPolicy = options.restart === false ? false : { ...DEFAULT_RESTART, ...options.restart };
     this.sharedBuf = DriverShared.create(options.recorderSize ?? 256);
     this.shared = new DriverShared(this.sharedBuf);
   }
 
   /** Start a worker and wait for probe. Rejects with LoadError or an Error naming the probe status. */
-  start(extra: { resetFirst?: boolean; restoreState?: Uint8Array } = {}): Promise<void> {
+  start(extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[] } = {}): Promise<void> {
     return new Promise((resolve, reject) => {
       this.ready = { resolve, reject };
       this.worker = new DriverWorker(this.name, this.device, this.bytes, this.sharedBuf, this.limits, this.options.grant ?? {}, extra,
@@ -157,6 +189,7 @@ export class Driver extends EventEmitter {
   request(op: number, data: Uint8Array = new Uint8Array()): Promise<Uint8Array> {
     return new Promise((resolve, reject) => {
       if (this.state === 'failed') return reject(new RequestError(`${this.name}: driver failed`, 'driver-failed'));
+      if (data.length > 1 << 20) return reject(new RequestError(`${this.name}: request of ${data.length} bytes is too large`, 'too-large'));
       if (this.state === 'stopped') return reject(new RequestError(`${this.name}: driver stopped`, 'driver-stopped'));
       if (this.state === 'faulted') return reject(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));
       this.queue.push({ op, data, resolve, reject });
@@ -194,6 +227,7 @@ export class Driver extends EventEmitter {
 
   /** Call the driver's remove export, then end its worker. Queued requests get 'driver-stopped'. */
   async stop(): Promise<void> {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
     if (this.state === 'stopped') return;
     const w = this.worker;
     const wasRunning = this.state === 'running';
@@ -222,8 +256,11 @@ export class Driver extends EventEmitter {
       case 'probe-failed':
         this.ready?.reject(new LoadError(`${this.name}: probe of ${this.device.id} failed with status ${m.status}`));
         this.ready = undefined;
-        this.state = 'stopped';
         void this.worker?.kill();
+        this.worker = undefined;
+        // A restarted driver whose probe fails has not brought the device back: try again within budget.
+        if (this.state === 'restarting') this.scheduleRestart();
+        else this.state = 'stopped';
         break;
       case 'load-error':
         this.ready?.reject(new LoadError(m.message));
@@ -270,13 +307,52 @@ export class Driver extends EventEmitter {
     this.handleFault(fault);
   }
 
+  /**
+   * The supervisor. The worker has masked the line and is gone. Requests that were in the driver get
+   * 'driver-restarted' (or 'driver-failed'); requests arriving while it restarts wait in the queue and
+   * are served by the restarted driver, or get 'driver-failed' if it stays down.
+   */
   protected handleFault(_fault: Fault): void {
-    this.state = 'faulted';
-    this.failAll(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));
+    if (!this.restartPolicy) {
+      this.state = 'faulted';
+      this.failAll(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));
+      return;
+    }
+    for (const p of this.inflight.values()) p.reject(new RequestError(`${this.name}: driver restarted`, 'driver-restarted'));
+    this.inflight.clear();
+    this.state = 'restarting';
+    this.scheduleRestart();
+  }
+
+  private scheduleRestart(): void {
+    const policy = this.restartPolicy;
+    if (!policy) return;
+    const now = Date.now();
+    this.restartTimes = this.restartTimes.filter((t) => now - t < policy.windowMs);
+    if (this.restartTimes.length >= policy.budget) {
+      this.state = 'failed';
+      this.failAll(new RequestError(`${this.name}: driver failed (${policy.budget} restarts in ${policy.windowMs} ms)`, 'driver-failed'));
+      this.emit('failed', this.lastFault);
+      return;
+    }
+    const delay = Math.min(policy.maxBackoffMs, policy.backoffMs * 2 ** this.restartTimes.length);
+    this.restartTimes.push(now);
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.state !== 'restarting') return;
+      this.restarts++;
+      this.start({ resetFirst: true, resetSequence: this.options.resetSequence }).then(
+        () => this.emit('restarted', { restarts: this.restarts }),
+        () => {
+          /* a fault or a failed probe during the restart was handled where it was reported */
+        },
+      );
+    }, delay);
+    this.restartTimer.unref();
   }
 
   private onExit(): void {
-    if (this.state === 'running' || this.state === 'starting') {
+    if (this.state === 'running') {
       // The thread ended without saying why: the host's side broke, not the driver.
       this.onFault({ driver: this.name, kind: 'host-error', message: 'driver worker exited unexpectedly', phase: this.shared.phase, stack: [], recorder: [], time: Date.now() });
     }

@@ -15,8 +15,10 @@ describe('containment', () => {
   });
   afterAll(() => host.close());
 
-  async function faultOf(op: number, arg = 0, limits = {}): Promise<Fault> {
-    const drv = await host.load(driverPath('test/broken'), `sim:edu:broken${n++}`, { name: `broken${n}`, limits });
+  // restart: false — these tests look at containment alone; test/supervisor.test.ts covers restarts.
+  async function faultOf(op: number, arg = 0, limits = {}, device?: string, sim?: Record<string, unknown>): Promise<Fault> {
+    const dev = host.openDevice(device ?? `sim:edu:broken${n++}`, { sim });
+    const drv = await host.load(driverPath('test/broken'), dev, { name: `broken${n++}`, limits, restart: false });
     const faulted = new Promise<Fault>((resolve) => drv.once('fault', resolve));
     const answer = await drv.request(op, u32(arg)).then(() => 'answered', (e) => e);
     const fault = await faulted;
@@ -103,6 +105,24 @@ describe('containment', () => {
     const f = await faultOf(13);
     expect(f.kind).toBe('panic');
     expect(f.message).toContain('the driver gave up');
+  });
+
+  it('an interrupt storm (a driver that never acknowledges a level interrupt): the line is masked', async () => {
+    const dev = host.openDevice('sim:edu:storm', { sim: { irqMode: 'mask' } });
+    const drv = await host.load(driverPath('test/broken'), dev, { name: 'storm', limits: { irqPerSec: 2000 }, restart: false });
+    const faulted = new Promise<Fault>((resolve) => drv.once('fault', resolve));
+    await drv.request(17); // raise and return: the driver's interrupt handler never acknowledges
+    const f = await faulted;
+    expect(f.kind).toBe('irq-storm');
+    expect(f.message).toContain('line masked');
+    expect(drv.state).toBe('faulted');
+    expect(words(await healthy.request(2, u32(10)))).toEqual([3628800]);
+  });
+
+  it('an exception in host code on the driver\'s behalf is a host-error, not blamed on the driver', async () => {
+    const f = await faultOf(16, 0, {}, 'sim:faulty:hostbug', { inner: 'edu', hostBugOnRead: 0x24 });
+    expect(f.kind).toBe('host-error');
+    expect(f.message).toContain('simulated host bug');
   });
 
   it('an import outside the ABI is refused at load, by name, and nothing stays loaded', async () => {

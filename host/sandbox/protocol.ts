@@ -24,6 +24,8 @@ export interface WorkerInit {
   resetFirst: boolean;
   /** Restore this state instead of probing (hot reload / restart with state). */
   restoreState?: Uint8Array;
+  /** Register writes that reset the device, applied before probe instead of the driver's reset. */
+  resetSequence?: { region: number; offset: number; width: 1 | 2 | 4 | 8; value: number | bigint }[];
 }
 
 export type ToWorker =

@@ -90,7 +90,8 @@ function start(): boolean {
       return false;
     }
   } else {
-    if (init.resetFirst) run('reset', () => drv.reset());
+    if (init.resetSequence?.length) run('reset', () => applyResetSequence(session!, init.resetSequence!));
+    else if (init.resetFirst) run('reset', () => drv.reset());
     const status = run('probe', () => drv.probe());
     if (status !== 0) {
       cleanup();
@@ -100,6 +101,21 @@ function start(): boolean {
   }
   post({ t: 'ready', seenCount: drv.seenCount });
   return true;
+}
+
+/** The user's reset sequence: plain register writes by the host, checked like the driver's. */
+function applyResetSequence(s: DeviceSession, seq: NonNullable<WorkerInit['resetSequence']>): void {
+  for (const w of seq) {
+    const r = s.regions[w.region];
+    if (!r || w.offset + w.width > r.size || w.offset % w.width) {
+      throw new Error(`reset sequence: region ${w.region} offset 0x${w.offset.toString(16)} width ${w.width} is outside the device`);
+    }
+    if (r.sim >= 0) s.writeSim(r.sim, w.offset, w.width as 1 | 2 | 4 | 8, w.value);
+    else if (w.width === 8) r.u64![w.offset >>> 3] = BigInt(w.value);
+    else if (w.width === 4) r.u32![w.offset >>> 2] = Number(w.value);
+    else if (w.width === 2) r.u16![w.offset >>> 1] = Number(w.value);
+    else r.u8![w.offset] = Number(w.value);
+  }
 }
 
 /** Interrupt-storm guard: events per 100 ms window against the limit. */

@@ -2,8 +2,11 @@
 import type { SimModelClass } from './model.ts';
 import { edu } from './edu.ts';
 import { uart16550 } from './uart16550.ts';
+import { faulty } from './faulty.ts';
 
 const MODELS: Record<string, SimModelClass<any>> = { edu, uart16550 };
+// Registered after MODELS exists: the faulty model looks its inner model up here.
+MODELS.faulty = faulty;
 
 export function simModelClass(name: string): SimModelClass<any> {
   const cls = MODELS[name];
