@@ -18,6 +18,7 @@ import { packageRoot } from './native.ts';
 import { formatEntry } from './sandbox/shared.ts';
 import type { Limits } from './sandbox/instance.ts';
 import { runDemo } from './demo.ts';
+import { cmdFaultCampaign } from './cli/fault-campaign.ts';
 
 const USAGE = `usage:
   wasmdrv devices [--json]
@@ -31,7 +32,10 @@ const USAGE = `usage:
       --rearm irqcontrol   re-enable a UIO line by writing 1 to /dev/uioN before each wait
   wasmdrv demo [--device <uioN|sim:edu>] [--driver FILE] [--json]
       The tour on QEMU's edu device: identify, liveness, factorials 1..12 through interrupts,
-      raise-and-count interrupts, a DMA round trip, and a summary.`;
+      raise-and-count interrupts, a DMA round trip, and a summary.
+  wasmdrv fault-campaign [--faults N] [--seed S] [--jobs J] [--deadline MS] [--json]
+      Inject N faults (mutated driver binaries, misbehaving devices) and count host crashes,
+      writes outside granted memory, detected driver faults by kind, and recoveries.`;
 
 export class UsageError extends Error {}
 
@@ -180,6 +184,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   devices: cmdDevices,
   run: cmdRun,
   demo: cmdDemo,
+  'fault-campaign': cmdFaultCampaign,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -10,6 +10,7 @@ await build({
     cli: 'host/cli.ts',
     index: 'host/index.ts',
     worker: 'host/sandbox/worker.ts',
+    'campaign-worker': 'host/campaign/worker.ts',
   },
   outdir: 'dist',
   bundle: true,

@@ -490,7 +490,13 @@ export class DriverInstance {
       },
       services: {
         log: (level: number, ptr: number, len: number) => this.log(level, ptr >>> 0, len >>> 0),
-        clock_ns: () => BigInt(Math.floor(s.now())),
+        // In virtual time each clock read costs 1 us of device time, so polling loops make progress.
+        clock_ns: s.virtual
+          ? () => {
+            s.advance(s.now() + 1000);
+            return BigInt(Math.floor(s.now()));
+          }
+          : () => BigInt(Math.floor(s.now())),
         sleep_us: (us: number) => this.sleep(us >>> 0),
         panic: (ptr: number, len: number) => {
           throw new FaultError('panic', `${label}: panic: ${this.string(ptr >>> 0, Math.min(len >>> 0, MAX_LOG_BYTES))}`);
@@ -536,6 +542,7 @@ export class DriverInstance {
     const irq = this.session.irq;
     if (!irq || !this.irqEnabled) return this.sleep(timeoutUs) === WAIT_CANCELLED ? WAIT_CANCELLED : WAIT_TIMEOUT;
     if (irq.needsRearm) irq.rearm();
+    if (this.session.virtual) return this.irqWaitVirtual(irq, timeoutUs);
     const kick = this.session.kickFd;
     const fds = new Int32Array(kick >= 0 ? [irq.fd, this.cancelFd, kick] : [irq.fd, this.cancelFd]);
     const deadline = this.session.now() + timeoutUs * 1000;
@@ -559,6 +566,31 @@ export class DriverInstance {
     }
   }
 
+  /** irq_wait in virtual time: check the line, else jump to the next device event or the timeout. */
+  private irqWaitVirtual(irq: NonNullable<DeviceSession['irq']>, timeoutUs: number): number {
+    const s = this.session;
+    const deadline = s.now() + timeoutUs * 1000;
+    const fds = new Int32Array([irq.fd, this.cancelFd]);
+    for (;;) {
+      s.tick();
+      const bits = this.native.poll(fds, 0);
+      if (bits & 2 || this.shared.stopRequested) return WAIT_CANCELLED;
+      if (bits & 1) {
+        const count = irq.consume();
+        if (count !== this.lastCount) {
+          this.noteCount(count);
+          return WAIT_INTERRUPT;
+        }
+      }
+      const next = s.now() + s.untilNextEvent();
+      if (next > deadline) {
+        s.advance(deadline);
+        return WAIT_TIMEOUT;
+      }
+      s.advance(next);
+    }
+  }
+
   /** Account for a new count seen (by irq_wait or by the host loop): coalesced events are counted, never hidden. */
   noteCount(count: number): void {
     const delta = (count - this.lastCount) >>> 0;
@@ -570,6 +602,10 @@ export class DriverInstance {
 
   private sleep(us: number): number {
     if (this.shared.stopRequested) return WAIT_CANCELLED;
+    if (this.session.virtual) {
+      this.session.advance(this.session.now() + us * 1000);
+      return 0;
+    }
     const fds = new Int32Array([this.cancelFd]);
     const deadline = this.session.now() + us * 1000;
     for (;;) {

@@ -48,8 +48,14 @@ export function monotonicNs(): number {
 }
 
 export interface SessionOptions {
-  /** Device time source (ns). Defaults to the process-wide monotonic clock; the fuzzer gives a virtual one. */
+  /** Device time source (ns). Defaults to the process-wide monotonic clock. */
   clock?: () => number;
+  /**
+   * Virtual device time (the campaign and the fuzzer): time stands still while the driver runs and
+   * jumps forward when it waits, to the device's next event or the wait's timeout. Runs are
+   * deterministic and never block on real time.
+   */
+  virtual?: boolean;
   /** Called for a simulated device's guest errors. */
   onGuestError?: (message: string) => void;
 }
@@ -60,6 +66,9 @@ export class DeviceSession {
   readonly irq: IrqSource | null;
   readonly model: SimModel | null = null;
   readonly now: () => number;
+  /** Set when device time is virtual: waits call advance() instead of blocking. */
+  readonly virtual: boolean;
+  private vnow = 1_000_000;
   /** fd to poll besides the interrupt: a simulated device fed from outside; -1 when none. */
   readonly kickFd: number;
   private readonly mappings: Mapping[] = [];
@@ -70,7 +79,8 @@ export class DeviceSession {
 
   constructor(readonly spec: DeviceSpec, options: SessionOptions = {}) {
     this.native = loadNative();
-    this.now = options.clock ?? monotonicNs;
+    this.virtual = options.virtual ?? false;
+    this.now = this.virtual ? () => this.vnow : options.clock ?? monotonicNs;
     this.kickFd = spec.sim?.kickFd ?? -1;
     try {
       let irqLine: SimIrqLine | null = null;
@@ -186,6 +196,12 @@ export class DeviceSession {
   openDmaSource(w: DmaSpec): { fd: number; offset: number; owned: boolean } {
     if (w.source.kind === 'fd') return { fd: w.source.fd, offset: w.source.offset, owned: false };
     return { fd: this.native.open(w.source.path), offset: w.source.offset, owned: true };
+  }
+
+  /** Virtual time only: move device time forward to `t` (never back) and run what falls due. */
+  advance(t: number): void {
+    if (t > this.vnow) this.vnow = t;
+    this.tick();
   }
 
   /** The outside fed the device: clear the kick and let the model take the input. */
