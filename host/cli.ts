@@ -19,6 +19,7 @@ import { formatEntry } from './sandbox/shared.ts';
 import type { Limits } from './sandbox/instance.ts';
 import { runDemo } from './demo.ts';
 import { cmdFaultCampaign } from './cli/fault-campaign.ts';
+import { watchDriver } from './cli/watch.ts';
 
 const USAGE = `usage:
   wasmdrv devices [--json]
@@ -30,6 +31,8 @@ const USAGE = `usage:
       --deadline MS        per-call deadline (default 2000)
       --memory PAGES       linear memory limit in 64 KiB pages (default 256)
       --rearm irqcontrol   re-enable a UIO line by writing 1 to /dev/uioN before each wait
+      --watch              hot-reload the driver when its .wasm changes (or its source, rebuilt with
+                           asc when the .wasm is an asconfig.json target); runs until Ctrl-C
   wasmdrv demo [--device <uioN|sim:edu>] [--driver FILE] [--json]
       The tour on QEMU's edu device: identify, liveness, factorials 1..12 through interrupts,
       raise-and-count interrupts, a DMA round trip, and a summary.
@@ -105,6 +108,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       memory: { type: 'string' },
       rearm: { type: 'string' },
       name: { type: 'string' },
+      watch: { type: 'boolean' },
     },
   });
   if (positionals.length !== 1) throw new UsageError('run wants exactly one driver file');
@@ -146,11 +150,17 @@ async function cmdRun(argv: string[]): Promise<number> {
         else console.error(`op ${op}: ${(err as Error).message}`);
       }
     };
+    const unwatch = values.watch ? watchDriver(drv, positionals[0], (s) => console.error(`[watch] ${s}`)) : undefined;
     if (values.request?.length) {
       for (const r of values.request) await serve(r);
     } else {
       const rl = createInterface({ input: process.stdin, terminal: false });
       for await (const line of rl) await serve(line);
+    }
+    if (unwatch) {
+      // Watching keeps the driver up after the input ends, until Ctrl-C.
+      await new Promise<void>((done) => process.once('SIGINT', () => done()));
+      unwatch();
     }
     const st = drv.status();
     if (json) console.log(JSON.stringify({ status: { ...st, lastFault: st.lastFault ? { kind: st.lastFault.kind, message: st.lastFault.message } : undefined } }));

@@ -18,6 +18,25 @@ import { CTRL_STOP, DriverShared, STAT } from './sandbox/shared.ts';
 
 export type DriverState = 'starting' | 'running' | 'faulted' | 'restarting' | 'failed' | 'stopped';
 
+export interface ReloadOptions {
+  /** Skip the state transfer: the new module probes the device afresh. Default false. */
+  fresh?: boolean;
+  /** A fault of the new module within this many ms rolls back to the old module and its state. Default 1000. */
+  graceMs?: number;
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  /** Why the swap was refused (the old driver kept running untouched). */
+  error?: string;
+  /** Time from the quiet point to the new instance serving, measured in the worker. */
+  swapMs: number;
+  /** Bytes of state carried over (0 for a fresh probe). */
+  stateBytes: number;
+  /** True when the new module restored the old one's state, false when it probed. */
+  restored: boolean;
+}
+
 export interface DriverStats {
   regReads: number;
   regWrites: number;
@@ -166,6 +185,9 @@ export class Driver extends EventEmitter {
   private restartTimes: number[] = [];
   private restartTimer?: NodeJS.Timeout;
   private ready?: { resolve: () => void; reject: (e: Error) => void };
+  private reloads = new Map<number, (r: { ok: boolean; error?: string; swapMs: number; restored: boolean; state?: Uint8Array }) => void>();
+  /** The module (and its state) to roll back to if the new one faults within its grace period. */
+  private previous?: { bytes: Uint8Array; state?: Uint8Array; until: number };
 
   constructor(readonly name: string, readonly device: DeviceSpec, public bytes: Uint8Array, readonly options: DriverOptions) {
     super();
@@ -206,6 +228,29 @@ export class Driver extends EventEmitter {
       this.inflight.set(id, p);
       this.worker.send({ t: 'request', id, op: p.op, data: p.data });
     }
+  }
+
+  /**
+   * Hot reload: swap this driver's module without losing an interrupt or a request (host/reload.ts
+   * explains the procedure). Resolves with the outcome; a refused swap leaves the old module running.
+   */
+  reload(module: Uint8Array, opts: ReloadOptions = {}): Promise<ReloadResult> {
+    return new Promise((resolve, reject) => {
+      if (this.state !== 'running' || !this.worker) {
+        return reject(new Error(`${this.name}: cannot reload a driver that is ${this.state}`));
+      }
+      const id = this.nextId++;
+      this.reloads.set(id, (r) => {
+        if (r.ok) {
+          this.previous = { bytes: this.bytes, state: r.state, until: Date.now() + (opts.graceMs ?? 1000) };
+          this.bytes = module;
+          this.emit('reloaded', r);
+        }
+        resolve({ ok: r.ok, error: r.error, swapMs: r.swapMs, stateBytes: r.state?.length ?? 0, restored: r.restored });
+      });
+      // Requests sent after this message queue behind it in the worker and are served by the new module.
+      this.worker.send({ t: 'reload', id, bytes: module, fresh: opts.fresh ?? false });
+    });
   }
 
   stats(): DriverStats {
@@ -279,6 +324,12 @@ export class Driver extends EventEmitter {
       case 'log':
         this.emit('log', { driver: this.name, level: m.level as LogLevel, message: m.message });
         break;
+      case 'reloaded': {
+        const done = this.reloads.get(m.id);
+        this.reloads.delete(m.id);
+        done?.(m);
+        break;
+      }
       case 'guest-error':
         this.emit('log', { driver: this.name, level: 'warn' as LogLevel, message: `device: ${m.message}` });
         break;
@@ -312,7 +363,26 @@ export class Driver extends EventEmitter {
    * 'driver-restarted' (or 'driver-failed'); requests arriving while it restarts wait in the queue and
    * are served by the restarted driver, or get 'driver-failed' if it stays down.
    */
-  protected handleFault(_fault: Fault): void {
+  protected handleFault(fault: Fault): void {
+    for (const done of this.reloads.values()) done({ ok: false, error: `driver faulted: ${fault.kind}`, swapMs: 0, restored: false });
+    this.reloads.clear();
+    const prev = this.previous;
+    if (prev && Date.now() <= prev.until) {
+      // The new module faulted within its grace period: back to the old module and the state it had.
+      this.previous = undefined;
+      this.bytes = prev.bytes;
+      for (const p of this.inflight.values()) p.reject(new RequestError(`${this.name}: driver restarted (reload rolled back)`, 'driver-restarted'));
+      this.inflight.clear();
+      this.state = 'restarting';
+      this.restarts++;
+      this.start(prev.state ? { restoreState: prev.state } : { resetFirst: true }).then(
+        () => this.emit('rolled-back', fault),
+        () => {
+          /* reported through the fault path */
+        },
+      );
+      return;
+    }
     if (!this.restartPolicy) {
       this.state = 'faulted';
       this.failAll(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));

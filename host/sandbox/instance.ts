@@ -151,6 +151,7 @@ export class DriverInstance {
     readonly limits: Limits,
     private readonly hooks: InstanceHooks,
     private readonly cancelFd: number,
+    inheritCount?: number,
   ) {
     this.native = loadNative();
     this.logTokens = limits.logBurst;
@@ -166,7 +167,10 @@ export class DriverInstance {
     const maximum = Math.min(limits.memoryPages, declaredMax ?? limits.memoryPages);
     this.maxPages = maximum;
     this.memory = new WebAssembly.Memory({ initial: min, maximum });
-    this.lastCount = session.irq ? session.irq.consume() : 0;
+    // A reloaded instance inherits the count its predecessor saw and leaves the fd's readiness alone,
+    // so interrupts that arrived during the swap are delivered to it; a new driver starts from now.
+    if (inheritCount !== undefined) this.lastCount = inheritCount;
+    else this.lastCount = session.irq ? session.irq.consume() : 0;
     let instance: WebAssembly.Instance;
     try {
       instance = new WebAssembly.Instance(module, { wasmdrv: this.imports(), env: { memory: this.memory } } as WebAssembly.Imports);
@@ -188,6 +192,8 @@ export class DriverInstance {
   /** Compile, check and instantiate. Throws LoadError for a module that cannot be loaded. */
   static create(label: string, bytes: Uint8Array, session: DeviceSession, shared: DriverShared, opts: {
     grant?: Grant; limits?: Partial<Limits>; hooks: InstanceHooks; cancelFd: number; module?: WebAssembly.Module;
+    /** Hot reload: start from this interrupt count instead of reading the device's. */
+    inheritCount?: number;
   }): DriverInstance {
     let module = opts.module;
     if (!module) {
@@ -197,7 +203,7 @@ export class DriverInstance {
         throw new LoadError(`${label}: does not compile: ${(err as Error).message}`);
       }
     }
-    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd);
+    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount);
   }
 
   /** How full linear memory is, for telling a refused growth from other traps. */

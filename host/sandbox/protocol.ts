@@ -31,6 +31,8 @@ export interface WorkerInit {
 export type ToWorker =
   | { t: 'request'; id: number; op: number; data: Uint8Array }
   | { t: 'save-state'; id: number }
+  /** Swap the driver's module at this quiet point (see host/reload.ts). */
+  | { t: 'reload'; id: number; bytes: Uint8Array; fresh: boolean }
   | { t: 'stop' };
 
 export type FromWorker =
@@ -39,6 +41,7 @@ export type FromWorker =
   | { t: 'load-error'; message: string }
   | { t: 'response'; id: number; data?: Uint8Array; status?: number; error?: string }
   | { t: 'state'; id: number; data?: Uint8Array }
+  | { t: 'reloaded'; id: number; ok: boolean; error?: string; stage?: string; swapMs: number; state?: Uint8Array; restored: boolean }
   | { t: 'log'; level: LogLevel; message: string }
   | { t: 'guest-error'; message: string }
   | { t: 'fault'; fault: Omit<Fault, 'recorder'> }

@@ -149,14 +149,71 @@ function handle(msg: ToWorker): boolean {
       post({ t: 'state', id: msg.id, data });
       return true;
     }
+    case 'reload':
+      post(reload(msg.id, msg.bytes, msg.fresh));
+      return true;
     case 'stop':
       run('remove', () => drv.remove());
       return false;
   }
 }
 
+/**
+ * Swap modules at a quiet point (no handler is running: we are between two messages). The old
+ * instance keeps running untouched unless the new one compiles, links under the same grant, and
+ * restores (or probes) cleanly; the new one inherits the interrupt count, so an interrupt that
+ * arrived during the swap is delivered to it by the next poll.
+ */
+function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
+  const t0 = performance.now();
+  const old = instance!;
+  const fail = (stage: string, err: unknown): FromWorker => {
+    const reason = err instanceof LoadError ? err.message : `${classify(err).kind}: ${(err as Error)?.message ?? err}`;
+    return { t: 'reloaded', id, ok: false, stage, error: reason, swapMs: performance.now() - t0, restored: false };
+  };
+  let state: Uint8Array | undefined;
+  if (!fresh) {
+    try {
+      shared.setPhase('save');
+      state = old.saveState();
+    } catch (err) {
+      // The running driver cannot save: it is broken; report it as its fault.
+      return fault(err, 'save');
+    } finally {
+      shared.setPhase('idle');
+    }
+  }
+  let next: DriverInstance | undefined;
+  let restored = false;
+  shared.setPhase('restore');
+  try {
+    next = DriverInstance.create(init.label, bytes, session!, shared, {
+      grant: init.grant,
+      limits: init.limits,
+      cancelFd: init.cancelFd,
+      hooks: { log: (level, message) => post({ t: 'log', level, message }) },
+      inheritCount: old.seenCount,
+    });
+    if (state && next.has('state_restore')) {
+      const r = next.restoreState(state);
+      if (r === undefined || r < 0) throw new LoadError(`${init.label}: the new module refused the saved state (state_restore returned ${r}): kept the running driver`);
+      restored = true;
+    } else {
+      const status = next.probe();
+      if (status !== 0) throw new LoadError(`${init.label}: the new module's probe failed with status ${status}: kept the running driver`);
+    }
+  } catch (err) {
+    next?.close();
+    return fail('restore', err);
+  } finally {
+    shared.setPhase('idle');
+  }
+  old.close();
+  instance = next;
+  return { t: 'reloaded', id, ok: true, swapMs: performance.now() - t0, state, restored };
+}
+
 function serve(): void {
-  const drv = instance!;
   const s = session!;
   const irq = s.irq;
   // bit 0 doorbell, bit 1 cancel, bit 2 interrupt, bit 3 kick (a simulated device fed from outside)
@@ -167,6 +224,7 @@ function serve(): void {
       if (!handle(m.message as ToWorker)) return;
     }
     if (shared.stopRequested) return;
+    const drv = instance!;
     if (irq && drv.wantsInterrupts && irq.needsRearm) irq.rearm();
     const untilEvent = s.untilNextEvent();
     const timeout = untilEvent === Infinity ? -1 : Math.ceil(untilEvent / 1e6);

@@ -47,15 +47,24 @@ export interface EduOptions {
   dmaSize?: number;
   /** 'ack' (the kernel stub acknowledges, default) or 'mask' (uio_pci_generic: the driver must). */
   irqMode?: 'ack' | 'mask';
+  /**
+   * Not in QEMU's edu: raise interrupt bit 0x00800000 by itself every this many ns of device time
+   * (0 = never). A steady interrupt source for tests that must not lose one (hot reload under load).
+   */
+  autoIrqNs?: number;
+  /** Stop the self-timed interrupts after this many (0 = no limit). */
+  autoIrqCount?: number;
 }
 
+const IRQ_AUTO = 0x00800000;
+
 // State layout: u32 fields, then f64 times, then the 4 KiB device buffer.
-const U32 = { addr4: 0, fact: 1, status: 2, irqStatus: 3 } as const;
+const U32 = { addr4: 0, fact: 1, status: 2, irqStatus: 3, autoRaised: 4 } as const;
 const U64 = { src: 0, dst: 1, cnt: 2, cmd: 3 } as const;
-const F64 = { factDoneAt: 0, dmaDoneAt: 1 } as const;
-const U32_BYTES = 16;
+const F64 = { factDoneAt: 0, dmaDoneAt: 1, autoAt: 2 } as const;
+const U32_BYTES = 24;
 const U64_BYTES = 32;
-const F64_BYTES = 16;
+const F64_BYTES = 24;
 const STATE_BYTES = U32_BYTES + U64_BYTES + F64_BYTES + DMA_SIZE;
 
 class Edu implements SimModel {
@@ -66,6 +75,8 @@ class Edu implements SimModel {
   private readonly factorialDelayNs: number;
   private readonly dmaDelayNs: number;
   private readonly dmaMask: bigint;
+  private readonly autoIrqNs: number;
+  private readonly autoIrqCount: number;
 
   constructor(private readonly ctx: SimContext, state: SharedArrayBuffer, at: number, options: EduOptions) {
     this.u32 = new Uint32Array(state, at, U32_BYTES / 4);
@@ -75,6 +86,9 @@ class Edu implements SimModel {
     this.factorialDelayNs = options.factorialDelayNs ?? 2_000;
     this.dmaDelayNs = options.dmaDelayNs ?? 200_000;
     this.dmaMask = (1n << BigInt(options.dmaBits ?? 28)) - 1n;
+    this.autoIrqNs = options.autoIrqNs ?? 0;
+    this.autoIrqCount = options.autoIrqCount ?? 0;
+    if (this.autoIrqNs && !this.f64[F64.autoAt]) this.f64[F64.autoAt] = ctx.now() + this.autoIrqNs;
   }
 
   reset(): void {
@@ -158,12 +172,22 @@ class Edu implements SimModel {
       this.f64[F64.dmaDoneAt] = 0;
       this.finishDma();
     }
+    const autoAt = this.f64[F64.autoAt];
+    // One interrupt per elapsed period, even when several periods passed since the last tick.
+    for (let at = autoAt; this.autoIrqNs && at !== 0 && now >= at; at = this.f64[F64.autoAt]) {
+      this.u32[U32.autoRaised]++;
+      const more = !this.autoIrqCount || this.u32[U32.autoRaised] < this.autoIrqCount;
+      this.f64[F64.autoAt] = more ? at + this.autoIrqNs : 0;
+      this.raise(IRQ_AUTO);
+      this.lower(IRQ_AUTO); // an edge per period: in 'ack' mode the stub has already acknowledged it
+    }
   }
 
   nextEvent(): number {
     const a = this.f64[F64.factDoneAt] || Infinity;
     const b = this.f64[F64.dmaDoneAt] || Infinity;
-    return Math.min(a, b);
+    const c = (this.autoIrqNs && this.f64[F64.autoAt]) || Infinity;
+    return Math.min(a, b, c);
   }
 
   // edu.c: accesses below 0x80 must be 4 bytes; the DMA registers take 4 or 8.
