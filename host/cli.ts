@@ -20,6 +20,9 @@ import type { Limits } from './sandbox/instance.ts';
 import { runDemo } from './demo.ts';
 import { cmdFaultCampaign } from './cli/fault-campaign.ts';
 import { watchDriver } from './cli/watch.ts';
+import { cmdInspect, cmdKeygen, cmdPack, cmdSign, cmdVerify } from './cli/package.ts';
+import { isPackage, loadPackage } from './package/load.ts';
+import { readFileSync } from 'node:fs';
 
 const USAGE = `usage:
   wasmdrv devices [--json]
@@ -33,6 +36,14 @@ const USAGE = `usage:
       --rearm irqcontrol   re-enable a UIO line by writing 1 to /dev/uioN before each wait
       --watch              hot-reload the driver when its .wasm changes (or its source, rebuilt with
                            asc when the .wasm is an asconfig.json target); runs until Ctrl-C
+      A package (.wdrv, see docs/packages.md) loads with its manifest's grants after its signature
+      checks out against the trust store (--trust DIR, default $WASMDRV_TRUST or
+      ~/.config/wasmdrv/trust); --allow-unsigned loads an unsigned package for development.
+  wasmdrv keygen [--out DIR] [--name NAME]        an ed25519 key pair for signing packages
+  wasmdrv pack <dir> [--wasm FILE] [--key KEY] [--out FILE]   manifest.json + the .wasm -> a package
+  wasmdrv sign <package> --key KEY [--out FILE]
+  wasmdrv verify <package> [--trust DIR] [--device ID]   exit 1 on any problem, each one named
+  wasmdrv inspect <package> [--trust DIR] [--json]       manifest, imports, exports, signature, grants
   wasmdrv demo [--device <uioN|sim:edu>] [--driver FILE] [--json]
       The tour on QEMU's edu device: identify, liveness, factorials 1..12 through interrupts,
       raise-and-count interrupts, a DMA round trip, and a summary.
@@ -109,6 +120,8 @@ async function cmdRun(argv: string[]): Promise<number> {
       rearm: { type: 'string' },
       name: { type: 'string' },
       watch: { type: 'boolean' },
+      trust: { type: 'string' },
+      'allow-unsigned': { type: 'boolean' },
     },
   });
   if (positionals.length !== 1) throw new UsageError('run wants exactly one driver file');
@@ -122,7 +135,17 @@ async function cmdRun(argv: string[]): Promise<number> {
   let failed = false;
   try {
     const dev = host.openDevice(values.device, { rearm: values.rearm as 'irqcontrol' | undefined });
-    const drv = await host.load(positionals[0], dev, { name: values.name, limits });
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = new Uint8Array(readFileSync(positionals[0]));
+    } catch {
+      bytes = undefined; // host.load names the unreadable file
+    }
+    const drv = bytes && isPackage(bytes)
+      ? await loadPackage(host, positionals[0], dev, { trust: values.trust, allowUnsigned: values['allow-unsigned'], onWarning: (w) => console.error(w) })
+      : await host.load(positionals[0], dev, { name: values.name, limits });
+    const taints = host.status().taints;
+    for (const t of taints) console.error(`host tainted: ${t}`);
     const serve = async (line: string): Promise<void> => {
       const words = line.trim().split(/\s+/).filter(Boolean);
       if (!words.length || words[0].startsWith('#')) return;
@@ -195,6 +218,11 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   run: cmdRun,
   demo: cmdDemo,
   'fault-campaign': cmdFaultCampaign,
+  keygen: cmdKeygen,
+  pack: cmdPack,
+  sign: cmdSign,
+  verify: cmdVerify,
+  inspect: cmdInspect,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -29,6 +29,13 @@ export class Host extends EventEmitter {
   private readonly devices = new Map<string, DeviceHandle>();
   private readonly owners = new Map<string, Driver>();
   readonly drivers: Driver[] = [];
+  /** Why the host is tainted (drivers without an open-source license), as the kernel taints for modules. */
+  readonly taints: string[] = [];
+
+  taint(reason: string): void {
+    this.taints.push(reason);
+    this.emit('taint', reason);
+  }
 
   /**
    * Open a device by id: "sim:<model>" (or "sim:<model>:<n>" for several of one model), "uioN".
@@ -87,7 +94,7 @@ export class Host extends EventEmitter {
   }
 
   status() {
-    return { drivers: this.drivers.map((d) => d.status()) };
+    return { tainted: this.taints.length > 0, taints: [...this.taints], drivers: this.drivers.map((d) => d.status()) };
   }
 
   /** Stop every driver, then release every device. */

@@ -48,10 +48,16 @@ export interface Grant {
 export interface RegionPolicy {
   read: boolean;
   write: boolean;
+  /** Bytes of the region the driver may touch, from offset 0 (default: all of it). */
+  size?: number;
   /** When present, a write must hit one of these (offset, width) registers with value & ~mask == 0. */
   writable?: { offset: number; width: Width; mask?: bigint }[];
-  /** Registers that take bus addresses: a written value must fall inside a granted DMA window. */
-  dmaAddress?: { offset: number; width: Width }[];
+  /**
+   * Registers that take bus addresses: a written value must fall inside a granted DMA window, or in
+   * one of `device` (inclusive ranges of the device's own address space, such as edu's buffer at
+   * 0x40000, which are not bus addresses).
+   */
+  dmaAddress?: { offset: number; width: Width; device?: [bigint, bigint][] }[];
 }
 
 export interface InstanceHooks {
@@ -335,7 +341,8 @@ export class DriverInstance {
       }
       if (off & (width - 1)) throw new FaultError('register-misaligned', `${label}: ${where(kind, r, off, width)}: not ${width}-byte aligned`);
     };
-    const regionSize = (r: number) => regions[r].size;
+    const granted = regions.map((reg, i) => Math.min(reg.size, policies[i].size ?? reg.size));
+    const regionSize = (r: number) => granted[r];
     const portSize = (r: number) => ports[r].size;
 
     const policyCheck = (r: number, off: number, width: number, value: bigint, write: boolean): void => {
@@ -345,7 +352,8 @@ export class DriverInstance {
         return;
       }
       if (!p.write) throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: the grant does not allow writes`);
-      if (p.dmaAddress?.some((d) => d.offset === off && d.width === width)) {
+      const dmaReg = p.dmaAddress?.find((d) => d.offset === off && d.width === width);
+      if (dmaReg && !dmaReg.device?.some(([lo, hi]) => value >= lo && value <= hi)) {
         if (!this.busInWindow(value)) {
           throw new FaultError('dma-firewall', `${label}: ${where('region', r, off, width)}: bus address 0x${value.toString(16)} is outside the granted DMA window(s)`);
         }
@@ -454,7 +462,7 @@ export class DriverInstance {
         region_count: () => nRegions,
         region_size: (r: number) => {
           if (r < 0 || r >= nRegions) throw new FaultError('bad-region', `${label}: region ${r}: no such region (granted: ${nRegions})`);
-          return regions[r].size | 0;
+          return granted[r] | 0;
         },
         reg_read8: makeRead(1),
         reg_read16: makeRead(2),

@@ -1,0 +1,196 @@
+// The driver manifest: who the driver is, what it drives, and exactly what it may touch.
+// Validated with a JSON schema (ajv); turned into the sandbox's Grant and Limits.
+
+import { Ajv, type ErrorObject } from 'ajv';
+import type { DeviceSpec } from '../devices/spec.ts';
+import type { ImportGroup } from '../abi.ts';
+import type { Grant, Limits, RegionPolicy } from '../sandbox/instance.ts';
+
+export interface Manifest {
+  name: string;
+  version: string;
+  license: string;
+  abi: number;
+  description?: string;
+  match: { pci?: { vendor: string; device: string; class?: string }; uio?: string; sim?: string }[];
+  regions?: {
+    index: number;
+    name?: string;
+    size: string;
+    access: 'r' | 'rw';
+    writable?: { offset: string; width: 1 | 2 | 4 | 8; mask?: string }[];
+    dmaAddress?: { offset: string; width: 4 | 8; deviceRanges?: [string, string][] }[];
+  }[];
+  ports?: { index: number; size: number; access: 'r' | 'rw' }[];
+  dma?: { windows: number; minSize?: string };
+  interrupts?: boolean;
+  limits?: Partial<Limits>;
+}
+
+const hex = { type: 'string', pattern: '^(0x[0-9a-fA-F]+|[0-9]+)$' };
+export const MANIFEST_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'version', 'license', 'abi', 'match'],
+  properties: {
+    name: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' },
+    version: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+([-+][0-9A-Za-z.-]+)?$' },
+    license: { type: 'string', minLength: 1 },
+    abi: { type: 'integer', minimum: 1 },
+    description: { type: 'string' },
+    match: {
+      type: 'array', minItems: 1,
+      items: {
+        type: 'object', additionalProperties: false, minProperties: 1,
+        properties: {
+          pci: { type: 'object', additionalProperties: false, required: ['vendor', 'device'], properties: { vendor: hex, device: hex, class: hex } },
+          uio: { type: 'string' },
+          sim: { type: 'string' },
+        },
+      },
+    },
+    regions: {
+      type: 'array',
+      items: {
+        type: 'object', additionalProperties: false, required: ['index', 'size', 'access'],
+        properties: {
+          index: { type: 'integer', minimum: 0 },
+          name: { type: 'string' },
+          size: hex,
+          access: { enum: ['r', 'rw'] },
+          writable: {
+            type: 'array',
+            items: { type: 'object', additionalProperties: false, required: ['offset', 'width'], properties: { offset: hex, width: { enum: [1, 2, 4, 8] }, mask: hex } },
+          },
+          dmaAddress: {
+            type: 'array',
+            items: {
+              type: 'object', additionalProperties: false, required: ['offset', 'width'],
+              properties: { offset: hex, width: { enum: [4, 8] }, deviceRanges: { type: 'array', items: { type: 'array', items: hex, minItems: 2, maxItems: 2 } } },
+            },
+          },
+        },
+      },
+    },
+    ports: {
+      type: 'array',
+      items: { type: 'object', additionalProperties: false, required: ['index', 'size', 'access'], properties: { index: { type: 'integer', minimum: 0 }, size: { type: 'integer', minimum: 1 }, access: { enum: ['r', 'rw'] } } },
+    },
+    dma: { type: 'object', additionalProperties: false, required: ['windows'], properties: { windows: { type: 'integer', minimum: 0 }, minSize: hex } },
+    interrupts: { type: 'boolean' },
+    limits: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        memoryPages: { type: 'integer', minimum: 1, maximum: 65536 },
+        deadlineMs: { type: 'integer', minimum: 1 },
+        logPerSec: { type: 'integer', minimum: 1 },
+        logBurst: { type: 'integer', minimum: 1 },
+        irqPerSec: { type: 'integer', minimum: 1 },
+      },
+    },
+  },
+} as const;
+
+const ajv = new Ajv({ allErrors: true });
+const validate = ajv.compile(MANIFEST_SCHEMA);
+
+export class ManifestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ManifestError';
+  }
+}
+
+function describeError(e: ErrorObject): string {
+  const field = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '(top level)';
+  if (e.keyword === 'additionalProperties') return `${field}: unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+  return `${field}: ${e.message}`;
+}
+
+/** Parse and validate manifest JSON; errors name the field. */
+export function parseManifest(text: string, where: string): Manifest {
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch (err) {
+    throw new ManifestError(`${where}: manifest is not JSON: ${(err as Error).message}`);
+  }
+  if (!validate(m)) throw new ManifestError(`${where}: invalid manifest: ${(validate.errors ?? []).map(describeError).join('; ')}`);
+  return m as Manifest;
+}
+
+const big = (s: string) => BigInt(s);
+const num = (s: string) => Number(BigInt(s));
+
+/** Does this manifest claim the device? */
+export function matches(m: Manifest, dev: DeviceSpec): boolean {
+  return m.match.some((x) =>
+    (x.pci !== undefined && dev.pci !== undefined && num(x.pci.vendor) === dev.pci.vendor && num(x.pci.device) === dev.pci.device &&
+      (x.pci.class === undefined || num(x.pci.class) === dev.pci.class)) ||
+    (x.uio !== undefined && dev.uioName === x.uio) ||
+    (x.sim !== undefined && dev.sim !== undefined && (dev.sim.model === x.sim || (dev.sim.model === 'faulty' && (dev.sim.options.inner ?? 'edu') === x.sim))));
+}
+
+/**
+ * The least-privilege grant a manifest asks for, checked against the device: asking for a region,
+ * port range or DMA window the device does not have, or for more bytes than it has, is refused.
+ */
+export function grantFor(m: Manifest, dev: DeviceSpec, where: string): { grant: Grant; limits: Partial<Limits> } {
+  const refuse = (why: string) => {
+    throw new ManifestError(`${where}: the manifest asks for more than device ${dev.id} has: ${why}`);
+  };
+  const imports: ImportGroup[] = ['services'];
+  const regions: Record<number, RegionPolicy> = {};
+  // Regions the manifest does not list are not granted at all.
+  for (let i = 0; i < dev.regions.length; i++) regions[i] = { read: false, write: false, size: 0 };
+  for (const r of m.regions ?? []) {
+    const have = dev.regions[r.index];
+    if (!have) refuse(`region ${r.index} (the device has ${dev.regions.length})`);
+    const size = num(r.size);
+    if (size > have.size) refuse(`region ${r.index} size 0x${size.toString(16)} (the device's is 0x${have.size.toString(16)})`);
+    regions[r.index] = {
+      read: true,
+      write: r.access === 'rw',
+      size,
+      writable: r.writable?.map((w) => ({ offset: num(w.offset), width: w.width, mask: w.mask === undefined ? undefined : big(w.mask) })),
+      dmaAddress: r.dmaAddress?.map((d) => ({ offset: num(d.offset), width: d.width, device: d.deviceRanges?.map(([lo, hi]) => [big(lo), big(hi)] as [bigint, bigint]) })),
+    };
+  }
+  if (m.regions?.length) imports.push('registers');
+  const ports: Record<number, { read: boolean; write: boolean }> = {};
+  for (let i = 0; i < dev.ports.length; i++) ports[i] = { read: false, write: false };
+  for (const p of m.ports ?? []) {
+    const have = dev.ports[p.index];
+    if (!have) refuse(`port region ${p.index} (the device has ${dev.ports.length})`);
+    if (p.size > have.size) refuse(`port region ${p.index} size ${p.size} (the device's is ${have.size})`);
+    ports[p.index] = { read: true, write: p.access === 'rw' };
+  }
+  if (m.ports?.length) imports.push('ports');
+  if (m.dma && m.dma.windows > 0) {
+    if (m.dma.windows > dev.dma.length) refuse(`${m.dma.windows} DMA window(s) (the device has ${dev.dma.length})`);
+    const min = m.dma.minSize ? num(m.dma.minSize) : 0;
+    for (let w = 0; w < m.dma.windows; w++) if (dev.dma[w].size < min) refuse(`a DMA window of ${min} bytes (window ${w} has ${dev.dma[w].size})`);
+    imports.push('dma');
+  }
+  if (m.interrupts) {
+    if (!dev.irq) refuse('interrupts (the device has no interrupt line)');
+    imports.push('irq');
+  }
+  return { grant: { imports, regions, ports }, limits: m.limits ?? {} };
+}
+
+/** The grant in plain words, for `wasmdrv inspect`. */
+export function describeGrant(m: Manifest): string[] {
+  const out: string[] = [];
+  for (const r of m.regions ?? []) {
+    const end = num(r.size) - 1;
+    out.push(`may ${r.access === 'rw' ? 'read and write' : 'read'} ${r.name ?? `region ${r.index}`} bytes 0x00–0x${end.toString(16)}` +
+      (r.writable ? `, writing only ${r.writable.map((w) => `0x${num(w.offset).toString(16)}/${w.width * 8}${w.mask ? ` (mask ${w.mask})` : ''}`).join(', ')}` : ''));
+    for (const d of r.dmaAddress ?? []) out.push(`may write bus addresses to 0x${num(d.offset).toString(16)} only inside its DMA window${d.deviceRanges ? ` (or device addresses ${d.deviceRanges.map(([a, b]) => `${a}–${b}`).join(', ')})` : ''}`);
+  }
+  for (const p of m.ports ?? []) out.push(`may ${p.access === 'rw' ? 'read and write' : 'read'} ${p.size} I/O ports of port region ${p.index}`);
+  if (m.dma?.windows) out.push(`may start DMA into its ${m.dma.windows} window(s)${m.dma.minSize ? ` of at least ${num(m.dma.minSize)} bytes` : ''}`);
+  if (m.interrupts) out.push('may wait for interrupts');
+  out.push('may log (rate-limited) and read the clock');
+  return out;
+}

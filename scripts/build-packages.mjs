@@ -1,0 +1,40 @@
+// Pack and sign the shipped drivers (npm run build:packages): build/packages/<name>.wdrv.
+// The signing key is a development key generated on first use into .keys/ (gitignored: a private key
+// is never committed); its public half goes into .keys/trust/, the trust store the tests and the demo use.
+import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { generateKeys, signPackage, parseManifest, MANIFEST_SECTION } = await import(join(root, 'dist', 'index.js'));
+const keyFile = join(root, '.keys', 'dev.key');
+const trustDir = join(root, '.keys', 'trust');
+if (!existsSync(keyFile)) {
+  const k = generateKeys();
+  mkdirSync(trustDir, { recursive: true });
+  writeFileSync(keyFile, k.privatePem, { mode: 0o600 });
+  chmodSync(keyFile, 0o600);
+  writeFileSync(join(trustDir, 'dev.pub'), k.publicPem);
+  console.log(`build:packages: new development key ${k.id} in .keys/`);
+}
+const key = readFileSync(keyFile, 'utf8');
+
+function section(name, payload) {
+  const leb = (n) => { const o = []; do { let b = n & 0x7f; n >>>= 7; if (n) b |= 0x80; o.push(b); } while (n); return o; };
+  const nb = new TextEncoder().encode(name);
+  const body = [...leb(nb.length), ...nb, ...payload];
+  return Uint8Array.from([0, ...leb(body.length), ...body]);
+}
+
+mkdirSync(join(root, 'build', 'packages'), { recursive: true });
+for (const name of ['edu', 'uart16550']) {
+  const manifestPath = join(root, 'guest-drivers', name, 'manifest.json');
+  const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath);
+  const wasm = new Uint8Array(readFileSync(join(root, 'build', 'drivers', `${name}.wasm`)));
+  const sec = section(MANIFEST_SECTION, new TextEncoder().encode(JSON.stringify(manifest)));
+  const pkg = new Uint8Array(wasm.length + sec.length);
+  pkg.set(wasm);
+  pkg.set(sec, wasm.length);
+  writeFileSync(join(root, 'build', 'packages', `${name}.wdrv`), signPackage(pkg, key));
+  console.log(`build:packages: ${name} -> build/packages/${name}.wdrv`);
+}
