@@ -19,6 +19,7 @@ import { formatEntry } from './sandbox/shared.ts';
 import type { Limits } from './sandbox/instance.ts';
 import { runDemo } from './demo.ts';
 import { cmdFaultCampaign } from './cli/fault-campaign.ts';
+import { cmdBench } from './cli/bench.ts';
 import { watchDriver } from './cli/watch.ts';
 import { cmdInspect, cmdKeygen, cmdPack, cmdSign, cmdVerify } from './cli/package.ts';
 import { isPackage, loadPackage } from './package/load.ts';
@@ -223,6 +224,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   sign: cmdSign,
   verify: cmdVerify,
   inspect: cmdInspect,
+  bench: cmdBench,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -32,10 +32,15 @@ export function openSimDevice(model: string, options: Record<string, unknown> = 
       id: `sim:${model}`,
       name: `simulated ${model}`,
       pci: desc.pci,
-      regions: desc.regions.map((r, index) => ({ name: r.name, size: r.size, source: { kind: 'sim', index } })),
+      regions: desc.regions.map((r, index) => {
+        if (!r.memory) return { name: r.name, size: r.size, source: { kind: 'sim' as const, index } };
+        const fd = native.memfdCreate(`wasmdrv-sim-${model}-${r.name}`, r.size);
+        fds.push(fd);
+        return { name: r.name, size: r.size, source: { kind: 'fd' as const, fd, offset: 0 } };
+      }),
       ports: desc.ports.map((p, index) => ({ name: p.name, base: Number(options.base ?? 0x2f8), size: p.size, source: { kind: 'sim', index } })),
       dma,
-      irq: eventfd >= 0 ? { kind: 'sim', eventfd } : null,
+      irq: eventfd < 0 ? null : desc.irq?.mode === 'eventfd' ? { kind: 'eventfd', eventfd } : { kind: 'sim', eventfd },
       sim: { model, options, state, kickFd },
     };
     let closed = false;

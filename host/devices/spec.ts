@@ -42,7 +42,9 @@ export type IrqSpec =
   /** uio_pci_generic: count from the UIO node, re-arm by clearing INTx-disable in PCI config space. */
   | { kind: 'uio-pci-generic'; path: string; config: string }
   /** A simulated line: the model's state holds level/mask/count; `eventfd` wakes the waiting driver. */
-  | { kind: 'sim'; eventfd: number };
+  | { kind: 'sim'; eventfd: number }
+  /** A bare eventfd written by another thread or process; the count accumulates what is read. */
+  | { kind: 'eventfd'; eventfd: number };
 
 export interface SimSpec {
   model: string;

@@ -367,30 +367,40 @@ export class DriverInstance {
       }
     };
 
-    const makeRead = (width: 1 | 2 | 4) => (r: number, off: number): number => {
-      off >>>= 0;
+    // The hot path: one bounds/alignment test inline, the fault built on a cold path; one typed-array
+    // access of the access's width (never DataView: it tears); the stats and recorder writes inline.
+    const fail = (r: number, off: number, width: number): never => {
       check(r, off, width, nRegions, 'region', regionSize);
-      if (checked[r]) policyCheck(r, off, width, 0n, false);
-      const reg = regions[r];
-      let v: number;
-      if (reg.sim >= 0) v = Number(s.readSim(reg.sim, off, width));
-      else v = width === 4 ? reg.u32![off >>> 2] : width === 2 ? reg.u16![off >>> 1] : reg.u8![off];
-      stats[STAT.regReads]++;
-      shared.record(OP.read, r, off, width, v, 0);
-      return v | 0;
+      throw new Error('unreachable: check() passed a failing access');
+    };
+    const views = regions.map((reg) => ({ sim: reg.sim, u8: reg.u8, u16: reg.u16, u32: reg.u32 }));
+    const makeRead = (width: 1 | 2 | 4) => {
+      const shift = width >>> 1;
+      return (r: number, off: number): number => {
+        off >>>= 0;
+        if (r >>> 0 >= nRegions || off + width > granted[r] || off & (width - 1)) fail(r, off, width);
+        if (checked[r]) policyCheck(r, off, width, 0n, false);
+        const view = views[r];
+        let v: number;
+        if (view.sim >= 0) v = Number(s.readSim(view.sim, off, width));
+        else v = width === 4 ? view.u32![off >>> 2] : width === 2 ? view.u16![off >>> shift] : view.u8![off];
+        stats[0]++; // STAT.regReads
+        shared.record(OP.read, r, off, width, v, 0);
+        return v | 0;
+      };
     };
     const makeWrite = (width: 1 | 2 | 4) => (r: number, off: number, value: number): void => {
       off >>>= 0;
-      check(r, off, width, nRegions, 'region', regionSize);
+      if (r >>> 0 >= nRegions || off + width > granted[r] || off & (width - 1)) fail(r, off, width);
       const v = width === 4 ? value >>> 0 : value & (width === 2 ? 0xffff : 0xff);
       if (checked[r]) policyCheck(r, off, width, BigInt(v), true);
-      const reg = regions[r];
+      const view = views[r];
       shared.record(OP.write, r, off, width, v, 0);
-      stats[STAT.regWrites]++;
-      if (reg.sim >= 0) s.writeSim(reg.sim, off, width, v);
-      else if (width === 4) reg.u32![off >>> 2] = v;
-      else if (width === 2) reg.u16![off >>> 1] = v;
-      else reg.u8![off] = v;
+      stats[1]++; // STAT.regWrites
+      if (view.sim >= 0) s.writeSim(view.sim, off, width, v);
+      else if (width === 4) view.u32![off >>> 2] = v;
+      else if (width === 2) view.u16![off >>> 1] = v;
+      else view.u8![off] = v;
     };
     const read64 = (r: number, off: number): bigint => {
       off >>>= 0;

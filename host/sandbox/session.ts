@@ -151,6 +151,17 @@ export class DeviceSession {
       if (!line) throw new Error(`${spec.id}: a simulated interrupt needs a simulated device`);
       return line;
     }
+    if (irq.kind === 'eventfd') {
+      let count = 0;
+      return {
+        fd: irq.eventfd,
+        consume: () => (count = (count + native.eventfdRead(irq.eventfd)) >>> 0),
+        needsRearm: false,
+        rearm: () => {},
+        mask: () => {},
+        close: () => {},
+      };
+    }
     const fd = native.open(irq.path);
     let last = 0;
     const consume = (): number => {

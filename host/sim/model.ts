@@ -14,6 +14,8 @@ export type Width = 1 | 2 | 4 | 8;
 export interface SimRegion {
   name: string;
   size: number;
+  /** Plain memory (a memfd the model never sees) rather than a register file served by read/write. */
+  memory?: boolean;
 }
 
 export interface SimDmaWindow {
@@ -34,7 +36,9 @@ export type SimIrqMode =
   | { mode: 'ack'; region: number; status: number; ack: number }
   | { mode: 'mask' }
   /** The stub's ritual is device-specific (a 16550: mask IER): the model's stubAcknowledge() does it. */
-  | { mode: 'model' };
+  | { mode: 'model' }
+  /** A bare eventfd that something outside the driver writes; the count is the sum of what it read. */
+  | { mode: 'eventfd' };
 
 export interface SimDescription {
   model: string;

@@ -3,8 +3,9 @@ import type { SimModelClass } from './model.ts';
 import { edu } from './edu.ts';
 import { uart16550 } from './uart16550.ts';
 import { faulty } from './faulty.ts';
+import { bench } from './bench.ts';
 
-const MODELS: Record<string, SimModelClass<any>> = { edu, uart16550 };
+const MODELS: Record<string, SimModelClass<any>> = { edu, uart16550, bench };
 // Registered after MODELS exists: the faulty model looks its inner model up here.
 MODELS.faulty = faulty;
 

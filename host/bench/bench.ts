@@ -1,0 +1,223 @@
+// npm run bench: the sandbox against native C on the same machine, in the same run, on the same memory.
+// Every figure is printed beside its baseline and as a ratio; with --json the last line is one object.
+
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { Host } from '../host.ts';
+import { loadNative, packageRoot } from '../native.ts';
+import { measureReload } from '../reload.ts';
+import { decodeResponse } from '../payload.ts';
+import type { Driver } from '../driver.ts';
+
+export interface BenchOptions {
+  quick: boolean;
+  json: boolean;
+  /** Write docs/benchmarks-irq-cdf.svg. */
+  plot: boolean;
+}
+
+const le32 = (...v: number[]) => new Uint8Array(Uint32Array.from(v).buffer);
+const u64At = (b: Uint8Array, at: number) => Number(new DataView(b.buffer, b.byteOffset).getBigUint64(at, true));
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+
+function compileC(root: string): string {
+  const dir = join(root, '.bench');
+  mkdirSync(dir, { recursive: true });
+  const out = join(dir, 'native');
+  try {
+    execFileSync('cc', ['-O2', '-Wall', '-pthread', join(root, 'bench', 'native.c'), '-o', out], { stdio: ['ignore', 'inherit', 'inherit'] });
+  } catch (err) {
+    throw new Error(`bench: cannot compile bench/native.c with cc: ${(err as Error).message}`);
+  }
+  return out;
+}
+
+/** Run the C baseline with `fds` inherited as fd 3, 4, ...; resolves with its stdout. */
+async function runC(bin: string, args: string[], fds: number[], pin: boolean): Promise<string> {
+  const cmd = pin ? 'taskset' : bin;
+  const argv = pin ? ['-c', '0', bin, ...args] : args;
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit', ...fds] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  const [code] = await once(child, 'exit');
+  if (code !== 0) throw new Error(`bench: ${bin} ${args.join(' ')} exited with ${code}`);
+  return out;
+}
+
+function canPin(): boolean {
+  try {
+    execFileSync('taskset', ['-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function unpin(): void {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', `0-${cpus().length - 1}`, String(process.pid)], { stdio: 'ignore' });
+  } catch {
+    /* nothing to undo */
+  }
+}
+
+export async function runBench(o: BenchOptions): Promise<Record<string, number | string>> {
+  const root = packageRoot();
+  const native = loadNative();
+  const bin = compileC(root);
+  const out: Record<string, number | string> = {};
+  const say = (s: string) => {
+    if (!o.json) console.log(s);
+  };
+  const host = new Host();
+  try {
+    const dev = host.openDevice('sim:bench');
+    const regsFd = (dev.spec.regions[0].source as { fd: number }).fd;
+    const dmaFd = (dev.spec.dma[0].source as { fd: number }).fd;
+    const irqFd = (dev.spec.irq as { eventfd: number }).eventfd;
+    const t0 = performance.now();
+    const drv: Driver = await host.load(join(root, 'build', 'drivers', 'bench.wasm'), dev, { name: 'bench', limits: { deadlineMs: 120_000 } });
+    out.loadToProbedMs = +(performance.now() - t0).toFixed(2);
+    const req = async (op: number, ...args: number[]) => drv.request(op, le32(...args));
+
+    // --- register access ---------------------------------------------------------------------------
+    const n = o.quick ? 200_000 : 5_000_000;
+    const wr = await req(1, n);
+    const ww = await req(2, n);
+    out.regReadNs = +(u64At(wr, 0) / n).toFixed(2);
+    out.regWriteNs = +(u64At(ww, 0) / n).toFixed(2);
+    const c = JSON.parse(await runC(bin, ['regs', String(n * 10)], [regsFd], false));
+    out.regReadNsC = +c.readNs.toFixed(3);
+    out.regWriteNsC = +c.writeNs.toFixed(3);
+    const m = native.mapFd(regsFd, 4096, 0);
+    const u32 = new Uint32Array(m.buffer());
+    let sum = 0;
+    const j0 = process.hrtime.bigint();
+    for (let i = 0; i < n * 10; i++) sum += u32[i & 7];
+    out.regReadNsJs = +(Number(process.hrtime.bigint() - j0) / (n * 10)).toFixed(3);
+    m.close();
+    void sum;
+    say(`register read   sandbox ${out.regReadNs} ns   C ${out.regReadNsC} ns   plain JS ${out.regReadNsJs} ns   overhead ${(+out.regReadNs - +out.regReadNsC).toFixed(1)} ns`);
+    say(`register write  sandbox ${out.regWriteNs} ns   C ${out.regWriteNsC} ns   overhead ${(+out.regWriteNs - +out.regWriteNsC).toFixed(1)} ns`);
+
+    // --- DMA window vs plain linear memory --------------------------------------------------------
+    const mn = o.quick ? 1_000_000 : 50_000_000;
+    const plain = u64At(await req(3, mn, 0), 0);
+    const win = u64At(await req(3, mn, 1), 0);
+    out.dmaWindowNs = +(win / mn).toFixed(3);
+    out.linearMemoryNs = +(plain / mn).toFixed(3);
+    out.dmaWindowRatio = +(win / plain).toFixed(3);
+    say(`DMA window load ${out.dmaWindowNs} ns   linear memory ${out.linearMemoryNs} ns   ratio ${out.dmaWindowRatio}`);
+
+    // --- interrupt wake-up latency (both sides pinned to CPU 0 when taskset works) ---------------
+    const rounds = o.quick ? 300 : 10_000;
+    const pinned = canPin();
+    out.irqPinned = pinned ? 'cpu0' : 'no (taskset failed)';
+    const page = native.mapFd(dmaFd, 1 << 20, 0);
+    const words = new BigUint64Array(page.buffer());
+    words.fill(0n, 0, 16 + rounds);
+    const pinger = runC(bin, ['irq-pinger', String(rounds)], [irqFd, dmaFd], pinned);
+    const r = await req(4, rounds);
+    await pinger;
+    if (decodeResponse(r).u32[0] !== rounds) throw new Error('bench: the driver missed wake-ups');
+    const sandboxLat = Array.from(words.subarray(16, 16 + rounds), (x) => Number(x) / 1000).sort((a, b) => a - b);
+    // C: a waiter process doing poll + read on its own eventfd, woken by the same pinger
+    const cfd = native.eventfdCreate(0);
+    words.fill(0n, 0, 16 + rounds);
+    await Promise.all([runC(bin, ['irq-waiter', String(rounds)], [cfd, dmaFd], pinned), runC(bin, ['irq-pinger', String(rounds)], [cfd, dmaFd], pinned)]);
+    native.close(cfd);
+    const cLat = Array.from(words.subarray(16, 16 + rounds), (x) => Number(x) / 1000).sort((a, b) => a - b);
+    page.close();
+    if (pinned) unpin();
+    out.irqMedianUs = +pct(sandboxLat, 0.5).toFixed(2);
+    out.irqP99Us = +pct(sandboxLat, 0.99).toFixed(2);
+    out.irqMedianUsC = +pct(cLat, 0.5).toFixed(2);
+    out.irqP99UsC = +pct(cLat, 0.99).toFixed(2);
+    out.irqMedianRatio = +(+out.irqMedianUs / +out.irqMedianUsC).toFixed(2);
+    out.irqP99Ratio = +(+out.irqP99Us / +out.irqP99UsC).toFixed(2);
+    say(`irq wake-up     sandbox median ${out.irqMedianUs} us p99 ${out.irqP99Us} us   C median ${out.irqMedianUsC} us p99 ${out.irqP99UsC} us   ratios ${out.irqMedianRatio} / ${out.irqP99Ratio}  (${rounds} round trips, pinned: ${out.irqPinned})`);
+    if (o.plot) writeCdf(join(root, 'docs', 'benchmarks-irq-cdf.svg'), sandboxLat, cLat);
+
+    // --- ring forwarding (device: bench/native.c ring-device, fair to both drivers) -------------
+    const ms = o.quick ? 150 : 1000;
+    for (const batch of [1, 8, 32, 64]) {
+      const wasmDev = runC(bin, ['ring-device', String(ms + 400)], [regsFd, dmaFd], false);
+      await new Promise((res) => setTimeout(res, 50));
+      const fw = u64At(await req(5, ms, batch), 0);
+      await wasmDev;
+      const cDev = runC(bin, ['ring-device', String(ms + 400)], [regsFd, dmaFd], false);
+      await new Promise((res) => setTimeout(res, 50));
+      const cfw = JSON.parse(await runC(bin, ['ring-driver', String(ms), String(batch)], [regsFd, dmaFd], false)).forwarded;
+      const dv = JSON.parse(await cDev);
+      if (dv.errors) throw new Error(`bench: the ring device saw ${dv.errors} out-of-order or corrupt packets`);
+      out[`ringMppsBatch${batch}`] = +(fw / ms / 1000).toFixed(3);
+      out[`ringMppsBatch${batch}C`] = +(cfw / ms / 1000).toFixed(3);
+      out[`ringRatioBatch${batch}`] = +(fw / cfw).toFixed(3);
+      say(`ring batch ${String(batch).padStart(2)}   sandbox ${out[`ringMppsBatch${batch}`]} Mpps   C ${out[`ringMppsBatch${batch}C`]} Mpps   ratio ${out[`ringRatioBatch${batch}`]}`);
+    }
+  } finally {
+    await host.close();
+  }
+
+  // --- lifecycle figures -------------------------------------------------------------------------
+  const rl = await measureReload(o.quick ? 50 : 500);
+  out.reloadSwapMedianMs = +rl.median.toFixed(3);
+  out.reloadSwapP99Ms = +rl.p99.toFixed(3);
+  say(`load to probed  ${out.loadToProbedMs} ms   reload swap median ${out.reloadSwapMedianMs} ms p99 ${out.reloadSwapP99Ms} ms`);
+  out.crashToServingMs = await crashToServing(root, o.quick ? 3 : 20);
+  say(`crash to serving again (restart, reset, probe, first answer) median ${out.crashToServingMs} ms`);
+  out.fuzzExecsPerSec = 'not measured: no fuzzer yet';
+  out.machine = `${cpus().length} x ${cpus()[0]?.model ?? '?'}, node ${process.version}`;
+  if (o.json) console.log(JSON.stringify(out));
+  const resultsDir = join(root, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, o.quick ? 'quick.json' : 'latest.json'), `${JSON.stringify(out, null, 2)}\n`);
+  return out;
+}
+
+async function crashToServing(root: string, n: number): Promise<number> {
+  const host = new Host();
+  try {
+    const drv = await host.load(join(root, 'build', 'drivers', 'test', 'broken.wasm'), 'sim:edu:crash', { name: 'crash', restart: { backoffMs: 0, maxBackoffMs: 0, budget: n + 1 } });
+    const times: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await drv.request(6).catch(() => {});
+      await drv.request(0, Uint8Array.of(1));
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    return +times[times.length >> 1].toFixed(2);
+  } finally {
+    await host.close();
+  }
+}
+
+/** A latency CDF as SVG: x = µs (log), y = fraction of wake-ups. */
+function writeCdf(file: string, sandbox: number[], c: number[]): void {
+  const W = 640, H = 360, L = 60, B = 40;
+  const lo = Math.max(0.1, Math.min(sandbox[0], c[0])), hi = Math.max(sandbox.at(-1)!, c.at(-1)!);
+  const x = (v: number) => L + ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo) || 1)) * (W - L - 20);
+  const y = (f: number) => H - B - f * (H - B - 20);
+  const line = (d: number[]) => d.filter((_, i) => i % Math.max(1, Math.floor(d.length / 400)) === 0).map((v, i, a) => `${x(v).toFixed(1)},${y((i + 1) / a.length).toFixed(1)}`).join(' ');
+  const ticks = [1, 10, 100, 1000, 10000].filter((t) => t >= lo && t <= hi * 1.01);
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${W / 2}" y="16" text-anchor="middle">Interrupt wake-up latency CDF (${sandbox.length} round trips each)</text>
+<line x1="${L}" y1="${H - B}" x2="${W - 20}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="20" x2="${L}" y2="${H - B}" stroke="black"/>
+${ticks.map((t) => `<text x="${x(t)}" y="${H - B + 16}" text-anchor="middle">${t} µs</text>`).join('\n')}
+${[0, 0.5, 0.99, 1].map((f) => `<text x="${L - 6}" y="${y(f) + 4}" text-anchor="end">${f}</text>`).join('\n')}
+<polyline fill="none" stroke="#c0392b" stroke-width="2" points="${line(sandbox)}"/>
+<polyline fill="none" stroke="#2c3e50" stroke-width="2" points="${line(c)}"/>
+<text x="${W - 200}" y="${H - B - 40}" fill="#c0392b">sandboxed driver (Wasm wait)</text>
+<text x="${W - 200}" y="${H - B - 24}" fill="#2c3e50">C thread (poll + read)</text>
+</svg>
+`;
+  writeFileSync(file, svg);
+}
+
+
