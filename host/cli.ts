@@ -20,6 +20,7 @@ import type { Limits } from './sandbox/instance.ts';
 import { runDemo } from './demo.ts';
 import { cmdFaultCampaign } from './cli/fault-campaign.ts';
 import { cmdBench } from './cli/bench.ts';
+import { cmdFuzz } from './cli/fuzz.ts';
 import { watchDriver } from './cli/watch.ts';
 import { cmdInspect, cmdKeygen, cmdPack, cmdSign, cmdVerify } from './cli/package.ts';
 import { isPackage, loadPackage } from './package/load.ts';
@@ -45,6 +46,10 @@ const USAGE = `usage:
   wasmdrv sign <package> --key KEY [--out FILE]
   wasmdrv verify <package> [--trust DIR] [--device ID]   exit 1 on any problem, each one named
   wasmdrv inspect <package> [--trust DIR] [--json]       manifest, imports, exports, signature, grants
+  wasmdrv fuzz <driver.wasm|package> --model <edu|uart16550|generic> [--execs N] [--jobs N] [--seed S]
+               [--out DIR] [--replay FILE] [--minimize FILE] [--json]
+      Coverage-guided fuzzing with device-side inputs (register values, interrupt timing, DMA
+      contents, requests), deterministic per seed; reproducers in DIR/crashes, plot DIR/coverage.svg.
   wasmdrv demo [--device <uioN|sim:edu>] [--driver FILE] [--json]
       The tour on QEMU's edu device: identify, liveness, factorials 1..12 through interrupts,
       raise-and-count interrupts, a DMA round trip, and a summary.
@@ -225,6 +230,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   verify: cmdVerify,
   inspect: cmdInspect,
   bench: cmdBench,
+  fuzz: cmdFuzz,
 };
 
 async function main(argv: string[]): Promise<number> {

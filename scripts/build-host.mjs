@@ -11,6 +11,7 @@ await build({
     index: 'host/index.ts',
     worker: 'host/sandbox/worker.ts',
     'campaign-worker': 'host/campaign/worker.ts',
+    'fuzz-worker': 'host/fuzz/worker.ts',
   },
   outdir: 'dist',
   bundle: true,

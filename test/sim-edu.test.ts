@@ -65,11 +65,18 @@ describe('simulated edu', () => {
     expect(irq).toEqual([true, false]);
   });
 
-  it('wraps 13! to 32 bits like the device register', () => {
-    const { m, advance } = device();
-    m.write(0, 0x08, 4, 13);
-    advance(1e6);
-    expect(m.read(0, 0x08, 4)).toBe(Number(6227020800n & 0xffffffffn));
+  it('wraps n! to 32 bits like the device register, at once even for a huge n', () => {
+    const f32 = (n: number) => {
+      let f = 1n;
+      for (let i = 2n; i <= BigInt(n); i++) f *= i;
+      return Number(f & 0xffffffffn);
+    };
+    for (const n of [13, 33, 34, 40, 0xffffffff]) {
+      const { m, advance } = device();
+      m.write(0, 0x08, 4, n);
+      advance(1e6);
+      expect(m.read(0, 0x08, 4), `${n}!`).toBe(n > 100 ? 0 : f32(n));
+    }
   });
 
   it('raises and acknowledges interrupt bits through 0x60/0x64', () => {

@@ -2,7 +2,8 @@
 // Every figure is printed beside its baseline and as a ratio; with --json the last line is one object.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { measureFuzz } from '../fuzz/fuzz.ts';
 import { once } from 'node:events';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -170,7 +171,8 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
   say(`load to probed  ${out.loadToProbedMs} ms   reload swap median ${out.reloadSwapMedianMs} ms p99 ${out.reloadSwapP99Ms} ms`);
   out.crashToServingMs = await crashToServing(root, o.quick ? 3 : 20);
   say(`crash to serving again (restart, reset, probe, first answer) median ${out.crashToServingMs} ms`);
-  out.fuzzExecsPerSec = 'not measured: no fuzzer yet';
+  out.fuzzExecsPerSec = measureFuzz(new Uint8Array(readFileSync(join(root, 'build', 'drivers', 'edu.wasm'))), o.quick ? 1000 : 10_000);
+  say(`fuzz            ${out.fuzzExecsPerSec} execs/s on one core (edu driver, virtual device time)`);
   out.machine = `${cpus().length} x ${cpus()[0]?.model ?? '?'}, node ${process.version}`;
   if (o.json) console.log(JSON.stringify(out));
   const resultsDir = join(root, 'bench', 'results');

@@ -158,10 +158,11 @@ export class DriverInstance {
     private readonly hooks: InstanceHooks,
     private readonly cancelFd: number,
     inheritCount?: number,
+    checked?: WasmInfo,
   ) {
     this.native = loadNative();
     this.logTokens = limits.logBurst;
-    this.info = checkModule(bytes, {
+    this.info = checked ?? checkModule(bytes, {
       regions: session.regions,
       ports: session.ports,
       dmaCount: session.spec.dma.length,
@@ -200,6 +201,8 @@ export class DriverInstance {
     grant?: Grant; limits?: Partial<Limits>; hooks: InstanceHooks; cancelFd: number; module?: WebAssembly.Module;
     /** Hot reload: start from this interrupt count instead of reading the device's. */
     inheritCount?: number;
+    /** The result of checkModule for these bytes under this grant, when the caller already has it (the fuzzer). */
+    checked?: WasmInfo;
   }): DriverInstance {
     let module = opts.module;
     if (!module) {
@@ -209,12 +212,17 @@ export class DriverInstance {
         throw new LoadError(`${label}: does not compile: ${(err as Error).message}`);
       }
     }
-    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount);
+    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, opts.checked);
   }
 
   /** How full linear memory is, for telling a refused growth from other traps. */
   get memoryUse(): { bytes: number; maxBytes: number } {
     return { bytes: this.memory.buffer.byteLength, maxBytes: this.maxPages * PAGE };
+  }
+
+  /** The instance's exports, for the fuzzer's coverage and fuel globals. */
+  exportsForFuzz(): Record<string, WebAssembly.Global> {
+    return this.exports as Record<string, WebAssembly.Global>;
   }
 
   has(name: string): boolean {
@@ -517,7 +525,7 @@ export class DriverInstance {
         // In virtual time each clock read costs 1 us of device time, so polling loops make progress.
         clock_ns: s.virtual
           ? () => {
-            s.advance(s.now() + 1000);
+            s.advance(s.now() + s.clockStepNs);
             return BigInt(Math.floor(s.now()));
           }
           : () => BigInt(Math.floor(s.now())),

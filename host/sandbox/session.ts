@@ -56,6 +56,8 @@ export interface SessionOptions {
    * deterministic and never block on real time.
    */
   virtual?: boolean;
+  /** Virtual time only: device time one clock_ns read costs (default 1 us). */
+  clockStepNs?: number;
   /** Called for a simulated device's guest errors. */
   onGuestError?: (message: string) => void;
 }
@@ -68,6 +70,7 @@ export class DeviceSession {
   readonly now: () => number;
   /** Set when device time is virtual: waits call advance() instead of blocking. */
   readonly virtual: boolean;
+  readonly clockStepNs: number;
   private vnow = 1_000_000;
   /** fd to poll besides the interrupt: a simulated device fed from outside; -1 when none. */
   readonly kickFd: number;
@@ -80,6 +83,7 @@ export class DeviceSession {
   constructor(readonly spec: DeviceSpec, options: SessionOptions = {}) {
     this.native = loadNative();
     this.virtual = options.virtual ?? false;
+    this.clockStepNs = options.clockStepNs ?? 1000;
     this.now = this.virtual ? () => this.vnow : options.clock ?? monotonicNs;
     this.kickFd = spec.sim?.kickFd ?? -1;
     try {

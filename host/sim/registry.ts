@@ -4,10 +4,12 @@ import { edu } from './edu.ts';
 import { uart16550 } from './uart16550.ts';
 import { faulty } from './faulty.ts';
 import { bench } from './bench.ts';
+import { fuzzModel } from '../fuzz/model.ts';
 
 const MODELS: Record<string, SimModelClass<any>> = { edu, uart16550, bench };
 // Registered after MODELS exists: the faulty model looks its inner model up here.
 MODELS.faulty = faulty;
+MODELS.fuzz = fuzzModel;
 
 export function simModelClass(name: string): SimModelClass<any> {
   const cls = MODELS[name];
