@@ -17,9 +17,9 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 describe('fuzzer', () => {
   it('instruments a driver into a valid module with coverage and fuel globals', () => {
     const r = instrument(bytes('edu'), 1000);
-    expect(WebAssembly.validate(r.bytes)).toBe(true);
+    expect(WebAssembly.validate(r.bytes as Uint8Array<ArrayBuffer>)).toBe(true);
     expect(r.blocks).toBeGreaterThan(100);
-    const exports = WebAssembly.Module.exports(new WebAssembly.Module(r.bytes)).map((e) => e.name);
+    const exports = WebAssembly.Module.exports(new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>)).map((e) => e.name);
     expect(exports).toContain('__fuel');
     expect(exports).toContain(`__cov_${r.blocks - 1}`);
     expect(r.constants).toContain(0xed);
