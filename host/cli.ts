@@ -21,6 +21,7 @@ import { runDemo } from './demo.ts';
 import { cmdFaultCampaign } from './cli/fault-campaign.ts';
 import { cmdBench } from './cli/bench.ts';
 import { cmdFuzz } from './cli/fuzz.ts';
+import { cmdCall, cmdReload, cmdServe, cmdStatus } from './cli/service.ts';
 import { watchDriver } from './cli/watch.ts';
 import { cmdInspect, cmdKeygen, cmdPack, cmdSign, cmdVerify } from './cli/package.ts';
 import { isPackage, loadPackage } from './package/load.ts';
@@ -50,6 +51,11 @@ const USAGE = `usage:
                [--out DIR] [--replay FILE] [--minimize FILE] [--json]
       Coverage-guided fuzzing with device-side inputs (register values, interrupt timing, DMA
       contents, requests), deterministic per seed; reproducers in DIR/crashes, plot DIR/coverage.svg.
+  wasmdrv serve --config FILE        the daemon: one owner of the devices, clients over a UNIX socket
+  wasmdrv call [--socket S] DRIVER OP [ARG...]     a request through the daemon
+  wasmdrv status [--socket S] [--json]             each driver's state, restarts and last fault
+  wasmdrv reload [--socket S] DRIVER NEW.wasm      hot-reload a driver in the running daemon
+      (socket default: $WASMDRV_SOCKET or /run/wasmdrv/wasmdrv.sock; see docs/service.md)
   wasmdrv demo [--device <uioN|sim:edu>] [--driver FILE] [--json]
       The tour on QEMU's edu device: identify, liveness, factorials 1..12 through interrupts,
       raise-and-count interrupts, a DMA round trip, and a summary.
@@ -231,6 +237,10 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   inspect: cmdInspect,
   bench: cmdBench,
   fuzz: cmdFuzz,
+  serve: cmdServe,
+  call: cmdCall,
+  status: cmdStatus,
+  reload: cmdReload,
 };
 
 async function main(argv: string[]): Promise<number> {

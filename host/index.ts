@@ -12,3 +12,6 @@ export { uartFeed, uartTake } from './sim/uart16550.ts';
 export { loadPackage, readPackage, isPackage, defaultTrustDir, type PackageOptions } from './package/load.ts';
 export { parseManifest, grantFor, describeGrant, type Manifest } from './package/manifest.ts';
 export { signPackage, generateKeys, checkSignature, loadTrustStore, MANIFEST_SECTION, SIGNATURE_SECTION } from './package/sign.ts';
+export { Service } from './service/daemon.ts';
+export { ServiceClient, ServiceError } from './service/client.ts';
+export { parseConfig, type ServiceConfig } from './service/config.ts';

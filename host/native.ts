@@ -97,6 +97,9 @@ export interface Native {
   pread(fd: number, offset: number, width: 1 | 2 | 4): number;
   pwrite(fd: number, offset: number, width: 1 | 2 | 4, value: number): void;
 
+  /** getsockopt(SO_PEERCRED) on a connected UNIX socket: the peer's pid, uid and gid. */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
+
   /** ioperm(base, count, 1) for the calling thread. Needs CAP_SYS_RAWIO (EPERM otherwise). */
   iopermGrant(base: number, count: number): void;
   /** ioperm(base, count, 0) for the calling thread. */

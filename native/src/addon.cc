@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -428,6 +429,19 @@ Napi::Value NoPorts(const Napi::CallbackInfo& info) { ThrowErrno(info.Env(), ENO
 #define Outl NoPorts
 #endif
 
+// getsockopt(SO_PEERCRED): who is on the other end of a UNIX socket (the service's access control).
+Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "fd"));
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) ThrowErrno(info.Env(), errno, "getsockopt", "fd " + std::to_string(fd));
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("pid", Napi::Number::New(info.Env(), cred.pid));
+  o.Set("uid", Napi::Number::New(info.Env(), cred.uid));
+  o.Set("gid", Napi::Number::New(info.Env(), cred.gid));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<PerEnv>(new PerEnv());
   Mapping::Init(env, exports);
@@ -446,6 +460,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readU32", Napi::Function::New(env, ReadU32));
   exports.Set("writeU32", Napi::Function::New(env, WriteU32));
   exports.Set("pread", Napi::Function::New(env, Pread));
+  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));
   exports.Set("pwrite", Napi::Function::New(env, Pwrite));
   exports.Set("iopermGrant", Napi::Function::New(env, IopermGrant));
   exports.Set("iopermRevoke", Napi::Function::New(env, IopermRevoke));

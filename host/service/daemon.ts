@@ -1,0 +1,186 @@
+// The host daemon: one owner of the devices, many client processes. It loads the drivers a config
+// names and serves a local UNIX socket (newline-delimited JSON, payloads base64):
+//   {"id":1,"method":"call","driver":"edu","op":2,"data":"<base64>"}  → {"id":1,"ok":true,"data":"..."}
+//   {"id":2,"method":"status"}                                       → {"id":2,"ok":true,"status":{...}}
+//   {"id":3,"method":"reload","driver":"edu","path":"/x/edu.wasm"}   → {"id":3,"ok":true,"reload":{...}}
+//   {"id":4,"method":"stop","driver":"edu"}
+// Who may do what is decided from the peer's credentials (SO_PEERCRED), per driver. Calls are queued
+// per driver and taken round-robin across clients, one at a time; a client that disconnects loses its
+// queued calls and breaks nothing else.
+
+import { chmodSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { Host } from '../host.ts';
+import type { Driver } from '../driver.ts';
+import { loadNative } from '../native.ts';
+import { isPackage, loadPackage } from '../package/load.ts';
+import { RequestError } from '../faults.ts';
+import type { ServiceConfig } from './config.ts';
+
+interface Client {
+  socket: Socket;
+  uid: number;
+  gid: number;
+  pid: number;
+  closed: boolean;
+}
+
+interface Call {
+  client: Client;
+  id: unknown;
+  op: number;
+  data: Uint8Array;
+}
+
+/** Per driver: a FIFO per client, served round-robin, one call in the driver at a time. */
+class FairQueue {
+  private readonly queues = new Map<Client, Call[]>();
+  private order: Client[] = [];
+  private busy = false;
+  constructor(private readonly drv: Driver, private readonly reply: (c: Call, r: Record<string, unknown>) => void) {}
+
+  push(c: Call): void {
+    let q = this.queues.get(c.client);
+    if (!q) {
+      q = [];
+      this.queues.set(c.client, q);
+      this.order.push(c.client);
+    }
+    q.push(c);
+    this.pump();
+  }
+
+  drop(client: Client): void {
+    this.queues.delete(client);
+    this.order = this.order.filter((c) => c !== client);
+  }
+
+  private pump(): void {
+    if (this.busy || !this.order.length) return;
+    const client = this.order.shift()!;
+    const q = this.queues.get(client)!;
+    const call = q.shift()!;
+    if (q.length) this.order.push(client);
+    else this.queues.delete(client);
+    this.busy = true;
+    this.drv.request(call.op, call.data).then(
+      (data) => this.reply(call, { ok: true, data: Buffer.from(data).toString('base64') }),
+      (err) => this.reply(call, { ok: false, error: (err as Error).message, code: (err as RequestError).code }),
+    ).finally(() => {
+      this.busy = false;
+      this.pump();
+    });
+  }
+}
+
+export class Service {
+  readonly host = new Host();
+  private server?: Server;
+  private readonly queues = new Map<string, FairQueue>();
+  private readonly drivers = new Map<string, Driver>();
+  private readonly cfg = new Map<string, ServiceConfig['drivers'][number]>();
+
+  constructor(readonly config: ServiceConfig, private readonly log: (s: string) => void = () => {}) {}
+
+  async start(): Promise<void> {
+    for (const d of this.config.drivers) {
+      const dev = this.host.openDevice(d.device, { sim: d.sim });
+      const bytes = new Uint8Array(readFileSync(d.driver));
+      const drv = isPackage(bytes)
+        ? await loadPackage(this.host, bytes, dev, { trust: this.config.trust, allowUnsigned: d.allowUnsigned, onWarning: this.log })
+        : await this.host.load(bytes, dev, { name: d.name });
+      drv.on('fault', (f) => this.log(`${d.name}: fault ${f.kind}: ${f.message}`));
+      this.drivers.set(d.name, drv);
+      this.cfg.set(d.name, d);
+      this.queues.set(d.name, new FairQueue(drv, (c, r) => this.send(c.client, { id: c.id, ...r })));
+      this.log(`${d.name}: ${d.driver} on ${d.device}`);
+    }
+    if (existsSync(this.config.socket)) unlinkSync(this.config.socket);
+    this.server = createServer((s) => this.accept(s));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.config.socket, () => resolve());
+    });
+    chmodSync(this.config.socket, parseInt(this.config.mode ?? '0660', 8));
+    this.log(`listening on ${this.config.socket}`);
+  }
+
+  private accept(socket: Socket): void {
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    let cred = { pid: 0, uid: -1, gid: -1 };
+    try {
+      cred = loadNative().peerCredentials(fd);
+    } catch (err) {
+      socket.end(`${JSON.stringify({ ok: false, error: `cannot identify the client: ${(err as Error).message}` })}\n`);
+      return;
+    }
+    const client: Client = { socket, ...cred, closed: false };
+    let buf = '';
+    socket.on('data', (d) => {
+      buf += d.toString('utf8');
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim()) void this.handle(client, line);
+      }
+    });
+    const gone = () => {
+      client.closed = true;
+      for (const q of this.queues.values()) q.drop(client);
+    };
+    socket.on('close', gone);
+    socket.on('error', gone);
+  }
+
+  private allowed(client: Client, driver: string, what: 'call' | 'admin'): boolean {
+    if (client.uid === 0 || client.uid === process.getuid?.()) return true;
+    const rule = this.cfg.get(driver)?.allow?.[what];
+    if (!rule) return what === 'call'; // calls: whoever the socket's permissions let in; admin: root and the daemon's user
+    return (rule.uids ?? []).includes(client.uid) || (rule.gids ?? []).includes(client.gid);
+  }
+
+  private send(client: Client, msg: Record<string, unknown>): void {
+    if (!client.closed) client.socket.write(`${JSON.stringify(msg)}\n`);
+  }
+
+  private async handle(client: Client, line: string): Promise<void> {
+    let m: { id?: unknown; method?: string; driver?: string; op?: number; data?: string; path?: string };
+    try {
+      m = JSON.parse(line);
+    } catch {
+      return this.send(client, { ok: false, error: 'not a JSON request line' });
+    }
+    const reply = (r: Record<string, unknown>) => this.send(client, { id: m.id, ...r });
+    if (m.method === 'status') return reply({ ok: true, status: this.host.status() });
+    const drv = m.driver ? this.drivers.get(m.driver) : undefined;
+    if (!drv) return reply({ ok: false, error: `no driver "${m.driver}" (serving: ${[...this.drivers.keys()].join(', ')})`, code: 'no-such-driver' });
+    const need = m.method === 'call' ? 'call' : 'admin';
+    if (!this.allowed(client, m.driver!, need)) {
+      return reply({ ok: false, error: `permission denied: uid ${client.uid} gid ${client.gid} may not ${m.method} ${m.driver}`, code: 'permission-denied' });
+    }
+    switch (m.method) {
+      case 'call':
+        if (!Number.isInteger(m.op) || m.op! < 0) return reply({ ok: false, error: 'call needs an integer op', code: 'bad-request' });
+        this.queues.get(m.driver!)!.push({ client, id: m.id, op: m.op!, data: new Uint8Array(Buffer.from(m.data ?? '', 'base64')) });
+        return;
+      case 'reload':
+        try {
+          return reply({ ok: true, reload: await drv.reload(new Uint8Array(readFileSync(m.path ?? ''))) });
+        } catch (err) {
+          return reply({ ok: false, error: (err as Error).message });
+        }
+      case 'stop':
+        await drv.stop();
+        return reply({ ok: true });
+      default:
+        return reply({ ok: false, error: `unknown method "${m.method}"`, code: 'bad-request' });
+    }
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await this.host.close();
+    if (existsSync(this.config.socket)) unlinkSync(this.config.socket);
+  }
+}
