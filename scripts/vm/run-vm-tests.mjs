@@ -90,8 +90,29 @@ function buildInitramfs(kver, stubKo) {
   return image;
 }
 
+/**
+ * A self-contained copy of the host for the daemon test: the guest runs it as an ordinary user, who
+ * may not be able to read this checkout (CI may clone under a private directory). The CLI is bundled
+ * with its npm dependencies; the worker, the addon and the edu driver sit where packageRoot() finds them.
+ */
+async function stageService() {
+  const { build } = await import('esbuild');
+  const dir = join(work, 'svc');
+  rmSync(dir, { recursive: true, force: true });
+  for (const d of ['dist', 'bin', 'native/build/Release', 'build/drivers']) mkdirSync(join(dir, d), { recursive: true });
+  await build({ absWorkingDir: root, entryPoints: ['host/cli.ts'], outfile: join(dir, 'dist', 'cli.js'), bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } });
+  copyFileSync(join(root, 'dist', 'worker.js'), join(dir, 'dist', 'worker.js'));
+  copyFileSync(join(root, 'bin', 'wasmdrv.js'), join(dir, 'bin', 'wasmdrv.js'));
+  copyFileSync(join(root, 'native', 'build', 'Release', 'wasmdrv.node'), join(dir, 'native', 'build', 'Release', 'wasmdrv.node'));
+  copyFileSync(join(root, 'build', 'drivers', 'edu.wasm'), join(dir, 'build', 'drivers', 'edu.wasm'));
+  writeFileSync(join(dir, 'package.json'), '{ "name": "wasmdrv-staged", "type": "module", "private": true }\n');
+  return dir;
+}
+
 async function main() {
   mkdirSync(work, { recursive: true });
+  await stageService();
   for (const f of ['dist/index.js', 'dist/worker.js', 'build/drivers/edu.wasm', 'build/drivers/uart16550.wasm']) {
     if (!existsSync(join(root, f))) throw new Error(`${f} is missing: run npm run build first`);
   }
@@ -183,7 +204,8 @@ async function main() {
   const uartOk = com2.includes(UART_OUTPUT);
   checks.push({ name: 'uart16550: the host received the driver\'s bytes on COM2', ok: uartOk, detail: JSON.stringify(com2.slice(0, 120)) });
   console.log(`${uartOk ? 'ok  ' : 'FAIL'} uart16550: the host received the driver's bytes on COM2: ${JSON.stringify(com2.slice(0, 120))}`);
-  const expected = ['stub: edu appears as a UIO device', 'edu via wasmdrv_uio: factorials', 'edu via wasmdrv_uio: dma', 'uart16550 via port I/O: receive through interrupts', 'edu via uio_pci_generic: factorials'];
+  const expected = ['stub: edu appears as a UIO device', 'edu via wasmdrv_uio: factorials', 'edu via wasmdrv_uio: dma', 'uart16550 via port I/O: receive through interrupts',
+    'daemon: a client process computes factorials through it', 'edu via uio_pci_generic: factorials'];
   for (const name of expected) if (!checks.some((c) => c.name === name)) problems.push(`check "${name}" never ran`);
 
   const failed = checks.filter((c) => !c.ok);

@@ -94,6 +94,39 @@ await step('uart', async () => {
   }
 });
 
+// The daemon as an ordinary user (uid/gid 4242), with what the udev rule would do applied by hand
+// (the initramfs has no udevd): the edu UIO node given to the daemon's group, mode 0660.
+await step('daemon as non-root', async () => {
+  const { spawn, execFileSync } = await import('node:child_process');
+  const { mkdirSync, chownSync, chmodSync, readFileSync: read } = await import('node:fs');
+  const edu = findUio('wasmdrv-edu');
+  const DAEMON = 4242;
+  execFileSync('cp', ['-r', join(project, '.vm', 'svc'), '/mnt/svc']);
+  execFileSync('chown', ['-R', `${DAEMON}:${DAEMON}`, '/mnt/svc']);
+  chownSync(edu.devNode, 0, DAEMON); // udev: GROUP="wasmdrv", MODE="0660"
+  chmodSync(edu.devNode, 0o660);
+  mkdirSync('/mnt/svc/run', { recursive: true });
+  chownSync('/mnt/svc/run', DAEMON, DAEMON);
+  writeFileSync('/mnt/svc/config.json', JSON.stringify({ socket: '/mnt/svc/run/wasmdrv.sock', mode: '0666', drivers: [{ name: 'edu', driver: '/mnt/svc/build/drivers/edu.wasm', device: edu.id }] }));
+  const daemon = spawn(process.execPath, ['/mnt/svc/bin/wasmdrv.js', 'serve', '--config', '/mnt/svc/config.json'], { uid: DAEMON, gid: DAEMON, stdio: ['ignore', 'inherit', 'pipe'] });
+  let log = '';
+  daemon.stderr.on('data', (d) => (log += d));
+  for (let i = 0; i < 100 && !log.includes('ready'); i++) await sleep(100);
+  try {
+    const uid = /Uid:\s+(\d+)/.exec(read(`/proc/${daemon.pid}/status`, 'utf8'))?.[1];
+    check('daemon: serves the edu UIO device as uid 4242, not root', log.includes('ready') && uid === String(DAEMON), `uid ${uid}; ${log.trim().split('\n').slice(-2).join(' | ')}`);
+    const { ServiceClient } = await import(join(project, 'dist', 'index.js'));
+    const c = await ServiceClient.connect('/mnt/svc/run/wasmdrv.sock');
+    const answers = await Promise.all([5, 10, 12].map((n) => c.call('edu', 2, u32(n)).then((r) => new Uint32Array(r.slice().buffer)[0])));
+    c.close();
+    check('daemon: a client process computes factorials through it', answers.join() === '120,3628800,479001600', answers.join(', '));
+  } finally {
+    daemon.kill('SIGTERM');
+    await new Promise((r) => daemon.once('exit', r));
+    chmodSync(edu.devNode, 0o600);
+  }
+});
+
 await step('uio_pci_generic', async () => {
   const edu = findUio('wasmdrv-edu');
   const slot = edu.pci.slot;
