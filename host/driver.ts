@@ -6,7 +6,7 @@
 // RequestError when the driver faulted, restarted, failed or stopped.
 
 import { EventEmitter } from 'node:events';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { join } from 'node:path';
 import type { LogLevel } from './abi.ts';
 import type { DeviceSpec } from './devices/spec.ts';
@@ -128,6 +128,9 @@ export class DriverWorker {
     this.exitedPromise = new Promise((resolve) => {
       this.worker.on('exit', (code) => {
         this.exited = true;
+        // The 'exit' event can overtake messages still queued on our port (a fault report, say):
+        // take them first, so that a worker that reported and ended is never mistaken for one that died.
+        for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) onMessage(m.message as FromWorker);
         port1.close();
         this.closeFds();
         onExit(code);
