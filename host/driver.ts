@@ -204,6 +204,9 @@ export class Driver extends EventEmitter {
   start(extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[] } = {}): Promise<void> {
     return new Promise((resolve, reject) => {
       this.ready = { resolve, reject };
+      // A worker killed in a handler leaves its phase and start time behind in shared memory; the
+      // watchdog must not hold them against the new worker before it has set its own.
+      this.shared.setPhase('idle');
       this.worker = new DriverWorker(this.name, this.device, this.bytes, this.sharedBuf, this.limits, this.options.grant ?? {}, extra,
         (m) => this.onMessage(m), () => this.onExit());
       this.startWatchdog();

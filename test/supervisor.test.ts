@@ -80,13 +80,14 @@ describe('supervisor', () => {
     expect(host.status().drivers.find((d) => d.name === 's4')).toMatchObject({ state: 'failed', restarts: 3, lastFault: { kind: 'unreachable' } });
   });
 
-  it('brings the edu device back to a clean state after a deadline kill in the middle of a factorial', async () => {
+  it('brings the device back to a clean state after a deadline kill in the middle of a computation', async () => {
     host = new Host();
-    // A slow device: the factorial (500 ms) is still computing when the driver is killed at 300 ms;
-    // the restarted driver's reset waits out the rest within its own 300 ms deadline.
-    const dev = host.openDevice('sim:edu:s5', { sim: { factorialDelayNs: 500_000_000 } });
-    const drv = await host.load(driverPath('edu'), dev, { name: 's5', limits: { deadlineMs: 300 }, restart: fast });
-    const err = await drv.request(2, u32(10)).catch((e) => e);
+    // The driver starts a 600 ms factorial with its interrupt armed, then spins forever: killed at the
+    // 400 ms deadline with the device still computing. The restarted instance's reset waits out the
+    // rest and acknowledges the interrupt.
+    const dev = host.openDevice('sim:edu:s5', { sim: { factorialDelayNs: 600_000_000, irqMode: 'mask' } });
+    const drv = await host.load(driverPath('test/broken'), dev, { name: 's5', limits: { deadlineMs: 400 }, restart: fast });
+    const err = await drv.request(21).catch((e) => e);
     expect(err.code).toBe('driver-restarted');
     expect(drv.lastFault?.kind).toBe('deadline');
     expect(drv.lastFault?.recorder.some((e) => e.op === 'write' && e.offset === 0x08 && e.value === 10n)).toBe(true);
@@ -101,6 +102,6 @@ describe('supervisor', () => {
     } finally {
       view.close();
     }
-    expect(words(await drv.request(1))).toEqual([0x010000ed, 1]);
+    expect(words(await drv.request(16))).toEqual([0]); // the driver sees no pending interrupt either
   });
 });
