@@ -2,6 +2,7 @@
 // declare exactly those imports.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { componentEmbed, componentNew, componentWit } from '@bytecodealliance/jco';
 import { describe, expect, it } from 'vitest';
 import { IMPORTS, OPTIONAL_EXPORTS, REQUIRED_EXPORTS, ABI_VERSION_GLOBAL } from '../host/abi.ts';
 import { root } from './helpers.ts';
@@ -52,5 +53,14 @@ describe('ABI v1', () => {
     const declared = [...sdk.matchAll(/@external\("(\w+)", "(\w+)"\)/g)].map((m) => `${m[1]}.${m[2]}`).sort();
     const want = Object.values(IMPORTS).flatMap((g) => Object.keys(g)).map((n) => `wasmdrv.${n}`).sort();
     expect(declared).toEqual(want);
+  });
+
+  it('is a valid WIT package: jco parses it and builds the wasmdrv-driver world from it', async () => {
+    const embedded = await componentEmbed({ dummy: true, witSource: wit, world: 'wasmdrv-driver' });
+    const world = await componentWit(await componentNew(embedded));
+    for (const i of ['registers', 'ports', 'irq', 'dma', 'services']) expect(world).toContain(`import wasmdrv:driver/${i}@1.0.0;`);
+    expect(world).toContain('export wasmdrv:driver/driver@1.0.0;');
+    // and a broken spec is refused with the parser's message
+    await expect(componentEmbed({ dummy: true, witSource: wit.replace('read32: func', 'read32 func'), world: 'wasmdrv-driver' })).rejects.toThrow("expected ':'");
   });
 });
