@@ -28,7 +28,11 @@ export async function cmdFaultCampaign(argv: string[]): Promise<number> {
     jobs: values.jobs ? num('jobs', values.jobs) : Math.max(1, Math.min(4, availableParallelism())),
     trialDeadlineMs: num('deadline', values.deadline),
     onProgress: (s) => {
-      if (!values.json && process.stderr.isTTY) process.stderr.write(`\r${line(s)}`);
+      if (process.stderr.isTTY) {
+        if (!values.json) process.stderr.write(`\r${line(s)}`);
+      } else if ((s.faults + s.notInjected) % 5000 < 200) {
+        process.stderr.write(`${line(s)}\n`);
+      }
     },
   });
   if (!values.json && process.stderr.isTTY) process.stderr.write('\n');
