@@ -116,7 +116,9 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
       if (jobs.every((j) => j.done)) resolveAll();
     };
     const spawn = (job: Job, first: number, recoverFirst: boolean) => {
-      if (first >= o.faults) {
+      // After a killed (hung) trial a worker always runs, even with no trials left: its first act is the
+      // recovery check for the trial that hung.
+      if (first >= o.faults && !recoverFirst) {
         job.done = true;
         finishIfDone();
         return;
