@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Host, RequestError, type Driver } from '../host/index.ts';
 import { DeviceSession } from '../host/sandbox/session.ts';
-import { driverPath, u32, words } from './helpers.ts';
+import { driverPath, words } from './helpers.ts';
 
 const OP_ECHO = 0, OP_TRAP = 6, OP_RAISE_AND_TRAP = 15, OP_STATUS = 16, OP_LIVENESS = 18;
 const fast = { backoffMs: 5, maxBackoffMs: 40 };

@@ -222,7 +222,7 @@ class Uart implements SimModel {
 export const uart16550: SimModelClass<UartOptions> = {
   name: 'uart16550',
   summary: '16550A UART on 8 I/O ports (COM2): transmit, receive FIFO, interrupts',
-  describe(options: UartOptions): SimDescription {
+  describe(): SimDescription {
     return {
       model: 'uart16550',
       regions: [],
