@@ -15,6 +15,7 @@ import { loadNative, packageRoot } from './native.ts';
 import { DEFAULT_LIMITS, type Grant, type Limits } from './sandbox/instance.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './sandbox/protocol.ts';
 import { CTRL_STOP, DriverShared, STAT } from './sandbox/shared.ts';
+import type { GateMode } from './sandbox/gate.ts';
 
 export type DriverState = 'starting' | 'running' | 'faulted' | 'restarting' | 'failed' | 'stopped';
 
@@ -78,6 +79,11 @@ export interface DriverOptions {
   grant?: Grant;
   /** Flight recorder entries kept (a power of two). Default 256. */
   recorderSize?: number;
+  /**
+   * How memory-backed registers are served: 'record-all' (default), 'record-writes' (reads served by
+   * the Wasm gate are not counted or recorded: cheaper, for RAM-backed register files), 'off'.
+   */
+  registerGate?: GateMode;
   /** Restart policy, or false to leave a faulted driver down. Default DEFAULT_RESTART. */
   restart?: Partial<RestartPolicy> | false;
   /**
@@ -104,17 +110,17 @@ export class DriverWorker {
   private exited = false;
   readonly exitedPromise: Promise<void>;
 
-  constructor(label: string, spec: DeviceSpec, bytes: Uint8Array, sharedBuf: SharedArrayBuffer, limits: Limits, grant: Grant,
+  constructor(label: string, spec: DeviceSpec, bytes: Uint8Array, shared: DriverShared, limits: Limits, grant: Grant, gate: GateMode,
     extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[] }, onMessage: (m: FromWorker) => void, onExit: (code: number) => void) {
     const native = loadNative();
-    this.shared = new DriverShared(sharedBuf);
+    this.shared = shared;
     Atomics.store(this.shared.control, CTRL_STOP, 0);
     this.doorbellFd = native.eventfdCreate(0);
     this.cancelFd = native.eventfdCreate(0);
     const { port1, port2 } = new MessageChannel();
     this.port = port1 as MessagePort;
     const init: WorkerInit = {
-      label, spec, shared: sharedBuf, doorbellFd: this.doorbellFd, cancelFd: this.cancelFd,
+      label, spec, shared: shared.area, gate: gate, doorbellFd: this.doorbellFd, cancelFd: this.cancelFd,
       port: port2 as MessagePort, bytes, limits, grant,
       resetFirst: extra.resetFirst ?? false, restoreState: extra.restoreState, resetSequence: extra.resetSequence,
     };
@@ -171,12 +177,19 @@ export class DriverWorker {
   }
 }
 
+const sharedAreas = new FinalizationRegistry<number>((fd) => {
+  try {
+    loadNative().close(fd);
+  } catch {
+    /* already closed */
+  }
+});
+
 export class Driver extends EventEmitter {
   state: DriverState = 'starting';
   lastFault?: Fault;
   readonly limits: Limits;
   readonly shared: DriverShared;
-  private readonly sharedBuf: SharedArrayBuffer;
   private worker?: DriverWorker;
   private readonly queue: Pending[] = [];
   private inflight = new Map<number, Pending>();
@@ -184,6 +197,8 @@ export class Driver extends EventEmitter {
   private watchdog?: NodeJS.Timeout;
   faults = 0;
   restarts = 0;
+  /** Regions the running instance's Wasm register gate serves (reported by the worker at probe). */
+  gateRegions: number[] = [];
   readonly restartPolicy: RestartPolicy | false;
   private restartTimes: number[] = [];
   private restartTimer?: NodeJS.Timeout;
@@ -196,8 +211,11 @@ export class Driver extends EventEmitter {
     super();
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.restartPolicy = options.restart === false ? false : { ...DEFAULT_RESTART, ...options.restart };
-    this.sharedBuf = DriverShared.create(options.recorderSize ?? 256);
-    this.shared = new DriverShared(this.sharedBuf);
+    // A memfd, so that the register gate in the worker can map it into its own memory. It stays open
+    // for restarts and reloads; it is closed when this handle is garbage.
+    const area = DriverShared.createMapped(options.recorderSize ?? 256, `wasmdrv-shared:${name}`);
+    this.shared = new DriverShared(area);
+    sharedAreas.register(this, area.fd);
   }
 
   /** Start a worker and wait for probe. Rejects with LoadError or an Error naming the probe status. */
@@ -207,7 +225,7 @@ export class Driver extends EventEmitter {
       // A worker killed in a handler leaves its phase and start time behind in shared memory; the
       // watchdog must not hold them against the new worker before it has set its own.
       this.shared.setPhase('idle');
-      this.worker = new DriverWorker(this.name, this.device, this.bytes, this.sharedBuf, this.limits, this.options.grant ?? {}, extra,
+      this.worker = new DriverWorker(this.name, this.device, this.bytes, this.shared, this.limits, this.options.grant ?? {}, this.options.registerGate ?? 'record-all', extra,
         (m) => this.onMessage(m), () => this.onExit());
       this.startWatchdog();
     });
@@ -273,7 +291,8 @@ export class Driver extends EventEmitter {
   }
 
   status() {
-    return { name: this.name, device: this.device.id, state: this.state, restarts: this.restarts, lastFault: this.lastFault, stats: this.stats() };
+    const registerGate = { mode: this.options.registerGate ?? 'record-all', regions: this.gateRegions };
+    return { name: this.name, device: this.device.id, state: this.state, restarts: this.restarts, lastFault: this.lastFault, registerGate, stats: this.stats() };
   }
 
   /** Call the driver's remove export, then end its worker. Queued requests get 'driver-stopped'. */
@@ -299,6 +318,7 @@ export class Driver extends EventEmitter {
   private onMessage(m: FromWorker): void {
     switch (m.t) {
       case 'ready':
+        this.gateRegions = m.gateRegions;
         this.state = 'running';
         this.ready?.resolve();
         this.ready = undefined;

@@ -19,6 +19,7 @@ import { formatType, readWasm, type FuncType, type WasmInfo } from '../wasm.ts';
 import type { Width } from '../sim/model.ts';
 import { DeviceSession } from './session.ts';
 import { DriverShared, OP, STAT } from './shared.ts';
+import { GATE_FUNCS, encodeGate, type GateMode, type GateRegion } from './gate.ts';
 
 export interface Limits {
   /** Maximum linear memory in 64 KiB pages (growth beyond fails: fault `memory-limit`). Default 256 (16 MiB). */
@@ -136,8 +137,14 @@ export class DriverInstance {
   readonly memory: WebAssembly.Memory;
   readonly info: WasmInfo;
   private readonly maxPages: number;
-  private readonly exports: Record<string, any>;
+  private exports: Record<string, any> = {};
   private readonly windows: Window[] = [];
+  /** The register gate's mappings (shared area, regions); empty when every access goes through JS. */
+  private readonly gateMappings: FixedMapping[] = [];
+  /** Regions the gate serves without calling JavaScript (for status and tests). */
+  gateRegions: number[] = [];
+  /** Kept alive as long as the instance: closing the mappings writes over its pages. */
+  gateMemory?: WebAssembly.Memory;
   private readonly native: Native;
   private lastCount = 0;
   private irqEnabled = true;
@@ -159,6 +166,7 @@ export class DriverInstance {
     private readonly cancelFd: number,
     inheritCount?: number,
     checked?: WasmInfo,
+    gateMode: GateMode = 'record-all',
   ) {
     this.native = loadNative();
     this.logTokens = limits.logBurst;
@@ -178,22 +186,30 @@ export class DriverInstance {
     // so interrupts that arrived during the swap are delivered to it; a new driver starts from now.
     if (inheritCount !== undefined) this.lastCount = inheritCount;
     else this.lastCount = session.irq ? session.irq.consume() : 0;
-    let instance: WebAssembly.Instance;
     try {
-      instance = new WebAssembly.Instance(module, { wasmdrv: this.imports(), env: { memory: this.memory } } as WebAssembly.Imports);
+      const imports = this.imports();
+      if (gateMode !== 'off') this.linkGate(imports, gateMode === 'record-all');
+      let instance: WebAssembly.Instance;
+      try {
+        instance = new WebAssembly.Instance(module, { wasmdrv: imports, env: { memory: this.memory } } as WebAssembly.Imports);
+      } catch (err) {
+        if (err instanceof WebAssembly.LinkError) throw new LoadError(`${label}: ${err.message}`);
+        throw err; // a trap in the start function: a fault in phase 'load'
+      }
+      this.exports = instance.exports as Record<string, any>;
+      const version = (this.exports[ABI_VERSION_GLOBAL] as WebAssembly.Global).value;
+      if (version !== ABI_VERSION) throw new LoadError(`${label}: built for ABI v${version}, this host speaks v${ABI_VERSION}`);
+      this.ioBuffer = this.exports.io_buffer() >>> 0;
+      this.ioSize = this.exports.io_buffer_size() >>> 0;
+      if (this.ioBuffer + this.ioSize > this.memory.buffer.byteLength) {
+        throw new LoadError(`${label}: io_buffer ${this.ioBuffer}+${this.ioSize} lies outside its memory`);
+      }
+      this.mapWindows();
     } catch (err) {
-      if (err instanceof WebAssembly.LinkError) throw new LoadError(`${label}: ${err.message}`);
-      throw err; // a trap in the start function: a fault in phase 'load'
+      // Nothing stays half-linked: the gate's and the windows' mappings go before the error leaves.
+      this.close();
+      throw err;
     }
-    this.exports = instance.exports as Record<string, any>;
-    const version = (this.exports[ABI_VERSION_GLOBAL] as WebAssembly.Global).value;
-    if (version !== ABI_VERSION) throw new LoadError(`${label}: built for ABI v${version}, this host speaks v${ABI_VERSION}`);
-    this.ioBuffer = this.exports.io_buffer() >>> 0;
-    this.ioSize = this.exports.io_buffer_size() >>> 0;
-    if (this.ioBuffer + this.ioSize > this.memory.buffer.byteLength) {
-      throw new LoadError(`${label}: io_buffer ${this.ioBuffer}+${this.ioSize} lies outside its memory`);
-    }
-    this.mapWindows();
   }
 
   /** Compile, check and instantiate. Throws LoadError for a module that cannot be loaded. */
@@ -203,6 +219,8 @@ export class DriverInstance {
     inheritCount?: number;
     /** The result of checkModule for these bytes under this grant, when the caller already has it (the fuzzer). */
     checked?: WasmInfo;
+    /** How memory-backed registers are served (gate.ts). Default 'record-all'. */
+    gate?: GateMode;
   }): DriverInstance {
     let module = opts.module;
     if (!module) {
@@ -212,7 +230,7 @@ export class DriverInstance {
         throw new LoadError(`${label}: does not compile: ${(err as Error).message}`);
       }
     }
-    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, opts.checked);
+    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, opts.checked, opts.gate ?? 'record-all');
   }
 
   /** How full linear memory is, for telling a refused growth from other traps. */
@@ -296,6 +314,48 @@ export class DriverInstance {
     if (this.closed) return;
     this.closed = true;
     for (const w of this.windows) w.mapping.close();
+    for (const m of this.gateMappings) m.close();
+    this.gateMemory = undefined;
+  }
+
+  /**
+   * Route the register imports of memory-backed regions through the Wasm register gate (gate.ts).
+   * Needs the shared area as a memfd (drivers in workers have one); otherwise every access stays in JS.
+   */
+  private linkGate(imports: Record<string, Function>, recordReads: boolean): void {
+    const shared = this.shared;
+    if (shared.fd === undefined || !imports.reg_read32) return;
+    const page = this.native.pageSize();
+    const up = (n: number) => Math.ceil(n / page) * page;
+    const policies = this.session.regions.map((_, i) => this.grant.regions?.[i] ?? { read: true, write: true });
+    const regions: GateRegion[] = [];
+    let at = up(shared.byteLength);
+    for (const [i, reg] of this.session.regions.entries()) {
+      const p = policies[i];
+      if (reg.sim >= 0 || (!p.read && !p.write)) continue;
+      const size = Math.min(reg.size, p.size ?? reg.size);
+      regions.push({ index: i, size, base: at, read: p.read, write: p.write && !p.writable && !p.dmaAddress });
+      at += up(reg.size);
+    }
+    if (regions.length === 0) return;
+    const pages = Math.ceil(at / PAGE);
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    this.gateMappings.push(this.native.mapIntoBuffer(memory.buffer, 0, shared.byteLength, shared.fd, 0, 'driver shared area'));
+    for (const r of regions) {
+      const src = this.session.openRegionSource(r.index)!;
+      try {
+        this.gateMappings.push(this.native.mapIntoBuffer(memory.buffer, r.base, up(this.session.regions[r.index].size), src.fd, src.offset, src.path));
+      } finally {
+        if (src.owned) this.native.close(src.fd);
+      }
+    }
+    const bytes = encodeGate({ regions, ringEntries: shared.entryCount, recordReads }, pages);
+    const slow: Record<string, Function> = {};
+    for (const name of GATE_FUNCS) slow[name] = imports[name];
+    const gate = new WebAssembly.Instance(new WebAssembly.Module(bytes), { slow, gate: { memory } } as WebAssembly.Imports);
+    for (const name of GATE_FUNCS) imports[name] = gate.exports[name] as Function;
+    this.gateMemory = memory;
+    this.gateRegions = regions.map((r) => r.index);
   }
 
   // --- linking ------------------------------------------------------------------------------------------

@@ -7,11 +7,14 @@ import type { DeviceSpec } from '../devices/spec.ts';
 import type { Fault } from '../faults.ts';
 import type { LogLevel } from '../abi.ts';
 import type { Grant, Limits } from './instance.ts';
+import type { SharedArea } from './shared.ts';
+import type { GateMode } from './gate.ts';
 
 export interface WorkerInit {
   label: string;
   spec: DeviceSpec;
-  shared: SharedArrayBuffer;
+  /** The driver's shared area: the worker maps the memfd itself. */
+  shared: SharedArea;
   /** eventfd: the host wants the worker's attention (a message is waiting on the port). */
   doorbellFd: number;
   /** eventfd: stop now; every wait returns "cancelled" (left readable once written). */
@@ -20,6 +23,7 @@ export interface WorkerInit {
   bytes: Uint8Array;
   limits: Limits;
   grant: Grant;
+  gate: GateMode;
   /** Call the driver's reset export before probe (a restart after a fault). */
   resetFirst: boolean;
   /** Restore this state instead of probing (hot reload / restart with state). */
@@ -36,7 +40,8 @@ export type ToWorker =
   | { t: 'stop' };
 
 export type FromWorker =
-  | { t: 'ready'; seenCount: number }
+  /** gateRegions: the regions the Wasm register gate serves (the rest go through JavaScript). */
+  | { t: 'ready'; seenCount: number; gateRegions: number[] }
   | { t: 'probe-failed'; status: number }
   | { t: 'load-error'; message: string }
   | { t: 'response'; id: number; data?: Uint8Array; status?: number; error?: string }

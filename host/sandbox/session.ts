@@ -210,6 +210,14 @@ export class DeviceSession {
     };
   }
 
+  /** A memory-backed region as an (fd, offset) pair for the register gate; null for a simulated one. Caller closes owned fds. */
+  openRegionSource(index: number): { fd: number; offset: number; owned: boolean; path?: string } | null {
+    const src = this.spec.regions[index].source;
+    if (src.kind === 'sim') return null;
+    if (src.kind === 'fd') return { fd: src.fd, offset: src.offset, owned: false };
+    return { fd: this.native.open(src.path), offset: src.offset, owned: true, path: src.path };
+  }
+
   /** DMA windows as (fd, offset) pairs for mapping into a driver's memory. Caller closes file fds. */
   openDmaSource(w: DmaSpec): { fd: number; offset: number; owned: boolean } {
     if (w.source.kind === 'fd') return { fd: w.source.fd, offset: w.source.offset, owned: false };

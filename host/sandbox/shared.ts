@@ -3,6 +3,7 @@
 // register accesses behind for the fault report.
 
 import type { RecorderEntry } from '../faults.ts';
+import { loadNative, type Mapping } from '../native.ts';
 
 /** control[] indices */
 export const CTRL_PHASE = 0; // see PHASES
@@ -26,30 +27,74 @@ export const STAT = {
 } as const;
 const STAT_SLOTS = 16;
 
+/** Byte layout of the shared area (the register gate writes stats and recorder entries itself). */
+export const STATS_OFFSET = 64;
+export const RING_OFFSET = STATS_OFFSET + STAT_SLOTS * 8;
+export const ENTRY_BYTES = 24;
+
+/**
+ * Where a driver's shared area lives: a SharedArrayBuffer (in-process users: the fuzzer, the
+ * campaign), or a memfd that every thread maps for itself (drivers in workers: the register gate
+ * maps it into its own Wasm memory too).
+ */
+export type SharedArea = SharedArrayBuffer | { fd: number; bytes: number; entries: number };
+
 const OPS: RecorderEntry['op'][] = ['read', 'write', 'in', 'out', 'irq', 'request', 'interrupt', 'fault'];
 export const OP = { read: 0, write: 1, in: 2, out: 3, irq: 4, request: 5, interrupt: 6, fault: 7 } as const;
-const ENTRY_INTS = 6;
+const ENTRY_INTS = ENTRY_BYTES / 4;
 
 export class DriverShared {
   readonly control: Int32Array;
   readonly stats: Float64Array;
+  /** Recorder entries (a power of two). */
+  readonly entryCount: number;
+  /** The memfd behind a mapped area (undefined for a SharedArrayBuffer). */
+  readonly fd: number | undefined;
   private readonly ring: Int32Array;
   private readonly mask: number;
-  private total = 0;
+  private readonly mapping?: Mapping;
 
   /** `recorderSize` must be a power of two. */
   static create(recorderSize = 256): SharedArrayBuffer {
     if (recorderSize & (recorderSize - 1)) throw new Error('recorder size must be a power of two');
-    return new SharedArrayBuffer(64 + STAT_SLOTS * 8 + recorderSize * ENTRY_INTS * 4);
+    return new SharedArrayBuffer(RING_OFFSET + recorderSize * ENTRY_BYTES);
   }
 
-  constructor(readonly buffer: SharedArrayBuffer) {
+  /**
+   * A memfd-backed area, page-rounded. The caller owns the fd (close it when no thread will map the
+   * area again; existing mappings stay valid).
+   */
+  static createMapped(recorderSize = 256, name = 'wasmdrv-shared'): { fd: number; bytes: number; entries: number } {
+    if (recorderSize & (recorderSize - 1)) throw new Error('recorder size must be a power of two');
+    const native = loadNative();
+    const page = native.pageSize();
+    const bytes = Math.ceil((RING_OFFSET + recorderSize * ENTRY_BYTES) / page) * page;
+    return { fd: native.memfdCreate(name, bytes), bytes, entries: recorderSize };
+  }
+
+  constructor(readonly area: SharedArea) {
+    let buffer: ArrayBufferLike;
+    let entries: number;
+    if (area instanceof SharedArrayBuffer) {
+      buffer = area;
+      entries = (area.byteLength - RING_OFFSET) / ENTRY_BYTES;
+      this.fd = undefined;
+    } else {
+      this.mapping = loadNative().mapFd(area.fd, area.bytes, 0, 'driver shared area');
+      buffer = this.mapping.buffer();
+      entries = area.entries;
+      this.fd = area.fd;
+    }
     this.control = new Int32Array(buffer, 0, 16);
-    this.stats = new Float64Array(buffer, 64, STAT_SLOTS);
-    const entries = (buffer.byteLength - 64 - STAT_SLOTS * 8) / (ENTRY_INTS * 4);
-    this.ring = new Int32Array(buffer, 64 + STAT_SLOTS * 8, entries * ENTRY_INTS);
+    this.stats = new Float64Array(buffer, STATS_OFFSET, STAT_SLOTS);
+    this.ring = new Int32Array(buffer, RING_OFFSET, entries * ENTRY_INTS);
+    this.entryCount = entries;
     this.mask = entries - 1;
-    this.total = this.stats[STAT.recorderTotal];
+  }
+
+  /** The area's size in bytes. */
+  get byteLength(): number {
+    return this.area instanceof SharedArrayBuffer ? this.area.byteLength : this.area.bytes;
   }
 
   get phase(): Phase {
@@ -67,7 +112,9 @@ export class DriverShared {
 
   /** Append one event to the flight recorder (writer: the driver's thread only). */
   record(op: number, region: number, offset: number, width: number, lo: number, hi: number): void {
-    const at = (this.total & this.mask) * ENTRY_INTS;
+    // The total lives in the area, not here: the register gate appends entries too.
+    const total = this.stats[STAT.recorderTotal];
+    const at = (total & this.mask) * ENTRY_INTS;
     const r = this.ring;
     r[at] = op;
     r[at + 1] = region;
@@ -75,7 +122,7 @@ export class DriverShared {
     r[at + 3] = width;
     r[at + 4] = lo;
     r[at + 5] = hi;
-    this.stats[STAT.recorderTotal] = ++this.total;
+    this.stats[STAT.recorderTotal] = total + 1;
   }
 
   /** The recorder's contents, oldest first. */

@@ -68,6 +68,7 @@ function start(): boolean {
     instance = DriverInstance.create(init.label, init.bytes, session, shared, {
       grant: init.grant,
       limits: init.limits,
+      gate: init.gate,
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
     });
@@ -99,7 +100,7 @@ function start(): boolean {
       return false;
     }
   }
-  post({ t: 'ready', seenCount: drv.seenCount });
+  post({ t: 'ready', seenCount: drv.seenCount, gateRegions: drv.gateRegions });
   return true;
 }
 
@@ -190,6 +191,7 @@ function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
     next = DriverInstance.create(init.label, bytes, session!, shared, {
       grant: init.grant,
       limits: init.limits,
+      gate: init.gate,
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
       inheritCount: old.seenCount,

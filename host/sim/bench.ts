@@ -6,12 +6,13 @@ import type { SimModelClass } from './model.ts';
 export const bench: SimModelClass = {
   name: 'bench',
   summary: 'benchmark device: memfd register file and DMA memory, eventfd interrupt (npm run bench)',
-  describe() {
+  // Option dmaBytes (default 1 MiB): tests load drivers whose DMA area is the SDK's 64 KiB.
+  describe(options: Record<string, unknown> = {}) {
     return {
       model: 'bench',
       regions: [{ name: 'regs', size: 4096, memory: true }],
       ports: [],
-      dma: [{ name: 'dma', size: 1 << 20, bus: 0x1000_0000n }],
+      dma: [{ name: 'dma', size: Number(options.dmaBytes ?? 1 << 20), bus: 0x1000_0000n }],
       irq: { mode: 'eventfd' },
       stateBytes: 0,
     };

@@ -116,6 +116,8 @@ async function main() {
   for (const f of ['dist/index.js', 'dist/worker.js', 'build/drivers/edu.wasm', 'build/drivers/uart16550.wasm']) {
     if (!existsSync(join(root, f))) throw new Error(`${f} is missing: run npm run build first`);
   }
+  // The C baseline for the in-guest per-register comparison (the guest runs it from the shared root).
+  execFileSync('cc', ['-O2', '-Wall', '-pthread', join(root, 'bench', 'native.c'), '-o', join(work, 'native')], { stdio: ['ignore', 'inherit', 'inherit'] });
   const kver = kernelVersion();
   const image = buildInitramfs(kver, buildStub(kver));
   const sock = join(work, 'com2.sock');
@@ -205,7 +207,8 @@ async function main() {
   checks.push({ name: 'uart16550: the host received the driver\'s bytes on COM2', ok: uartOk, detail: JSON.stringify(com2.slice(0, 120)) });
   console.log(`${uartOk ? 'ok  ' : 'FAIL'} uart16550: the host received the driver's bytes on COM2: ${JSON.stringify(com2.slice(0, 120))}`);
   const expected = ['stub: edu appears as a UIO device', 'edu via wasmdrv_uio: factorials', 'edu via wasmdrv_uio: dma', 'uart16550 via port I/O: receive through interrupts',
-    'daemon: a client process computes factorials through it', 'edu via uio_pci_generic: factorials'];
+    'daemon: a client process computes factorials through it', 'edu via uio_pci_generic: factorials',
+    'edu via wasmdrv_uio: register accesses go through the Wasm gate', 'edu via wasmdrv_uio: per-register cost measured against C'];
   for (const name of expected) if (!checks.some((c) => c.name === name)) problems.push(`check "${name}" never ran`);
 
   const failed = checks.filter((c) => !c.ok);
@@ -216,6 +219,7 @@ async function main() {
     console.log('---- end of guest console ----');
     for (const p of problems) console.log(`problem: ${p}`);
   }
+  writeFileSync(join(work, 'metrics.json'), `${JSON.stringify({ date: new Date().toISOString(), metrics }, null, 2)}\n`);
   log(`total ${seconds} s (boot to init ${booted ? ((booted - started) / 1000).toFixed(1) : '?'} s)`);
   console.log(`${checks.length - failed.length} passed, ${failed.length + problems.length} failed`);
   process.exit(failed.length || problems.length ? 1 : 0);

@@ -74,6 +74,69 @@ await step('interrupt round trip', async () => {
   }
 });
 
+// Real MMIO: every access is a trap into QEMU's edu model. The same loops as npm run bench
+// (bench/native.c "regs" and the bench driver's ops 1 and 2) on the same BAR0 mapping of /dev/uioN,
+// and, as the reference for what the guest's emulated CPU adds, on a RAM register file (sim:bench's
+// memfd). Reported as metrics, not asserted.
+await step('per-register cost on real MMIO', async () => {
+  const { spawn } = await import('node:child_process');
+  const { openSync, closeSync } = await import('node:fs');
+  const edu = findUio('wasmdrv-edu');
+  const n = 100_000;
+  const perAccess = (b, count) => Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true)) / count;
+  const runC = async (fd) => {
+    let out = '';
+    const child = spawn(join(project, '.vm', 'native'), ['regs', String(n)], { stdio: ['ignore', 'pipe', 'inherit', fd] });
+    child.stdout.on('data', (d) => (out += d));
+    const code = await new Promise((r) => child.on('exit', r));
+    if (code !== 0) throw new Error(`native regs exited with ${code}`);
+    return JSON.parse(out);
+  };
+  const measure = async (host, device, label) => {
+    const r = {};
+    for (const mode of ['record-all', 'record-writes', 'off']) {
+      const drv = await host.load(join(drivers, 'bench.wasm'), device, { name: `bench-${label}-${mode}`, registerGate: mode, limits: { deadlineMs: 60_000 } });
+      if (label === 'edu' && mode === 'record-all') {
+        check('edu via wasmdrv_uio: register accesses go through the Wasm gate', JSON.stringify(drv.status().registerGate.regions) === '[0]', JSON.stringify(drv.status().registerGate));
+      }
+      await drv.request(1, u32(n / 10)); // warm up: the optimising tier compiles in the background
+      await drv.request(2, u32(n / 10));
+      await sleep(100);
+      r[mode] = { read: perAccess(await drv.request(1, u32(n)), n), write: perAccess(await drv.request(2, u32(n)), n) };
+      await drv.stop();
+    }
+    return r;
+  };
+  const host = new Host();
+  let mmio, ram, cMmio, cRam;
+  try {
+    mmio = await measure(host, edu.id, 'edu');
+    const fd = openSync(edu.devNode, 'r+');
+    try {
+      cMmio = await runC(fd);
+    } finally {
+      closeSync(fd);
+    }
+    const bench = host.openDevice('sim:bench', { sim: { dmaBytes: 65536 } });
+    ram = await measure(host, bench, 'ram');
+    cRam = await runC(bench.spec.regions[0].source.fd);
+  } finally {
+    await host.close();
+  }
+  const ok = [mmio['record-all'].read, mmio['record-all'].write, cMmio.readNs, cMmio.writeNs, ram['record-all'].read, cRam.readNs].every((v) => Number.isFinite(v) && v > 0);
+  const g = mmio['record-all'];
+  check('edu via wasmdrv_uio: per-register cost measured against C', ok,
+    `read ${g.read.toFixed(0)} ns vs C ${cMmio.readNs.toFixed(0)} ns, write ${g.write.toFixed(0)} ns vs C ${cMmio.writeNs.toFixed(0)} ns`);
+  for (const [what, r, c] of [['edu MMIO', mmio, cMmio], ['RAM register file', ram, cRam]]) {
+    for (const mode of ['record-all', 'record-writes', 'off']) {
+      for (const op of ['read', 'write']) {
+        const cv = op === 'read' ? c.readNs : c.writeNs;
+        emit('METRIC', { name: `${what} ${op}, ${mode === 'off' ? 'JS imports' : `gate ${mode}`} / C`, value: +(r[mode][op] / cv).toFixed(3), unit: `x (${r[mode][op].toFixed(1)} vs ${cv.toFixed(1)} ns, +${(r[mode][op] - cv).toFixed(0)} ns)` });
+      }
+    }
+  }
+});
+
 await step('uart', async () => {
   const uart = findUio('wasmdrv-uart16550');
   const host = new Host();
