@@ -48,6 +48,7 @@ describe('register gate', () => {
       const { dev, regs } = benchDevice();
       regs.set([11, 22, 33, 44, 55, 66, 77, 0xdeadbeef]);
       const drv = await host.load(driverPath('bench'), dev, { name: `bench-${mode}`, registerGate: mode });
+      expect(drv.status().registerGate).toEqual({ mode, regions: mode === 'off' ? [] : [0] });
       // op 1: n reads of registers 0..7 in turn, answers (ns, sum); op 2: register 8 + (i & 7) = i
       const r = decodeResponse(await drv.request(1, u32(16)));
       expect(r.u32[2]).toBe(((11 + 22 + 33 + 44 + 55 + 66 + 77 + 0xdeadbeef) * 2) >>> 0);
@@ -84,6 +85,12 @@ describe('register gate', () => {
       }
     });
   }
+
+  it('simulated register files stay on the JavaScript path (the model runs on every access)', async () => {
+    const drv = await host.load(driverPath('edu'), `sim:edu:gate${n++}`, { name: 'edu-sim' });
+    expect(drv.status().registerGate.regions).toEqual([]);
+    await drv.stop();
+  });
 
   it('a deadline kill keeps the register writes the gate recorded before the hang', async () => {
     // op 21 writes STATUS (0x20) and FACTORIAL (0x08), then loops forever
