@@ -6,11 +6,13 @@
 //   irq-pinger N               fd 3: eventfd, fd 4: memfd handshake page. Waits for the waiter to be
 //                              ready, stamps CLOCK_MONOTONIC into the page, writes the eventfd. N times.
 //   irq-waiter N               fd 3, fd 4 as above: the C side of the latency test (poll + read).
+//   irq-threads N              fd 3, fd 4 as above: pinger and waiter as two threads of one process.
 //   ring-device MS             fd 3: registers, fd 4: DMA memory. The packet source and sink.
 //   ring-driver MS BATCH       fd 3, fd 4 as above: the C driver forwarding RX -> TX in batches.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +75,19 @@ static int irq_waiter(long n) {
 		pg[16 + i - 1] = now_ns() - pg[1];
 	}
 	return 0;
+}
+
+static void *pinger_thread(void *arg) {
+	irq_pinger((long)arg);
+	return NULL;
+}
+
+static int irq_threads(long n) {
+	pthread_t t;
+	if (pthread_create(&t, NULL, pinger_thread, (void *)n) != 0) { perror("pthread_create"); return 1; }
+	int r = irq_waiter(n);
+	pthread_join(t, NULL);
+	return r;
 }
 
 /* ---- the ring device ------------------------------------------------------------------------ */
@@ -167,6 +182,7 @@ int main(int argc, char **argv) {
 	if (!strcmp(argv[1], "regs")) return regs(a);
 	if (!strcmp(argv[1], "irq-pinger")) return irq_pinger(a);
 	if (!strcmp(argv[1], "irq-waiter")) return irq_waiter(a);
+	if (!strcmp(argv[1], "irq-threads")) return irq_threads(a);
 	if (!strcmp(argv[1], "ring-device")) return ring_device(a);
 	if (!strcmp(argv[1], "ring-driver")) return ring_driver(a, b);
 	fprintf(stderr, "unknown mode %s\n", argv[1]);

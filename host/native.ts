@@ -89,6 +89,14 @@ export interface Native {
    */
   poll(fds: Int32Array, timeoutMs: number): number;
 
+  /**
+   * poll() as above; then, when fds[0] is readable, read `width` bytes from it in the same call (4: a
+   * UIO event count, 8: an eventfd counter) into out[0]; when `out` has two elements, out[1] gets the
+   * monotonic clock in ns as poll() returned (for latency breakdowns). Returns the poll bitmask, with bit 31 set
+   * (the number is unsigned) when a value was read. A read that finds nothing (EAGAIN) sets no bit 31.
+   */
+  pollRead(fds: Int32Array, timeoutMs: number, width: 4 | 8, out: Float64Array): number;
+
   /** read exactly 4 bytes (a UIO event count), returned as an unsigned 32-bit number. EAGAIN throws. */
   readU32(fd: number): number;
   /** write exactly 4 bytes (a UIO irqcontrol value: 1 unmask, 0 mask). */
@@ -126,14 +134,35 @@ export function packageRoot(): string {
 
 let cached: Native | undefined;
 
-/** Load the addon built by node-gyp (`npm ci` runs `node-gyp rebuild --directory native`). */
+/** Load the addon built by node-gyp (`npm install` runs `node-gyp rebuild --directory native`). */
+const MAPPING_OWNER = Symbol('wasmdrv.mapping');
+
 export function loadNative(): Native {
   if (cached) return cached;
   const file = join(packageRoot(), 'native', 'build', 'Release', 'wasmdrv.node');
   if (!existsSync(file)) {
-    throw new Error(`wasmdrv: native addon not built: ${file} is missing (run \`npm ci\` or \`npm run install\`)`);
+    throw new Error(`wasmdrv: native addon not built: ${file} is missing (run \`npm install\` or \`npm run install\`)`);
   }
   const require = createRequire(import.meta.url);
-  cached = require(file) as Native;
+  const addon = require(file) as Native;
+  // A mapping is unmapped when its Mapping object is collected; a buffer it handed out must keep it
+  // alive, or a program that keeps only the buffer touches unmapped memory. (The addon's methods are
+  // read-only, so each Mapping gets an own buffer() that ties the buffer to it.)
+  for (const name of ['mapFd', 'mapFile'] as const) {
+    const map = addon[name] as (...args: unknown[]) => Mapping;
+    (addon as unknown as Record<string, unknown>)[name] = (...args: unknown[]): Mapping => {
+      const m = map(...args);
+      const buffer = m.buffer;
+      Object.defineProperty(m, 'buffer', {
+        value(): ArrayBuffer {
+          const b = buffer.call(m);
+          Object.defineProperty(b, MAPPING_OWNER, { value: m });
+          return b;
+        },
+      });
+      return m;
+    };
+  }
+  cached = addon;
   return cached;
 }

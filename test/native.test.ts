@@ -135,6 +135,44 @@ describe('eventfd waits', () => {
     native.close(b);
   });
 
+  it('pollRead: polls and reads the counter in one call; EAGAIN and timeouts read nothing', () => {
+    const a = native.eventfdCreate(0);
+    const cancel = native.eventfdCreate(0);
+    const out = new Float64Array(2);
+    const fds = new Int32Array([a, cancel]);
+    expect(native.pollRead(fds, 0, 8, out)).toBe(0); // timeout
+    native.eventfdWrite(a, 5);
+    const bits = native.pollRead(fds, 0, 8, out);
+    expect(bits >>> 0).toBe((0x80000000 | 0b01) >>> 0);
+    expect(out[0]).toBe(5);
+    expect(native.eventfdRead(a)).toBe(0); // the read consumed it
+    const t = Number(process.hrtime.bigint());
+    expect(Math.abs(out[1] - t)).toBeLessThan(5e9); // the same monotonic clock, stamped as poll returned
+    native.eventfdWrite(cancel, 1);
+    expect(native.pollRead(fds, 0, 8, out)).toBe(0b10); // only the cancel fd: nothing read
+    expect(() => native.pollRead(fds, 0, 3 as 4, out)).toThrow(/width must be 4 or 8/);
+    native.close(a);
+    native.close(cancel);
+  });
+
+  it('a buffer keeps its mapping alive after the Mapping object is dropped', async () => {
+    const { setFlagsFromString } = await import('node:v8');
+    const { runInNewContext } = await import('node:vm');
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const fd = native.memfdCreate('lifetime', 4096);
+    const words = new Uint32Array(native.mapFd(fd, 4096, 0).buffer()); // the Mapping is garbage at once
+    const check = native.mapFd(fd, 4096, 0);
+    for (let i = 0; i < 5; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    words[7] = 0xfeedface; // would fault (or write into whatever took the address) if unmapped
+    expect(new Uint32Array(check.buffer())[7]).toBe(0xfeedface);
+    check.close();
+    native.close(fd);
+  });
+
   it('a wait blocked in another thread is cancelled through a second eventfd', async () => {
     const irqFd = native.eventfdCreate(0);
     const cancelFd = native.eventfdCreate(0);

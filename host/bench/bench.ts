@@ -5,6 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { measureFuzz } from '../fuzz/fuzz.ts';
 import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Host } from '../host.ts';
@@ -18,7 +19,12 @@ export interface BenchOptions {
   json: boolean;
   /** Write docs/benchmarks-irq-cdf.svg. */
   plot: boolean;
+  /** Run only these sections (default: all). */
+  only?: BenchSection[];
 }
+
+export const BENCH_SECTIONS = ['regs', 'dma', 'irq', 'ring', 'lifecycle'] as const;
+export type BenchSection = (typeof BENCH_SECTIONS)[number];
 
 const le32 = (...v: number[]) => new Uint8Array(Uint32Array.from(v).buffer);
 const u64At = (b: Uint8Array, at: number) => Number(new DataView(b.buffer, b.byteOffset).getBigUint64(at, true));
@@ -74,6 +80,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
   const say = (s: string) => {
     if (!o.json) console.log(s);
   };
+  const want = (s: BenchSection) => !o.only || o.only.includes(s);
   const host = new Host();
   try {
     const dev = host.openDevice('sim:bench');
@@ -87,6 +94,8 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
     // The default driver above serves registers through the Wasm gate recording every access; the
     // same loops also run with reads left out of the recorder and with the gate off (JS imports).
     const n = o.quick ? 200_000 : 5_000_000;
+    let drv2 = drv;
+    if (want('regs')) {
     const regLoops = async (d: Driver) => {
       const rq = async (op: number, ...args: number[]) => d.request(op, le32(...args));
       // Twice: the first call runs in V8's baseline tier, the second in its optimising one.
@@ -127,50 +136,45 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
     say(`register write  C ${out.regWriteNsC} ns`);
     say(`  gate (default)                          ${out.regWriteNs} ns   overhead ${overW('regWriteNs')} ns`);
     say(`  gate off (JS imports)                   ${out.regWriteNsJsImports} ns   overhead ${overW('regWriteNsJsImports')} ns`);
-    const drv2 = await host.load(join(root, 'build', 'drivers', 'bench.wasm'), dev, { name: 'bench', limits: { deadlineMs: 120_000 } });
+    drv2 = await host.load(join(root, 'build', 'drivers', 'bench.wasm'), dev, { name: 'bench', limits: { deadlineMs: 120_000 } });
+    }
     const req = async (op: number, ...args: number[]) => drv2.request(op, le32(...args));
 
     // --- DMA window vs plain linear memory --------------------------------------------------------
     const mn = o.quick ? 1_000_000 : 50_000_000;
+    if (want('dma')) {
+    // warm up both loops first: the optimising tier compiles in the background
+    for (let k = 0; k < 3; k++) await req(3, mn / 20, k & 1);
+    await new Promise((res) => setTimeout(res, 100));
     const plain = u64At(await req(3, mn, 0), 0);
     const win = u64At(await req(3, mn, 1), 0);
     out.dmaWindowNs = +(win / mn).toFixed(3);
     out.linearMemoryNs = +(plain / mn).toFixed(3);
     out.dmaWindowRatio = +(win / plain).toFixed(3);
     say(`DMA window load ${out.dmaWindowNs} ns   linear memory ${out.linearMemoryNs} ns   ratio ${out.dmaWindowRatio}`);
+    }
 
     // --- interrupt wake-up latency (both sides pinned to CPU 0 when taskset works) ---------------
-    const rounds = o.quick ? 300 : 10_000;
-    const pinned = canPin();
-    out.irqPinned = pinned ? 'cpu0' : 'no (taskset failed)';
-    const page = native.mapFd(dmaFd, 1 << 20, 0);
-    const words = new BigUint64Array(page.buffer());
-    words.fill(0n, 0, 16 + rounds);
-    const pinger = runC(bin, ['irq-pinger', String(rounds)], [irqFd, dmaFd], pinned);
-    const r = await req(4, rounds);
-    await pinger;
-    if (decodeResponse(r).u32[0] !== rounds) throw new Error('bench: the driver missed wake-ups');
-    const sandboxLat = Array.from(words.subarray(16, 16 + rounds), (x) => Number(x) / 1000).sort((a, b) => a - b);
-    // C: a waiter process doing poll + read on its own eventfd, woken by the same pinger
-    const cfd = native.eventfdCreate(0);
-    words.fill(0n, 0, 16 + rounds);
-    await Promise.all([runC(bin, ['irq-waiter', String(rounds)], [cfd, dmaFd], pinned), runC(bin, ['irq-pinger', String(rounds)], [cfd, dmaFd], pinned)]);
-    native.close(cfd);
-    const cLat = Array.from(words.subarray(16, 16 + rounds), (x) => Number(x) / 1000).sort((a, b) => a - b);
-    page.close();
-    if (pinned) unpin();
-    out.irqMedianUs = +pct(sandboxLat, 0.5).toFixed(2);
-    out.irqP99Us = +pct(sandboxLat, 0.99).toFixed(2);
-    out.irqMedianUsC = +pct(cLat, 0.5).toFixed(2);
-    out.irqP99UsC = +pct(cLat, 0.99).toFixed(2);
-    out.irqMedianRatio = +(+out.irqMedianUs / +out.irqMedianUsC).toFixed(2);
-    out.irqP99Ratio = +(+out.irqP99Us / +out.irqP99UsC).toFixed(2);
-    say(`irq wake-up     sandbox median ${out.irqMedianUs} us p99 ${out.irqP99Us} us   C median ${out.irqMedianUsC} us p99 ${out.irqP99UsC} us   ratios ${out.irqMedianRatio} / ${out.irqP99Ratio}  (${rounds} round trips, pinned: ${out.irqPinned})`);
-    if (o.plot) writeCdf(join(root, 'docs', 'benchmarks-irq-cdf.svg'), sandboxLat, cLat);
+    if (want('irq')) {
+      const rounds = o.quick ? 300 : 10_000;
+      const pinned = canPin();
+      out.irqPinned = pinned ? 'cpu0' : 'no (taskset failed)';
+      try {
+        const lat = await irqLatency({ bin, root, rounds, pinned, irqFd, dmaFd, wait: () => req(4, rounds) });
+        Object.assign(out, lat.figures);
+        say(`irq wake-up, pinger a thread of the waiter's process (the issue's setup)`);
+        say(`  sandbox median ${out.irqMedianUs} us p99 ${out.irqP99Us} us   C median ${out.irqMedianUsC} us p99 ${out.irqP99UsC} us   ratios ${out.irqMedianRatio} / ${out.irqP99Ratio}  (${rounds} round trips, pinned: ${out.irqPinned})`);
+        say(`irq wake-up, pinger another process (the waiter's address space switched in on each wake-up)`);
+        say(`  sandbox median ${out.irqMedianUsProcess} us p99 ${out.irqP99UsProcess} us   C median ${out.irqMedianUsProcessC} us p99 ${out.irqP99UsProcessC} us   ratios ${out.irqMedianRatioProcess} / ${out.irqP99RatioProcess}`);
+        if (o.plot) writeCdf(join(root, 'docs', 'benchmarks-irq-cdf.svg'), lat.sandbox, lat.c);
+      } finally {
+        if (pinned) unpin();
+      }
+    }
 
     // --- ring forwarding (device: bench/native.c ring-device, fair to both drivers) -------------
     const ms = o.quick ? 150 : 1000;
-    for (const batch of [1, 8, 32, 64]) {
+    for (const batch of want('ring') ? [1, 8, 32, 64] : []) {
       const wasmDev = runC(bin, ['ring-device', String(ms + 400)], [regsFd, dmaFd], false);
       await new Promise((res) => setTimeout(res, 50));
       const fw = u64At(await req(5, ms, batch), 0);
@@ -190,6 +194,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
   }
 
   // --- lifecycle figures -------------------------------------------------------------------------
+  if (want('lifecycle')) {
   const rl = await measureReload(o.quick ? 50 : 500);
   out.reloadSwapMedianMs = +rl.median.toFixed(3);
   out.reloadSwapP99Ms = +rl.p99.toFixed(3);
@@ -198,13 +203,96 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
   say(`crash to serving again (restart, reset, probe, first answer) median ${out.crashToServingMs} ms`);
   out.fuzzExecsPerSec = measureFuzz(new Uint8Array(readFileSync(join(root, 'build', 'drivers', 'edu.wasm'))), o.quick ? 1000 : 10_000);
   say(`fuzz            ${out.fuzzExecsPerSec} execs/s on one core (edu driver, virtual device time)`);
+  }
   out.machine = `${cpus().length} x ${cpus()[0]?.model ?? '?'}, node ${process.version}`;
   if (o.json) console.log(JSON.stringify(out));
   const resultsDir = join(root, 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });
-  writeFileSync(join(resultsDir, o.quick ? 'quick.json' : 'latest.json'), `${JSON.stringify(out, null, 2)}\n`);
+  const file = o.only ? 'partial.json' : o.quick ? 'quick.json' : 'latest.json';
+  writeFileSync(join(resultsDir, file), `${JSON.stringify(out, null, 2)}\n`);
   return out;
 }
+
+/**
+ * Interrupt wake-up: a pinger stamps CLOCK_MONOTONIC into the handshake page (the DMA window's first
+ * words, see bench/native.c) and writes the eventfd; the waiter records now - stamp. Two setups:
+ * the pinger a thread of the waiter's process (a JS worker for the sandbox, a pthread for C), and the
+ * pinger another process (bench/native.c irq-pinger for both).
+ */
+async function irqLatency(a: { bin: string; root: string; rounds: number; pinned: boolean; irqFd: number; dmaFd: number; wait: () => Promise<Uint8Array> }) {
+  const native = loadNative();
+  const page = native.mapFd(a.dmaFd, 1 << 20, 0);
+  const words = new BigUint64Array(page.buffer());
+  const take = () => Array.from(words.subarray(16, 16 + a.rounds), (x) => Number(x) / 1000).sort((x, y) => x - y);
+  const checked = (r: Uint8Array) => {
+    if (decodeResponse(r).u32[0] !== a.rounds) throw new Error('bench: the driver missed wake-ups');
+  };
+  try {
+    // 1. pinger thread in this process: a worker running the same loop as bench/native.c irq-pinger
+    words.fill(0n, 0, 16 + a.rounds);
+    const pinger = new Worker(PINGER, { eval: true, workerData: { addon: join(a.root, 'native', 'build', 'Release', 'wasmdrv.node'), irqFd: a.irqFd, dmaFd: a.dmaFd, rounds: a.rounds } });
+    const pingerDone = once(pinger, 'exit');
+    checked(await a.wait());
+    const [code] = await pingerDone;
+    if (code !== 0) throw new Error(`bench: the pinger thread exited with ${code}`);
+    const sandbox = take();
+    words.fill(0n, 0, 16 + a.rounds);
+    const cfd = native.eventfdCreate(0);
+    try {
+      await runC(a.bin, ['irq-threads', String(a.rounds)], [cfd, a.dmaFd], a.pinned);
+    } finally {
+      native.close(cfd);
+    }
+    const c = take();
+    // 2. pinger in another process
+    words.fill(0n, 0, 16 + a.rounds);
+    const p1 = runC(a.bin, ['irq-pinger', String(a.rounds)], [a.irqFd, a.dmaFd], a.pinned);
+    checked(await a.wait());
+    await p1;
+    const sandboxP = take();
+    words.fill(0n, 0, 16 + a.rounds);
+    const cfd2 = native.eventfdCreate(0);
+    try {
+      await Promise.all([runC(a.bin, ['irq-waiter', String(a.rounds)], [cfd2, a.dmaFd], a.pinned), runC(a.bin, ['irq-pinger', String(a.rounds)], [cfd2, a.dmaFd], a.pinned)]);
+    } finally {
+      native.close(cfd2);
+    }
+    const cP = take();
+    const f = (v: number) => +v.toFixed(2);
+    const figures = {
+      irqMedianUs: f(pct(sandbox, 0.5)), irqP99Us: f(pct(sandbox, 0.99)),
+      irqMedianUsC: f(pct(c, 0.5)), irqP99UsC: f(pct(c, 0.99)),
+      irqMedianRatio: f(pct(sandbox, 0.5) / pct(c, 0.5)), irqP99Ratio: f(pct(sandbox, 0.99) / pct(c, 0.99)),
+      irqMedianUsProcess: f(pct(sandboxP, 0.5)), irqP99UsProcess: f(pct(sandboxP, 0.99)),
+      irqMedianUsProcessC: f(pct(cP, 0.5)), irqP99UsProcessC: f(pct(cP, 0.99)),
+      irqMedianRatioProcess: f(pct(sandboxP, 0.5) / pct(cP, 0.5)), irqP99RatioProcess: f(pct(sandboxP, 0.99) / pct(cP, 0.99)),
+    };
+    return { figures, sandbox, c };
+  } finally {
+    page.close();
+  }
+}
+
+/** The pinger thread: bench/native.c irq_pinger in JavaScript (CommonJS: an eval worker). */
+const PINGER = `
+const { workerData: d } = require('node:worker_threads');
+const native = require(d.addon);
+const map = native.mapFd(d.dmaFd, 1 << 20, 0);
+const pg = new BigUint64Array(map.buffer());
+// No allocation in the loops (performance.now(), one BigInt per round): the pinger's own garbage
+// collections would land on the measured CPU.
+for (let i = 1; i <= d.rounds; i++) {
+  const want = BigInt(i);
+  const deadline = performance.now() + 5000;
+  while (Atomics.load(pg, 0) !== want) if (performance.now() > deadline) throw new Error('pinger: waiter not ready for ' + i);
+  const settle = performance.now() + 0.02; // give the waiter time to block in its wait
+  while (performance.now() < settle);
+  pg[1] = process.hrtime.bigint();
+  pg[2] = want;
+  native.eventfdWrite(d.irqFd, 1);
+}
+map.close();
+`;
 
 async function crashToServing(root: string, n: number): Promise<number> {
   const host = new Host();

@@ -1,9 +1,18 @@
-// wasmdrv bench [--quick] [--json] [--plot] — see host/bench/bench.ts.
+// wasmdrv bench [--quick] [--json] [--plot] [--only regs,dma,irq,ring,lifecycle] — see host/bench/bench.ts.
 import { parseArgs } from 'node:util';
-import { runBench } from '../bench/bench.ts';
+import { BENCH_SECTIONS, runBench, type BenchSection } from '../bench/bench.ts';
 
 export async function cmdBench(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean' }, json: { type: 'boolean' }, plot: { type: 'boolean' } } });
-  await runBench({ quick: !!values.quick, json: !!values.json, plot: !!values.plot });
+  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean' }, json: { type: 'boolean' }, plot: { type: 'boolean' }, only: { type: 'string' } } });
+  let only: BenchSection[] | undefined;
+  if (values.only !== undefined) {
+    only = values.only.split(',').map((s) => s.trim()) as BenchSection[];
+    const bad = only.filter((s) => !BENCH_SECTIONS.includes(s));
+    if (bad.length) {
+      console.error(`wasmdrv bench: --only: unknown section ${bad.map((b) => JSON.stringify(b)).join(', ')} (sections: ${BENCH_SECTIONS.join(', ')})`);
+      return 2;
+    }
+  }
+  await runBench({ quick: !!values.quick, json: !!values.json, plot: !!values.plot, only });
   return 0;
 }

@@ -151,6 +151,9 @@ export class DriverInstance {
   private logTokens: number;
   private logStamp = Date.now();
   private ioBuffer = 0;
+  /** irq_wait's poll set and pollRead's result, allocated once (no garbage on the interrupt path). */
+  private waitFds?: Int32Array;
+  private readonly readOut = new Float64Array(1);
   private ioSize = 0;
   private closed = false;
 
@@ -588,7 +591,9 @@ export class DriverInstance {
             s.advance(s.now() + s.clockStepNs);
             return BigInt(Math.floor(s.now()));
           }
-          : () => BigInt(Math.floor(s.now())),
+          : s.monotonic
+            ? () => process.hrtime.bigint() // the same clock as monotonicNs(), without a round trip through Number
+            : () => BigInt(Math.floor(s.now())),
         sleep_us: (us: number) => this.sleep(us >>> 0),
         panic: (ptr: number, len: number) => {
           throw new FaultError('panic', `${label}: panic: ${this.string(ptr >>> 0, Math.min(len >>> 0, MAX_LOG_BYTES))}`);
@@ -635,20 +640,23 @@ export class DriverInstance {
     if (!irq || !this.irqEnabled) return this.sleep(timeoutUs) === WAIT_CANCELLED ? WAIT_CANCELLED : WAIT_TIMEOUT;
     if (irq.needsRearm) irq.rearm();
     if (this.session.virtual) return this.irqWaitVirtual(irq, timeoutUs);
-    const kick = this.session.kickFd;
-    const fds = new Int32Array(kick >= 0 ? [irq.fd, this.cancelFd, kick] : [irq.fd, this.cancelFd]);
+    const fds = this.waitFds ??= new Int32Array(this.session.kickFd >= 0 ? [irq.fd, this.cancelFd, this.session.kickFd] : [irq.fd, this.cancelFd]);
+    const model = this.session.model !== null;
     const deadline = this.session.now() + timeoutUs * 1000;
     for (;;) {
-      this.session.tick();
-      const left = deadline - this.session.now();
-      const untilEvent = this.session.untilNextEvent();
-      const waitNs = Math.max(0, Math.min(left, untilEvent));
+      let waitNs = deadline - this.session.now();
+      if (model) {
+        this.session.tick();
+        waitNs = Math.min(deadline - this.session.now(), this.session.untilNextEvent());
+      }
       // poll() takes milliseconds: sub-millisecond waits for device work poll without blocking.
-      const bits = this.native.poll(fds, waitNs >= 1e6 ? Math.floor(waitNs / 1e6) : 0);
+      const ms = waitNs >= 1e6 ? Math.floor(waitNs / 1e6) : 0;
+      // The hot path: one native call polls and reads the count (pollRead); otherwise poll, then consume.
+      const bits = irq.readWidth ? this.native.pollRead(fds, ms, irq.readWidth, this.readOut) : this.native.poll(fds, ms);
       if (bits & 2 || this.shared.stopRequested) return WAIT_CANCELLED;
       if (bits & 4) this.session.kicked();
-      if (bits & 1 || bits & 4) {
-        const count = irq.consume();
+      if (bits & 0x80000000 || ((bits & 1 || bits & 4) && !irq.readWidth)) {
+        const count = bits & 0x80000000 ? irq.absorb(this.readOut[0]) : irq.consume();
         if (count !== this.lastCount) {
           this.noteCount(count);
           return WAIT_INTERRUPT;

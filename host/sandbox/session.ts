@@ -34,6 +34,14 @@ export interface IrqSource {
   readonly fd: number;
   /** After POLLIN: the cumulative event count (UIO's u32), consuming the readiness. */
   consume(): number;
+  /**
+   * Bytes a plain read() of `fd` returns (4: a UIO count, 8: an eventfd counter), so the wait can
+   * poll and read in one native call (native.pollRead) and hand the value to absorb(); 0 when the
+   * source needs consume().
+   */
+  readonly readWidth: 0 | 4 | 8;
+  /** The cumulative count after a value read from `fd` by pollRead. */
+  absorb(value: number): number;
   /** Re-enable the line before a wait, for backends that mask on each event. */
   rearm(): void;
   /** Mask the line (storm, fault). */
@@ -71,6 +79,8 @@ export class DeviceSession {
   /** Set when device time is virtual: waits call advance() instead of blocking. */
   readonly virtual: boolean;
   readonly clockStepNs: number;
+  /** now() is the process's monotonic clock (not virtual, not a caller's): clock_ns may read it directly. */
+  readonly monotonic: boolean;
   private vnow = 1_000_000;
   /** fd to poll besides the interrupt: a simulated device fed from outside; -1 when none. */
   readonly kickFd: number;
@@ -85,6 +95,7 @@ export class DeviceSession {
     this.virtual = options.virtual ?? false;
     this.clockStepNs = options.clockStepNs ?? 1000;
     this.now = this.virtual ? () => this.vnow : options.clock ?? monotonicNs;
+    this.monotonic = !this.virtual && !options.clock;
     this.kickFd = spec.sim?.kickFd ?? -1;
     try {
       let irqLine: SimIrqLine | null = null;
@@ -163,6 +174,8 @@ export class DeviceSession {
       return {
         fd: irq.eventfd,
         consume: () => (count = (count + native.eventfdRead(irq.eventfd)) >>> 0),
+        readWidth: 8,
+        absorb: (v) => (count = (count + v) >>> 0),
         needsRearm: false,
         rearm: () => {},
         mask: () => {},
@@ -179,10 +192,13 @@ export class DeviceSession {
       }
       return last;
     };
+    const absorb = (v: number) => (last = v);
     if (irq.kind === 'uio') {
       return {
         fd,
         consume,
+        readWidth: 4,
+        absorb,
         needsRearm: irq.rearm === 'irqcontrol',
         rearm: () => native.writeU32(fd, 1),
         mask: () => {
@@ -197,6 +213,8 @@ export class DeviceSession {
     return {
       fd,
       consume,
+      readWidth: 4,
+      absorb,
       needsRearm: true,
       rearm: () => {
         const cmd = native.pread(cfg, 0x04, 2);

@@ -14,6 +14,8 @@ export class SimIrqLine {
   private readonly w: Int32Array;
   private model: SimModel | null = null;
   readonly needsRearm: boolean;
+  /** The line's eventfd carries no count: waits call consume(). */
+  readonly readWidth = 0 as const;
 
   constructor(state: SharedArrayBuffer, at: number, private readonly mode: SimIrqMode | null, readonly fd: number, private readonly native: Native) {
     this.w = new Int32Array(state, at, SIM_IRQ_BYTES / 4);
@@ -45,6 +47,10 @@ export class SimIrqLine {
   private event(): void {
     Atomics.add(this.w, COUNT, 1);
     if (this.fd >= 0) this.native.eventfdWrite(this.fd, 1);
+  }
+
+  absorb(): number {
+    return this.consume();
   }
 
   /** The cumulative event count (u32, wrapping), consuming the eventfd's readiness. */
