@@ -96,62 +96,62 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
     const n = o.quick ? 200_000 : 5_000_000;
     let drv2 = drv;
     if (want('regs')) {
-    const regLoops = async (d: Driver) => {
-      const rq = async (op: number, ...args: number[]) => d.request(op, le32(...args));
-      // Twice: the first call runs in V8's baseline tier, the second in its optimising one.
-      for (let k = 0; ; k++) {
-        const rd = await rq(1, n);
-        const wr = await rq(2, n);
-        if (k === 1) return { read: +(u64At(rd, 0) / n).toFixed(2), write: +(u64At(wr, 0) / n).toFixed(2) };
+      const regLoops = async (d: Driver) => {
+        const rq = async (op: number, ...args: number[]) => d.request(op, le32(...args));
+        // Twice: the first call runs in V8's baseline tier, the second in its optimising one.
+        for (let k = 0; ; k++) {
+          const rd = await rq(1, n);
+          const wr = await rq(2, n);
+          if (k === 1) return { read: +(u64At(rd, 0) / n).toFixed(2), write: +(u64At(wr, 0) / n).toFixed(2) };
+        }
+      };
+      const gated = await regLoops(drv);
+      out.regReadNs = gated.read;
+      out.regWriteNs = gated.write;
+      await drv.stop();
+      for (const [mode, key] of [['record-writes', 'RecordWrites'], ['off', 'JsImports']] as const) {
+        const d = await host.load(join(root, 'build', 'drivers', 'bench.wasm'), dev, { name: `bench-${mode}`, registerGate: mode, limits: { deadlineMs: 120_000 } });
+        const r = await regLoops(d);
+        out[`regReadNs${key}`] = r.read;
+        out[`regWriteNs${key}`] = r.write;
+        await d.stop();
       }
-    };
-    const gated = await regLoops(drv);
-    out.regReadNs = gated.read;
-    out.regWriteNs = gated.write;
-    await drv.stop();
-    for (const [mode, key] of [['record-writes', 'RecordWrites'], ['off', 'JsImports']] as const) {
-      const d = await host.load(join(root, 'build', 'drivers', 'bench.wasm'), dev, { name: `bench-${mode}`, registerGate: mode, limits: { deadlineMs: 120_000 } });
-      const r = await regLoops(d);
-      out[`regReadNs${key}`] = r.read;
-      out[`regWriteNs${key}`] = r.write;
-      await d.stop();
-    }
-    const c = JSON.parse(await runC(bin, ['regs', String(n * 10)], [regsFd], false));
-    out.regReadNsC = +c.readNs.toFixed(3);
-    out.regWriteNsC = +c.writeNs.toFixed(3);
-    const m = native.mapFd(regsFd, 4096, 0);
-    const u32 = new Uint32Array(m.buffer());
-    let sum = 0;
-    const j0 = process.hrtime.bigint();
-    for (let i = 0; i < n * 10; i++) sum += u32[i & 7];
-    out.regReadNsJs = +(Number(process.hrtime.bigint() - j0) / (n * 10)).toFixed(3);
-    m.close();
-    void sum;
-    const over = (k: string) => (+out[k] - +out.regReadNsC).toFixed(1);
-    const overW = (k: string) => (+out[k] - +out.regWriteNsC).toFixed(1);
-    say(`register read   C ${out.regReadNsC} ns   plain JS on the mapping ${out.regReadNsJs} ns`);
-    say(`  gate, every access recorded (default)   ${out.regReadNs} ns   overhead ${over('regReadNs')} ns`);
-    say(`  gate, writes recorded                   ${out.regReadNsRecordWrites} ns   overhead ${over('regReadNsRecordWrites')} ns`);
-    say(`  gate off (JS imports)                   ${out.regReadNsJsImports} ns   overhead ${over('regReadNsJsImports')} ns`);
-    say(`register write  C ${out.regWriteNsC} ns`);
-    say(`  gate (default)                          ${out.regWriteNs} ns   overhead ${overW('regWriteNs')} ns`);
-    say(`  gate off (JS imports)                   ${out.regWriteNsJsImports} ns   overhead ${overW('regWriteNsJsImports')} ns`);
-    drv2 = await host.load(join(root, 'build', 'drivers', 'bench.wasm'), dev, { name: 'bench', limits: { deadlineMs: 120_000 } });
+      const c = JSON.parse(await runC(bin, ['regs', String(n * 10)], [regsFd], false));
+      out.regReadNsC = +c.readNs.toFixed(3);
+      out.regWriteNsC = +c.writeNs.toFixed(3);
+      const m = native.mapFd(regsFd, 4096, 0);
+      const u32 = new Uint32Array(m.buffer());
+      let sum = 0;
+      const j0 = process.hrtime.bigint();
+      for (let i = 0; i < n * 10; i++) sum += u32[i & 7];
+      out.regReadNsJs = +(Number(process.hrtime.bigint() - j0) / (n * 10)).toFixed(3);
+      m.close();
+      void sum;
+      const over = (k: string) => (+out[k] - +out.regReadNsC).toFixed(1);
+      const overW = (k: string) => (+out[k] - +out.regWriteNsC).toFixed(1);
+      say(`register read   C ${out.regReadNsC} ns   plain JS on the mapping ${out.regReadNsJs} ns`);
+      say(`  gate, every access recorded (default)   ${out.regReadNs} ns   overhead ${over('regReadNs')} ns`);
+      say(`  gate, writes recorded                   ${out.regReadNsRecordWrites} ns   overhead ${over('regReadNsRecordWrites')} ns`);
+      say(`  gate off (JS imports)                   ${out.regReadNsJsImports} ns   overhead ${over('regReadNsJsImports')} ns`);
+      say(`register write  C ${out.regWriteNsC} ns`);
+      say(`  gate (default)                          ${out.regWriteNs} ns   overhead ${overW('regWriteNs')} ns`);
+      say(`  gate off (JS imports)                   ${out.regWriteNsJsImports} ns   overhead ${overW('regWriteNsJsImports')} ns`);
+      drv2 = await host.load(join(root, 'build', 'drivers', 'bench.wasm'), dev, { name: 'bench', limits: { deadlineMs: 120_000 } });
     }
     const req = async (op: number, ...args: number[]) => drv2.request(op, le32(...args));
 
     // --- DMA window vs plain linear memory --------------------------------------------------------
     const mn = o.quick ? 1_000_000 : 50_000_000;
     if (want('dma')) {
-    // warm up both loops first: the optimising tier compiles in the background
-    for (let k = 0; k < 3; k++) await req(3, mn / 20, k & 1);
-    await new Promise((res) => setTimeout(res, 100));
-    const plain = u64At(await req(3, mn, 0), 0);
-    const win = u64At(await req(3, mn, 1), 0);
-    out.dmaWindowNs = +(win / mn).toFixed(3);
-    out.linearMemoryNs = +(plain / mn).toFixed(3);
-    out.dmaWindowRatio = +(win / plain).toFixed(3);
-    say(`DMA window load ${out.dmaWindowNs} ns   linear memory ${out.linearMemoryNs} ns   ratio ${out.dmaWindowRatio}`);
+      // warm up both loops first: the optimising tier compiles in the background
+      for (let k = 0; k < 3; k++) await req(3, mn / 20, k & 1);
+      await new Promise((res) => setTimeout(res, 100));
+      const plain = u64At(await req(3, mn, 0), 0);
+      const win = u64At(await req(3, mn, 1), 0);
+      out.dmaWindowNs = +(win / mn).toFixed(3);
+      out.linearMemoryNs = +(plain / mn).toFixed(3);
+      out.dmaWindowRatio = +(win / plain).toFixed(3);
+      say(`DMA window load ${out.dmaWindowNs} ns   linear memory ${out.linearMemoryNs} ns   ratio ${out.dmaWindowRatio}`);
     }
 
     // --- interrupt wake-up latency (both sides pinned to CPU 0 when taskset works) ---------------
