@@ -31,6 +31,8 @@ export interface CampaignStats {
   outsideGrantWrites: number;
   driverFaults: Record<string, number>;
   recovered: number;
+  /** Faulted trials after which the device did not come back (the first 100): replay with their index. */
+  unrecovered: { index: number; kind: string; outcome: string; why?: string }[];
   faulted: number;
   benign: number;
   mutants: number;
@@ -62,7 +64,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
   const eduBytes = new Uint8Array(readFileSync(o.driver ?? join(packageRoot(), 'build', 'drivers', 'edu.wasm')));
   const started = Date.now();
   const st: CampaignStats = {
-    faults: 0, hostCrashes: 0, outsideGrantWrites: 0, driverFaults: {}, recovered: 0, faulted: 0, benign: 0,
+    faults: 0, hostCrashes: 0, outsideGrantWrites: 0, driverFaults: {}, recovered: 0, unrecovered: [], faulted: 0, benign: 0,
     mutants: 0, devices: 0, notInjected: 0, elapsedMs: 0, faultsPerSec: 0,
   };
   const count = (k: string) => (st.driverFaults[k] = (st.driverFaults[k] ?? 0) + 1);
@@ -106,6 +108,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
       st.faulted++;
       count(r.outcome);
       if (r.recovered) st.recovered++;
+      else if (st.unrecovered.length < 100) st.unrecovered.push({ index: r.index, kind: r.kind, outcome: r.outcome, why: r.whyNotRecovered });
     } else {
       st.benign++;
     }
@@ -115,7 +118,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
     const finishIfDone = () => {
       if (jobs.every((j) => j.done)) resolveAll();
     };
-    const spawn = (job: Job, first: number, recoverFirst: boolean) => {
+    const spawn = (job: Job, first: number, recoverFirst: boolean, after?: { index: number; outcome: string }) => {
       // After a killed (hung) trial a worker always runs, even with no trials left: its first act is the
       // recovery check for the trial that hung.
       if (first >= o.faults && !recoverFirst) {
@@ -135,14 +138,15 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
       });
       job.worker = w;
       job.killing = false;
-      w.on('message', (m: { t: string; result?: TrialResult; recovered?: boolean }) => {
+      w.on('message', (m: { t: string; result?: TrialResult; recovered?: boolean; why?: string }) => {
         if (m.t === 'trial') {
           record(m.result!);
           checkCanaries(job);
           if (reported % 200 === 0) o.onProgress?.(snapshot());
         } else if (m.t === 'recovery') {
-          // after a killed (hung) trial: did a fresh driver bring the device back?
+          // after a killed (hung) or crashed trial: did a fresh driver bring the device back?
           if (m.recovered) st.recovered++;
+          else if (after && st.unrecovered.length < 100) st.unrecovered.push({ index: after.index, kind: rng(o.seed, after.index)() & 1 ? 'device' : 'mutant', outcome: after.outcome, why: m.why });
         } else if (m.t === 'done') {
           job.done = true;
           void w.terminate();
@@ -160,7 +164,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
           st.hostCrashes++;
           st.faults++;
         }
-        spawn(job, at + jobs.length, true);
+        spawn(job, at + jobs.length, true, { index: at, outcome: job.killing ? 'deadline' : 'host-crash' });
       });
     };
 

@@ -33,6 +33,8 @@ export interface TrialResult {
   /** The fault the sandbox detected, 'load-refused', 'probe-refused', or undefined when the trial ran clean. */
   outcome?: FaultKind | 'load-refused' | 'probe-refused';
   recovered: boolean;
+  /** When not recovered: what the fresh driver ran into. */
+  whyNotRecovered?: string;
   /** False when no validating mutant was found (the trial then injected nothing). */
   injected: boolean;
 }
@@ -139,28 +141,41 @@ export function runTrial(env: TrialEnv, seed: number, index: number): TrialResul
     inst?.close();
     session.close();
   }
-  if (result.outcome) result.recovered = recover(env);
+  if (result.outcome) {
+    result.whyNotRecovered = recoveryFailure(env);
+    result.recovered = result.whyNotRecovered === undefined;
+  }
   return result;
 }
 
-/** The device comes back: a fresh good instance on a well-behaved view of the same device state. */
-export function recover(env: TrialEnv): boolean {
+/**
+ * The device comes back: a fresh good instance on a well-behaved view of the same device state.
+ * Returns undefined when it served again, else why not.
+ */
+export function recoveryFailure(env: TrialEnv): string | undefined {
   const session = new DeviceSession(spec(env, 'edu', {}), { virtual: true });
   let inst: DriverInstance | undefined;
   try {
     loadNative().eventfdRead(env.irqFd);
     inst = DriverInstance.create('recovery', env.eduBytes, session, env.shared, { cancelFd: env.cancelFd, hooks: quiet, module: env.eduModule });
     inst.reset();
-    if (inst.probe() !== 0) return false;
+    const status = inst.probe();
+    if (status !== 0) return `probe returned ${status}`;
     const r = inst.request(2, le32(5));
-    return r instanceof Uint8Array && new Uint32Array(r.slice().buffer)[0] === 120;
+    if (!(r instanceof Uint8Array)) return `5! answered with status ${r}`;
+    const v = new Uint32Array(r.slice().buffer)[0];
+    return v === 120 ? undefined : `5! answered ${v}`;
   } catch (err) {
     if (!(err instanceof FaultError) && !(err instanceof WebAssembly.RuntimeError)) throw err;
-    return false;
+    return `${(err as Error).name}: ${(err as Error).message}`;
   } finally {
     inst?.close();
     session.close();
   }
+}
+
+export function recover(env: TrialEnv): boolean {
+  return recoveryFailure(env) === undefined;
 }
 
 export const EDU_STATE_BYTES = SIM_IRQ_BYTES + edu.describe({}).stateBytes;

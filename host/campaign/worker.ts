@@ -3,7 +3,7 @@
 // first checks that the device recovers.
 import { workerData, parentPort } from 'node:worker_threads';
 import { DriverShared } from '../sandbox/shared.ts';
-import { makeEnv, recover, runTrial } from './trial.ts';
+import { makeEnv, recoveryFailure, runTrial } from './trial.ts';
 
 const d = workerData as {
   eduBytes: Uint8Array; state: SharedArrayBuffer; dmaFd: number; irqFd: number; cancelFd: number;
@@ -12,7 +12,10 @@ const d = workerData as {
 const beat = new Float64Array(d.heartbeat);
 const env = makeEnv(d.eduBytes, d.state, d.dmaFd, d.irqFd, d.cancelFd, new DriverShared(d.shared));
 
-if (d.recoverFirst) parentPort!.postMessage({ t: 'recovery', recovered: recover(env) });
+if (d.recoverFirst) {
+  const why = recoveryFailure(env);
+  parentPort!.postMessage({ t: 'recovery', recovered: why === undefined, why });
+}
 for (let i = d.first; i < d.end; i += d.stride) {
   beat[0] = i;
   beat[1] = Date.now();

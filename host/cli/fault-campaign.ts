@@ -39,6 +39,7 @@ export async function cmdFaultCampaign(argv: string[]): Promise<number> {
   console.log(line(result));
   const kinds = Object.entries(result.driverFaults).sort((a, b) => b[1] - a[1]);
   for (const [k, n] of kinds) console.log(`  ${k.padEnd(24)} ${n}`);
+  for (const u of result.unrecovered) console.log(`not recovered: trial ${u.index} (${u.kind}, ${u.outcome}): ${u.why ?? '?'}`);
   if (values.json) console.log(JSON.stringify(result));
   return result.hostCrashes === 0 && result.outsideGrantWrites === 0 ? 0 : 1;
 }

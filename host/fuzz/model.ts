@@ -70,6 +70,10 @@ class FuzzDevice implements SimModel {
   stubAcknowledge(): boolean {
     return this.inner?.stubAcknowledge?.() ?? false;
   }
+
+  irqLevel(): boolean {
+    return this.inner?.irqLevel?.() ?? false;
+  }
 }
 
 export const fuzzModel: SimModelClass<FuzzModelOptions> = {

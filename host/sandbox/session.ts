@@ -8,7 +8,7 @@ import { loadNative, type Mapping, type Native } from '../native.ts';
 import type { DeviceSpec, DmaSpec } from '../devices/spec.ts';
 import type { SimContext, SimModel, Width } from '../sim/model.ts';
 import { simModelClass } from '../sim/registry.ts';
-import { SIM_IRQ_BYTES, SimIrqLine } from '../sim/irq.ts';
+import { SIM_IRQ_BYTES, SIM_VCLOCK_OFFSET, SimIrqLine } from '../sim/irq.ts';
 
 export interface RegionAccess {
   name: string;
@@ -82,6 +82,8 @@ export class DeviceSession {
   /** now() is the process's monotonic clock (not virtual, not a caller's): clock_ns may read it directly. */
   readonly monotonic: boolean;
   private vnow = 1_000_000;
+  /** Virtual time only, simulated devices: the device's clock in its shared state (SIM_VCLOCK_OFFSET). */
+  private readonly vclock: Float64Array | null = null;
   /** fd to poll besides the interrupt: a simulated device fed from outside; -1 when none. */
   readonly kickFd: number;
   private readonly mappings: Mapping[] = [];
@@ -94,6 +96,11 @@ export class DeviceSession {
     this.native = loadNative();
     this.virtual = options.virtual ?? false;
     this.clockStepNs = options.clockStepNs ?? 1000;
+    if (this.virtual && spec.sim) {
+      this.vclock = new Float64Array(spec.sim.state, SIM_VCLOCK_OFFSET, 1);
+      this.vnow = Math.max(this.vnow, this.vclock[0]);
+      this.vclock[0] = this.vnow;
+    }
     this.now = this.virtual ? () => this.vnow : options.clock ?? monotonicNs;
     this.monotonic = !this.virtual && !options.clock;
     this.kickFd = spec.sim?.kickFd ?? -1;
@@ -244,7 +251,10 @@ export class DeviceSession {
 
   /** Virtual time only: move device time forward to `t` (never back) and run what falls due. */
   advance(t: number): void {
-    if (t > this.vnow) this.vnow = t;
+    if (t > this.vnow) {
+      this.vnow = t;
+      if (this.vclock) this.vclock[0] = t;
+    }
     this.tick();
   }
 

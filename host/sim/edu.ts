@@ -200,6 +200,10 @@ class Edu implements SimModel {
     this.u64[index] = v;
   }
 
+  irqLevel(): boolean {
+    return this.u32[U32.irqStatus] !== 0;
+  }
+
   private raise(bits: number): void {
     this.u32[U32.irqStatus] |= bits;
     if (this.u32[U32.irqStatus]) this.ctx.setIrq(true);

@@ -98,6 +98,10 @@ class Faulty implements SimModel {
   stubAcknowledge(): boolean {
     return this.inner.stubAcknowledge?.() ?? false;
   }
+
+  irqLevel(): boolean {
+    return this.inner.irqLevel?.() ?? false;
+  }
 }
 
 export const faulty: SimModelClass<FaultyOptions> = {

@@ -6,6 +6,12 @@ import type { Native } from '../native.ts';
 import type { SimIrqMode, SimModel } from './model.ts';
 
 export const SIM_IRQ_BYTES = 64;
+/**
+ * Byte offset, inside those first 64 bytes, of the device's virtual time (an f64, ns): a device's
+ * deferred work is kept as absolute device times, so a virtual-time session that follows another on
+ * the same device (the campaign's recovery after a killed trial) must continue that clock.
+ */
+export const SIM_VCLOCK_OFFSET = 16;
 const LEVEL = 0;
 const MASKED = 1;
 const COUNT = 2;
@@ -22,8 +28,10 @@ export class SimIrqLine {
     this.needsRearm = mode?.mode === 'mask';
   }
 
+  /** Bind the model; the stored level is re-read from the device (SimModel.irqLevel), never trusted. */
   attach(model: SimModel): void {
     this.model = model;
+    if (model.irqLevel) Atomics.store(this.w, LEVEL, model.irqLevel() ? 1 : 0);
   }
 
   /** The model drives the line. A rising edge becomes one event, as the kernel stub would count it. */

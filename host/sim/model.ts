@@ -84,6 +84,12 @@ export interface SimModel {
   reset(): void;
   /** For irq mode 'model': the kernel stub's handler. False when the device did not interrupt. */
   stubAcknowledge?(): boolean;
+  /**
+   * The level the device drives its line at, from its own state. A session re-reads it when it
+   * attaches: a thread killed between a device's state change and its setIrq() leaves the stored
+   * line level stale, and a stale high level would swallow the next rising edge.
+   */
+  irqLevel?(): boolean;
 }
 
 export interface SimModelClass<O = Record<string, unknown>> {

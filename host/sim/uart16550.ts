@@ -183,6 +183,10 @@ class Uart implements SimModel {
     return true;
   }
 
+  irqLevel(): boolean {
+    return this.iir() !== IIR_NONE;
+  }
+
   private iir(): number {
     const w = this.w;
     if (w[W.ier] & IER_RDA && w[W.rxCount] > 0) return IIR_RDA;
