@@ -120,7 +120,7 @@ export class DriverWorker {
     const { port1, port2 } = new MessageChannel();
     this.port = port1 as MessagePort;
     const init: WorkerInit = {
-      label, spec, shared: shared.area, gate: gate, doorbellFd: this.doorbellFd, cancelFd: this.cancelFd,
+      label, spec, shared: shared.area, gate, doorbellFd: this.doorbellFd, cancelFd: this.cancelFd,
       port: port2 as MessagePort, bytes, limits, grant,
       resetFirst: extra.resetFirst ?? false, restoreState: extra.restoreState, resetSequence: extra.resetSequence,
     };
