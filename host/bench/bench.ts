@@ -164,6 +164,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
         Object.assign(out, lat.figures);
         say(`irq wake-up, pinger a thread of the waiter's process (the issue's setup)`);
         say(`  sandbox median ${out.irqMedianUs} us p99 ${out.irqP99Us} us   C median ${out.irqMedianUsC} us p99 ${out.irqP99UsC} us   ratios ${out.irqMedianRatio} / ${out.irqP99Ratio}  (${rounds} round trips, pinned: ${out.irqPinned})`);
+        say(`  where it goes (a JS thread in pollRead, no Wasm): poll() returns after median ${out.irqMedianUsPollReturn} us p99 ${out.irqP99UsPollReturn} us; JavaScript resumes after median ${out.irqMedianUsJsWaiter} us p99 ${out.irqP99UsJsWaiter} us`);
         say(`irq wake-up, pinger another process (the waiter's address space switched in on each wake-up)`);
         say(`  sandbox median ${out.irqMedianUsProcess} us p99 ${out.irqP99UsProcess} us   C median ${out.irqMedianUsProcessC} us p99 ${out.irqP99UsProcessC} us   ratios ${out.irqMedianRatioProcess} / ${out.irqP99RatioProcess}`);
         if (o.plot) writeCdf(join(root, 'docs', 'benchmarks-irq-cdf.svg'), lat.sandbox, lat.c);
@@ -258,6 +259,23 @@ async function irqLatency(a: { bin: string; root: string; rounds: number; pinned
       native.close(cfd2);
     }
     const cP = take();
+    // 3. the floor under the sandbox's path: a JS thread doing what irq_wait does natively (pollRead),
+    //    with no Wasm and no bookkeeping; pollRead stamps the clock as poll() returns, so the wake-up
+    //    splits into the kernel's part and the return into JavaScript.
+    words.fill(0n, 0, 16 + 2 * a.rounds);
+    const efd = native.eventfdCreate(0);
+    let js: number[], nat: number[];
+    try {
+      const data = { addon: join(a.root, 'native', 'build', 'Release', 'wasmdrv.node'), irqFd: efd, dmaFd: a.dmaFd, rounds: a.rounds };
+      const waiter = new Worker(JS_WAITER, { eval: true, workerData: data });
+      const pinger2 = new Worker(PINGER, { eval: true, workerData: data });
+      const codes = await Promise.all([once(waiter, 'exit'), once(pinger2, 'exit')]);
+      if (codes.some(([c]) => c !== 0)) throw new Error('bench: the JS waiter or its pinger failed');
+      js = take();
+      nat = Array.from(words.subarray(16 + a.rounds, 16 + 2 * a.rounds), (x) => Number(x) / 1000).sort((x, y) => x - y);
+    } finally {
+      native.close(efd);
+    }
     const f = (v: number) => +v.toFixed(2);
     const figures = {
       irqMedianUs: f(pct(sandbox, 0.5)), irqP99Us: f(pct(sandbox, 0.99)),
@@ -266,12 +284,33 @@ async function irqLatency(a: { bin: string; root: string; rounds: number; pinned
       irqMedianUsProcess: f(pct(sandboxP, 0.5)), irqP99UsProcess: f(pct(sandboxP, 0.99)),
       irqMedianUsProcessC: f(pct(cP, 0.5)), irqP99UsProcessC: f(pct(cP, 0.99)),
       irqMedianRatioProcess: f(pct(sandboxP, 0.5) / pct(cP, 0.5)), irqP99RatioProcess: f(pct(sandboxP, 0.99) / pct(cP, 0.99)),
+      irqMedianUsPollReturn: f(pct(nat, 0.5)), irqP99UsPollReturn: f(pct(nat, 0.99)),
+      irqMedianUsJsWaiter: f(pct(js, 0.5)), irqP99UsJsWaiter: f(pct(js, 0.99)),
     };
     return { figures, sandbox, c };
   } finally {
     page.close();
   }
 }
+
+/** A JS thread waiting the way irq_wait does (native pollRead), without Wasm: the floor of that path. */
+const JS_WAITER = `
+const { workerData: d } = require('node:worker_threads');
+const native = require(d.addon);
+const map = native.mapFd(d.dmaFd, 1 << 20, 0);
+const pg = new BigUint64Array(map.buffer());
+const fds = new Int32Array([d.irqFd, -1]);
+const out = new Float64Array(2);
+for (let i = 1; i <= d.rounds; i++) {
+  Atomics.store(pg, 0, BigInt(i));
+  const bits = native.pollRead(fds, 5000, 8, out);
+  const t = process.hrtime.bigint();
+  if (!(bits & 0x80000000)) throw new Error('waiter: no wake-up in round ' + i);
+  pg[16 + i - 1] = t - pg[1];
+  pg[16 + d.rounds + i - 1] = BigInt(Math.round(out[1])) - pg[1];
+}
+map.close();
+`;
 
 /** The pinger thread: bench/native.c irq_pinger in JavaScript (CommonJS: an eval worker). */
 const PINGER = `
