@@ -246,3 +246,22 @@ export function customSection(bytes: Uint8Array, info: WasmInfo, name: string): 
 export function formatType(t: FuncType): string {
   return `(${t.params.join(', ')}) -> (${t.results.join(', ')})`;
 }
+
+// --- writing: the few encoders the host's generated and rewritten modules need (gate.ts, instrument.ts)
+
+/** Unsigned LEB128 (sizes, counts, indices). */
+export function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n) b |= 0x80;
+    out.push(b);
+  } while (n);
+  return out;
+}
+
+/** A section: id, byte length, body. */
+export function encodeSection(id: number, body: number[] | Uint8Array): number[] {
+  return [id, ...uleb(body.length), ...body];
+}

@@ -8,6 +8,8 @@
 // (binaryen.js's log-execution pass would hook only function entries and loops, so this walks the
 // instructions itself.)
 
+import { encodeSection, uleb } from '../wasm.ts';
+
 export interface Instrumented {
   bytes: Uint8Array;
   blocks: number;
@@ -42,20 +44,8 @@ class R {
   }
 }
 
-const leb = (n: number): number[] => {
-  const o: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n = Math.floor(n / 128);
-    if (n) b |= 0x80;
-    o.push(b);
-  } while (n);
-  return o;
-};
-
-function section(id: number, body: number[] | Uint8Array): number[] {
-  return [id, ...leb(body.length), ...body];
-}
+const leb = uleb;
+const section = encodeSection;
 
 /** Skip one instruction's immediates (opcode already read). Throws on what the fuzzer cannot handle. */
 function skipImmediates(r: R, op: number, constants: number[]): void {

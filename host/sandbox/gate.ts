@@ -19,6 +19,7 @@
 // The module is encoded here by hand (a few hundred bytes): no compiler in the loop, no dependency.
 
 import { STATS_OFFSET, RING_OFFSET, ENTRY_BYTES, STAT, OP } from './shared.ts';
+import { encodeSection, uleb } from '../wasm.ts';
 
 export interface GateRegion {
   /** Region index in the driver's view. */
@@ -55,17 +56,6 @@ export type GateFunc = (typeof GATE_FUNCS)[number];
 
 // --- encoding helpers --------------------------------------------------------------------------------
 
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n = Math.floor(n / 128);
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
 function sleb32(n: number): number[] {
   const out: number[] = [];
   n |= 0;
@@ -82,7 +72,7 @@ function sleb32(n: number): number[] {
 
 const str = (s: string) => [...uleb(Buffer.byteLength(s)), ...Buffer.from(s)];
 const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
+const section = encodeSection;
 
 const I32 = 0x7f;
 const I64 = 0x7e;

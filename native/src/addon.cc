@@ -319,54 +319,10 @@ int64_t NowMs() {
   return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-Napi::Value Poll(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "fds must be an Int32Array");
-  Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
-  if (ta.TypedArrayType() != napi_int32_array) throw Napi::TypeError::New(env, "fds must be an Int32Array");
-  Napi::Int32Array fds = info[0].As<Napi::Int32Array>();
+// poll() on fds[0..n) for POLLIN, retrying EINTR with the time left; returns bit i set when fds[i] is
+// readable (or in error/hangup). `p` has room for 31 entries; a negative fd is ignored by poll().
+uint32_t PollBits(Napi::Env env, const Napi::Int32Array& fds, int64_t timeout, struct pollfd* p) {
   size_t n = fds.ElementLength();
-  if (n > 31) ThrowErrno(env, EINVAL, "poll", "(more than 31 fds)");
-  int64_t timeout = Int(info, 1, "timeoutMs");
-  struct pollfd p[31];
-  for (size_t i = 0; i < n; i++) {
-    p[i].fd = fds[i];  // a negative fd is ignored by poll()
-    p[i].events = POLLIN;
-    p[i].revents = 0;
-  }
-  const int64_t deadline = timeout >= 0 ? NowMs() + timeout : -1;
-  for (;;) {
-    int left = timeout < 0 ? -1 : int(deadline - NowMs() > 0 ? deadline - NowMs() : 0);
-    int r = poll(p, nfds_t(n), left);
-    if (r >= 0) break;
-    if (errno != EINTR) ThrowErrno(env, errno, "poll");
-  }
-  uint32_t bits = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (p[i].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) bits |= 1u << i;
-  }
-  return Napi::Number::New(env, bits);
-}
-
-// pollRead(fds, timeoutMs, width, out): poll() as above, then, when fds[0] is readable and width is
-// 4 (a UIO event count) or 8 (an eventfd counter), read it in the same call and store the value in
-// out[0] (a Float64Array; when it has a second element, out[1] gets CLOCK_MONOTONIC in ns taken as
-// poll() returned, for latency breakdowns). Bit 31 of the result says a value was read. One crossing instead of two
-// on the interrupt path. EAGAIN (someone else consumed it) is not an error: nothing is read.
-Napi::Value PollRead(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsTypedArray() || !info[3].IsTypedArray()) throw Napi::TypeError::New(env, "pollRead(fds: Int32Array, timeoutMs, width, out: Float64Array)");
-  Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
-  Napi::TypedArray to = info[3].As<Napi::TypedArray>();
-  if (ta.TypedArrayType() != napi_int32_array) throw Napi::TypeError::New(env, "fds must be an Int32Array");
-  if (to.TypedArrayType() != napi_float64_array || to.ElementLength() < 1) throw Napi::TypeError::New(env, "out must be a Float64Array");
-  Napi::Int32Array fds = info[0].As<Napi::Int32Array>();
-  size_t n = fds.ElementLength();
-  if (n < 1 || n > 30) ThrowErrno(env, EINVAL, "poll", "(1 to 30 fds)");
-  int64_t timeout = Int(info, 1, "timeoutMs");
-  int64_t width = Int(info, 2, "width");
-  if (width != 4 && width != 8) throw Napi::TypeError::New(env, "width must be 4 or 8");
-  struct pollfd p[30];
   for (size_t i = 0; i < n; i++) {
     p[i].fd = fds[i];
     p[i].events = POLLIN;
@@ -379,20 +335,58 @@ Napi::Value PollRead(const Napi::CallbackInfo& info) {
     if (r >= 0) break;
     if (errno != EINTR) ThrowErrno(env, errno, "poll");
   }
-  if (to.ElementLength() >= 2) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    to.As<Napi::Float64Array>()[1] = double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
-  }
   uint32_t bits = 0;
   for (size_t i = 0; i < n; i++) {
     if (p[i].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) bits |= 1u << i;
+  }
+  return bits;
+}
+
+Napi::Int32Array FdsArg(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw Napi::TypeError::New(env, "fds must be an Int32Array");
+  }
+  Napi::Int32Array fds = info[0].As<Napi::Int32Array>();
+  if (fds.ElementLength() > 31) ThrowErrno(env, EINVAL, "poll", "(more than 31 fds)");
+  return fds;
+}
+
+Napi::Value Poll(const Napi::CallbackInfo& info) {
+  Napi::Int32Array fds = FdsArg(info);
+  struct pollfd p[31];
+  return Napi::Number::New(info.Env(), PollBits(info.Env(), fds, Int(info, 1, "timeoutMs"), p));
+}
+
+// pollRead(fds, timeoutMs, width, out): poll() as above, then, when fds[0] is readable and width is
+// 4 (a UIO event count) or 8 (an eventfd counter), read it in the same call and store the value in
+// out[0] (a Float64Array; when it has a second element, out[1] gets CLOCK_MONOTONIC in ns taken as
+// poll() returned, for latency breakdowns). Bit 31 of the result says a value was read. One crossing
+// instead of two on the interrupt path. EAGAIN (someone else consumed it) is not an error: nothing is read.
+Napi::Value PollRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Int32Array fds = FdsArg(info);
+  if (fds.ElementLength() < 1) ThrowErrno(env, EINVAL, "poll", "(no fds)");
+  if (info.Length() < 4 || !info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      info[3].As<Napi::TypedArray>().ElementLength() < 1) {
+    throw Napi::TypeError::New(env, "out must be a Float64Array");
+  }
+  Napi::Float64Array out = info[3].As<Napi::Float64Array>();
+  int64_t timeout = Int(info, 1, "timeoutMs");
+  int64_t width = Int(info, 2, "width");
+  if (width != 4 && width != 8) throw Napi::TypeError::New(env, "width must be 4 or 8");
+  struct pollfd p[31];
+  uint32_t bits = PollBits(env, fds, timeout, p);
+  if (out.ElementLength() >= 2) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    out[1] = double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
   }
   if (bits & 1) {
     uint64_t v = 0;
     ssize_t r = read(p[0].fd, &v, size_t(width));
     if (r == width) {
-      to.As<Napi::Float64Array>()[0] = width == 4 ? double(uint32_t(v)) : double(v);
+      out[0] = width == 4 ? double(uint32_t(v)) : double(v);
       bits |= 1u << 31;
     } else if (r < 0 && errno != EAGAIN) {
       ThrowErrno(env, errno, "read", "fd " + std::to_string(p[0].fd));
