@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { loadNative, packageRoot, type Mapping } from '../native.ts';
 import { DriverShared } from '../sandbox/shared.ts';
-import { CANARY, DMA_WINDOW, EDU_STATE_BYTES, rng, type TrialResult } from './trial.ts';
+import { CANARY, DMA_WINDOW, EDU_STATE_BYTES, trialKind, type TrialResult } from './trial.ts';
 
 export interface CampaignOptions {
   faults: number;
@@ -146,7 +146,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
         } else if (m.t === 'recovery') {
           // after a killed (hung) or crashed trial: did a fresh driver bring the device back?
           if (m.recovered) st.recovered++;
-          else if (after && st.unrecovered.length < 100) st.unrecovered.push({ index: after.index, kind: rng(o.seed, after.index)() & 1 ? 'device' : 'mutant', outcome: after.outcome, why: m.why });
+          else if (after && st.unrecovered.length < 100) st.unrecovered.push({ index: after.index, kind: trialKind(o.seed, after.index), outcome: after.outcome, why: m.why });
         } else if (m.t === 'done') {
           job.done = true;
           void w.terminate();
@@ -176,7 +176,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
         job.killing = true;
         st.faults++;
         st.faulted++;
-        if (rng(o.seed, job.heartbeat[0])() & 1) st.devices++;
+        if (trialKind(o.seed, job.heartbeat[0]) === 'device') st.devices++;
         else st.mutants++;
         count('deadline');
         reported++;

@@ -40,6 +40,11 @@ export interface TrialResult {
 }
 
 /** xorshift32 seeded per trial: a campaign is reproducible from its seed. */
+/** Whether trial `index` injects a misbehaving device or a mutant: the first draw of its generator. */
+export function trialKind(seed: number, index: number): TrialResult['kind'] {
+  return rng(seed, index)() & 1 ? 'device' : 'mutant';
+}
+
 export function rng(seed: number, index: number): () => number {
   let x = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35)) >>> 0 || 1;
   return () => {
@@ -102,7 +107,8 @@ const quiet = { log: () => {} };
 
 export function runTrial(env: TrialEnv, seed: number, index: number): TrialResult {
   const r = rng(seed, index);
-  const kind: TrialResult['kind'] = r() & 1 ? 'device' : 'mutant';
+  r(); // the kind's draw (trialKind)
+  const kind = trialKind(seed, index);
   new Uint8Array(env.state).fill(0);
   loadNative().eventfdRead(env.irqFd);
   let bytes = env.eduBytes;
@@ -174,8 +180,5 @@ export function recoveryFailure(env: TrialEnv): string | undefined {
   }
 }
 
-export function recover(env: TrialEnv): boolean {
-  return recoveryFailure(env) === undefined;
-}
 
 export const EDU_STATE_BYTES = SIM_IRQ_BYTES + edu.describe({}).stateBytes;

@@ -52,7 +52,6 @@ export type GateMode = 'record-all' | 'record-writes' | 'off';
 export const GATE_MODES: readonly GateMode[] = ['record-all', 'record-writes', 'off'];
 
 export const GATE_FUNCS = ['reg_read8', 'reg_read16', 'reg_read32', 'reg_read64', 'reg_write8', 'reg_write16', 'reg_write32', 'reg_write64'] as const;
-export type GateFunc = (typeof GATE_FUNCS)[number];
 
 // --- encoding helpers --------------------------------------------------------------------------------
 
@@ -78,10 +77,10 @@ const I32 = 0x7f;
 const I64 = 0x7e;
 const op = {
   block: 0x02, if: 0x04, end: 0x0b, brIf: 0x0d, ret: 0x0f, call: 0x10,
-  get: 0x20, set: 0x21, tee: 0x22,
+  get: 0x20, set: 0x21,
   f64Load: 0x2b, i32Store: 0x36, i64Store: 0x37, f64Store: 0x39, i32Store8: 0x3a, i32Store16: 0x3b,
   i32Const: 0x41, f64Const: 0x44,
-  i32Eq: 0x46, i32GtU: 0x4b, i32Add: 0x6a, i32Mul: 0x6c, i32And: 0x71,
+  i32Eq: 0x46, i32GtU: 0x4b, i32Mul: 0x6c, i32And: 0x71,
   i64ShrU: 0x88, f64Add: 0xa0, i32WrapI64: 0xa7,
 } as const;
 const VOID = 0x40;

@@ -380,7 +380,7 @@ export class DriverInstance {
       }
       const src = this.session.openDmaSource(w);
       try {
-        const mapping = this.native.mapIntoBuffer(this.memory.buffer, at, w.size, src.fd, src.offset, w.source.kind === 'file' ? w.source.path : undefined);
+        const mapping = this.native.mapIntoBuffer(this.memory.buffer, at, w.size, src.fd, src.offset, src.path);
         this.windows.push({ addr: at, size: w.size, bus: w.bus, mapping });
       } finally {
         if (src.owned) this.native.close(src.fd);

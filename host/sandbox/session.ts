@@ -238,15 +238,17 @@ export class DeviceSession {
   /** A memory-backed region as an (fd, offset) pair for the register gate; null for a simulated one. Caller closes owned fds. */
   openRegionSource(index: number): { fd: number; offset: number; owned: boolean; path?: string } | null {
     const src = this.spec.regions[index].source;
-    if (src.kind === 'sim') return null;
-    if (src.kind === 'fd') return { fd: src.fd, offset: src.offset, owned: false };
-    return { fd: this.native.open(src.path), offset: src.offset, owned: true, path: src.path };
+    return src.kind === 'sim' ? null : this.openSource(src);
   }
 
-  /** DMA windows as (fd, offset) pairs for mapping into a driver's memory. Caller closes file fds. */
-  openDmaSource(w: DmaSpec): { fd: number; offset: number; owned: boolean } {
-    if (w.source.kind === 'fd') return { fd: w.source.fd, offset: w.source.offset, owned: false };
-    return { fd: this.native.open(w.source.path), offset: w.source.offset, owned: true };
+  /** DMA windows as (fd, offset) pairs for mapping into a driver's memory. Caller closes owned fds. */
+  openDmaSource(w: DmaSpec): { fd: number; offset: number; owned: boolean; path?: string } {
+    return this.openSource(w.source);
+  }
+
+  private openSource(src: { kind: 'fd'; fd: number; offset: number } | { kind: 'file'; path: string; offset: number }) {
+    if (src.kind === 'fd') return { fd: src.fd, offset: src.offset, owned: false };
+    return { fd: this.native.open(src.path), offset: src.offset, owned: true, path: src.path };
   }
 
   /** Virtual time only: move device time forward to `t` (never back) and run what falls due. */
