@@ -51,6 +51,15 @@ await step('edu demo on the stub', async () => {
   emit('METRIC', { name: 'edu demo (stub)', value: r.summary.ms, unit: 'ms' });
 });
 
+// The same edu driver written in C and in Rust (guest-drivers/edu-c, edu-rust), on the real device.
+for (const name of ['edu-c', 'edu-rust']) {
+  await step(`${name} demo on the stub`, async () => {
+    const edu = findUio('wasmdrv-edu');
+    const r = await demo({ device: edu.id, driver: join(drivers, `${name}.wasm`), json: true });
+    for (const c of r.checks) check(`${name} via wasmdrv_uio: ${c.name}`, c.ok, c.detail);
+  });
+}
+
 await step('interrupt round trip', async () => {
   const edu = findUio('wasmdrv-edu');
   const host = new Host();

@@ -37,11 +37,12 @@ export default {
   // 8250.nr_uarts=1 keeps the kernel's serial driver to one port; pnpacpi=off makes that port the
   // legacy COM1 (with ACPI PNP enumeration the one port it took was COM2, the test's UART).
   append: '8250.nr_uarts=1 pnpacpi=off',
-  needs: ['dist/index.js', 'dist/worker.js', 'build/drivers/edu.wasm', 'build/drivers/uart16550.wasm'],
+  needs: ['dist/index.js', 'dist/worker.js', 'build/drivers/edu.wasm', 'build/drivers/uart16550.wasm', 'build/drivers/edu-c.wasm', 'build/drivers/edu-rust.wasm'],
   expected: ['stub: edu appears as a UIO device', 'edu via wasmdrv_uio: factorials', 'edu via wasmdrv_uio: dma', 'uart16550 via port I/O: receive through interrupts',
     'daemon: a client process computes factorials through it', 'edu via uio_pci_generic: factorials',
     'edu via wasmdrv_uio: register accesses go through the Wasm gate', 'edu via wasmdrv_uio: per-register cost measured against C',
-    "uart16550: the host received the driver's bytes on COM2"],
+    "uart16550: the host received the driver's bytes on COM2",
+    'edu-c via wasmdrv_uio: factorials', 'edu-c via wasmdrv_uio: dma', 'edu-rust via wasmdrv_uio: factorials', 'edu-rust via wasmdrv_uio: dma'],
 
   async prepare(ctx) {
     await stageService(ctx.root, ctx.work);
