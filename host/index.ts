@@ -9,6 +9,7 @@ export { listSimModels } from './devices/sim.ts';
 export { encodeArgs, decodeResponse } from './payload.ts';
 export { demo, runDemo, type DemoResult } from './demo.ts';
 export { uartFeed, uartTake } from './sim/uart16550.ts';
+export { e1000Inject, e1000Capture, e1000SetLink, e1000Dma } from './sim/e1000.ts';
 export { loadPackage, readPackage, isPackage, defaultTrustDir, type PackageOptions } from './package/load.ts';
 export { parseManifest, grantFor, describeGrant, type Manifest } from './package/manifest.ts';
 export { signPackage, generateKeys, checkSignature, loadTrustStore, MANIFEST_SECTION, SIGNATURE_SECTION } from './package/sign.ts';

@@ -27,7 +27,7 @@ function section(name, payload) {
 }
 
 mkdirSync(join(root, 'build', 'packages'), { recursive: true });
-for (const name of ['edu', 'uart16550']) {
+for (const name of ['edu', 'uart16550', 'e1000']) {
   const manifestPath = join(root, 'guest-drivers', name, 'manifest.json');
   const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath);
   const wasm = new Uint8Array(readFileSync(join(root, 'build', 'drivers', `${name}.wasm`)));
