@@ -16,3 +16,5 @@ export { signPackage, generateKeys, checkSignature, loadTrustStore, MANIFEST_SEC
 export { Service } from './service/daemon.ts';
 export { ServiceClient, ServiceError } from './service/client.ts';
 export { parseConfig, type ServiceConfig } from './service/config.ts';
+export { TapBridge, type TapBridgeOptions, type TapBridgeStats } from './net/tap.ts';
+export { E1000Client, encodeFrames, decodeFrames, type E1000Stats, type E1000Link } from './net/e1000.ts';
