@@ -23,6 +23,7 @@ import { cmdBench } from './cli/bench.ts';
 import { cmdFuzz } from './cli/fuzz.ts';
 import { cmdCall, cmdReload, cmdServe, cmdStatus } from './cli/service.ts';
 import { watchDriver } from './cli/watch.ts';
+import { cmdNet } from './cli/net.ts';
 import { cmdInspect, cmdKeygen, cmdPack, cmdSign, cmdVerify } from './cli/package.ts';
 import { isPackage, loadPackage } from './package/load.ts';
 import { readFileSync } from 'node:fs';
@@ -56,6 +57,7 @@ const USAGE = `usage:
   wasmdrv status [--socket S] [--json]             each driver's state, restarts and last fault
   wasmdrv reload [--socket S] DRIVER NEW.wasm      hot-reload a driver in the running daemon
       (socket default: $WASMDRV_SOCKET or /run/wasmdrv/wasmdrv.sock; see docs/service.md)
+  wasmdrv net up <uioN|sim:e1000> [--tap NAME] [--json]   the e1000 driver bridged to a TAP interface
   wasmdrv demo [--device <uioN|sim:edu>] [--driver FILE] [--json]
       The tour on QEMU's edu device: identify, liveness, factorials 1..12 through interrupts,
       raise-and-count interrupts, a DMA round trip, and a summary.
@@ -241,6 +243,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   call: cmdCall,
   status: cmdStatus,
   reload: cmdReload,
+  net: cmdNet,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -28,7 +28,7 @@ function section(name, payload) {
 
 mkdirSync(join(root, 'build', 'packages'), { recursive: true });
 // [package, manifest]: the C and Rust edu drivers ship under the edu manifest, renamed.
-for (const [name, of] of [['edu', 'edu'], ['uart16550', 'uart16550'], ['edu-c', 'edu'], ['edu-rust', 'edu']]) {
+for (const [name, of] of [['edu', 'edu'], ['uart16550', 'uart16550'], ['e1000', 'e1000'], ['edu-c', 'edu'], ['edu-rust', 'edu']]) {
   const manifestPath = join(root, 'guest-drivers', of, 'manifest.json');
   const manifest = { ...parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath), name };
   const wasm = new Uint8Array(readFileSync(join(root, 'build', 'drivers', `${name}.wasm`)));
