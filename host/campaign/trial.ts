@@ -5,7 +5,7 @@
 import { FaultError, LoadError, classify, type FaultKind } from '../faults.ts';
 import { loadNative } from '../native.ts';
 import type { DeviceSpec } from '../devices/spec.ts';
-import { SIM_IRQ_BYTES } from '../sim/irq.ts';
+import { simStateBytes } from '../sim/dma-record.ts';
 import { edu } from '../sim/edu.ts';
 import { DriverInstance } from '../sandbox/instance.ts';
 import { DeviceSession } from '../sandbox/session.ts';
@@ -181,4 +181,4 @@ export function recoveryFailure(env: TrialEnv): string | undefined {
 }
 
 
-export const EDU_STATE_BYTES = SIM_IRQ_BYTES + edu.describe({}).stateBytes;
+export const EDU_STATE_BYTES = simStateBytes(edu.describe({}));
