@@ -31,6 +31,7 @@
 
 import { FaultError } from '../faults.ts';
 import type { Width } from '../sim/model.ts';
+import type { RegionPolicy } from './instance.ts';
 
 /** A register holding an address or a length: one 4- or 8-byte register, or a low/high pair of 4-byte registers. */
 export type DmaRegisterSpec = { offset: number; width: 4 | 8 } | { low: number; high: number };
@@ -170,13 +171,6 @@ export function engineSpans(engines: DmaEngineSpec[] | undefined, regionSize = I
   return spans.sort((a, b) => a[0] - b[0]);
 }
 
-/** What `needsSlowWrite` needs of a region's policy (RegionPolicy in instance.ts). */
-export interface WritePolicy {
-  write: boolean;
-  writable?: unknown[];
-  dmaEngines?: DmaEngineSpec[];
-}
-
 /**
  * THE rule for every fast path that serves register writes without calling the checked JavaScript
  * implementation: true when a write of `width` bytes at `offset` must go to the slow path, because
@@ -184,13 +178,13 @@ export interface WritePolicy {
  * write touches a byte of a DMA engine register (it must be merged into the shadow, and may be a
  * trigger). A fast path may serve a write only when this is false.
  */
-export function needsSlowWrite(policy: WritePolicy, offset: number, width: number): boolean {
+export function needsSlowWrite(policy: RegionPolicy, offset: number, width: number): boolean {
   if (!policy.write || policy.writable) return true;
   return engineSpans(policy.dmaEngines).some(([s, e]) => offset < e && s < offset + width);
 }
 
 /** True when some write in the region needs the slow path (a gate that cannot test spans sends the whole region). */
-export function regionHasCheckedWrites(policy: WritePolicy): boolean {
+export function regionHasCheckedWrites(policy: RegionPolicy): boolean {
   return !policy.write || !!policy.writable || !!policy.dmaEngines?.length;
 }
 
