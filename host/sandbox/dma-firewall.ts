@@ -10,7 +10,8 @@
 // unchecked (the device holds them), and at the trigger write (the start bit set) checks the whole
 // transfer from the shadow: the RAM side [address, address + length) wholly inside ONE granted DMA
 // window, the device side wholly inside one declared device range, with exact (unbounded) arithmetic
-// so no sum wraps. A refusal is the fault `dma-firewall`, raised before the trigger reaches the device.
+// so no sum wraps, and a length of 0 refused. A refusal is the fault `dma-firewall`, raised before the
+// trigger reaches the device.
 //
 // The shadow must equal what the device holds when it starts. That rests on three rules:
 //  - A write to an engine register must be of a form whose effect on the device is known: the whole
@@ -48,7 +49,7 @@ export interface DmaEngineSpec {
   direction?: { offset: number; width: 4 | 8; bit: number; deviceToRam: 0 | 1 };
   /** Without `direction`: which address is the RAM side ('both' for a RAM-to-RAM copy engine). */
   ramSide?: 'source' | 'destination' | 'both';
-  /** Inclusive ranges of the device's own address space the device-side address may cover (edu: 0x40000–0x40fff). */
+  /** Inclusive ranges of the device's own address space the device-side address may cover (edu's buffer: 0x40000–0x40fff). */
   deviceRanges?: [bigint, bigint][];
   /** The device's DMA address width: a RAM range must lie below 2^addressBits (edu clamps to 28 bits). */
   addressBits?: number;
@@ -286,7 +287,11 @@ export class RegionFirewall {
       dir = eng.spec.ramSide === 'both' ? 'RAM to RAM' : eng.spec.ramSide === 'source' ? 'RAM to device' : 'device to RAM';
     }
     const what = `a ${dir} transfer of ${len} bytes (length register ${eng.parts.length.map((c) => hex(c.offset)).join('/')})`;
-    for (const side of ['source', 'destination'] as const) {
+    // Nothing to move is never a transfer to start: edu in QEMU 7.2 takes a count of 0 as a hardware error.
+    if (len === 0n) this.refuse(eng, `${what}: an empty transfer is refused`);
+    // The RAM side first: it is the side that reaches outside the device.
+    const order = ramSide.length === 2 || ramSide[0] === 'source' ? (['source', 'destination'] as const) : (['destination', 'source'] as const);
+    for (const side of order) {
       const addr = side === 'source' ? src : dst;
       const reg = eng.parts[side].map((c) => hex(c.offset)).join('/');
       if (ramSide.includes(side)) {
@@ -319,7 +324,7 @@ export class RegionFirewall {
   }
 }
 
-/** [addr, addr + len) inside [lo, hi), exact arithmetic; an empty transfer must start inside or at the end. */
+/** [addr, addr + len) inside [lo, hi), exact arithmetic (len > 0: empty transfers are refused before). */
 function inside(addr: bigint, len: bigint, lo: bigint, hi: bigint): boolean {
-  return addr >= lo && addr + len <= hi && (len > 0n || addr <= hi);
+  return addr >= lo && addr + len <= hi;
 }
