@@ -5,7 +5,9 @@ export { FAULT_KINDS, type Fault, type FaultKind, LoadError, RequestError } from
 export { DEFAULT_LIMITS, type Limits, type Grant, type RegionPolicy } from './sandbox/instance.ts';
 export type { DeviceSpec } from './devices/spec.ts';
 export { discoverUio, uioDeviceSpec } from './devices/uio.ts';
-export { listSimModels } from './devices/sim.ts';
+export { listSimModels, simDmaRecord } from './devices/sim.ts';
+export type { DmaRecordSnapshot, DmaTransfer } from './sim/dma-record.ts';
+export { needsSlowWrite, type DmaEngineSpec, type DmaRegisterSpec } from './sandbox/dma-firewall.ts';
 export { encodeArgs, decodeResponse } from './payload.ts';
 export { demo, runDemo, type DemoResult } from './demo.ts';
 export { uartFeed, uartTake } from './sim/uart16550.ts';

@@ -112,7 +112,7 @@ describe('driver packages', () => {
     };
     const dma = await faultOf(19, 'sim:edu:fw1');
     expect(dma.kind).toBe('dma-firewall');
-    expect(dma.message).toContain('bus address 0x7fff0000 is outside the granted DMA window');
+    expect(dma.message).toContain('RAM side source 0x80 = 0x7fff0000, bytes [0x7fff0000, 0x7fff0010) is not inside one granted DMA window');
     const policy = await faultOf(20, 'sim:edu:fw2');
     expect(policy.kind, policy.message).toBe('access-denied');
     expect(policy.message).toContain('offset 0x10 width 4: not a writable register under the grant');

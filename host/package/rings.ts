@@ -4,7 +4,7 @@
 // register firewall alone cannot keep its DMA inside the granted windows. The manifest says, per ring,
 // which registers hold its base (low/high), its length and its head and tail (the doorbell), how big
 // a descriptor is, and what each field that matters means. Today the host validates the declaration
-// and the register firewall pins those registers (writable masks, dmaAddress on the base); the
+// and the register firewall pins those registers (writable masks: the bases' high halves only 0); the
 // doorbell-time descriptor check (copy the driver's shadow ring into a host-owned ring after checking
 // every buffer address against the windows) consumes exactly this structure.
 

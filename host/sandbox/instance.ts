@@ -20,6 +20,7 @@ import type { Width } from '../sim/model.ts';
 import { DeviceSession } from './session.ts';
 import { DriverShared, OP, STAT } from './shared.ts';
 import { GATE_FUNCS, encodeGate, type GateMode, type GateRegion } from './gate.ts';
+import { RegionFirewall, regionHasCheckedWrites, type DmaEngineSpec } from './dma-firewall.ts';
 
 export interface Limits {
   /** Maximum linear memory in 64 KiB pages (growth beyond fails: fault `memory-limit`). Default 256 (16 MiB). */
@@ -44,6 +45,8 @@ export interface Grant {
   regions?: Record<number, RegionPolicy>;
   /** Per port region. Default: in and out. */
   ports?: Record<number, { read: boolean; write: boolean }>;
+  /** How many of the device's DMA windows (from the first) a DMA engine may use. Default: all. */
+  dmaWindows?: number;
 }
 
 export interface RegionPolicy {
@@ -54,11 +57,12 @@ export interface RegionPolicy {
   /** When present, a write must hit one of these (offset, width) registers with value & ~mask == 0. */
   writable?: { offset: number; width: Width; mask?: bigint }[];
   /**
-   * Registers that take bus addresses: a written value must fall inside a granted DMA window, or in
-   * one of `device` (inclusive ranges of the device's own address space, such as edu's buffer at
-   * 0x40000, which are not bus addresses).
+   * The region's DMA engines (dma-firewall.ts): every write touching one of their registers is merged
+   * into a shadow, and the write that starts a transfer is refused (fault `dma-firewall`) unless the
+   * whole transfer lies inside one granted DMA window on the RAM side and inside a declared device
+   * range on the device side. Checked with or without a `writable` list.
    */
-  dmaAddress?: { offset: number; width: Width; device?: [bigint, bigint][] }[];
+  dmaEngines?: DmaEngineSpec[];
 }
 
 export interface InstanceHooks {
@@ -337,7 +341,8 @@ export class DriverInstance {
       const p = policies[i];
       if (reg.sim >= 0 || (!p.read && !p.write)) continue;
       const size = Math.min(reg.size, p.size ?? reg.size);
-      regions.push({ index: i, size, base: at, read: p.read, write: p.write && !p.writable && !p.dmaAddress });
+      // The gate serves a region's writes only when none of them needs the checked path (needsSlowWrite).
+      regions.push({ index: i, size, base: at, read: p.read, write: !regionHasCheckedWrites(p) });
       at += up(reg.size);
     }
     if (regions.length === 0) return;
@@ -399,7 +404,7 @@ export class DriverInstance {
     const nPorts = ports.length;
     const policies = regions.map((_, i) => this.grant.regions?.[i] ?? { read: true, write: true });
     const portPolicies = ports.map((_, i) => this.grant.ports?.[i] ?? { read: true, write: true });
-    const checked = policies.map((p) => !p.read || !p.write || !!p.writable || !!p.dmaAddress);
+    const checked = policies.map((p) => !p.read || regionHasCheckedWrites(p));
     const label = this.label;
 
     const where = (kind: string, r: number, off: number, width: number) =>
@@ -414,6 +419,20 @@ export class DriverInstance {
     };
     const granted = regions.map((reg, i) => Math.min(reg.size, policies[i].size ?? reg.size));
     const regionSize = (r: number) => granted[r];
+    const windows = s.spec.dma.slice(0, this.grant.dmaWindows ?? s.spec.dma.length).map((w) => ({ name: w.name, bus: w.bus, size: w.size }));
+    const readBack = (r: number) => (off: number, width: Width): bigint => {
+      const reg = regions[r];
+      if (reg.sim >= 0) return BigInt.asUintN(width * 8, BigInt(s.readSim(reg.sim, off, width)));
+      return width === 8 ? reg.u64![off >>> 3] : BigInt(reg.u32![off >>> 2]);
+    };
+    const firewalls = policies.map((p, r) => {
+      if (!p.dmaEngines?.length) return undefined;
+      try {
+        return new RegionFirewall(label, r, p.dmaEngines, granted[r], windows, readBack(r));
+      } catch (err) {
+        throw new LoadError(`${label}: region ${r}: ${(err as Error).message}`);
+      }
+    });
     const portSize = (r: number) => ports[r].size;
 
     const policyCheck = (r: number, off: number, width: number, value: bigint, write: boolean): void => {
@@ -423,12 +442,6 @@ export class DriverInstance {
         return;
       }
       if (!p.write) throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: the grant does not allow writes`);
-      const dmaReg = p.dmaAddress?.find((d) => d.offset === off && d.width === width);
-      if (dmaReg && !dmaReg.device?.some(([lo, hi]) => value >= lo && value <= hi)) {
-        if (!this.busInWindow(value)) {
-          throw new FaultError('dma-firewall', `${label}: ${where('region', r, off, width)}: bus address 0x${value.toString(16)} is outside the granted DMA window(s)`);
-        }
-      }
       if (p.writable) {
         const reg = p.writable.find((w) => w.offset === off && w.width === width);
         if (!reg) throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: not a writable register under the grant`);
@@ -436,6 +449,8 @@ export class DriverInstance {
           throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: value 0x${value.toString(16)} sets bits outside mask 0x${reg.mask.toString(16)}`);
         }
       }
+      // Last: the firewall commits the write to its shadow only once nothing else refuses it.
+      firewalls[r]?.write(off, width as Width, value);
     };
 
     // The hot path: one bounds/alignment test inline, the fault built on a cold path; one typed-array
@@ -604,10 +619,6 @@ export class DriverInstance {
     const out: Record<string, Function> = {};
     for (const g of allowed) Object.assign(out, all[g]);
     return out;
-  }
-
-  private busInWindow(bus: bigint): boolean {
-    return this.session.spec.dma.some((w) => bus >= w.bus && bus < w.bus + BigInt(w.size));
   }
 
   private string(ptr: number, len: number): string {

@@ -9,6 +9,7 @@ import type { DeviceSpec, DmaSpec } from '../devices/spec.ts';
 import type { SimContext, SimModel, Width } from '../sim/model.ts';
 import { simModelClass } from '../sim/registry.ts';
 import { SIM_IRQ_BYTES, SIM_VCLOCK_OFFSET, SimIrqLine } from '../sim/irq.ts';
+import { DmaRecord, SIM_DMA_RECORD_BYTES, dmaRecordOffset } from '../sim/dma-record.ts';
 
 export interface RegionAccess {
   name: string;
@@ -89,6 +90,8 @@ export class DeviceSession {
   private readonly mappings: Mapping[] = [];
   private readonly native: Native;
   private readonly dmaViews: { bus: bigint; size: number; bytes: Uint8Array }[] = [];
+  /** A simulated device's record of every DMA it performs (sim/dma-record.ts); null when its state has none. */
+  private dmaRecord: DmaRecord | null = null;
   private ioGranted: { base: number; size: number }[] = [];
   private closed = false;
 
@@ -111,6 +114,8 @@ export class DeviceSession {
         const desc = cls.describe(spec.sim.options);
         // The model sees its DMA windows through this thread's own mappings of them.
         for (const w of spec.dma) this.dmaViews.push({ bus: w.bus, size: w.size, bytes: new Uint8Array(this.mapDma(w)) });
+        const recordAt = dmaRecordOffset(desc);
+        if (spec.sim.state.byteLength >= recordAt + SIM_DMA_RECORD_BYTES) this.dmaRecord = new DmaRecord(spec.sim.state, recordAt);
         // In virtual time nobody polls the line's eventfd (the waits read the count directly), so the
         // line does without it: no syscall per interrupt in the fuzzer and the campaign.
         const lineFd = spec.irq?.kind === 'sim' && !options.virtual ? spec.irq.eventfd : -1;
@@ -119,8 +124,8 @@ export class DeviceSession {
         const ctx: SimContext = {
           now: this.now,
           setIrq: (level) => line.set(level),
-          dmaRead: (bus, len) => this.dmaRead(bus, len),
-          dmaWrite: (bus, data) => this.dmaWrite(bus, data),
+          dmaRead: (bus, len, device) => this.dmaRead(bus, len, device),
+          dmaWrite: (bus, data, device) => this.dmaWrite(bus, data, device),
           guestError: options.onGuestError ?? (() => {}),
         };
         this.model = cls.create(ctx, spec.sim.state, SIM_IRQ_BYTES, spec.sim.options);
@@ -296,12 +301,15 @@ export class DeviceSession {
     return null;
   }
 
-  private dmaRead(bus: bigint, len: number): Uint8Array | null {
+  // Every transfer is recorded before it is served; a transfer not wholly inside one window is refused.
+  private dmaRead(bus: bigint, len: number, device?: bigint): Uint8Array | null {
+    this.dmaRecord?.note('read', bus, len, device, this.dmaViews);
     const hit = this.findDma(bus, len);
     return hit ? hit.bytes.slice(hit.at, hit.at + len) : null;
   }
 
-  private dmaWrite(bus: bigint, data: Uint8Array): boolean {
+  private dmaWrite(bus: bigint, data: Uint8Array, device?: bigint): boolean {
+    this.dmaRecord?.note('write', bus, data.length, device, this.dmaViews);
     const hit = this.findDma(bus, data.length);
     if (!hit) return false;
     hit.bytes.set(data, hit.at);
