@@ -333,6 +333,9 @@ export class Driver extends EventEmitter {
     this.state = 'stopped';
     this.stopWatchdog();
     this.failAll(new RequestError(`${this.name}: driver stopped`, 'driver-stopped'));
+    // Stopped while loading (a probe that spins under a long deadline, say): the load fails now.
+    this.ready?.reject(new LoadError(`${this.name}: stopped while loading`));
+    this.ready = undefined;
     if (!w) return;
     if (wasRunning) {
       w.send({ t: 'stop' });

@@ -142,7 +142,8 @@ export class Host extends EventEmitter {
 
   /** Stop every driver, then release every device. */
   async close(): Promise<void> {
-    await Promise.all(this.drivers.map((d) => d.stop()));
+    // Drivers still probing are owners but not yet in `drivers`: stop them too.
+    await Promise.all([...new Set([...this.drivers, ...this.owners.values()])].map((d) => d.stop()));
     for (const d of this.devices.values()) d.close();
     this.devices.clear();
     this.owners.clear();

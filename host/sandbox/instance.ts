@@ -258,6 +258,14 @@ export class DriverInstance {
     limiter?: EventLimiter;
   }): DriverInstance {
     let module = opts.module;
+    // Check before compiling: the refusal names our rule whatever the engine supports (Node 20 does
+    // not compile a second memory at all, Node 24+ does).
+    const checked = opts.checked ?? checkModule(bytes, {
+      regions: session.regions,
+      ports: session.ports,
+      dmaCount: session.spec.dma.length,
+      hasIrq: !!session.irq,
+    }, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, label);
     if (!module) {
       try {
         module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
@@ -265,7 +273,7 @@ export class DriverInstance {
         throw new LoadError(`${label}: does not compile: ${(err as Error).message}`);
       }
     }
-    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, opts.checked, opts.gate ?? 'record-all', opts.limiter);
+    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, checked, opts.gate ?? 'record-all', opts.limiter);
   }
 
   /** How full linear memory is, for telling a refused growth from other traps. */
