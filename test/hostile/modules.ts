@@ -40,7 +40,7 @@ export function driverWat(o: { imports?: string; request?: string; interrupt?: s
   (global (export "wasmdrv_abi_version") i32 (i32.const 1))
   (func (export "probe") (result i32) ${o.probe ?? '(i32.const 0)'})
   (func (export "remove"))
-  (func (export "interrupt") (param $count i32) ${o.interrupt ?? ''})
+  (func (export "interrupt") (param $count i32) (local $i i32) ${o.interrupt ?? ''})
   (func (export "request") (param $op i32) (param $len i32) (result i32) (local $i i32) ${o.request ?? '(i32.const 0)'})
   (func (export "io_buffer") (result i32) (i32.const 1024))
   (func (export "io_buffer_size") (result i32) (i32.const 256))
