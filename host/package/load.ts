@@ -157,7 +157,8 @@ export async function loadAdmitted(host: Host, bytes: Uint8Array, dev: DeviceHan
     if (b.name !== a.name) throw new LoadError(`${a.name}: reload: the new package is ${b.name}, not ${a.name}`);
     if (!same(b.grant, a.grant) || !same(b.limits, a.limits)) throw new LoadError(`${a.name}: reload: the new package asks for another grant or other limits; stop the driver and load it instead`);
   };
-  const drv = await host.loadChecked(bytes, dev, { ...load, name: a.name, grant: a.grant, limits: a.limits, admitReload });
+  // The operator's own limits (--deadline, LoadOptions.limits) override the manifest's; the grant is the admitted one.
+  const drv = await host.loadChecked(bytes, dev, { ...load, name: a.name, grant: a.grant, limits: { ...a.limits, ...load.limits }, admitReload });
   if (!isOpenSource(a.manifest.license)) host.taint(`${a.manifest.name} ${a.manifest.version}: license "${a.manifest.license}" is not open source`);
   return drv;
 }

@@ -8,7 +8,12 @@ import { Host, LoadError } from '../../host/index.ts';
 import { readWasm } from '../../host/wasm.ts';
 import { Bystander } from './bystander.ts';
 import { rawDriver, type RawDriver } from './modules.ts';
-import { u32 } from '../helpers.ts';
+import { root, u32 } from '../helpers.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseManifest } from '../../host/package/manifest.ts';
+import { parseConfig } from '../../host/service/config.ts';
+import { encodeArgs } from '../../host/payload.ts';
 
 const host = new Host();
 let bystander: Bystander;
@@ -109,6 +114,16 @@ describe('untrusted names against host tables', () => {
       expect(await refused({ imports: { [name]: [0, 0] } })).toContain(`import wasmdrv.${name} is not part of the wasmdrv ABI`);
     });
   }
+
+  it('manifest and daemon config fields called __proto__ or constructor are unknown fields; payload types too', () => {
+    const m = JSON.parse(readFileSync(join(root, 'guest-drivers', 'edu', 'manifest.json'), 'utf8'));
+    const withProto = JSON.stringify(m).replace('{', '{"__proto__":{"regions":[]},');
+    expect(() => parseManifest(withProto, 'm.json')).toThrow('m.json: invalid manifest: (top level): unknown field "__proto__"');
+    const limits = JSON.stringify({ ...m, limits: { constructor: 1 } });
+    expect(() => parseManifest(limits, 'm.json')).toThrow('limits: unknown field "constructor"');
+    expect(() => parseConfig('{"socket":"/s","drivers":[{"name":"a","driver":"a","device":"sim:edu","__proto__":{}}]}', 'c.json')).toThrow('drivers.0.__proto__: unknown field');
+    expect(() => encodeArgs(['toString:1'])).toThrow('"toString:1" is not a number');
+  });
 
   it('a simulated model called toString or __proto__ is an unknown model, not a TypeError', () => {
     expect(() => host.openDevice('sim:toString')).toThrow('unknown simulated device model "toString"');
