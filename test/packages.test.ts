@@ -78,7 +78,7 @@ describe('driver packages', () => {
     expect(await refusal(pack('edu', eduManifest))).toContain('the package is not signed (pass --allow-unsigned');
     host = new Host();
     const warnings: string[] = [];
-    const drv = await loadPackage(host, pack('edu', eduManifest), 'sim:edu', { trust, allowUnsigned: true, onWarning: (w) => warnings.push(w) });
+    const drv = await loadPackage(host, pack('edu', eduManifest), 'sim:edu', { trust, allowUnsigned: ['edu'], onWarning: (w) => warnings.push(w) });
     expect(drv.state).toBe('running');
     expect(warnings[0]).toContain('UNSIGNED package edu 0.1.0');
   });

@@ -21,6 +21,7 @@ import { DeviceSession } from './session.ts';
 import { DriverShared, OP, STAT } from './shared.ts';
 import { GATE_FUNCS, encodeGate, type GateMode, type GateRegion } from './gate.ts';
 import { RegionFirewall, regionHasCheckedWrites, type DmaEngineSpec } from './dma-firewall.ts';
+import { EventLimiter } from './limiter.ts';
 
 export interface Limits {
   /** Maximum linear memory in 64 KiB pages (growth beyond fails: fault `memory-limit`). Default 256 (16 MiB). */
@@ -36,6 +37,23 @@ export interface Limits {
 }
 
 export const DEFAULT_LIMITS: Limits = { memoryPages: 256, deadlineMs: 2000, logPerSec: 200, logBurst: 1000, irqPerSec: 100_000 };
+
+/**
+ * The most a manifest may ask for, per limit, unless the operator sets other caps (Host option
+ * `limitCaps`, the daemon config's `limitCaps`). A manifest asking for more is refused at load,
+ * naming the limit, the value and the cap.
+ */
+export const DEFAULT_LIMIT_CAPS: Limits = { memoryPages: 1024, deadlineMs: 10_000, logPerSec: 1000, logBurst: 5000, irqPerSec: 200_000 };
+
+/** Refuse limits above the caps (throws LoadError naming the limit, value and cap). */
+export function checkLimitCaps(requested: Partial<Limits>, caps: Limits, where: string): void {
+  for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
+    const v = Object.hasOwn(requested, key) ? requested[key] : undefined;
+    if (v !== undefined && v > caps[key]) {
+      throw new LoadError(`${where}: limit ${key} ${v} is above the host's cap of ${caps[key]} (the operator sets caps with the Host option limitCaps)`);
+    }
+  }
+}
 
 /** What a driver may touch. The default grant allows everything the device offers. */
 export interface Grant {
@@ -97,6 +115,17 @@ export function checkModule(bytes: Uint8Array, session: { regions: unknown[]; po
     throw new LoadError(`${label}: not a valid Wasm module: ${(err as Error).message}`);
   }
   const allowed = new Set<ImportGroup>(grant.imports ?? (Object.keys(IMPORTS) as ImportGroup[]));
+  // One memory, the host's: none of the module's own, no second import, no other memory index in the
+  // code or the data (Node 20 refuses multi-memory modules, Node 24+ runs them: the check must not
+  // depend on the engine). At most one table, defined by the module (AssemblyScript's table for
+  // indirect calls); an imported table would be a host object the driver could reach.
+  if (info.definedMemories > 0) throw new LoadError(`${label}: the module defines ${info.definedMemories} memory of its own; a driver uses only the host's ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name}`);
+  if (info.importedMemories > 1) throw new LoadError(`${label}: the module imports ${info.importedMemories} memories; a driver imports exactly one, ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name}`);
+  const tableImport = info.imports.find((i) => i.desc.kind === 'table');
+  if (tableImport) throw new LoadError(`${label}: import ${tableImport.module}.${tableImport.name} is a table; the ABI gives drivers no tables`);
+  if (info.definedTables > 1) throw new LoadError(`${label}: the module defines ${info.definedTables} tables; a driver may define one (for indirect calls)`);
+  const other = info.otherMemoryUses[0];
+  if (other) throw new LoadError(`${label}: ${other.what} at byte ${other.at} uses memory index ${other.memory}; a driver has only memory 0`);
   let sawMemory = false;
   for (const imp of info.imports) {
     const name = `${imp.module}.${imp.name}`;
@@ -152,8 +181,8 @@ export class DriverInstance {
   private readonly native: Native;
   private lastCount = 0;
   private irqEnabled = true;
-  private logTokens: number;
-  private logStamp = Date.now();
+  /** Charged for every log call (and, in a worker, every guest error the device reports): limiter.ts. */
+  private readonly limiter: EventLimiter;
   private ioBuffer = 0;
   /** irq_wait's poll set and pollRead's result, allocated once (no garbage on the interrupt path). */
   private waitFds?: Int32Array;
@@ -174,9 +203,10 @@ export class DriverInstance {
     inheritCount?: number,
     checked?: WasmInfo,
     gateMode: GateMode = 'record-all',
+    limiter?: EventLimiter,
   ) {
     this.native = loadNative();
-    this.logTokens = limits.logBurst;
+    this.limiter = limiter ?? new EventLimiter(label, limits.logPerSec, limits.logBurst);
     this.info = checked ?? checkModule(bytes, {
       regions: session.regions,
       ports: session.ports,
@@ -228,8 +258,18 @@ export class DriverInstance {
     checked?: WasmInfo;
     /** How memory-backed registers are served (gate.ts). Default 'record-all'. */
     gate?: GateMode;
+    /** The driver's event limiter, shared with its session's guest errors (default: a new one for this instance). */
+    limiter?: EventLimiter;
   }): DriverInstance {
     let module = opts.module;
+    // Check before compiling: the refusal names our rule whatever the engine supports (Node 20 does
+    // not compile a second memory at all, Node 24+ does).
+    const checked = opts.checked ?? checkModule(bytes, {
+      regions: session.regions,
+      ports: session.ports,
+      dmaCount: session.spec.dma.length,
+      hasIrq: !!session.irq,
+    }, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, label);
     if (!module) {
       try {
         module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
@@ -237,7 +277,7 @@ export class DriverInstance {
         throw new LoadError(`${label}: does not compile: ${(err as Error).message}`);
       }
     }
-    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, opts.checked, opts.gate ?? 'record-all');
+    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, checked, opts.gate ?? 'record-all', opts.limiter);
   }
 
   /** How full linear memory is, for telling a refused growth from other traps. */
@@ -301,6 +341,11 @@ export class DriverInstance {
     if (state.length > this.ioSize) return -1;
     new Uint8Array(this.memory.buffer, this.ioBuffer, this.ioSize).set(state);
     return this.exports.state_restore(state.length) | 0;
+  }
+
+  /** Bytes of the driver's io buffer (requests, responses, saved state). */
+  get ioBufferSize(): number {
+    return this.ioSize;
   }
 
   /** The interrupt count the driver has seen. */
@@ -520,6 +565,7 @@ export class DriverInstance {
       if (p.sim >= 0) {
         s.tick();
         v = s.model!.portIn!(p.sim, off, width);
+        s.checkGuestErrors();
       } else {
         const port = p.base + off;
         v = width === 1 ? native.inb(port) : width === 2 ? native.inw(port) : native.inl(port);
@@ -539,6 +585,7 @@ export class DriverInstance {
       if (p.sim >= 0) {
         s.tick();
         s.model!.portOut!(p.sim, off, width, v);
+        s.checkGuestErrors();
       } else {
         const port = p.base + off;
         if (width === 1) native.outb(port, v);
@@ -629,13 +676,7 @@ export class DriverInstance {
   }
 
   private log(level: number, ptr: number, len: number): void {
-    const now = Date.now();
-    this.logTokens = Math.min(this.limits.logBurst, this.logTokens + ((now - this.logStamp) * this.limits.logPerSec) / 1000);
-    this.logStamp = now;
-    if (this.logTokens < 1) {
-      throw new FaultError('log-flood', `${this.label}: more than ${this.limits.logBurst} log messages in a burst (limit ${this.limits.logPerSec}/s)`);
-    }
-    this.logTokens--;
+    this.limiter.charge('log message');
     this.shared.stats[STAT.logs]++;
     const msg = this.string(ptr, Math.min(len, MAX_LOG_BYTES));
     this.hooks.log(LOG_LEVELS[Math.max(0, Math.min(3, level))], msg);

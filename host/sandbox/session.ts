@@ -94,8 +94,12 @@ export class DeviceSession {
   private dmaRecord: DmaRecord | null = null;
   private ioGranted: { base: number; size: number }[] = [];
   private closed = false;
+  private readonly onGuestError?: (message: string) => void;
+  /** What the guest-error callback threw (the driver's limiter: log-flood), raised once the model has returned. */
+  private guestFault: { error: unknown } | undefined;
 
   constructor(readonly spec: DeviceSpec, options: SessionOptions = {}) {
+    this.onGuestError = options.onGuestError;
     this.native = loadNative();
     this.virtual = options.virtual ?? false;
     this.clockStepNs = options.clockStepNs ?? 1000;
@@ -126,7 +130,7 @@ export class DeviceSession {
           setIrq: (level) => line.set(level),
           dmaRead: (bus, len, device) => this.dmaRead(bus, len, device),
           dmaWrite: (bus, data, device) => this.dmaWrite(bus, data, device),
-          guestError: options.onGuestError ?? (() => {}),
+          guestError: (message) => this.guestError(message),
         };
         this.model = cls.create(ctx, spec.sim.state, SIM_IRQ_BYTES, spec.sim.options);
         line.attach(this.model);
@@ -269,12 +273,33 @@ export class DeviceSession {
   kicked(): void {
     if (this.kickFd >= 0) this.native.eventfdRead(this.kickFd);
     this.model?.tick(this.now());
+    this.checkGuestErrors();
   }
 
   /** Run the simulated device's deferred work that is due. */
   tick(): void {
     const m = this.model;
     if (m && m.nextEvent() <= this.now()) m.tick(this.now());
+    this.checkGuestErrors();
+  }
+
+  /**
+   * A model reports a guest error in the middle of its own work; the callback (the driver's event
+   * limiter) may refuse it. The refusal is kept and thrown here, after the model has returned, so a
+   * flood never leaves the device's state half-updated. Once refused, every later entry throws again.
+   */
+  private guestError(message: string): void {
+    if (this.guestFault || !this.onGuestError) return;
+    try {
+      this.onGuestError(message);
+    } catch (error) {
+      this.guestFault = { error };
+    }
+  }
+
+  /** Throw a refused guest error (see guestError); call after every direct entry into the model. */
+  checkGuestErrors(): void {
+    if (this.guestFault) throw this.guestFault.error;
   }
 
   /** Device time (ns) until the model's next deferred work; Infinity when none. */
@@ -286,12 +311,15 @@ export class DeviceSession {
 
   readSim(region: number, offset: number, width: Width): number | bigint {
     this.tick();
-    return this.model!.read(region, offset, width);
+    const v = this.model!.read(region, offset, width);
+    this.checkGuestErrors();
+    return v;
   }
 
   writeSim(region: number, offset: number, width: Width, value: number | bigint): void {
     this.tick();
     this.model!.write(region, offset, width, value);
+    this.checkGuestErrors();
   }
 
   private findDma(bus: bigint, len: number): { bytes: Uint8Array; at: number } | null {

@@ -13,7 +13,7 @@ MODELS.faulty = faulty;
 MODELS.fuzz = fuzzModel;
 
 export function simModelClass(name: string): SimModelClass<any> {
-  const cls = MODELS[name];
+  const cls = Object.hasOwn(MODELS, name) ? MODELS[name] : undefined; // own names only, never "toString"
   if (!cls) throw new Error(`unknown simulated device model "${name}" (known: ${Object.keys(MODELS).join(', ')})`);
   return cls;
 }
