@@ -130,3 +130,53 @@ describe('VFIO discovery and preflight', () => {
     expect(iommuFaultMentions('6,2,2,-;e1000 0000:00:03.0 eth0: link up', '0000:00:03.0')).toBe(false);
   });
 });
+
+describe('wasmdrv bind', () => {
+  it('writes driver_override, unbinds from the current driver and asks the kernel to probe', async () => {
+    const { bindDevice } = await import('../host/cli/bind.ts');
+    const bus = join(sys, 'bus', 'pci');
+    // the fake "kernel" does not react: the device stays with uio_pci_generic, which bind reports
+    file(join(bus, 'drivers_probe'), '');
+    expect(() => bindDevice('0000:00:05.0', 'vfio-pci', roots)).toThrow('0000:00:05.0: the kernel did not bind it to vfio-pci (it is bound to uio_pci_generic); see dmesg');
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync(join(sys, 'devices', 'pci0000:00', '0000:00:05.0', 'driver_override'), 'utf8')).toBe('vfio-pci\n');
+    expect(readFileSync(join(bus, 'drivers', 'uio_pci_generic', 'unbind'), 'utf8')).toBe('0000:00:05.0');
+    expect(readFileSync(join(bus, 'drivers_probe'), 'utf8')).toBe('0000:00:05.0');
+    // --kernel clears the override (a lone newline)
+    bindDevice('0000:00:05.0', '', roots);
+    expect(readFileSync(join(sys, 'devices', 'pci0000:00', '0000:00:05.0', 'driver_override'), 'utf8')).toBe('\n');
+  });
+
+  it('an already bound device is left alone, with a note when its group is not viable', async () => {
+    const { bindDevice } = await import('../host/cli/bind.ts');
+    expect(bindDevice('0000:00:03.0', 'vfio-pci', roots)).toEqual({ slot: '0000:00:03.0', before: 'vfio-pci', after: 'vfio-pci', note: undefined });
+    expect(bindDevice('0000:00:04.0', 'vfio-pci', roots).note).toMatch(/IOMMU group 9 of 0000:00:04\.0 is not viable: 0000:00:04\.1/);
+  });
+
+  it('refuses bridges, unloaded modules and VFIO without an IOMMU group', async () => {
+    const { bindDevice } = await import('../host/cli/bind.ts');
+    expect(() => bindDevice('0000:00:00.0', 'vfio-pci', roots)).toThrow('0000:00:00.0 is a bridge (class 0x60000): bridges stay with the kernel');
+    expect(() => bindDevice('0000:00:03.0', 'igb_uio', roots)).toThrow('igb_uio is not loaded: run `modprobe igb_uio` first');
+    const bare = mkdtempSync(join(tmpdir(), 'wasmdrv-vfio-bare-'));
+    try {
+      const d = join(bare, 'bus', 'pci', 'devices', '0000:00:07.0');
+      file(join(d, 'class'), '0x00ff00');
+      mkdirSync(join(bare, 'bus', 'pci', 'drivers', 'vfio-pci'), { recursive: true });
+      expect(() => bindDevice('0000:00:07.0', 'vfio-pci', { sysfs: bare })).toThrow(/has no IOMMU group: the kernel runs without an IOMMU .*; use --uio instead/);
+    } finally {
+      rmSync(bare, { recursive: true, force: true });
+    }
+  });
+
+  it('the CLI: usage errors exit 2, operation failures exit 1 with one line', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const cli = join(__dirname, '..', 'bin', 'wasmdrv.js');
+    const usage = spawnSync(process.execPath, [cli, 'bind', '0000:00:03.0'], { encoding: 'utf8' });
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toMatch(/exactly one of --vfio, --uio, --kernel/);
+    const fail = spawnSync(process.execPath, [cli, 'bind', '0000:00:05.0', '--vfio', '--sysfs', sys], { encoding: 'utf8' });
+    expect(fail.status).toBe(1);
+    expect(fail.stderr.trim().split('\n')).toHaveLength(1);
+    expect(spawnSync(process.execPath, [cli, 'bind', '--help'], { encoding: 'utf8' }).status).toBe(0);
+  });
+});

@@ -10,6 +10,7 @@ import { LoadError } from '../faults.ts';
 import type { DeviceHandle, Host } from '../host.ts';
 import { customSection, readWasm } from '../wasm.ts';
 import { isOpenSource } from './licenses.ts';
+import { unconfinedRefusal } from '../devices/confinement.ts';
 import { grantFor, matches, parseManifest, type Manifest } from './manifest.ts';
 import { checkSignature, loadTrustStore, MANIFEST_SECTION, type SignatureStatus } from './sign.ts';
 
@@ -19,6 +20,8 @@ export interface PackageOptions {
   /** Development only: load unsigned packages (with a warning). */
   allowUnsigned?: boolean;
   onWarning?: (message: string) => void;
+  /** Package names the operator allows onto a device whose DMA nothing confines (host/devices/confinement.ts). */
+  allowUnconfinedDma?: string[];
 }
 
 export function defaultTrustDir(): string {
@@ -94,6 +97,8 @@ export async function loadPackage(host: Host, source: string | Uint8Array, devic
   } catch (err) {
     throw new LoadError((err as Error).message);
   }
+  const unconfined = unconfinedRefusal(m, dev.spec, where, o.allowUnconfinedDma);
+  if (unconfined) throw new LoadError(unconfined);
   const drv = await host.load(bytes, dev, { name: m.name, grant: granted.grant, limits: granted.limits });
   if (!isOpenSource(m.license)) host.taint(`${m.name} ${m.version}: license "${m.license}" is not open source`);
   return drv;
