@@ -97,3 +97,25 @@ describe('supervisor and the device backend', () => {
     expect(words(await drv.request(2, u32(4)))).toEqual([24]);
   });
 });
+
+describe('the rogue-DMA fixture (the VM test\'s hostile driver)', () => {
+  it('with an allow-all grant it aims edu\'s DMA anywhere; under the edu manifest\'s grant the register firewall stops it', async () => {
+    host = new Host();
+    const warnings: string[] = [];
+    host.on('log', (e) => warnings.push(e.message));
+    const allowAll = await host.load(driverPath('test/edu-rogue-dma'), 'sim:edu:h1', { name: 'h1', grant: { regions: { 0: { read: true, write: true } } }, restart: false });
+    expect(words(await allowAll.request(0))[0] & 0xff).toBe(0xed);
+    // the simulated edu reaches only its windows: a DMA elsewhere is a guest error, not a write
+    expect(words(await allowAll.request(1, u32(0x900000, 0, 4096)))).toEqual([0]);
+    expect(warnings.some((w) => /0x900000/.test(w))).toBe(true);
+    await host.close();
+    host = new Host();
+    const fenced = await loadPackage(host, pack(eduManifest), 'sim:edu:h2', { allowUnsigned: true, onWarning: () => {} });
+    // the package is the edu driver; swap in the rogue module under the same (manifest) grant
+    const r = await fenced.reload(new Uint8Array(readFileSync(driverPath('test/edu-rogue-dma'))), { fresh: true });
+    expect(r.ok).toBe(true);
+    const err = await fenced.request(1, u32(0x900000, 0, 4096)).catch((e) => e);
+    expect(err.code).toBe('driver-restarted');
+    expect(fenced.lastFault?.kind).toBe('dma-firewall');
+  });
+});
