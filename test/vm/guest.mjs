@@ -174,7 +174,7 @@ await step('daemon as non-root', async () => {
   const daemon = spawn(process.execPath, ['/mnt/svc/bin/wasmdrv.js', 'serve', '--config', '/mnt/svc/config.json'], { uid: DAEMON, gid: DAEMON, stdio: ['ignore', 'inherit', 'pipe'] });
   let log = '';
   daemon.stderr.on('data', (d) => (log += d));
-  for (let i = 0; i < 100 && !log.includes('ready'); i++) await sleep(100);
+  for (let i = 0; i < 600 && !log.includes('ready'); i++) await sleep(100); // up to 60 s: TCG on a busy host is slow
   try {
     const uid = /Uid:\s+(\d+)/.exec(read(`/proc/${daemon.pid}/status`, 'utf8'))?.[1];
     check('daemon: serves the edu UIO device as uid 4242, not root', log.includes('ready') && uid === String(DAEMON), `uid ${uid}; ${log.trim().split('\n').slice(-2).join(' | ')}`);
