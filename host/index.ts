@@ -15,3 +15,6 @@ export { signPackage, generateKeys, checkSignature, loadTrustStore, MANIFEST_SEC
 export { Service } from './service/daemon.ts';
 export { ServiceClient, ServiceError } from './service/client.ts';
 export { parseConfig, type ServiceConfig } from './service/config.ts';
+export { openVfioDevice, discoverPci, planVfio, VfioError, type VfioDevice, type DmaConfinement } from './devices/vfio.ts';
+export { dmaConfinement, describeConfinement } from './devices/confinement.ts';
+export { loadNative } from './native.ts';

@@ -282,7 +282,11 @@ export function openVfioDevice(slot: string, opts: VfioOpenOptions = {}): VfioDe
           /* the container goes away below, which unmaps everything */
         }
       }
-      w.mapping.close();
+      try {
+        w.mapping.close();
+      } catch {
+        /* the fds must still be closed below: a group left open stays busy for the next opener */
+      }
     }
     windows.length = 0;
     if (groupJoined) {
