@@ -40,6 +40,7 @@ await step('vfio: wasmdrv bind --vfio hands edu to vfio-pci', async () => {
 });
 
 let interruptMode;
+let vfioMedian;
 // Under TCG with an emulated IOMMU the first worker's start-up can pass the default 2 s load deadline.
 const limits = { deadlineMs: 15000 };
 /** Median microseconds per interrupt: the driver raises, waits and acknowledges, 25 at a time. */
@@ -75,6 +76,7 @@ await step('vfio: interrupts arrive as MSI through an eventfd', async () => {
     check('edu via vfio: dma', Buffer.compare(Buffer.from(echoed), Buffer.from(payload)) === 0,
       `1024 bytes window (IOVA 0x${dev.spec.dma[0].bus.toString(16)}) -> device -> window ${Buffer.compare(Buffer.from(echoed), Buffer.from(payload)) === 0 ? 'intact' : 'CORRUPTED'}`);
     const median = await roundTrip(drv);
+    vfioMedian = median;
     check('vfio: interrupts arrive as MSI through an eventfd', /\bmsi\)/.test(dev.spec.name) && interruptMode === 'eventfd', `${dev.spec.name}; 500 raises, every one seen`);
     emit('METRIC', { name: 'interrupt round trip over VFIO MSI (raise -> eventfd -> driver wait returns -> ack)', value: Math.round(median), unit: 'us median' });
 
@@ -88,6 +90,14 @@ await step('vfio: interrupts arrive as MSI through an eventfd', async () => {
   } finally {
     await host.close();
   }
+});
+
+await step('vfio MSI C baseline', async () => {
+  // The same raise -> MSI eventfd -> ack loop in plain C on the same device (nobody else holds the group now).
+  const group = discoverPci().find((d) => d.slot === slot).iommuGroup;
+  const c = JSON.parse(execFileSync(join(project, '.vm', 'vfio-msi'), [slot, String(group), '500'], { encoding: 'utf8' }));
+  emit('METRIC', { name: 'interrupt round trip over VFIO MSI, C program (bench/vfio-msi.c)', value: c.medianUs, unit: 'us median' });
+  if (vfioMedian) emit('METRIC', { name: 'interrupt round trip over VFIO MSI, wasmdrv / C', value: Number((vfioMedian / c.medianUs).toFixed(2)), unit: 'ratio' });
 });
 
 // A canary: pages of this process's memory, at a physical address below edu's 28-bit DMA limit.

@@ -2,7 +2,9 @@
 // The unchanged edu driver over VFIO (MSI through an eventfd, DMA windows in the IOMMU), a hostile
 // driver whose DMA the IOMMU blocks, crash -> reset -> serving, and the same interrupt loop over
 // uio_pci_generic for comparison. Guest: test/vm/vfio.guest.mjs.
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export default {
   name: 'vfio',
@@ -19,6 +21,8 @@ export default {
     const builtin = readFileSync(`/lib/modules/${ctx.kver}/modules.builtin`, 'utf8');
     const has = (m) => [dep, builtin].some((t) => new RegExp(`/${m.replace(/[-_]/g, '[-_]')}\\.ko`).test(t));
     this.modules = this.modules.filter(has);
+    // The C baseline for the VFIO MSI round trip (the guest runs it from the shared root).
+    execFileSync('cc', ['-O2', '-Wall', join(ctx.root, 'bench', 'vfio-msi.c'), '-o', join(ctx.work, 'vfio-msi')], { stdio: ['ignore', 'inherit', 'inherit'] });
   },
   stub: null,
   needs: ['dist/index.js', 'dist/worker.js', 'dist/cli.js', 'build/drivers/edu.wasm', 'build/drivers/test/edu-rogue-dma.wasm', 'build/drivers/test/broken.wasm'],
