@@ -4,6 +4,7 @@
 // Prints one JSON line: {"rounds":N,"medianUs":X}. Type1v2 container/group API (Linux 6.1).
 #include <fcntl.h>
 #include <linux/vfio.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,13 @@ int main(int argc, char** argv) {
   if (ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &bar) < 0) die("VFIO_DEVICE_GET_REGION_INFO");
   volatile uint32_t* regs = mmap(NULL, bar.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev, bar.offset);
   if (regs == MAP_FAILED) die("mmap BAR0");
+  // Memory decoding and bus mastering on: an MSI is a memory write by the device.
+  struct vfio_region_info cfg = {.argsz = sizeof cfg, .index = VFIO_PCI_CONFIG_REGION_INDEX};
+  if (ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &cfg) < 0) die("VFIO_DEVICE_GET_REGION_INFO config");
+  uint16_t cmd;
+  if (pread(dev, &cmd, 2, cfg.offset + 4) != 2) die("pread command");
+  cmd |= 0x6;
+  if (pwrite(dev, &cmd, 2, cfg.offset + 4) != 2) die("pwrite command");
   int efd = eventfd(0, EFD_CLOEXEC);
   char buf[sizeof(struct vfio_irq_set) + sizeof(int)];
   struct vfio_irq_set* irq = (struct vfio_irq_set*)buf;
@@ -62,6 +70,11 @@ int main(int argc, char** argv) {
     uint64_t n;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     regs[0x60 / 4] = 0x1000;  // raise
+    struct pollfd p = {.fd = efd, .events = POLLIN};
+    if (poll(&p, 1, 2000) != 1) {
+      fprintf(stderr, "vfio-msi: no MSI within 2 s (round %d)\n", i);
+      return 1;
+    }
     if (read(efd, &n, sizeof n) != sizeof n) die("read eventfd");
     regs[0x64 / 4] = regs[0x24 / 4];  // acknowledge what is pending
     clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -95,7 +95,7 @@ await step('vfio: interrupts arrive as MSI through an eventfd', async () => {
 await step('vfio MSI C baseline', async () => {
   // The same raise -> MSI eventfd -> ack loop in plain C on the same device (nobody else holds the group now).
   const group = discoverPci().find((d) => d.slot === slot).iommuGroup;
-  const c = JSON.parse(execFileSync(join(project, '.vm', 'vfio-msi'), [slot, String(group), '500'], { encoding: 'utf8' }));
+  const c = JSON.parse(execFileSync(join(project, '.vm', 'vfio-msi'), [slot, String(group), '500'], { encoding: 'utf8', timeout: 60000 }));
   emit('METRIC', { name: 'interrupt round trip over VFIO MSI, C program (bench/vfio-msi.c)', value: c.medianUs, unit: 'us median' });
   if (vfioMedian) emit('METRIC', { name: 'interrupt round trip over VFIO MSI, wasmdrv / C', value: Number((vfioMedian / c.medianUs).toFixed(2)), unit: 'ratio' });
 });
