@@ -92,6 +92,20 @@ await step('vfio: interrupts arrive as MSI through an eventfd', async () => {
   }
 });
 
+await step('vfio: INTx when asked for', async () => {
+  // VFIO masks INTx on each event; the session unmasks it (VFIO_DEVICE_SET_IRQS) before each wait.
+  const host = new Host();
+  try {
+    const dev = host.openDevice(id, { vfio: { irq: 'intx' } });
+    const drv = await host.load(join(drivers, 'edu.wasm'), dev, { name: 'edu-intx', limits });
+    const f = word(await drv.request(2, u32(7)));
+    const seen = word(await drv.request(3, u32(20, 0x1000)));
+    check('vfio: INTx with unmask through SET_IRQS', dev.spec.irq?.kind === 'vfio-intx' && f === 5040 && seen === 20, `${dev.spec.name}: 7! = ${f}, raised 20, saw ${seen}`);
+  } finally {
+    await host.close();
+  }
+});
+
 await step('vfio MSI C baseline', async () => {
   // The same raise -> MSI eventfd -> ack loop in plain C on the same device (nobody else holds the group now).
   const group = discoverPci().find((d) => d.slot === slot).iommuGroup;

@@ -30,7 +30,7 @@ export default {
     'vfio: wasmdrv bind --vfio hands edu to vfio-pci',
     'vfio: devices reports the IOMMU confining its DMA',
     'edu via vfio: identify and liveness', 'edu via vfio: factorials', 'edu via vfio: interrupts', 'edu via vfio: dma',
-    'vfio: interrupts arrive as MSI through an eventfd',
+    'vfio: interrupts arrive as MSI through an eventfd', 'vfio: INTx with unmask through SET_IRQS',
     'vfio: the IOMMU blocks a hostile DMA outside the window (DMAR fault logged)',
     'vfio: the canary under the hostile DMA is untouched',
     'vfio: the host reports the device fault and recovers the device by reset',
