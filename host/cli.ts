@@ -28,10 +28,14 @@ import { cmdInspect, cmdKeygen, cmdPack, cmdSign, cmdVerify } from './cli/packag
 import { defaultTrustDir, isPackage, loadPackage } from './package/load.ts';
 import { parseManifest } from './package/manifest.ts';
 import { existsSync, readFileSync } from 'node:fs';
+import { cmdBind } from './cli/bind.ts';
+import { discoverPci, VfioError } from './devices/vfio.ts';
+import { describeConfinement, dmaConfinement } from './devices/confinement.ts';
 
 const USAGE = `usage:
   wasmdrv devices [--json]
-  wasmdrv run <driver.wasm> --device <uioN|sim:MODEL> [--request "OP [ARG...]"]... [options]
+  wasmdrv bind <DDDD:BB:DD.F> --vfio|--uio|--kernel   hand a PCI device to vfio-pci, uio_pci_generic or its kernel driver
+  wasmdrv run <driver.wasm> --device <uioN|vfio:DDDD:BB:DD.F|sim:MODEL> [--request "OP [ARG...]"]... [options]
       Loads the driver, probes the device, then serves requests: each --request in order, or else
       one request per line on standard input ("OP ARG..."; ARG is u8:/u16:/u32:/u64:N, hex:.., str:..,
       or a bare number for u32) until end of input. Responses print one per line.
@@ -39,6 +43,8 @@ const USAGE = `usage:
       --deadline MS        per-call deadline (default 2000)
       --memory PAGES       linear memory limit in 64 KiB pages (default 256)
       --rearm irqcontrol   re-enable a UIO line by writing 1 to /dev/uioN before each wait
+      --irq MODE           VFIO interrupts: auto (MSI-X, MSI, INTx; the default), msix, msi, intx
+      --allow-unconfined-dma NAME   load package NAME even though nothing confines its device's DMA
       --watch              hot-reload the driver when its .wasm changes (or its source, rebuilt with
                            asc when the .wasm is an asconfig.json target); runs until Ctrl-C
       A package (.wdrv, see docs/packages.md) loads with its manifest's grants after its signature
@@ -99,22 +105,32 @@ async function cmdDevices(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' } } });
   const uio = discoverUio();
   const sims = listSimModels();
+  const pci = discoverPci();
+  const pciConfinement = (p: (typeof pci)[number]) =>
+    p.driver === 'vfio-pci' ? (p.noiommu ? 'none' : 'iommu') : p.driver === 'uio_pci_generic' ? 'register-firewall' : undefined;
   if (values.json) {
     console.log(JSON.stringify({
+      pci: pci.map((p) => ({ ...p, dmaConfinement: pciConfinement(p) })),
       uio: uio.map((u) => ({
         id: u.id, name: u.name, version: u.version, devNode: u.devNode,
         maps: u.maps.map((m) => ({ ...m, addr: `0x${m.addr.toString(16)}` })), ports: u.ports,
         pci: u.pci ? { slot: u.pci.slot, vendor: u.pci.vendor, device: u.pci.device, class: u.pci.class } : undefined,
+        dmaConfinement: dmaConfinement(uioDeviceSpecLite(u)),
       })),
       sim: sims,
     }));
     return 0;
   }
+  console.log(pci.length ? 'PCI devices (address, class, vendor:device, kernel driver, IOMMU group, backends, DMA):' : 'PCI devices: none');
+  for (const p of pci) {
+    const c = pciConfinement(p);
+    console.log(`  ${p.slot}  class ${p.class.toString(16).padStart(6, '0')}  ${hex4(p.vendor)}:${hex4(p.device)}  ${(p.driver ?? '-').padEnd(16)} group ${p.iommuGroup ?? '-'}${p.noiommu ? ' (no-IOMMU)' : ''}  ${p.backends.join(',') || '-'}${c ? `  DMA ${describeConfinement(c)}` : ''}${p.driver === 'vfio-pci' ? `  -> --device vfio:${p.slot}` : ''}`);
+  }
   if (uio.length === 0) console.log('UIO devices: none (no /sys/class/uio entries)');
   else console.log('UIO devices:');
   for (const u of uio) {
     const pci = u.pci ? ` pci ${u.pci.slot} ${hex4(u.pci.vendor)}:${hex4(u.pci.device)}` : '';
-    console.log(`  ${u.id}  ${u.name} ${u.version}${pci}`);
+    console.log(`  ${u.id}  ${u.name} ${u.version}${pci}  DMA ${describeConfinement(dmaConfinement(uioDeviceSpecLite(u)))}`);
     for (const m of u.maps) console.log(`      map${m.index} ${m.name} addr 0x${m.addr.toString(16)} size 0x${m.size.toString(16)}`);
     for (const p of u.ports) console.log(`      port${p.index} ${p.name} 0x${p.start.toString(16)}+${p.size} ${p.type}`);
   }
@@ -124,6 +140,8 @@ async function cmdDevices(argv: string[]): Promise<number> {
 }
 
 const hex4 = (n: number) => n.toString(16).padStart(4, '0');
+/** Enough of a UIO device's spec for dmaConfinement(): whether it has a PCI parent. */
+const uioDeviceSpecLite = (u: ReturnType<typeof discoverUio>[number]) => ({ id: u.id, name: u.name, pci: u.pci, regions: [], ports: [], dma: [], irq: null });
 
 async function cmdRun(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -141,9 +159,12 @@ async function cmdRun(argv: string[]): Promise<number> {
       trust: { type: 'string' },
       'allow-unsigned': { type: 'string', multiple: true },
       manifest: { type: 'string' },
+      irq: { type: 'string' },
+      'allow-unconfined-dma': { type: 'string', multiple: true },
     },
   });
   if (positionals.length !== 1) throw new UsageError('run wants exactly one driver file');
+  if (values.irq && !['auto', 'msix', 'msi', 'intx'].includes(values.irq)) throw new UsageError('--irq takes auto, msix, msi or intx');
   if (!values.device) throw new UsageError('run wants --device <uioN|sim:MODEL>');
   if (values.rearm && values.rearm !== 'irqcontrol' && values.rearm !== 'none') throw new UsageError('--rearm takes irqcontrol or none');
   const limits = limitsFrom(values);
@@ -161,14 +182,15 @@ async function cmdRun(argv: string[]): Promise<number> {
       throw new LoadError((err as Error).message);
     }
   }
-  const host = new Host(trustDir !== undefined ? { trust: { trust: trustDir, allowUnsigned, onWarning } } : {});
+  const allowUnconfinedDma = values['allow-unconfined-dma'] ?? [];
+  const host = new Host(trustDir !== undefined ? { trust: { trust: trustDir, allowUnsigned, allowUnconfinedDma, onWarning } } : {});
   host.on('log', (e) => console.error(`[${e.driver}] ${e.level}: ${e.message}`));
   // A fault while loading is reported once, by the top level (one line); later ones in full here.
   let loaded = false;
   host.on('fault', (f: Fault) => loaded && printFault(f));
   let failed = false;
   try {
-    const dev = host.openDevice(values.device, { rearm: values.rearm as 'irqcontrol' | undefined });
+    const dev = host.openDevice(values.device, { rearm: values.rearm as 'irqcontrol' | undefined, vfio: { irq: values.irq as 'auto' | undefined } });
     let bytes: Uint8Array | undefined;
     try {
       bytes = new Uint8Array(readFileSync(positionals[0]));
@@ -176,7 +198,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       bytes = undefined; // host.load names the unreadable file
     }
     const drv = !host.trust && bytes && isPackage(bytes)
-      ? await loadPackage(host, positionals[0], dev, { allowUnsigned, name: values.name, manifest, onWarning })
+      ? await loadPackage(host, positionals[0], dev, { allowUnsigned, allowUnconfinedDma, name: values.name, manifest, onWarning })
       : await host.load(positionals[0], dev, { name: values.name, limits, manifest });
     loaded = true;
     const taints = host.status().taints;
@@ -250,6 +272,7 @@ async function cmdDemo(argv: string[]): Promise<number> {
  */
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   devices: cmdDevices,
+  bind: cmdBind,
   run: cmdRun,
   demo: cmdDemo,
   'fault-campaign': cmdFaultCampaign,
@@ -294,6 +317,10 @@ main(args.filter((a) => a !== '--debug')).then(
       if (debug) printFault(fault);
       else console.error(`wasmdrv: ${fault.driver}: ${fault.kind} during ${fault.phase}: ${fault.message.split('\n')[0]}`);
       if (debug) console.error((err as Error).stack);
+      process.exit(1);
+    }
+    if (err instanceof VfioError) {
+      console.error(`wasmdrv: ${debug ? err.stack : err.message}`);
       process.exit(1);
     }
     const text = err instanceof Error ? err.message : String(err);

@@ -103,6 +103,11 @@ export interface DriverOptions {
    * package/load.ts, so that a reload passes the same policy as the load.
    */
   admitReload?: (bytes: Uint8Array) => void;
+  /**
+   * The device backend's recovery, run after a fault and before the restart (VFIO: quiesce, reset,
+   * unmap and remap the DMA windows; host/devices/vfio.ts). Returns a line for the log.
+   */
+  recoverDevice?: () => string;
 }
 
 interface Pending {
@@ -470,6 +475,16 @@ export class Driver extends EventEmitter {
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.state !== 'restarting') return;
+      if (this.options.recoverDevice) {
+        try {
+          this.emit('log', { driver: this.name, level: 'info' as LogLevel, message: `device recovery: ${this.options.recoverDevice()}` });
+        } catch (err) {
+          this.state = 'failed';
+          this.failAll(new RequestError(`${this.name}: driver failed (device recovery failed: ${(err as Error).message})`, 'driver-failed'));
+          this.emit('failed', this.lastFault);
+          return;
+        }
+      }
       this.restarts++;
       this.start({ resetFirst: true, resetSequence: this.options.resetSequence }).then(
         () => this.emit('restarted', { restarts: this.restarts }),
@@ -479,6 +494,12 @@ export class Driver extends EventEmitter {
       );
     }, delay);
     this.restartTimer.unref();
+  }
+
+  /** A fault the host saw on the device itself (an IOMMU fault in the kernel log): handled like the driver's own. */
+  deviceFault(kind: 'iommu-fault', message: string): void {
+    if (this.state !== 'running') return;
+    this.onFault({ driver: this.name, kind, message, phase: this.shared.phase, stack: [], recorder: this.shared.entries().slice(-32), time: Date.now() });
   }
 
   private onExit(): void {

@@ -34,6 +34,8 @@ export const FAULT_KINDS = [
   'log-flood',
   /** Interrupts arrived faster than the limit: the line was masked. */
   'irq-storm',
+  /** The IOMMU blocked a DMA by the device (VFIO): the driver programmed a bus address outside its windows. */
+  'iommu-fault',
   /** Host code failed while acting for the driver: not the driver's fault. */
   'host-error',
 ] as const;

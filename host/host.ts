@@ -7,6 +7,7 @@ import { Driver, type DriverOptions } from './driver.ts';
 import type { DeviceSpec } from './devices/spec.ts';
 import { openSimDevice } from './devices/sim.ts';
 import { discoverUio, uioDeviceSpec, type UioRoots } from './devices/uio.ts';
+import { openVfioDevice, type VfioOpenOptions } from './devices/vfio.ts';
 import { LoadError } from './faults.ts';
 import { loadNative } from './native.ts';
 import { DEFAULT_LIMIT_CAPS, type Limits } from './sandbox/instance.ts';
@@ -16,6 +17,10 @@ import type { Manifest } from './package/manifest.ts';
 export interface DeviceHandle {
   spec: DeviceSpec;
   close(): void;
+  /** Backends that can reset the device (VFIO): run by the supervisor between a fault and the restart. */
+  recover?(): string;
+  /** VFIO: watch for IOMMU faults of this device; false when the kernel log is unreadable. */
+  watchFaults?(onFault: (line: string) => void): boolean;
 }
 
 export interface OpenDeviceOptions {
@@ -24,6 +29,8 @@ export interface OpenDeviceOptions {
   /** How a UIO line is re-enabled after each event (default: none; the stub acknowledges). */
   rearm?: 'none' | 'irqcontrol';
   uio?: UioRoots;
+  /** VFIO: interrupt mechanism (default auto: MSI-X, MSI, then INTx) and the sysfs/dev roots. */
+  vfio?: Pick<VfioOpenOptions, 'irq' | 'roots' | 'dma'>;
 }
 
 export interface LoadOptions extends Partial<DriverOptions> {
@@ -63,7 +70,8 @@ export class Host extends EventEmitter {
   }
 
   /**
-   * Open a device by id: "sim:<model>" (or "sim:<model>:<n>" for several of one model), "uioN".
+   * Open a device by id: "sim:<model>" (or "sim:<model>:<n>" for several of one model), "uioN",
+   * "vfio:0000:00:03.0" (a PCI device bound to vfio-pci; host/devices/vfio.ts).
    * Opening the same id twice returns the same device.
    */
   openDevice(id: string, opts: OpenDeviceOptions = {}): DeviceHandle {
@@ -78,8 +86,20 @@ export class Host extends EventEmitter {
       const info = discoverUio(opts.uio).find((u) => u.id === id);
       if (!info) throw new Error(`device ${id}: no such UIO device under ${opts.uio?.sysfs ?? '/sys'}/class/uio`);
       handle = { spec: uioDeviceSpec(info, { pageSize: loadNative().pageSize(), rearm: opts.rearm }), close: () => {} };
+    } else if (id.startsWith('vfio:')) {
+      const v = openVfioDevice(id.slice(5), opts.vfio);
+      handle = {
+        spec: v.spec,
+        close: () => v.close(),
+        recover: () => {
+          const r = v.recover();
+          return `${id}: ${r.detail}; ${r.dmaRemapped} DMA window(s) unmapped, cleared and mapped again`;
+        },
+        watchFaults: (onFault) => v.watchFaults(onFault),
+      };
+      handle.watchFaults!((line) => this.owners.get(id)?.deviceFault('iommu-fault', `${id}: the IOMMU blocked a DMA of the device: ${line}`));
     } else {
-      throw new Error(`device "${id}": not a device id (use uioN or sim:<model>; see \`wasmdrv devices\`)`);
+      throw new Error(`device "${id}": not a device id (use uioN, vfio:DDDD:BB:DD.F or sim:<model>; see \`wasmdrv devices\`)`);
     }
     this.devices.set(id, handle);
     return handle;
@@ -121,7 +141,7 @@ export class Host extends EventEmitter {
     if (owner && owner.state !== 'stopped' && owner.state !== 'failed') {
       throw new LoadError(`${name}: device ${dev.spec.id} is already driven by ${owner.name}`);
     }
-    const drv = new Driver(name, dev.spec, bytes, { name, ...opts });
+    const drv = new Driver(name, dev.spec, bytes, { name, recoverDevice: dev.recover, ...opts });
     drv.on('log', (e) => this.emit('log', e));
     drv.on('fault', (f) => this.emit('fault', f));
     this.owners.set(dev.spec.id, drv);

@@ -20,3 +20,6 @@ export { ServiceClient, ServiceError } from './service/client.ts';
 export { parseConfig, type ServiceConfig } from './service/config.ts';
 export { TapBridge, type TapBridgeOptions, type TapBridgeStats } from './net/tap.ts';
 export { E1000Client, encodeFrames, decodeFrames, type E1000Stats, type E1000Link } from './net/e1000.ts';
+export { openVfioDevice, discoverPci, planVfio, VfioError, type VfioDevice, type DmaConfinement } from './devices/vfio.ts';
+export { dmaConfinement, describeConfinement } from './devices/confinement.ts';
+export { loadNative } from './native.ts';

@@ -135,6 +135,47 @@ export interface Native {
   outb(port: number, value: number): void;
   outw(port: number, value: number): void;
   outl(port: number, value: number): void;
+
+  // --- VFIO (type1 container/group API; include/uapi/linux/vfio.h). One ioctl each; the policy is in
+  // host/devices/vfio.ts. Failures throw a NativeError with syscall "ioctl", `ioctl` (the request's
+  // name, "VFIO_GROUP_GET_STATUS"...) and `path` (the `label` given: the device address or node).
+  /** VFIO_GET_API_VERSION on /dev/vfio/vfio: 0 for the API this code speaks. */
+  vfioApiVersion(container: number, label?: string): number;
+  /** VFIO_CHECK_EXTENSION: > 0 when the IOMMU model `ext` is supported (TYPE1v2 = 3, NOIOMMU = 8). */
+  vfioCheckExtension(container: number, ext: number, label?: string): number;
+  /** VFIO_SET_IOMMU: legal only after a group joined the container. */
+  vfioSetIommu(container: number, type: number, label?: string): void;
+  /** VFIO_GROUP_GET_STATUS: the flags (VIABLE = 1, CONTAINER_SET = 2). */
+  vfioGroupStatus(group: number, label?: string): number;
+  /** VFIO_GROUP_SET_CONTAINER / VFIO_GROUP_UNSET_CONTAINER. */
+  vfioGroupSetContainer(group: number, container: number, label?: string): void;
+  vfioGroupUnsetContainer(group: number, label?: string): void;
+  /** VFIO_GROUP_GET_DEVICE_FD with the device's name ("0000:00:03.0"): a new fd. */
+  vfioGroupDeviceFd(group: number, name: string): number;
+  /** VFIO_IOMMU_GET_INFO: flags and the supported IOVA page sizes (a bitmap). */
+  vfioIommuInfo(container: number, label?: string): { flags: number; iovaPgsizes: bigint };
+  /**
+   * VFIO_IOMMU_MAP_DMA of the whole buffer (an external ArrayBuffer from Mapping.buffer(): its base is
+   * the vaddr the kernel pins) at `iova`; flags READ = 1 | WRITE = 2. The caller unmaps before the
+   * mapping closes. ENOMEM here usually means RLIMIT_MEMLOCK.
+   */
+  vfioMapDma(container: number, buffer: ArrayBuffer, iova: bigint, flags: number, label?: string): void;
+  /** VFIO_IOMMU_UNMAP_DMA: returns the bytes unmapped. */
+  vfioUnmapDma(container: number, iova: bigint, size: number, label?: string): number;
+  /** VFIO_DEVICE_GET_INFO: flags (RESET = 1, PCI = 2), region and irq counts. */
+  vfioDeviceInfo(device: number, label?: string): { flags: number; numRegions: number; numIrqs: number };
+  /** VFIO_DEVICE_GET_REGION_INFO: flags (READ 1, WRITE 2, MMAP 4), size, and its offset in the device fd. */
+  vfioRegionInfo(device: number, index: number, label?: string): { index: number; flags: number; size: number; offset: number };
+  /** VFIO_DEVICE_GET_IRQ_INFO: flags (EVENTFD 1, MASKABLE 2, AUTOMASKED 4) and vector count. */
+  vfioIrqInfo(device: number, index: number, label?: string): { index: number; flags: number; count: number };
+  /**
+   * VFIO_DEVICE_SET_IRQS. `fds` (Int32Array): DATA_EVENTFD, one eventfd per vector from `start` (-1
+   * deassigns); a number: DATA_NONE for that many vectors (TRIGGER with 0 disables the index).
+   * action: MASK = 8, UNMASK = 16, TRIGGER = 32.
+   */
+  vfioSetIrqs(device: number, index: number, start: number, action: 8 | 16 | 32, fds: Int32Array | number, label?: string): void;
+  /** VFIO_DEVICE_RESET. */
+  vfioDeviceReset(device: number, label?: string): void;
 }
 
 /** The package root: the first directory above this file that holds package.json. */

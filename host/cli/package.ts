@@ -12,6 +12,7 @@ import { checkModule } from '../sandbox/instance.ts';
 import { DEFAULT_LIMITS } from '../sandbox/instance.ts';
 import { readWasm } from '../wasm.ts';
 import { Host } from '../host.ts';
+import { describeConfinement, manifestConfinement } from '../devices/confinement.ts';
 
 function read(path: string): Uint8Array {
   try {
@@ -123,7 +124,7 @@ export async function cmdInspect(argv: string[]): Promise<number> {
     name: m.name, version: m.version, license: m.license, openSource: isOpenSource(m.license), abi: m.abi, description: m.description,
     match: m.match, size: bytes.length, signature: pkg.signature,
     imports: info.imports.map((i) => `${i.module}.${i.name}`), exports: info.exports.map((e) => e.name),
-    grants: describeGrant(m), limits: { ...DEFAULT_LIMITS, ...m.limits },
+    grants: describeGrant(m), limits: { ...DEFAULT_LIMITS, ...m.limits }, dmaConfinement: manifestConfinement(m),
   };
   if (values.json) {
     console.log(JSON.stringify(out));
@@ -140,5 +141,6 @@ export async function cmdInspect(argv: string[]): Promise<number> {
   console.log('  grants');
   for (const g of out.grants) console.log(`    ${g}`);
   console.log(`  limits     ${Object.entries(out.limits).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(`  DMA        on vfio devices ${describeConfinement(out.dmaConfinement.vfio)}; on uio (PCI) devices ${describeConfinement(out.dmaConfinement.uio)}${out.dmaConfinement.uio === 'none' ? ' (refused unless --allow-unconfined-dma ' + m.name + ')' : ''}`);
   return 0;
 }

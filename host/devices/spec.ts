@@ -1,7 +1,7 @@
 // A device as the sandbox sees it: regions, port ranges, DMA windows and an interrupt source.
 //
 // A DeviceSpec is plain data (structured-cloneable) so it can cross into a driver's worker thread,
-// which opens it for itself (mappings and ioperm grants are per thread). Backends (uio.ts, sim.ts)
+// which opens it for itself (mappings and ioperm grants are per thread). Backends (uio.ts, sim.ts, vfio.ts)
 // build specs; the sandbox never knows whether a device is real or simulated beyond `source.kind`.
 
 export type MemSource =
@@ -44,7 +44,9 @@ export type IrqSpec =
   /** A simulated line: the model's state holds level/mask/count; `eventfd` wakes the waiting driver. */
   | { kind: 'sim'; eventfd: number }
   /** A bare eventfd written by another thread or process; the count accumulates what is read. */
-  | { kind: 'eventfd'; eventfd: number };
+  | { kind: 'eventfd'; eventfd: number }
+  /** VFIO INTx: an eventfd the kernel signals; the line is masked on each event, unmasked by VFIO_DEVICE_SET_IRQS. */
+  | { kind: 'vfio-intx'; eventfd: number; device: number };
 
 export interface SimSpec {
   model: string;
@@ -67,4 +69,6 @@ export interface DeviceSpec {
   dma: DmaSpec[];
   irq: IrqSpec | null;
   sim?: SimSpec;
+  /** Set by backends that know how the device's DMA is confined (vfio.ts: 'iommu' or 'none'). */
+  dmaConfinement?: 'iommu' | 'register-firewall' | 'none' | 'no-dma' | 'simulated';
 }

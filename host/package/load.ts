@@ -12,6 +12,7 @@ import type { DeviceSpec } from '../devices/spec.ts';
 import { checkLimitCaps, type Grant, type Limits } from '../sandbox/instance.ts';
 import { readWasm } from '../wasm.ts';
 import { isOpenSource } from './licenses.ts';
+import { unconfinedRefusal } from '../devices/confinement.ts';
 import { grantFor, matches, parseManifest, type Manifest } from './manifest.ts';
 import { checkSignature, loadTrustStore, MANIFEST_SECTION, packageSections, type PackageSections, type SignatureStatus } from './sign.ts';
 
@@ -31,6 +32,8 @@ export interface PackageOptions {
   /** The operator's name for the driver (default: its manifest's). allowUnsigned matches this name. */
   name?: string;
   onWarning?: (message: string) => void;
+  /** Package names the operator allows onto a device whose DMA nothing confines (host/devices/confinement.ts). */
+  allowUnconfinedDma?: string[];
 }
 
 export function defaultTrustDir(): string {
@@ -141,6 +144,8 @@ export function admit(bytes: Uint8Array, where: string, dev: DeviceSpec, o: Pack
     throw new LoadError((err as Error).message);
   }
   checkLimitCaps(granted.limits, caps, where);
+  const unconfined = unconfinedRefusal(m, dev, where, o.allowUnconfinedDma);
+  if (unconfined) throw new LoadError(unconfined);
   return { name: name ?? m.name, manifest: m, grant: granted.grant, limits: granted.limits, signature, bare: !own };
 }
 

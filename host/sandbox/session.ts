@@ -185,6 +185,22 @@ export class DeviceSession {
       if (!line) throw new Error(`${spec.id}: a simulated interrupt needs a simulated device`);
       return line;
     }
+    if (irq.kind === 'vfio-intx') {
+      // The host owns the eventfd and the device fd (host/devices/vfio.ts); VFIO masks INTx on each
+      // event, and an unmask through VFIO_DEVICE_SET_IRQS re-arms it before the next wait.
+      let count = 0;
+      const INTX = 0, MASK = 8, UNMASK = 16;
+      return {
+        fd: irq.eventfd,
+        consume: () => (count = (count + native.eventfdRead(irq.eventfd)) >>> 0),
+        readWidth: 8,
+        absorb: (v) => (count = (count + v) >>> 0),
+        needsRearm: true,
+        rearm: () => native.vfioSetIrqs(irq.device, INTX, 0, UNMASK, 1, spec.id),
+        mask: () => native.vfioSetIrqs(irq.device, INTX, 0, MASK, 1, spec.id),
+        close: () => {},
+      };
+    }
     if (irq.kind === 'eventfd') {
       let count = 0;
       return {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -19,6 +20,7 @@
 #include <linux/if_tun.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/vfio.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <sys/io.h>
 #define WASMDRV_HAVE_PORTIO 1
@@ -591,6 +593,275 @@ Napi::Value WriteFrom(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, double(n));
 }
 
+// ---------------------------------------------------------------------------------------------------
+// VFIO (Linux type1 container/group API, include/uapi/linux/vfio.h). Thin wrappers: one ioctl each.
+// The container, group and device fds are opened with open() and owned by TypeScript
+// (host/devices/vfio.ts), which holds every policy: which IOVA, which IRQ index, when to reset.
+// Every failure throws an Error with errno, code, syscall "ioctl", `ioctl` (the request's name) and
+// `path` (the device address or node the caller names in `label`).
+// ---------------------------------------------------------------------------------------------------
+
+[[noreturn]] void ThrowVfio(Napi::Env env, int err, const char* ioctlName, const std::string& label) {
+  const char* name = ErrnoName(err);
+  std::string code = name ? name : ("E" + std::to_string(err));
+  std::string msg = std::string(ioctlName) + (label.empty() ? "" : " " + label) + ": " + strerror(err) + " (" + code + ")";
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("code", Napi::String::New(env, code));
+  e.Set("syscall", Napi::String::New(env, "ioctl"));
+  e.Set("ioctl", Napi::String::New(env, ioctlName));
+  if (!label.empty()) e.Set("path", Napi::String::New(env, label));
+  throw e;
+}
+
+int VfioCall(Napi::Env env, int fd, unsigned long req, void* arg, const char* ioctlName, const std::string& label) {
+  int r;
+  do {
+    r = ioctl(fd, req, arg);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) ThrowVfio(env, errno, ioctlName, label);
+  return r;
+}
+
+int VfioCallInt(Napi::Env env, int fd, unsigned long req, unsigned long arg, const char* ioctlName, const std::string& label) {
+  int r;
+  do {
+    r = ioctl(fd, req, arg);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) ThrowVfio(env, errno, ioctlName, label);
+  return r;
+}
+
+uint64_t U64Arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() > i && info[i].IsBigInt()) {
+    bool lossless = true;
+    uint64_t v = info[i].As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) throw Napi::TypeError::New(info.Env(), std::string(what) + " does not fit in 64 bits");
+    return v;
+  }
+  int64_t v = Int(info, i, what);
+  if (v < 0) throw Napi::TypeError::New(info.Env(), std::string(what) + " must not be negative");
+  return uint64_t(v);
+}
+
+// vfioApiVersion(container): VFIO_GET_API_VERSION (0 = VFIO_API_VERSION).
+Napi::Value VfioApiVersion(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "container"));
+  return Napi::Number::New(info.Env(), VfioCallInt(info.Env(), fd, VFIO_GET_API_VERSION, 0, "VFIO_GET_API_VERSION", OptStr(info, 1)));
+}
+
+// vfioCheckExtension(container, ext): >0 when the container supports the IOMMU model `ext`.
+Napi::Value VfioCheckExtension(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "container"));
+  unsigned long ext = (unsigned long)Int(info, 1, "extension");
+  return Napi::Number::New(info.Env(), VfioCallInt(info.Env(), fd, VFIO_CHECK_EXTENSION, ext, "VFIO_CHECK_EXTENSION", OptStr(info, 2)));
+}
+
+// vfioSetIommu(container, type, label): legal once a group is attached.
+Napi::Value VfioSetIommu(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "container"));
+  unsigned long type = (unsigned long)Int(info, 1, "type");
+  VfioCallInt(info.Env(), fd, VFIO_SET_IOMMU, type, "VFIO_SET_IOMMU", OptStr(info, 2));
+  return info.Env().Undefined();
+}
+
+// vfioGroupStatus(group, label): the flags (VIABLE = 1, CONTAINER_SET = 2).
+Napi::Value VfioGroupStatus(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "group"));
+  struct vfio_group_status st;
+  memset(&st, 0, sizeof st);
+  st.argsz = sizeof st;
+  VfioCall(info.Env(), fd, VFIO_GROUP_GET_STATUS, &st, "VFIO_GROUP_GET_STATUS", OptStr(info, 1));
+  return Napi::Number::New(info.Env(), st.flags);
+}
+
+Napi::Value VfioGroupSetContainer(const Napi::CallbackInfo& info) {
+  int group = int(Int(info, 0, "group"));
+  int container = int(Int(info, 1, "container"));
+  VfioCall(info.Env(), group, VFIO_GROUP_SET_CONTAINER, &container, "VFIO_GROUP_SET_CONTAINER", OptStr(info, 2));
+  return info.Env().Undefined();
+}
+
+Napi::Value VfioGroupUnsetContainer(const Napi::CallbackInfo& info) {
+  int group = int(Int(info, 0, "group"));
+  VfioCallInt(info.Env(), group, VFIO_GROUP_UNSET_CONTAINER, 0, "VFIO_GROUP_UNSET_CONTAINER", OptStr(info, 1));
+  return info.Env().Undefined();
+}
+
+// vfioGroupDeviceFd(group, "0000:00:03.0"): a new device fd (O_CLOEXEC is the kernel's default here).
+Napi::Value VfioGroupDeviceFd(const Napi::CallbackInfo& info) {
+  int group = int(Int(info, 0, "group"));
+  std::string name = Str(info, 1, "device name");
+  int fd = VfioCall(info.Env(), group, VFIO_GROUP_GET_DEVICE_FD, const_cast<char*>(name.c_str()), "VFIO_GROUP_GET_DEVICE_FD", name);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// vfioIommuInfo(container, label): { flags, iovaPgsizes } (VFIO_IOMMU_GET_INFO, no capability chain).
+Napi::Value VfioIommuInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = int(Int(info, 0, "container"));
+  struct vfio_iommu_type1_info ii;
+  memset(&ii, 0, sizeof ii);
+  ii.argsz = sizeof ii;
+  VfioCall(env, fd, VFIO_IOMMU_GET_INFO, &ii, "VFIO_IOMMU_GET_INFO", OptStr(info, 1));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("flags", Napi::Number::New(env, ii.flags));
+  o.Set("iovaPgsizes", Napi::BigInt::New(env, uint64_t(ii.iova_pgsizes)));
+  return o;
+}
+
+// vfioMapDma(container, buffer, iova, flags, label): VFIO_IOMMU_MAP_DMA of the whole ArrayBuffer (an
+// external buffer over a host mapping: its base is the vaddr the kernel pins). flags READ=1|WRITE=2.
+Napi::Value VfioMapDma(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = int(Int(info, 0, "container"));
+  if (info.Length() < 2 || !info[1].IsArrayBuffer()) throw Napi::TypeError::New(env, "buffer must be an ArrayBuffer");
+  Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
+  uint64_t iova = U64Arg(info, 2, "iova");
+  uint32_t flags = uint32_t(Int(info, 3, "flags"));
+  std::string label = OptStr(info, 4);
+  if (ab.ByteLength() == 0 || ab.Data() == nullptr) ThrowVfio(env, EINVAL, "VFIO_IOMMU_MAP_DMA", label + " (empty or detached buffer)");
+  struct vfio_iommu_type1_dma_map m;
+  memset(&m, 0, sizeof m);
+  m.argsz = sizeof m;
+  m.flags = flags;
+  m.vaddr = uint64_t(reinterpret_cast<uintptr_t>(ab.Data()));
+  m.iova = iova;
+  m.size = uint64_t(ab.ByteLength());
+  VfioCall(env, fd, VFIO_IOMMU_MAP_DMA, &m, "VFIO_IOMMU_MAP_DMA", label);
+  return env.Undefined();
+}
+
+// vfioUnmapDma(container, iova, size, label): returns the bytes the kernel unmapped.
+Napi::Value VfioUnmapDma(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = int(Int(info, 0, "container"));
+  struct vfio_iommu_type1_dma_unmap u;
+  memset(&u, 0, sizeof u);
+  u.argsz = sizeof u;
+  u.iova = U64Arg(info, 1, "iova");
+  u.size = U64Arg(info, 2, "size");
+  VfioCall(env, fd, VFIO_IOMMU_UNMAP_DMA, &u, "VFIO_IOMMU_UNMAP_DMA", OptStr(info, 3));
+  return Napi::Number::New(env, double(u.size));
+}
+
+// vfioDeviceInfo(device, label): { flags, numRegions, numIrqs } (flags RESET = 1, PCI = 2).
+Napi::Value VfioDeviceInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = int(Int(info, 0, "device"));
+  struct vfio_device_info di;
+  memset(&di, 0, sizeof di);
+  di.argsz = sizeof di;
+  VfioCall(env, fd, VFIO_DEVICE_GET_INFO, &di, "VFIO_DEVICE_GET_INFO", OptStr(info, 1));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("flags", Napi::Number::New(env, di.flags));
+  o.Set("numRegions", Napi::Number::New(env, di.num_regions));
+  o.Set("numIrqs", Napi::Number::New(env, di.num_irqs));
+  return o;
+}
+
+// vfioRegionInfo(device, index, label): { index, flags, size, offset } (flags READ 1, WRITE 2, MMAP 4).
+// `offset` is where the region lives in the device fd (pread/pwrite/mmap).
+Napi::Value VfioRegionInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = int(Int(info, 0, "device"));
+  uint32_t index = uint32_t(Int(info, 1, "index"));
+  struct vfio_region_info ri;
+  memset(&ri, 0, sizeof ri);
+  ri.argsz = sizeof ri;
+  ri.index = index;
+  VfioCall(env, fd, VFIO_DEVICE_GET_REGION_INFO, &ri, "VFIO_DEVICE_GET_REGION_INFO", OptStr(info, 2) + " region " + std::to_string(index));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("index", Napi::Number::New(env, ri.index));
+  o.Set("flags", Napi::Number::New(env, ri.flags));
+  o.Set("size", Napi::Number::New(env, double(ri.size)));
+  o.Set("offset", Napi::Number::New(env, double(ri.offset)));
+  return o;
+}
+
+// vfioIrqInfo(device, index, label): { index, flags, count } (flags EVENTFD 1, MASKABLE 2, AUTOMASKED 4).
+Napi::Value VfioIrqInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = int(Int(info, 0, "device"));
+  uint32_t index = uint32_t(Int(info, 1, "index"));
+  struct vfio_irq_info ii;
+  memset(&ii, 0, sizeof ii);
+  ii.argsz = sizeof ii;
+  ii.index = index;
+  VfioCall(env, fd, VFIO_DEVICE_GET_IRQ_INFO, &ii, "VFIO_DEVICE_GET_IRQ_INFO", OptStr(info, 2) + " irq " + std::to_string(index));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("index", Napi::Number::New(env, ii.index));
+  o.Set("flags", Napi::Number::New(env, ii.flags));
+  o.Set("count", Napi::Number::New(env, ii.count));
+  return o;
+}
+
+// vfioSetIrqs(device, index, start, action, fds | count, label): VFIO_DEVICE_SET_IRQS.
+//   fds an Int32Array: DATA_EVENTFD with those eventfds (-1 deassigns one) for vectors start..;
+//   a number: DATA_NONE for that many vectors (count 0 with ACTION_TRIGGER disables the index).
+// action: MASK = 8, UNMASK = 16, TRIGGER = 32 (VFIO_IRQ_SET_ACTION_*).
+Napi::Value VfioSetIrqs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = int(Int(info, 0, "device"));
+  uint32_t index = uint32_t(Int(info, 1, "index"));
+  uint32_t start = uint32_t(Int(info, 2, "start"));
+  uint32_t action = uint32_t(Int(info, 3, "action"));
+  std::string label = OptStr(info, 5) + " irq " + std::to_string(index);
+  if (action != VFIO_IRQ_SET_ACTION_MASK && action != VFIO_IRQ_SET_ACTION_UNMASK && action != VFIO_IRQ_SET_ACTION_TRIGGER) {
+    ThrowVfio(env, EINVAL, "VFIO_DEVICE_SET_IRQS", label + " (action must be MASK, UNMASK or TRIGGER)");
+  }
+  std::vector<int32_t> fds;
+  uint32_t count;
+  uint32_t dataFlag;
+  if (info.Length() > 4 && info[4].IsTypedArray() && info[4].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+    Napi::Int32Array a = info[4].As<Napi::Int32Array>();
+    for (size_t i = 0; i < a.ElementLength(); i++) fds.push_back(a[i]);
+    count = uint32_t(fds.size());
+    dataFlag = VFIO_IRQ_SET_DATA_EVENTFD;
+  } else {
+    count = uint32_t(Int(info, 4, "fds or count"));
+    dataFlag = VFIO_IRQ_SET_DATA_NONE;
+  }
+  std::vector<uint8_t> buf(sizeof(struct vfio_irq_set) + fds.size() * sizeof(int32_t), 0);
+  struct vfio_irq_set* s = reinterpret_cast<struct vfio_irq_set*>(buf.data());
+  s->argsz = uint32_t(buf.size());
+  s->flags = dataFlag | action;
+  s->index = index;
+  s->start = start;
+  s->count = count;
+  if (!fds.empty()) memcpy(s->data, fds.data(), fds.size() * sizeof(int32_t));
+  VfioCall(env, fd, VFIO_DEVICE_SET_IRQS, s, "VFIO_DEVICE_SET_IRQS", label);
+  return env.Undefined();
+}
+
+// vfioDeviceReset(device, label): VFIO_DEVICE_RESET (function-level or bus reset, whatever the
+// kernel has for the device; EINVAL/ENOTTY when it has none).
+Napi::Value VfioDeviceReset(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "device"));
+  VfioCallInt(info.Env(), fd, VFIO_DEVICE_RESET, 0, "VFIO_DEVICE_RESET", OptStr(info, 1));
+  return info.Env().Undefined();
+}
+
+void InitVfio(Napi::Env env, Napi::Object exports) {
+  exports.Set("vfioApiVersion", Napi::Function::New(env, VfioApiVersion));
+  exports.Set("vfioCheckExtension", Napi::Function::New(env, VfioCheckExtension));
+  exports.Set("vfioSetIommu", Napi::Function::New(env, VfioSetIommu));
+  exports.Set("vfioGroupStatus", Napi::Function::New(env, VfioGroupStatus));
+  exports.Set("vfioGroupSetContainer", Napi::Function::New(env, VfioGroupSetContainer));
+  exports.Set("vfioGroupUnsetContainer", Napi::Function::New(env, VfioGroupUnsetContainer));
+  exports.Set("vfioGroupDeviceFd", Napi::Function::New(env, VfioGroupDeviceFd));
+  exports.Set("vfioIommuInfo", Napi::Function::New(env, VfioIommuInfo));
+  exports.Set("vfioMapDma", Napi::Function::New(env, VfioMapDma));
+  exports.Set("vfioUnmapDma", Napi::Function::New(env, VfioUnmapDma));
+  exports.Set("vfioDeviceInfo", Napi::Function::New(env, VfioDeviceInfo));
+  exports.Set("vfioRegionInfo", Napi::Function::New(env, VfioRegionInfo));
+  exports.Set("vfioIrqInfo", Napi::Function::New(env, VfioIrqInfo));
+  exports.Set("vfioSetIrqs", Napi::Function::New(env, VfioSetIrqs));
+  exports.Set("vfioDeviceReset", Napi::Function::New(env, VfioDeviceReset));
+}
+
+// --------------------------------------------------------------------------------------------- end VFIO
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<PerEnv>(new PerEnv());
   Mapping::Init(env, exports);
@@ -626,6 +897,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("outb", Napi::Function::New(env, Outb));
   exports.Set("outw", Napi::Function::New(env, Outw));
   exports.Set("outl", Napi::Function::New(env, Outl));
+  InitVfio(env, exports);
   return exports;
 }
 
