@@ -170,6 +170,7 @@ export class DriverInstance {
     inheritCount?: number,
     checked?: WasmInfo,
     gateMode: GateMode = 'record-all',
+    private readonly extraImports: Record<string, WebAssembly.ModuleImports> = {},
   ) {
     this.native = loadNative();
     this.logTokens = limits.logBurst;
@@ -194,7 +195,7 @@ export class DriverInstance {
       if (gateMode !== 'off') this.linkGate(imports, gateMode === 'record-all');
       let instance: WebAssembly.Instance;
       try {
-        instance = new WebAssembly.Instance(module, { wasmdrv: imports, env: { memory: this.memory } } as WebAssembly.Imports);
+        instance = new WebAssembly.Instance(module, { ...this.extraImports, wasmdrv: imports, env: { memory: this.memory } } as WebAssembly.Imports);
       } catch (err) {
         if (err instanceof WebAssembly.LinkError) throw new LoadError(`${label}: ${err.message}`);
         throw err; // a trap in the start function: a fault in phase 'load'
@@ -224,6 +225,8 @@ export class DriverInstance {
     checked?: WasmInfo;
     /** How memory-backed registers are served (gate.ts). Default 'record-all'. */
     gate?: GateMode;
+    /** More import modules (the fuzzer's probe module); `checked` must then be the uninstrumented module's. */
+    extraImports?: Record<string, WebAssembly.ModuleImports>;
   }): DriverInstance {
     let module = opts.module;
     if (!module) {
@@ -233,7 +236,7 @@ export class DriverInstance {
         throw new LoadError(`${label}: does not compile: ${(err as Error).message}`);
       }
     }
-    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, opts.checked, opts.gate ?? 'record-all');
+    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, opts.checked, opts.gate ?? 'record-all', opts.extraImports);
   }
 
   /** How full linear memory is, for telling a refused growth from other traps. */
@@ -244,6 +247,17 @@ export class DriverInstance {
   /** The instance's exports, for the fuzzer's coverage and fuel globals. */
   exportsForFuzz(): Record<string, WebAssembly.Global> {
     return this.exports as Record<string, WebAssembly.Global>;
+  }
+
+  /** The host-side state a snapshot of the instance must capture (the fuzzer's snapshot restore). */
+  fuzzState(): { count: number; irqEnabled: boolean } {
+    return { count: this.lastCount, irqEnabled: this.irqEnabled };
+  }
+
+  restoreFuzzState(s: { count: number; irqEnabled: boolean }): void {
+    this.lastCount = s.count;
+    this.irqEnabled = s.irqEnabled;
+    this.logTokens = this.limits.logBurst;
   }
 
   has(name: string): boolean {
