@@ -7,7 +7,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { crashKey, Executor, minimize } from '../host/fuzz/engine.ts';
+import { crashKey, Executor, fuzzDeviceSpec, minimize } from '../host/fuzz/engine.ts';
+import { grantFor, parseManifest } from '../host/package/manifest.ts';
 import { fuzzJob } from '../host/fuzz/fuzz.ts';
 import { instrument, loadBinaryen, PROBE_MODULE, type Instrumented } from '../host/fuzz/instrument.ts';
 import { driverPath, root } from './helpers.ts';
@@ -158,6 +159,15 @@ describe('fuzzer', () => {
       ex.close();
     }
   });
+
+  it('fuzzes under a package grant: the edu manifest makes a device-given DMA address a dma-firewall crash', async () => {
+    const manifest = parseManifest(readFileSync(join(root, 'guest-drivers', 'edu', 'manifest.json'), 'utf8'), 'edu manifest');
+    const { grant, limits } = grantFor(manifest, fuzzDeviceSpec('edu'), 'edu manifest');
+    const granted = fuzzJob(await inst('test/fuzz-dma-bug'), { model: 'edu', execs: 5000, seed: 7, grant, limits, stopOnCrash: true });
+    expect(granted.crashList.map((c) => c.kind)).toContain('dma-firewall');
+    const open = fuzzJob(await inst('test/fuzz-dma-bug'), { model: 'edu', execs: 5000, seed: 7 });
+    expect(open.crashList.map((c) => c.kind)).not.toContain('dma-firewall');
+  }, 60_000);
 
   it('wasmdrv fuzz --json --jobs 2: JSON lines, a reproducer with its execution index and time, --replay reproduces', () => {
     const out = join(tmp, 'out');
