@@ -136,6 +136,16 @@ describe('fuzzer', () => {
     expect(a.corpus).toBeGreaterThan(5);
   }, 60_000);
 
+  it('restores only dirty chunks, with the same results as restoring all of memory', async () => {
+    const i = await inst('edu');
+    expect(i.tracksStores).toBe(true);
+    const dirty = fuzzJob(i, { model: 'edu', execs: 4000, seed: 11 });
+    const full = fuzzJob({ ...i, tracksStores: false }, { model: 'edu', execs: 4000, seed: 11 });
+    expect(dirty.corpusInputs).toEqual(full.corpusInputs);
+    expect(dirty.coverage).toBe(full.coverage);
+    expect(dirty.crashList.map(crashKey)).toEqual(full.crashList.map(crashKey));
+  }, 60_000);
+
   it('gives each driver call its own fuel: eight polling factorial requests are not a hang', async () => {
     const ex = new Executor(await inst('edu'), 'edu', { fuel: 2000 });
     try {

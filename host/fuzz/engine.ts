@@ -109,6 +109,14 @@ export class Executor {
   private prevGlobal!: WebAssembly.Global;
   private map!: Uint8Array;
   private touched!: Uint32Array;
+  private dirtyGlobal!: WebAssembly.Global;
+  private dshift = 16;
+  private hostChunks = 0n;
+  private dmaChunks = 0n;
+  /** The snapshot the memory now differs from only in dirty chunks; undefined: unknown (copy all). */
+  private lastRestored?: Snapshot;
+  /** Bytes copied by restores, for the profile. */
+  restoredBytes = 0;
   private touchedGlobal!: WebAssembly.Global;
   private hangGlobal!: WebAssembly.Global;
   private cmpView!: DataView;
@@ -197,6 +205,25 @@ export class Executor {
     const ex = this.driver.exportsForFuzz();
     this.fuelGlobal = ex.__fuel;
     this.hangGlobal = ex.__hang;
+    this.dirtyGlobal = ex.__dirty;
+    // Chunks of 2^shift bytes, at most 64 over the whole memory (one bit each in __dirty).
+    const bytes = this.driver.memory.buffer.byteLength;
+    this.dshift = Math.max(12, Math.ceil(Math.log2(bytes / 64)));
+    ex.__dshift.value = this.dshift;
+    // Always restored: the chunks the host itself writes (the io buffer, the DMA window's input bytes).
+    const fx = ex as unknown as Record<string, () => number>;
+    const chunks = (at: number, len: number) => {
+      let m = 0n;
+      for (let c = at >>> this.dshift; c <= (at + Math.max(1, len) - 1) >>> this.dshift; c++) m |= 1n << BigInt(c);
+      return m;
+    };
+    this.hostChunks = chunks(fx.io_buffer() >>> 0, fx.io_buffer_size() >>> 0);
+    this.dmaChunks = 0n;
+    if (this.spec.dma.length && typeof fx.dma_area === 'function') {
+      const area = fx.dma_area() >>> 0;
+      this.hostChunks |= chunks(area, 64);
+      this.dmaChunks = chunks(area, this.spec.dma[0].size);
+    }
     this.globals = this.inst.globals.map((n) => ex[n]);
     this.fresh = this.snapshot();
     this.probed = undefined;
@@ -210,6 +237,7 @@ export class Executor {
   }
 
   private snapshot(): Snapshot {
+    this.lastRestored = undefined;
     return {
       memory: new Uint8Array(this.driver.memory.buffer.slice(0)),
       globals: this.globals.map((g) => g.value),
@@ -227,7 +255,28 @@ export class Executor {
       this.build();
       return this.restore(s === this.fresh || !this.probed ? this.fresh : this.probed);
     }
-    new Uint8Array(mem).set(s.memory);
+    const u8 = new Uint8Array(mem);
+    if (!this.inst.tracksStores || this.lastRestored !== s) {
+      u8.set(s.memory);
+      this.restoredBytes += s.memory.length;
+    } else {
+      // Only what the last execution may have written: the driver's stores (the __dirty bits), the
+      // host's own writes, and the whole DMA window when the device wrote into it.
+      let dirty = BigInt.asUintN(64, this.dirtyGlobal.value as bigint) | this.hostChunks;
+      if (this.device.dmaWritten) dirty |= this.dmaChunks;
+      const size = 1 << this.dshift;
+      for (let c = 0; dirty !== 0n; c++, dirty >>= 1n) {
+        if ((dirty & 1n) === 0n) continue;
+        const at = c * size;
+        if (at >= u8.length) break;
+        const end = Math.min(u8.length, at + size);
+        u8.set(s.memory.subarray(at, end), at);
+        this.restoredBytes += end - at;
+      }
+    }
+    this.dirtyGlobal.value = 0n;
+    this.device.dmaWritten = false;
+    this.lastRestored = s;
     for (let i = 0; i < this.globals.length; i++) this.globals[i].value = s.globals[i];
     this.stateBytes.set(s.state);
     this.session.setVirtualNow(s.now);

@@ -43,6 +43,12 @@ export interface Instrumented {
   cmpSites: number;
   /** Bytes of the coverage map (a power of two). */
   mapSize: number;
+  /**
+   * Every store of the driver marks the chunk it writes in the `__dirty` global (an i64 bitmask of
+   * 2^`__dshift`-byte chunks; bulk memory operations mark the chunks of their destination range), so a restore copies only dirty
+   * chunks. False when some code could not be walked: then every restore copies all of memory.
+   */
+  tracksStores: boolean;
   /** Per loop (the `__hang` global's value when fuel ran out): "function loop k". */
   hangSites: string[];
   /** Export names of the driver's mutable globals, for snapshots. */
@@ -103,6 +109,10 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
 
   m.addGlobal('__fz_fuel', i32, true, m.i32.const(1_000_000)); // the start function's budget
   m.addGlobal('__fz_hang', i32, true, m.i32.const(-1));
+  m.addGlobal('__fz_dirty', i64, true, (m.i64.const as unknown as (v: bigint) => number)(0n));
+  m.addGlobal('__fz_dshift', i32, true, m.i32.const(16));
+  m.addGlobalExport('__fz_dirty', '__dirty');
+  m.addGlobalExport('__fz_dshift', '__dshift');
   m.addGlobalExport('__fz_fuel', '__fuel');
   m.addGlobalExport('__fz_hang', '__hang');
   const hangSites: string[] = [];
@@ -125,14 +135,56 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
   };
   const constOf = (e: number): number | bigint | undefined => {
     if (b.getExpressionId(e) !== b.ConstId) return undefined;
-    const v = (b.getExpressionInfo(e) as unknown as { value: number | { low: number; high: number } }).value;
+    const v = (b.getExpressionInfo(e) as unknown as { value: number | bigint | { low: number; high: number } }).value;
     if (typeof v === 'number') return v >>> 0;
-    const big = (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
+    const big = typeof v === 'bigint' ? BigInt.asUintN(64, v) : (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
     return big <= 0xffffffffn ? Number(big) : big;
   };
 
   const E = b as unknown as Record<string, Record<string, (...a: number[]) => any>>;
   let inRuntime = false;
+  /** False once a subtree was skipped: a store in it would go untracked (then every restore is full). */
+  let complete = true;
+  let tmp = -1; // the function's scratch local for store addresses
+  let curFn = 0;
+  const LEAVES = new Set([b.ConstId, b.LocalGetId, b.GlobalGetId, b.NopId, b.UnreachableId, b.MemorySizeId, b.DataDropId]);
+  const bit = (addr: number) => m.i64.shl((m.i64.const as unknown as (v: bigint) => number)(1n), m.i64.extend_u(m.i32.shr_u(addr, m.global.get('__fz_dshift', i32))));
+  const i64c = m.i64.const as unknown as (v: bigint) => number;
+  let tDest = -1, tSize = -1;
+  const addVar = (t: number) => (b as unknown as { _BinaryenFunctionAddVar(f: number, t: number): number })._BinaryenFunctionAddVar(curFn, t);
+  // A bulk operation (fill, copy, init): its dest operand is kept in a local, and its size operand
+  // (evaluated last) marks the chunks dest .. dest+size-1 before it yields the size.
+  const bulkDest = (dest: number) => {
+    if (tDest < 0) {
+      tDest = addVar(i32);
+      tSize = addVar(i32);
+    }
+    return m.local.tee(tDest, dest, i32);
+  };
+  const bulkSize = (size: number) => {
+    const sh = () => m.global.get('__fz_dshift', i32);
+    const lo = () => m.i32.shr_u(m.local.get(tDest, i32), sh());
+    const hi = m.i32.shr_u(m.i32.sub(m.i32.add(m.local.get(tDest, i32), m.local.get(tSize, i32)), m.i32.const(1)), sh());
+    const cnt = m.i64.extend_u(m.i32.add(m.i32.sub(hi, lo()), m.i32.const(1)));
+    const run = m.i64.shl(m.i64.sub(m.i64.shl(i64c(1n), cnt), i64c(1n)), m.i64.extend_u(lo()));
+    const cntAgain = m.i32.add(m.i32.sub(m.i32.shr_u(m.i32.sub(m.i32.add(m.local.get(tDest, i32), m.local.get(tSize, i32)), m.i32.const(1)), sh()), lo()), m.i32.const(1));
+    const bits = m.select(m.i32.ge_u(cntAgain, m.i32.const(64)), i64c(-1n), run);
+    return m.block(null, [
+      m.local.set(tSize, size),
+      m.if(m.local.get(tSize, i32), m.global.set('__fz_dirty', m.i64.or(m.global.get('__fz_dirty', i64), bits))),
+      m.local.get(tSize, i32),
+    ], i32);
+  };
+  // Mark the chunks a store at ptr+offset of `bytes` bytes touches (first and last byte), then yield ptr.
+  const markStore = (ptr: number, offset: number, bytes: number) => {
+    if (tmp < 0) tmp = (b as unknown as { _BinaryenFunctionAddVar(f: number, t: number): number })._BinaryenFunctionAddVar(curFn, i32);
+    const at = (k: number) => m.i32.add(m.local.get(tmp, i32), m.i32.const(offset + k));
+    return m.block(null, [
+      m.local.set(tmp, ptr),
+      m.global.set('__fz_dirty', m.i64.or(m.global.get('__fz_dirty', i64), m.i64.or(bit(at(0)), bit(at(bytes - 1))))),
+      m.local.get(tmp, i32),
+    ], i32);
+  };
 
   // Visit an expression tree, instrumenting in place (every change is a setter on the node itself,
   // so no parent needs rewriting). Kinds not listed keep their children uninstrumented: still valid.
@@ -225,7 +277,10 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
       case b.LoadId: return visit(E.Load.getPtr(e));
       case b.StoreId:
         visit(E.Store.getPtr(e));
-        return visit(E.Store.getValue(e));
+        visit(E.Store.getValue(e));
+        if (E.Store.isAtomic(e)) complete = false;
+        E.Store.setPtr(e, markStore(E.Store.getPtr(e), E.Store.getOffset(e), E.Store.getBytes(e)));
+        return;
       case b.UnaryId: return visit(E.Unary.getValue(e));
       case b.SelectId:
         visit(E.Select.getIfTrue(e));
@@ -237,16 +292,23 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
       case b.MemoryInitId:
         visit(E.MemoryInit.getDest(e));
         visit(E.MemoryInit.getOffset(e));
-        return visit(E.MemoryInit.getSize(e));
+        visit(E.MemoryInit.getSize(e));
+        E.MemoryInit.setDest(e, bulkDest(E.MemoryInit.getDest(e)));
+        return E.MemoryInit.setSize(e, bulkSize(E.MemoryInit.getSize(e)));
       case b.MemoryCopyId:
         visit(E.MemoryCopy.getDest(e));
         visit(E.MemoryCopy.getSource(e));
-        return visit(E.MemoryCopy.getSize(e));
+        visit(E.MemoryCopy.getSize(e));
+        E.MemoryCopy.setDest(e, bulkDest(E.MemoryCopy.getDest(e)));
+        return E.MemoryCopy.setSize(e, bulkSize(E.MemoryCopy.getSize(e)));
       case b.MemoryFillId:
         visit(E.MemoryFill.getDest(e));
         visit(E.MemoryFill.getValue(e));
-        return visit(E.MemoryFill.getSize(e));
+        visit(E.MemoryFill.getSize(e));
+        E.MemoryFill.setDest(e, bulkDest(E.MemoryFill.getDest(e)));
+        return E.MemoryFill.setSize(e, bulkSize(E.MemoryFill.getSize(e)));
       default:
+        if (!LEAVES.has(id)) complete = false;
         return;
     }
   };
@@ -259,6 +321,10 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
     inRuntime = info.name.startsWith('~lib/');
     fnName = info.name;
     loopsInFn = 0;
+    curFn = f as unknown as number;
+    tmp = -1;
+    tDest = -1;
+    tSize = -1;
     const body = info.body;
     visit(body);
     E.Function.setBody(f as unknown as number, m.block(null, [hit(), body], b.auto));
@@ -286,7 +352,7 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
     throw new Error(`${label}: the instrumented module does not validate (a binaryen round trip of this module is not supported)`);
   }
   const mapSize = Math.min(1 << 16, Math.max(1 << 12, 1 << Math.ceil(Math.log2(Math.max(1, sites) * 8))));
-  return { bytes, sites, cmpSites, mapSize, globals, hangSites, dictionary: [...dict], probe: probeModule(b, mapSize, cmpSites) };
+  return { bytes, sites, cmpSites, mapSize, globals, hangSites, tracksStores: complete, dictionary: [...dict], probe: probeModule(b, mapSize, cmpSites) };
 }
 
 /**

@@ -40,6 +40,8 @@ export class FuzzDevice implements SimModel {
   /** Per read: [offset of its control byte or -1, offset of its 4 value bytes or -1]. */
   readonly readLog = new Int32Array(MAX_READS * 2);
   readCount = 0;
+  /** Set when the model wrote into a DMA window (the host restores the whole window). */
+  dmaWritten = false;
 
   constructor(private readonly ctx: SimContext, state: SharedArrayBuffer, offset: number, o: FuzzModelOptions) {
     this.input = o.stream;
@@ -47,7 +49,13 @@ export class FuzzDevice implements SimModel {
     if (o.inner === 'generic') this.inner = null;
     else {
       // The inner model's DMA writes into memory pass through the input (see the header).
-      const inner: SimContext = { ...ctx, dmaWrite: (bus, data) => ctx.dmaWrite(bus, this.dmaBytes(data)) };
+      const inner: SimContext = {
+        ...ctx,
+        dmaWrite: (bus, data) => {
+          this.dmaWritten = true;
+          return ctx.dmaWrite(bus, this.dmaBytes(data));
+        },
+      };
       this.inner = simModelClass(o.inner).create(inner, state, offset, {});
     }
   }
