@@ -146,6 +146,23 @@ describe('fuzzer', () => {
     expect(dirty.crashList.map(crashKey)).toEqual(full.crashList.map(crashKey));
   }, 60_000);
 
+  it('fuzzes a reload: state_restore of the driver\'s own saved state, then requests; a refused state ends the run', async () => {
+    const ex = new Executor(await inst('edu'), 'edu');
+    try {
+      const st = ex.savedState!;
+      expect(st.length).toBe(20);
+      const tail = [0x01, 0x01, 0x06, 0x00]; // one request (op 1), no DMA bytes
+      const calls0 = ex.calls;
+      expect(ex.run(Uint8Array.from([3, st.length, ...st, ...tail])).crash).toBeUndefined();
+      expect(ex.calls - calls0).toBe(2); // state_restore, then the request
+      const calls1 = ex.calls;
+      ex.run(Uint8Array.from([3, st.length, 9, ...st.subarray(1), ...tail])); // version 9: refused
+      expect(ex.calls - calls1).toBe(1);
+    } finally {
+      ex.close();
+    }
+  });
+
   it('gives each driver call its own fuel: eight polling factorial requests are not a hang', async () => {
     const ex = new Executor(await inst('edu'), 'edu', { fuel: 2000 });
     try {

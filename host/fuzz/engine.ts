@@ -83,6 +83,8 @@ export class Executor {
   readonly dictionary: number[];
   /** Driver calls made, for the profile. */
   calls = 0;
+  /** The driver's state_save after the clean probe (undefined without state_save). */
+  savedState?: Uint8Array;
   /** Executions that needed a new instance (linear memory grew). */
   rebuilds = 0;
   private readonly module: WebAssembly.Module;
@@ -230,7 +232,13 @@ export class Executor {
     this.device.load(new Uint8Array(), 0);
     try {
       this.fuelGlobal.value = this.fuel;
-      if (this.driver.probe() === 0) this.probed = this.snapshot();
+      if (this.driver.probe() === 0) {
+        this.probed = this.snapshot();
+        // What a reload would hand the next version: a seed for state_restore (mode 3) inputs.
+        this.fuelGlobal.value = this.fuel;
+        this.savedState = this.driver.saveState();
+        this.lastRestored = undefined;
+      }
     } catch {
       /* the clean probe failed: every execution starts fresh */
     }

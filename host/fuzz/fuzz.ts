@@ -314,6 +314,9 @@ function loop(ex: Executor, o: JobOptions): FuzzResult {
   };
 
   const seeds = o.seedCorpus?.length ? o.seedCorpus : defaultSeeds();
+  // A reload carrying the driver's own saved state: mutations of it fuzz state_restore's checks.
+  const st = ex.savedState;
+  if (!o.seedCorpus?.length && st && st.length < 256) seeds.push(Uint8Array.from([3, st.length, ...st, 0x01, 0x01, 0x06, 0x00]));
   if (o.corpusDir && existsSync(o.corpusDir)) for (const f of readdirSync(o.corpusDir)) seen.add(f);
   for (const s of seeds) {
     if (n >= o.execs || stopNow()) break;
