@@ -80,7 +80,7 @@ static bool liveness_ok(void)
 /* n! through the interrupt path: arm "raise interrupt after factorial", start, wait, read. */
 static int64_t factorial(uint32_t n)
 {
-	wd_set_bits32(BAR0, REG_STATUS, STATUS_IRQ_FACT);
+	wd_write32(BAR0, REG_STATUS, STATUS_IRQ_FACT); /* bit 7 is the only writable status bit */
 	wd_write32(BAR0, REG_FACTORIAL, n);
 	int32_t r = wait_interrupt(FACTORIAL_TIMEOUT_US);
 	if (r < 0)
@@ -170,14 +170,14 @@ WASMDRV_EXPORT(probe) int32_t probe(void)
 
 WASMDRV_EXPORT(remove) void remove(void)
 {
-	wd_clear_bits32(BAR0, REG_STATUS, STATUS_IRQ_FACT);
+	wd_write32(BAR0, REG_STATUS, 0); /* only bit 7 is writable: no read-modify-write */
 	ack_pending();
 }
 
 /* edu has no reset register: quiesce what a previous instance may have left running. */
 WASMDRV_EXPORT(reset) void reset(void)
 {
-	wd_clear_bits32(BAR0, REG_STATUS, STATUS_IRQ_FACT);
+	wd_write32(BAR0, REG_STATUS, 0); /* only bit 7 is writable: no read-modify-write */
 	wd_wait_bits32(BAR0, REG_STATUS, STATUS_COMPUTING, 0, FACTORIAL_TIMEOUT_US);
 	ack_pending();
 }

@@ -104,7 +104,7 @@ function livenessOk(): bool {
 
 /** n! through the interrupt path: arm "raise interrupt after factorial", start, wait, read. */
 function factorial(n: u32): i64 {
-  bar0.setBits32(REG_STATUS, STATUS_IRQ_FACT);
+  bar0.write32(REG_STATUS, STATUS_IRQ_FACT); // bit 7 is the only writable status bit: no read-modify-write of device bits
   bar0.write32(REG_FACTORIAL, n);
   const r = waitInterrupt(FACTORIAL_TIMEOUT_US);
   if (r < 0) return r;
@@ -177,13 +177,13 @@ export function probe(): i32 {
 }
 
 export function remove(): void {
-  bar0.clearBits32(REG_STATUS, STATUS_IRQ_FACT);
+  bar0.write32(REG_STATUS, 0); // only bit 7 is writable (a read-modify-write would write back whatever the device reported)
   ackPending();
 }
 
 export function reset(): void {
   // edu has no reset register: quiesce what a previous instance may have left running.
-  bar0.clearBits32(REG_STATUS, STATUS_IRQ_FACT);
+  bar0.write32(REG_STATUS, 0); // only bit 7 is writable (a read-modify-write would write back whatever the device reported)
   bar0.waitBits32(REG_STATUS, STATUS_COMPUTING, 0, FACTORIAL_TIMEOUT_US);
   ackPending();
 }

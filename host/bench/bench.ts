@@ -203,8 +203,18 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
   say(`load to probed  ${out.loadToProbedMs} ms   reload swap median ${out.reloadSwapMedianMs} ms p99 ${out.reloadSwapP99Ms} ms`);
   out.crashToServingMs = await crashToServing(root, o.quick ? 3 : 20);
   say(`crash to serving again (restart, reset, probe, first answer) median ${out.crashToServingMs} ms`);
-  out.fuzzExecsPerSec = measureFuzz(new Uint8Array(readFileSync(join(root, 'build', 'drivers', 'edu.wasm'))), o.quick ? 1000 : 10_000);
-  say(`fuzz            ${out.fuzzExecsPerSec} execs/s on one core (edu driver, virtual device time)`);
+  // The fuzzer: one job, persistent instance with snapshot restore (docs/fuzzing.md). Wall-clock
+  // execs/s, and execs per CPU second of the process (V8's compiler threads included).
+  for (const [name, model] of [['edu', 'edu'], ['uart16550', 'uart16550']] as const) {
+    const f = await measureFuzz(new Uint8Array(readFileSync(join(root, 'build', 'drivers', `${name}.wasm`))), o.quick ? 3000 : 60_000, model);
+    const key = name === 'edu' ? '' : 'Uart';
+    out[`fuzz${key}ExecsPerSec`] = f.execsPerSec;
+    out[`fuzz${key}CpuExecsPerSec`] = f.cpuExecsPerSec;
+    const p = f.profile;
+    const total = p.mutateMs + p.execMs + p.otherMs;
+    say(`fuzz ${name.padEnd(10)} ${f.execsPerSec} execs/s on one core (${f.cpuExecsPerSec} per CPU second), ${(p.calls / Math.max(1, f.execs)).toFixed(1)} driver calls/exec; ` +
+      `time: executing ${((100 * p.execMs) / total).toFixed(0)}%, mutating ${((100 * p.mutateMs) / total).toFixed(0)}%, corpus ${((100 * p.otherMs) / total).toFixed(0)}%`);
+  }
   }
   if (want('languages')) Object.assign(out, await benchLanguages(root, !!o.quick, say));
   out.machine = `${cpus().length} x ${cpus()[0]?.model ?? '?'}, node ${process.version}`;

@@ -1,213 +1,407 @@
-// Coverage and fuel instrumentation of a driver binary, for the fuzzer.
+// Coverage, comparison and fuel instrumentation of a driver binary, for the fuzzer, with binaryen.
 //
-// Every function entry, every block/loop/if/else and the fall-through of every br_if sets its own
-// coverage global to 1 (`i32.const 1; global.set $cov_k`); every loop head burns one unit of a fuel
-// global and executes `unreachable` when it runs out, so an execution in the fuzzer's thread always
-// ends. The new globals are appended after the module's own, so no index changes; they are exported as
-// "__cov_<k>" and "__fuel". Also collects the i32 constants of the code: the mutator's dictionary.
-// (binaryen.js's log-execution pass would hook only function entries and loops, so this walks the
-// instructions itself.)
+// The driver's code calls into a small second module, the probe module (probeModule below), which
+// owns its own memory: the coverage map and the comparison log live there, out of the driver's
+// reach (Node 20 has no multi-memory, and a map in the driver's memory could be overwritten by the
+// driver it measures). A call from one Wasm instance into another does not leave Wasm, so a hit
+// costs a few nanoseconds.
+//
+//  - coverage: a call `hit(id)` at every function entry, loop head, if/else arm, after every named
+//    block (the join point branches land on) and after every br_if / br_table; `id` is a fixed
+//    pseudo-random number per site, and the probe module counts the edge (previous id >> 1) ^ id in a
+//    byte map with saturating counters (AFL's scheme).
+//  - comparisons: both operands of every i32/i64 eq, ne, lt, gt, le, ge go through `cmpl`/`cmpr`,
+//    which log them per comparison site; a br_table's index through `swi`. The fuzzer reads the log
+//    of an input that found new coverage and feeds the operands back (cmplog).
+//  - fuel: at every loop head, inline, a decrement of the `__fuel` global the host sets before each
+//    call; at 0 it stores the loop's number in `__hang` and traps, so a hang ends as a `deadline`
+//    fault (located without a stack trace) instead of blocking the fuzzer's thread.
+//  - every mutable global of the driver is exported as `__g<k>`, so that the host can snapshot and
+//    restore the instance between executions (host/fuzz/engine.ts).
+//
+// Also returns the driver's dictionary: the constants its comparisons use (outside the
+// AssemblyScript runtime, `~lib/`) and br_table sizes, not every i32.const.
+//
+// Every valid module comes out valid (binaryen re-encodes it: sections in order, data count kept);
+// one binaryen cannot read, or whose output does not validate, is refused with an error naming it.
 
-import { encodeSection, uleb } from '../wasm.ts';
+type Binaryen = typeof import('binaryen').default;
+let loaded: Binaryen | undefined;
+
+/** binaryen is large (its own Wasm build): loaded on first use, only by the fuzzer. */
+export async function loadBinaryen(): Promise<Binaryen> {
+  return (loaded ??= (await import('binaryen')).default);
+}
 
 export interface Instrumented {
+  /** The module as given (checked against the ABI and the grant; the instrumented one imports more). */
+  original: Uint8Array;
   bytes: Uint8Array;
-  blocks: number;
-  /** i32.const values found in the code, for the dictionary. */
-  constants: number[];
+  /** Coverage sites (hit calls) placed. */
+  sites: number;
+  /** Comparison sites (including br_tables). */
+  cmpSites: number;
+  /** Bytes of the coverage map (a power of two). */
+  mapSize: number;
+  /**
+   * Every store of the driver marks the chunk it writes in the `__dirty` global (an i64 bitmask of
+   * 2^`__dshift`-byte chunks; bulk memory operations mark the chunks of their destination range), so a restore copies only dirty
+   * chunks. False when some code could not be walked: then every restore copies all of memory.
+   */
+  tracksStores: boolean;
+  /** Per loop (the `__hang` global's value when fuel ran out): "function loop k". */
+  hangSites: string[];
+  /** Export names of the driver's mutable globals, for snapshots. */
+  globals: string[];
+  /** Constants the driver's comparisons use (u32, and u64 as bigint when they do not fit). */
+  dictionary: (number | bigint)[];
+  /** The probe module's bytes (linked as import module "__fuzz"). */
+  probe: Uint8Array;
 }
 
-class R {
-  constructor(public b: Uint8Array, public p = 0) {}
-  u8(): number {
-    if (this.p >= this.b.length) throw new Error('instrument: unexpected end of code');
-    return this.b[this.p++];
-  }
-  u32(): number {
-    let r = 0, s = 0, x;
-    do {
-      x = this.u8();
-      r += (x & 0x7f) * 2 ** s;
-      s += 7;
-    } while (x & 0x80);
-    return r;
-  }
-  s64(): number {
-    let r = 0n, s = 0n, x;
-    do {
-      x = this.u8();
-      r |= BigInt(x & 0x7f) << s;
-      s += 7n;
-    } while (x & 0x80);
-    if (x & 0x40) r -= 1n << s;
-    return Number(BigInt.asIntN(32, r));
-  }
-}
+export const PROBE_MODULE = '__fuzz';
+/** Per comparison site in the log: a (i64), b (i64), epoch (i32), kind (i32: 4, 8 or 1 = br_table). */
+export const CMP_ENTRY = 24;
 
-const leb = uleb;
-const section = encodeSection;
-
-/** Skip one instruction's immediates (opcode already read). Throws on what the fuzzer cannot handle. */
-function skipImmediates(r: R, op: number, constants: number[]): void {
-  if (op === 0x02 || op === 0x03 || op === 0x04) r.s64();
-  else if (op === 0x0c || op === 0x0d || op === 0x10 || (op >= 0x20 && op <= 0x26) || op === 0xd2) r.u32();
-  else if (op === 0x0e) {
-    for (let n = r.u32(); n >= 0; n--) r.u32();
-  } else if (op === 0x11) {
-    r.u32();
-    r.u32();
-  } else if (op === 0x1c) {
-    for (let n = r.u32(); n > 0; n--) r.u8();
-  } else if (op >= 0x28 && op <= 0x3e) {
-    r.u32();
-    r.u32();
-  } else if (op === 0x3f || op === 0x40 || op === 0xd0) r.u8();
-  else if (op === 0x41) constants.push(r.s64());
-  else if (op === 0x42) r.s64();
-  else if (op === 0x43) r.p += 4;
-  else if (op === 0x44) r.p += 8;
-  else if (op === 0xfc) {
-    const sub = r.u32();
-    if (sub === 8) {
-      r.u32();
-      r.u8();
-    } else if (sub === 9 || sub === 13 || (sub >= 15 && sub <= 17)) r.u32();
-    else if (sub === 10) {
-      r.u8();
-      r.u8();
-    } else if (sub === 11) r.u8();
-    else if (sub === 12 || sub === 14) {
-      r.u32();
-      r.u32();
-    }
-  } else if (op === 0xfd || op === 0xfe || op === 0x12 || op === 0x13 || op === 0x06 || op === 0x07 || op === 0x08 || op === 0x09 || op === 0x18 || op === 0x19) {
-    throw new Error(`instrument: opcode 0x${op.toString(16)} (SIMD, threads, exceptions or tail calls) is not supported by the fuzzer`);
+export async function instrument(input: Uint8Array, label = 'driver'): Promise<Instrumented> {
+  const b = await loadBinaryen();
+  let m: ReturnType<Binaryen['readBinary']>;
+  try {
+    m = (b.readBinary as (data: Uint8Array, features: number) => ReturnType<Binaryen['readBinary']>)(input, nodeFeatures(b));
+  } catch (err) {
+    throw new Error(`${label}: binaryen cannot read the module for instrumentation: ${(err as Error).message.split('\n')[0]}`);
+  }
+  try {
+    return { original: input, ...build(b, m, label) };
+  } finally {
+    m.dispose();
   }
 }
 
-export function instrument(input: Uint8Array, fuel: number): Instrumented {
-  const r = new R(input, 8);
-  const sections: { id: number; body: Uint8Array }[] = [];
-  let importedGlobals = 0;
-  let ownGlobals = 0;
-  while (r.p < input.length) {
-    const id = r.u8();
-    const size = r.u32();
-    const body = input.subarray(r.p, r.p + size);
-    if (id === 2) {
-      const s = new R(body);
-      for (let n = s.u32(); n > 0; n--) {
-        for (let name = 0; name < 2; name++) {
-          const len = s.u32(); // (not `s.p += s.u32()`: that reads s.p before u32() moves it)
-          s.p += len;
-        }
-        const kind = s.u8();
-        if (kind === 0) s.u32();
-        else if (kind === 1) {
-          s.u8();
-          const f = s.u8();
-          s.u32();
-          if (f & 1) s.u32();
-        } else if (kind === 2) {
-          const f = s.u8();
-          s.u32();
-          if (f & 1) s.u32();
-        } else {
-          s.u8();
-          s.u8();
-          importedGlobals++;
-        }
-      }
-    }
-    if (id === 6) ownGlobals = new R(body).u32();
-    sections.push({ id, body });
-    r.p += size;
-  }
-  const constants: number[] = [];
-  let blocks = 0;
-  const firstNew = importedGlobals + ownGlobals;
-  const fuelGlobal = firstNew; // then coverage globals follow
-  const cov = (): number[] => [0x41, 0x01, 0x24, ...leb(fuelGlobal + 1 + blocks++)];
-  const burn = (): number[] => [
-    0x23, ...leb(fuelGlobal), 0x45, 0x04, 0x40, 0x00, 0x0b, // if (fuel == 0) unreachable
-    0x23, ...leb(fuelGlobal), 0x41, 0x01, 0x6b, 0x24, ...leb(fuelGlobal), // fuel -= 1
-  ];
+/**
+ * The proposals V8 in Node 20 and later runs. Not Features.All: binaryen would then be free to use
+ * encodings V8 does not read (compact imports, for one).
+ */
+function nodeFeatures(b: Binaryen): number {
+  const F = b.Features as unknown as Record<string, number>;
+  return F.MutableGlobals | F.NontrappingFPToInt | F.SignExt | F.BulkMemory | F.BulkMemoryOpt | F.SIMD128 | F.ReferenceTypes |
+    F.Multivalue | F.TailCall | F.ExceptionHandling | F.Atomics;
+}
 
-  const code = sections.find((s) => s.id === 10);
-  if (!code) throw new Error('instrument: the module has no code');
-  const cr = new R(code.body);
-  const count = cr.u32();
-  const newCode: number[] = [...leb(count)];
-  for (let f = 0; f < count; f++) {
-    const size = cr.u32();
-    const end = cr.p + size;
-    const fr = new R(code.body.subarray(0, end), cr.p);
-    const localsStart = fr.p;
-    for (let n = fr.u32(); n > 0; n--) {
-      fr.u32();
-      fr.u8();
-    }
-    const out: number[] = [...code.body.subarray(localsStart, fr.p), ...cov()];
-    while (fr.p < end) {
-      const at = fr.p;
-      const op = fr.u8();
-      skipImmediates(fr, op, constants);
-      out.push(...code.body.subarray(at, fr.p));
-      if (op === 0x03) out.push(...burn(), ...cov());
-      else if (op === 0x02 || op === 0x04 || op === 0x05 || op === 0x0d) out.push(...cov());
-    }
-    newCode.push(...leb(out.length), ...out);
-    cr.p = end;
-  }
+const CMP_OPS = (b: Binaryen) => {
+  const o = b as unknown as Record<string, number>;
+  const names = ['Eq', 'Ne', 'LtS', 'LtU', 'GtS', 'GtU', 'LeS', 'LeU', 'GeS', 'GeU'];
+  const i32 = new Set(names.map((n) => o[`${n}Int32`]));
+  const i64 = new Set(names.map((n) => o[`${n}Int64`]));
+  return { i32, i64 };
+};
 
-  // globals: the fuel, then one per covered block
-  const g = sections.find((s) => s.id === 6);
-  const newGlobals: number[] = [0x7f, 0x01, 0x41, ...sLeb(fuel), 0x0b];
-  for (let k = 0; k < blocks; k++) newGlobals.push(0x7f, 0x01, 0x41, 0x00, 0x0b);
-  const ownGlobalItems = g ? g.body.subarray(new R(g.body).u32() === ownGlobals ? leb(ownGlobals).length : 0) : new Uint8Array();
-  const globalBody = [...leb(ownGlobals + blocks + 1), ...ownGlobalItems, ...newGlobals];
-  // exports: the module's own, then __fuel and __cov_k
-  const e = sections.find((s) => s.id === 7);
-  const er = e ? new R(e.body) : undefined;
-  const ownExports = er ? er.u32() : 0;
-  const exportItems: number[] = er ? [...e!.body.subarray(er.p)] : [];
-  const name = (s: string) => {
-    const b = new TextEncoder().encode(s);
-    return [...leb(b.length), ...b];
+function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string): Omit<Instrumented, 'original'> {
+  const { i32: cmp32, i64: cmp64 } = CMP_OPS(b);
+  const none = b.none, i32 = b.i32, i64 = b.i64;
+  // Imported functions must come before defined ones in binaryen's list: add them first.
+  m.addFunctionImport('__fz_hit', PROBE_MODULE, 'hit', i32, none);
+  m.addFunctionImport('__fz_cmpl32', PROBE_MODULE, 'cmpl32', b.createType([i32, i32]), i32);
+  m.addFunctionImport('__fz_cmpr32', PROBE_MODULE, 'cmpr32', b.createType([i32, i32]), i32);
+  m.addFunctionImport('__fz_cmpl64', PROBE_MODULE, 'cmpl64', b.createType([i64, i32]), i64);
+  m.addFunctionImport('__fz_cmpr64', PROBE_MODULE, 'cmpr64', b.createType([i64, i32]), i64);
+  m.addFunctionImport('__fz_swi', PROBE_MODULE, 'swi', b.createType([i32, i32, i32]), i32);
+
+  m.addGlobal('__fz_fuel', i32, true, m.i32.const(1_000_000)); // the start function's budget
+  m.addGlobal('__fz_hang', i32, true, m.i32.const(-1));
+  m.addGlobal('__fz_dirty', i64, true, (m.i64.const as unknown as (v: bigint) => number)(0n));
+  m.addGlobal('__fz_dshift', i32, true, m.i32.const(16));
+  m.addGlobalExport('__fz_dirty', '__dirty');
+  m.addGlobalExport('__fz_dshift', '__dshift');
+  m.addGlobalExport('__fz_fuel', '__fuel');
+  m.addGlobalExport('__fz_hang', '__hang');
+  const hangSites: string[] = [];
+  let fnName = '';
+  let loopsInFn = 0;
+  let sites = 0;
+  let cmpSites = 0;
+  const dict = new Set<number | bigint>();
+  // Deterministic pseudo-random site ids (a module instruments the same way every time).
+  let seed = 0x2545f491;
+  const nextId = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) & 0xffff;
   };
-  exportItems.push(...name('__fuel'), 0x03, ...leb(fuelGlobal));
-  for (let k = 0; k < blocks; k++) exportItems.push(...name(`__cov_${k}`), 0x03, ...leb(fuelGlobal + 1 + k));
-  const exportBody = [...leb(ownExports + blocks + 1), ...exportItems];
+  const hit = () => {
+    sites++;
+    return m.call('__fz_hit', [m.i32.const(nextId())], none);
+  };
+  const constOf = (e: number): number | bigint | undefined => {
+    if (b.getExpressionId(e) !== b.ConstId) return undefined;
+    const v = (b.getExpressionInfo(e) as unknown as { value: number | bigint | { low: number; high: number } }).value;
+    if (typeof v === 'number') return v >>> 0;
+    const big = typeof v === 'bigint' ? BigInt.asUintN(64, v) : (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
+    return big <= 0xffffffffn ? Number(big) : big;
+  };
 
-  const out: number[] = [...input.subarray(0, 8)];
-  let wroteGlobals = false;
-  let wroteExports = false;
-  for (const s of sections) {
-    if (!wroteGlobals && s.id !== 0 && s.id > 6 && s.id !== 12) {
-      out.push(...section(6, globalBody));
-      wroteGlobals = true;
+  const E = b as unknown as Record<string, Record<string, (...a: number[]) => any>>;
+  let inRuntime = false;
+  /** False once a subtree was skipped: a store in it would go untracked (then every restore is full). */
+  let complete = true;
+  let tmp = -1; // the function's scratch local for store addresses
+  let curFn = 0;
+  const LEAVES = new Set([b.ConstId, b.LocalGetId, b.GlobalGetId, b.NopId, b.UnreachableId, b.MemorySizeId, b.DataDropId]);
+  const bit = (addr: number) => m.i64.shl((m.i64.const as unknown as (v: bigint) => number)(1n), m.i64.extend_u(m.i32.shr_u(addr, m.global.get('__fz_dshift', i32))));
+  const i64c = m.i64.const as unknown as (v: bigint) => number;
+  let tDest = -1, tSize = -1;
+  const addVar = (t: number) => (b as unknown as { _BinaryenFunctionAddVar(f: number, t: number): number })._BinaryenFunctionAddVar(curFn, t);
+  // A bulk operation (fill, copy, init): its dest operand is kept in a local, and its size operand
+  // (evaluated last) marks the chunks dest .. dest+size-1 before it yields the size.
+  const bulkDest = (dest: number) => {
+    if (tDest < 0) {
+      tDest = addVar(i32);
+      tSize = addVar(i32);
     }
-    if (!wroteExports && s.id !== 0 && s.id > 7 && s.id !== 12) {
-      out.push(...section(7, exportBody));
-      wroteExports = true;
+    return m.local.tee(tDest, dest, i32);
+  };
+  const bulkSize = (size: number) => {
+    const sh = () => m.global.get('__fz_dshift', i32);
+    const lo = () => m.i32.shr_u(m.local.get(tDest, i32), sh());
+    const hi = m.i32.shr_u(m.i32.sub(m.i32.add(m.local.get(tDest, i32), m.local.get(tSize, i32)), m.i32.const(1)), sh());
+    const cnt = m.i64.extend_u(m.i32.add(m.i32.sub(hi, lo()), m.i32.const(1)));
+    const run = m.i64.shl(m.i64.sub(m.i64.shl(i64c(1n), cnt), i64c(1n)), m.i64.extend_u(lo()));
+    const cntAgain = m.i32.add(m.i32.sub(m.i32.shr_u(m.i32.sub(m.i32.add(m.local.get(tDest, i32), m.local.get(tSize, i32)), m.i32.const(1)), sh()), lo()), m.i32.const(1));
+    const bits = m.select(m.i32.ge_u(cntAgain, m.i32.const(64)), i64c(-1n), run);
+    return m.block(null, [
+      m.local.set(tSize, size),
+      m.if(m.local.get(tSize, i32), m.global.set('__fz_dirty', m.i64.or(m.global.get('__fz_dirty', i64), bits))),
+      m.local.get(tSize, i32),
+    ], i32);
+  };
+  // Mark the chunks a store at ptr+offset of `bytes` bytes touches (first and last byte), then yield ptr.
+  const markStore = (ptr: number, offset: number, bytes: number) => {
+    if (tmp < 0) tmp = (b as unknown as { _BinaryenFunctionAddVar(f: number, t: number): number })._BinaryenFunctionAddVar(curFn, i32);
+    const at = (k: number) => m.i32.add(m.local.get(tmp, i32), m.i32.const(offset + k));
+    return m.block(null, [
+      m.local.set(tmp, ptr),
+      m.global.set('__fz_dirty', m.i64.or(m.global.get('__fz_dirty', i64), m.i64.or(bit(at(0)), bit(at(bytes - 1))))),
+      m.local.get(tmp, i32),
+    ], i32);
+  };
+
+  // Visit an expression tree, instrumenting in place (every change is a setter on the node itself,
+  // so no parent needs rewriting). Kinds not listed keep their children uninstrumented: still valid.
+  const visit = (e: number): void => {
+    if (!e) return;
+    const id = b.getExpressionId(e);
+    switch (id) {
+      case b.BlockId: {
+        const n = E.Block.getNumChildren(e);
+        const kids: number[] = [];
+        for (let i = 0; i < n; i++) kids.push(E.Block.getChildAt(e, i));
+        for (const k of kids) visit(k);
+        // After a named block (a branch target) and after a br_if / br_table: a new site. Inserted
+        // back to front so that indices stay right; never after the last child (it may be the
+        // block's value).
+        for (let i = n - 2; i >= 0; i--) {
+          const k = kids[i];
+          const kid = b.getExpressionId(k);
+          const named = kid === b.BlockId && E.Block.getName(k);
+          const brIf = kid === b.BreakId && E.Break.getCondition(k);
+          if (named || brIf || kid === b.SwitchId) E.Block.insertChildAt(e, i + 1, hit());
+        }
+        return;
+      }
+      case b.IfId: {
+        visit(E.If.getCondition(e));
+        const t = E.If.getIfTrue(e);
+        const f = E.If.getIfFalse(e);
+        visit(t);
+        visit(f);
+        E.If.setIfTrue(e, m.block(null, [hit(), t], b.auto));
+        if (f) E.If.setIfFalse(e, m.block(null, [hit(), f], b.auto));
+        else if (b.getExpressionType(e) === none) E.If.setIfFalse(e, hit());
+        return;
+      }
+      case b.LoopId: {
+        const body = E.Loop.getBody(e);
+        visit(body);
+        // Fuel, inline: if (fuel == 0) { hang = site; unreachable } fuel -= 1
+        const site = hangSites.length;
+        hangSites.push(`${fnName} loop ${loopsInFn++}`);
+        const burn = m.block(null, [
+          m.if(m.i32.eqz(m.global.get('__fz_fuel', i32)), m.block(null, [m.global.set('__fz_hang', m.i32.const(site)), m.unreachable()], none)),
+          m.global.set('__fz_fuel', m.i32.sub(m.global.get('__fz_fuel', i32), m.i32.const(1))),
+        ], none);
+        E.Loop.setBody(e, m.block(null, [burn, hit(), body], b.auto));
+        return;
+      }
+      case b.BreakId:
+        visit(E.Break.getValue(e));
+        visit(E.Break.getCondition(e));
+        return;
+      case b.SwitchId: {
+        visit(E.Switch.getValue(e));
+        const cond = E.Switch.getCondition(e);
+        visit(cond);
+        const cases = E.Switch.getNumNames(e);
+        if (!inRuntime) for (let i = 0; i <= cases; i++) dict.add(i);
+        E.Switch.setCondition(e, m.call('__fz_swi', [cond, m.i32.const(cmpSites++), m.i32.const(cases)], i32));
+        return;
+      }
+      case b.BinaryId: {
+        const l = E.Binary.getLeft(e);
+        const r = E.Binary.getRight(e);
+        visit(l);
+        visit(r);
+        const op = E.Binary.getOp(e);
+        const w = cmp32.has(op) ? 32 : cmp64.has(op) ? 64 : 0;
+        if (w) {
+          if (!inRuntime) {
+            for (const c of [constOf(l), constOf(r)]) if (c !== undefined && c !== 0) dict.add(c);
+          }
+          const site = cmpSites++;
+          const t = w === 32 ? i32 : i64;
+          E.Binary.setLeft(e, m.call(`__fz_cmpl${w}`, [l, m.i32.const(site)], t));
+          E.Binary.setRight(e, m.call(`__fz_cmpr${w}`, [r, m.i32.const(site)], t));
+        }
+        return;
+      }
+      case b.CallId:
+      case b.CallIndirectId: {
+        const W = id === b.CallId ? E.Call : E.CallIndirect;
+        const n = W.getNumOperands(e);
+        for (let i = 0; i < n; i++) visit(W.getOperandAt(e, i));
+        if (id === b.CallIndirectId) visit(E.CallIndirect.getTarget(e));
+        return;
+      }
+      case b.LocalSetId: return visit(E.LocalSet.getValue(e));
+      case b.GlobalSetId: return visit(E.GlobalSet.getValue(e));
+      case b.LoadId: return visit(E.Load.getPtr(e));
+      case b.StoreId:
+        visit(E.Store.getPtr(e));
+        visit(E.Store.getValue(e));
+        if (E.Store.isAtomic(e)) complete = false;
+        E.Store.setPtr(e, markStore(E.Store.getPtr(e), E.Store.getOffset(e), E.Store.getBytes(e)));
+        return;
+      case b.UnaryId: return visit(E.Unary.getValue(e));
+      case b.SelectId:
+        visit(E.Select.getIfTrue(e));
+        visit(E.Select.getIfFalse(e));
+        return visit(E.Select.getCondition(e));
+      case b.DropId: return visit(E.Drop.getValue(e));
+      case b.ReturnId: return visit(E.Return.getValue(e));
+      case b.MemoryGrowId: return visit(E.MemoryGrow.getDelta(e));
+      case b.MemoryInitId:
+        visit(E.MemoryInit.getDest(e));
+        visit(E.MemoryInit.getOffset(e));
+        visit(E.MemoryInit.getSize(e));
+        E.MemoryInit.setDest(e, bulkDest(E.MemoryInit.getDest(e)));
+        return E.MemoryInit.setSize(e, bulkSize(E.MemoryInit.getSize(e)));
+      case b.MemoryCopyId:
+        visit(E.MemoryCopy.getDest(e));
+        visit(E.MemoryCopy.getSource(e));
+        visit(E.MemoryCopy.getSize(e));
+        E.MemoryCopy.setDest(e, bulkDest(E.MemoryCopy.getDest(e)));
+        return E.MemoryCopy.setSize(e, bulkSize(E.MemoryCopy.getSize(e)));
+      case b.MemoryFillId:
+        visit(E.MemoryFill.getDest(e));
+        visit(E.MemoryFill.getValue(e));
+        visit(E.MemoryFill.getSize(e));
+        E.MemoryFill.setDest(e, bulkDest(E.MemoryFill.getDest(e)));
+        return E.MemoryFill.setSize(e, bulkSize(E.MemoryFill.getSize(e)));
+      default:
+        if (!LEAVES.has(id)) complete = false;
+        return;
     }
-    if (s.id === 6 || s.id === 7) continue;
-    if (s.id === 10) out.push(...section(10, newCode));
-    else out.push(...section(s.id, s.body));
+  };
+
+  const nf = m.getNumFunctions();
+  for (let i = 0; i < nf; i++) {
+    const f = m.getFunctionByIndex(i);
+    const info = b.getFunctionInfo(f);
+    if (info.module) continue; // an import
+    inRuntime = info.name.startsWith('~lib/');
+    fnName = info.name;
+    loopsInFn = 0;
+    curFn = f as unknown as number;
+    tmp = -1;
+    tDest = -1;
+    tSize = -1;
+    const body = info.body;
+    visit(body);
+    E.Function.setBody(f as unknown as number, m.block(null, [hit(), body], b.auto));
   }
-  return { bytes: Uint8Array.from(out), blocks, constants: [...new Set(constants)] };
+
+  const globals: string[] = [];
+  const ng = m.getNumGlobals();
+  for (let i = 0; i < ng; i++) {
+    const g = b.getGlobalInfo(m.getGlobalByIndex(i));
+    if (!g.mutable || g.module || g.name.startsWith('__fz_')) continue;
+    const name = `__g${globals.length}`;
+    m.addGlobalExport(g.name, name);
+    globals.push(name);
+  }
+
+  if (!m.validate()) throw new Error(`${label}: binaryen finds the instrumented module invalid`);
+  b.setDebugInfo(true); // keep the name section: fault stacks name functions
+  let bytes: Uint8Array;
+  try {
+    bytes = m.emitBinary();
+  } finally {
+    b.setDebugInfo(false);
+  }
+  if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) {
+    throw new Error(`${label}: the instrumented module does not validate (a binaryen round trip of this module is not supported)`);
+  }
+  const mapSize = Math.min(1 << 16, Math.max(1 << 12, 1 << Math.ceil(Math.log2(Math.max(1, sites) * 8))));
+  return { bytes, sites, cmpSites, mapSize, globals, hangSites, tracksStores: complete, dictionary: [...dict], probe: probeModule(b, mapSize, cmpSites) };
 }
 
-function sLeb(n: number): number[] {
-  const o: number[] = [];
-  let v = BigInt(n);
-  for (;;) {
-    const b = Number(v & 0x7fn);
-    v >>= 7n;
-    if ((v === 0n && !(b & 0x40)) || (v === -1n && b & 0x40)) {
-      o.push(b);
-      return o;
-    }
-    o.push(b | 0x80);
+/**
+ * The probe module: memory = coverage map (mapSize bytes), the list of map entries this execution
+ * touched first (u32 each, `ntouched` of them: the host reads and clears only those), then the
+ * comparison log (cmpSites × CMP_ENTRY bytes). Exports: memory, `ntouched`, `epoch`, `prev`, the hooks.
+ */
+function probeModule(b: Binaryen, mapSize: number, cmpSites: number): Uint8Array {
+  const pages = Math.ceil((5 * mapSize + Math.max(1, cmpSites) * CMP_ENTRY) / 65536);
+  const mask = mapSize - 1;
+  const touched = mapSize;
+  const cmp = 5 * mapSize;
+  const logBody = (ty: 'i32' | 'i64', side: 'l' | 'r') => {
+    const at = `(i32.add (i32.const ${cmp}) (i32.mul (local.get 1) (i32.const ${CMP_ENTRY})))`;
+    const val = ty === 'i32' ? '(i64.extend_i32_u (local.get 0))' : '(local.get 0)';
+    const store = `(i64.store offset=${side === 'l' ? 0 : 8} ${at} ${val})`;
+    const mark = side === 'r' ? `(i32.store offset=16 ${at} (global.get $epoch)) (i32.store offset=20 ${at} (i32.const ${ty === 'i32' ? 4 : 8}))` : '';
+    return `${store} ${mark} (local.get 0)`;
+  };
+  const wat = `(module
+  (memory (export "memory") ${pages} ${pages})
+  (global $prev (export "prev") (mut i32) (i32.const 0))
+  (global $ntouched (export "ntouched") (mut i32) (i32.const 0))
+  (global $epoch (export "epoch") (mut i32) (i32.const 0))
+  (func $__wasmdrv_fuzz_hit (export "hit") (param i32) (local i32) (local i32)
+    (local.set 1 (i32.and (i32.xor (local.get 0) (global.get $prev)) (i32.const ${mask})))
+    (local.set 2 (i32.load8_u (local.get 1)))
+    (if (i32.eqz (local.get 2)) (then
+      (i32.store (i32.add (i32.const ${touched}) (i32.shl (global.get $ntouched) (i32.const 2))) (local.get 1))
+      (global.set $ntouched (i32.add (global.get $ntouched) (i32.const 1)))))
+    (i32.store8 (local.get 1) (i32.add (local.get 2) (i32.ne (local.get 2) (i32.const 255))))
+    (global.set $prev (i32.shr_u (local.get 0) (i32.const 1))))
+  (func $__wasmdrv_fuzz_cmpl32 (export "cmpl32") (param i32 i32) (result i32) ${logBody('i32', 'l')})
+  (func $__wasmdrv_fuzz_cmpr32 (export "cmpr32") (param i32 i32) (result i32) ${logBody('i32', 'r')})
+  (func $__wasmdrv_fuzz_cmpl64 (export "cmpl64") (param i64 i32) (result i64) ${logBody('i64', 'l')})
+  (func $__wasmdrv_fuzz_cmpr64 (export "cmpr64") (param i64 i32) (result i64) ${logBody('i64', 'r')})
+  (func $__wasmdrv_fuzz_swi (export "swi") (param i32 i32 i32) (result i32)
+    (i64.store offset=0 (i32.add (i32.const ${cmp}) (i32.mul (local.get 1) (i32.const ${CMP_ENTRY}))) (i64.extend_i32_u (local.get 0)))
+    (i64.store offset=8 (i32.add (i32.const ${cmp}) (i32.mul (local.get 1) (i32.const ${CMP_ENTRY}))) (i64.extend_i32_u (local.get 2)))
+    (i32.store offset=16 (i32.add (i32.const ${cmp}) (i32.mul (local.get 1) (i32.const ${CMP_ENTRY}))) (global.get $epoch))
+    (i32.store offset=20 (i32.add (i32.const ${cmp}) (i32.mul (local.get 1) (i32.const ${CMP_ENTRY}))) (i32.const 1))
+    (local.get 0))
+)`;
+  const m = b.parseText(wat);
+  try {
+    b.setDebugInfo(true);
+    return m.emitBinary();
+  } finally {
+    b.setDebugInfo(false);
+    m.dispose();
   }
 }

@@ -1,11 +1,15 @@
-// The fuzzer's device: register reads, interrupt timing and DMA contents come from the fuzz input.
-// Layered over a real model (edu, uart16550) so a driver gets past its probe, or over nothing
-// ("generic": every read comes from the input, 0 once it runs out).
+// The fuzzer's device: register reads, interrupt timing and the bytes the device writes by DMA come
+// from the fuzz input. Layered over a real model (edu, uart16550) so a driver gets past its probe,
+// or over nothing ("generic": every read comes from the input, 0 once it runs out).
 //
 // Register stream: for each read, one control byte. (ctrl & 3) == 0: the read returns the next 4
 // input bytes (little-endian, cut to the width); else — and once the stream runs out — the inner
-// model answers. (ctrl & 0x1c) == 0x1c:
-// a spurious interrupt edge before the access.
+// model answers. (ctrl & 0x1c) == 0x1c: a spurious interrupt edge before the access.
+// Each DMA transfer the inner model makes into memory takes one control byte too: (ctrl & 3) == 0:
+// the first 1 + (ctrl >> 2) bytes it writes are the next input bytes instead of the device's.
+//
+// The device records where each read's bytes sit in the input (reads()), so that the fuzzer can
+// put a comparison operand exactly where the driver will read it (host/fuzz/fuzz.ts, cmplog).
 
 import type { SimContext, SimDescription, SimModel, SimModelClass, Width } from '../sim/model.ts';
 import { simModelClass } from '../sim/registry.ts';
@@ -15,26 +19,86 @@ export interface FuzzModelOptions {
   stream: Uint8Array;
 }
 
-class FuzzDevice implements SimModel {
-  private at = 0;
-  private readonly inner: SimModel | null;
+/** Register values that matter to each model's drivers, for the mutator's dictionary. */
+export const MODEL_DICTIONARY: Record<string, number[]> = {
+  // edu: the id (0x010000ed), status bits (computing 0x01, irq-after-factorial 0x80), interrupt
+  // causes (factorial 0x1, DMA 0x100), DMA command bits and the device buffer's address.
+  edu: [0x010000ed, 0xed, 0x01, 0x80, 0x81, 0x100, 0x101, 0x1, 0x2, 0x4, 0x7, 0x40000, 0x1000],
+  // 16550: LSR data ready / THR empty / TEMT / errors, IIR causes and FIFO bits, MSR, scratch.
+  uart16550: [0x01, 0x20, 0x40, 0x60, 0x61, 0x1e, 0xc1, 0xc2, 0xc4, 0xc6, 0xcc, 0x01, 0xb0, 0x55, 0xaa],
+  generic: [],
+};
 
-  constructor(private readonly ctx: SimContext, state: SharedArrayBuffer, offset: number, private readonly o: FuzzModelOptions) {
-    this.inner = o.inner === 'generic' ? null : simModelClass(o.inner).create(ctx, state, offset, {});
+/** Most reads one execution records for the cmplog mutation. */
+export const MAX_READS = 256;
+
+export class FuzzDevice implements SimModel {
+  private at = 0;
+  private end = 0;
+  private input: Uint8Array;
+  private readonly inner: SimModel | null;
+  /** Per read: [offset of its control byte or -1, offset of its 4 value bytes or -1]. */
+  readonly readLog = new Int32Array(MAX_READS * 2);
+  readCount = 0;
+  /** Set when the model wrote into a DMA window (the host restores the whole window). */
+  dmaWritten = false;
+
+  constructor(private readonly ctx: SimContext, state: SharedArrayBuffer, offset: number, o: FuzzModelOptions) {
+    this.input = o.stream;
+    this.end = o.stream.length;
+    if (o.inner === 'generic') this.inner = null;
+    else {
+      // The inner model's DMA writes into memory pass through the input (see the header).
+      const inner: SimContext = {
+        ...ctx,
+        dmaWrite: (bus, data) => {
+          this.dmaWritten = true;
+          return ctx.dmaWrite(bus, this.dmaBytes(data));
+        },
+      };
+      this.inner = simModelClass(o.inner).create(inner, state, offset, {});
+    }
+  }
+
+  /** The next execution: the stream is input[start..]. */
+  load(input: Uint8Array, start: number): void {
+    this.input = input;
+    this.at = start;
+    this.end = input.length;
+    this.readCount = 0;
   }
 
   private byte(): number | undefined {
-    return this.at < this.o.stream.length ? this.o.stream[this.at++] : undefined;
+    return this.at < this.end ? this.input[this.at++] : undefined;
+  }
+
+  private dmaBytes(data: Uint8Array): Uint8Array {
+    const ctrl = this.byte();
+    if (ctrl === undefined || (ctrl & 3) !== 0) return data;
+    const n = Math.min(data.length, 1 + (ctrl >> 2), this.end - this.at);
+    if (n <= 0) return data;
+    const out = data.slice();
+    out.set(this.input.subarray(this.at, this.at + n));
+    this.at += n;
+    return out;
   }
 
   read(region: number, offset: number, width: Width): number | bigint {
+    const ctrlAt = this.at < this.end ? this.at : -1;
     const ctrl = this.byte();
     if (ctrl !== undefined && (ctrl & 0x1c) === 0x1c) {
       this.ctx.setIrq(true);
       this.ctx.setIrq(false);
     }
+    const k = this.readCount;
+    if (k < MAX_READS) {
+      this.readLog[2 * k] = ctrlAt;
+      this.readLog[2 * k + 1] = -1;
+      this.readCount = k + 1;
+    }
     if (ctrl === undefined && this.inner) return this.inner.read(region, offset, width);
     if (ctrl === undefined || !this.inner || (ctrl & 3) === 0) {
+      if (k < MAX_READS && this.at < this.end) this.readLog[2 * k + 1] = this.at;
       let v = 0;
       for (let i = 0; i < 4; i++) v |= (this.byte() ?? 0) << (8 * i);
       v >>>= 0;

@@ -204,6 +204,7 @@ export class DriverInstance {
     checked?: WasmInfo,
     gateMode: GateMode = 'record-all',
     limiter?: EventLimiter,
+    private readonly extraImports: Record<string, WebAssembly.ModuleImports> = {},
   ) {
     this.native = loadNative();
     this.limiter = limiter ?? new EventLimiter(label, limits.logPerSec, limits.logBurst);
@@ -228,7 +229,7 @@ export class DriverInstance {
       if (gateMode !== 'off') this.linkGate(imports, gateMode === 'record-all');
       let instance: WebAssembly.Instance;
       try {
-        instance = new WebAssembly.Instance(module, { wasmdrv: imports, env: { memory: this.memory } } as WebAssembly.Imports);
+        instance = new WebAssembly.Instance(module, { ...this.extraImports, wasmdrv: imports, env: { memory: this.memory } } as WebAssembly.Imports);
       } catch (err) {
         if (err instanceof WebAssembly.LinkError) throw new LoadError(`${label}: ${err.message}`);
         throw err; // a trap in the start function: a fault in phase 'load'
@@ -260,6 +261,8 @@ export class DriverInstance {
     gate?: GateMode;
     /** The driver's event limiter, shared with its session's guest errors (default: a new one for this instance). */
     limiter?: EventLimiter;
+    /** More import modules (the fuzzer's probe module); `checked` must then be the uninstrumented module's. */
+    extraImports?: Record<string, WebAssembly.ModuleImports>;
   }): DriverInstance {
     let module = opts.module;
     // Check before compiling: the refusal names our rule whatever the engine supports (Node 20 does
@@ -277,7 +280,7 @@ export class DriverInstance {
         throw new LoadError(`${label}: does not compile: ${(err as Error).message}`);
       }
     }
-    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, checked, opts.gate ?? 'record-all', opts.limiter);
+    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, checked, opts.gate ?? 'record-all', opts.limiter, opts.extraImports);
   }
 
   /** How full linear memory is, for telling a refused growth from other traps. */
@@ -288,6 +291,17 @@ export class DriverInstance {
   /** The instance's exports, for the fuzzer's coverage and fuel globals. */
   exportsForFuzz(): Record<string, WebAssembly.Global> {
     return this.exports as Record<string, WebAssembly.Global>;
+  }
+
+  /** The host-side state a snapshot of the instance must capture (the fuzzer's snapshot restore). */
+  fuzzState(): { count: number; irqEnabled: boolean } {
+    return { count: this.lastCount, irqEnabled: this.irqEnabled };
+  }
+
+  restoreFuzzState(s: { count: number; irqEnabled: boolean }): void {
+    this.lastCount = s.count;
+    this.irqEnabled = s.irqEnabled;
+    this.limiter.refill();
   }
 
   has(name: string): boolean {

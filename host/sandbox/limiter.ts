@@ -18,6 +18,12 @@ export class EventLimiter {
     this.tokens = burst;
   }
 
+  /** A full bucket again (the fuzzer's snapshot restore: every execution starts alike). */
+  refill(): void {
+    this.tokens = this.burst;
+    this.stamp = Date.now();
+  }
+
   /** Account for one event of `what`; throws FaultError('log-flood') past the limit. */
   charge(what: 'log message' | 'device guest error'): void {
     const now = Date.now();

@@ -285,6 +285,12 @@ export class DeviceSession {
     this.tick();
   }
 
+  /** Virtual time only: set device time, also backwards (the fuzzer restoring a snapshot). */
+  setVirtualNow(t: number): void {
+    this.vnow = t;
+    if (this.vclock) this.vclock[0] = t;
+  }
+
   /** The outside fed the device: clear the kick and let the model take the input. */
   kicked(): void {
     if (this.kickFd >= 0) this.native.eventfdRead(this.kickFd);

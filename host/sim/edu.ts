@@ -117,7 +117,9 @@ class Edu implements SimModel {
       case REG_DMA_CMD: val = this.u64[U64.cmd]; break;
       default: return ALL_ONES[width];
     }
-    return width === 8 ? BigInt(val) : Number(BigInt(val) & 0xffffffffn);
+    // Numbers stay numbers (no BigInt on the 32-bit path: the fuzzer reads registers millions of times).
+    if (typeof val === 'number') return width === 8 ? BigInt(val >>> 0) : val >>> 0;
+    return width === 8 ? val : Number(val & 0xffffffffn);
   }
 
   write(region: number, offset: number, width: Width, value: number | bigint): void {
@@ -125,8 +127,8 @@ class Edu implements SimModel {
       this.ctx.guestError(`edu: ${width}-byte write at 0x${offset.toString(16)} is not a valid access`);
       return;
     }
-    const v = BigInt(value);
-    const v32 = Number(v & 0xffffffffn);
+    const v32 = typeof value === 'number' ? value >>> 0 : Number(BigInt.asUintN(32, value));
+    const big = () => BigInt.asUintN(64, BigInt(value));
     switch (offset) {
       case REG_LIVENESS:
         this.u32[U32.addr4] = ~v32;
@@ -147,15 +149,17 @@ class Edu implements SimModel {
       case REG_IRQ_ACK:
         this.lower(v32);
         break;
-      case REG_DMA_SRC: this.dmaReg(U64.src, v); break;
-      case REG_DMA_DST: this.dmaReg(U64.dst, v); break;
-      case REG_DMA_COUNT: this.dmaReg(U64.cnt, v); break;
-      case REG_DMA_CMD:
+      case REG_DMA_SRC: this.dmaReg(U64.src, big()); break;
+      case REG_DMA_DST: this.dmaReg(U64.dst, big()); break;
+      case REG_DMA_COUNT: this.dmaReg(U64.cnt, big()); break;
+      case REG_DMA_CMD: {
+        const v = big();
         if (!(v & DMA_RUN)) break;
         if (this.u64[U64.cmd] & DMA_RUN) break; // a transfer is already running
         this.u64[U64.cmd] = v;
         this.f64[F64.dmaDoneAt] = this.ctx.now() + this.dmaDelayNs;
         break;
+      }
       default:
         break;
     }

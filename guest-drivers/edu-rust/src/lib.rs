@@ -87,7 +87,7 @@ fn liveness_ok() -> bool {
 
 /// n! through the interrupt path: arm "raise interrupt after factorial", start, wait, read.
 fn factorial(n: u32) -> Result<u32, i32> {
-    BAR0.set_bits32(REG_STATUS, STATUS_IRQ_FACT);
+    BAR0.write32(REG_STATUS, STATUS_IRQ_FACT); // bit 7 is the only writable status bit
     BAR0.write32(REG_FACTORIAL, n);
     wait_interrupt(FACTORIAL_TIMEOUT_US)?;
     if !BAR0.wait_bits32(REG_STATUS, STATUS_COMPUTING, 0, FACTORIAL_TIMEOUT_US) { return Err(ERR_TIMEOUT) }
@@ -152,14 +152,14 @@ pub extern "C" fn probe() -> i32 {
 
 #[no_mangle]
 pub extern "C" fn remove() {
-    BAR0.clear_bits32(REG_STATUS, STATUS_IRQ_FACT);
+    BAR0.write32(REG_STATUS, 0); // only bit 7 is writable: no read-modify-write
     ack_pending();
 }
 
 /// edu has no reset register: quiesce what a previous instance may have left running.
 #[no_mangle]
 pub extern "C" fn reset() {
-    BAR0.clear_bits32(REG_STATUS, STATUS_IRQ_FACT);
+    BAR0.write32(REG_STATUS, 0); // only bit 7 is writable: no read-modify-write
     BAR0.wait_bits32(REG_STATUS, STATUS_COMPUTING, 0, FACTORIAL_TIMEOUT_US);
     ack_pending();
 }
