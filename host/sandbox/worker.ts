@@ -69,6 +69,7 @@ function start(): boolean {
       grant: init.grant,
       limits: init.limits,
       gate: init.gate,
+      inlineGate: init.inlineGate,
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
     });
@@ -100,7 +101,7 @@ function start(): boolean {
       return false;
     }
   }
-  post({ t: 'ready', seenCount: drv.seenCount, gateRegions: drv.gateRegions });
+  post({ t: 'ready', seenCount: drv.seenCount, gateRegions: drv.gateRegions, gateKind: drv.gateKind });
   return true;
 }
 
