@@ -16,13 +16,14 @@
 // raises the typed fault: the fast path is a faster route to the same answer, never a second policy.
 //
 // Why the driver cannot reach the added memories: the module as submitted must declare exactly one
-// memory, imported as env.memory (checkSingleMemory, below), and V8 validated it in that form. A
+// memory, imported as env.memory (checkModule; checkSingleMemory, below, again before the rewrite), and V8 validated it in that form. A
 // validated module's instructions, data segments and exports can only name memory 0. The host's
 // memories are appended after it (indices 1..n) and only code the host generates names them.
 
 import { LoadError } from '../faults.ts';
 import { MEMORY_IMPORT } from '../abi.ts';
 import type { Grant } from './instance.ts';
+import { regionHasCheckedWrites } from './dma-firewall.ts';
 
 export const GATE_MODULE = 'wasmdrv-gate';
 
@@ -47,7 +48,7 @@ export interface InlineLayout {
 /**
  * The module as submitted declares exactly one memory, imported as env.memory, and nothing else:
  * no memory of its own (section 5), no second memory import. Throws LoadError naming what it found.
- * (Kept as one function so that checkModule can call it.)
+ * (checkModule has the same rules since issue 15; the rewriter checks again, on its own.)
  */
 export function checkSingleMemory(bytes: Uint8Array, label: string): void {
   const found: string[] = [];
@@ -136,8 +137,8 @@ export function inlineLayout(regions: { size: number; memory: boolean }[], grant
   for (const [i, reg] of regions.entries()) {
     const p = grant.regions?.[i] ?? { read: true, write: true };
     if (!reg.memory || (!p.read && !p.write)) continue;
-    // A region with any write policy (writable list, DMA-address registers) takes its writes to JavaScript.
-    out.push({ index: i, size: Math.min(reg.size, p.size ?? reg.size), read: p.read, write: p.write && !p.writable && !p.dmaAddress });
+    // A region with any write policy (writable list, DMA engine registers) takes its writes to JavaScript.
+    out.push({ index: i, size: Math.min(reg.size, p.size ?? reg.size), read: p.read, write: !regionHasCheckedWrites(p) });
   }
   return out.length ? { regions: out, ringEntries, recordReads } : undefined;
 }

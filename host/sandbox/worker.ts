@@ -12,6 +12,7 @@ import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { FaultError, LoadError, classify, wasmStack } from '../faults.ts';
 import { loadNative } from '../native.ts';
 import { DriverInstance } from './instance.ts';
+import { EventLimiter } from './limiter.ts';
 import { DeviceSession } from './session.ts';
 import { DriverShared, OP, type Phase } from './shared.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
@@ -22,6 +23,8 @@ const shared = new DriverShared(init.shared);
 const port = init.port;
 const post = (m: FromWorker) => port.postMessage(m);
 
+/** The one limiter for this driver's logs and its device's guest errors (limiter.ts). */
+const limiter = new EventLimiter(init.label, init.limits.logPerSec, init.limits.logBurst);
 let session: DeviceSession | undefined;
 let instance: DriverInstance | undefined;
 
@@ -58,7 +61,12 @@ function run<T>(phase: Phase, fn: () => T): T {
 function start(): boolean {
   shared.setPhase('load');
   try {
-    session = new DeviceSession(init.spec, { onGuestError: (message) => post({ t: 'guest-error', message }) });
+    session = new DeviceSession(init.spec, {
+      onGuestError: (message) => {
+        limiter.charge('device guest error');
+        post({ t: 'guest-error', message });
+      },
+    });
   } catch (err) {
     cleanup();
     post({ t: 'load-error', message: `${init.label}: cannot open device ${init.spec.id}: ${(err as Error).message}` });
@@ -72,6 +80,7 @@ function start(): boolean {
       inlineGate: init.inlineGate,
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
+      limiter,
     });
   } catch (err) {
     if (err instanceof LoadError) {
@@ -101,7 +110,7 @@ function start(): boolean {
       return false;
     }
   }
-  post({ t: 'ready', seenCount: drv.seenCount, gateRegions: drv.gateRegions, gateKind: drv.gateKind });
+  post({ t: 'ready', seenCount: drv.seenCount, gateRegions: drv.gateRegions, gateKind: drv.gateKind, ioSize: drv.ioBufferSize });
   return true;
 }
 
@@ -141,6 +150,11 @@ function handle(msg: ToWorker): boolean {
   const drv = instance!;
   switch (msg.t) {
     case 'request': {
+      // The main thread refuses these already; a payload that still does not fit never reaches the driver.
+      if (msg.data.length > drv.ioBufferSize) {
+        post({ t: 'response', id: msg.id, error: 'payload-too-large' });
+        return true;
+      }
       const r = run('request', () => drv.request(msg.op, msg.data));
       if (typeof r === 'number') post({ t: 'response', id: msg.id, status: r });
       else post({ t: 'response', id: msg.id, data: r });
@@ -196,6 +210,7 @@ function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
       inheritCount: old.seenCount,
+      limiter,
     });
     if (state && next.has('state_restore')) {
       const r = next.restoreState(state);
@@ -213,7 +228,7 @@ function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
   }
   old.close();
   instance = next;
-  return { t: 'reloaded', id, ok: true, swapMs: performance.now() - t0, state, restored };
+  return { t: 'reloaded', id, ok: true, swapMs: performance.now() - t0, state, restored, ioSize: next.ioBufferSize };
 }
 
 function serve(): void {
@@ -235,7 +250,11 @@ function serve(): void {
     if (bits & 1) native.eventfdRead(init.doorbellFd);
     if (bits & 2 || shared.stopRequested) return;
     if (bits & 8) s.kicked();
-    s.tick();
+    try {
+      s.tick(); // the device's deferred work: its guest errors are charged to this driver too
+    } catch (err) {
+      fault(err, 'idle');
+    }
     if ((bits & 4 || bits & 8) && irq) {
       const count = irq.consume();
       if (count !== drv.seenCount && drv.wantsInterrupts) {

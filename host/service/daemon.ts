@@ -14,6 +14,7 @@ import { Host } from '../host.ts';
 import type { Driver } from '../driver.ts';
 import { loadNative } from '../native.ts';
 import { isPackage, loadPackage } from '../package/load.ts';
+import { parseManifest } from '../package/manifest.ts';
 import { RequestError } from '../faults.ts';
 import type { ServiceConfig } from './config.ts';
 
@@ -73,22 +74,35 @@ class FairQueue {
   }
 }
 
+/** A request line may not grow past this (a call's payload is at most 1 MiB, base64 and JSON around it). */
+export const MAX_LINE_BYTES = 2 * 1024 * 1024;
+
 export class Service {
-  readonly host = new Host();
+  readonly host: Host;
   private server?: Server;
   private readonly queues = new Map<string, FairQueue>();
   private readonly drivers = new Map<string, Driver>();
   private readonly cfg = new Map<string, ServiceConfig['drivers'][number]>();
 
-  constructor(readonly config: ServiceConfig, private readonly log: (s: string) => void = () => {}) {}
+  constructor(readonly config: ServiceConfig, private readonly log: (s: string) => void = () => {}) {
+    // With a trust store configured, every driver (package or bare module) and every reload passes
+    // the trust policy; unsigned ones only when their entry says allowUnsigned (by that name).
+    this.host = new Host({
+      limitCaps: config.limitCaps,
+      trust: config.trust !== undefined
+        ? { trust: config.trust, allowUnsigned: config.drivers.filter((d) => d.allowUnsigned).map((d) => d.name), onWarning: log }
+        : undefined,
+    });
+  }
 
   async start(): Promise<void> {
     for (const d of this.config.drivers) {
       const dev = this.host.openDevice(d.device, { sim: d.sim });
       const bytes = new Uint8Array(readFileSync(d.driver));
-      const drv = isPackage(bytes)
-        ? await loadPackage(this.host, bytes, dev, { trust: this.config.trust, allowUnsigned: d.allowUnsigned, onWarning: this.log })
-        : await this.host.load(bytes, dev, { name: d.name });
+      const manifest = d.manifest !== undefined ? parseManifest(readFileSync(d.manifest, 'utf8'), d.manifest) : undefined;
+      const drv = this.host.trust || !isPackage(bytes)
+        ? await this.host.load(bytes, dev, { name: d.name, manifest })
+        : await loadPackage(this.host, bytes, dev, { allowUnsigned: d.allowUnsigned ? [d.name] : [], name: d.name, onWarning: this.log });
       drv.on('fault', (f) => this.log(`${d.name}: fault ${f.kind}: ${f.message}`));
       this.drivers.set(d.name, drv);
       this.cfg.set(d.name, d);
@@ -118,6 +132,13 @@ export class Service {
     let buf = '';
     socket.on('data', (d) => {
       buf += d.toString('utf8');
+      if (buf.length > MAX_LINE_BYTES && buf.indexOf('\n') < 0) {
+        // A client that never ends its line would grow the daemon without bound.
+        this.send(client, { ok: false, error: `request line longer than ${MAX_LINE_BYTES} bytes`, code: 'payload-too-large' });
+        socket.destroy();
+        buf = '';
+        return;
+      }
       let nl;
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
@@ -151,6 +172,9 @@ export class Service {
     } catch {
       return this.send(client, { ok: false, error: 'not a JSON request line' });
     }
+    if (!m || typeof m !== 'object' || Array.isArray(m)) return this.send(client, { ok: false, error: 'a request line must be a JSON object', code: 'bad-request' });
+    if (m.driver !== undefined && typeof m.driver !== 'string') return this.send(client, { id: m.id, ok: false, error: 'driver must be a string', code: 'bad-request' });
+    if (m.data !== undefined && typeof m.data !== 'string') return this.send(client, { id: m.id, ok: false, error: 'data must be a base64 string', code: 'bad-request' });
     const reply = (r: Record<string, unknown>) => this.send(client, { id: m.id, ...r });
     if (m.method === 'status') return reply({ ok: true, status: this.host.status() });
     const drv = m.driver ? this.drivers.get(m.driver) : undefined;
