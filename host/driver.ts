@@ -247,6 +247,8 @@ export class Driver extends EventEmitter {
       const mode = this.options.registerGate ?? 'record-all';
       const bytes = this.bytes;
       prepareInlineGate(this.name, this.device, bytes, this.options.grant ?? {}, mode, this.shared.entryCount).then((inlineGate) => {
+        // Stopped while the module was being rewritten: start nothing.
+        if (this.state === 'stopped') return reject(new LoadError(`${this.name}: stopped before it started`));
         this.worker = new DriverWorker(this.name, this.device, bytes, this.shared, this.limits, this.options.grant ?? {}, mode, { ...extra, inlineGate },
           (m) => this.onMessage(m), () => this.onExit());
         this.startWatchdog();
