@@ -304,8 +304,11 @@ async function main(argv: string[]): Promise<number> {
 // --debug (any command): JavaScript stacks and a fault's Wasm frames and device events on errors.
 const args = process.argv.slice(2);
 const debug = args.includes('--debug');
+// Exit once stdout and stderr are flushed: written to a pipe, Node 26 may still hold the tail of a
+// long output (a flood's log lines, then the fault) when process.exit() runs.
+const exitFlushed = (code: number) => process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
 main(args.filter((a) => a !== '--debug')).then(
-  (code) => process.exit(code),
+  (code) => exitFlushed(code),
   (err) => {
     if (err instanceof UsageError) {
       console.error(`wasmdrv: ${err.message}\n${USAGE}`);

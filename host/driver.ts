@@ -16,6 +16,8 @@ import { DEFAULT_LIMITS, type Grant, type Limits } from './sandbox/instance.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './sandbox/protocol.ts';
 import { CTRL_STOP, DriverShared, STAT } from './sandbox/shared.ts';
 import type { GateMode } from './sandbox/gate.ts';
+import type { InlineGateBytes } from './sandbox/inline-gate.ts';
+import { prepareInlineGate } from './sandbox/inline-rewrite.ts';
 
 export type DriverState = 'starting' | 'running' | 'faulted' | 'restarting' | 'failed' | 'stopped';
 
@@ -128,7 +130,7 @@ export class DriverWorker {
   readonly exitedPromise: Promise<void>;
 
   constructor(label: string, spec: DeviceSpec, bytes: Uint8Array, shared: DriverShared, limits: Limits, grant: Grant, gate: GateMode,
-    extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[] }, onMessage: (m: FromWorker) => void, onExit: (code: number) => void) {
+    extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[]; inlineGate?: InlineGateBytes }, onMessage: (m: FromWorker) => void, onExit: (code: number) => void) {
     const native = loadNative();
     this.shared = shared;
     Atomics.store(this.shared.control, CTRL_STOP, 0);
@@ -138,7 +140,7 @@ export class DriverWorker {
     this.port = port1 as MessagePort;
     const init: WorkerInit = {
       label, spec, shared: shared.area, gate, doorbellFd: this.doorbellFd, cancelFd: this.cancelFd,
-      port: port2 as MessagePort, bytes, limits, grant,
+      port: port2 as MessagePort, bytes, inlineGate: extra.inlineGate, limits, grant,
       resetFirst: extra.resetFirst ?? false, restoreState: extra.restoreState, resetSequence: extra.resetSequence,
     };
     this.worker = new Worker(join(packageRoot(), 'dist', 'worker.js'), {
@@ -218,6 +220,8 @@ export class Driver extends EventEmitter {
   ioSize?: number;
   /** Regions the running instance's Wasm register gate serves (reported by the worker at probe). */
   gateRegions: number[] = [];
+  /** How the gate is linked: 'inline' (compiled into the driver), 'instance' (a second Wasm instance), 'off'. */
+  gateKind: 'inline' | 'instance' | 'off' = 'off';
   readonly restartPolicy: RestartPolicy | false;
   private restartTimes: number[] = [];
   private restartTimer?: NodeJS.Timeout;
@@ -244,9 +248,16 @@ export class Driver extends EventEmitter {
       // A worker killed in a handler leaves its phase and start time behind in shared memory; the
       // watchdog must not hold them against the new worker before it has set its own.
       this.shared.setPhase('idle');
-      this.worker = new DriverWorker(this.name, this.device, this.bytes, this.shared, this.limits, this.options.grant ?? {}, this.options.registerGate ?? 'record-all', extra,
-        (m) => this.onMessage(m), () => this.onExit());
-      this.startWatchdog();
+      // The register gate is compiled into the module here, in the main thread (inline-rewrite.ts).
+      const mode = this.options.registerGate ?? 'record-all';
+      const bytes = this.bytes;
+      prepareInlineGate(this.name, this.device, bytes, this.options.grant ?? {}, mode, this.shared.entryCount).then((inlineGate) => {
+        // Stopped while the module was being rewritten: start nothing.
+        if (this.state === 'stopped') return reject(new LoadError(`${this.name}: stopped before it started`));
+        this.worker = new DriverWorker(this.name, this.device, bytes, this.shared, this.limits, this.options.grant ?? {}, mode, { ...extra, inlineGate },
+          (m) => this.onMessage(m), () => this.onExit());
+        this.startWatchdog();
+      }, reject);
     });
   }
 
@@ -325,7 +336,7 @@ export class Driver extends EventEmitter {
   }
 
   status() {
-    const registerGate = { mode: this.options.registerGate ?? 'record-all', regions: this.gateRegions };
+    const registerGate = { mode: this.options.registerGate ?? 'record-all', regions: this.gateRegions, kind: this.gateKind };
     return { name: this.name, device: this.device.id, state: this.state, restarts: this.restarts, lastFault: this.lastFault, registerGate, stats: this.stats() };
   }
 
@@ -356,6 +367,7 @@ export class Driver extends EventEmitter {
     switch (m.t) {
       case 'ready':
         this.gateRegions = m.gateRegions;
+        this.gateKind = m.gateKind;
         this.ioSize = m.ioSize;
         this.state = 'running';
         this.ready?.resolve();

@@ -169,6 +169,13 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
         say(`irq wake-up, pinger another process (the waiter's address space switched in on each wake-up)`);
         say(`  sandbox median ${out.irqMedianUsProcess} us p99 ${out.irqP99UsProcess} us   C median ${out.irqMedianUsProcessC} us p99 ${out.irqP99UsProcessC} us   ratios ${out.irqMedianRatioProcess} / ${out.irqP99RatioProcess}`);
         if (o.plot) writeCdf(join(root, 'docs', 'benchmarks-irq-cdf.svg'), lat.sandbox, lat.c);
+        // The spread: one draw says little (the tail moved 1.6-3.7x between runs on the same code).
+        const per = o.quick ? 200 : 2000;
+        const spread = [];
+        for (let k = 0; k < 5; k++) spread.push(await irqRound({ bin, root, rounds: per, pinned, irqFd, dmaFd, wait: () => req(4, per) }));
+        for (const [k, r] of spread.entries()) for (const [key, v] of Object.entries(r)) out[`irqRound${k + 1}${key[0].toUpperCase()}${key.slice(1)}`] = v;
+        say(`irq wake-up, same process, five rounds of ${per} (median / p99 us, sandbox vs C, ratios):`);
+        for (const [k, r] of spread.entries()) say(`  round ${k + 1}: ${r.medianUs} / ${r.p99Us}   C ${r.medianUsC} / ${r.p99UsC}   ratios ${r.medianRatio} / ${r.p99Ratio}`);
       } finally {
         if (pinned) unpin();
       }
@@ -300,6 +307,37 @@ async function irqLatency(a: { bin: string; root: string; rounds: number; pinned
       irqMedianUsJsWaiter: f(pct(js, 0.5)), irqP99UsJsWaiter: f(pct(js, 0.99)),
     };
     return { figures, sandbox, c };
+  } finally {
+    page.close();
+  }
+}
+
+/** One round of the same-process wake-up, sandbox then C, for the spread over rounds. */
+async function irqRound(a: { bin: string; root: string; rounds: number; pinned: boolean; irqFd: number; dmaFd: number; wait: () => Promise<Uint8Array> }) {
+  const native = loadNative();
+  const page = native.mapFd(a.dmaFd, 1 << 20, 0);
+  const words = new BigUint64Array(page.buffer());
+  const take = () => Array.from(words.subarray(16, 16 + a.rounds), (x) => Number(x) / 1000).sort((x, y) => x - y);
+  try {
+    words.fill(0n, 0, 16 + a.rounds);
+    const pinger = new Worker(PINGER, { eval: true, workerData: { addon: join(a.root, 'native', 'build', 'Release', 'wasmdrv.node'), irqFd: a.irqFd, dmaFd: a.dmaFd, rounds: a.rounds } });
+    const done = once(pinger, 'exit');
+    if (decodeResponse(await a.wait()).u32[0] !== a.rounds) throw new Error('bench: the driver missed wake-ups');
+    await done;
+    const s = take();
+    words.fill(0n, 0, 16 + a.rounds);
+    const cfd = native.eventfdCreate(0);
+    try {
+      await runC(a.bin, ['irq-threads', String(a.rounds)], [cfd, a.dmaFd], a.pinned);
+    } finally {
+      native.close(cfd);
+    }
+    const c = take();
+    const f = (v: number) => +v.toFixed(2);
+    return {
+      medianUs: f(pct(s, 0.5)), p99Us: f(pct(s, 0.99)), medianUsC: f(pct(c, 0.5)), p99UsC: f(pct(c, 0.99)),
+      medianRatio: f(pct(s, 0.5) / pct(c, 0.5)), p99Ratio: f(pct(s, 0.99) / pct(c, 0.99)),
+    };
   } finally {
     page.close();
   }

@@ -22,6 +22,7 @@ import { DriverShared, OP, STAT } from './shared.ts';
 import { GATE_FUNCS, encodeGate, type GateMode, type GateRegion } from './gate.ts';
 import { RegionFirewall, regionHasCheckedWrites, type DmaEngineSpec } from './dma-firewall.ts';
 import { EventLimiter } from './limiter.ts';
+import { GATE_MODULE, SHARED_IMPORT, engineHasMultiMemory, inlineLayout, regionImport, type InlineGateBytes } from './inline-gate.ts';
 
 export interface Limits {
   /** Maximum linear memory in 64 KiB pages (growth beyond fails: fault `memory-limit`). Default 256 (16 MiB). */
@@ -178,6 +179,10 @@ export class DriverInstance {
   gateRegions: number[] = [];
   /** Kept alive as long as the instance: closing the mappings writes over its pages. */
   gateMemory?: WebAssembly.Memory;
+  /** How the gate is linked: 'inline' (compiled into the driver: inline-gate.ts), 'instance' (gate.ts), 'off'. */
+  gateKind: 'inline' | 'instance' | 'off' = 'off';
+  /** The inline gate's memories (shared area, then one per region), kept alive with their mappings. */
+  private gateMemories: WebAssembly.Memory[] = [];
   private readonly native: Native;
   private lastCount = 0;
   private irqEnabled = true;
@@ -205,6 +210,7 @@ export class DriverInstance {
     gateMode: GateMode = 'record-all',
     limiter?: EventLimiter,
     private readonly extraImports: Record<string, WebAssembly.ModuleImports> = {},
+    private readonly inlineGate?: InlineGateBytes,
   ) {
     this.native = loadNative();
     this.limiter = limiter ?? new EventLimiter(label, limits.logPerSec, limits.logBurst);
@@ -226,10 +232,16 @@ export class DriverInstance {
     else this.lastCount = session.irq ? session.irq.consume() : 0;
     try {
       const imports = this.imports();
-      if (gateMode !== 'off') this.linkGate(imports, gateMode === 'record-all');
+      let compiled = module;
+      const gateImports: Record<string, WebAssembly.Memory> = {};
+      if (gateMode !== 'off') {
+        const inline = engineHasMultiMemory() ? this.linkInlineGate(imports, gateMode === 'record-all', gateImports) : undefined;
+        if (inline) compiled = inline;
+        else this.linkGate(imports, gateMode === 'record-all');
+      }
       let instance: WebAssembly.Instance;
       try {
-        instance = new WebAssembly.Instance(module, { ...this.extraImports, wasmdrv: imports, env: { memory: this.memory } } as WebAssembly.Imports);
+        instance = new WebAssembly.Instance(compiled, { ...this.extraImports, wasmdrv: imports, env: { memory: this.memory }, [GATE_MODULE]: gateImports } as WebAssembly.Imports);
       } catch (err) {
         if (err instanceof WebAssembly.LinkError) throw new LoadError(`${label}: ${err.message}`);
         throw err; // a trap in the start function: a fault in phase 'load'
@@ -263,6 +275,8 @@ export class DriverInstance {
     limiter?: EventLimiter;
     /** More import modules (the fuzzer's probe module); `checked` must then be the uninstrumented module's. */
     extraImports?: Record<string, WebAssembly.ModuleImports>;
+    /** These bytes with the register gate compiled in (inline-rewrite.ts, made by the main thread). */
+    inlineGate?: InlineGateBytes;
   }): DriverInstance {
     let module = opts.module;
     // Check before compiling: the refusal names our rule whatever the engine supports (Node 20 does
@@ -280,7 +294,7 @@ export class DriverInstance {
         throw new LoadError(`${label}: does not compile: ${(err as Error).message}`);
       }
     }
-    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, checked, opts.gate ?? 'record-all', opts.limiter, opts.extraImports);
+    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, checked, opts.gate ?? 'record-all', opts.limiter, opts.extraImports, opts.inlineGate);
   }
 
   /** How full linear memory is, for telling a refused growth from other traps. */
@@ -382,6 +396,56 @@ export class DriverInstance {
     for (const w of this.windows) w.mapping.close();
     for (const m of this.gateMappings) m.close();
     this.gateMemory = undefined;
+    this.gateMemories = [];
+  }
+
+  /**
+   * Compile the register gate into the driver (inline-gate.ts): map the shared area and each
+   * memory-backed region into memories of their own, rewrite the module so that its register imports
+   * become internal checked accesses to them. Returns the compiled module, or undefined when there is
+   * nothing to serve inline (no shared memfd, no register imports, no memory-backed region): then
+   * every access goes through JavaScript.
+   */
+  private linkInlineGate(imports: Record<string, Function>, recordReads: boolean, out: Record<string, WebAssembly.Memory>): WebAssembly.Module | undefined {
+    const shared = this.shared;
+    const given = this.inlineGate;
+    if (!given || shared.fd === undefined || !imports.reg_read32) return undefined;
+    const page = this.native.pageSize();
+    const up = (n: number) => Math.ceil(n / page) * page;
+    // The worker's own view of what may be served inline must be the one the module was rewritten for.
+    const layout = inlineLayout(this.session.regions.map((r) => ({ size: r.size, memory: r.sim < 0 })), this.grant, shared.entryCount, recordReads);
+    if (!layout || JSON.stringify(layout) !== JSON.stringify(given.layout)) return undefined;
+    const regions = layout.regions;
+    const rewritten = given.bytes as Uint8Array<ArrayBuffer>;
+    const memoryOver = (bytesNeeded: number) => {
+      const pages = Math.max(1, Math.ceil(bytesNeeded / PAGE));
+      const m = new WebAssembly.Memory({ initial: pages, maximum: pages });
+      this.gateMemories.push(m);
+      return m;
+    };
+    const sharedMem = memoryOver(shared.byteLength);
+    this.gateMappings.push(this.native.mapIntoBuffer(sharedMem.buffer, 0, shared.byteLength, shared.fd, 0, 'driver shared area'));
+    out[SHARED_IMPORT] = sharedMem;
+    for (const r of regions) {
+      const length = up(this.session.regions[r.index].size);
+      const mem = memoryOver(length);
+      const src = this.session.openRegionSource(r.index)!;
+      try {
+        this.gateMappings.push(this.native.mapIntoBuffer(mem.buffer, 0, length, src.fd, src.offset, src.path));
+      } finally {
+        if (src.owned) this.native.close(src.fd);
+      }
+      out[regionImport(r.index)] = mem;
+    }
+    let compiled: WebAssembly.Module;
+    try {
+      compiled = new WebAssembly.Module(rewritten);
+    } catch (err) {
+      throw new LoadError(`${this.label}: the module with the register gate compiled in does not compile (a host bug): ${(err as Error).message}`);
+    }
+    this.gateKind = 'inline';
+    this.gateRegions = regions.map((r) => r.index);
+    return compiled;
   }
 
   /**
@@ -422,6 +486,7 @@ export class DriverInstance {
     const gate = new WebAssembly.Instance(new WebAssembly.Module(bytes), { slow, gate: { memory } } as WebAssembly.Imports);
     for (const name of GATE_FUNCS) imports[name] = gate.exports[name] as Function;
     this.gateMemory = memory;
+    this.gateKind = 'instance';
     this.gateRegions = regions.map((r) => r.index);
   }
 

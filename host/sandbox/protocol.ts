@@ -9,6 +9,7 @@ import type { LogLevel } from '../abi.ts';
 import type { Grant, Limits } from './instance.ts';
 import type { SharedArea } from './shared.ts';
 import type { GateMode } from './gate.ts';
+import type { InlineGateBytes } from './inline-gate.ts';
 
 export interface WorkerInit {
   label: string;
@@ -21,6 +22,8 @@ export interface WorkerInit {
   cancelFd: number;
   port: MessagePort;
   bytes: Uint8Array;
+  /** `bytes` with the register gate compiled in, made by the main thread (inline-rewrite.ts). */
+  inlineGate?: InlineGateBytes;
   limits: Limits;
   grant: Grant;
   gate: GateMode;
@@ -42,7 +45,7 @@ export type ToWorker =
 export type FromWorker =
   /** gateRegions: the regions the Wasm register gate serves (the rest go through JavaScript). */
   /** ioSize: the driver's io buffer; a request payload larger than it is refused before it is sent. */
-  | { t: 'ready'; seenCount: number; gateRegions: number[]; ioSize: number }
+  | { t: 'ready'; seenCount: number; gateRegions: number[]; gateKind: 'inline' | 'instance' | 'off'; ioSize: number }
   | { t: 'probe-failed'; status: number }
   | { t: 'load-error'; message: string }
   | { t: 'response'; id: number; data?: Uint8Array; status?: number; error?: string }

@@ -77,6 +77,7 @@ function start(): boolean {
       grant: init.grant,
       limits: init.limits,
       gate: init.gate,
+      inlineGate: init.inlineGate,
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
       limiter,
@@ -109,7 +110,7 @@ function start(): boolean {
       return false;
     }
   }
-  post({ t: 'ready', seenCount: drv.seenCount, gateRegions: drv.gateRegions, ioSize: drv.ioBufferSize });
+  post({ t: 'ready', seenCount: drv.seenCount, gateRegions: drv.gateRegions, gateKind: drv.gateKind, ioSize: drv.ioBufferSize });
   return true;
 }
 

@@ -18,7 +18,7 @@ async function stageService(root, work) {
   const dir = join(work, 'svc');
   rmSync(dir, { recursive: true, force: true });
   for (const d of ['dist', 'bin', 'native/build/Release', 'build/drivers']) mkdirSync(join(dir, d), { recursive: true });
-  await build({ absWorkingDir: root, entryPoints: ['host/cli.ts'], outfile: join(dir, 'dist', 'cli.js'), bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
+  await build({ absWorkingDir: root, entryPoints: ['host/cli.ts'], outfile: join(dir, 'dist', 'cli.js'), bundle: true, platform: 'node', format: 'esm', target: 'node24', logLevel: 'warning',
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } });
   copyFileSync(join(root, 'dist', 'worker.js'), join(dir, 'dist', 'worker.js'));
   copyFileSync(join(root, 'bin', 'wasmdrv.js'), join(dir, 'bin', 'wasmdrv.js'));

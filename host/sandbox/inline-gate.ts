@@ -1,0 +1,150 @@
+// The register gate compiled into the driver (Wasm multi-memory, Node >= 24).
+//
+// At load the host rewrites the driver's module with binaryen.js:
+//
+//   memory 0            the driver's own memory (env.memory), the only one it was allowed to have
+//   memory 1            wasmdrv-gate.shared: the driver's shared area (stats, flight recorder; shared.ts)
+//   memory 2..          wasmdrv-gate.region<i>: memory-backed region i, a memfd/UIO map mapped
+//                       MAP_SHARED|MAP_FIXED over the start of a WebAssembly.Memory the host made
+//
+// and each `wasmdrv.reg_read*` / `reg_write*` import the driver calls becomes a function of the
+// driver's own module that checks region, bounds (granted size), natural alignment and the grant, then
+// does one access of the width (reads: an atomic load, which V8 never merges, splits, hoists or
+// drops; writes: a plain store, which it never drops or merges either), counts and records it in the
+// shared area exactly as DriverShared.record does. Everything else (a failing check, a region with a
+// write policy, a simulated region) calls the original JavaScript import, which checks again and
+// raises the typed fault: the fast path is a faster route to the same answer, never a second policy.
+//
+// Why the driver cannot reach the added memories: the module as submitted must declare exactly one
+// memory, imported as env.memory (checkModule; checkSingleMemory, below, again before the rewrite), and V8 validated it in that form. A
+// validated module's instructions, data segments and exports can only name memory 0. The host's
+// memories are appended after it (indices 1..n) and only code the host generates names them.
+
+import { LoadError } from '../faults.ts';
+import { MEMORY_IMPORT } from '../abi.ts';
+import type { Grant } from './instance.ts';
+import { regionHasCheckedWrites } from './dma-firewall.ts';
+
+export const GATE_MODULE = 'wasmdrv-gate';
+
+export interface InlineRegion {
+  /** Region index in the driver's view. */
+  index: number;
+  /** Bytes the driver may touch from offset 0 (the grant's size). */
+  size: number;
+  read: boolean;
+  /** Writes served inline (false when the grant has any write policy: those go to JavaScript). */
+  write: boolean;
+}
+
+export interface InlineLayout {
+  regions: InlineRegion[];
+  /** Recorder entries (a power of two). */
+  ringEntries: number;
+  /** Count and record the reads served inline (false: 'record-writes'). */
+  recordReads: boolean;
+}
+
+/**
+ * The module as submitted declares exactly one memory, imported as env.memory, and nothing else:
+ * no memory of its own (section 5), no second memory import. Throws LoadError naming what it found.
+ * (checkModule has the same rules since issue 15; the rewriter checks again, on its own.)
+ */
+export function checkSingleMemory(bytes: Uint8Array, label: string): void {
+  const found: string[] = [];
+  let p = 8;
+  const u32 = (): number => {
+    let r = 0, s = 0, b;
+    do {
+      if (p >= bytes.length) throw new LoadError(`${label}: not a valid Wasm module: truncated`);
+      b = bytes[p++];
+      r += (b & 0x7f) * 2 ** s;
+      s += 7;
+    } while (b & 0x80);
+    return r;
+  };
+  const name = (): string => {
+    const n = u32();
+    const s = Buffer.from(bytes.subarray(p, p + n)).toString('utf8');
+    p += n;
+    return s;
+  };
+  const skipLimits = () => {
+    const flags = bytes[p++];
+    u32();
+    if (flags & 1) u32();
+  };
+  while (p < bytes.length) {
+    const id = bytes[p++];
+    const size = u32();
+    const end = p + size;
+    if (id === 2) {
+      for (let n = u32(); n > 0; n--) {
+        const mod = name();
+        const nm = name();
+        const kind = bytes[p++];
+        if (kind === 0) u32();
+        else if (kind === 1) {
+          p++; // reftype (the ABI has no tables to import; checkModule refuses them by name)
+          skipLimits();
+        } else if (kind === 2) {
+          found.push(`imported memory ${mod}.${nm}`);
+          skipLimits();
+        } else if (kind === 3) {
+          p++;
+          p++;
+        } else {
+          p = end; // an unknown import kind: checkModule refuses it
+          break;
+        }
+      }
+    } else if (id === 5) {
+      const n = u32();
+      for (let i = 0; i < n; i++) found.push('a memory of its own (memory section)');
+    }
+    p = end;
+  }
+  const want = `imported memory ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name}`;
+  if (found.length === 1 && found[0] === want) return;
+  if (found.length === 0) return; // no memory at all: checkModule names the missing env.memory
+  throw new LoadError(`${label}: a driver has exactly one memory, imported as ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name}; this module has ${found.length}: ${found.join(', ')}`);
+}
+
+let multiMemory: boolean | undefined;
+
+/** Does this engine accept a module with two memories (Node >= 24)? Node 20 does not. */
+export function engineHasMultiMemory(): boolean {
+  if (multiMemory === undefined) {
+    // (module (import "a" "m" (memory 0)) (import "a" "n" (memory 0)))
+    const two = Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 2, 0x0f, 2, 1, 0x61, 1, 0x6d, 2, 0, 0, 1, 0x61, 1, 0x6e, 2, 0, 0]);
+    multiMemory = WebAssembly.validate(two);
+  }
+  return multiMemory;
+}
+
+/** Memory import names of the host's memories (module GATE_MODULE). */
+export const SHARED_IMPORT = 'shared';
+export const regionImport = (index: number) => `region${index}`;
+
+/**
+ * What the inline gate serves for these regions under `grant`, or undefined when nothing (no
+ * memory-backed region the grant opens). The main thread computes it from the device spec to
+ * rewrite the module; the worker computes it again from its own session and uses the rewritten
+ * module only when both agree.
+ */
+export function inlineLayout(regions: { size: number; memory: boolean }[], grant: Grant, ringEntries: number, recordReads: boolean): InlineLayout | undefined {
+  const out: InlineRegion[] = [];
+  for (const [i, reg] of regions.entries()) {
+    const p = grant.regions?.[i] ?? { read: true, write: true };
+    if (!reg.memory || (!p.read && !p.write)) continue;
+    // A region with any write policy (writable list, DMA engine registers) takes its writes to JavaScript.
+    out.push({ index: i, size: Math.min(reg.size, p.size ?? reg.size), read: p.read, write: !regionHasCheckedWrites(p) });
+  }
+  return out.length ? { regions: out, ringEntries, recordReads } : undefined;
+}
+
+/** The rewritten module and the layout it was made for (main thread → worker). */
+export interface InlineGateBytes {
+  bytes: Uint8Array;
+  layout: InlineLayout;
+}
