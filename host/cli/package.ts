@@ -1,7 +1,7 @@
 // wasmdrv keygen | pack | sign | verify | inspect — driver packages (host/package/).
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import type { Command } from 'commander';
 import { ABI_VERSION } from '../abi.ts';
 import { packageRoot } from '../native.ts';
 import { defaultTrustDir, readPackage, refusalFor } from '../package/load.ts';
@@ -13,21 +13,58 @@ import { DEFAULT_LIMITS } from '../sandbox/instance.ts';
 import { readWasm } from '../wasm.ts';
 import { Host } from '../host.ts';
 
-function read(path: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(path));
-  } catch (err) {
-    throw new Error(`${path}: cannot read: ${(err as Error).message}`);
-  }
+import { action, checkDeviceId, CliError, readUserFile, readUserText } from './common.ts';
+import { userModels } from './run.ts';
+
+const read = (path: string, what = 'file') => readUserFile(path, what);
+
+export function register(program: Command): void {
+  program
+    .command('keygen')
+    .summary('an ed25519 key pair for signing packages')
+    .option('--out <dir>', 'where to write NAME.key (0600) and NAME.pub', '.')
+    .option('--name <name>', 'the key files\' base name', 'wasmdrv')
+    .action(action(cmdKeygen));
+  program
+    .command('pack')
+    .summary('manifest.json + the .wasm -> a driver package (.wdrv)')
+    .argument('<dir>', 'a driver folder holding manifest.json')
+    .option('--wasm <file>', 'the driver binary (default: the folder\'s build output or its asconfig.json target)')
+    .option('--key <key>', 'sign with this private key')
+    .option('--out <file>', 'the package file (default NAME-VERSION.wdrv)')
+    .action(action(cmdPack));
+  program
+    .command('sign')
+    .summary('sign a package')
+    .argument('<package>', 'the .wdrv file')
+    .requiredOption('--key <key>', 'the private key')
+    .option('--out <file>', 'write the signed package here (default: in place)')
+    .action(action(cmdSign));
+  program
+    .command('verify')
+    .summary('check a package before running it: signature, manifest, ABI, grant, device')
+    .description('Checks everything that can be known before running: signature, manifest, ABI, the device match and the imports against the grant. Each problem is printed on its own line. Exit 0 when all pass, 1 on any problem with the package, 2 for a usage error (unknown option, missing file, malformed device id).')
+    .argument('<package>', 'the .wdrv file')
+    .option('--trust <dir>', 'trust store (default $WASMDRV_TRUST or ~/.config/wasmdrv/trust)')
+    .option('--device <id>', 'also check that the package drives this device and fits its grant')
+    .option('--allow-unsigned', 'an unsigned package is not a problem')
+    .action(action(cmdVerify));
+  program
+    .command('inspect')
+    .summary('what a package or a bare .wasm holds: manifest, imports, exports, signature, grants')
+    .description('For a package: its manifest, imports, exports, signature and grants in words. For a bare .wasm: its imports and exports and a first draft of the manifest.json whose grant it needs.')
+    .argument('<file>', 'a .wdrv package or a .wasm driver')
+    .option('--trust <dir>', 'trust store (default $WASMDRV_TRUST or ~/.config/wasmdrv/trust)')
+    .option('--json', 'as one JSON object')
+    .action(action(cmdInspect));
 }
 
-export async function cmdKeygen(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { out: { type: 'string', default: '.' }, name: { type: 'string', default: 'wasmdrv' } } });
+async function cmdKeygen(values: { out: string; name: string }): Promise<number> {
   const k = generateKeys();
   mkdirSync(values.out!, { recursive: true });
   const keyFile = join(values.out!, `${values.name}.key`);
   const pubFile = join(values.out!, `${values.name}.pub`);
-  if (existsSync(keyFile)) throw new Error(`${keyFile} exists: refusing to overwrite a private key`);
+  if (existsSync(keyFile)) throw new CliError(`${keyFile} exists: refusing to overwrite a private key`);
   writeFileSync(keyFile, k.privatePem, { mode: 0o600 });
   chmodSync(keyFile, 0o600);
   writeFileSync(pubFile, k.publicPem);
@@ -49,23 +86,20 @@ function wasmFor(dir: string): string | undefined {
   return undefined;
 }
 
-export async function cmdPack(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { wasm: { type: 'string' }, out: { type: 'string' }, key: { type: 'string' } } });
-  if (positionals.length !== 1) throw new Error('pack wants one directory holding manifest.json');
-  const dir = positionals[0];
+async function cmdPack(dir: string, values: { wasm?: string; out?: string; key?: string }): Promise<number> {
   const manifestPath = join(dir, 'manifest.json');
-  const manifestText = readFileSync(manifestPath, 'utf8');
+  const manifestText = readUserText(manifestPath, 'manifest');
   const m = parseManifest(manifestText, manifestPath);
   const wasm = values.wasm ?? wasmFor(dir);
-  if (!wasm) throw new Error(`${dir}: no --wasm given and no asconfig.json target builds from this directory`);
-  let bytes = stripSection(stripSection(read(wasm), MANIFEST_SECTION), 'wasmdrv.signature');
+  if (!wasm) throw new CliError(`${dir}: no --wasm given, no build output (wasmdrv build ${dir}) and no asconfig.json target builds from this directory`);
+  let bytes = stripSection(stripSection(read(wasm, 'driver file'), MANIFEST_SECTION), 'wasmdrv.signature');
   try {
     readWasm(bytes);
   } catch (err) {
-    throw new Error(`${wasm}: not a valid Wasm module: ${(err as Error).message}`);
+    throw new CliError(`${wasm}: not a valid Wasm module: ${(err as Error).message}`);
   }
   bytes = appendSection(bytes, MANIFEST_SECTION, new TextEncoder().encode(JSON.stringify(m)));
-  if (values.key) bytes = signPackage(bytes, readFileSync(values.key, 'utf8'));
+  if (values.key) bytes = signPackage(bytes, readUserText(values.key, 'key file'));
   const out = values.out ?? `${m.name}-${m.version}.wdrv`;
   mkdirSync(dirname(resolve(out)), { recursive: true });
   writeFileSync(out, bytes);
@@ -73,23 +107,26 @@ export async function cmdPack(argv: string[]): Promise<number> {
   return 0;
 }
 
-export async function cmdSign(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { key: { type: 'string' }, out: { type: 'string' } } });
-  if (positionals.length !== 1 || !values.key) throw new Error('sign wants a package and --key FILE');
-  const signed = signPackage(read(positionals[0]), readFileSync(values.key, 'utf8'));
-  writeFileSync(values.out ?? positionals[0], signed);
-  console.log(`signed ${values.out ?? positionals[0]}`);
+async function cmdSign(file: string, values: { key: string; out?: string }): Promise<number> {
+  const signed = signPackage(read(file, 'package'), readUserText(values.key, 'key file'));
+  writeFileSync(values.out ?? file, signed);
+  console.log(`signed ${values.out ?? file}`);
   return 0;
 }
 
 /** verify: signature, manifest, ABI, imports against the grant, and (with --device) the device. */
-export async function cmdVerify(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { trust: { type: 'string' }, device: { type: 'string' }, 'allow-unsigned': { type: 'boolean' } } });
-  if (positionals.length !== 1) throw new Error('verify wants one package');
-  const where = positionals[0];
-  const pkg = readPackage(read(where), where, values.trust ?? defaultTrustDir());
+async function cmdVerify(where: string, values: { trust?: string; device?: string; allowUnsigned?: boolean }): Promise<number> {
+  if (values.device) checkDeviceId(values.device, userModels());
+  const bytes = read(where, 'package');
+  let pkg: ReturnType<typeof readPackage>;
+  try {
+    pkg = readPackage(bytes, where, values.trust ?? defaultTrustDir());
+  } catch (err) {
+    console.error(`verify: ${(err as Error).message}`);
+    return 1;
+  }
   const problems: string[] = [];
-  const refusal = refusalFor(pkg.signature, where, values['allow-unsigned'] ?? false);
+  const refusal = refusalFor(pkg.signature, where, values.allowUnsigned ?? false);
   if (refusal) problems.push(refusal);
   if (pkg.manifest.abi !== ABI_VERSION) problems.push(`${where}: built for ABI v${pkg.manifest.abi}, this host speaks v${ABI_VERSION}`);
   if (values.device) {
@@ -112,11 +149,9 @@ export async function cmdVerify(argv: string[]): Promise<number> {
   return problems.length ? 1 : 0;
 }
 
-export async function cmdInspect(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { trust: { type: 'string' }, json: { type: 'boolean' } } });
-  if (positionals.length !== 1) throw new Error('inspect wants one package');
-  const bytes = read(positionals[0]);
-  const pkg = readPackage(bytes, positionals[0], values.trust ?? defaultTrustDir());
+async function cmdInspect(file: string, values: { trust?: string; json?: boolean }): Promise<number> {
+  const bytes = read(file);
+  const pkg = readPackage(bytes, file, values.trust ?? defaultTrustDir());
   const info = readWasm(bytes);
   const m = pkg.manifest;
   const out = {
@@ -132,7 +167,7 @@ export async function cmdInspect(argv: string[]): Promise<number> {
   console.log(`${m.name} ${m.version} — ${m.description ?? ''}`);
   console.log(`  license    ${m.license}${out.openSource ? '' : ' (not open source: loading it taints the host)'}`);
   console.log(`  ABI        v${m.abi}`);
-  console.log(`  size       ${bytes.length} bytes (${basename(positionals[0])})`);
+  console.log(`  size       ${bytes.length} bytes (${basename(file)})`);
   console.log(`  signature  ${pkg.signature.status}${'key' in pkg.signature ? ` (key ${pkg.signature.key})` : ''}`);
   console.log(`  drives     ${m.match.map((x) => (x.pci ? `pci ${x.pci.vendor}:${x.pci.device}` : x.uio ? `uio "${x.uio}"` : `sim:${x.sim}`)).join(', ')}`);
   console.log(`  imports    ${out.imports.join(' ')}`);
