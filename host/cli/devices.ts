@@ -1,7 +1,9 @@
-// wasmdrv devices [--json]: the UIO devices in sysfs and the simulated models.
+// wasmdrv devices [--json]: PCI devices in the manner of `lspci -k` (ids and names, the kernel driver,
+// the IOMMU group, which wasmdrv backends can take each), the UIO devices, and the simulated models.
 import type { Command } from 'commander';
 import { discoverUio } from '../devices/uio.ts';
 import { listSimModels } from '../devices/sim.ts';
+import { formatPci, listPci } from '../devices/pci.ts';
 import { action } from './common.ts';
 
 const hex4 = (n: number) => n.toString(16).padStart(4, '0');
@@ -9,13 +11,17 @@ const hex4 = (n: number) => n.toString(16).padStart(4, '0');
 export function register(program: Command): void {
   program
     .command('devices')
-    .summary('the devices wasmdrv can drive: UIO devices and simulated models')
+    .summary('PCI devices (like lspci -k), UIO devices and simulated models, and which backend can take each')
     .option('--json', 'as one JSON object')
-    .action(action((o: { json?: boolean }) => {
-      const uio = discoverUio();
+    .option('--sysfs <dir>', 'the sysfs root to read (tests, chroots)', '/sys')
+    .option('--pci-ids <file>', 'the pci.ids database for names (default /usr/share/misc/pci.ids or /usr/share/hwdata/pci.ids)')
+    .action(action((o: { json?: boolean; sysfs: string; pciIds?: string }) => {
+      const pci = listPci({ sysfs: o.sysfs, pciIds: o.pciIds });
+      const uio = discoverUio({ sysfs: o.sysfs });
       const sims = listSimModels();
       if (o.json) {
         console.log(JSON.stringify({
+          pci,
           uio: uio.map((u) => ({
             id: u.id, name: u.name, version: u.version, devNode: u.devNode,
             maps: u.maps.map((m) => ({ ...m, addr: `0x${m.addr.toString(16)}` })), ports: u.ports,
@@ -25,11 +31,14 @@ export function register(program: Command): void {
         }));
         return 0;
       }
-      if (uio.length === 0) console.log('UIO devices: none (no /sys/class/uio entries)');
+      if (pci.length === 0) console.log(`PCI devices: none (no ${o.sysfs}/bus/pci/devices entries)`);
+      else console.log('PCI devices:');
+      for (const d of pci) for (const l of formatPci(d)) console.log(`  ${l}`);
+      if (uio.length === 0) console.log(`UIO devices: none (no ${o.sysfs}/class/uio entries)`);
       else console.log('UIO devices:');
       for (const u of uio) {
-        const pci = u.pci ? ` pci ${u.pci.slot} ${hex4(u.pci.vendor)}:${hex4(u.pci.device)}` : '';
-        console.log(`  ${u.id}  ${u.name} ${u.version}${pci}`);
+        const pciText = u.pci ? ` pci ${u.pci.slot} ${hex4(u.pci.vendor)}:${hex4(u.pci.device)}` : '';
+        console.log(`  ${u.id}  ${u.name} ${u.version}${pciText}`);
         for (const m of u.maps) console.log(`      map${m.index} ${m.name} addr 0x${m.addr.toString(16)} size 0x${m.size.toString(16)}`);
         for (const p of u.ports) console.log(`      port${p.index} ${p.name} 0x${p.start.toString(16)}+${p.size} ${p.type}`);
       }

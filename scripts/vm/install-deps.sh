@@ -9,6 +9,8 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v cpio >/dev/null || need+=(cpio)
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx insmod || need+=(busybox-static)
 command -v modinfo >/dev/null || need+=(kmod)
+# pci.ids, for the vendor/device/class names `wasmdrv devices` prints (optional at run time)
+[ -e /usr/share/misc/pci.ids ] || [ -e /usr/share/hwdata/pci.ids ] || need+=(hwdata)
 # a Debian kernel image with the headers of the same version
 have_kernel=""
 for img in /boot/vmlinuz-*-amd64; do
