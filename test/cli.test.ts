@@ -72,10 +72,10 @@ describe('wasmdrv CLI', () => {
   });
 });
 
-const COMMANDS = ['devices', 'run', 'demo', 'keygen', 'pack', 'sign', 'verify', 'inspect', 'fuzz', 'fault-campaign', 'bench', 'serve', 'call', 'status', 'reload'];
+const COMMANDS = ['devices', 'run', 'demo', 'new', 'build', 'keygen', 'pack', 'sign', 'verify', 'inspect', 'fuzz', 'fault-campaign', 'bench', 'serve', 'call', 'status', 'reload'];
 // Arguments that satisfy each command's required ones, so that the unknown option is the only problem.
 const MINIMAL: Record<string, string[]> = {
-  run: ['x.wasm', '--device', 'sim:edu'], pack: ['dir'], sign: ['p.wdrv', '--key', 'k'], verify: ['p.wdrv'], inspect: ['f.wasm'],
+  run: ['x.wasm', '--device', 'sim:edu'], new: ['d', '--device', 'edu'], pack: ['dir'], sign: ['p.wdrv', '--key', 'k'], verify: ['p.wdrv'], inspect: ['f.wasm'],
   fuzz: ['d.wasm', '--model', 'edu'], serve: ['--config', 'c.json'], call: ['edu', '1'], reload: ['edu', 'x.wasm'],
 };
 const stackLine = /^\s+at .*\(?(file|node):/m;

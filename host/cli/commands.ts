@@ -9,7 +9,9 @@ import * as fuzz from './fuzz.ts';
 import * as campaign from './fault-campaign.ts';
 import * as bench from './bench.ts';
 import * as service from './service.ts';
+import * as scaffold from './new.ts';
+import * as build from './build.ts';
 
 export const COMMANDS: { register(program: Command): void }[] = [
-  devices, run, demo, pkg, fuzz, campaign, bench, service,
+  devices, run, demo, scaffold, build, pkg, fuzz, campaign, bench, service,
 ];

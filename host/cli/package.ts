@@ -2,9 +2,9 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ABI_VERSION } from '../abi.ts';
+import { ABI_VERSION, IMPORT_MODULE, importGroup, MEMORY_IMPORT } from '../abi.ts';
 import { packageRoot } from '../native.ts';
-import { defaultTrustDir, readPackage, refusalFor } from '../package/load.ts';
+import { defaultTrustDir, isPackage, readPackage, refusalFor } from '../package/load.ts';
 import { describeGrant, grantFor, matches, parseManifest } from '../package/manifest.ts';
 import { appendSection, generateKeys, MANIFEST_SECTION, signPackage, stripSection } from '../package/sign.ts';
 import { isOpenSource } from '../package/licenses.ts';
@@ -73,7 +73,9 @@ async function cmdKeygen(values: { out: string; name: string }): Promise<number>
 }
 
 /** The asconfig.json target whose entry lives in `dir`: its outFile is the driver's .wasm. */
-function wasmFor(dir: string): string | undefined {
+function wasmFor(dir: string, name: string): string | undefined {
+  const built = join(dir, 'build', `${name}.wasm`);
+  if (existsSync(built)) return built;
   const root = packageRoot();
   try {
     const cfg = JSON.parse(readFileSync(join(root, 'asconfig.json'), 'utf8'));
@@ -90,7 +92,7 @@ async function cmdPack(dir: string, values: { wasm?: string; out?: string; key?:
   const manifestPath = join(dir, 'manifest.json');
   const manifestText = readUserText(manifestPath, 'manifest');
   const m = parseManifest(manifestText, manifestPath);
-  const wasm = values.wasm ?? wasmFor(dir);
+  const wasm = values.wasm ?? wasmFor(dir, m.name);
   if (!wasm) throw new CliError(`${dir}: no --wasm given, no build output (wasmdrv build ${dir}) and no asconfig.json target builds from this directory`);
   let bytes = stripSection(stripSection(read(wasm, 'driver file'), MANIFEST_SECTION), 'wasmdrv.signature');
   try {
@@ -149,8 +151,61 @@ async function cmdVerify(where: string, values: { trust?: string; device?: strin
   return problems.length ? 1 : 0;
 }
 
+/**
+ * A first draft of the manifest a bare driver needs, from what it imports: register imports want a
+ * region (read-only unless it writes), port imports a port range, irq_* interrupts, dma_* a window.
+ * Sizes, offsets and the match cannot be read from the binary: the draft marks them to fill in.
+ */
+export function draftManifest(name: string, imports: { module: string; name: string }[]): Record<string, unknown> {
+  const names = new Set(imports.filter((i) => i.module === IMPORT_MODULE).map((i) => i.name));
+  const has = (re: RegExp) => [...names].some((n) => re.test(n));
+  const draft: Record<string, unknown> = {
+    name: name.replace(/[^a-z0-9_-]/gi, '-').toLowerCase(), version: '0.1.0', license: 'FILL-IN (an SPDX id, e.g. Apache-2.0)', abi: ABI_VERSION,
+    description: 'FILL-IN',
+    match: [{ sim: 'FILL-IN (a model), or { "pci": { "vendor": "0x....", "device": "0x...." } } or { "uio": "name" }' }],
+  };
+  if (has(/^reg_/)) {
+    draft.regions = [{ index: 0, size: 'FILL-IN (bytes the driver touches, e.g. 0x100)', access: has(/^reg_write/) ? 'rw' : 'r', ...(has(/^reg_write/) ? { writable: [{ offset: 'FILL-IN', width: 4 }] } : {}) }];
+  }
+  if (has(/^io_/)) draft.ports = [{ index: 0, size: 8, access: has(/^io_out/) ? 'rw' : 'r' }];
+  if (has(/^dma_/)) draft.dma = { windows: 1 };
+  if (has(/^irq_/)) draft.interrupts = true;
+  return draft;
+}
+
+async function inspectModule(file: string, bytes: Uint8Array, json: boolean): Promise<number> {
+  let info: ReturnType<typeof readWasm>;
+  try {
+    info = readWasm(bytes);
+  } catch (err) {
+    throw new CliError(`${file}: not a valid Wasm module: ${(err as Error).message}`);
+  }
+  const foreign = info.imports.filter((i) => !(i.module === IMPORT_MODULE && importGroup(i.name)) && !(i.module === MEMORY_IMPORT.module && i.name === MEMORY_IMPORT.name));
+  const groups = [...new Set(info.imports.map((i) => (i.module === IMPORT_MODULE ? importGroup(i.name) : undefined)).filter(Boolean))];
+  const draft = draftManifest(basename(file).replace(/\.wasm$/, ''), info.imports);
+  const out = {
+    file, size: bytes.length, package: false,
+    imports: info.imports.map((i) => `${i.module}.${i.name}`), exports: info.exports.map((e) => e.name),
+    importGroups: groups, notInAbi: foreign.map((i) => `${i.module}.${i.name}`), draftManifest: draft,
+  };
+  if (json) {
+    console.log(JSON.stringify(out));
+    return 0;
+  }
+  console.log(`${file}: a bare driver module (no manifest: not a package)`);
+  console.log(`  size       ${bytes.length} bytes`);
+  console.log(`  imports    ${out.imports.join(' ')}`);
+  console.log(`  exports    ${out.exports.join(' ')}`);
+  console.log(`  needs      ${groups.join(', ') || 'nothing beyond memory'}`);
+  if (foreign.length) console.log(`  NOT IN THE ABI (it will be refused): ${out.notInAbi.join(' ')}`);
+  console.log(`  a first draft of its manifest.json (fill in the FILL-IN fields, then wasmdrv pack):`);
+  for (const l of JSON.stringify(draft, null, 2).split('\n')) console.log(`    ${l}`);
+  return 0;
+}
+
 async function cmdInspect(file: string, values: { trust?: string; json?: boolean }): Promise<number> {
   const bytes = read(file);
+  if (!isPackage(bytes)) return inspectModule(file, bytes, !!values.json);
   const pkg = readPackage(bytes, file, values.trust ?? defaultTrustDir());
   const info = readWasm(bytes);
   const m = pkg.manifest;
