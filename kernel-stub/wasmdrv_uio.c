@@ -38,6 +38,20 @@
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uio_driver.h>
+#include <linux/version.h>
+
+/*
+ * vma->vm_flags is read-only from Linux 6.3 on (the vm_flags wrapper functions of "mm: introduce vma->vm_flags
+ * wrapper functions"): flags are set through vm_flags_set(). Older kernels assign the field.
+ */
+static inline void stub_vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_set(vma, flags);
+#else
+	vma->vm_flags |= flags;
+#endif
+}
 
 #define DRV_NAME "wasmdrv_uio"
 #define DRV_VERSION "0.1"
@@ -155,7 +169,7 @@ static int stub_pci_mmap(struct uio_info *info, struct vm_area_struct *vma)
 		vma->vm_pgoff = 0;
 		return dma_mmap_coherent(&s->pdev->dev, vma, s->dma_virt, s->dma_bus, len);
 	}
-	vma->vm_flags |= VM_IO | VM_DONTEXPAND | VM_DONTDUMP;
+	stub_vm_flags_set(vma, VM_IO | VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot);
 	return io_remap_pfn_range(vma, vma->vm_start, mem->addr >> PAGE_SHIFT, len, vma->vm_page_prot);
 }
