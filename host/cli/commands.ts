@@ -11,7 +11,8 @@ import * as bench from './bench.ts';
 import * as service from './service.ts';
 import * as scaffold from './new.ts';
 import * as build from './build.ts';
+import * as net from './net.ts';
 
 export const COMMANDS: { register(program: Command): void }[] = [
-  devices, run, demo, scaffold, build, pkg, fuzz, campaign, bench, service,
+  devices, run, demo, scaffold, build, pkg, fuzz, campaign, bench, service, net,
 ];

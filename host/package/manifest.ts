@@ -5,6 +5,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import type { DeviceSpec } from '../devices/spec.ts';
 import type { ImportGroup } from '../abi.ts';
 import type { Grant, Limits, RegionPolicy } from '../sandbox/instance.ts';
+import { RINGS_SCHEMA, ringLayouts, type RingDecl } from './rings.ts';
 
 export interface Manifest {
   name: string;
@@ -23,6 +24,8 @@ export interface Manifest {
   }[];
   ports?: { index: number; size: number; access: 'r' | 'rw' }[];
   dma?: { windows: number; minSize?: string };
+  /** Descriptor rings (host/package/rings.ts), for the descriptor firewall. */
+  rings?: RingDecl[];
   interrupts?: boolean;
   limits?: Partial<Limits>;
 }
@@ -77,6 +80,7 @@ export const MANIFEST_SCHEMA = {
       items: { type: 'object', additionalProperties: false, required: ['index', 'size', 'access'], properties: { index: { type: 'integer', minimum: 0 }, size: { type: 'integer', minimum: 1 }, access: { enum: ['r', 'rw'] } } },
     },
     dma: { type: 'object', additionalProperties: false, required: ['windows'], properties: { windows: { type: 'integer', minimum: 0 }, minSize: hex } },
+    rings: RINGS_SCHEMA,
     interrupts: { type: 'boolean' },
     limits: {
       type: 'object', additionalProperties: false,
@@ -116,6 +120,11 @@ export function parseManifest(text: string, where: string): Manifest {
     throw new ManifestError(`${where}: manifest is not JSON: ${(err as Error).message}`);
   }
   if (!validate(m)) throw new ManifestError(`${where}: invalid manifest: ${(validate.errors ?? []).map(describeError).join('; ')}`);
+  try {
+    ringLayouts(m as Manifest, where);
+  } catch (err) {
+    throw new ManifestError((err as Error).message);
+  }
   return m as Manifest;
 }
 

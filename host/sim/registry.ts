@@ -2,11 +2,12 @@
 import type { SimModelClass } from './model.ts';
 import { edu } from './edu.ts';
 import { uart16550 } from './uart16550.ts';
+import { e1000 } from './e1000.ts';
 import { faulty } from './faulty.ts';
 import { bench } from './bench.ts';
 import { fuzzModel } from '../fuzz/model.ts';
 
-const MODELS: Record<string, SimModelClass<any>> = { edu, uart16550, bench };
+const MODELS: Record<string, SimModelClass<any>> = { edu, uart16550, e1000, bench };
 // Registered after MODELS exists: the faulty model looks its inner model up here.
 MODELS.faulty = faulty;
 MODELS.fuzz = fuzzModel;

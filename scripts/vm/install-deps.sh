@@ -19,6 +19,15 @@ for img in /boot/vmlinuz-*-amd64; do
   [ -d "/usr/src/linux-headers-$v" ] && [ -d "/lib/modules/$v/kernel" ] && have_kernel=$v
 done
 [ -n "$have_kernel" ] || need+=(linux-image-amd64 linux-headers-amd64)
+# and Debian 12's newer kernel line (6.12, in bookworm's archive): the stub must build and run on both
+# (WASMDRV_VM_KERNELS=all runs the scenarios on each installed kernel)
+have_612=""
+for img in /boot/vmlinuz-6.12*-amd64; do
+  [ -e "$img" ] || continue
+  v=${img#/boot/vmlinuz-}
+  [ -d "/usr/src/linux-headers-$v" ] && [ -d "/lib/modules/$v/kernel" ] && have_612=$v
+done
+[ -n "$have_612" ] || need+=(linux-image-6.12-amd64 linux-headers-6.12-amd64)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-deps: everything present (kernel $have_kernel)"

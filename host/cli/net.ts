@@ -1,0 +1,53 @@
+// wasmdrv net up <device> [--tap NAME] [--driver FILE] [--json]: drive a NIC with the sandboxed e1000
+// driver (under its manifest's grant) and attach it to a TAP interface until SIGINT/SIGTERM.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { Host } from '../host.ts';
+import { packageRoot } from '../native.ts';
+import { grantFor, parseManifest } from '../package/manifest.ts';
+import { TapBridge } from '../net/tap.ts';
+import { action, checkDeviceId, wholeNumber } from './common.ts';
+import { userModels } from './run.ts';
+
+export function register(program: Command): void {
+  const net = program.command('net').summary('network interfaces driven by sandboxed drivers');
+  net
+    .command('up')
+    .summary('the e1000 driver on a device, bridged to a TAP interface until SIGINT/SIGTERM')
+    .description("Loads the e1000 driver on the device (UIO lines are re-armed through irqcontrol), creates the TAP interface NAME (default: the kernel's tapN) with the NIC's MAC and link state, brings it up and moves frames both ways until SIGINT or SIGTERM. Prints one line when ready, and the counters at the end.")
+    .argument('<device>', 'uioN or sim:e1000')
+    .option('--tap <name>', 'the TAP interface name')
+    .option('--driver <file>', 'the e1000 driver (default build/drivers/e1000.wasm)')
+    .option('--wait-us <n>', 'how long the bridge waits for an interrupt, in microseconds', wholeNumber(0))
+    .option('--json', 'the ready line and the counters as JSON')
+    .action(action(netUp));
+}
+
+async function netUp(device: string, values: { tap?: string; driver?: string; waitUs?: number; json?: boolean }): Promise<number> {
+  checkDeviceId(device, userModels());
+  const waitUs = values.waitUs;
+  const root = packageRoot();
+  const manifestPath = join(root, 'guest-drivers', 'e1000', 'manifest.json');
+  const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath);
+  const host = new Host();
+  host.on('log', (e) => console.error(`[${e.driver}] ${e.level}: ${e.message}`));
+  host.on('fault', (f) => console.error(`[${f.driver}] fault ${f.kind}: ${f.message}`));
+  try {
+    const dev = host.openDevice(device, { rearm: 'irqcontrol' });
+    const { grant, limits } = grantFor(manifest, dev.spec, manifestPath);
+    const drv = await host.load(values.driver ?? join(root, 'build', 'drivers', 'e1000.wasm'), dev, { name: 'e1000', grant, limits });
+    const bridge = await TapBridge.open(drv, { tap: values.tap, waitUs });
+    const ready = { tap: bridge.name, mac: bridge.mac, device, link: bridge.stats.linkUp ? 'up' : 'down' };
+    console.log(values.json ? JSON.stringify({ ready }) : `net: ${bridge.name} up on ${device}, MAC ${bridge.mac}, link ${ready.link}`);
+    await new Promise<void>((done) => {
+      process.once('SIGINT', done);
+      process.once('SIGTERM', done);
+    });
+    await bridge.close();
+    console.log(values.json ? JSON.stringify({ stats: bridge.stats }) : `net: ${bridge.name}: ${JSON.stringify(bridge.stats)}`);
+    return drv.state === 'running' ? 0 : 1;
+  } finally {
+    await host.close();
+  }
+}
