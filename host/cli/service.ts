@@ -10,6 +10,16 @@ import { ServiceClient } from '../service/client.ts';
 export const DEFAULT_SOCKET = process.env.WASMDRV_SOCKET ?? '/run/wasmdrv/wasmdrv.sock';
 const SOCKET_HELP = 'the daemon\'s socket (default $WASMDRV_SOCKET or /run/wasmdrv/wasmdrv.sock)';
 
+/**
+ * Daemon log lines. Under systemd (stderr is the journal: JOURNAL_STREAM is set) each line carries an
+ * sd-daemon priority prefix ("<4>" warning, "<6>" info; sd-daemon(3)) that journald turns into the
+ * entry's priority; on a terminal the plain "[wasmdrv]" form.
+ */
+export function say(priority: number, s: string): void {
+  if (process.env.JOURNAL_STREAM) for (const line of s.split('\n')) console.error(`<${priority}>${line}`);
+  else console.error(`[wasmdrv] ${s}`);
+}
+
 export function register(program: Command): void {
   program
     .command('serve')
@@ -43,9 +53,15 @@ export function register(program: Command): void {
 
 async function cmdServe(values: { config: string }): Promise<number> {
   const text = readUserText(values.config, 'config file');
-  const svc = new Service(parseConfig(text, values.config), (s) => console.error(`[wasmdrv] ${s}`));
-  await svc.start();
-  console.error('[wasmdrv] ready');
+  let config: ReturnType<typeof parseConfig>;
+  try {
+    config = parseConfig(text, values.config);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const svc = new Service(config, (s) => say(/fault|refus|fail|error/i.test(s) ? 4 : 6, s), values.config);
+  await svc.start(); // closes what it started and throws on failure: exit 1, no hang
+  say(5, 'ready');
   await new Promise<void>((done) => {
     process.once('SIGINT', () => done());
     process.once('SIGTERM', () => done());

@@ -80,28 +80,58 @@ export class Service {
   private readonly drivers = new Map<string, Driver>();
   private readonly cfg = new Map<string, ServiceConfig['drivers'][number]>();
 
-  constructor(readonly config: ServiceConfig, private readonly log: (s: string) => void = () => {}) {}
+  /**
+   * `source` names the config in errors ("FILE: drivers[1] (edu): driver: ...": file, entry, field).
+   */
+  constructor(readonly config: ServiceConfig, private readonly log: (s: string) => void = () => {}, private readonly source = 'config') {}
 
+  /**
+   * Bind the socket first (a path that cannot be bound fails before any driver, and so any worker
+   * blocked in poll(), exists), then load each driver. On any failure everything started is closed
+   * and the error rethrown: the caller exits non-zero instead of hanging.
+   */
   async start(): Promise<void> {
-    for (const d of this.config.drivers) {
-      const dev = this.host.openDevice(d.device, { sim: d.sim });
-      const bytes = new Uint8Array(readFileSync(d.driver));
-      const drv = isPackage(bytes)
-        ? await loadPackage(this.host, bytes, dev, { trust: this.config.trust, allowUnsigned: d.allowUnsigned, onWarning: this.log })
-        : await this.host.load(bytes, dev, { name: d.name });
-      drv.on('fault', (f) => this.log(`${d.name}: fault ${f.kind}: ${f.message}`));
-      this.drivers.set(d.name, drv);
-      this.cfg.set(d.name, d);
-      this.queues.set(d.name, new FairQueue(drv, (c, r) => this.send(c.client, { id: c.id, ...r })));
-      this.log(`${d.name}: ${d.driver} on ${d.device}`);
+    try {
+      if (existsSync(this.config.socket)) unlinkSync(this.config.socket);
+      this.server = createServer((s) => this.accept(s));
+      await new Promise<void>((resolve, reject) => {
+        this.server!.once('error', (err) => reject(new Error(`${this.source}: socket: cannot listen on ${this.config.socket}: ${err.message}`)));
+        this.server!.listen(this.config.socket, () => resolve());
+      });
+      chmodSync(this.config.socket, parseInt(this.config.mode ?? '0660', 8));
+      for (const d of this.config.drivers) this.cfg.set(d.name, d);
+      for (const [i, d] of this.config.drivers.entries()) {
+        const entry = `${this.source}: drivers[${i}] (${d.name})`;
+        let dev;
+        try {
+          dev = this.host.openDevice(d.device, { sim: d.sim });
+        } catch (err) {
+          throw new Error(`${entry}: device: ${(err as Error).message}`);
+        }
+        let bytes: Uint8Array;
+        try {
+          bytes = new Uint8Array(readFileSync(d.driver));
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException;
+          throw new Error(`${entry}: driver: ${d.driver}: cannot read: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+        }
+        let drv: Driver;
+        try {
+          drv = isPackage(bytes)
+            ? await loadPackage(this.host, bytes, dev, { trust: this.config.trust, allowUnsigned: d.allowUnsigned, onWarning: this.log })
+            : await this.host.load(bytes, dev, { name: d.name });
+        } catch (err) {
+          throw Object.assign(new Error(`${entry}: driver: ${d.driver}: ${(err as Error).message}`), { fault: (err as { fault?: unknown }).fault });
+        }
+        drv.on('fault', (f) => this.log(`${d.name}: fault ${f.kind}: ${f.message}`));
+        this.drivers.set(d.name, drv);
+        this.queues.set(d.name, new FairQueue(drv, (c, r) => this.send(c.client, { id: c.id, ...r })));
+        this.log(`${d.name}: ${d.driver} on ${d.device}`);
+      }
+    } catch (err) {
+      await this.close();
+      throw err;
     }
-    if (existsSync(this.config.socket)) unlinkSync(this.config.socket);
-    this.server = createServer((s) => this.accept(s));
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.config.socket, () => resolve());
-    });
-    chmodSync(this.config.socket, parseInt(this.config.mode ?? '0660', 8));
     this.log(`listening on ${this.config.socket}`);
   }
 
@@ -179,7 +209,7 @@ export class Service {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await new Promise<void>((r) => (this.server?.listening ? this.server.close(() => r()) : r()));
     await this.host.close();
     if (existsSync(this.config.socket)) unlinkSync(this.config.socket);
   }
