@@ -178,7 +178,7 @@ const UNWRAPPED = new Set(['inb', 'inw', 'inl', 'outb', 'outw', 'outl', 'pageSiz
 
 /**
  * The path of the addon node-gyp-build picks: native/build/Release (compiled here) first, else the
- * prebuilt binary for this platform in native/prebuilds/ (`npm run prebuild`).
+ * prebuilt binary for this platform in native/prebuilds/ (`npm run native:prebuild`).
  */
 export function nativeBinaryPath(): string {
   const require = createRequire(import.meta.url);

@@ -1,7 +1,7 @@
 // npm install's step for the addon: use the prebuilt binary in native/prebuilds/ (no compiler needed)
 // when it was built from the current native/ sources, else compile with node-gyp. node-gyp-build checks
 // finds the binary for this platform; if none loads, this compiles.
-// `npm run prebuild` rebuilds the binary (prebuildify) and records the sources' hash beside it.
+// `npm run native:prebuild` rebuilds the binary (prebuildify) and records the sources' hash beside it.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
