@@ -12,6 +12,8 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
+// Imported, not required at run time, so that a bundle of the host (the VM test's staged daemon) carries it.
+import gypBuild from 'node-gyp-build';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -181,8 +183,6 @@ const UNWRAPPED = new Set(['inb', 'inw', 'inl', 'outb', 'outw', 'outl', 'pageSiz
  * prebuilt binary for this platform in native/prebuilds/ (`npm run native:prebuild`).
  */
 export function nativeBinaryPath(): string {
-  const require = createRequire(import.meta.url);
-  const gypBuild = require('node-gyp-build') as { path(dir: string): string };
   try {
     return gypBuild.path(join(packageRoot(), 'native'));
   } catch (err) {
