@@ -16,7 +16,8 @@ import { printFault } from './cli/run.ts';
 
 function version(): string {
   try {
-    return JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')).version;
+    // A package.json without a version (the VM test's staged copy) must not turn .version() into its getter.
+    return String(JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')).version ?? 'unknown');
   } catch {
     return 'unknown';
   }
