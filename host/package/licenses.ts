@@ -4,13 +4,13 @@
 // open when the SPDX licence list marks it OSI-approved (spdx-license-list; deprecated ids such as
 // GPL-2.0 included), or is a public-domain dedication (CC0-1.0). "A OR B" is open when either is (the
 // user may pick), "A AND B" when both are; "A WITH exception" is judged by A. LicenseRef-* is never open.
-import { createRequire } from 'node:module';
+// Imported (not required at run time) so that a bundle of the host carries them.
+import parseSpdx from 'spdx-expression-parse';
+import correct from 'spdx-correct';
+import list from 'spdx-license-list';
 
-const require = createRequire(import.meta.url);
 type Node = { license: string; plus?: boolean; exception?: string } | { left: Node; conjunction: 'and' | 'or'; right: Node };
-const parse = require('spdx-expression-parse') as (s: string) => Node;
-const correct = require('spdx-correct') as (s: string) => string | null;
-const list = require('spdx-license-list') as Record<string, { osiApproved: boolean }>;
+const parse = parseSpdx as (s: string) => Node;
 
 /** Dedications to the public domain: not OSI licences, but nothing in them is closed. */
 const PUBLIC_DOMAIN = new Set(['CC0-1.0']);

@@ -23,7 +23,9 @@ async function stageService(root, work) {
   for (const d of ['dist', 'bin', dirname(addon), 'build/drivers']) mkdirSync(join(dir, d), { recursive: true });
   await build({ absWorkingDir: root, entryPoints: ['host/cli.ts'], outfile: join(dir, 'dist', 'cli.js'), bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } });
-  copyFileSync(join(root, 'dist', 'worker.js'), join(dir, 'dist', 'worker.js'));
+  // The worker too is bundled with its npm dependencies (it loads the addon through node-gyp-build).
+  await build({ absWorkingDir: root, entryPoints: ['host/sandbox/worker.ts'], outfile: join(dir, 'dist', 'worker.js'), bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } });
   copyFileSync(join(root, 'bin', 'wasmdrv.js'), join(dir, 'bin', 'wasmdrv.js'));
   copyFileSync(join(root, addon), join(dir, addon));
   copyFileSync(join(root, 'build', 'drivers', 'edu.wasm'), join(dir, 'build', 'drivers', 'edu.wasm'));
