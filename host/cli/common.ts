@@ -79,12 +79,14 @@ export function checkDeviceId(id: string, models: string[]): void {
     if (!models.includes(model)) throw new UsageError(`device "${id}": unknown simulated model "${model}" (known: ${models.join(', ')}; see \`wasmdrv devices\`)`);
     return;
   }
+  // vfio:DDDD:BB:DD.F (the VFIO backend, issue 21): the host names a device it cannot open.
+  if (/^vfio:/.test(id)) return;
   if (/^uio\d+$/.test(id)) {
     const known = discoverUio().map((u) => u.id);
     if (!known.includes(id)) throw new UsageError(`device ${id}: no such UIO device under /sys/class/uio (${known.length ? `present: ${known.join(', ')}` : 'none present'})`);
     return;
   }
-  throw new UsageError(`device "${id}": not a device id (use uioN or sim:MODEL; see \`wasmdrv devices\`)`);
+  throw new UsageError(`device "${id}": not a device id (use uioN, vfio:DDDD:BB:DD.F or sim:MODEL; see \`wasmdrv devices\`)`);
 }
 
 /** The full name of a command ("wasmdrv verify"). */
