@@ -11,6 +11,9 @@
 
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import { getSystemErrorName } from 'node:util';
+// Imported, not required at run time, so that a bundle of the host (the VM test's staged daemon) carries it.
+import gypBuild from 'node-gyp-build';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -191,17 +194,61 @@ export function packageRoot(): string {
 
 let cached: Native | undefined;
 
-/** Load the addon built by node-gyp (`npm install` runs `node-gyp rebuild --directory native`). */
 const MAPPING_OWNER = Symbol('wasmdrv.mapping');
+
+/** The addon reports errno numbers; their names ("ENOENT") come from Node, which knows them all. */
+function nameErrno(err: unknown): never {
+  const e = err as Partial<NativeError> | undefined;
+  if (e && typeof e.errno === 'number' && e.code === undefined) {
+    e.code = getSystemErrorName(-e.errno);
+    e.message = `${e.message} (${e.code})`;
+  }
+  throw err;
+}
+
+function named<F extends (...args: any[]) => any>(fn: F): F {
+  return function (this: unknown, ...args: unknown[]) {
+    try {
+      return fn.apply(this, args);
+    } catch (err) {
+      return nameErrno(err);
+    }
+  } as F;
+}
+
+/** Port I/O is on the hot path and never reports errno: left unwrapped. */
+const UNWRAPPED = new Set(['inb', 'inw', 'inl', 'outb', 'outw', 'outl', 'pageSize']);
+
+/**
+ * The path of the addon node-gyp-build picks: native/build/Release (compiled here) first, else the
+ * prebuilt binary for this platform in native/prebuilds/ (`npm run native:prebuild`).
+ */
+export function nativeBinaryPath(): string {
+  try {
+    return gypBuild.path(join(packageRoot(), 'native'));
+  } catch (err) {
+    throw new Error(`wasmdrv: no native addon for this platform (${(err as Error).message.split('\n')[0]}): run \`npm install\` (compiles it with node-gyp)`);
+  }
+}
 
 export function loadNative(): Native {
   if (cached) return cached;
-  const file = join(packageRoot(), 'native', 'build', 'Release', 'wasmdrv.node');
-  if (!existsSync(file)) {
-    throw new Error(`wasmdrv: native addon not built: ${file} is missing (run \`npm install\` or \`npm run install\`)`);
-  }
   const require = createRequire(import.meta.url);
-  const addon = require(file) as Native;
+  const addon = require(nativeBinaryPath()) as Native;
+  const table = addon as unknown as Record<string, unknown>;
+  for (const [name, fn] of Object.entries(table)) {
+    if (typeof fn === 'function' && !UNWRAPPED.has(name)) table[name] = named(fn as (...a: unknown[]) => unknown);
+  }
+  // Objects the addon hands out have methods that throw errno too.
+  for (const name of ['mapFd', 'mapFile', 'mapIntoBuffer'] as const) {
+    const make = table[name] as (...args: unknown[]) => { close(): void };
+    table[name] = (...args: unknown[]) => {
+      const m = make(...args);
+      const close = m.close;
+      Object.defineProperty(m, 'close', { value: named(() => close.call(m)) });
+      return m;
+    };
+  }
   // A mapping is unmapped when its Mapping object is collected; a buffer it handed out must keep it
   // alive, or a program that keeps only the buffer touches unmapped memory. (The addon's methods are
   // read-only, so each Mapping gets an own buffer() that ties the buffer to it.)

@@ -43,6 +43,37 @@
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uio_driver.h>
+#include <linux/version.h>
+
+/*
+ * vma->vm_flags is read-only from Linux 6.3 on (the vm_flags wrapper functions of "mm: introduce vma->vm_flags
+ * wrapper functions"): flags are set through vm_flags_set(). Older kernels assign the field.
+ */
+/*
+ * Whether the device's driver_override names this driver. Newer kernels (and Debian's 6.12, which
+ * backports it) keep the override in struct device behind a lock, with device_match_driver_override();
+ * older ones in pci_dev->driver_override. Kbuild tests the header (STUB_DEVICE_DRIVER_OVERRIDE): a
+ * version number cannot tell a backport.
+ */
+static struct pci_driver stub_pci_driver;
+
+static bool stub_driver_override_is_us(struct pci_dev *pdev)
+{
+#ifdef STUB_DEVICE_DRIVER_OVERRIDE
+	return device_match_driver_override(&pdev->dev, &stub_pci_driver.driver) > 0;
+#else
+	return pdev->driver_override && !strcmp(pdev->driver_override, stub_pci_driver.name);
+#endif
+}
+
+static inline void stub_vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_set(vma, flags);
+#else
+	vma->vm_flags |= flags;
+#endif
+}
 
 #define DRV_NAME "wasmdrv_uio"
 #define DRV_VERSION "0.1"
@@ -175,7 +206,7 @@ static int stub_pci_mmap(struct uio_info *info, struct vm_area_struct *vma)
 		vma->vm_pgoff = 0;
 		return dma_mmap_coherent(&s->pdev->dev, vma, s->dma_virt, s->dma_bus, len);
 	}
-	vma->vm_flags |= VM_IO | VM_DONTEXPAND | VM_DONTDUMP;
+	stub_vm_flags_set(vma, VM_IO | VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot);
 	return io_remap_pfn_range(vma, vma->vm_start, mem->addr >> PAGE_SHIFT, len, vma->vm_page_prot);
 }
@@ -187,7 +218,7 @@ static int stub_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	int bar, n = 0, err;
 
 	/* A NIC is someone's network: take it only when the administrator named this driver for it. */
-	if (entry == &e1000_entry && !(pdev->driver_override && !strcmp(pdev->driver_override, DRV_NAME)))
+	if (entry == &e1000_entry && !stub_driver_override_is_us(pdev))
 		return -ENODEV;
 
 	err = pcim_enable_device(pdev);

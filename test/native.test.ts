@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadNative, packageRoot } from '../host/native.ts';
+import { loadNative, nativeBinaryPath, packageRoot } from '../host/native.ts';
 
 const native = loadNative();
-const addon = join(packageRoot(), 'native', 'build', 'Release', 'wasmdrv.node');
+const addon = nativeBinaryPath();
 const tmp = mkdtempSync(join(tmpdir(), 'wasmdrv-native-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -230,5 +230,8 @@ describe('port I/O', () => {
 
   it('refuses a port range outside 0..0xffff before asking the kernel', () => {
     expect(errorOf(() => native.iopermGrant(0xfffe, 4))).toMatchObject({ code: 'EINVAL', syscall: 'ioperm' });
+  });
+  it('names every errno through Node (ENOTDIR was missing from the old hand list)', () => {
+    expect(errorOf(() => native.open('/etc/passwd/x'))).toMatchObject({ code: 'ENOTDIR', errno: 20, syscall: 'open', message: expect.stringContaining('(ENOTDIR)') });
   });
 });

@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Host } from '../host.ts';
-import { loadNative, packageRoot } from '../native.ts';
+import { loadNative, nativeBinaryPath, packageRoot } from '../native.ts';
 import { measureReload } from '../reload.ts';
 import { decodeResponse } from '../payload.ts';
 import type { Driver } from '../driver.ts';
@@ -250,7 +250,7 @@ async function irqLatency(a: { bin: string; root: string; rounds: number; pinned
   try {
     // 1. pinger thread in this process: a worker running the same loop as bench/native.c irq-pinger
     words.fill(0n, 0, 16 + a.rounds);
-    const pinger = new Worker(PINGER, { eval: true, workerData: { addon: join(a.root, 'native', 'build', 'Release', 'wasmdrv.node'), irqFd: a.irqFd, dmaFd: a.dmaFd, rounds: a.rounds } });
+    const pinger = new Worker(PINGER, { eval: true, workerData: { addon: nativeBinaryPath(), irqFd: a.irqFd, dmaFd: a.dmaFd, rounds: a.rounds } });
     const pingerDone = once(pinger, 'exit');
     checked(await a.wait());
     const [code] = await pingerDone;
@@ -285,7 +285,7 @@ async function irqLatency(a: { bin: string; root: string; rounds: number; pinned
     const efd = native.eventfdCreate(0);
     let js: number[], nat: number[];
     try {
-      const data = { addon: join(a.root, 'native', 'build', 'Release', 'wasmdrv.node'), irqFd: efd, dmaFd: a.dmaFd, rounds: a.rounds };
+      const data = { addon: nativeBinaryPath(), irqFd: efd, dmaFd: a.dmaFd, rounds: a.rounds };
       const waiter = new Worker(JS_WAITER, { eval: true, workerData: data });
       const pinger2 = new Worker(PINGER, { eval: true, workerData: data });
       const codes = await Promise.all([once(waiter, 'exit'), once(pinger2, 'exit')]);

@@ -1,18 +1,24 @@
 // wasmdrv bench [--quick] [--json] [--plot] [--only regs,dma,irq,ring,lifecycle] — see host/bench/bench.ts.
-import { parseArgs } from 'node:util';
+import type { Command } from 'commander';
 import { BENCH_SECTIONS, runBench, type BenchSection } from '../bench/bench.ts';
+import { action, UsageError } from './common.ts';
 
-export async function cmdBench(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean' }, json: { type: 'boolean' }, plot: { type: 'boolean' }, only: { type: 'string' } } });
-  let only: BenchSection[] | undefined;
-  if (values.only !== undefined) {
-    only = values.only.split(',').map((s) => s.trim()) as BenchSection[];
-    const bad = only.filter((s) => !BENCH_SECTIONS.includes(s));
-    if (bad.length) {
-      console.error(`wasmdrv bench: --only: unknown section ${bad.map((b) => JSON.stringify(b)).join(', ')} (sections: ${BENCH_SECTIONS.join(', ')})`);
-      return 2;
-    }
-  }
-  await runBench({ quick: !!values.quick, json: !!values.json, plot: !!values.plot, only });
-  return 0;
+export function register(program: Command): void {
+  program
+    .command('bench')
+    .summary('measure register, DMA, interrupt and lifecycle costs against baselines from the same run')
+    .option('--quick', 'fewer iterations (a smoke run)')
+    .option('--json', 'results as one JSON object')
+    .option('--plot', 'write the interrupt latency plot')
+    .option('--only <sections>', `comma-separated sections (${BENCH_SECTIONS.join(', ')})`)
+    .action(action(async (o: { quick?: boolean; json?: boolean; plot?: boolean; only?: string }) => {
+      let only: BenchSection[] | undefined;
+      if (o.only !== undefined) {
+        only = o.only.split(',').map((s) => s.trim()) as BenchSection[];
+        const bad = only.filter((s) => !BENCH_SECTIONS.includes(s));
+        if (bad.length) throw new UsageError(`--only: unknown section ${bad.map((b) => JSON.stringify(b)).join(', ')} (sections: ${BENCH_SECTIONS.join(', ')})`);
+      }
+      await runBench({ quick: !!o.quick, json: !!o.json, plot: !!o.plot, only });
+      return 0;
+    }));
 }

@@ -5,13 +5,9 @@
 
 import { existsSync, readlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { parseArgs } from 'node:util';
+import type { Command } from 'commander';
+import { action, CliError, UsageError } from './common.ts';
 import { BDF_RE, pciDevice, planVfio, VfioError, type VfioRoots } from '../devices/vfio.ts';
-
-export const BIND_USAGE = `usage: wasmdrv bind <DDDD:BB:DD.F> --vfio|--uio|--kernel [--json]
-  --vfio     bind to vfio-pci (DMA confined by the IOMMU; needs intel_iommu=on or amd_iommu=on)
-  --uio      bind to uio_pci_generic (DMA confined only by the register firewall)
-  --kernel   clear the override and let the kernel's own driver take it again`;
 
 export class BindError extends Error {}
 
@@ -82,30 +78,29 @@ function vfioNote(slot: string, roots: VfioRoots): string | undefined {
   }
 }
 
-export async function cmdBind(argv: string[]): Promise<number> {
-  let values;
-  let positionals;
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv, allowPositionals: true,
-      options: { vfio: { type: 'boolean' }, uio: { type: 'boolean' }, kernel: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' }, sysfs: { type: 'string' } },
-    }));
-  } catch (err) {
-    console.error(`wasmdrv bind: ${(err as Error).message}\n${BIND_USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(BIND_USAGE);
-    return 0;
-  }
+export function register(program: Command): void {
+  program
+    .command('bind')
+    .summary('hand a PCI device to vfio-pci, uio_pci_generic or its kernel driver')
+    .description('Writes the driver to the device\'s driver_override, unbinds it, asks the kernel to probe it again and checks who took it (like driverctl and dpdk-devbind).\n' +
+      '  --vfio     vfio-pci: DMA confined by the IOMMU (needs intel_iommu=on or amd_iommu=on)\n' +
+      '  --uio      uio_pci_generic: DMA confined only by the register firewall\n' +
+      '  --kernel   clear the override and let the kernel\'s own driver take it again')
+    .argument('<bdf>', 'the PCI address, DDDD:BB:DD.F')
+    .option('--vfio', 'bind to vfio-pci')
+    .option('--uio', 'bind to uio_pci_generic')
+    .option('--kernel', "back to the kernel's driver")
+    .option('--json', 'the result as JSON')
+    .option('--sysfs <dir>', 'another sysfs root (tests)')
+    .action(action(bind));
+}
+
+async function bind(slot: string, values: { vfio?: boolean; uio?: boolean; kernel?: boolean; json?: boolean; sysfs?: string }): Promise<number> {
   const modes = (['vfio', 'uio', 'kernel'] as const).filter((k) => values[k]);
-  if (positionals.length !== 1 || modes.length !== 1) {
-    console.error(`wasmdrv bind: want one PCI address and exactly one of --vfio, --uio, --kernel\n${BIND_USAGE}`);
-    return 2;
-  }
+  if (modes.length !== 1) throw new UsageError('want exactly one of --vfio, --uio, --kernel');
   const target = modes[0] === 'vfio' ? 'vfio-pci' : modes[0] === 'uio' ? 'uio_pci_generic' : '';
   try {
-    const r = bindDevice(positionals[0], target, { sysfs: values.sysfs });
+    const r = bindDevice(slot, target, { sysfs: values.sysfs });
     if (values.json) console.log(JSON.stringify(r));
     else {
       console.log(`${r.slot}: ${r.before ?? 'no driver'} -> ${r.after ?? 'no driver'}`);
@@ -115,7 +110,6 @@ export async function cmdBind(argv: string[]): Promise<number> {
   } catch (err) {
     if (!(err instanceof BindError)) throw err;
     if (values.json) console.log(JSON.stringify({ ok: false, error: err.message }));
-    console.error(`wasmdrv bind: ${err.message}`);
-    return 1;
+    throw new CliError(err.message, 1);
   }
 }

@@ -1,7 +1,9 @@
-// wasmdrv fuzz <driver.wasm | package> --model <edu|uart16550|generic> [options]
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// wasmdrv fuzz <driver.wasm | package> --model <edu|uart16550|generic> [options]: coverage- and
+// comparison-guided fuzzing against a device whose register values, interrupts and DMA writes come from
+// the input; every export is an entry point. A package is fuzzed under its manifest's grant.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { Option, type Command } from 'commander';
 import { LoadError } from '../faults.ts';
 import { crashKey, Executor, fuzzDeviceSpec, minimize } from '../fuzz/engine.ts';
 import { coveragePlot, runFuzz, type FuzzCrash, type FuzzProgress } from '../fuzz/fuzz.ts';
@@ -10,68 +12,45 @@ import { isPackage, readPackage } from '../package/load.ts';
 import { grantFor } from '../package/manifest.ts';
 import type { Grant, Limits } from '../sandbox/instance.ts';
 import { simModels } from '../sim/registry.ts';
+import { action, readUserFile, UsageError, wholeNumber } from './common.ts';
 
-export const FUZZ_USAGE = `wasmdrv fuzz <driver.wasm|package> --model <edu|uart16550|generic> [options]
-  Coverage- and comparison-guided fuzzing of a driver against a device whose register values,
-  interrupts and DMA writes come from the input; every export is an entry point (probe, request,
-  interrupt, reset, remove, state_restore). A package is fuzzed under its manifest's grant.
-  --execs N          stop after N executions (default 20000; 0 = no limit, with --seconds)
-  --seconds S        stop after S seconds
-  --jobs N           N worker threads sharing DIR/corpus (default 1)
-  --seed S           deterministic per seed (default 1)
-  --fuel N           loop iterations per driver call before it is a hang (default 2000)
-  --out DIR          corpus/, crashes/ (reproducers + .json), coverage.svg (default fuzz-out)
-  --stop-on-crash    stop at the first crash
-  --replay FILE      run one reproducer; exit 1 if it crashes
-  --minimize FILE    shrink a reproducer to FILE.min, keeping its crash
-  --json             JSON lines: status every second, each crash, the summary last
-  --help`;
-
-function usage(message: string): number {
-  console.error(`wasmdrv fuzz: ${message}\n${FUZZ_USAGE}`);
-  return 2;
+interface FuzzOptions {
+  model: string; execs: number; jobs: number; seed: number; out: string; replay?: string; minimize?: string; json?: boolean;
+  seconds?: number; fuel?: number; stopOnCrash?: boolean;
 }
 
-export async function cmdFuzz(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        model: { type: 'string' }, execs: { type: 'string', default: '20000' }, jobs: { type: 'string', default: '1' },
-        seed: { type: 'string', default: '1' }, out: { type: 'string', default: 'fuzz-out' }, replay: { type: 'string' },
-        minimize: { type: 'string' }, json: { type: 'boolean' }, seconds: { type: 'string' }, fuel: { type: 'string' },
-        'stop-on-crash': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    return usage((err as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(FUZZ_USAGE);
-    return 0;
-  }
-  if (positionals.length !== 1) return usage('wants one driver (.wasm or package)');
+function seconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--seconds wants a positive number, not "${v}"`);
+  return n;
+}
+
+export function register(program: Command): void {
   const known = ['generic', ...simModels().map((m) => m.name).filter((m) => m === 'edu' || m === 'uart16550')];
-  if (!values.model || !known.includes(values.model)) return usage(`wants --model ${known.join('|')}`);
+  program
+    .command('fuzz')
+    .summary('coverage-guided fuzzing of a driver with device-side inputs')
+    .description('Coverage- and comparison-guided fuzzing of a driver against a device whose register values, interrupts and DMA writes come from the input; every export is an entry point (probe, request, interrupt, reset, remove, state_restore). A package is fuzzed under its manifest\'s grant. Reproducers (with their execution index and time) go to DIR/crashes, the plot to DIR/coverage.svg. Exit 1 when --replay or --minimize reproduces a crash.')
+    .argument('<driver>', 'a .wasm driver or a .wdrv package')
+    .addOption(new Option('--model <model>', 'the device model the inputs drive').choices(known).makeOptionMandatory())
+    .option('--execs <n>', 'stop after N executions (0: no limit, with --seconds or --stop-on-crash)', wholeNumber(0), 20000)
+    .option('--seconds <s>', 'stop after S seconds', seconds)
+    .option('--jobs <n>', 'worker threads sharing DIR/corpus', wholeNumber(1), 1)
+    .option('--seed <s>', 'deterministic per seed', wholeNumber(0), 1)
+    .option('--fuel <n>', 'loop iterations per driver call before it is a hang (default 2000)', wholeNumber(1))
+    .option('--out <dir>', 'corpus/, crashes/ (reproducers + .json), coverage.svg', 'fuzz-out')
+    .option('--stop-on-crash', 'stop at the first crash')
+    .option('--replay <file>', 'run one reproducer; exit 1 if it crashes')
+    .option('--minimize <file>', 'shrink a reproducer to FILE.min, keeping its crash')
+    .option('--json', 'JSON lines: status every second, each crash, the summary last')
+    .action(action(fuzz));
+}
+
+async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
+  const path = driverPath;
   const model = values.model;
-  const nums: Record<string, number> = {};
-  for (const name of ['execs', 'jobs', 'seed', 'seconds', 'fuel'] as const) {
-    const v = values[name];
-    if (v === undefined) continue;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0 || (name !== 'seconds' && !Number.isInteger(n))) return usage(`--${name} wants a ${name === 'seconds' ? '' : 'whole '}number, not "${v}"`);
-    nums[name] = n;
-  }
-  const path = positionals[0];
-  let driver: Uint8Array;
-  try {
-    driver = new Uint8Array(readFileSync(path));
-  } catch (err) {
-    throw new LoadError(`${path}: cannot read: ${(err as Error).message}`);
-  }
+  const nums: Record<string, number | undefined> = { execs: values.execs, jobs: values.jobs, seed: values.seed, seconds: values.seconds, fuel: values.fuel };
+  const driver = readUserFile(path, 'driver file');
   // A package: its manifest's grant and limits, as `wasmdrv run` would enforce them.
   let grant: Grant | undefined;
   let limits: Partial<Limits> | undefined;
@@ -93,12 +72,7 @@ export async function cmdFuzz(argv: string[]): Promise<number> {
 
   if (values.replay || values.minimize) {
     const file = (values.replay ?? values.minimize)!;
-    let input: Uint8Array;
-    try {
-      input = new Uint8Array(readFileSync(file));
-    } catch (err) {
-      throw new LoadError(`${file}: cannot read: ${(err as Error).message}`);
-    }
+    const input = readUserFile(file, 'fuzz input');
     const ex = new Executor(inst, model, { grant, limits, fuel });
     try {
       const res = ex.run(input);
@@ -124,9 +98,9 @@ export async function cmdFuzz(argv: string[]): Promise<number> {
   const tty = process.stderr.isTTY && !values.json;
   const line = (s: FuzzProgress) => `${(s.ms / 1000).toFixed(0)} s · execs ${s.execs} · ${s.execsPerSec}/s · coverage ${s.coverage} edges · corpus ${s.corpus} · crashes ${s.crashes}`;
   const execs = nums.execs === 0 ? Infinity : nums.execs ?? 20000;
-  if (!Number.isFinite(execs) && nums.seconds === undefined && !values['stop-on-crash']) return usage('--execs 0 (no limit) needs --seconds or --stop-on-crash');
+  if (!Number.isFinite(execs) && nums.seconds === undefined && !values.stopOnCrash) throw new UsageError('--execs 0 (no limit) needs --seconds or --stop-on-crash');
   const result = await runFuzz({
-    driver, model, execs, seconds: nums.seconds, stopOnCrash: values['stop-on-crash'], seed: nums.seed ?? 1, jobs: Math.max(1, nums.jobs ?? 1),
+    driver, model, execs, seconds: nums.seconds, stopOnCrash: values.stopOnCrash, seed: nums.seed ?? 1, jobs: Math.max(1, nums.jobs ?? 1),
     outDir: values.out, grant, limits, fuel,
     onProgress: (s) => {
       if (values.json) console.log(JSON.stringify({ event: 'status', ...s }));

@@ -2,36 +2,31 @@
 // driver (under its manifest's grant) and attach it to a TAP interface until SIGINT/SIGTERM.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import type { Command } from 'commander';
 import { Host } from '../host.ts';
 import { packageRoot } from '../native.ts';
 import { grantFor, parseManifest } from '../package/manifest.ts';
 import { TapBridge } from '../net/tap.ts';
+import { action, checkDeviceId, wholeNumber } from './common.ts';
+import { userModels } from './run.ts';
 
-export const NET_USAGE = `usage: wasmdrv net up <uioN|sim:e1000> [--tap NAME] [--driver FILE] [--wait-us N] [--json]
-  Loads the e1000 driver on the device (UIO lines are re-armed through irqcontrol), creates the TAP
-  interface NAME (default: the kernel's tapN) with the NIC's MAC and link state, brings it up and moves
-  frames both ways until SIGINT or SIGTERM. Prints one line when ready, and the counters at the end.`;
+export function register(program: Command): void {
+  const net = program.command('net').summary('network interfaces driven by sandboxed drivers');
+  net
+    .command('up')
+    .summary('the e1000 driver on a device, bridged to a TAP interface until SIGINT/SIGTERM')
+    .description("Loads the e1000 driver on the device (UIO lines are re-armed through irqcontrol), creates the TAP interface NAME (default: the kernel's tapN) with the NIC's MAC and link state, brings it up and moves frames both ways until SIGINT or SIGTERM. Prints one line when ready, and the counters at the end.")
+    .argument('<device>', 'uioN or sim:e1000')
+    .option('--tap <name>', 'the TAP interface name')
+    .option('--driver <file>', 'the e1000 driver (default build/drivers/e1000.wasm)')
+    .option('--wait-us <n>', 'how long the bridge waits for an interrupt, in microseconds', wholeNumber(0))
+    .option('--json', 'the ready line and the counters as JSON')
+    .action(action(netUp));
+}
 
-export async function cmdNet(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true,
-    options: { tap: { type: 'string' }, driver: { type: 'string' }, 'wait-us': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' }, debug: { type: 'boolean' } },
-  });
-  if (values.help) {
-    console.log(NET_USAGE);
-    return 0;
-  }
-  if (positionals[0] !== 'up' || positionals.length !== 2) {
-    console.error(`wasmdrv net: want "net up <device>"\n${NET_USAGE}`);
-    return 2;
-  }
-  const device = positionals[1];
-  const waitUs = values['wait-us'] === undefined ? undefined : Number(values['wait-us']);
-  if (waitUs !== undefined && !(Number.isInteger(waitUs) && waitUs >= 0)) {
-    console.error(`wasmdrv net: --wait-us "${values['wait-us']}" is not a whole number of microseconds`);
-    return 2;
-  }
+async function netUp(device: string, values: { tap?: string; driver?: string; waitUs?: number; json?: boolean }): Promise<number> {
+  checkDeviceId(device, userModels());
+  const waitUs = values.waitUs;
   const root = packageRoot();
   const manifestPath = join(root, 'guest-drivers', 'e1000', 'manifest.json');
   const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath);
@@ -52,10 +47,6 @@ export async function cmdNet(argv: string[]): Promise<number> {
     await bridge.close();
     console.log(values.json ? JSON.stringify({ stats: bridge.stats }) : `net: ${bridge.name}: ${JSON.stringify(bridge.stats)}`);
     return drv.state === 'running' ? 0 : 1;
-  } catch (err) {
-    // A device, driver or interface that cannot be set up: one line naming it (the stack with --debug).
-    console.error(values.debug ? (err as Error).stack : `wasmdrv net: ${(err as Error).message}`);
-    return 1;
   } finally {
     await host.close();
   }

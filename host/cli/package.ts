@@ -1,10 +1,10 @@
 // wasmdrv keygen | pack | sign | verify | inspect — driver packages (host/package/).
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { ABI_VERSION } from '../abi.ts';
+import type { Command } from 'commander';
+import { ABI_VERSION, IMPORT_MODULE, importGroup, MEMORY_IMPORT } from '../abi.ts';
 import { packageRoot } from '../native.ts';
-import { defaultTrustDir, readPackage, refusalFor } from '../package/load.ts';
+import { defaultTrustDir, isPackage, readPackage, refusalFor } from '../package/load.ts';
 import { describeGrant, grantFor, matches, parseManifest } from '../package/manifest.ts';
 import { appendSection, generateKeys, MANIFEST_SECTION, signPackage, stripSection } from '../package/sign.ts';
 import { isOpenSource } from '../package/licenses.ts';
@@ -14,21 +14,58 @@ import { readWasm } from '../wasm.ts';
 import { Host } from '../host.ts';
 import { describeConfinement, manifestConfinement } from '../devices/confinement.ts';
 
-function read(path: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(path));
-  } catch (err) {
-    throw new Error(`${path}: cannot read: ${(err as Error).message}`);
-  }
+import { action, checkDeviceId, CliError, readUserFile, readUserText } from './common.ts';
+import { userModels } from './run.ts';
+
+const read = (path: string, what = 'file') => readUserFile(path, what);
+
+export function register(program: Command): void {
+  program
+    .command('keygen')
+    .summary('an ed25519 key pair for signing packages')
+    .option('--out <dir>', 'where to write NAME.key (0600) and NAME.pub', '.')
+    .option('--name <name>', 'the key files\' base name', 'wasmdrv')
+    .action(action(cmdKeygen));
+  program
+    .command('pack')
+    .summary('manifest.json + the .wasm -> a driver package (.wdrv)')
+    .argument('<dir>', 'a driver folder holding manifest.json')
+    .option('--wasm <file>', 'the driver binary (default: the folder\'s build output or its asconfig.json target)')
+    .option('--key <key>', 'sign with this private key')
+    .option('--out <file>', 'the package file (default NAME-VERSION.wdrv)')
+    .action(action(cmdPack));
+  program
+    .command('sign')
+    .summary('sign a package')
+    .argument('<package>', 'the .wdrv file')
+    .requiredOption('--key <key>', 'the private key')
+    .option('--out <file>', 'write the signed package here (default: in place)')
+    .action(action(cmdSign));
+  program
+    .command('verify')
+    .summary('check a package before running it: signature, manifest, ABI, grant, device')
+    .description('Checks everything that can be known before running: signature, manifest, ABI, the device match and the imports against the grant. Each problem is printed on its own line. Exit 0 when all pass, 1 on any problem with the package, 2 for a usage error (unknown option, missing file, malformed device id).')
+    .argument('<package>', 'the .wdrv file')
+    .option('--trust <dir>', 'trust store (default $WASMDRV_TRUST or ~/.config/wasmdrv/trust)')
+    .option('--device <id>', 'also check that the package drives this device and fits its grant')
+    .option('--allow-unsigned', 'an unsigned package is not a problem')
+    .action(action(cmdVerify));
+  program
+    .command('inspect')
+    .summary('what a package or a bare .wasm holds: manifest, imports, exports, signature, grants')
+    .description('For a package: its manifest, imports, exports, signature and grants in words. For a bare .wasm: its imports and exports and a first draft of the manifest.json whose grant it needs.')
+    .argument('<file>', 'a .wdrv package or a .wasm driver')
+    .option('--trust <dir>', 'trust store (default $WASMDRV_TRUST or ~/.config/wasmdrv/trust)')
+    .option('--json', 'as one JSON object')
+    .action(action(cmdInspect));
 }
 
-export async function cmdKeygen(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { out: { type: 'string', default: '.' }, name: { type: 'string', default: 'wasmdrv' } } });
+async function cmdKeygen(values: { out: string; name: string }): Promise<number> {
   const k = generateKeys();
   mkdirSync(values.out!, { recursive: true });
   const keyFile = join(values.out!, `${values.name}.key`);
   const pubFile = join(values.out!, `${values.name}.pub`);
-  if (existsSync(keyFile)) throw new Error(`${keyFile} exists: refusing to overwrite a private key`);
+  if (existsSync(keyFile)) throw new CliError(`${keyFile} exists: refusing to overwrite a private key`);
   writeFileSync(keyFile, k.privatePem, { mode: 0o600 });
   chmodSync(keyFile, 0o600);
   writeFileSync(pubFile, k.publicPem);
@@ -37,7 +74,9 @@ export async function cmdKeygen(argv: string[]): Promise<number> {
 }
 
 /** The asconfig.json target whose entry lives in `dir`: its outFile is the driver's .wasm. */
-function wasmFor(dir: string): string | undefined {
+function wasmFor(dir: string, name: string): string | undefined {
+  const built = join(dir, 'build', `${name}.wasm`);
+  if (existsSync(built)) return built;
   const root = packageRoot();
   try {
     const cfg = JSON.parse(readFileSync(join(root, 'asconfig.json'), 'utf8'));
@@ -50,23 +89,20 @@ function wasmFor(dir: string): string | undefined {
   return undefined;
 }
 
-export async function cmdPack(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { wasm: { type: 'string' }, out: { type: 'string' }, key: { type: 'string' } } });
-  if (positionals.length !== 1) throw new Error('pack wants one directory holding manifest.json');
-  const dir = positionals[0];
+async function cmdPack(dir: string, values: { wasm?: string; out?: string; key?: string }): Promise<number> {
   const manifestPath = join(dir, 'manifest.json');
-  const manifestText = readFileSync(manifestPath, 'utf8');
+  const manifestText = readUserText(manifestPath, 'manifest');
   const m = parseManifest(manifestText, manifestPath);
-  const wasm = values.wasm ?? wasmFor(dir);
-  if (!wasm) throw new Error(`${dir}: no --wasm given and no asconfig.json target builds from this directory`);
-  let bytes = stripSection(stripSection(read(wasm), MANIFEST_SECTION), 'wasmdrv.signature');
+  const wasm = values.wasm ?? wasmFor(dir, m.name);
+  if (!wasm) throw new CliError(`${dir}: no --wasm given, no build output (wasmdrv build ${dir}) and no asconfig.json target builds from this directory`);
+  let bytes = stripSection(stripSection(read(wasm, 'driver file'), MANIFEST_SECTION), 'wasmdrv.signature');
   try {
     readWasm(bytes);
   } catch (err) {
-    throw new Error(`${wasm}: not a valid Wasm module: ${(err as Error).message}`);
+    throw new CliError(`${wasm}: not a valid Wasm module: ${(err as Error).message}`);
   }
   bytes = appendSection(bytes, MANIFEST_SECTION, new TextEncoder().encode(JSON.stringify(m)));
-  if (values.key) bytes = signPackage(bytes, readFileSync(values.key, 'utf8'));
+  if (values.key) bytes = signPackage(bytes, readUserText(values.key, 'key file'));
   const out = values.out ?? `${m.name}-${m.version}.wdrv`;
   mkdirSync(dirname(resolve(out)), { recursive: true });
   writeFileSync(out, bytes);
@@ -74,23 +110,26 @@ export async function cmdPack(argv: string[]): Promise<number> {
   return 0;
 }
 
-export async function cmdSign(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { key: { type: 'string' }, out: { type: 'string' } } });
-  if (positionals.length !== 1 || !values.key) throw new Error('sign wants a package and --key FILE');
-  const signed = signPackage(read(positionals[0]), readFileSync(values.key, 'utf8'));
-  writeFileSync(values.out ?? positionals[0], signed);
-  console.log(`signed ${values.out ?? positionals[0]}`);
+async function cmdSign(file: string, values: { key: string; out?: string }): Promise<number> {
+  const signed = signPackage(read(file, 'package'), readUserText(values.key, 'key file'));
+  writeFileSync(values.out ?? file, signed);
+  console.log(`signed ${values.out ?? file}`);
   return 0;
 }
 
 /** verify: signature, manifest, ABI, imports against the grant, and (with --device) the device. */
-export async function cmdVerify(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { trust: { type: 'string' }, device: { type: 'string' }, 'allow-unsigned': { type: 'boolean' } } });
-  if (positionals.length !== 1) throw new Error('verify wants one package');
-  const where = positionals[0];
-  const pkg = readPackage(read(where), where, values.trust ?? defaultTrustDir());
+async function cmdVerify(where: string, values: { trust?: string; device?: string; allowUnsigned?: boolean }): Promise<number> {
+  if (values.device) checkDeviceId(values.device, userModels());
+  const bytes = read(where, 'package');
+  let pkg: ReturnType<typeof readPackage>;
+  try {
+    pkg = readPackage(bytes, where, values.trust ?? defaultTrustDir());
+  } catch (err) {
+    console.error(`verify: ${(err as Error).message}`);
+    return 1;
+  }
   const problems: string[] = [];
-  const refusal = refusalFor(pkg.signature, where, values['allow-unsigned'] ?? false);
+  const refusal = refusalFor(pkg.signature, where, values.allowUnsigned ?? false);
   if (refusal) problems.push(refusal);
   if (pkg.manifest.abi !== ABI_VERSION) problems.push(`${where}: built for ABI v${pkg.manifest.abi}, this host speaks v${ABI_VERSION}`);
   if (values.device) {
@@ -113,11 +152,62 @@ export async function cmdVerify(argv: string[]): Promise<number> {
   return problems.length ? 1 : 0;
 }
 
-export async function cmdInspect(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { trust: { type: 'string' }, json: { type: 'boolean' } } });
-  if (positionals.length !== 1) throw new Error('inspect wants one package');
-  const bytes = read(positionals[0]);
-  const pkg = readPackage(bytes, positionals[0], values.trust ?? defaultTrustDir());
+/**
+ * A first draft of the manifest a bare driver needs, from what it imports: register imports want a
+ * region (read-only unless it writes), port imports a port range, irq_* interrupts, dma_* a window.
+ * Sizes, offsets and the match cannot be read from the binary: the draft marks them to fill in.
+ */
+export function draftManifest(name: string, imports: { module: string; name: string }[]): Record<string, unknown> {
+  const names = new Set(imports.filter((i) => i.module === IMPORT_MODULE).map((i) => i.name));
+  const has = (re: RegExp) => [...names].some((n) => re.test(n));
+  const draft: Record<string, unknown> = {
+    name: name.replace(/[^a-z0-9_-]/gi, '-').toLowerCase(), version: '0.1.0', license: 'FILL-IN (an SPDX id, e.g. Apache-2.0)', abi: ABI_VERSION,
+    description: 'FILL-IN',
+    match: [{ sim: 'FILL-IN (a model), or { "pci": { "vendor": "0x....", "device": "0x...." } } or { "uio": "name" }' }],
+  };
+  if (has(/^reg_/)) {
+    draft.regions = [{ index: 0, size: 'FILL-IN (bytes the driver touches, e.g. 0x100)', access: has(/^reg_write/) ? 'rw' : 'r', ...(has(/^reg_write/) ? { writable: [{ offset: 'FILL-IN', width: 4 }] } : {}) }];
+  }
+  if (has(/^io_/)) draft.ports = [{ index: 0, size: 8, access: has(/^io_out/) ? 'rw' : 'r' }];
+  if (has(/^dma_/)) draft.dma = { windows: 1 };
+  if (has(/^irq_/)) draft.interrupts = true;
+  return draft;
+}
+
+async function inspectModule(file: string, bytes: Uint8Array, json: boolean): Promise<number> {
+  let info: ReturnType<typeof readWasm>;
+  try {
+    info = readWasm(bytes);
+  } catch (err) {
+    throw new CliError(`${file}: not a valid Wasm module: ${(err as Error).message}`);
+  }
+  const foreign = info.imports.filter((i) => !(i.module === IMPORT_MODULE && importGroup(i.name)) && !(i.module === MEMORY_IMPORT.module && i.name === MEMORY_IMPORT.name));
+  const groups = [...new Set(info.imports.map((i) => (i.module === IMPORT_MODULE ? importGroup(i.name) : undefined)).filter(Boolean))];
+  const draft = draftManifest(basename(file).replace(/\.wasm$/, ''), info.imports);
+  const out = {
+    file, size: bytes.length, package: false,
+    imports: info.imports.map((i) => `${i.module}.${i.name}`), exports: info.exports.map((e) => e.name),
+    importGroups: groups, notInAbi: foreign.map((i) => `${i.module}.${i.name}`), draftManifest: draft,
+  };
+  if (json) {
+    console.log(JSON.stringify(out));
+    return 0;
+  }
+  console.log(`${file}: a bare driver module (no manifest: not a package)`);
+  console.log(`  size       ${bytes.length} bytes`);
+  console.log(`  imports    ${out.imports.join(' ')}`);
+  console.log(`  exports    ${out.exports.join(' ')}`);
+  console.log(`  needs      ${groups.join(', ') || 'nothing beyond memory'}`);
+  if (foreign.length) console.log(`  NOT IN THE ABI (it will be refused): ${out.notInAbi.join(' ')}`);
+  console.log(`  a first draft of its manifest.json (fill in the FILL-IN fields, then wasmdrv pack):`);
+  for (const l of JSON.stringify(draft, null, 2).split('\n')) console.log(`    ${l}`);
+  return 0;
+}
+
+async function cmdInspect(file: string, values: { trust?: string; json?: boolean }): Promise<number> {
+  const bytes = read(file);
+  if (!isPackage(bytes)) return inspectModule(file, bytes, !!values.json);
+  const pkg = readPackage(bytes, file, values.trust ?? defaultTrustDir());
   const info = readWasm(bytes);
   const m = pkg.manifest;
   const out = {
@@ -133,7 +223,7 @@ export async function cmdInspect(argv: string[]): Promise<number> {
   console.log(`${m.name} ${m.version} — ${m.description ?? ''}`);
   console.log(`  license    ${m.license}${out.openSource ? '' : ' (not open source: loading it taints the host)'}`);
   console.log(`  ABI        v${m.abi}`);
-  console.log(`  size       ${bytes.length} bytes (${basename(positionals[0])})`);
+  console.log(`  size       ${bytes.length} bytes (${basename(file)})`);
   console.log(`  signature  ${pkg.signature.status}${'key' in pkg.signature ? ` (key ${pkg.signature.key})` : ''}`);
   console.log(`  drives     ${m.match.map((x) => (x.pci ? `pci ${x.pci.vendor}:${x.pci.device}` : x.uio ? `uio "${x.uio}"` : `sim:${x.sim}`)).join(', ')}`);
   console.log(`  imports    ${out.imports.join(' ')}`);

@@ -58,8 +58,12 @@ export function openSimDevice(model: string, options: Record<string, unknown> = 
   }
 }
 
+/** Models only the fuzzer can drive: they read their device behaviour from a fuzz input it supplies. */
+const FUZZER_ONLY = new Set(['fuzz']);
+
+/** The models a user can name with --device sim:MODEL (`wasmdrv devices` lists these). */
 export function listSimModels(): { id: string; summary: string }[] {
-  return simModels().map((m) => ({ id: `sim:${m.name}`, summary: m.summary }));
+  return simModels().filter((m) => !FUZZER_ONLY.has(m.name)).map((m) => ({ id: `sim:${m.name}`, summary: m.summary }));
 }
 
 /**

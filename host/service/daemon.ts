@@ -15,7 +15,7 @@ import type { Driver } from '../driver.ts';
 import { loadNative } from '../native.ts';
 import { isPackage, loadPackage } from '../package/load.ts';
 import { parseManifest } from '../package/manifest.ts';
-import { RequestError } from '../faults.ts';
+import { LoadError, RequestError } from '../faults.ts';
 import type { ServiceConfig } from './config.ts';
 
 interface Client {
@@ -84,7 +84,10 @@ export class Service {
   private readonly drivers = new Map<string, Driver>();
   private readonly cfg = new Map<string, ServiceConfig['drivers'][number]>();
 
-  constructor(readonly config: ServiceConfig, private readonly log: (s: string) => void = () => {}) {
+  /**
+   * `source` names the config in errors ("FILE: drivers[1] (edu): driver: ...": file, entry, field).
+   */
+  constructor(readonly config: ServiceConfig, private readonly log: (s: string) => void = () => {}, private readonly source = 'config') {
     // With a trust store configured, every driver (package or bare module) and every reload passes
     // the trust policy; unsigned ones only when their entry says allowUnsigned (by that name).
     this.host = new Host({
@@ -95,27 +98,56 @@ export class Service {
     });
   }
 
+  /**
+   * Bind the socket first (a path that cannot be bound fails before any driver, and so any worker
+   * blocked in poll(), exists), then load each driver. On any failure everything started is closed
+   * and the error rethrown: the caller exits non-zero instead of hanging.
+   */
   async start(): Promise<void> {
-    for (const d of this.config.drivers) {
-      const dev = this.host.openDevice(d.device, { sim: d.sim });
-      const bytes = new Uint8Array(readFileSync(d.driver));
-      const manifest = d.manifest !== undefined ? parseManifest(readFileSync(d.manifest, 'utf8'), d.manifest) : undefined;
-      const drv = this.host.trust || !isPackage(bytes)
-        ? await this.host.load(bytes, dev, { name: d.name, manifest })
-        : await loadPackage(this.host, bytes, dev, { allowUnsigned: d.allowUnsigned ? [d.name] : [], name: d.name, onWarning: this.log });
-      drv.on('fault', (f) => this.log(`${d.name}: fault ${f.kind}: ${f.message}`));
-      this.drivers.set(d.name, drv);
-      this.cfg.set(d.name, d);
-      this.queues.set(d.name, new FairQueue(drv, (c, r) => this.send(c.client, { id: c.id, ...r })));
-      this.log(`${d.name}: ${d.driver} on ${d.device}`);
+    try {
+      if (existsSync(this.config.socket)) unlinkSync(this.config.socket);
+      this.server = createServer((s) => this.accept(s));
+      await new Promise<void>((resolve, reject) => {
+        this.server!.once('error', (err) => reject(new Error(`${this.source}: socket: cannot listen on ${this.config.socket}: ${err.message}`)));
+        this.server!.listen(this.config.socket, () => resolve());
+      });
+      chmodSync(this.config.socket, parseInt(this.config.mode ?? '0660', 8));
+      for (const d of this.config.drivers) this.cfg.set(d.name, d);
+      for (const [i, d] of this.config.drivers.entries()) {
+        const entry = `${this.source}: drivers[${i}] (${d.name})`;
+        let dev;
+        try {
+          dev = this.host.openDevice(d.device, { sim: d.sim });
+        } catch (err) {
+          throw new Error(`${entry}: device: ${(err as Error).message}`);
+        }
+        let bytes: Uint8Array;
+        try {
+          bytes = new Uint8Array(readFileSync(d.driver));
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException;
+          throw new Error(`${entry}: driver: ${d.driver}: cannot read: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+        }
+        let drv: Driver;
+        try {
+          const manifest = d.manifest !== undefined ? parseManifest(readFileSync(d.manifest, 'utf8'), d.manifest) : undefined;
+          drv = this.host.trust || !isPackage(bytes)
+            ? await this.host.load(bytes, dev, { name: d.name, manifest })
+            : await loadPackage(this.host, bytes, dev, { allowUnsigned: d.allowUnsigned ? [d.name] : [], name: d.name, onWarning: this.log });
+        } catch (err) {
+          // Keep the class (a LoadError stays one: callers and tests tell refusals from faults by it).
+          const Kind = err instanceof LoadError ? LoadError : Error;
+          throw Object.assign(new Kind(`${entry}: driver: ${d.driver}: ${(err as Error).message}`), { fault: (err as { fault?: unknown }).fault });
+        }
+        drv.on('fault', (f) => this.log(`${d.name}: fault ${f.kind}: ${f.message}`));
+        this.drivers.set(d.name, drv);
+        this.queues.set(d.name, new FairQueue(drv, (c, r) => this.send(c.client, { id: c.id, ...r })));
+        this.log(`${d.name}: ${d.driver} on ${d.device}`);
+      }
+    } catch (err) {
+      await this.close();
+      throw err;
     }
-    if (existsSync(this.config.socket)) unlinkSync(this.config.socket);
-    this.server = createServer((s) => this.accept(s));
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.config.socket, () => resolve());
-    });
-    chmodSync(this.config.socket, parseInt(this.config.mode ?? '0660', 8));
     this.log(`listening on ${this.config.socket}`);
   }
 
@@ -203,7 +235,7 @@ export class Service {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await new Promise<void>((r) => (this.server?.listening ? this.server.close(() => r()) : r()));
     await this.host.close();
     if (existsSync(this.config.socket)) unlinkSync(this.config.socket);
   }

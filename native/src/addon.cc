@@ -1,7 +1,7 @@
 // wasmdrv native addon: the thin layer that touches mmap, ioperm, poll and file descriptors.
 //
 // Policy lives in TypeScript (host/native.ts documents every function). Here: do the syscall, and on
-// failure throw an Error carrying errno, code, syscall and path. Lifetimes are explicit: Mapping.close()
+// failure throw an Error carrying errno, syscall and path (host/native.ts names the errno). Lifetimes are explicit: Mapping.close()
 // detaches every ArrayBuffer it handed out before munmap, so no JS or Wasm access outlives the memory.
 
 #include <napi.h>
@@ -31,38 +31,11 @@
 
 namespace {
 
-const char* ErrnoName(int e) {
-  switch (e) {
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case EINTR: return "EINTR";
-    case EIO: return "EIO";
-    case ENXIO: return "ENXIO";
-    case EBADF: return "EBADF";
-    case EAGAIN: return "EAGAIN";
-    case ENOMEM: return "ENOMEM";
-    case EACCES: return "EACCES";
-    case EFAULT: return "EFAULT";
-    case EBUSY: return "EBUSY";
-    case EEXIST: return "EEXIST";
-    case ENODEV: return "ENODEV";
-    case EINVAL: return "EINVAL";
-    case EMFILE: return "EMFILE";
-    case ENOSPC: return "ENOSPC";
-    case ENOSYS: return "ENOSYS";
-    case EOVERFLOW: return "EOVERFLOW";
-    case EISDIR: return "EISDIR";
-    default: return nullptr;
-  }
-}
-
 [[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall, const std::string& path = "") {
-  const char* name = ErrnoName(err);
-  std::string code = name ? name : ("E" + std::to_string(err));
-  std::string msg = std::string(syscall) + (path.empty() ? "" : " " + path) + ": " + strerror(err) + " (" + code + ")";
+  // The errno's name ("ENOENT") is added in TypeScript (host/native.ts, util.getSystemErrorName).
+  std::string msg = std::string(syscall) + (path.empty() ? "" : " " + path) + ": " + strerror(err);
   Napi::Error e = Napi::Error::New(env, msg);
   e.Set("errno", Napi::Number::New(env, err));
-  e.Set("code", Napi::String::New(env, code));
   e.Set("syscall", Napi::String::New(env, syscall));
   if (!path.empty()) e.Set("path", Napi::String::New(env, path));
   throw e;
@@ -602,12 +575,10 @@ Napi::Value WriteFrom(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------------------------------------------
 
 [[noreturn]] void ThrowVfio(Napi::Env env, int err, const char* ioctlName, const std::string& label) {
-  const char* name = ErrnoName(err);
-  std::string code = name ? name : ("E" + std::to_string(err));
-  std::string msg = std::string(ioctlName) + (label.empty() ? "" : " " + label) + ": " + strerror(err) + " (" + code + ")";
+  // The errno's name (and the message's "(ENOTTY)") is added in TypeScript, as for ThrowErrno.
+  std::string msg = std::string(ioctlName) + (label.empty() ? "" : " " + label) + ": " + strerror(err);
   Napi::Error e = Napi::Error::New(env, msg);
   e.Set("errno", Napi::Number::New(env, err));
-  e.Set("code", Napi::String::New(env, code));
   e.Set("syscall", Napi::String::New(env, "ioctl"));
   e.Set("ioctl", Napi::String::New(env, ioctlName));
   if (!label.empty()) e.Set("path", Napi::String::New(env, label));

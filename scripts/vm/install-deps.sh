@@ -9,6 +9,8 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v cpio >/dev/null || need+=(cpio)
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx insmod || need+=(busybox-static)
 command -v modinfo >/dev/null || need+=(kmod)
+# pci.ids, for the vendor/device/class names `wasmdrv devices` prints (optional at run time)
+[ -e /usr/share/misc/pci.ids ] || [ -e /usr/share/hwdata/pci.ids ] || need+=(hwdata)
 # a Debian kernel image with the headers of the same version
 have_kernel=""
 for img in /boot/vmlinuz-*-amd64; do
@@ -17,6 +19,15 @@ for img in /boot/vmlinuz-*-amd64; do
   [ -d "/usr/src/linux-headers-$v" ] && [ -d "/lib/modules/$v/kernel" ] && have_kernel=$v
 done
 [ -n "$have_kernel" ] || need+=(linux-image-amd64 linux-headers-amd64)
+# and Debian 12's newer kernel line (6.12, in bookworm's archive): the stub must build and run on both
+# (WASMDRV_VM_KERNELS=all runs the scenarios on each installed kernel)
+have_612=""
+for img in /boot/vmlinuz-6.12*-amd64; do
+  [ -e "$img" ] || continue
+  v=${img#/boot/vmlinuz-}
+  [ -d "/usr/src/linux-headers-$v" ] && [ -d "/lib/modules/$v/kernel" ] && have_612=$v
+done
+[ -n "$have_612" ] || need+=(linux-image-6.12-amd64 linux-headers-6.12-amd64)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-deps: everything present (kernel $have_kernel)"

@@ -2,7 +2,8 @@
 // script with the host's own Node (the one running this file) over a read-only 9p share of /.
 //
 //   node scripts/vm/run-vm-tests.mjs [SCENARIO...]     default: every scripts/vm/scenarios/*.mjs
-//   WASMDRV_VM_KERNELS=all|VER[,VER]                   default: the newest kernel with headers
+//   WASMDRV_VM_KERNELS=all|older|VER[,VER]             default: the newest kernel with headers;
+//                                                      older: every other one (npm run test:vm:older)
 //   WASMDRV_VM_TIMEOUT_MS=N                            per boot, default 300000 (a scenario may set its own)
 //
 // A scenario (scripts/vm/scenarios/NAME.mjs) exports { name, guest, qemu(ctx), expected, and optionally
@@ -40,6 +41,10 @@ function kernelsToRun() {
   const want = process.env.WASMDRV_VM_KERNELS;
   if (!want) return [have.at(-1)];
   if (want === 'all') return have;
+  if (want === 'older') {
+    if (have.length < 2) throw new Error(`WASMDRV_VM_KERNELS=older: only ${have.join(', ')} is installed with headers (scripts/vm/install-deps.sh installs 6.1 and 6.12)`);
+    return have.slice(0, -1);
+  }
   const list = want.split(',').map((s) => s.trim()).filter(Boolean);
   for (const k of list) if (!have.includes(k)) throw new Error(`WASMDRV_VM_KERNELS names kernel ${k}, which is not installed with headers (have: ${have.join(', ')})`);
   return list;

@@ -3,7 +3,8 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
+import { createRequire } from 'node:module';
 
 const UART_OUTPUT = 'hello from a sandboxed wasmdrv driver in the guest\n';
 const UART_INPUT = 'ping from the host over COM2\n';
@@ -17,12 +18,16 @@ async function stageService(root, work) {
   const { build } = await import('esbuild');
   const dir = join(work, 'svc');
   rmSync(dir, { recursive: true, force: true });
-  for (const d of ['dist', 'bin', 'native/build/Release', 'build/drivers']) mkdirSync(join(dir, d), { recursive: true });
+  // The addon node-gyp-build picks (a local build or the prebuild), at the same place under the copy.
+  const addon = relative(root, createRequire(join(root, 'package.json'))('node-gyp-build').path(join(root, 'native')));
+  for (const d of ['dist', 'bin', dirname(addon), 'build/drivers']) mkdirSync(join(dir, d), { recursive: true });
   await build({ absWorkingDir: root, entryPoints: ['host/cli.ts'], outfile: join(dir, 'dist', 'cli.js'), bundle: true, platform: 'node', format: 'esm', target: 'node24', logLevel: 'warning',
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } });
-  copyFileSync(join(root, 'dist', 'worker.js'), join(dir, 'dist', 'worker.js'));
+  // The worker too is bundled with its npm dependencies (it loads the addon through node-gyp-build).
+  await build({ absWorkingDir: root, entryPoints: ['host/sandbox/worker.ts'], outfile: join(dir, 'dist', 'worker.js'), bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } });
   copyFileSync(join(root, 'bin', 'wasmdrv.js'), join(dir, 'bin', 'wasmdrv.js'));
-  copyFileSync(join(root, 'native', 'build', 'Release', 'wasmdrv.node'), join(dir, 'native', 'build', 'Release', 'wasmdrv.node'));
+  copyFileSync(join(root, addon), join(dir, addon));
   copyFileSync(join(root, 'build', 'drivers', 'edu.wasm'), join(dir, 'build', 'drivers', 'edu.wasm'));
   writeFileSync(join(dir, 'package.json'), '{ "name": "wasmdrv-staged", "type": "module", "private": true }\n');
   return dir;

@@ -1,0 +1,28 @@
+// wasmdrv build <dir>: compile one driver folder (DIR/index.ts -> DIR/build/NAME.wasm) with asc.
+import type { Command } from 'commander';
+import { existsSync, statSync } from 'node:fs';
+import { buildDriver } from '../build.ts';
+import { readWasm } from '../wasm.ts';
+import { action, CliError, UsageError } from './common.ts';
+
+export function register(program: Command): void {
+  program
+    .command('build')
+    .summary('compile one driver folder (index.ts + manifest.json) to DIR/build/NAME.wasm')
+    .description('Compiles DIR/index.ts with AssemblyScript using the project\'s compiler options (asconfig.json) and the wasmdrv-sdk package, into DIR/build/NAME.wasm (NAME from DIR/manifest.json). The folder can be anywhere.')
+    .argument('[dir]', 'the driver folder', '.')
+    .option('--out <file>', 'write the .wasm here instead')
+    .action(action(async (dir: string, o: { out?: string }) => {
+      if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dir}: no such driver folder`);
+      if (!existsSync(`${dir}/index.ts`)) throw new UsageError(`${dir}/index.ts: missing: a driver folder holds index.ts and manifest.json`);
+      let r: Awaited<ReturnType<typeof buildDriver>>;
+      try {
+        r = await buildDriver(dir, { outFile: o.out });
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+      const info = readWasm(r.bytes);
+      console.log(`built ${r.outFile} (${r.bytes.length} bytes; imports ${info.imports.map((i) => `${i.module}.${i.name}`).join(' ')})`);
+      return 0;
+    }));
+}

@@ -1,0 +1,75 @@
+// `wasmdrv new` + `wasmdrv build`: a driver folder outside the repository that builds against the
+// wasmdrv-sdk package and passes its own test; `inspect` on the bare .wasm drafts its manifest.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Host } from '../host/host.ts';
+import { root, u32, words } from './helpers.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'wasmdrv-new-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const bin = join(root, 'bin', 'wasmdrv.js');
+const wasmdrv = (args: string[], cwd = root) => {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+
+describe('wasmdrv new / build', () => {
+  it('scaffolds an edu driver that builds and passes its own vitest test', () => {
+    const dir = join(tmp, 'edu-first');
+    const made = wasmdrv(['new', dir, '--device', 'edu', '--link']);
+    expect(made.code, made.err).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    expect(manifest).toMatchObject({ name: 'edu-first', abi: 1, match: expect.arrayContaining([{ sim: 'edu' }]) });
+    expect(readFileSync(join(dir, 'index.ts'), 'utf8')).toContain('from "wasmdrv-sdk"');
+    const built = wasmdrv(['build', dir]);
+    expect(built.code, built.err).toBe(0);
+    expect(built.out).toContain(join(dir, 'build', 'edu-first.wasm'));
+    // The generated test, run by vitest from the folder, as `npm test` would after the build.
+    const t = spawnSync(process.execPath, [join(dir, 'node_modules', 'vitest', 'vitest.mjs'), 'run'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+    expect(t.status, t.stdout + t.stderr).toBe(0);
+    expect(t.stdout).toMatch(/3 passed/);
+    // A bare .wasm: its imports and a first draft of the manifest whose grant it needs.
+    const ins = wasmdrv(['inspect', join(dir, 'build', 'edu-first.wasm'), '--json']);
+    expect(ins.code, ins.err).toBe(0);
+    const info = JSON.parse(ins.out);
+    expect(info.imports).toEqual(expect.arrayContaining(['wasmdrv.reg_read32', 'wasmdrv.reg_write32']));
+    expect(info.notInAbi).toEqual([]);
+    expect(info.draftManifest.regions[0].access).toBe('rw');
+    expect(info.draftManifest.ports).toBeUndefined();
+    // pack finds the folder's build output.
+    const pk = wasmdrv(['pack', dir, '--out', join(tmp, 'edu-first.wdrv')]);
+    expect(pk.code, pk.err).toBe(0);
+  }, 240_000);
+
+  it('scaffolds a uart16550 driver whose build answers through the host API on the simulated UART', async () => {
+    const dir = join(tmp, 'myuart');
+    expect(wasmdrv(['new', dir, '--device', 'uart16550']).code).toBe(0);
+    const built = wasmdrv(['build', dir]);
+    expect(built.code, built.err).toBe(0);
+    const host = new Host();
+    try {
+      const drv = await host.load(join(dir, 'build', 'myuart.wasm'), 'sim:uart16550');
+      expect(words(await drv.request(1, u32(0x3c)))).toEqual([0x3c]);
+      expect(drv.status().stats.faults).toBe(0);
+    } finally {
+      await host.close();
+    }
+  }, 240_000);
+
+  it('refuses an existing folder, an unknown device and a missing manifest, naming each (exit 2)', () => {
+    const again = wasmdrv(['new', join(tmp, 'edu-first'), '--device', 'edu']);
+    expect(again.code).toBe(2);
+    expect(again.err.split('\n')[0]).toContain('exists and is not empty');
+    const dev = wasmdrv(['new', join(tmp, 'x'), '--device', 'toaster']);
+    expect(dev.code).toBe(2);
+    expect(dev.err.split('\n')[0]).toContain('--device toaster');
+    const man = wasmdrv(['new', join(tmp, 'y'), '--device', '/nonexistent/manifest.json']);
+    expect(man.code).toBe(2);
+    expect(man.err.split('\n')[0]).toContain('/nonexistent/manifest.json: cannot read');
+    const b = wasmdrv(['build', join(tmp, 'nowhere')]);
+    expect(b.code).toBe(2);
+  });
+});
