@@ -8,6 +8,8 @@ export interface ServiceConfig {
   mode?: string;
   /** Trust store for packages. */
   trust?: string;
+  /** Limits on clients (daemon.ts ServiceLimits; each has a default). */
+  limits?: { maxFrameBytes?: number; maxQueuedCalls?: number; maxConnections?: number; maxUnreadReplyBytes?: number };
   drivers: {
     name: string;
     /** A .wasm or a package (.wdrv). */
@@ -30,6 +32,16 @@ const SCHEMA = {
     socket: { type: 'string', minLength: 1 },
     mode: { type: 'string', pattern: '^0?[0-7]{3}$' },
     trust: { type: 'string' },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxFrameBytes: { type: 'integer', minimum: 1024 },
+        maxQueuedCalls: { type: 'integer', minimum: 1 },
+        maxConnections: { type: 'integer', minimum: 1 },
+        maxUnreadReplyBytes: { type: 'integer', minimum: 1024 },
+      },
+    },
     drivers: {
       type: 'array',
       minItems: 1,
