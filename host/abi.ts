@@ -93,7 +93,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** Find which group an import name belongs to, or undefined if the ABI has no such import. */
 export function importGroup(name: string): ImportGroup | undefined {
   for (const group of Object.keys(IMPORTS) as ImportGroup[]) {
-    if (name in IMPORTS[group]) return group;
+    // Own properties only: an import called toString, constructor or __proto__ is not in the ABI.
+    if (Object.hasOwn(IMPORTS[group], name)) return group;
   }
   return undefined;
 }

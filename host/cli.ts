@@ -23,9 +23,11 @@ import { cmdBench } from './cli/bench.ts';
 import { cmdFuzz } from './cli/fuzz.ts';
 import { cmdCall, cmdReload, cmdServe, cmdStatus } from './cli/service.ts';
 import { watchDriver } from './cli/watch.ts';
+import { cmdNet } from './cli/net.ts';
 import { cmdInspect, cmdKeygen, cmdPack, cmdSign, cmdVerify } from './cli/package.ts';
-import { isPackage, loadPackage } from './package/load.ts';
-import { readFileSync } from 'node:fs';
+import { defaultTrustDir, isPackage, loadPackage } from './package/load.ts';
+import { parseManifest } from './package/manifest.ts';
+import { existsSync, readFileSync } from 'node:fs';
 
 const USAGE = `usage:
   wasmdrv devices [--json]
@@ -41,7 +43,10 @@ const USAGE = `usage:
                            asc when the .wasm is an asconfig.json target); runs until Ctrl-C
       A package (.wdrv, see docs/packages.md) loads with its manifest's grants after its signature
       checks out against the trust store (--trust DIR, default $WASMDRV_TRUST or
-      ~/.config/wasmdrv/trust); --allow-unsigned loads an unsigned package for development.
+      ~/.config/wasmdrv/trust). With a trust store given or present, a bare .wasm is refused too.
+      --allow-unsigned NAME  let driver NAME load unsigned (repeatable; a bare module also needs
+                           --manifest FILE, the operator's manifest giving its grant)
+      --debug              JavaScript stacks on errors
   wasmdrv keygen [--out DIR] [--name NAME]        an ed25519 key pair for signing packages
   wasmdrv pack <dir> [--wasm FILE] [--key KEY] [--out FILE]   manifest.json + the .wasm -> a package
   wasmdrv sign <package> --key KEY [--out FILE]
@@ -56,6 +61,7 @@ const USAGE = `usage:
   wasmdrv status [--socket S] [--json]             each driver's state, restarts and last fault
   wasmdrv reload [--socket S] DRIVER NEW.wasm      hot-reload a driver in the running daemon
       (socket default: $WASMDRV_SOCKET or /run/wasmdrv/wasmdrv.sock; see docs/service.md)
+  wasmdrv net up <uioN|sim:e1000> [--tap NAME] [--json]   the e1000 driver bridged to a TAP interface
   wasmdrv demo [--device <uioN|sim:edu>] [--driver FILE] [--json]
       The tour on QEMU's edu device: identify, liveness, factorials 1..12 through interrupts,
       raise-and-count interrupts, a DMA round trip, and a summary.
@@ -133,7 +139,8 @@ async function cmdRun(argv: string[]): Promise<number> {
       name: { type: 'string' },
       watch: { type: 'boolean' },
       trust: { type: 'string' },
-      'allow-unsigned': { type: 'boolean' },
+      'allow-unsigned': { type: 'string', multiple: true },
+      manifest: { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new UsageError('run wants exactly one driver file');
@@ -141,9 +148,24 @@ async function cmdRun(argv: string[]): Promise<number> {
   if (values.rearm && values.rearm !== 'irqcontrol' && values.rearm !== 'none') throw new UsageError('--rearm takes irqcontrol or none');
   const limits = limitsFrom(values);
   const json = !!values.json;
-  const host = new Host();
+  // A trust policy is configured when a trust store is given (--trust, $WASMDRV_TRUST) or present at
+  // the default place: then every driver, bare modules included, must pass it (package/load.ts).
+  const trustDir = values.trust ?? process.env.WASMDRV_TRUST ?? (existsSync(defaultTrustDir()) ? defaultTrustDir() : undefined);
+  const allowUnsigned = values['allow-unsigned'] ?? [];
+  const onWarning = (w: string) => console.error(w);
+  let manifest;
+  if (values.manifest) {
+    try {
+      manifest = parseManifest(readFileSync(values.manifest, 'utf8'), values.manifest);
+    } catch (err) {
+      throw new LoadError((err as Error).message);
+    }
+  }
+  const host = new Host(trustDir !== undefined ? { trust: { trust: trustDir, allowUnsigned, onWarning } } : {});
   host.on('log', (e) => console.error(`[${e.driver}] ${e.level}: ${e.message}`));
-  host.on('fault', (f: Fault) => printFault(f));
+  // A fault while loading is reported once, by the top level (one line); later ones in full here.
+  let loaded = false;
+  host.on('fault', (f: Fault) => loaded && printFault(f));
   let failed = false;
   try {
     const dev = host.openDevice(values.device, { rearm: values.rearm as 'irqcontrol' | undefined });
@@ -153,9 +175,10 @@ async function cmdRun(argv: string[]): Promise<number> {
     } catch {
       bytes = undefined; // host.load names the unreadable file
     }
-    const drv = bytes && isPackage(bytes)
-      ? await loadPackage(host, positionals[0], dev, { trust: values.trust, allowUnsigned: values['allow-unsigned'], onWarning: (w) => console.error(w) })
-      : await host.load(positionals[0], dev, { name: values.name, limits });
+    const drv = !host.trust && bytes && isPackage(bytes)
+      ? await loadPackage(host, positionals[0], dev, { allowUnsigned, name: values.name, manifest, onWarning })
+      : await host.load(positionals[0], dev, { name: values.name, limits, manifest });
+    loaded = true;
     const taints = host.status().taints;
     for (const t of taints) console.error(`host tainted: ${t}`);
     const serve = async (line: string): Promise<void> => {
@@ -241,6 +264,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   call: cmdCall,
   status: cmdStatus,
   reload: cmdReload,
+  net: cmdNet,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -249,21 +273,31 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return cmd === undefined ? 2 : 0;
   }
-  const handler = COMMANDS[cmd];
+  const handler = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (!handler) throw new UsageError(`unknown command "${cmd}"`);
   return handler(rest);
 }
 
-main(process.argv.slice(2)).then(
+// --debug (any command): JavaScript stacks and a fault's Wasm frames and device events on errors.
+const args = process.argv.slice(2);
+const debug = args.includes('--debug');
+main(args.filter((a) => a !== '--debug')).then(
   (code) => process.exit(code),
   (err) => {
     if (err instanceof UsageError) {
       console.error(`wasmdrv: ${err.message}\n${USAGE}`);
       process.exit(2);
     }
+    // A fault while loading (a start function or probe that traps or spins): one line, exit 1.
     const fault = (err as { fault?: Fault }).fault;
-    if (fault) printFault(fault);
-    console.error(`wasmdrv: ${err instanceof LoadError ? err.message : (err as Error).stack ?? err}`);
+    if (fault) {
+      if (debug) printFault(fault);
+      else console.error(`wasmdrv: ${fault.driver}: ${fault.kind} during ${fault.phase}: ${fault.message.split('\n')[0]}`);
+      if (debug) console.error((err as Error).stack);
+      process.exit(1);
+    }
+    const text = err instanceof Error ? err.message : String(err);
+    console.error(`wasmdrv: ${debug && err instanceof Error && !(err instanceof LoadError) ? err.stack : text}`);
     process.exit(err instanceof LoadError ? 2 : 1);
   },
 );

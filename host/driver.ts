@@ -72,6 +72,13 @@ export interface RestartPolicy {
   maxBackoffMs: number;
 }
 
+/**
+ * How long stop() lets a running driver's `remove` export finish before it ends the worker (cancel
+ * fd, then terminate), whatever the driver's deadline: a driver that spins, or whose manifest asked
+ * for a long deadline, is gone within about this plus the ~5-15 ms terminate takes.
+ */
+export const STOP_GRACE_MS = 250;
+
 export const DEFAULT_RESTART: RestartPolicy = { budget: 5, windowMs: 60_000, backoffMs: 50, maxBackoffMs: 5_000 };
 
 export interface DriverOptions {
@@ -92,6 +99,11 @@ export interface DriverOptions {
    * probe instead of the driver's own `reset` export.
    */
   resetSequence?: RegisterWrite[];
+  /**
+   * Under a trust policy: checks a module before a hot reload may use it (throws LoadError). Set by
+   * package/load.ts, so that a reload passes the same policy as the load.
+   */
+  admitReload?: (bytes: Uint8Array) => void;
 }
 
 interface Pending {
@@ -287,13 +299,15 @@ export class Driver extends EventEmitter {
   private parked?: DriverWorker;
   faults = 0;
   restarts = 0;
+  /** The driver's io buffer in bytes (reported at probe and reload); larger payloads are refused here. */
+  ioSize?: number;
   /** Regions the running instance's Wasm register gate serves (reported by the worker at probe). */
   gateRegions: number[] = [];
   readonly restartPolicy: RestartPolicy | false;
   private restartTimes: number[] = [];
   private restartTimer?: NodeJS.Timeout;
   private ready?: { resolve: () => void; reject: (e: Error) => void };
-  private reloads = new Map<number, (r: { ok: boolean; error?: string; swapMs: number; restored: boolean; state?: Uint8Array }) => void>();
+  private reloads = new Map<number, (r: { ok: boolean; error?: string; swapMs: number; restored: boolean; state?: Uint8Array; ioSize?: number }) => void>();
   /** The module (and its state) to roll back to if the new one faults within its grace period. */
   private previous?: { bytes: Uint8Array; state?: Uint8Array; until: number };
 
@@ -341,6 +355,7 @@ export class Driver extends EventEmitter {
       if (data.length > 1 << 20) return reject(new RequestError(`${this.name}: request of ${data.length} bytes is too large`, 'too-large'));
       if (this.state === 'stopped') return reject(new RequestError(`${this.name}: driver stopped`, 'driver-stopped'));
       if (this.state === 'faulted') return reject(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));
+      if (this.ioSize !== undefined && data.length > this.ioSize) return reject(this.tooLarge(data.length));
       this.queue.push({ op, data, resolve, reject });
       this.pump();
     });
@@ -352,10 +367,18 @@ export class Driver extends EventEmitter {
     if (this.state !== 'running' || !this.worker) return;
     while (this.queue.length) {
       const p = this.queue.shift()!;
+      if (this.ioSize !== undefined && p.data.length > this.ioSize) {
+        p.reject(this.tooLarge(p.data.length));
+        continue;
+      }
       const id = this.nextId++;
       this.inflight.set(id, p);
       this.worker.send({ t: 'request', id, op: p.op, data: p.data });
     }
+  }
+
+  private tooLarge(n: number): RequestError {
+    return new RequestError(`${this.name}: request payload of ${n} bytes is larger than the driver's io buffer (${this.ioSize} bytes)`, 'payload-too-large');
   }
 
   /**
@@ -367,11 +390,17 @@ export class Driver extends EventEmitter {
       if (this.state !== 'running' || !this.worker) {
         return reject(new Error(`${this.name}: cannot reload a driver that is ${this.state}`));
       }
+      try {
+        this.options.admitReload?.(module);
+      } catch (err) {
+        return reject(err);
+      }
       const id = this.nextId++;
       this.reloads.set(id, (r) => {
         if (r.ok) {
           this.previous = { bytes: this.bytes, state: r.state, until: Date.now() + (opts.graceMs ?? 1000) };
           this.bytes = module;
+          if (r.ioSize !== undefined) this.ioSize = r.ioSize;
           this.emit('reloaded', r);
         }
         resolve({ ok: r.ok, error: r.error, swapMs: r.swapMs, stateBytes: r.state?.length ?? 0, restored: r.restored });
@@ -409,10 +438,13 @@ export class Driver extends EventEmitter {
     this.state = 'stopped';
     this.stopWatchdog();
     this.failAll(new RequestError(`${this.name}: driver stopped`, 'driver-stopped'));
+    // Stopped while loading (a probe that spins under a long deadline, say): the load fails now.
+    this.ready?.reject(new LoadError(`${this.name}: stopped while loading`));
+    this.ready = undefined;
     if (!w) return;
     if (wasRunning) {
       w.send({ t: 'stop' });
-      const done = await Promise.race([w.exitedPromise.then(() => true), delay(this.limits.deadlineMs).then(() => false)]);
+      const done = await Promise.race([w.exitedPromise.then(() => true), delay(Math.min(this.limits.deadlineMs, STOP_GRACE_MS)).then(() => false)]);
       if (done) return;
     }
     await w.kill();
@@ -426,6 +458,7 @@ export class Driver extends EventEmitter {
     switch (m.t) {
       case 'ready':
         this.gateRegions = m.gateRegions;
+        this.ioSize = m.ioSize;
         this.state = 'running';
         this.ready?.resolve();
         this.ready = undefined;
@@ -458,7 +491,8 @@ export class Driver extends EventEmitter {
         const p = this.inflight.get(m.id);
         if (!p) break;
         this.inflight.delete(m.id);
-        if (m.data) p.resolve(m.data);
+        if (m.error === 'payload-too-large') p.reject(this.tooLarge(p.data.length));
+        else if (m.data) p.resolve(m.data);
         else p.reject(new RequestError(`${this.name}: request ${p.op} failed with driver status ${m.status}`, 'driver-error', m.status));
         this.holdWhilePending();
         break;

@@ -82,7 +82,7 @@ export class LoadError extends Error {
 export class RequestError extends Error {
   constructor(
     message: string,
-    readonly code: 'driver-error' | 'driver-faulted' | 'driver-restarted' | 'driver-failed' | 'driver-stopped' | 'too-large',
+    readonly code: 'driver-error' | 'driver-faulted' | 'driver-restarted' | 'driver-failed' | 'driver-stopped' | 'too-large' | 'payload-too-large',
     readonly status?: number,
   ) {
     super(message);

@@ -9,6 +9,9 @@ import { openSimDevice } from './devices/sim.ts';
 import { discoverUio, uioDeviceSpec, type UioRoots } from './devices/uio.ts';
 import { LoadError } from './faults.ts';
 import { loadNative } from './native.ts';
+import { DEFAULT_LIMIT_CAPS, type Limits } from './sandbox/instance.ts';
+import { loadAdmitted, type PackageOptions } from './package/load.ts';
+import type { Manifest } from './package/manifest.ts';
 
 export interface DeviceHandle {
   spec: DeviceSpec;
@@ -23,7 +26,20 @@ export interface OpenDeviceOptions {
   uio?: UioRoots;
 }
 
-export interface LoadOptions extends Partial<DriverOptions> {}
+export interface LoadOptions extends Partial<DriverOptions> {
+  /** Under a trust policy: the operator's manifest, the grant of a bare module allowed by name (package/load.ts). */
+  manifest?: Manifest;
+}
+
+export interface HostOptions {
+  /**
+   * A trust policy: when set, every load (and reload) goes through it — signed packages verified
+   * against the trust store, anything unsigned or bare only if allowed by name (docs/packages.md).
+   */
+  trust?: Omit<PackageOptions, 'manifest' | 'name'> & { trust: string };
+  /** The most a manifest may ask for, per limit (default DEFAULT_LIMIT_CAPS). */
+  limitCaps?: Partial<Limits>;
+}
 
 export class Host extends EventEmitter {
   private readonly devices = new Map<string, DeviceHandle>();
@@ -31,6 +47,15 @@ export class Host extends EventEmitter {
   readonly drivers: Driver[] = [];
   /** Why the host is tainted (drivers without an open-source license), as the kernel taints for modules. */
   readonly taints: string[] = [];
+  /** The caps manifests' limits are checked against. */
+  readonly limitCaps: Limits;
+  readonly trust?: HostOptions['trust'];
+
+  constructor(opts: HostOptions = {}) {
+    super();
+    this.limitCaps = { ...DEFAULT_LIMIT_CAPS, ...opts.limitCaps };
+    this.trust = opts.trust;
+  }
 
   taint(reason: string): void {
     this.taints.push(reason);
@@ -60,9 +85,27 @@ export class Host extends EventEmitter {
     return handle;
   }
 
-  /** Load a driver (a .wasm path or bytes) onto a device and probe it. */
+  /**
+   * Load a driver (a .wasm path or bytes) onto a device and probe it. Under a trust policy (HostOptions
+   * trust) it must pass the policy first, package or bare module alike.
+   */
   async load(driver: string | Uint8Array, device: string | DeviceHandle, opts: LoadOptions = {}): Promise<Driver> {
     const dev = typeof device === 'string' ? this.openDevice(device) : device;
+    if (this.trust) {
+      let bytes: Uint8Array;
+      try {
+        bytes = typeof driver === 'string' ? new Uint8Array(readFileSync(driver)) : driver;
+      } catch (err) {
+        throw new LoadError(`${driver}: cannot read: ${(err as Error).message}`);
+      }
+      const { manifest, name, ...load } = opts;
+      return loadAdmitted(this, bytes, dev, typeof driver === 'string' ? driver : name ?? 'driver', { ...this.trust, manifest, name }, load);
+    }
+    return this.loadChecked(driver, dev, opts);
+  }
+
+  /** Load without a trust policy (package/load.ts calls this after admitting). */
+  async loadChecked(driver: string | Uint8Array, dev: DeviceHandle, opts: LoadOptions = {}): Promise<Driver> {
     let bytes: Uint8Array;
     if (typeof driver === 'string') {
       try {
@@ -99,7 +142,8 @@ export class Host extends EventEmitter {
 
   /** Stop every driver, then release every device. */
   async close(): Promise<void> {
-    await Promise.all(this.drivers.map((d) => d.stop()));
+    // Drivers still probing are owners but not yet in `drivers`: stop them too.
+    await Promise.all([...new Set([...this.drivers, ...this.owners.values()])].map((d) => d.stop()));
     for (const d of this.devices.values()) d.close();
     this.devices.clear();
     this.owners.clear();

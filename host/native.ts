@@ -105,6 +105,22 @@ export interface Native {
   pread(fd: number, offset: number, width: 1 | 2 | 4): number;
   pwrite(fd: number, offset: number, width: 1 | 2 | 4, value: number): void;
 
+  /**
+   * open /dev/net/tun (O_NONBLOCK) and TUNSETIFF IFF_TAP|IFF_NO_PI with `name` ('' lets the kernel pick
+   * tapN). One read or write on the fd is one Ethernet frame. Needs CAP_NET_ADMIN.
+   */
+  tapOpen(name: string): { fd: number; name: string };
+  /** TUNSETCARRIER: the TAP interface's carrier (what `ip link` shows as NO-CARRIER / LOWER_UP). */
+  tapSetCarrier(fd: number, on: boolean): void;
+  /** SIOCSIFHWADDR: set an interface's Ethernet address. */
+  netSetMac(name: string, mac: Uint8Array): void;
+  /** SIOCGIFFLAGS + SIOCSIFFLAGS: set or clear IFF_UP. */
+  netSetUp(name: string, up: boolean): void;
+  /** One read() into `buf`: bytes read, or -1 when nothing is ready (EAGAIN). */
+  readInto(fd: number, buf: Uint8Array): number;
+  /** One write() of `buf`: bytes written, or -1 when the fd would block (EAGAIN). */
+  writeFrom(fd: number, buf: Uint8Array): number;
+
   /** getsockopt(SO_PEERCRED) on a connected UNIX socket: the peer's pid, uid and gid. */
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
 

@@ -11,6 +11,11 @@
  *     make -C kernel-stub [KDIR=...]
  * Load:
  *     insmod wasmdrv_uio.ko [dma_size=65536] [uart_port=0x2f8 uart_irq=3]
+ * An e1000 (8086:100e) is only taken when asked for by driver_override (the stub never grabs a
+ * machine's NICs on load):
+ *     echo wasmdrv_uio > /sys/bus/pci/devices/0000:00:04.0/driver_override
+ *     echo 0000:00:04.0 > /sys/bus/pci/drivers/e1000/unbind     (if e1000.ko holds it)
+ *     echo 0000:00:04.0 > /sys/bus/pci/drivers_probe
  * Bind a PCI device that is not in the table (it gets the generic entry: INTx masking in the
  * handler, re-enabled by the 4-byte irqcontrol write of 1 to /dev/uioN):
  *     echo "VVVV DDDD" > /sys/bus/pci/drivers/wasmdrv_uio/new_id
@@ -21,7 +26,7 @@
  *     uart_irq   its IRQ; the handler masks the UART (IER = 0), user space re-enables it
  *
  * What user space sees (/sys/class/uio/uioN):
- *     name      "wasmdrv-<entry>" (wasmdrv-edu, wasmdrv-generic, wasmdrv-uart16550)
+ *     name      "wasmdrv-<entry>" (wasmdrv-edu, wasmdrv-e1000, wasmdrv-generic, wasmdrv-uart16550)
  *     maps/     map0..: the table's BARs ("bar0", ...), then "dma"; map i is at mmap offset i * PAGE_SIZE
  *     portio/   the UART's port range (UIO_PORT_X86)
  * Reads of /dev/uioN return the 4-byte interrupt count; writes take irqcontrol (1 unmask, 0 mask).
@@ -79,6 +84,21 @@ static const struct stub_entry edu_entry = {
 	.status_off = 0x24,
 	.ack_off = 0x64,
 	.dma_bits = 28,
+};
+
+/*
+ * Intel 82540EM (QEMU's e1000, 8086:100e). Its cause register ICR is read-to-clear, so a handler
+ * that read it would take the causes away from the driver; and writing IMC would mask the device
+ * without telling whether it raised the line. PCI 2.3 INTx masking does both without touching the
+ * device: the status bit says whether it interrupted, the command bit masks it, irqcontrol re-enables
+ * it after the driver has read ICR. Only BAR0 (MMIO, 128 KiB) is mapped: QEMU leaves the I/O BAR
+ * unimplemented. Load with dma_size=262144 for the driver's rings and buffers.
+ */
+static const struct stub_entry e1000_entry = {
+	.name = "wasmdrv-e1000",
+	.bars = BIT(0),
+	.ack = ACK_INTX_MASK,
+	.dma_bits = 32,
 };
 
 /* Devices added through new_id: every memory BAR, INTx masking, 32-bit DMA. */
@@ -165,6 +185,10 @@ static int stub_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	const struct stub_entry *entry = id->driver_data ? (const struct stub_entry *)id->driver_data : &generic_entry;
 	struct stub_pci *s;
 	int bar, n = 0, err;
+
+	/* A NIC is someone's network: take it only when the administrator named this driver for it. */
+	if (entry == &e1000_entry && !(pdev->driver_override && !strcmp(pdev->driver_override, DRV_NAME)))
+		return -ENODEV;
 
 	err = pcim_enable_device(pdev);
 	if (err)
@@ -253,6 +277,8 @@ static void stub_pci_remove(struct pci_dev *pdev)
 
 static const struct pci_device_id stub_pci_ids[] = {
 	{ PCI_DEVICE(0x1234, 0x11e8), .driver_data = (kernel_ulong_t)&edu_entry },
+	/* only through driver_override (see the header and stub_pci_probe) */
+	{ PCI_DEVICE(0x8086, 0x100e), .driver_data = (kernel_ulong_t)&e1000_entry },
 	{ 0, }
 };
 MODULE_DEVICE_TABLE(pci, stub_pci_ids);

@@ -2,6 +2,7 @@
 // A target is rebuilt when its output is older than asconfig.json, the SDK, or any file in the
 // entry's directory. Pass --force to rebuild everything.
 import asc from 'assemblyscript/asc';
+import { buildCRustDrivers, TARGETS as C_RUST_TARGETS } from './build-c-rust-drivers.mjs';
 import { readFileSync, readdirSync, statSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
@@ -38,4 +39,7 @@ for (const [name, target] of Object.entries(config.targets)) {
     console.log(`build:drivers: ${name} -> ${out}`);
   }
 }
+// The C and Rust drivers (guest-drivers/edu-c, guest-drivers/edu-rust), built with clang and rustc.
+const cRust = C_RUST_TARGETS.map((t) => t.name).filter((n) => !only.length || only.includes(n));
+if (cRust.length) failed += buildCRustDrivers({ force, only: cRust });
 process.exit(failed ? 1 : 0);

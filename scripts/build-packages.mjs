@@ -27,9 +27,10 @@ function section(name, payload) {
 }
 
 mkdirSync(join(root, 'build', 'packages'), { recursive: true });
-for (const name of ['edu', 'uart16550']) {
-  const manifestPath = join(root, 'guest-drivers', name, 'manifest.json');
-  const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath);
+// [package, manifest]: the C and Rust edu drivers ship under the edu manifest, renamed.
+for (const [name, of] of [['edu', 'edu'], ['uart16550', 'uart16550'], ['e1000', 'e1000'], ['edu-c', 'edu'], ['edu-rust', 'edu']]) {
+  const manifestPath = join(root, 'guest-drivers', of, 'manifest.json');
+  const manifest = { ...parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath), name };
   const wasm = new Uint8Array(readFileSync(join(root, 'build', 'drivers', `${name}.wasm`)));
   const sec = section(MANIFEST_SECTION, new TextEncoder().encode(JSON.stringify(manifest)));
   const pkg = new Uint8Array(wasm.length + sec.length);

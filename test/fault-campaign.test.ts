@@ -4,12 +4,15 @@ import { describe, expect, it } from 'vitest';
 import { runCampaign } from '../host/campaign/campaign.ts';
 
 describe('fault-injection campaign', () => {
-  it('1,000 faults: no host crash, no write outside a grant, many fault kinds detected, every fault recovered', async () => {
+  it('1,000 faults: no host crash, no write or DMA outside a grant, many fault kinds detected, every fault recovered', async () => {
     const r = await runCampaign({ faults: 1000, seed: 42, jobs: 2, trialDeadlineMs: 250 });
     expect(r.faults + r.notInjected).toBe(1000);
     expect(r.faults).toBeGreaterThan(950);
     expect(r.hostCrashes).toBe(0);
     expect(r.outsideGrantWrites).toBe(0);
+    // The device's own record of every DMA it performed: none reached outside the window, and it saw plenty.
+    expect(r.outsideDmaBytes).toBe(0);
+    expect(r.dmaTransfers).toBeGreaterThan(500);
     expect(r.mutants).toBeGreaterThan(300);
     expect(r.devices).toBeGreaterThan(300);
     expect(Object.keys(r.driverFaults).length).toBeGreaterThanOrEqual(5);

@@ -78,7 +78,7 @@ describe('driver packages', () => {
     expect(await refusal(pack('edu', eduManifest))).toContain('the package is not signed (pass --allow-unsigned');
     host = new Host();
     const warnings: string[] = [];
-    const drv = await loadPackage(host, pack('edu', eduManifest), 'sim:edu', { trust, allowUnsigned: true, onWarning: (w) => warnings.push(w) });
+    const drv = await loadPackage(host, pack('edu', eduManifest), 'sim:edu', { trust, allowUnsigned: ['edu'], onWarning: (w) => warnings.push(w) });
     expect(drv.state).toBe('running');
     expect(warnings[0]).toContain('UNSIGNED package edu 0.1.0');
   });
@@ -112,7 +112,7 @@ describe('driver packages', () => {
     };
     const dma = await faultOf(19, 'sim:edu:fw1');
     expect(dma.kind).toBe('dma-firewall');
-    expect(dma.message).toContain('bus address 0x7fff0000 is outside the granted DMA window');
+    expect(dma.message).toContain('RAM side source 0x80 = 0x7fff0000, bytes [0x7fff0000, 0x7fff0010) is not inside one granted DMA window');
     const policy = await faultOf(20, 'sim:edu:fw2');
     expect(policy.kind, policy.message).toBe('access-denied');
     expect(policy.message).toContain('offset 0x10 width 4: not a writable register under the grant');

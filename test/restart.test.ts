@@ -11,7 +11,7 @@ import { Driver, Host, RequestError } from '../host/index.ts';
 import { driverPath, root } from './helpers.ts';
 
 const OP_ECHO = 0, OP_TRAP = 6, OP_HANG = 10;
-const CODES = ['driver-error', 'driver-faulted', 'driver-restarted', 'driver-failed', 'driver-stopped', 'too-large'];
+const CODES = ['driver-error', 'driver-faulted', 'driver-restarted', 'driver-failed', 'driver-stopped', 'too-large', 'payload-too-large'];
 
 let host: Host | undefined;
 afterEach(async () => {
@@ -98,7 +98,7 @@ describe('requests across restarts', () => {
     host = new Host();
     const drv = await host.load(driverPath('test/broken'), 'sim:edu:soak', {
       name: 'soak',
-      limits: { deadlineMs: 250 },
+      limits: { deadlineMs: 1000 },
       restart: { backoffMs: 0, maxBackoffMs: 0, budget: 1e9, windowMs: 1000 },
     });
     let sent = 0, answered = 0, wrong = 0;

@@ -147,6 +147,7 @@ function dmaRoundTrip(args: Args): i32 {
   if (DmaWindow.count() < 1) return ERR_NO_DMA;
   const w = DmaWindow.get(0);
   const len = args.len;
+  if (len == 0) return 0; // nothing to move (QEMU 7.2's edu takes a DMA count of 0 as a hardware error)
   if (len > DEVICE_BUFFER_SIZE || len * 2 > w.size) return ERR_TOO_LARGE;
   memory.copy(w.addr, args.ptr(0), len);
   let r = dmaTransfer(w.busAt(0), DEVICE_BUFFER, len, false);

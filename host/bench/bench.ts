@@ -1,6 +1,7 @@
 // npm run bench: the sandbox against native C on the same machine, in the same run, on the same memory.
 // Every figure is printed beside its baseline and as a ratio; with --json the last line is one object.
 
+import { benchLanguages } from './languages.ts';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { measureFuzz } from '../fuzz/fuzz.ts';
@@ -23,7 +24,7 @@ export interface BenchOptions {
   only?: BenchSection[];
 }
 
-export const BENCH_SECTIONS = ['regs', 'dma', 'irq', 'ring', 'lifecycle'] as const;
+export const BENCH_SECTIONS = ['regs', 'dma', 'irq', 'ring', 'lifecycle', 'languages'] as const;
 export type BenchSection = (typeof BENCH_SECTIONS)[number];
 
 const le32 = (...v: number[]) => new Uint8Array(Uint32Array.from(v).buffer);
@@ -212,6 +213,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
   out.fuzzExecsPerSec = measureFuzz(new Uint8Array(readFileSync(join(root, 'build', 'drivers', 'edu.wasm'))), o.quick ? 1000 : 10_000);
   say(`fuzz            ${out.fuzzExecsPerSec} execs/s on one core (edu driver, virtual device time)`);
   }
+  if (want('languages')) Object.assign(out, await benchLanguages(root, !!o.quick, say));
   out.machine = `${cpus().length} x ${cpus()[0]?.model ?? '?'}, node ${process.version}`;
   if (o.json) console.log(JSON.stringify(out));
   const resultsDir = join(root, 'bench', 'results');

@@ -4,6 +4,10 @@
 //   faults              trials that injected a fault
 //   hostCrashes         campaign workers that died of an error in host code (must be 0)
 //   outsideGrantWrites  canary pages around every DMA window that changed (must be 0)
+//   outsideDmaBytes     bytes the device's DMA reached outside its window, from the device's own
+//                       record of every transfer (sim/dma-record.ts; must be 0: every trial runs
+//                       under the shipped edu manifest's grant, DMA firewall included)
+//   dmaTransfers        transfers that record saw (so a 0 above is not a record that saw nothing)
 //   driverFaults        faults the sandbox detected, by kind (plus load and probe refusals)
 //   recovered           faulted trials after which a fresh driver reset the device and served again
 //   benign              injected faults that changed nothing observable
@@ -29,6 +33,8 @@ export interface CampaignStats {
   faults: number;
   hostCrashes: number;
   outsideGrantWrites: number;
+  outsideDmaBytes: number;
+  dmaTransfers: number;
   driverFaults: Record<string, number>;
   recovered: number;
   /** Faulted trials after which the device did not come back (the first 100): replay with their index. */
@@ -64,7 +70,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
   const eduBytes = new Uint8Array(readFileSync(o.driver ?? join(packageRoot(), 'build', 'drivers', 'edu.wasm')));
   const started = Date.now();
   const st: CampaignStats = {
-    faults: 0, hostCrashes: 0, outsideGrantWrites: 0, driverFaults: {}, recovered: 0, unrecovered: [], faulted: 0, benign: 0,
+    faults: 0, hostCrashes: 0, outsideGrantWrites: 0, outsideDmaBytes: 0, dmaTransfers: 0, driverFaults: {}, recovered: 0, unrecovered: [], faulted: 0, benign: 0,
     mutants: 0, devices: 0, notInjected: 0, elapsedMs: 0, faultsPerSec: 0,
   };
   const count = (k: string) => (st.driverFaults[k] = (st.driverFaults[k] ?? 0) + 1);
@@ -97,6 +103,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
 
   const record = (r: TrialResult) => {
     reported++;
+    st.dmaTransfers += r.dmaTransfers;
+    st.outsideDmaBytes += r.outsideDmaBytes;
     if (!r.injected) {
       st.notInjected++;
       return;
@@ -138,13 +146,15 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
       });
       job.worker = w;
       job.killing = false;
-      w.on('message', (m: { t: string; result?: TrialResult; recovered?: boolean; why?: string }) => {
+      w.on('message', (m: { t: string; result?: TrialResult; recovered?: boolean; why?: string; dmaTransfers?: number; outsideDmaBytes?: number }) => {
         if (m.t === 'trial') {
           record(m.result!);
           checkCanaries(job);
           if (reported % 200 === 0) o.onProgress?.(snapshot());
         } else if (m.t === 'recovery') {
           // after a killed (hung) or crashed trial: did a fresh driver bring the device back?
+          st.dmaTransfers += m.dmaTransfers ?? 0;
+          st.outsideDmaBytes += m.outsideDmaBytes ?? 0;
           if (m.recovered) st.recovered++;
           else if (after && st.unrecovered.length < 100) st.unrecovered.push({ index: after.index, kind: trialKind(o.seed, after.index), outcome: after.outcome, why: m.why });
         } else if (m.t === 'done') {

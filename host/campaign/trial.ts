@@ -5,9 +5,13 @@
 import { FaultError, LoadError, classify, type FaultKind } from '../faults.ts';
 import { loadNative } from '../native.ts';
 import type { DeviceSpec } from '../devices/spec.ts';
-import { SIM_IRQ_BYTES } from '../sim/irq.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DmaRecord, dmaRecordOffset, simStateBytes } from '../sim/dma-record.ts';
+import { packageRoot } from '../native.ts';
+import { grantFor, parseManifest } from '../package/manifest.ts';
 import { edu } from '../sim/edu.ts';
-import { DriverInstance } from '../sandbox/instance.ts';
+import { DriverInstance, type Grant } from '../sandbox/instance.ts';
 import { DeviceSession } from '../sandbox/session.ts';
 import type { DriverShared } from '../sandbox/shared.ts';
 import { readWasm } from '../wasm.ts';
@@ -25,6 +29,8 @@ export interface TrialEnv {
   irqFd: number;
   cancelFd: number;
   shared: DriverShared;
+  /** The shipped edu manifest's grant: every trial runs under the DMA firewall and the write policy. */
+  grant: Grant;
 }
 
 export interface TrialResult {
@@ -37,6 +43,9 @@ export interface TrialResult {
   whyNotRecovered?: string;
   /** False when no validating mutant was found (the trial then injected nothing). */
   injected: boolean;
+  /** From the device's DMA record (sim/dma-record.ts), trial and recovery together: transfers, and bytes outside the window. */
+  dmaTransfers: number;
+  outsideDmaBytes: number;
 }
 
 /** xorshift32 seeded per trial: a campaign is reproducible from its seed. */
@@ -58,7 +67,10 @@ export function rng(seed: number, index: number): () => number {
 export function makeEnv(eduBytes: Uint8Array, state: SharedArrayBuffer, dmaFd: number, irqFd: number, cancelFd: number, shared: DriverShared): TrialEnv {
   const info = readWasm(eduBytes);
   if (!info.code) throw new Error('edu driver has no code section');
-  return { eduBytes, eduModule: new WebAssembly.Module(eduBytes as Uint8Array<ArrayBuffer>), code: info.code, state, dmaFd, irqFd, cancelFd, shared };
+  const env = { eduBytes, eduModule: new WebAssembly.Module(eduBytes as Uint8Array<ArrayBuffer>), code: info.code, state, dmaFd, irqFd, cancelFd, shared, grant: {} };
+  const where = join(packageRoot(), 'guest-drivers', 'edu', 'manifest.json');
+  env.grant = grantFor(parseManifest(readFileSync(where, 'utf8'), where), spec(env, 'edu', {}), where).grant;
+  return env;
 }
 
 /**
@@ -116,7 +128,7 @@ export function runTrial(env: TrialEnv, seed: number, index: number): TrialResul
   let options: Record<string, unknown> = {};
   if (kind === 'mutant') {
     const m = mutate(env, r);
-    if (!m) return { index, kind, recovered: false, injected: false };
+    if (!m) return { index, kind, recovered: false, injected: false, dmaTransfers: 0, outsideDmaBytes: 0 };
     bytes = m;
   } else {
     model = 'faulty';
@@ -130,12 +142,13 @@ export function runTrial(env: TrialEnv, seed: number, index: number): TrialResul
       stuck: r() % 3 === 0 ? { offset: [0x20, 0x24, 0x00, 0x08][r() % 4], mask: 1 << (r() % 32), value: r() } : undefined,
     };
   }
-  const result: TrialResult = { index, kind, recovered: false, injected: true };
+  const result: TrialResult = { index, kind, recovered: false, injected: true, dmaTransfers: 0, outsideDmaBytes: 0 };
   const session = new DeviceSession(spec(env, model, options), { virtual: true });
   let inst: DriverInstance | undefined;
   try {
     inst = DriverInstance.create('trial', bytes, session, env.shared, {
       cancelFd: env.cancelFd,
+      grant: env.grant,
       hooks: quiet,
       limits: { memoryPages: 64, logBurst: 200, logPerSec: 100 },
       module: bytes === env.eduBytes ? env.eduModule : undefined,
@@ -151,7 +164,14 @@ export function runTrial(env: TrialEnv, seed: number, index: number): TrialResul
     result.whyNotRecovered = recoveryFailure(env);
     result.recovered = result.whyNotRecovered === undefined;
   }
+  Object.assign(result, dmaRecordOf(env));
   return result;
+}
+
+/** What the device's DMA record holds since the state was last cleared (the start of a trial). */
+export function dmaRecordOf(env: TrialEnv): { dmaTransfers: number; outsideDmaBytes: number } {
+  const r = new DmaRecord(env.state, dmaRecordOffset(edu.describe({}))).snapshot();
+  return { dmaTransfers: r.transfers, outsideDmaBytes: r.outsideReadBytes + r.outsideWriteBytes };
 }
 
 /**
@@ -163,7 +183,7 @@ export function recoveryFailure(env: TrialEnv): string | undefined {
   let inst: DriverInstance | undefined;
   try {
     loadNative().eventfdRead(env.irqFd);
-    inst = DriverInstance.create('recovery', env.eduBytes, session, env.shared, { cancelFd: env.cancelFd, hooks: quiet, module: env.eduModule });
+    inst = DriverInstance.create('recovery', env.eduBytes, session, env.shared, { cancelFd: env.cancelFd, hooks: quiet, module: env.eduModule, grant: env.grant });
     inst.reset();
     const status = inst.probe();
     if (status !== 0) return `probe returned ${status}`;
@@ -181,4 +201,4 @@ export function recoveryFailure(env: TrialEnv): string | undefined {
 }
 
 
-export const EDU_STATE_BYTES = SIM_IRQ_BYTES + edu.describe({}).stateBytes;
+export const EDU_STATE_BYTES = simStateBytes(edu.describe({}));

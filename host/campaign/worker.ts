@@ -3,7 +3,7 @@
 // first checks that the device recovers.
 import { workerData, parentPort } from 'node:worker_threads';
 import { DriverShared } from '../sandbox/shared.ts';
-import { makeEnv, recoveryFailure, runTrial } from './trial.ts';
+import { dmaRecordOf, makeEnv, recoveryFailure, runTrial } from './trial.ts';
 
 const d = workerData as {
   eduBytes: Uint8Array; state: SharedArrayBuffer; dmaFd: number; irqFd: number; cancelFd: number;
@@ -14,7 +14,8 @@ const env = makeEnv(d.eduBytes, d.state, d.dmaFd, d.irqFd, d.cancelFd, new Drive
 
 if (d.recoverFirst) {
   const why = recoveryFailure(env);
-  parentPort!.postMessage({ t: 'recovery', recovered: why === undefined, why });
+  // The record still holds the killed trial's transfers too: the next trial clears it.
+  parentPort!.postMessage({ t: 'recovery', recovered: why === undefined, why, ...dmaRecordOf(env) });
 }
 for (let i = d.first; i < d.end; i += d.stride) {
   beat[0] = i;

@@ -21,7 +21,7 @@ export async function cmdFaultCampaign(argv: string[]): Promise<number> {
   };
   const faults = num('faults', values.faults);
   const line = (s: CampaignStats) =>
-    `${s.faults} faults (${s.mutants} mutants, ${s.devices} devices) · detected ${s.faulted} · recovered ${s.recovered} · benign ${s.benign} · host crashes ${s.hostCrashes} · outside-grant writes ${s.outsideGrantWrites} · ${s.faultsPerSec}/s`;
+    `${s.faults} faults (${s.mutants} mutants, ${s.devices} devices) · detected ${s.faulted} · recovered ${s.recovered} · benign ${s.benign} · host crashes ${s.hostCrashes} · outside-grant writes ${s.outsideGrantWrites} · outside-window DMA bytes ${s.outsideDmaBytes} (of ${s.dmaTransfers} transfers) · ${s.faultsPerSec}/s`;
   const result = await runCampaign({
     faults,
     seed: num('seed', values.seed),
@@ -41,5 +41,5 @@ export async function cmdFaultCampaign(argv: string[]): Promise<number> {
   for (const [k, n] of kinds) console.log(`  ${k.padEnd(24)} ${n}`);
   for (const u of result.unrecovered) console.log(`not recovered: trial ${u.index} (${u.kind}, ${u.outcome}): ${u.why ?? '?'}`);
   if (values.json) console.log(JSON.stringify(result));
-  return result.hostCrashes === 0 && result.outsideGrantWrites === 0 ? 0 : 1;
+  return result.hostCrashes === 0 && result.outsideGrantWrites === 0 && result.outsideDmaBytes === 0 ? 0 : 1;
 }

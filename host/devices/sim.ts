@@ -4,7 +4,7 @@
 import { loadNative } from '../native.ts';
 import type { DeviceSpec } from './spec.ts';
 import { simModelClass, simModels } from '../sim/registry.ts';
-import { SIM_IRQ_BYTES } from '../sim/irq.ts';
+import { readDmaRecord, simStateBytes, type DmaRecordSnapshot } from '../sim/dma-record.ts';
 
 export interface SimDevice {
   spec: DeviceSpec;
@@ -18,7 +18,7 @@ export function openSimDevice(model: string, options: Record<string, unknown> = 
   const desc = cls.describe(options);
   const fds: number[] = [];
   try {
-    const state = new SharedArrayBuffer(SIM_IRQ_BYTES + desc.stateBytes);
+    const state = new SharedArrayBuffer(simStateBytes(desc));
     const eventfd = desc.irq ? native.eventfdCreate(0) : -1;
     if (eventfd >= 0) fds.push(eventfd);
     const kickFd = desc.external ? native.eventfdCreate(0) : -1;
@@ -60,4 +60,13 @@ export function openSimDevice(model: string, options: Record<string, unknown> = 
 
 export function listSimModels(): { id: string; summary: string }[] {
   return simModels().map((m) => ({ id: `sim:${m.name}`, summary: m.summary }));
+}
+
+/**
+ * What a simulated device's DMA did so far (sim/dma-record.ts): every transfer, and the bytes it
+ * reached outside its DMA windows. Undefined for a device that is not simulated.
+ */
+export function simDmaRecord(spec: DeviceSpec): DmaRecordSnapshot | undefined {
+  if (!spec.sim) return undefined;
+  return readDmaRecord(spec, simModelClass(spec.sim.model).describe(spec.sim.options));
 }

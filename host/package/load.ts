@@ -7,17 +7,29 @@ import { join } from 'node:path';
 import { ABI_VERSION } from '../abi.ts';
 import type { Driver } from '../driver.ts';
 import { LoadError } from '../faults.ts';
-import type { DeviceHandle, Host } from '../host.ts';
-import { customSection, readWasm } from '../wasm.ts';
+import type { DeviceHandle, Host, LoadOptions } from '../host.ts';
+import type { DeviceSpec } from '../devices/spec.ts';
+import { checkLimitCaps, type Grant, type Limits } from '../sandbox/instance.ts';
+import { readWasm } from '../wasm.ts';
 import { isOpenSource } from './licenses.ts';
 import { grantFor, matches, parseManifest, type Manifest } from './manifest.ts';
-import { checkSignature, loadTrustStore, MANIFEST_SECTION, type SignatureStatus } from './sign.ts';
+import { checkSignature, loadTrustStore, MANIFEST_SECTION, packageSections, type PackageSections, type SignatureStatus } from './sign.ts';
 
 export interface PackageOptions {
   /** Directory of trusted *.pub keys. Default $WASMDRV_TRUST or ~/.config/wasmdrv/trust. */
   trust?: string;
-  /** Development only: load unsigned packages (with a warning). */
-  allowUnsigned?: boolean;
+  /**
+   * Drivers, by name, that may load without a valid signature: an unsigned package (its manifest's
+   * grant, or `manifest`'s) or a bare module (only with `manifest`). Never a wildcard: each is named.
+   */
+  allowUnsigned?: string[];
+  /**
+   * The operator's own manifest: the explicit grant a bare module runs under (required for one: a
+   * module without a manifest never gets the all-access default), or a narrower one for an unsigned package.
+   */
+  manifest?: Manifest;
+  /** The operator's name for the driver (default: its manifest's). allowUnsigned matches this name. */
+  name?: string;
   onWarning?: (message: string) => void;
 }
 
@@ -31,29 +43,39 @@ export interface PackageInfo {
   bytes: Uint8Array;
 }
 
-/** Read a package's manifest and signature status without loading it. Throws LoadError. */
-export function readPackage(bytes: Uint8Array, where: string, trustDir = defaultTrustDir()): PackageInfo {
-  let info;
+function manifestOf(payload: Uint8Array, where: string): Manifest {
+  let text: string;
   try {
-    info = readWasm(bytes);
-  } catch (err) {
-    throw new LoadError(`${where}: not a valid Wasm module: ${(err as Error).message}`);
+    text = new TextDecoder('utf-8', { fatal: true }).decode(payload);
+  } catch {
+    throw new LoadError(`${where}: the ${MANIFEST_SECTION} section is not UTF-8`);
   }
-  const sec = customSection(bytes, info, MANIFEST_SECTION);
-  if (!sec) throw new LoadError(`${where}: not a driver package: no ${MANIFEST_SECTION} section (wasmdrv pack adds one)`);
-  let manifest: Manifest;
   try {
-    manifest = parseManifest(new TextDecoder().decode(sec), where);
+    return parseManifest(text, where);
   } catch (err) {
     throw new LoadError((err as Error).message);
   }
-  return { manifest, signature: checkSignature(bytes, loadTrustStore(trustDir)), bytes };
+}
+
+function sectionsOf(bytes: Uint8Array, where: string): PackageSections {
+  try {
+    return packageSections(bytes, where);
+  } catch (err) {
+    throw new LoadError((err as Error).message);
+  }
+}
+
+/** Read a package's manifest and signature status without loading it. Throws LoadError. */
+export function readPackage(bytes: Uint8Array, where: string, trustDir = defaultTrustDir()): PackageInfo {
+  const found = sectionsOf(bytes, where);
+  if (!found.manifest) throw new LoadError(`${where}: not a driver package: no ${MANIFEST_SECTION} section (wasmdrv pack adds one)`);
+  return { manifest: manifestOf(found.manifest, where), signature: checkSignature(found, loadTrustStore(trustDir)), bytes };
 }
 
 /** True when the file carries a wasmdrv manifest (a package rather than a bare module). */
 export function isPackage(bytes: Uint8Array): boolean {
   try {
-    return !!customSection(bytes, readWasm(bytes), MANIFEST_SECTION);
+    return readWasm(bytes).customSections.some((c) => c.name === MANIFEST_SECTION);
   } catch {
     return false;
   }
@@ -64,12 +86,81 @@ export function refusalFor(sig: SignatureStatus, where: string, allowUnsigned: b
     case 'valid':
       return undefined;
     case 'unsigned':
-      return allowUnsigned ? undefined : `${where}: the package is not signed (pass --allow-unsigned to load it for development)`;
+      return allowUnsigned ? undefined : `${where}: the package is not signed (pass --allow-unsigned NAME to load it for development)`;
     case 'unknown-key':
       return `${where}: signed by key ${sig.key}, which is not in the trust store`;
     case 'invalid':
       return `${where}: signature by key ${sig.key} is invalid: ${sig.reason}`;
   }
+}
+
+/** What the trust policy admitted: the driver's name, grant and limits, and how. */
+export interface Admission {
+  name: string;
+  manifest: Manifest;
+  grant: Grant;
+  limits: Partial<Limits>;
+  signature: SignatureStatus;
+  /** True for a bare module (no manifest of its own) running under the operator's manifest. */
+  bare: boolean;
+}
+
+/**
+ * The trust policy, in one place: every load and every reload under a policy goes through here.
+ * A signed package must verify against the trust store; an unsigned package or a bare module loads
+ * only if the operator allowed it by name, and a bare module only under the operator's manifest.
+ * Then ABI, device match, grant against the device, and the limits against the host's caps.
+ */
+export function admit(bytes: Uint8Array, where: string, dev: DeviceSpec, o: PackageOptions, caps: Limits): Admission {
+  const found = sectionsOf(bytes, where);
+  const own = found.manifest ? manifestOf(found.manifest, where) : undefined;
+  const signature = own ? checkSignature(found, loadTrustStore(o.trust ?? defaultTrustDir())) : ({ status: 'unsigned' } as const);
+  const name = o.name ?? o.manifest?.name ?? own?.name;
+  const allowed = name !== undefined && (o.allowUnsigned ?? []).includes(name);
+  let m: Manifest;
+  if (!own) {
+    if (!allowed) {
+      throw new LoadError(`${where}: a bare module (no ${MANIFEST_SECTION} section, unsigned): under a trust policy it loads only if the operator allows it by name (--allow-unsigned NAME, allowUnsigned: [NAME])${name ? `; "${name}" is not allowed` : ''}`);
+    }
+    if (!o.manifest) throw new LoadError(`${where}: bare module ${name} is allowed unsigned, but needs the operator's manifest for its grant (--manifest FILE); it never gets the all-access default`);
+    m = o.manifest;
+  } else if (signature.status === 'unsigned' && allowed) {
+    m = o.manifest ?? own;
+  } else {
+    const refusal = refusalFor(signature, where, false);
+    if (refusal) throw new LoadError(signature.status === 'unsigned' && name ? `${refusal}; "${name}" is not allowed unsigned` : refusal);
+    m = own;
+  }
+  if (signature.status !== 'valid') o.onWarning?.(`WARNING: loading UNSIGNED ${own ? 'package' : 'bare module'} ${name} ${m.version} (allowed unsigned by name): its code${own ? ' and manifest are' : ' is'} unverified`);
+  if (m.abi !== ABI_VERSION) throw new LoadError(`${where}: built for ABI v${m.abi}, this host speaks v${ABI_VERSION}`);
+  if (!matches(m, dev)) throw new LoadError(`${where}: ${m.name} does not drive device ${dev.id} (${dev.name}); it matches ${JSON.stringify(m.match)}`);
+  let granted;
+  try {
+    granted = grantFor(m, dev, where);
+  } catch (err) {
+    throw new LoadError((err as Error).message);
+  }
+  checkLimitCaps(granted.limits, caps, where);
+  return { name: name ?? m.name, manifest: m, grant: granted.grant, limits: granted.limits, signature, bare: !own };
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)) === JSON.stringify(b, (_, v) => (typeof v === 'bigint' ? `${v}n` : v));
+
+/**
+ * Admit, then load under what was admitted. The driver keeps the policy for its reloads: a new
+ * module must pass the same policy on the same device, under the same name, grant and limits.
+ */
+export async function loadAdmitted(host: Host, bytes: Uint8Array, dev: DeviceHandle, where: string, o: PackageOptions, load: LoadOptions = {}): Promise<Driver> {
+  const a = admit(bytes, where, dev.spec, o, host.limitCaps);
+  const admitReload = (next: Uint8Array): void => {
+    const b = admit(next, `${a.name}: reload`, dev.spec, { ...o, name: a.name, onWarning: undefined }, host.limitCaps);
+    if (b.name !== a.name) throw new LoadError(`${a.name}: reload: the new package is ${b.name}, not ${a.name}`);
+    if (!same(b.grant, a.grant) || !same(b.limits, a.limits)) throw new LoadError(`${a.name}: reload: the new package asks for another grant or other limits; stop the driver and load it instead`);
+  };
+  // The operator's own limits (--deadline, LoadOptions.limits) override the manifest's; the grant is the admitted one.
+  const drv = await host.loadChecked(bytes, dev, { ...load, name: a.name, grant: a.grant, limits: { ...a.limits, ...load.limits }, admitReload });
+  if (!isOpenSource(a.manifest.license)) host.taint(`${a.manifest.name} ${a.manifest.version}: license "${a.manifest.license}" is not open source`);
+  return drv;
 }
 
 export async function loadPackage(host: Host, source: string | Uint8Array, device: string | DeviceHandle, o: PackageOptions = {}): Promise<Driver> {
@@ -80,21 +171,6 @@ export async function loadPackage(host: Host, source: string | Uint8Array, devic
   } catch (err) {
     throw new LoadError(`${where}: cannot read: ${(err as Error).message}`);
   }
-  const pkg = readPackage(bytes, where, o.trust ?? defaultTrustDir());
-  const m = pkg.manifest;
-  const refusal = refusalFor(pkg.signature, where, o.allowUnsigned ?? false);
-  if (refusal) throw new LoadError(refusal);
-  if (pkg.signature.status === 'unsigned') o.onWarning?.(`WARNING: loading UNSIGNED package ${m.name} ${m.version} (--allow-unsigned): its code and manifest are unverified`);
-  if (m.abi !== ABI_VERSION) throw new LoadError(`${where}: built for ABI v${m.abi}, this host speaks v${ABI_VERSION}`);
   const dev = typeof device === 'string' ? host.openDevice(device) : device;
-  if (!matches(m, dev.spec)) throw new LoadError(`${where}: ${m.name} does not drive device ${dev.spec.id} (${dev.spec.name}); it matches ${JSON.stringify(m.match)}`);
-  let granted;
-  try {
-    granted = grantFor(m, dev.spec, where);
-  } catch (err) {
-    throw new LoadError((err as Error).message);
-  }
-  const drv = await host.load(bytes, dev, { name: m.name, grant: granted.grant, limits: granted.limits });
-  if (!isOpenSource(m.license)) host.taint(`${m.name} ${m.version}: license "${m.license}" is not open source`);
-  return drv;
+  return loadAdmitted(host, bytes, dev, where, o);
 }

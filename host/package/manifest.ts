@@ -5,6 +5,8 @@ import { Ajv, type ErrorObject } from 'ajv';
 import type { DeviceSpec } from '../devices/spec.ts';
 import type { ImportGroup } from '../abi.ts';
 import type { Grant, Limits, RegionPolicy } from '../sandbox/instance.ts';
+import { RINGS_SCHEMA, ringLayouts, type RingDecl } from './rings.ts';
+import { compileEngine, type DmaEngineSpec, type DmaRegisterSpec } from '../sandbox/dma-firewall.ts';
 
 export interface Manifest {
   name: string;
@@ -19,15 +21,61 @@ export interface Manifest {
     size: string;
     access: 'r' | 'rw';
     writable?: { offset: string; width: 1 | 2 | 4 | 8; mask?: string }[];
-    dmaAddress?: { offset: string; width: 4 | 8; deviceRanges?: [string, string][] }[];
+    dmaEngines?: ManifestDmaEngine[];
   }[];
   ports?: { index: number; size: number; access: 'r' | 'rw' }[];
   dma?: { windows: number; minSize?: string };
+  /** Descriptor rings (host/package/rings.ts), for the descriptor firewall. */
+  rings?: RingDecl[];
   interrupts?: boolean;
   limits?: Partial<Limits>;
 }
 
+/** A DMA engine's register: one 4/8-byte register, or a low/high pair of 4-byte registers. */
+export type ManifestDmaRegister = { offset: string; width: 4 | 8 } | { low: string; high: string };
+
+/** A register-programmed DMA engine (host/sandbox/dma-firewall.ts has the model and its rules). */
+export interface ManifestDmaEngine {
+  name?: string;
+  source: ManifestDmaRegister;
+  destination: ManifestDmaRegister;
+  length: ManifestDmaRegister;
+  trigger: { offset: string; width: 4 | 8; bit: number };
+  direction?: { offset: string; width: 4 | 8; bit: number; deviceToRam: 0 | 1 };
+  ramSide?: 'source' | 'destination' | 'both';
+  deviceRanges?: [string, string][];
+  addressBits?: number;
+  narrowWrites?: 'refuse' | 'merge';
+  readBack?: boolean;
+}
+
 const hex = { type: 'string', pattern: '^(0x[0-9a-fA-F]+|[0-9]+)$' };
+const dmaRegister = {
+  oneOf: [
+    { type: 'object', additionalProperties: false, required: ['offset', 'width'], properties: { offset: hex, width: { enum: [4, 8] } } },
+    { type: 'object', additionalProperties: false, required: ['low', 'high'], properties: { low: hex, high: hex } },
+  ],
+};
+const dmaBit = { type: 'integer', minimum: 0, maximum: 63 };
+const dmaEngine = {
+  type: 'object', additionalProperties: false, required: ['source', 'destination', 'length', 'trigger'],
+  properties: {
+    name: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,32}$' },
+    source: dmaRegister,
+    destination: dmaRegister,
+    length: dmaRegister,
+    trigger: { type: 'object', additionalProperties: false, required: ['offset', 'width', 'bit'], properties: { offset: hex, width: { enum: [4, 8] }, bit: dmaBit } },
+    direction: {
+      type: 'object', additionalProperties: false, required: ['offset', 'width', 'bit', 'deviceToRam'],
+      properties: { offset: hex, width: { enum: [4, 8] }, bit: dmaBit, deviceToRam: { enum: [0, 1] } },
+    },
+    ramSide: { enum: ['source', 'destination', 'both'] },
+    deviceRanges: { type: 'array', items: { type: 'array', items: hex, minItems: 2, maxItems: 2 } },
+    addressBits: { type: 'integer', minimum: 1, maximum: 64 },
+    narrowWrites: { enum: ['refuse', 'merge'] },
+    readBack: { type: 'boolean' },
+  },
+};
 export const MANIFEST_SCHEMA = {
   type: 'object',
   additionalProperties: false,
@@ -62,13 +110,7 @@ export const MANIFEST_SCHEMA = {
             type: 'array',
             items: { type: 'object', additionalProperties: false, required: ['offset', 'width'], properties: { offset: hex, width: { enum: [1, 2, 4, 8] }, mask: hex } },
           },
-          dmaAddress: {
-            type: 'array',
-            items: {
-              type: 'object', additionalProperties: false, required: ['offset', 'width'],
-              properties: { offset: hex, width: { enum: [4, 8] }, deviceRanges: { type: 'array', items: { type: 'array', items: hex, minItems: 2, maxItems: 2 } } },
-            },
-          },
+          dmaEngines: { type: 'array', items: dmaEngine },
         },
       },
     },
@@ -77,6 +119,7 @@ export const MANIFEST_SCHEMA = {
       items: { type: 'object', additionalProperties: false, required: ['index', 'size', 'access'], properties: { index: { type: 'integer', minimum: 0 }, size: { type: 'integer', minimum: 1 }, access: { enum: ['r', 'rw'] } } },
     },
     dma: { type: 'object', additionalProperties: false, required: ['windows'], properties: { windows: { type: 'integer', minimum: 0 }, minSize: hex } },
+    rings: RINGS_SCHEMA,
     interrupts: { type: 'boolean' },
     limits: {
       type: 'object', additionalProperties: false,
@@ -115,7 +158,22 @@ export function parseManifest(text: string, where: string): Manifest {
   } catch (err) {
     throw new ManifestError(`${where}: manifest is not JSON: ${(err as Error).message}`);
   }
+  // The superseded per-register check: it looked at one address, not the transfer (issue 15).
+  const regions = (m as { regions?: unknown }).regions;
+  if (Array.isArray(regions)) {
+    regions.forEach((r, i) => {
+      if (r && typeof r === 'object' && Object.hasOwn(r, 'dmaAddress')) {
+        throw new ManifestError(`${where}: invalid manifest: regions.${i}.dmaAddress is no longer accepted: it checked one address register, ` +
+          `not the transfer; declare the DMA engine in regions.${i}.dmaEngines (docs/packages.md)`);
+      }
+    });
+  }
   if (!validate(m)) throw new ManifestError(`${where}: invalid manifest: ${(validate.errors ?? []).map(describeError).join('; ')}`);
+  try {
+    ringLayouts(m as Manifest, where);
+  } catch (err) {
+    throw new ManifestError((err as Error).message);
+  }
   return m as Manifest;
 }
 
@@ -153,7 +211,15 @@ export function grantFor(m: Manifest, dev: DeviceSpec, where: string): { grant: 
       write: r.access === 'rw',
       size,
       writable: r.writable?.map((w) => ({ offset: num(w.offset), width: w.width, mask: w.mask === undefined ? undefined : big(w.mask) })),
-      dmaAddress: r.dmaAddress?.map((d) => ({ offset: num(d.offset), width: d.width, device: d.deviceRanges?.map(([lo, hi]) => [big(lo), big(hi)] as [bigint, bigint]) })),
+      dmaEngines: r.dmaEngines?.map((e, k) => {
+        const spec = engineSpec(e);
+        try {
+          compileEngine(spec, k, size);
+        } catch (err) {
+          throw new ManifestError(`${where}: regions.${r.index}.dmaEngines.${k}: ${(err as Error).message}`);
+        }
+        return spec;
+      }),
     };
   }
   if (m.regions?.length) imports.push('registers');
@@ -176,8 +242,31 @@ export function grantFor(m: Manifest, dev: DeviceSpec, where: string): { grant: 
     if (!dev.irq) refuse('interrupts (the device has no interrupt line)');
     imports.push('irq');
   }
-  return { grant: { imports, regions, ports }, limits: m.limits ?? {} };
+  return { grant: { imports, regions, ports, dmaWindows: m.dma?.windows ?? 0 }, limits: m.limits ?? {} };
 }
+
+function register(r: ManifestDmaRegister): DmaRegisterSpec {
+  return 'low' in r ? { low: num(r.low), high: num(r.high) } : { offset: num(r.offset), width: r.width };
+}
+
+/** A manifest's engine as the firewall takes it (numbers and bigints). */
+export function engineSpec(e: ManifestDmaEngine): DmaEngineSpec {
+  return {
+    name: e.name,
+    source: register(e.source),
+    destination: register(e.destination),
+    length: register(e.length),
+    trigger: { offset: num(e.trigger.offset), width: e.trigger.width, bit: e.trigger.bit },
+    direction: e.direction && { offset: num(e.direction.offset), width: e.direction.width, bit: e.direction.bit, deviceToRam: e.direction.deviceToRam },
+    ramSide: e.ramSide,
+    deviceRanges: e.deviceRanges?.map(([lo, hi]) => [big(lo), big(hi)] as [bigint, bigint]),
+    addressBits: e.addressBits,
+    narrowWrites: e.narrowWrites,
+    readBack: e.readBack,
+  };
+}
+
+const regText = (r: ManifestDmaRegister) => ('low' in r ? `${r.low}/${r.high}` : r.offset);
 
 /** The grant in plain words, for `wasmdrv inspect`. */
 export function describeGrant(m: Manifest): string[] {
@@ -186,7 +275,10 @@ export function describeGrant(m: Manifest): string[] {
     const end = num(r.size) - 1;
     out.push(`may ${r.access === 'rw' ? 'read and write' : 'read'} ${r.name ?? `region ${r.index}`} bytes 0x00–0x${end.toString(16)}` +
       (r.writable ? `, writing only ${r.writable.map((w) => `0x${num(w.offset).toString(16)}/${w.width * 8}${w.mask ? ` (mask ${w.mask})` : ''}`).join(', ')}` : ''));
-    for (const d of r.dmaAddress ?? []) out.push(`may write bus addresses to 0x${num(d.offset).toString(16)} only inside its DMA window${d.deviceRanges ? ` (or device addresses ${d.deviceRanges.map(([a, b]) => `${a}–${b}`).join(', ')})` : ''}`);
+    (r.dmaEngines ?? []).forEach((e, k) => out.push(
+      `may start DMA on engine ${e.name ?? `dma${k}`} (source ${regText(e.source)}, destination ${regText(e.destination)}, length ${regText(e.length)}, ` +
+      `started by bit ${e.trigger.bit} of ${e.trigger.offset}) only for whole transfers inside one DMA window on the RAM side` +
+      `${e.deviceRanges ? ` and inside device addresses ${e.deviceRanges.map(([a, b]) => `${a}–${b}`).join(', ')} on the device side` : ''}`));
   }
   for (const p of m.ports ?? []) out.push(`may ${p.access === 'rw' ? 'read and write' : 'read'} ${p.size} I/O ports of port region ${p.index}`);
   if (m.dma?.windows) out.push(`may start DMA into its ${m.dma.windows} window(s)${m.dma.minSize ? ` of at least ${num(m.dma.minSize)} bytes` : ''}`);

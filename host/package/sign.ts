@@ -9,7 +9,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readWasm, customSection } from '../wasm.ts';
+import { readWasm, type WasmInfo } from '../wasm.ts';
 
 export const MANIFEST_SECTION = 'wasmdrv.manifest';
 export const SIGNATURE_SECTION = 'wasmdrv.signature';
@@ -37,43 +37,61 @@ export function appendSection(bytes: Uint8Array, name: string, payload: Uint8Arr
   return out;
 }
 
-/** The module with every custom section called `name` removed. */
+/** The module with every custom section called `name` removed (sections as readWasm finds them). */
 export function stripSection(bytes: Uint8Array, name: string): Uint8Array {
-  const parts: Uint8Array[] = [bytes.subarray(0, 8)];
-  let at = 8;
-  while (at < bytes.length) {
-    const start = at;
-    const id = bytes[at++];
-    let size = 0;
-    let shift = 0;
-    for (;;) {
-      const b = bytes[at++];
-      size += (b & 0x7f) * 2 ** shift;
-      shift += 7;
-      if (!(b & 0x80)) break;
-    }
-    const end = at + size;
-    let keep = true;
-    if (id === 0) {
-      let nlen = 0;
-      let s2 = 0;
-      let p = at;
-      for (;;) {
-        const b = bytes[p++];
-        nlen += (b & 0x7f) * 2 ** s2;
-        s2 += 7;
-        if (!(b & 0x80)) break;
-      }
-      keep = new TextDecoder().decode(bytes.subarray(p, p + nlen)) !== name;
-    }
-    if (keep) parts.push(bytes.subarray(start, end));
-    at = end;
+  const keep = readWasm(bytes).sections.filter((sec) => !(sec.id === 0 && sec.name === name));
+  const out = new Uint8Array(8 + keep.reduce((n, sec) => n + sec.end - sec.start, 0));
+  out.set(bytes.subarray(0, 8), 0);
+  let o = 8;
+  for (const sec of keep) {
+    out.set(bytes.subarray(sec.start, sec.end), o);
+    o += sec.end - sec.start;
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
+  return out;
+}
+
+export interface PackageSections {
+  info: WasmInfo;
+  /** The manifest section's payload, when there is one. */
+  manifest?: Uint8Array;
+  /** The signature section's payload, and the bytes it signs: everything before it (it is the last section). */
+  signature?: { payload: Uint8Array; signed: Uint8Array };
+}
+
+/**
+ * The package's sections as the one parser (readWasm) finds them, refusing every ambiguous artefact:
+ * two manifests, two signatures, a signature that is not the last section (bytes after it would be
+ * unsigned), a signature without a manifest, or another "wasmdrv.*" section this host does not know.
+ * The signature is verified over exactly the bytes located here. Throws Error naming the problem.
+ */
+export function packageSections(bytes: Uint8Array, where: string): PackageSections {
+  let info: WasmInfo;
+  try {
+    info = readWasm(bytes);
+  } catch (err) {
+    throw new Error(`${where}: not a valid Wasm module: ${(err as Error).message}`);
+  }
+  const ours = info.sections.filter((sec) => sec.id === 0 && sec.name?.startsWith('wasmdrv.'));
+  for (const sec of ours) {
+    if (sec.name !== MANIFEST_SECTION && sec.name !== SIGNATURE_SECTION) throw new Error(`${where}: unknown package section "${sec.name}" (this host knows ${MANIFEST_SECTION} and ${SIGNATURE_SECTION})`);
+  }
+  const manifests = ours.filter((sec) => sec.name === MANIFEST_SECTION);
+  const signatures = ours.filter((sec) => sec.name === SIGNATURE_SECTION);
+  if (manifests.length > 1) throw new Error(`${where}: ambiguous package: ${manifests.length} ${MANIFEST_SECTION} sections`);
+  if (signatures.length > 1) throw new Error(`${where}: ambiguous package: ${signatures.length} ${SIGNATURE_SECTION} sections`);
+  const out: PackageSections = { info };
+  const payload = (sec: (typeof ours)[number]) => {
+    const c = info.customSections.find((x) => x.offset > sec.start && x.offset < sec.end)!;
+    return bytes.subarray(c.offset, c.offset + c.size);
+  };
+  if (manifests[0]) out.manifest = payload(manifests[0]);
+  const sig = signatures[0];
+  if (sig) {
+    if (sig !== info.sections[info.sections.length - 1]) {
+      throw new Error(`${where}: ambiguous package: ${info.sections.length - 1 - info.sections.indexOf(sig)} section(s) after ${SIGNATURE_SECTION} would not be covered by the signature`);
+    }
+    if (!out.manifest) throw new Error(`${where}: ambiguous package: signed, but it has no ${MANIFEST_SECTION} section`);
+    out.signature = { payload: payload(sig), signed: bytes.subarray(0, sig.start) };
   }
   return out;
 }
@@ -131,21 +149,22 @@ export type SignatureStatus =
   | { status: 'unknown-key'; key: string }
   | { status: 'invalid'; key: string; reason: string };
 
-export function checkSignature(bytes: Uint8Array, trust: TrustStore): SignatureStatus {
-  const sec = customSection(bytes, readWasm(bytes), SIGNATURE_SECTION);
-  if (!sec) return { status: 'unsigned' };
+/** Check the signature of a package whose sections packageSections() located (throws on an ambiguous one). */
+export function checkSignature(bytes: Uint8Array | PackageSections, trust: TrustStore): SignatureStatus {
+  const found = bytes instanceof Uint8Array ? packageSections(bytes, 'package') : bytes;
+  if (!found.signature) return { status: 'unsigned' };
   let s: { alg?: string; key?: string; sig?: string };
   try {
-    s = JSON.parse(new TextDecoder().decode(sec));
+    s = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(found.signature.payload));
   } catch {
     return { status: 'invalid', key: '?', reason: 'the signature section is not JSON' };
   }
-  if (s.alg !== 'ed25519' || typeof s.key !== 'string' || typeof s.sig !== 'string') {
-    return { status: 'invalid', key: String(s.key), reason: 'the signature section is malformed' };
+  if (!s || typeof s !== 'object' || s.alg !== 'ed25519' || typeof s.key !== 'string' || typeof s.sig !== 'string') {
+    return { status: 'invalid', key: String(s && typeof s === 'object' ? s.key : '?'), reason: 'the signature section is malformed' };
   }
   const trusted = trust.keys.get(s.key);
   if (!trusted) return { status: 'unknown-key', key: s.key };
-  const ok = verify(null, stripSection(bytes, SIGNATURE_SECTION), trusted.key, Buffer.from(s.sig, 'base64'));
+  const ok = verify(null, found.signature.signed, trusted.key, Buffer.from(s.sig, 'base64'));
   return ok
     ? { status: 'valid', key: s.key, file: trusted.file }
     : { status: 'invalid', key: s.key, reason: 'the signature does not match the contents (tampered code or manifest, or signed with another key)' };

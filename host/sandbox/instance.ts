@@ -20,6 +20,8 @@ import type { Width } from '../sim/model.ts';
 import { DeviceSession } from './session.ts';
 import { DriverShared, OP, STAT } from './shared.ts';
 import { GATE_FUNCS, encodeGate, type GateMode, type GateRegion } from './gate.ts';
+import { RegionFirewall, regionHasCheckedWrites, type DmaEngineSpec } from './dma-firewall.ts';
+import { EventLimiter } from './limiter.ts';
 
 export interface Limits {
   /** Maximum linear memory in 64 KiB pages (growth beyond fails: fault `memory-limit`). Default 256 (16 MiB). */
@@ -36,6 +38,23 @@ export interface Limits {
 
 export const DEFAULT_LIMITS: Limits = { memoryPages: 256, deadlineMs: 2000, logPerSec: 200, logBurst: 1000, irqPerSec: 100_000 };
 
+/**
+ * The most a manifest may ask for, per limit, unless the operator sets other caps (Host option
+ * `limitCaps`, the daemon config's `limitCaps`). A manifest asking for more is refused at load,
+ * naming the limit, the value and the cap.
+ */
+export const DEFAULT_LIMIT_CAPS: Limits = { memoryPages: 1024, deadlineMs: 10_000, logPerSec: 1000, logBurst: 5000, irqPerSec: 200_000 };
+
+/** Refuse limits above the caps (throws LoadError naming the limit, value and cap). */
+export function checkLimitCaps(requested: Partial<Limits>, caps: Limits, where: string): void {
+  for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
+    const v = Object.hasOwn(requested, key) ? requested[key] : undefined;
+    if (v !== undefined && v > caps[key]) {
+      throw new LoadError(`${where}: limit ${key} ${v} is above the host's cap of ${caps[key]} (the operator sets caps with the Host option limitCaps)`);
+    }
+  }
+}
+
 /** What a driver may touch. The default grant allows everything the device offers. */
 export interface Grant {
   /** ABI import groups that may be linked. Default: all. */
@@ -44,6 +63,8 @@ export interface Grant {
   regions?: Record<number, RegionPolicy>;
   /** Per port region. Default: in and out. */
   ports?: Record<number, { read: boolean; write: boolean }>;
+  /** How many of the device's DMA windows (from the first) a DMA engine may use. Default: all. */
+  dmaWindows?: number;
 }
 
 export interface RegionPolicy {
@@ -54,11 +75,12 @@ export interface RegionPolicy {
   /** When present, a write must hit one of these (offset, width) registers with value & ~mask == 0. */
   writable?: { offset: number; width: Width; mask?: bigint }[];
   /**
-   * Registers that take bus addresses: a written value must fall inside a granted DMA window, or in
-   * one of `device` (inclusive ranges of the device's own address space, such as edu's buffer at
-   * 0x40000, which are not bus addresses).
+   * The region's DMA engines (dma-firewall.ts): every write touching one of their registers is merged
+   * into a shadow, and the write that starts a transfer is refused (fault `dma-firewall`) unless the
+   * whole transfer lies inside one granted DMA window on the RAM side and inside a declared device
+   * range on the device side. Checked with or without a `writable` list.
    */
-  dmaAddress?: { offset: number; width: Width; device?: [bigint, bigint][] }[];
+  dmaEngines?: DmaEngineSpec[];
 }
 
 export interface InstanceHooks {
@@ -93,6 +115,17 @@ export function checkModule(bytes: Uint8Array, session: { regions: unknown[]; po
     throw new LoadError(`${label}: not a valid Wasm module: ${(err as Error).message}`);
   }
   const allowed = new Set<ImportGroup>(grant.imports ?? (Object.keys(IMPORTS) as ImportGroup[]));
+  // One memory, the host's: none of the module's own, no second import, no other memory index in the
+  // code or the data (Node 20 refuses multi-memory modules, Node 24+ runs them: the check must not
+  // depend on the engine). At most one table, defined by the module (AssemblyScript's table for
+  // indirect calls); an imported table would be a host object the driver could reach.
+  if (info.definedMemories > 0) throw new LoadError(`${label}: the module defines ${info.definedMemories} memory of its own; a driver uses only the host's ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name}`);
+  if (info.importedMemories > 1) throw new LoadError(`${label}: the module imports ${info.importedMemories} memories; a driver imports exactly one, ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name}`);
+  const tableImport = info.imports.find((i) => i.desc.kind === 'table');
+  if (tableImport) throw new LoadError(`${label}: import ${tableImport.module}.${tableImport.name} is a table; the ABI gives drivers no tables`);
+  if (info.definedTables > 1) throw new LoadError(`${label}: the module defines ${info.definedTables} tables; a driver may define one (for indirect calls)`);
+  const other = info.otherMemoryUses[0];
+  if (other) throw new LoadError(`${label}: ${other.what} at byte ${other.at} uses memory index ${other.memory}; a driver has only memory 0`);
   let sawMemory = false;
   for (const imp of info.imports) {
     const name = `${imp.module}.${imp.name}`;
@@ -148,8 +181,8 @@ export class DriverInstance {
   private readonly native: Native;
   private lastCount = 0;
   private irqEnabled = true;
-  private logTokens: number;
-  private logStamp = Date.now();
+  /** Charged for every log call (and, in a worker, every guest error the device reports): limiter.ts. */
+  private readonly limiter: EventLimiter;
   private ioBuffer = 0;
   /** irq_wait's poll set and pollRead's result, allocated once (no garbage on the interrupt path). */
   private waitFds?: Int32Array;
@@ -170,9 +203,10 @@ export class DriverInstance {
     inheritCount?: number,
     checked?: WasmInfo,
     gateMode: GateMode = 'record-all',
+    limiter?: EventLimiter,
   ) {
     this.native = loadNative();
-    this.logTokens = limits.logBurst;
+    this.limiter = limiter ?? new EventLimiter(label, limits.logPerSec, limits.logBurst);
     this.info = checked ?? checkModule(bytes, {
       regions: session.regions,
       ports: session.ports,
@@ -224,8 +258,18 @@ export class DriverInstance {
     checked?: WasmInfo;
     /** How memory-backed registers are served (gate.ts). Default 'record-all'. */
     gate?: GateMode;
+    /** The driver's event limiter, shared with its session's guest errors (default: a new one for this instance). */
+    limiter?: EventLimiter;
   }): DriverInstance {
     let module = opts.module;
+    // Check before compiling: the refusal names our rule whatever the engine supports (Node 20 does
+    // not compile a second memory at all, Node 24+ does).
+    const checked = opts.checked ?? checkModule(bytes, {
+      regions: session.regions,
+      ports: session.ports,
+      dmaCount: session.spec.dma.length,
+      hasIrq: !!session.irq,
+    }, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, label);
     if (!module) {
       try {
         module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
@@ -233,7 +277,7 @@ export class DriverInstance {
         throw new LoadError(`${label}: does not compile: ${(err as Error).message}`);
       }
     }
-    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, opts.checked, opts.gate ?? 'record-all');
+    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, checked, opts.gate ?? 'record-all', opts.limiter);
   }
 
   /** How full linear memory is, for telling a refused growth from other traps. */
@@ -299,6 +343,11 @@ export class DriverInstance {
     return this.exports.state_restore(state.length) | 0;
   }
 
+  /** Bytes of the driver's io buffer (requests, responses, saved state). */
+  get ioBufferSize(): number {
+    return this.ioSize;
+  }
+
   /** The interrupt count the driver has seen. */
   get seenCount(): number {
     return this.lastCount;
@@ -337,7 +386,8 @@ export class DriverInstance {
       const p = policies[i];
       if (reg.sim >= 0 || (!p.read && !p.write)) continue;
       const size = Math.min(reg.size, p.size ?? reg.size);
-      regions.push({ index: i, size, base: at, read: p.read, write: p.write && !p.writable && !p.dmaAddress });
+      // The gate serves a region's writes only when none of them needs the checked path (needsSlowWrite).
+      regions.push({ index: i, size, base: at, read: p.read, write: !regionHasCheckedWrites(p) });
       at += up(reg.size);
     }
     if (regions.length === 0) return;
@@ -399,7 +449,7 @@ export class DriverInstance {
     const nPorts = ports.length;
     const policies = regions.map((_, i) => this.grant.regions?.[i] ?? { read: true, write: true });
     const portPolicies = ports.map((_, i) => this.grant.ports?.[i] ?? { read: true, write: true });
-    const checked = policies.map((p) => !p.read || !p.write || !!p.writable || !!p.dmaAddress);
+    const checked = policies.map((p) => !p.read || regionHasCheckedWrites(p));
     const label = this.label;
 
     const where = (kind: string, r: number, off: number, width: number) =>
@@ -414,6 +464,20 @@ export class DriverInstance {
     };
     const granted = regions.map((reg, i) => Math.min(reg.size, policies[i].size ?? reg.size));
     const regionSize = (r: number) => granted[r];
+    const windows = s.spec.dma.slice(0, this.grant.dmaWindows ?? s.spec.dma.length).map((w) => ({ name: w.name, bus: w.bus, size: w.size }));
+    const readBack = (r: number) => (off: number, width: Width): bigint => {
+      const reg = regions[r];
+      if (reg.sim >= 0) return BigInt.asUintN(width * 8, BigInt(s.readSim(reg.sim, off, width)));
+      return width === 8 ? reg.u64![off >>> 3] : BigInt(reg.u32![off >>> 2]);
+    };
+    const firewalls = policies.map((p, r) => {
+      if (!p.dmaEngines?.length) return undefined;
+      try {
+        return new RegionFirewall(label, r, p.dmaEngines, granted[r], windows, readBack(r));
+      } catch (err) {
+        throw new LoadError(`${label}: region ${r}: ${(err as Error).message}`);
+      }
+    });
     const portSize = (r: number) => ports[r].size;
 
     const policyCheck = (r: number, off: number, width: number, value: bigint, write: boolean): void => {
@@ -423,12 +487,6 @@ export class DriverInstance {
         return;
       }
       if (!p.write) throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: the grant does not allow writes`);
-      const dmaReg = p.dmaAddress?.find((d) => d.offset === off && d.width === width);
-      if (dmaReg && !dmaReg.device?.some(([lo, hi]) => value >= lo && value <= hi)) {
-        if (!this.busInWindow(value)) {
-          throw new FaultError('dma-firewall', `${label}: ${where('region', r, off, width)}: bus address 0x${value.toString(16)} is outside the granted DMA window(s)`);
-        }
-      }
       if (p.writable) {
         const reg = p.writable.find((w) => w.offset === off && w.width === width);
         if (!reg) throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: not a writable register under the grant`);
@@ -436,6 +494,8 @@ export class DriverInstance {
           throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: value 0x${value.toString(16)} sets bits outside mask 0x${reg.mask.toString(16)}`);
         }
       }
+      // Last: the firewall commits the write to its shadow only once nothing else refuses it.
+      firewalls[r]?.write(off, width as Width, value);
     };
 
     // The hot path: one bounds/alignment test inline, the fault built on a cold path; one typed-array
@@ -505,6 +565,7 @@ export class DriverInstance {
       if (p.sim >= 0) {
         s.tick();
         v = s.model!.portIn!(p.sim, off, width);
+        s.checkGuestErrors();
       } else {
         const port = p.base + off;
         v = width === 1 ? native.inb(port) : width === 2 ? native.inw(port) : native.inl(port);
@@ -524,6 +585,7 @@ export class DriverInstance {
       if (p.sim >= 0) {
         s.tick();
         s.model!.portOut!(p.sim, off, width, v);
+        s.checkGuestErrors();
       } else {
         const port = p.base + off;
         if (width === 1) native.outb(port, v);
@@ -606,10 +668,6 @@ export class DriverInstance {
     return out;
   }
 
-  private busInWindow(bus: bigint): boolean {
-    return this.session.spec.dma.some((w) => bus >= w.bus && bus < w.bus + BigInt(w.size));
-  }
-
   private string(ptr: number, len: number): string {
     if (ptr + len > this.memory.buffer.byteLength) {
       throw new FaultError('abi-violation', `${this.label}: string at ${ptr}+${len} lies outside its memory`);
@@ -618,13 +676,7 @@ export class DriverInstance {
   }
 
   private log(level: number, ptr: number, len: number): void {
-    const now = Date.now();
-    this.logTokens = Math.min(this.limits.logBurst, this.logTokens + ((now - this.logStamp) * this.limits.logPerSec) / 1000);
-    this.logStamp = now;
-    if (this.logTokens < 1) {
-      throw new FaultError('log-flood', `${this.label}: more than ${this.limits.logBurst} log messages in a burst (limit ${this.limits.logPerSec}/s)`);
-    }
-    this.logTokens--;
+    this.limiter.charge('log message');
     this.shared.stats[STAT.logs]++;
     const msg = this.string(ptr, Math.min(len, MAX_LOG_BYTES));
     this.hooks.log(LOG_LEVELS[Math.max(0, Math.min(3, level))], msg);

@@ -50,12 +50,13 @@ export type ToWorker =
 
 export type FromWorker =
   /** gateRegions: the regions the Wasm register gate serves (the rest go through JavaScript). */
-  | { t: 'ready'; seenCount: number; gateRegions: number[] }
+  /** ioSize: the driver's io buffer; a request payload larger than it is refused before it is sent. */
+  | { t: 'ready'; seenCount: number; gateRegions: number[]; ioSize: number }
   | { t: 'probe-failed'; status: number }
   | { t: 'load-error'; message: string }
   | { t: 'response'; id: number; data?: Uint8Array; status?: number; error?: string }
   | { t: 'state'; id: number; data?: Uint8Array }
-  | { t: 'reloaded'; id: number; ok: boolean; error?: string; stage?: string; swapMs: number; state?: Uint8Array; restored: boolean }
+  | { t: 'reloaded'; id: number; ok: boolean; error?: string; stage?: string; swapMs: number; state?: Uint8Array; restored: boolean; ioSize?: number }
   | { t: 'log'; level: LogLevel; message: string }
   | { t: 'guest-error'; message: string }
   | { t: 'fault'; fault: Omit<Fault, 'recorder'> }

@@ -9,6 +9,7 @@ import type { DeviceSpec, DmaSpec } from '../devices/spec.ts';
 import type { SimContext, SimModel, Width } from '../sim/model.ts';
 import { simModelClass } from '../sim/registry.ts';
 import { SIM_IRQ_BYTES, SIM_VCLOCK_OFFSET, SimIrqLine } from '../sim/irq.ts';
+import { DmaRecord, SIM_DMA_RECORD_BYTES, dmaRecordOffset } from '../sim/dma-record.ts';
 
 export interface RegionAccess {
   name: string;
@@ -89,10 +90,16 @@ export class DeviceSession {
   private readonly mappings: Mapping[] = [];
   private readonly native: Native;
   private readonly dmaViews: { bus: bigint; size: number; bytes: Uint8Array }[] = [];
+  /** A simulated device's record of every DMA it performs (sim/dma-record.ts); null when its state has none. */
+  private dmaRecord: DmaRecord | null = null;
   private ioGranted: { base: number; size: number }[] = [];
   private closed = false;
+  private readonly onGuestError?: (message: string) => void;
+  /** What the guest-error callback threw (the driver's limiter: log-flood), raised once the model has returned. */
+  private guestFault: { error: unknown } | undefined;
 
   constructor(readonly spec: DeviceSpec, options: SessionOptions = {}) {
+    this.onGuestError = options.onGuestError;
     this.native = loadNative();
     this.virtual = options.virtual ?? false;
     this.clockStepNs = options.clockStepNs ?? 1000;
@@ -111,6 +118,8 @@ export class DeviceSession {
         const desc = cls.describe(spec.sim.options);
         // The model sees its DMA windows through this thread's own mappings of them.
         for (const w of spec.dma) this.dmaViews.push({ bus: w.bus, size: w.size, bytes: new Uint8Array(this.mapDma(w)) });
+        const recordAt = dmaRecordOffset(desc);
+        if (spec.sim.state.byteLength >= recordAt + SIM_DMA_RECORD_BYTES) this.dmaRecord = new DmaRecord(spec.sim.state, recordAt);
         // In virtual time nobody polls the line's eventfd (the waits read the count directly), so the
         // line does without it: no syscall per interrupt in the fuzzer and the campaign.
         const lineFd = spec.irq?.kind === 'sim' && !options.virtual ? spec.irq.eventfd : -1;
@@ -119,9 +128,9 @@ export class DeviceSession {
         const ctx: SimContext = {
           now: this.now,
           setIrq: (level) => line.set(level),
-          dmaRead: (bus, len) => this.dmaRead(bus, len),
-          dmaWrite: (bus, data) => this.dmaWrite(bus, data),
-          guestError: options.onGuestError ?? (() => {}),
+          dmaRead: (bus, len, device) => this.dmaRead(bus, len, device),
+          dmaWrite: (bus, data, device) => this.dmaWrite(bus, data, device),
+          guestError: (message) => this.guestError(message),
         };
         this.model = cls.create(ctx, spec.sim.state, SIM_IRQ_BYTES, spec.sim.options);
         line.attach(this.model);
@@ -264,12 +273,33 @@ export class DeviceSession {
   kicked(): void {
     if (this.kickFd >= 0) this.native.eventfdRead(this.kickFd);
     this.model?.tick(this.now());
+    this.checkGuestErrors();
   }
 
   /** Run the simulated device's deferred work that is due. */
   tick(): void {
     const m = this.model;
     if (m && m.nextEvent() <= this.now()) m.tick(this.now());
+    this.checkGuestErrors();
+  }
+
+  /**
+   * A model reports a guest error in the middle of its own work; the callback (the driver's event
+   * limiter) may refuse it. The refusal is kept and thrown here, after the model has returned, so a
+   * flood never leaves the device's state half-updated. Once refused, every later entry throws again.
+   */
+  private guestError(message: string): void {
+    if (this.guestFault || !this.onGuestError) return;
+    try {
+      this.onGuestError(message);
+    } catch (error) {
+      this.guestFault = { error };
+    }
+  }
+
+  /** Throw a refused guest error (see guestError); call after every direct entry into the model. */
+  checkGuestErrors(): void {
+    if (this.guestFault) throw this.guestFault.error;
   }
 
   /** Device time (ns) until the model's next deferred work; Infinity when none. */
@@ -281,12 +311,15 @@ export class DeviceSession {
 
   readSim(region: number, offset: number, width: Width): number | bigint {
     this.tick();
-    return this.model!.read(region, offset, width);
+    const v = this.model!.read(region, offset, width);
+    this.checkGuestErrors();
+    return v;
   }
 
   writeSim(region: number, offset: number, width: Width, value: number | bigint): void {
     this.tick();
     this.model!.write(region, offset, width, value);
+    this.checkGuestErrors();
   }
 
   private findDma(bus: bigint, len: number): { bytes: Uint8Array; at: number } | null {
@@ -296,12 +329,15 @@ export class DeviceSession {
     return null;
   }
 
-  private dmaRead(bus: bigint, len: number): Uint8Array | null {
+  // Every transfer is recorded before it is served; a transfer not wholly inside one window is refused.
+  private dmaRead(bus: bigint, len: number, device?: bigint): Uint8Array | null {
+    this.dmaRecord?.note('read', bus, len, device, this.dmaViews);
     const hit = this.findDma(bus, len);
     return hit ? hit.bytes.slice(hit.at, hit.at + len) : null;
   }
 
-  private dmaWrite(bus: bigint, data: Uint8Array): boolean {
+  private dmaWrite(bus: bigint, data: Uint8Array, device?: bigint): boolean {
+    this.dmaRecord?.note('write', bus, data.length, device, this.dmaViews);
     const hit = this.findDma(bus, data.length);
     if (!hit) return false;
     hit.bytes.set(data, hit.at);

@@ -12,6 +12,7 @@ import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_
 import { FaultError, LoadError, classify, wasmStack } from '../faults.ts';
 import { loadNative } from '../native.ts';
 import { DriverInstance } from './instance.ts';
+import { EventLimiter } from './limiter.ts';
 import { DeviceSession } from './session.ts';
 import { DriverShared, OP, STAT, type Phase } from './shared.ts';
 import type { FromWorker, ToWorker, WorkerBoot, WorkerInit } from './protocol.ts';
@@ -24,6 +25,8 @@ const post = (m: FromWorker) => port.postMessage(m);
 let init: WorkerInit;
 let shared: DriverShared;
 
+/** The one limiter for this driver's logs and its device's guest errors (limiter.ts), made at init. */
+let limiter: EventLimiter;
 let session: DeviceSession | undefined;
 let instance: DriverInstance | undefined;
 
@@ -66,9 +69,15 @@ type StartOptions = Pick<WorkerInit, 'resetFirst' | 'restoreState' | 'resetSeque
 function start(opts: StartOptions): boolean {
   stormWindowStart = Date.now();
   stormEvents = 0;
+  limiter = new EventLimiter(init.label, init.limits.logPerSec, init.limits.logBurst);
   shared.setPhase('load');
   try {
-    session = new DeviceSession(init.spec, { onGuestError: (message) => post({ t: 'guest-error', message }) });
+    session = new DeviceSession(init.spec, {
+      onGuestError: (message) => {
+        limiter.charge('device guest error');
+        post({ t: 'guest-error', message });
+      },
+    });
   } catch (err) {
     cleanup();
     post({ t: 'load-error', message: `${init.label}: cannot open device ${init.spec.id}: ${(err as Error).message}` });
@@ -82,6 +91,7 @@ function start(opts: StartOptions): boolean {
       gate: init.gate,
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
+      limiter,
     });
   } catch (err) {
     if (err instanceof LoadError) {
@@ -111,7 +121,7 @@ function start(opts: StartOptions): boolean {
       return false;
     }
   }
-  post({ t: 'ready', seenCount: drv.seenCount, gateRegions: drv.gateRegions });
+  post({ t: 'ready', seenCount: drv.seenCount, gateRegions: drv.gateRegions, ioSize: drv.ioBufferSize });
   return true;
 }
 
@@ -151,6 +161,11 @@ function handle(msg: ToWorker): boolean {
   const drv = instance!;
   switch (msg.t) {
     case 'request': {
+      // The main thread refuses these already; a payload that still does not fit never reaches the driver.
+      if (msg.data.length > drv.ioBufferSize) {
+        post({ t: 'response', id: msg.id, error: 'payload-too-large' });
+        return true;
+      }
       // Which request the driver holds: after a fault the host answers this one 'driver-restarted'
       // and hands the ones behind it, which the driver never saw, to the next instance.
       shared.stats[STAT.serving] = msg.id;
@@ -231,6 +246,7 @@ function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
       inheritCount: old.seenCount,
+      limiter,
     });
     if (state && next.has('state_restore')) {
       const r = next.restoreState(state);
@@ -248,7 +264,7 @@ function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
   }
   old.close();
   instance = next;
-  return { t: 'reloaded', id, ok: true, swapMs: performance.now() - t0, state, restored };
+  return { t: 'reloaded', id, ok: true, swapMs: performance.now() - t0, state, restored, ioSize: next.ioBufferSize };
 }
 
 function serve(): void {
@@ -270,7 +286,11 @@ function serve(): void {
     if (bits & 1) native.eventfdRead(init.doorbellFd);
     if (bits & 2 || shared.stopRequested) return;
     if (bits & 8) s.kicked();
-    s.tick();
+    try {
+      s.tick(); // the device's deferred work: its guest errors are charged to this driver too
+    } catch (err) {
+      fault(err, 'idle');
+    }
     if ((bits & 4 || bits & 8) && irq) {
       const count = irq.consume();
       if (count !== drv.seenCount && drv.wantsInterrupts) {

@@ -1,15 +1,21 @@
 // The daemon's config file: JSON, validated with a schema; an error names the line and the field.
 import { Ajv } from 'ajv';
+import type { Limits } from '../sandbox/instance.ts';
 
 export interface ServiceConfig {
   /** UNIX socket path. */
   socket: string;
   /** Socket file mode, octal string. Default "0660". */
   mode?: string;
-  /** Trust store for packages. */
+  /**
+   * Trust store. When set, a trust policy applies to every driver and every reload: packages must be
+   * signed by a trusted key; unsigned ones and bare modules load only with allowUnsigned.
+   */
   trust?: string;
   /** Limits on clients (daemon.ts ServiceLimits; each has a default). */
   limits?: { maxFrameBytes?: number; maxQueuedCalls?: number; maxConnections?: number; maxUnreadReplyBytes?: number };
+  /** The most a manifest may ask for, per limit (default: DEFAULT_LIMIT_CAPS). */
+  limitCaps?: Partial<Limits>;
   drivers: {
     name: string;
     /** A .wasm or a package (.wdrv). */
@@ -18,7 +24,10 @@ export interface ServiceConfig {
     sim?: Record<string, unknown>;
     /** Who may call this driver, and who may reload or stop it. Root may always do both. */
     allow?: { call?: { uids?: number[]; gids?: number[] }; admin?: { uids?: number[]; gids?: number[] } };
+    /** Allow this driver (by this entry's name) to load without a valid signature. */
     allowUnsigned?: boolean;
+    /** The operator's manifest (JSON file): the grant a bare module allowed unsigned runs under. */
+    manifest?: string;
   }[];
 }
 
@@ -42,6 +51,11 @@ const SCHEMA = {
         maxUnreadReplyBytes: { type: 'integer', minimum: 1024 },
       },
     },
+    limitCaps: {
+      type: 'object',
+      additionalProperties: false,
+      properties: Object.fromEntries(['memoryPages', 'deadlineMs', 'logPerSec', 'logBurst', 'irqPerSec'].map((k) => [k, { type: 'integer', minimum: 1 }])),
+    },
     drivers: {
       type: 'array',
       minItems: 1,
@@ -56,6 +70,7 @@ const SCHEMA = {
           sim: { type: 'object' },
           allow: { type: 'object', additionalProperties: false, properties: { call: who, admin: who } },
           allowUnsigned: { type: 'boolean' },
+          manifest: { type: 'string' },
         },
       },
     },

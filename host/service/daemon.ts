@@ -17,6 +17,7 @@ import { Host } from '../host.ts';
 import type { Driver } from '../driver.ts';
 import { loadNative } from '../native.ts';
 import { isPackage, loadPackage } from '../package/load.ts';
+import { parseManifest } from '../package/manifest.ts';
 import type { RequestError } from '../faults.ts';
 import type { ServiceConfig } from './config.ts';
 
@@ -173,7 +174,7 @@ type Params = Record<string, unknown>;
 type Method = (client: Client, id: Id, params: Params) => unknown | Promise<unknown>;
 
 export class Service {
-  readonly host = new Host();
+  readonly host: Host;
   private server?: Server;
   private readonly queues = new Map<string, FairQueue>();
   private readonly drivers = new Map<string, Driver>();
@@ -190,15 +191,24 @@ export class Service {
 
   constructor(readonly config: ServiceConfig, private readonly log: (s: string) => void = () => {}) {
     this.limits = { ...DEFAULT_SERVICE_LIMITS, ...config.limits };
+    // With a trust store configured, every driver (package or bare module) and every reload passes
+    // the trust policy; unsigned ones only when their entry says allowUnsigned (by that name).
+    this.host = new Host({
+      limitCaps: config.limitCaps,
+      trust: config.trust !== undefined
+        ? { trust: config.trust, allowUnsigned: config.drivers.filter((d) => d.allowUnsigned).map((d) => d.name), onWarning: log }
+        : undefined,
+    });
   }
 
   async start(): Promise<void> {
     for (const d of this.config.drivers) {
       const dev = this.host.openDevice(d.device, { sim: d.sim });
       const bytes = new Uint8Array(readFileSync(d.driver));
-      const drv = isPackage(bytes)
-        ? await loadPackage(this.host, bytes, dev, { trust: this.config.trust, allowUnsigned: d.allowUnsigned, onWarning: this.log })
-        : await this.host.load(bytes, dev, { name: d.name });
+      const manifest = d.manifest !== undefined ? parseManifest(readFileSync(d.manifest, 'utf8'), d.manifest) : undefined;
+      const drv = this.host.trust || !isPackage(bytes)
+        ? await this.host.load(bytes, dev, { name: d.name, manifest })
+        : await loadPackage(this.host, bytes, dev, { allowUnsigned: d.allowUnsigned ? [d.name] : [], name: d.name, onWarning: this.log });
       drv.on('fault', (f) => this.log(`${d.name}: fault ${f.kind}: ${f.message}`));
       this.drivers.set(d.name, drv);
       this.cfg.set(d.name, d);

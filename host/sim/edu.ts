@@ -249,12 +249,12 @@ class Edu implements SimModel {
     const at = Number(devAddr - DMA_START);
     const len = Number(cnt);
     if (toRam) {
-      if (!this.ctx.dmaWrite(ramAddr, this.buf.slice(at, at + len))) {
+      if (!this.ctx.dmaWrite(ramAddr, this.buf.slice(at, at + len), devAddr)) {
         this.ctx.guestError(`edu: DMA write to bus 0x${ramAddr.toString(16)}+${len} hits no window`);
         return;
       }
     } else {
-      const data = this.ctx.dmaRead(ramAddr, len);
+      const data = this.ctx.dmaRead(ramAddr, len, devAddr);
       if (!data) {
         this.ctx.guestError(`edu: DMA read from bus 0x${ramAddr.toString(16)}+${len} hits no window`);
         return;

@@ -63,10 +63,14 @@ export interface SimContext {
   now(): number;
   /** Drive the interrupt line (level-triggered, like PCI INTx). */
   setIrq(level: boolean): void;
-  /** Read `len` bytes at bus address `bus` from the DMA windows; null when outside every window. */
-  dmaRead(bus: bigint, len: number): Uint8Array | null;
-  /** Write bytes at bus address `bus` into the DMA windows; false when outside every window. */
-  dmaWrite(bus: bigint, data: Uint8Array): boolean;
+  /**
+   * Read `len` bytes at bus address `bus` from the DMA windows; null unless wholly inside one window.
+   * `device` is the device-side address of the transfer, for the DMA record (sim/dma-record.ts).
+   * Every call is recorded, and its bytes outside the windows counted as outside accesses.
+   */
+  dmaRead(bus: bigint, len: number, device?: bigint): Uint8Array | null;
+  /** Write bytes at bus address `bus` into the DMA windows; false unless wholly inside one window. Recorded likewise. */
+  dmaWrite(bus: bigint, data: Uint8Array, device?: bigint): boolean;
   /** Report a guest error (QEMU's LOG_GUEST_ERROR): the driver did something the device rejects. */
   guestError(message: string): void;
 }

@@ -2,17 +2,18 @@
 import type { SimModelClass } from './model.ts';
 import { edu } from './edu.ts';
 import { uart16550 } from './uart16550.ts';
+import { e1000 } from './e1000.ts';
 import { faulty } from './faulty.ts';
 import { bench } from './bench.ts';
 import { fuzzModel } from '../fuzz/model.ts';
 
-const MODELS: Record<string, SimModelClass<any>> = { edu, uart16550, bench };
+const MODELS: Record<string, SimModelClass<any>> = { edu, uart16550, e1000, bench };
 // Registered after MODELS exists: the faulty model looks its inner model up here.
 MODELS.faulty = faulty;
 MODELS.fuzz = fuzzModel;
 
 export function simModelClass(name: string): SimModelClass<any> {
-  const cls = MODELS[name];
+  const cls = Object.hasOwn(MODELS, name) ? MODELS[name] : undefined; // own names only, never "toString"
   if (!cls) throw new Error(`unknown simulated device model "${name}" (known: ${Object.keys(MODELS).join(', ')})`);
   return cls;
 }

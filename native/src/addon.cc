@@ -13,7 +13,10 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
 #include <time.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -489,6 +492,105 @@ Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// TAP interfaces (/dev/net/tun, IFF_TAP | IFF_NO_PI): one read or write is one Ethernet frame.
+Napi::Value TapOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = OptStr(info, 0);
+  if (name.size() >= IFNAMSIZ) ThrowErrno(env, EINVAL, "TUNSETIFF", name + " (interface names are at most 15 bytes)");
+  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) ThrowErrno(env, errno, "open", "/dev/net/tun");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
+    int err = errno;
+    close(fd);
+    ThrowErrno(env, err, "TUNSETIFF", name.empty() ? "/dev/net/tun" : name);
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("fd", Napi::Number::New(env, fd));
+  o.Set("name", Napi::String::New(env, ifr.ifr_name));
+  return o;
+}
+
+Napi::Value TapSetCarrier(const Napi::CallbackInfo& info) {
+  int fd = int(Int(info, 0, "fd"));
+  int on = info.Length() > 1 && info[1].ToBoolean().Value() ? 1 : 0;
+  if (ioctl(fd, TUNSETCARRIER, &on) != 0) ThrowErrno(info.Env(), errno, "TUNSETCARRIER", "fd " + std::to_string(fd));
+  return info.Env().Undefined();
+}
+
+// SIOCSIFHWADDR / SIOCSIFFLAGS on an interface by name (through a throwaway datagram socket).
+int IfSocket(Napi::Env env, const std::string& name, struct ifreq* ifr) {
+  if (name.empty() || name.size() >= IFNAMSIZ) ThrowErrno(env, EINVAL, "ioctl", name + " (not an interface name)");
+  memset(ifr, 0, sizeof *ifr);
+  strncpy(ifr->ifr_name, name.c_str(), IFNAMSIZ - 1);
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) ThrowErrno(env, errno, "socket", name);
+  return s;
+}
+
+Napi::Value NetSetMac(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = Str(info, 0, "name");
+  if (info.Length() < 2 || !info[1].IsTypedArray()) throw Napi::TypeError::New(env, "mac must be a Uint8Array of 6 bytes");
+  Napi::Uint8Array mac = info[1].As<Napi::Uint8Array>();
+  if (mac.ElementLength() != 6) throw Napi::TypeError::New(env, "mac must be a Uint8Array of 6 bytes");
+  struct ifreq ifr;
+  int s = IfSocket(env, name, &ifr);
+  ifr.ifr_hwaddr.sa_family = 1; /* ARPHRD_ETHER */
+  memcpy(ifr.ifr_hwaddr.sa_data, mac.Data(), 6);
+  int r = ioctl(s, SIOCSIFHWADDR, &ifr);
+  int err = errno;
+  close(s);
+  if (r != 0) ThrowErrno(env, err, "SIOCSIFHWADDR", name);
+  return env.Undefined();
+}
+
+Napi::Value NetSetUp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = Str(info, 0, "name");
+  bool up = info.Length() > 1 && info[1].ToBoolean().Value();
+  struct ifreq ifr;
+  int s = IfSocket(env, name, &ifr);
+  int r = ioctl(s, SIOCGIFFLAGS, &ifr);
+  if (r == 0) {
+    if (up) ifr.ifr_flags |= IFF_UP;
+    else ifr.ifr_flags &= ~IFF_UP;
+    r = ioctl(s, SIOCSIFFLAGS, &ifr);
+  }
+  int err = errno;
+  close(s);
+  if (r != 0) ThrowErrno(env, err, "SIOCSIFFLAGS", name);
+  return env.Undefined();
+}
+
+// One read()/write() of a whole buffer: a frame on a TAP fd. read returns -1 when nothing is there.
+Napi::Value ReadInto(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = int(Int(info, 0, "fd"));
+  if (info.Length() < 2 || !info[1].IsTypedArray()) throw Napi::TypeError::New(env, "buffer must be a Uint8Array");
+  Napi::Uint8Array b = info[1].As<Napi::Uint8Array>();
+  ssize_t n;
+  do n = read(fd, b.Data(), b.ElementLength()); while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return Napi::Number::New(env, -1);
+  if (n < 0) ThrowErrno(env, errno, "read", "fd " + std::to_string(fd));
+  return Napi::Number::New(env, double(n));
+}
+
+Napi::Value WriteFrom(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = int(Int(info, 0, "fd"));
+  if (info.Length() < 2 || !info[1].IsTypedArray()) throw Napi::TypeError::New(env, "buffer must be a Uint8Array");
+  Napi::Uint8Array b = info[1].As<Napi::Uint8Array>();
+  ssize_t n;
+  do n = write(fd, b.Data(), b.ElementLength()); while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return Napi::Number::New(env, -1);
+  if (n < 0) ThrowErrno(env, errno, "write", "fd " + std::to_string(fd));
+  return Napi::Number::New(env, double(n));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<PerEnv>(new PerEnv());
   Mapping::Init(env, exports);
@@ -510,6 +612,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pread", Napi::Function::New(env, Pread));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));
   exports.Set("pwrite", Napi::Function::New(env, Pwrite));
+  exports.Set("tapOpen", Napi::Function::New(env, TapOpen));
+  exports.Set("tapSetCarrier", Napi::Function::New(env, TapSetCarrier));
+  exports.Set("netSetMac", Napi::Function::New(env, NetSetMac));
+  exports.Set("netSetUp", Napi::Function::New(env, NetSetUp));
+  exports.Set("readInto", Napi::Function::New(env, ReadInto));
+  exports.Set("writeFrom", Napi::Function::New(env, WriteFrom));
   exports.Set("iopermGrant", Napi::Function::New(env, IopermGrant));
   exports.Set("iopermRevoke", Napi::Function::New(env, IopermRevoke));
   exports.Set("inb", Napi::Function::New(env, Inb));

@@ -1,30 +1,48 @@
-// npm run test:vm — boot Debian's kernel in QEMU (TCG) with an edu device and a 16550 on COM2, load the
-// kernel stub, and run test/vm/guest.mjs with the host's Node over a read-only 9p share of /.
+// npm run test:vm — boot Debian's kernel in QEMU (TCG) once per scenario and run that scenario's guest
+// script with the host's own Node (the one running this file) over a read-only 9p share of /.
 //
-// Fails on: a failing or missing check, a guest that does not finish in time, a kernel oops/BUG/WARNING,
-// or the UART bytes not arriving on the host side. Prints the guest console when it fails.
-import { spawn, execFileSync } from 'node:child_process';
+//   node scripts/vm/run-vm-tests.mjs [SCENARIO...]     default: every scripts/vm/scenarios/*.mjs
+//   WASMDRV_VM_KERNELS=all|VER[,VER]                   default: the newest kernel with headers
+//   WASMDRV_VM_TIMEOUT_MS=N                            per boot, default 300000 (a scenario may set its own)
+//
+// A scenario (scripts/vm/scenarios/NAME.mjs) exports { name, guest, qemu(ctx), expected, and optionally
+// description, machine (replaces '-machine'), append (kernel command line), modules (kernel modules to
+// insmod, dependencies resolved from modules.dep), stub (insmod arguments for kernel-stub, or null: not
+// loaded), needs (files that must exist), timeoutMs, prepare(ctx), started(ctx), onTag(ctx, tag, rest),
+// finished(ctx) -> checks }. The guest reports `@@CHECK {...}`, `@@METRIC {...}`, `@@DONE`.
+//
+// A scenario fails on: a failing or missing check, a guest that does not finish in time, a kernel
+// oops/BUG/WARNING. The guest console is printed when it fails.
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const work = join(root, '.vm');
-const TIMEOUT_MS = Number(process.env.WASMDRV_VM_TIMEOUT_MS ?? 300_000);
-const UART_OUTPUT = 'hello from a sandboxed wasmdrv driver in the guest\n';
-const UART_INPUT = 'ping from the host over COM2\n';
+const scenarioDir = join(root, 'scripts', 'vm', 'scenarios');
+const DEFAULT_TIMEOUT_MS = Number(process.env.WASMDRV_VM_TIMEOUT_MS ?? 300_000);
 const started = Date.now();
 const log = (s) => console.log(`[vm] ${s}`);
 
-function kernelVersion() {
-  const versions = readdirSync('/boot')
+/** Debian kernels that have matching headers and modules, oldest first. */
+function installedKernels() {
+  return readdirSync('/boot')
     .filter((f) => /^vmlinuz-.*-amd64$/.test(f))
     .map((f) => f.slice('vmlinuz-'.length))
     .filter((v) => existsSync(`/usr/src/linux-headers-${v}`) && existsSync(`/lib/modules/${v}/modules.dep`))
-    .sort();
-  if (!versions.length) throw new Error('no Debian kernel with matching headers: run scripts/vm/install-deps.sh');
-  return versions.at(-1);
+    .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+}
+
+function kernelsToRun() {
+  const have = installedKernels();
+  if (!have.length) throw new Error('no Debian kernel with matching headers: run scripts/vm/install-deps.sh');
+  const want = process.env.WASMDRV_VM_KERNELS;
+  if (!want) return [have.at(-1)];
+  if (want === 'all') return have;
+  const list = want.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const k of list) if (!have.includes(k)) throw new Error(`WASMDRV_VM_KERNELS names kernel ${k}, which is not installed with headers (have: ${have.join(', ')})`);
+  return list;
 }
 
 /** Modules to load in the guest, dependencies first, from the kernel's modules.dep. */
@@ -35,7 +53,7 @@ function moduleChain(kver, wanted) {
     const [mod, rest] = line.split(':');
     if (mod) deps.set(mod, rest.trim() ? rest.trim().split(/\s+/) : []);
   }
-  const builtin = new Set(readFileSync(`${base}/modules.builtin`, 'utf8').split('\n').map((l) => basename(l).replace(/\.ko.*$/, '')));
+  const builtin = new Set(readFileSync(`${base}/modules.builtin`, 'utf8').split('\n').map((l) => basename(l).replace(/\.ko.*$/, '').replace(/-/g, '_')));
   const byName = new Map([...deps.keys()].map((p) => [basename(p).replace(/\.ko.*$/, '').replace(/-/g, '_'), p]));
   const order = [];
   const visit = (path) => {
@@ -46,29 +64,38 @@ function moduleChain(kver, wanted) {
   for (const name of wanted) {
     const path = byName.get(name.replace(/-/g, '_'));
     if (path) visit(path);
-    else if (!builtin.has(name)) throw new Error(`kernel ${kver} has no module ${name}`);
+    else if (!builtin.has(name.replace(/-/g, '_'))) throw new Error(`kernel ${kver} has no module ${name}`);
   }
   return order.map((p) => join(base, p));
 }
 
+const stubs = new Map();
 function buildStub(kver) {
+  if (stubs.has(kver)) return stubs.get(kver);
   log(`building kernel-stub against /usr/src/linux-headers-${kver}`);
-  execFileSync('make', ['-s', '-C', join(root, 'kernel-stub'), `KDIR=/usr/src/linux-headers-${kver}`], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const out = execFileSync('make', ['-s', '-C', join(root, 'kernel-stub'), `KDIR=/usr/src/linux-headers-${kver}`], { encoding: 'utf8' });
-  if (/warning/i.test(out)) throw new Error(`kernel-stub builds with warnings:\n${out}`);
-  return join(root, 'kernel-stub', 'wasmdrv_uio.ko');
+  const dir = join(work, `stub-${kver}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(join(root, 'kernel-stub'))) if (/\.(c|h)$|^(Kbuild|Makefile)$/.test(f)) copyFileSync(join(root, 'kernel-stub', f), join(dir, f));
+  const r = spawnSync('make', ['-s', '-C', dir, `KDIR=/usr/src/linux-headers-${kver}`], { encoding: 'utf8' });
+  const out = `${r.stdout}${r.stderr}`;
+  if (r.status !== 0) throw new Error(`kernel-stub does not build against ${kver}:\n${out}`);
+  if (/warning/i.test(out)) throw new Error(`kernel-stub builds with warnings against ${kver}:\n${out}`);
+  const ko = join(dir, 'wasmdrv_uio.ko');
+  stubs.set(kver, ko);
+  return ko;
 }
 
-function buildInitramfs(kver, stubKo) {
-  const dir = join(work, 'initramfs');
+function buildInitramfs(kver, scenario) {
+  const dir = join(work, `initramfs-${scenario.name}`);
   rmSync(dir, { recursive: true, force: true });
   for (const d of ['bin', 'proc', 'sys', 'dev', 'modules', 'host']) mkdirSync(join(dir, d), { recursive: true });
   copyFileSync('/bin/busybox', join(dir, 'bin', 'busybox'));
   chmodSync(join(dir, 'bin', 'busybox'), 0o755);
   copyFileSync(join(root, 'test', 'vm', 'init.sh'), join(dir, 'init'));
   chmodSync(join(dir, 'init'), 0o755);
-  copyFileSync(stubKo, join(dir, 'wasmdrv_uio.ko'));
-  const chain = moduleChain(kver, ['virtio_pci', '9pnet_virtio', '9p', 'uio', 'uio_pci_generic']);
+  if (scenario.stub !== null) copyFileSync(buildStub(kver), join(dir, 'wasmdrv_uio.ko'));
+  const chain = moduleChain(kver, ['virtio_pci', '9pnet_virtio', '9p', ...(scenario.modules ?? [])]);
   const names = [];
   for (const m of chain) {
     let name = basename(m);
@@ -84,80 +111,61 @@ function buildInitramfs(kver, stubKo) {
     names.push(name);
   }
   writeFileSync(join(dir, 'modules.load'), `${names.join('\n')}\n`);
-  const image = join(work, 'initramfs.cpio.gz');
+  const image = join(work, `initramfs-${scenario.name}.cpio.gz`);
   execFileSync('sh', ['-c', `cd "${dir}" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1 > "${image}"`]);
   log(`initramfs: ${names.length} modules (${names.join(' ')}), ${statSync(image).size >> 10} KiB`);
   return image;
 }
 
-/**
- * A self-contained copy of the host for the daemon test: the guest runs it as an ordinary user, who
- * may not be able to read this checkout (CI may clone under a private directory). The CLI is bundled
- * with its npm dependencies; the worker, the addon and the edu driver sit where packageRoot() finds them.
- */
-async function stageService() {
-  const { build } = await import('esbuild');
-  const dir = join(work, 'svc');
-  rmSync(dir, { recursive: true, force: true });
-  for (const d of ['dist', 'bin', 'native/build/Release', 'build/drivers']) mkdirSync(join(dir, d), { recursive: true });
-  await build({ absWorkingDir: root, entryPoints: ['host/cli.ts'], outfile: join(dir, 'dist', 'cli.js'), bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } });
-  copyFileSync(join(root, 'dist', 'worker.js'), join(dir, 'dist', 'worker.js'));
-  copyFileSync(join(root, 'bin', 'wasmdrv.js'), join(dir, 'bin', 'wasmdrv.js'));
-  copyFileSync(join(root, 'native', 'build', 'Release', 'wasmdrv.node'), join(dir, 'native', 'build', 'Release', 'wasmdrv.node'));
-  copyFileSync(join(root, 'build', 'drivers', 'edu.wasm'), join(dir, 'build', 'drivers', 'edu.wasm'));
-  writeFileSync(join(dir, 'package.json'), '{ "name": "wasmdrv-staged", "type": "module", "private": true }\n');
-  return dir;
+async function loadScenarios(names) {
+  const all = readdirSync(scenarioDir).filter((f) => f.endsWith('.mjs')).map((f) => f.slice(0, -4)).sort();
+  // uio first: it is the oldest and the quickest to tell whether the harness itself works.
+  all.sort((a, b) => (a === 'uio' ? -1 : b === 'uio' ? 1 : 0));
+  for (const n of names) if (!all.includes(n)) throw new Error(`no VM scenario "${n}" (have: ${all.join(', ')})`);
+  const out = [];
+  for (const n of names.length ? names : all) out.push((await import(pathToFileURL(join(scenarioDir, `${n}.mjs`)).href)).default);
+  return out;
 }
 
-async function main() {
-  mkdirSync(work, { recursive: true });
-  await stageService();
-  for (const f of ['dist/index.js', 'dist/worker.js', 'build/drivers/edu.wasm', 'build/drivers/uart16550.wasm']) {
-    if (!existsSync(join(root, f))) throw new Error(`${f} is missing: run npm run build first`);
-  }
-  // The C baseline for the in-guest per-register comparison (the guest runs it from the shared root).
-  execFileSync('cc', ['-O2', '-Wall', '-pthread', join(root, 'bench', 'native.c'), '-o', join(work, 'native')], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const kver = kernelVersion();
-  const image = buildInitramfs(kver, buildStub(kver));
-  const sock = join(work, 'com2.sock');
-  rmSync(sock, { force: true });
+/** Boot one scenario on one kernel; returns { checks, problems }. */
+async function runScenario(scenario, kver) {
+  const ctx = { root, work, kver };
+  const label = `${scenario.name} on ${kver}`;
+  for (const f of scenario.needs ?? []) if (!existsSync(join(root, f))) throw new Error(`${f} is missing: run npm run build first`);
+  await scenario.prepare?.(ctx);
+  const image = buildInitramfs(kver, scenario);
+  const stubArgs = scenario.stub === null ? 'none' : (scenario.stub ?? '').trim().split(/\s+/).filter(Boolean).join(',') || '-';
+  const append = [
+    'console=ttyS0 panic=-1 loglevel=4', scenario.append ?? '',
+    `wasmdrv.project=${root}`, `wasmdrv.guest=${scenario.guest}`, `wasmdrv.node=${process.execPath}`, `wasmdrv.stub=${stubArgs}`,
+  ].filter(Boolean).join(' ');
   const args = [
-    '-accel', 'tcg', '-m', '1024', '-smp', '2', '-no-reboot',
+    '-accel', 'tcg', '-m', String(scenario.memoryMiB ?? 1024), '-smp', '2', '-no-reboot',
     '-display', 'none', '-monitor', 'none', '-nodefaults',
+    ...(scenario.machine ?? []),
     '-kernel', `/boot/vmlinuz-${kver}`, '-initrd', image,
-    // 8250.nr_uarts=1 keeps the kernel's serial driver to one port; pnpacpi=off makes that port the
-    // legacy COM1 (with ACPI PNP enumeration the one port it took was COM2, the test's UART).
-    '-append', `console=ttyS0 8250.nr_uarts=1 pnpacpi=off panic=-1 loglevel=4 wasmdrv.project=${root}`,
-    '-device', 'edu',
+    '-append', append,
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
     '-chardev', 'stdio,id=console',
     '-device', 'isa-serial,chardev=console,iobase=0x3f8,irq=4',
-    '-chardev', `socket,id=com2,path=${sock},server=on,wait=off`,
-    '-device', 'isa-serial,chardev=com2,iobase=0x2f8,irq=3',
+    ...scenario.qemu(ctx),
   ];
-  log(`booting: qemu-system-x86_64 ${args.join(' ')}`);
+  log(`[${label}] booting: qemu-system-x86_64 ${args.join(' ')}`);
+  const t0 = Date.now();
   const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise((resolve) => qemu.on('exit', (code, signal) => resolve({ code, signal })));
   let console_ = '';
-  let com2 = '';
-  let uart;
   const checks = [];
   const metrics = [];
+  const problems = [];
   let done = false;
   let booted = 0;
-
-  const connectUart = () => new Promise((resolve) => {
-    const tryConnect = (n) => {
-      const c = createConnection(sock);
-      c.on('connect', () => resolve(c));
-      c.on('error', () => (n > 0 ? setTimeout(() => tryConnect(n - 1), 100) : resolve(undefined)));
-    };
-    tryConnect(100);
-  });
-  uart = await connectUart();
-  if (!uart) throw new Error(`cannot connect to QEMU's COM2 socket ${sock}`);
-  uart.on('data', (d) => { com2 += d.toString('latin1'); });
-
+  try {
+    await scenario.started?.(ctx);
+  } catch (err) {
+    problems.push(`${scenario.name}: ${err.message}`);
+    qemu.kill('SIGKILL');
+  }
   let pending = '';
   qemu.stdout.on('data', (d) => {
     const s = d.toString('latin1');
@@ -169,60 +177,80 @@ async function main() {
       pending = pending.slice(nl + 1);
       const m = /@@(\w[\w-]*)\s?(.*)$/.exec(line);
       if (!m) continue;
-      if (m[1] === 'CHECK') {
-        const c = JSON.parse(m[2]);
+      const [, tag, rest] = m;
+      if (tag === 'CHECK') {
+        const c = JSON.parse(rest);
         checks.push(c);
         console.log(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail ?? ''}`);
-      } else if (m[1] === 'METRIC') {
-        const x = JSON.parse(m[2]);
+      } else if (tag === 'METRIC') {
+        const x = JSON.parse(rest);
         metrics.push(x);
         console.log(`     ${x.name}: ${x.value} ${x.unit}`);
-      } else if (m[1] === 'UART-SEND') {
-        uart.write(UART_INPUT);
-      } else if (m[1] === 'DONE') {
+      } else if (tag === 'DONE') {
         done = true;
-      } else if (m[1] === 'BOOTED') {
+      } else if (tag === 'BOOTED') {
         booted = Date.now();
-        log(`guest init running (kernel uptime ${m[2]} s)`);
-      } else if (m[1] === 'INIT-ERROR') {
-        checks.push({ name: 'guest init', ok: false, detail: m[2] });
+        log(`[${label}] guest init running (kernel uptime ${rest} s)`);
+      } else if (tag === 'INIT-ERROR') {
+        checks.push({ name: 'guest init', ok: false, detail: rest });
+      } else {
+        scenario.onTag?.(ctx, tag, rest);
       }
     }
   });
   qemu.stderr.on('data', (d) => { console_ += d.toString(); });
 
-  const exited = new Promise((resolve) => qemu.on('exit', (code, signal) => resolve({ code, signal })));
-  const timer = setTimeout(() => qemu.kill('SIGKILL'), TIMEOUT_MS);
+  const timeoutMs = scenario.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timer = setTimeout(() => qemu.kill('SIGKILL'), timeoutMs);
   const { code, signal } = await exited;
   clearTimeout(timer);
-  uart.destroy();
 
-  const problems = [];
-  if (signal) problems.push(`QEMU was killed (${signal}) after ${TIMEOUT_MS / 1000} s: the guest did not finish`);
+  if (signal) problems.push(`QEMU was killed (${signal}) after ${timeoutMs / 1000} s: the guest did not finish`);
   else if (code !== 0) problems.push(`QEMU exited with ${code}`);
   if (!done) problems.push('the guest test did not reach its end (@@DONE)');
   const kernelTrouble = console_.split('\n').filter((l) => /\b(BUG:|WARNING:|Oops|Call Trace|Kernel panic)/.test(l));
   if (kernelTrouble.length) problems.push(`the kernel complained:\n  ${kernelTrouble.slice(0, 10).join('\n  ')}`);
-  const uartOk = com2.includes(UART_OUTPUT);
-  checks.push({ name: 'uart16550: the host received the driver\'s bytes on COM2', ok: uartOk, detail: JSON.stringify(com2.slice(0, 120)) });
-  console.log(`${uartOk ? 'ok  ' : 'FAIL'} uart16550: the host received the driver's bytes on COM2: ${JSON.stringify(com2.slice(0, 120))}`);
-  const expected = ['stub: edu appears as a UIO device', 'edu via wasmdrv_uio: factorials', 'edu via wasmdrv_uio: dma', 'uart16550 via port I/O: receive through interrupts',
-    'daemon: a client process computes factorials through it', 'edu via uio_pci_generic: factorials',
-    'edu via wasmdrv_uio: register accesses go through the Wasm gate', 'edu via wasmdrv_uio: per-register cost measured against C'];
-  for (const name of expected) if (!checks.some((c) => c.name === name)) problems.push(`check "${name}" never ran`);
-
+  for (const c of (await scenario.finished?.(ctx)) ?? []) {
+    checks.push(c);
+    console.log(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail ?? ''}`);
+  }
+  for (const name of scenario.expected ?? []) if (!checks.some((c) => c.name === name)) problems.push(`check "${name}" never ran`);
   const failed = checks.filter((c) => !c.ok);
-  const seconds = ((Date.now() - started) / 1000).toFixed(1);
   if (failed.length || problems.length) {
-    console.log('\n---- guest console ----');
+    console.log(`\n---- guest console (${label}) ----`);
     console.log(console_.replace(/\r/g, ''));
     console.log('---- end of guest console ----');
-    for (const p of problems) console.log(`problem: ${p}`);
+    for (const p of problems) console.log(`problem (${label}): ${p}`);
   }
-  writeFileSync(join(work, 'metrics.json'), `${JSON.stringify({ date: new Date().toISOString(), metrics }, null, 2)}\n`);
-  log(`total ${seconds} s (boot to init ${booted ? ((booted - started) / 1000).toFixed(1) : '?'} s)`);
-  console.log(`${checks.length - failed.length} passed, ${failed.length + problems.length} failed`);
-  process.exit(failed.length || problems.length ? 1 : 0);
+  const suffix = scenario.name === 'uio' ? '' : `-${scenario.name}`;
+  writeFileSync(join(work, `metrics${suffix}.json`), `${JSON.stringify({ date: new Date().toISOString(), scenario: scenario.name, kernel: kver, metrics }, null, 2)}\n`);
+  log(`[${label}] ${((Date.now() - t0) / 1000).toFixed(1)} s (boot to init ${booted ? ((booted - t0) / 1000).toFixed(1) : '?'} s): ` +
+    `${checks.length - failed.length} checks passed, ${failed.length + problems.length} failed`);
+  return { passed: checks.length - failed.length, failed: failed.length + problems.length };
+}
+
+async function main() {
+  mkdirSync(work, { recursive: true });
+  const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  const scenarios = await loadScenarios(names);
+  const kernels = kernelsToRun();
+  let passed = 0;
+  let failed = 0;
+  for (const kver of kernels) {
+    for (const s of scenarios) {
+      try {
+        const r = await runScenario(s, kver);
+        passed += r.passed;
+        failed += r.failed;
+      } catch (err) {
+        console.error(`[vm] ${s.name} on ${kver}: ${err.stack ?? err}`);
+        failed++;
+      }
+    }
+  }
+  log(`total ${((Date.now() - started) / 1000).toFixed(1)} s, scenarios ${scenarios.map((s) => s.name).join(', ')} on ${kernels.join(', ')}`);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
 }
 
 main().catch((err) => {

@@ -51,6 +51,15 @@ await step('edu demo on the stub', async () => {
   emit('METRIC', { name: 'edu demo (stub)', value: r.summary.ms, unit: 'ms' });
 });
 
+// The same edu driver written in C and in Rust (guest-drivers/edu-c, edu-rust), on the real device.
+for (const name of ['edu-c', 'edu-rust']) {
+  await step(`${name} demo on the stub`, async () => {
+    const edu = findUio('wasmdrv-edu');
+    const r = await demo({ device: edu.id, driver: join(drivers, `${name}.wasm`), json: true });
+    for (const c of r.checks) check(`${name} via wasmdrv_uio: ${c.name}`, c.ok, c.detail);
+  });
+}
+
 await step('interrupt round trip', async () => {
   const edu = findUio('wasmdrv-edu');
   const host = new Host();
@@ -174,7 +183,7 @@ await step('daemon as non-root', async () => {
   const daemon = spawn(process.execPath, ['/mnt/svc/bin/wasmdrv.js', 'serve', '--config', '/mnt/svc/config.json'], { uid: DAEMON, gid: DAEMON, stdio: ['ignore', 'inherit', 'pipe'] });
   let log = '';
   daemon.stderr.on('data', (d) => (log += d));
-  for (let i = 0; i < 100 && !log.includes('ready'); i++) await sleep(100);
+  for (let i = 0; i < 600 && !log.includes('ready'); i++) await sleep(100); // up to 60 s: TCG on a busy host is slow
   try {
     const uid = /Uid:\s+(\d+)/.exec(read(`/proc/${daemon.pid}/status`, 'utf8'))?.[1];
     check('daemon: serves the edu UIO device as uid 4242, not root', log.includes('ready') && uid === String(DAEMON), `uid ${uid}; ${log.trim().split('\n').slice(-2).join(' | ')}`);
