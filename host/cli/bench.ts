@@ -13,6 +13,15 @@ export async function cmdBench(argv: string[]): Promise<number> {
       return 2;
     }
   }
-  await runBench({ quick: !!values.quick, json: !!values.json, plot: !!values.plot, only });
+  try {
+    await runBench({ quick: !!values.quick, json: !!values.json, plot: !!values.plot, only });
+  } catch (err) {
+    // --json promises one object on the last line, whatever happened
+    if (values.json) {
+      console.log(JSON.stringify({ error: (err as Error).message }));
+      return 1;
+    }
+    throw err;
+  }
   return 0;
 }
