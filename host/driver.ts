@@ -8,12 +8,13 @@
 import { EventEmitter } from 'node:events';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import type { LogLevel } from './abi.ts';
 import type { DeviceSpec } from './devices/spec.ts';
 import { type Fault, type RecorderEntry, LoadError, RequestError } from './faults.ts';
 import { loadNative, packageRoot } from './native.ts';
 import { DEFAULT_LIMITS, type Grant, type Limits } from './sandbox/instance.ts';
-import type { FromWorker, ToWorker, WorkerInit } from './sandbox/protocol.ts';
+import type { FromWorker, ToWorker, WorkerBoot, WorkerInit } from './sandbox/protocol.ts';
 import { CTRL_STOP, DriverShared, STAT } from './sandbox/shared.ts';
 import type { GateMode } from './sandbox/gate.ts';
 import type { InlineGateBytes } from './sandbox/inline-gate.ts';
@@ -119,6 +120,80 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+/**
+ * Threads that have booted (the worker bundle, the addon) and wait for a driver: one kept warm per
+ * process, so that a restart or a load skips the thread's start. It is unref'd: a spare never keeps
+ * a process alive.
+ */
+class Spare {
+  constructor(readonly worker: Worker, readonly port: MessagePort) {}
+  static spawn(): Spare {
+    const { port1, port2 } = new MessageChannel();
+    const boot: WorkerBoot = { port: port2 as MessagePort };
+    // Not the parent's --input-type/--eval flags: they are about the parent's own entry, and a worker refuses them.
+    const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a));
+    const worker = new Worker(join(packageRoot(), 'dist', 'worker.js'), { workerData: boot, transferList: [port2], stdout: false, stderr: false, execArgv });
+    worker.unref();
+    // Until a driver takes it, an error of the spare's own start is nobody's fault; its exit drops it.
+    worker.on('error', () => {});
+    return new Spare(worker, port1 as MessagePort);
+  }
+}
+
+let spare: Spare | undefined;
+let spareWanted = true;
+
+/** Take the warm spare (or start a thread now when there is none). */
+function takeSpare(): Spare {
+  const s = spare ?? Spare.spawn();
+  spare = undefined;
+  s.worker.ref();
+  return s;
+}
+
+/** Boot the next spare once the caller's own worker is serving (it would compete for the CPU before). */
+function refillSpare(): void {
+  if (spare || !spareWanted) return;
+  spare = Spare.spawn();
+  // A spare that dies (it should not) is simply replaced next time.
+  const s = spare;
+  s.worker.once('exit', () => {
+    if (spare === s) spare = undefined;
+  });
+}
+
+/** Stop keeping a warm worker (and end the one there is): for processes that load once and exit. */
+export function disableStandby(): void {
+  spareWanted = false;
+  const s = spare;
+  spare = undefined;
+  void s?.worker.terminate();
+}
+
+/** Compiled modules by content: a driver compiles once per process, however often it loads or restarts. */
+const compiled = new Map<string, WebAssembly.Module>();
+const COMPILE_CACHE = 64;
+
+/** Compile (or find) `bytes`; undefined if it does not compile (the worker then reports why, as it always has). */
+export async function compileDriver(bytes: Uint8Array): Promise<WebAssembly.Module | undefined> {
+  const key = createHash('sha256').update(bytes).digest('hex');
+  const known = compiled.get(key);
+  if (known) {
+    compiled.delete(key);
+    compiled.set(key, known);
+    return known;
+  }
+  let m: WebAssembly.Module;
+  try {
+    m = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  } catch {
+    return undefined;
+  }
+  compiled.set(key, m);
+  if (compiled.size > COMPILE_CACHE) compiled.delete(compiled.keys().next().value!);
+  return m;
+}
+
 /** One worker: one instance of the driver over the device. */
 export class DriverWorker {
   readonly worker: Worker;
@@ -128,44 +203,53 @@ export class DriverWorker {
   private readonly port: MessagePort;
   private exited = false;
   readonly exitedPromise: Promise<void>;
+  private readonly onMessage: (m: FromWorker) => void;
+  get gone(): boolean {
+    return this.exited;
+  }
 
-  constructor(label: string, spec: DeviceSpec, bytes: Uint8Array, shared: DriverShared, limits: Limits, grant: Grant, gate: GateMode,
-    extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[]; inlineGate?: InlineGateBytes }, onMessage: (m: FromWorker) => void, onExit: (code: number) => void) {
+  constructor(label: string, spec: DeviceSpec, readonly bytes: Uint8Array, module: WebAssembly.Module | undefined, shared: DriverShared, limits: Limits, grant: Grant, gate: GateMode,
+    extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[]; inlineGate?: InlineGateBytes }, onMessage: (m: FromWorker, w: DriverWorker) => void, onExit: (w: DriverWorker) => void) {
     const native = loadNative();
     this.shared = shared;
     Atomics.store(this.shared.control, CTRL_STOP, 0);
     this.doorbellFd = native.eventfdCreate(0);
     this.cancelFd = native.eventfdCreate(0);
-    const { port1, port2 } = new MessageChannel();
-    this.port = port1 as MessagePort;
+    const { worker, port } = takeSpare();
+    this.worker = worker;
+    this.port = port;
+    this.onMessage = (m) => onMessage(m, this);
     const init: WorkerInit = {
       label, spec, shared: shared.area, gate, doorbellFd: this.doorbellFd, cancelFd: this.cancelFd,
-      port: port2 as MessagePort, bytes, inlineGate: extra.inlineGate, limits, grant,
+      bytes, module, inlineGate: extra.inlineGate, limits, grant,
       resetFirst: extra.resetFirst ?? false, restoreState: extra.restoreState, resetSequence: extra.resetSequence,
     };
-    this.worker = new Worker(join(packageRoot(), 'dist', 'worker.js'), {
-      workerData: init,
-      transferList: [port2],
-      stdout: false,
-      stderr: false,
-    });
-    port1.on('message', onMessage);
+    port.on('message', this.onMessage);
+    port.postMessage(init);
     this.exitedPromise = new Promise((resolve) => {
-      this.worker.on('exit', (code) => {
+      const exited = () => {
+        if (this.exited) return;
         this.exited = true;
         // The 'exit' event can overtake messages still queued on our port (a fault report, say):
         // take them first, so that a worker that reported and ended is never mistaken for one that died.
-        for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) onMessage(m.message as FromWorker);
-        port1.close();
+        this.drain();
+        port.close();
         this.closeFds();
-        onExit(code);
+        onExit(this);
         resolve();
-      });
+      };
+      worker.on('exit', exited);
     });
-    this.worker.on('error', (err) => onMessage({
+    worker.on('error', (err) => this.onMessage({
       t: 'fault',
       fault: { driver: label, kind: 'host-error', message: `worker error: ${err.message}`, phase: this.shared.phase, stack: [], time: Date.now() },
     }));
+  }
+
+  /** Handle, now, every message the worker has posted so far. */
+  drain(): void {
+    if (this.fdsClosed) return; // the port is closed too
+    for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) this.onMessage(m.message as FromWorker);
   }
 
   send(m: ToWorker): void {
@@ -214,6 +298,12 @@ export class Driver extends EventEmitter {
   private inflight = new Map<number, Pending>();
   private nextId = 1;
   private watchdog?: NodeJS.Timeout;
+  /** A ref'd handle while any request is pending: the process does not exit under a waiting caller. */
+  private hold?: NodeJS.Timeout;
+  /** The compiled module for `bytes`, shared with every worker of this driver. */
+  private module?: { bytes: Uint8Array; module?: WebAssembly.Module };
+  /** The worker of a driver that faulted in Wasm: sound, parked, reusable for the restart. */
+  private parked?: DriverWorker;
   faults = 0;
   restarts = 0;
   /** The driver's io buffer in bytes (reported at probe and reload); larger payloads are refused here. */
@@ -242,20 +332,35 @@ export class Driver extends EventEmitter {
   }
 
   /** Start a worker and wait for probe. Rejects with LoadError or an Error naming the probe status. */
-  start(extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[] } = {}): Promise<void> {
+  async start(extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[] } = {}): Promise<void> {
+    if (this.module?.bytes !== this.bytes) this.module = { bytes: this.bytes, module: await compileDriver(this.bytes) };
+    if (this.state === 'stopped' || this.state === 'failed') throw new LoadError(`${this.name}: stopped while loading`);
     return new Promise((resolve, reject) => {
       this.ready = { resolve, reject };
       // A worker killed in a handler leaves its phase and start time behind in shared memory; the
       // watchdog must not hold them against the new worker before it has set its own.
       this.shared.setPhase('idle');
+      this.shared.stats[STAT.serving] = 0;
+      const parked = this.parked;
+      this.parked = undefined;
+      if (parked && !parked.gone && parked.bytes === this.bytes) {
+        // Restart in place: a fresh instance and device session in the thread that reported the trap
+        // (it keeps its setup, the rewritten module with the register gate included).
+        this.worker = parked;
+        parked.send({ t: 'restart', resetFirst: extra.resetFirst ?? false, restoreState: extra.restoreState, resetSequence: extra.resetSequence });
+        this.startWatchdog();
+        return;
+      }
+      void parked?.kill();
       // The register gate is compiled into the module here, in the main thread (inline-rewrite.ts).
       const mode = this.options.registerGate ?? 'record-all';
       const bytes = this.bytes;
+      const module = this.module!.module;
       prepareInlineGate(this.name, this.device, bytes, this.options.grant ?? {}, mode, this.shared.entryCount).then((inlineGate) => {
         // Stopped while the module was being rewritten: start nothing.
         if (this.state === 'stopped') return reject(new LoadError(`${this.name}: stopped before it started`));
-        this.worker = new DriverWorker(this.name, this.device, bytes, this.shared, this.limits, this.options.grant ?? {}, mode, { ...extra, inlineGate },
-          (m) => this.onMessage(m), () => this.onExit());
+        this.worker = new DriverWorker(this.name, this.device, bytes, module, this.shared, this.limits, this.options.grant ?? {}, mode, { ...extra, inlineGate },
+          (m, w) => this.onMessage(m, w), (w) => this.onExit(w));
         this.startWatchdog();
       }, reject);
     });
@@ -276,6 +381,7 @@ export class Driver extends EventEmitter {
 
   /** Forward queued requests to a running worker (the worker serialises them). */
   private pump(): void {
+    this.holdWhilePending();
     if (this.state !== 'running' || !this.worker) return;
     while (this.queue.length) {
       const p = this.queue.shift()!;
@@ -344,6 +450,7 @@ export class Driver extends EventEmitter {
   async stop(): Promise<void> {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     if (this.state === 'stopped') return;
+    this.dropParked();
     const w = this.worker;
     const wasRunning = this.state === 'running';
     this.state = 'stopped';
@@ -363,7 +470,9 @@ export class Driver extends EventEmitter {
 
   // --- worker events -------------------------------------------------------------------------------
 
-  private onMessage(m: FromWorker): void {
+  private onMessage(m: FromWorker, from: DriverWorker): void {
+    // A worker that was replaced (killed after a fault) has nothing more to say about this driver.
+    if (from !== this.worker && m.t !== 'log' && m.t !== 'guest-error') return;
     switch (m.t) {
       case 'ready':
         this.gateRegions = m.gateRegions;
@@ -373,22 +482,30 @@ export class Driver extends EventEmitter {
         this.ready?.resolve();
         this.ready = undefined;
         this.pump();
+        refillSpare();
         break;
       case 'probe-failed':
         this.ready?.reject(new LoadError(`${this.name}: probe of ${this.device.id} failed with status ${m.status}`));
         this.ready = undefined;
         void this.worker?.kill();
         this.worker = undefined;
+        this.stopWatchdog();
         // A restarted driver whose probe fails has not brought the device back: try again within budget.
         if (this.state === 'restarting') this.scheduleRestart();
-        else this.state = 'stopped';
+        else this.down('stopped', new RequestError(`${this.name}: probe of ${this.device.id} failed with status ${m.status}`, 'driver-failed'));
         break;
-      case 'load-error':
+      case 'load-error': {
         this.ready?.reject(new LoadError(m.message));
         this.ready = undefined;
-        this.state = 'stopped';
         void this.worker?.kill();
+        this.worker = undefined;
+        this.stopWatchdog();
+        // A restart that cannot even load will not load next time either.
+        const restarting = this.state === 'restarting';
+        this.down(restarting ? 'failed' : 'stopped', new RequestError(`${this.name}: ${m.message}`, 'driver-failed'));
+        if (restarting) this.emit('failed', this.lastFault);
         break;
+      }
       case 'response': {
         const p = this.inflight.get(m.id);
         if (!p) break;
@@ -396,6 +513,7 @@ export class Driver extends EventEmitter {
         if (m.error === 'payload-too-large') p.reject(this.tooLarge(p.data.length));
         else if (m.data) p.resolve(m.data);
         else p.reject(new RequestError(`${this.name}: request ${p.op} failed with driver status ${m.status}`, 'driver-error', m.status));
+        this.holdWhilePending();
         break;
       }
       case 'log':
@@ -411,7 +529,8 @@ export class Driver extends EventEmitter {
         this.emit('log', { driver: this.name, level: 'warn' as LogLevel, message: `device: ${m.message}` });
         break;
       case 'fault':
-        this.onFault({ ...m.fault, recorder: this.shared.entries().slice(-32) });
+        // A driver's own fault is reported after its worker released the device; a host error may not be.
+        this.onFault({ ...m.fault, recorder: this.shared.entries().slice(-32) }, m.fault.kind !== 'host-error');
         break;
       case 'stopped':
         break;
@@ -419,14 +538,25 @@ export class Driver extends EventEmitter {
   }
 
   /** A fault ends this worker. The base policy: faulted and down; the supervisor overrides handleFault. */
-  private onFault(fault: Fault): void {
+  private onFault(fault: Fault, released = false): void {
     if (this.state === 'stopped' || this.state === 'failed') return;
+    const w = this.worker;
+    // Answers the worker posted before it faulted count: take them before deciding who lost what.
+    w?.drain();
+    if (this.worker !== w) return; // draining handled a fault already
     this.faults++;
     this.lastFault = fault;
     this.stopWatchdog();
-    const w = this.worker;
     this.worker = undefined;
-    void w?.kill();
+    // A worker that reported its own fault has released the device; one stopped from here (deadline,
+    // a thread that died) may still touch it until it is gone: the restart waits for that.
+    this.dropParked();
+    if (released && w && this.restartPolicy) {
+      this.parked = w;
+      this.oldGone = Promise.resolve();
+    } else {
+      this.oldGone = w ? w.kill() : Promise.resolve();
+    }
     this.emit('fault', fault);
     if (this.ready) {
       this.ready.reject(Object.assign(new Error(`${this.name}: ${fault.kind} during ${fault.phase}: ${fault.message}`), { fault }));
@@ -448,11 +578,11 @@ export class Driver extends EventEmitter {
       // The new module faulted within its grace period: back to the old module and the state it had.
       this.previous = undefined;
       this.bytes = prev.bytes;
-      for (const p of this.inflight.values()) p.reject(new RequestError(`${this.name}: driver restarted (reload rolled back)`, 'driver-restarted'));
-      this.inflight.clear();
+      this.dropParked();
+      this.takeBackInflight('driver restarted (reload rolled back)');
       this.state = 'restarting';
       this.restarts++;
-      this.start(prev.state ? { restoreState: prev.state } : { resetFirst: true }).then(
+      this.oldGone.then(() => (this.state === 'restarting' ? this.start(prev.state ? { restoreState: prev.state } : { resetFirst: true }) : undefined)).then(
         () => this.emit('rolled-back', fault),
         () => {
           /* reported through the fault path */
@@ -461,14 +591,47 @@ export class Driver extends EventEmitter {
       return;
     }
     if (!this.restartPolicy) {
+      this.dropParked();
       this.state = 'faulted';
       this.failAll(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));
       return;
     }
-    for (const p of this.inflight.values()) p.reject(new RequestError(`${this.name}: driver restarted`, 'driver-restarted'));
-    this.inflight.clear();
+    this.takeBackInflight('driver restarted');
     this.state = 'restarting';
     this.scheduleRestart();
+  }
+
+  /**
+   * After a fault: the request the driver held gets 'driver-restarted'; the ones sent behind it,
+   * which the driver never saw, go back to the front of the queue, in order, for the next instance.
+   */
+  private takeBackInflight(why: string): void {
+    const held = this.shared.stats[STAT.serving];
+    const back: Pending[] = [];
+    for (const [id, p] of this.inflight) {
+      if (id <= held) p.reject(new RequestError(`${this.name}: ${why} while serving request ${p.op}`, 'driver-restarted'));
+      else back.push(p);
+    }
+    this.inflight.clear();
+    this.queue.unshift(...back);
+    this.holdWhilePending();
+  }
+
+  /** Down for good (stopped after a failed load, or failed): every pending request gets `err`. */
+  private down(state: 'stopped' | 'failed', err: RequestError): void {
+    this.state = state;
+    this.dropParked();
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.failAll(err);
+  }
+
+  private holdWhilePending(): void {
+    const pending = this.queue.length + this.inflight.size > 0;
+    if (pending && !this.hold) this.hold = setInterval(() => {}, 1 << 30);
+    else if (!pending && this.hold) {
+      clearInterval(this.hold);
+      this.hold = undefined;
+    }
   }
 
   private scheduleRestart(): void {
@@ -477,14 +640,13 @@ export class Driver extends EventEmitter {
     const now = Date.now();
     this.restartTimes = this.restartTimes.filter((t) => now - t < policy.windowMs);
     if (this.restartTimes.length >= policy.budget) {
-      this.state = 'failed';
-      this.failAll(new RequestError(`${this.name}: driver failed (${policy.budget} restarts in ${policy.windowMs} ms)`, 'driver-failed'));
+      this.down('failed', new RequestError(`${this.name}: driver failed (${policy.budget} restarts in ${policy.windowMs} ms)`, 'driver-failed'));
       this.emit('failed', this.lastFault);
       return;
     }
     const delay = Math.min(policy.maxBackoffMs, policy.backoffMs * 2 ** this.restartTimes.length);
     this.restartTimes.push(now);
-    this.restartTimer = setTimeout(() => {
+    const restart = () => {
       this.restartTimer = undefined;
       if (this.state !== 'restarting') return;
       if (this.options.recoverDevice) {
@@ -504,7 +666,13 @@ export class Driver extends EventEmitter {
           /* a fault or a failed probe during the restart was handled where it was reported */
         },
       );
-    }, delay);
+    };
+    // No backoff: restart as soon as the old worker no longer touches the device.
+    if (delay <= 0) {
+      void this.oldGone.then(restart);
+      return;
+    }
+    this.restartTimer = setTimeout(() => void this.oldGone.then(restart), delay);
     this.restartTimer.unref();
   }
 
@@ -514,8 +682,18 @@ export class Driver extends EventEmitter {
     this.onFault({ driver: this.name, kind, message, phase: this.shared.phase, stack: [], recorder: this.shared.entries().slice(-32), time: Date.now() });
   }
 
-  private onExit(): void {
-    if (this.state === 'running') {
+  private oldGone: Promise<void> = Promise.resolve();
+
+  private dropParked(): void {
+    const p = this.parked;
+    this.parked = undefined;
+    void p?.kill();
+  }
+
+  private onExit(w: DriverWorker): void {
+    if (w === this.parked) this.parked = undefined;
+    if (w !== this.worker) return;
+    if (this.state === 'running' || this.state === 'starting' || this.state === 'restarting') {
       // The thread ended without saying why: the host's side broke, not the driver.
       this.onFault({ driver: this.name, kind: 'host-error', message: 'driver worker exited unexpectedly', phase: this.shared.phase, stack: [], recorder: [], time: Date.now() });
     }
@@ -525,6 +703,7 @@ export class Driver extends EventEmitter {
     for (const p of this.inflight.values()) p.reject(err);
     this.inflight.clear();
     for (const p of this.queue.splice(0)) p.reject(err);
+    this.holdWhilePending();
   }
 
   // --- deadlines ---------------------------------------------------------------------------------------

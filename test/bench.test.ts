@@ -8,7 +8,7 @@ describe('bench --quick', () => {
     const r = await runBench({ quick: true, json: false, plot: false });
     for (const k of ['regReadNs', 'regReadNsC', 'regWriteNs', 'regWriteNsC', 'dmaWindowRatio', 'irqMedianRatio', 'irqP99Ratio',
       'regReadNsRecordWrites', 'regReadNsJsImports', 'regWriteNsJsImports', 'irqMedianRatioProcess', 'irqP99RatioProcess', 'irqMedianUsPollReturn', 'irqMedianUsJsWaiter',
-      'ringRatioBatch1', 'ringRatioBatch8', 'ringRatioBatch32', 'ringRatioBatch64', 'loadToProbedMs', 'reloadSwapMedianMs', 'crashToServingMs', 'fuzzExecsPerSec']) {
+      'ringRatioBatch1', 'ringRatioBatch8', 'ringRatioBatch32', 'ringRatioBatch64', 'loadToProbedMs', 'reloadSwapMedianMs', 'crashToServingMs', 'loadWarmToProbedMs', 'rssPerDriverMiB1', 'rssPerDriverMiB5', 'fuzzExecsPerSec']) {
       expect(typeof r[k], k).toBe('number');
       expect(Number.isFinite(r[k] as number) && (r[k] as number) > 0, `${k} = ${r[k]}`).toBe(true);
     }

@@ -34,7 +34,7 @@ afterAll(async () => {
 });
 
 /**
- * A client in its own process, speaking the wire protocol itself (newline-delimited JSON over the
+ * A client in its own process, speaking the wire protocol itself (JSON-RPC 2.0, one per line, over the
  * socket): it needs nothing from this checkout, so it can run as another user. `calls` factorials on
  * `driver`; prints one JSON line.
  */
@@ -46,8 +46,8 @@ function clientProcess(driver: string, calls: number, opts: { uid?: number; rais
     let buf = '', next = 1; const waiting = new Map();
     s.on('data', (d) => { buf += d; let nl; while ((nl = buf.indexOf('\\n')) >= 0) { const m = JSON.parse(buf.slice(0, nl)); buf = buf.slice(nl + 1); waiting.get(m.id)?.(m); } });
     const call = (op, ...args) => new Promise((resolve, reject) => { const id = next++;
-      waiting.set(id, (m) => m.ok ? resolve(Buffer.from(m.data, 'base64')) : reject(Object.assign(new Error(m.error), { code: m.code })));
-      s.write(JSON.stringify({ id, method: 'call', driver: ${JSON.stringify(driver)}, op, data: Buffer.from(Uint32Array.from(args).buffer).toString('base64') }) + '\\n'); });
+      waiting.set(id, (m) => m.result ? resolve(Buffer.from(m.result.data, 'base64')) : reject(Object.assign(new Error(m.error.message), { code: m.error.data.code })));
+      s.write(JSON.stringify({ jsonrpc: '2.0', id, method: 'call', params: { driver: ${JSON.stringify(driver)}, op, data: Buffer.from(Uint32Array.from(args).buffer).toString('base64') } }) + '\\n'); });
     const fact = (n) => (n <= 1 ? 1 : n * fact(n - 1));
     try {
       if (${opts.raise ?? 0}) { const p = call(3, ${opts.raise ?? 0}, 0x1000); console.log('sent'); await p; }

@@ -210,6 +210,13 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
   say(`load to probed  ${out.loadToProbedMs} ms   reload swap median ${out.reloadSwapMedianMs} ms p99 ${out.reloadSwapP99Ms} ms`);
   out.crashToServingMs = await crashToServing(root, o.quick ? 3 : 20);
   say(`crash to serving again (restart, reset, probe, first answer) median ${out.crashToServingMs} ms`);
+  out.loadWarmToProbedMs = await warmLoad(root, o.quick ? 3 : 10);
+  say(`load to probed, warm (driver compiled, spare worker booted) median ${out.loadWarmToProbedMs} ms`);
+  for (const n of o.quick ? [1, 5] : [1, 10, 100]) {
+    const f = footprint(root, n);
+    out[`rssPerDriverMiB${n}`] = f;
+    say(`host memory per loaded edu driver (RSS growth / ${n})  ${f} MiB`);
+  }
   // The fuzzer: one job, persistent instance with snapshot restore (docs/fuzzing.md). Wall-clock
   // execs/s, and execs per CPU second of the process (V8's compiler threads included).
   for (const [name, model] of [['edu', 'edu'], ['uart16550', 'uart16550']] as const) {
@@ -399,6 +406,45 @@ async function crashToServing(root: string, n: number): Promise<number> {
   } finally {
     await host.close();
   }
+}
+
+/** Load the edu driver onto fresh simulated devices, the module compiled and a spare worker booted. */
+async function warmLoad(root: string, n: number): Promise<number> {
+  const host = new Host();
+  try {
+    const path = join(root, 'build', 'drivers', 'edu.wasm');
+    await host.load(path, 'sim:edu:warm0', { name: 'warm0' });
+    const times: number[] = [];
+    for (let i = 1; i <= n; i++) {
+      await new Promise((r) => setTimeout(r, 150)); // the spare boots
+      const t0 = performance.now();
+      await host.load(path, `sim:edu:warm${i}`, { name: `warm${i}` });
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    return +times[times.length >> 1].toFixed(2);
+  } finally {
+    await host.close();
+  }
+}
+
+/** RSS growth per driver for `n` edu drivers on simulated devices, in a process of its own (MiB). */
+function footprint(root: string, n: number): number {
+  const script = `
+    import { Host } from ${JSON.stringify(join(root, 'dist', 'index.js'))};
+    const host = new Host();
+    const path = ${JSON.stringify(join(root, 'build', 'drivers', 'edu.wasm'))};
+    // one load first: the addon, the compiled module and the spare worker are not per-driver costs
+    await host.load(path, 'sim:edu:base', { name: 'base' });
+    await new Promise((r) => setTimeout(r, 300));
+    const before = process.memoryUsage().rss;
+    for (let i = 0; i < ${n}; i++) await host.load(path, 'sim:edu:f' + i, { name: 'f' + i });
+    await new Promise((r) => setTimeout(r, 300));
+    console.log(JSON.stringify({ perDriver: (process.memoryUsage().rss - before) / ${n} / 1048576 }));
+    await host.close();
+  `;
+  const r = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).trim().split('\n').at(-1)!);
+  return +r.perDriver.toFixed(2);
 }
 
 /** A latency CDF as SVG: x = µs (log), y = fraction of wake-ups. */

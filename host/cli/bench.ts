@@ -18,7 +18,16 @@ export function register(program: Command): void {
         const bad = only.filter((s) => !BENCH_SECTIONS.includes(s));
         if (bad.length) throw new UsageError(`--only: unknown section ${bad.map((b) => JSON.stringify(b)).join(', ')} (sections: ${BENCH_SECTIONS.join(', ')})`);
       }
-      await runBench({ quick: !!o.quick, json: !!o.json, plot: !!o.plot, only });
+      try {
+        await runBench({ quick: !!o.quick, json: !!o.json, plot: !!o.plot, only });
+      } catch (err) {
+        // --json promises one object on the last line, whatever happened
+        if (o.json) {
+          console.log(JSON.stringify({ error: (err as Error).message }));
+          return 1;
+        }
+        throw err;
+      }
       return 0;
     }));
 }

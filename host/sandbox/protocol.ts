@@ -11,6 +11,12 @@ import type { SharedArea } from './shared.ts';
 import type { GateMode } from './gate.ts';
 import type { InlineGateBytes } from './inline-gate.ts';
 
+/** workerData of a driver's worker: only its port. It boots, then waits there for its WorkerInit. */
+export interface WorkerBoot {
+  port: MessagePort;
+}
+
+/** The first message on the port: which driver to run, over which device. */
 export interface WorkerInit {
   label: string;
   spec: DeviceSpec;
@@ -20,10 +26,11 @@ export interface WorkerInit {
   doorbellFd: number;
   /** eventfd: stop now; every wait returns "cancelled" (left readable once written). */
   cancelFd: number;
-  port: MessagePort;
   bytes: Uint8Array;
   /** `bytes` with the register gate compiled in, made by the main thread (inline-rewrite.ts). */
   inlineGate?: InlineGateBytes;
+  /** The driver compiled once by the host (shared with every worker; V8 does not compile it again). */
+  module?: WebAssembly.Module;
   limits: Limits;
   grant: Grant;
   gate: GateMode;
@@ -40,7 +47,9 @@ export type ToWorker =
   | { t: 'save-state'; id: number }
   /** Swap the driver's module at this quiet point (see host/reload.ts). */
   | { t: 'reload'; id: number; bytes: Uint8Array; fresh: boolean }
-  | { t: 'stop' };
+  | { t: 'stop' }
+  /** To a worker parked after its driver's fault: start the driver again as a fresh instance. */
+  | { t: 'restart'; resetFirst: boolean; restoreState?: Uint8Array; resetSequence?: WorkerInit['resetSequence'] };
 
 export type FromWorker =
   /** gateRegions: the regions the Wasm register gate serves (the rest go through JavaScript). */

@@ -24,6 +24,7 @@ export const STAT = {
   logs: 7,
   phaseStartMs: 8, // Date.now() when the current phase began
   recorderTotal: 9,
+  serving: 10, // id of the last request the worker handed to the driver
 } as const;
 const STAT_SLOTS = 16;
 

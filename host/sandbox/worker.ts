@@ -8,27 +8,33 @@
 // Every call into the driver runs under a phase (shared memory) that the main thread's watchdog
 // checks against the deadline; a driver stuck in Wasm is stopped by worker.terminate().
 
-import { receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { FaultError, LoadError, classify, wasmStack } from '../faults.ts';
 import { loadNative } from '../native.ts';
 import { DriverInstance } from './instance.ts';
 import { EventLimiter } from './limiter.ts';
 import { DeviceSession } from './session.ts';
-import { DriverShared, OP, type Phase } from './shared.ts';
-import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
+import { DriverShared, OP, STAT, type Phase } from './shared.ts';
+import type { FromWorker, ToWorker, WorkerBoot, WorkerInit } from './protocol.ts';
 
-const init = workerData as WorkerInit;
+// A worker boots (this bundle, the addon) before it has a driver: a warm standby waits here for its
+// init message, so a restart or a load does not pay for the thread's start.
+const port: MessagePort = (workerData as WorkerBoot).port;
 const native = loadNative();
-const shared = new DriverShared(init.shared);
-const port = init.port;
 const post = (m: FromWorker) => port.postMessage(m);
+let init: WorkerInit;
+let shared: DriverShared;
 
-/** The one limiter for this driver's logs and its device's guest errors (limiter.ts). */
-const limiter = new EventLimiter(init.label, init.limits.logPerSec, init.limits.logBurst);
+/** The one limiter for this driver's logs and its device's guest errors (limiter.ts), made at init. */
+let limiter: EventLimiter;
 let session: DeviceSession | undefined;
 let instance: DriverInstance | undefined;
 
-/** Report a fault and stop serving; the main thread terminates this worker. */
+/**
+ * Report a fault and stop serving. The thread itself is sound (a trap is caught here; Wasm cannot
+ * touch JavaScript's state), so it parks: the host either restarts the driver in it, as a fresh
+ * instance over a fresh session, or terminates it.
+ */
 function fault(err: unknown, phase: Phase): never {
   const { kind, message } = classify(err, instance?.memoryUse);
   shared.record(OP.fault, 0, 0, 0, 0, 0);
@@ -58,7 +64,12 @@ function run<T>(phase: Phase, fn: () => T): T {
   }
 }
 
-function start(): boolean {
+type StartOptions = Pick<WorkerInit, 'resetFirst' | 'restoreState' | 'resetSequence'>;
+
+function start(opts: StartOptions): boolean {
+  stormWindowStart = Date.now();
+  stormEvents = 0;
+  limiter = new EventLimiter(init.label, init.limits.logPerSec, init.limits.logBurst);
   shared.setPhase('load');
   try {
     session = new DeviceSession(init.spec, {
@@ -74,6 +85,7 @@ function start(): boolean {
   }
   try {
     instance = DriverInstance.create(init.label, init.bytes, session, shared, {
+      module: init.module,
       grant: init.grant,
       limits: init.limits,
       gate: init.gate,
@@ -93,16 +105,16 @@ function start(): boolean {
     shared.setPhase('idle');
   }
   const drv = instance!;
-  if (init.restoreState) {
-    const r = run('restore', () => drv.restoreState(init.restoreState!));
+  if (opts.restoreState) {
+    const r = run('restore', () => drv.restoreState(opts.restoreState!));
     if (r === undefined || r < 0) {
       cleanup();
       post({ t: 'probe-failed', status: r ?? -1 });
       return false;
     }
   } else {
-    if (init.resetSequence?.length) run('reset', () => applyResetSequence(session!, init.resetSequence!));
-    else if (init.resetFirst) run('reset', () => drv.reset());
+    if (opts.resetSequence?.length) run('reset', () => applyResetSequence(session!, opts.resetSequence!));
+    else if (opts.resetFirst) run('reset', () => drv.reset());
     const status = run('probe', () => drv.probe());
     if (status !== 0) {
       cleanup();
@@ -155,6 +167,9 @@ function handle(msg: ToWorker): boolean {
         post({ t: 'response', id: msg.id, error: 'payload-too-large' });
         return true;
       }
+      // Which request the driver holds: after a fault the host answers this one 'driver-restarted'
+      // and hands the ones behind it, which the driver never saw, to the next instance.
+      shared.stats[STAT.serving] = msg.id;
       const r = run('request', () => drv.request(msg.op, msg.data));
       if (typeof r === 'number') post({ t: 'response', id: msg.id, status: r });
       else post({ t: 'response', id: msg.id, data: r });
@@ -171,6 +186,28 @@ function handle(msg: ToWorker): boolean {
     case 'stop':
       run('remove', () => drv.remove());
       return false;
+    case 'restart':
+      return true; // only meaningful to a parked worker
+  }
+}
+
+/**
+ * After a fault: wait for the host's word. Requests that were queued behind the fault are the
+ * host's again (it resends them with new ids), so they are dropped here. Returns how to start
+ * again, or undefined to end.
+ */
+function park(): StartOptions | undefined {
+  const fds = new Int32Array([init.doorbellFd, init.cancelFd]);
+  for (;;) {
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+      const msg = m.message as ToWorker;
+      if (msg.t === 'restart') return msg;
+      if (msg.t === 'stop') return undefined;
+    }
+    if (shared.stopRequested) return undefined;
+    const bits = native.poll(fds, -1);
+    if (bits & 1) native.eventfdRead(init.doorbellFd);
+    if (bits & 2) return undefined;
   }
 }
 
@@ -267,24 +304,42 @@ function serve(): void {
   }
 }
 
-try {
-  if (start()) serve();
-  cleanup();
-  post({ t: 'stopped' });
-} catch (err) {
-  if (!(err instanceof Stop)) {
+function main(): void {
+  let opts: StartOptions | undefined = init;
+  try {
+    while (opts) {
+      try {
+        if (start(opts)) serve();
+        cleanup();
+        post({ t: 'stopped' });
+        return;
+      } catch (err) {
+        if (!(err instanceof Stop)) throw err;
+        opts = park();
+      }
+    }
+  } catch (err) {
     cleanup();
     post({ t: 'fault', fault: { driver: init.label, kind: 'host-error', message: `worker: ${(err as Error).stack ?? err}`, phase: shared.phase, stack: [], time: Date.now() } });
+  } finally {
+    cleanup();
+    port.close();
   }
-} finally {
-  cleanup();
 }
+
+port.once('message', (m: WorkerInit) => {
+  init = m;
+  shared = new DriverShared(init.shared);
+  main();
+});
 
 function cleanup(): void {
   try {
     instance?.close();
     session?.close();
   } catch {
-    /* the thread ends */
+    /* the thread ends, or the host replaces it */
   }
+  instance = undefined;
+  session = undefined;
 }

@@ -12,6 +12,8 @@ export interface ServiceConfig {
    * signed by a trusted key; unsigned ones and bare modules load only with allowUnsigned.
    */
   trust?: string;
+  /** Limits on clients (daemon.ts ServiceLimits; each has a default). */
+  limits?: { maxFrameBytes?: number; maxQueuedCalls?: number; maxConnections?: number; maxUnreadReplyBytes?: number };
   /** The most a manifest may ask for, per limit (default: DEFAULT_LIMIT_CAPS). */
   limitCaps?: Partial<Limits>;
   drivers: {
@@ -39,6 +41,16 @@ const SCHEMA = {
     socket: { type: 'string', minLength: 1 },
     mode: { type: 'string', pattern: '^0?[0-7]{3}$' },
     trust: { type: 'string' },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxFrameBytes: { type: 'integer', minimum: 1024 },
+        maxQueuedCalls: { type: 'integer', minimum: 1 },
+        maxConnections: { type: 'integer', minimum: 1 },
+        maxUnreadReplyBytes: { type: 'integer', minimum: 1024 },
+      },
+    },
     limitCaps: {
       type: 'object',
       additionalProperties: false,

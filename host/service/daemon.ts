@@ -1,12 +1,15 @@
 // The host daemon: one owner of the devices, many client processes. It loads the drivers a config
-// names and serves a local UNIX socket (newline-delimited JSON, payloads base64):
-//   {"id":1,"method":"call","driver":"edu","op":2,"data":"<base64>"}  → {"id":1,"ok":true,"data":"..."}
-//   {"id":2,"method":"status"}                                       → {"id":2,"ok":true,"status":{...}}
-//   {"id":3,"method":"reload","driver":"edu","path":"/x/edu.wasm"}   → {"id":3,"ok":true,"reload":{...}}
-//   {"id":4,"method":"stop","driver":"edu"}
+// names and serves a local UNIX socket speaking JSON-RPC 2.0, one message per line (docs/service.md):
+//   {"jsonrpc":"2.0","id":1,"method":"call","params":{"driver":"edu","op":2,"data":"<base64>"}}
+//     → {"jsonrpc":"2.0","id":1,"result":{"data":"<base64>"}}
+//   {"jsonrpc":"2.0","id":2,"method":"status"}                  → {"jsonrpc":"2.0","id":2,"result":{...}}
+//   {"jsonrpc":"2.0","id":3,"method":"reload","params":{"driver":"edu","path":"/x/edu.wasm"}}
+//   {"jsonrpc":"2.0","id":4,"method":"stop","params":{"driver":"edu"}}
+// Errors: {"jsonrpc":"2.0","id":1,"error":{"code":-32010,"message":"...","data":{"code":"driver-restarted"}}}.
 // Who may do what is decided from the peer's credentials (SO_PEERCRED), per driver. Calls are queued
-// per driver and taken round-robin across clients, one at a time; a client that disconnects loses its
-// queued calls and breaks nothing else.
+// per driver and taken round-robin across clients, one at a time. Bad clients are bounded: a frame
+// limit (checked while the line arrives, never buffered past it), a limit on each client's queued
+// calls and on its unread replies, and a connection limit; each refusal is an error reply with a code.
 
 import { chmodSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -24,21 +27,73 @@ interface Client {
   gid: number;
   pid: number;
   closed: boolean;
+  /** Calls of this client queued or in a driver, across drivers. */
+  calls: number;
 }
+
+type Id = string | number | null;
 
 interface Call {
   client: Client;
-  id: unknown;
+  id: Id;
   op: number;
   data: Uint8Array;
 }
+
+/** The daemon's limits on what one client, and all of them, may make it hold. */
+export interface ServiceLimits {
+  /** Longest message line, in bytes (without its newline). Default 2 MiB: a 1 MiB request in base64 fits. */
+  maxFrameBytes: number;
+  /** Calls one client may have queued or running at once. Default 1024. */
+  maxQueuedCalls: number;
+  /** Clients connected at once. Default 256. */
+  maxConnections: number;
+  /** Replies written to a client that it has not read yet, in bytes; past it the client is dropped. Default 16 MiB. */
+  maxUnreadReplyBytes: number;
+}
+
+export const DEFAULT_SERVICE_LIMITS: ServiceLimits = { maxFrameBytes: 2 << 20, maxQueuedCalls: 1024, maxConnections: 256, maxUnreadReplyBytes: 16 << 20 };
+
+/**
+ * JSON-RPC error codes. -32700..-32600 are the standard's; the rest are the daemon's own, each with a
+ * name in error.data.code (driver errors carry the supervisor's RequestError code there).
+ */
+export const RPC = {
+  parseError: -32700,
+  invalidRequest: -32600,
+  methodNotFound: -32601,
+  invalidParams: -32602,
+  internal: -32603,
+  frameTooLarge: -32001,
+  tooManyCalls: -32002,
+  tooManyConnections: -32003,
+  permissionDenied: -32004,
+  noSuchDriver: -32005,
+  driverError: -32010,
+  operationFailed: -32011,
+} as const;
+
+const NAMES: Record<number, string> = {
+  [RPC.parseError]: 'parse-error', [RPC.invalidRequest]: 'invalid-request', [RPC.methodNotFound]: 'method-not-found',
+  [RPC.invalidParams]: 'invalid-params', [RPC.internal]: 'internal-error', [RPC.frameTooLarge]: 'frame-too-large',
+  [RPC.tooManyCalls]: 'too-many-calls', [RPC.tooManyConnections]: 'too-many-connections', [RPC.permissionDenied]: 'permission-denied',
+  [RPC.noSuchDriver]: 'no-such-driver', [RPC.operationFailed]: 'operation-failed',
+};
+
+class RpcError extends Error {
+  constructor(readonly code: number, message: string, readonly name_ = NAMES[code] ?? 'error', readonly extra: Record<string, unknown> = {}) {
+    super(message);
+  }
+}
+
+const errorReply = (id: Id, e: RpcError) => ({ jsonrpc: '2.0', id, error: { code: e.code, message: e.message, data: { code: e.name_, ...e.extra } } });
 
 /** Per driver: a FIFO per client, served round-robin, one call in the driver at a time. */
 class FairQueue {
   private readonly queues = new Map<Client, Call[]>();
   private order: Client[] = [];
   private busy = false;
-  constructor(private readonly drv: Driver, private readonly reply: (c: Call, r: Record<string, unknown>) => void) {}
+  constructor(private readonly drv: Driver, private readonly reply: (c: Call, r: { result?: unknown; error?: RpcError }) => void) {}
 
   push(c: Call): void {
     let q = this.queues.get(c.client);
@@ -51,6 +106,7 @@ class FairQueue {
     this.pump();
   }
 
+  /** A client went away: its queued calls go (the one in the driver finishes, its answer is dropped). */
   drop(client: Client): void {
     this.queues.delete(client);
     this.order = this.order.filter((c) => c !== client);
@@ -65,8 +121,13 @@ class FairQueue {
     else this.queues.delete(client);
     this.busy = true;
     this.drv.request(call.op, call.data).then(
-      (data) => this.reply(call, { ok: true, data: Buffer.from(data).toString('base64') }),
-      (err) => this.reply(call, { ok: false, error: (err as Error).message, code: (err as RequestError).code }),
+      (data) => this.reply(call, { result: { data: Buffer.from(data).toString('base64') } }),
+      (err) => {
+        const code = (err as RequestError).code ?? 'driver-error';
+        const extra: Record<string, unknown> = {};
+        if ((err as RequestError).status !== undefined) extra.status = (err as RequestError).status;
+        this.reply(call, { error: new RpcError(RPC.driverError, (err as Error).message, code, extra) });
+      },
     ).finally(() => {
       this.busy = false;
       this.pump();
@@ -74,8 +135,43 @@ class FairQueue {
   }
 }
 
-/** A request line may not grow past this (a call's payload is at most 1 MiB, base64 and JSON around it). */
-export const MAX_LINE_BYTES = 2 * 1024 * 1024;
+/** Splits a byte stream into lines of at most `limit` bytes, holding at most `limit` bytes meanwhile. */
+class LineReader {
+  private parts: Buffer[] = [];
+  private held = 0;
+  constructor(private readonly limit: number, private readonly onLine: (line: Buffer) => void, private readonly onOversize: () => void) {}
+
+  /** Returns false once a line passed the limit (the caller stops reading). */
+  push(chunk: Buffer): boolean {
+    let at = 0;
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, at);
+      const end = nl < 0 ? chunk.length : nl;
+      if (this.held + end - at > this.limit) {
+        this.parts = [];
+        this.held = 0;
+        this.onOversize();
+        return false;
+      }
+      if (nl < 0) {
+        if (end > at) {
+          this.parts.push(chunk.subarray(at));
+          this.held += end - at;
+        }
+        return true;
+      }
+      const piece = chunk.subarray(at, nl);
+      const line = this.parts.length ? Buffer.concat([...this.parts, piece]) : piece;
+      this.parts = [];
+      this.held = 0;
+      this.onLine(line);
+      at = nl + 1;
+    }
+  }
+}
+
+type Params = Record<string, unknown>;
+type Method = (client: Client, id: Id, params: Params) => unknown | Promise<unknown>;
 
 export class Service {
   readonly host: Host;
@@ -83,11 +179,21 @@ export class Service {
   private readonly queues = new Map<string, FairQueue>();
   private readonly drivers = new Map<string, Driver>();
   private readonly cfg = new Map<string, ServiceConfig['drivers'][number]>();
+  private readonly clients = new Set<Client>();
+  readonly limits: ServiceLimits;
+  /** Method names are looked up here, never on an object (no "__proto__" or "constructor" surprises). */
+  private readonly methods = new Map<string, Method>([
+    ['call', (c, id, p) => this.call(c, id, p)],
+    ['status', () => this.host.status()],
+    ['reload', (c, _id, p) => this.reload(c, p)],
+    ['stop', (c, _id, p) => this.stopDriver(c, p)],
+  ]);
 
   /**
    * `source` names the config in errors ("FILE: drivers[1] (edu): driver: ...": file, entry, field).
    */
   constructor(readonly config: ServiceConfig, private readonly log: (s: string) => void = () => {}, private readonly source = 'config') {
+    this.limits = { ...DEFAULT_SERVICE_LIMITS, ...config.limits };
     // With a trust store configured, every driver (package or bare module) and every reload passes
     // the trust policy; unsigned ones only when their entry says allowUnsigned (by that name).
     this.host = new Host({
@@ -141,7 +247,10 @@ export class Service {
         }
         drv.on('fault', (f) => this.log(`${d.name}: fault ${f.kind}: ${f.message}`));
         this.drivers.set(d.name, drv);
-        this.queues.set(d.name, new FairQueue(drv, (c, r) => this.send(c.client, { id: c.id, ...r })));
+        this.queues.set(d.name, new FairQueue(drv, (c, r) => {
+          c.client.calls--;
+          this.send(c.client, r.error ? errorReply(c.id, r.error) : { jsonrpc: '2.0', id: c.id, result: r.result });
+        }));
         this.log(`${d.name}: ${d.driver} on ${d.device}`);
       }
     } catch (err) {
@@ -152,33 +261,37 @@ export class Service {
   }
 
   private accept(socket: Socket): void {
+    socket.on('error', () => {}); // a client's broken pipe is its own business
+    if (this.clients.size >= this.limits.maxConnections) {
+      const e = new RpcError(RPC.tooManyConnections, `too many connections: the daemon serves at most ${this.limits.maxConnections} clients at once (maxConnections)`);
+      socket.end(`${JSON.stringify(errorReply(null, e))}\n`);
+      socket.destroySoon?.();
+      return;
+    }
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
     let cred = { pid: 0, uid: -1, gid: -1 };
     try {
       cred = loadNative().peerCredentials(fd);
     } catch (err) {
-      socket.end(`${JSON.stringify({ ok: false, error: `cannot identify the client: ${(err as Error).message}` })}\n`);
+      socket.end(`${JSON.stringify(errorReply(null, new RpcError(RPC.permissionDenied, `cannot identify the client: ${(err as Error).message}`)))}\n`);
       return;
     }
-    const client: Client = { socket, ...cred, closed: false };
-    let buf = '';
-    socket.on('data', (d) => {
-      buf += d.toString('utf8');
-      if (buf.length > MAX_LINE_BYTES && buf.indexOf('\n') < 0) {
-        // A client that never ends its line would grow the daemon without bound.
-        this.send(client, { ok: false, error: `request line longer than ${MAX_LINE_BYTES} bytes`, code: 'payload-too-large' });
-        socket.destroy();
-        buf = '';
-        return;
-      }
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.trim()) void this.handle(client, line);
-      }
+    const client: Client = { socket, ...cred, closed: false, calls: 0 };
+    this.clients.add(client);
+    const lines = new LineReader(this.limits.maxFrameBytes, (line) => this.handle(client, line), () => {
+      // Stop reading at once (nothing more is buffered), say why, and close.
+      socket.pause();
+      const e = new RpcError(RPC.frameTooLarge, `message too large: a line may hold at most ${this.limits.maxFrameBytes} bytes (maxFrameBytes); closing the connection`);
+      this.send(client, errorReply(null, e));
+      client.closed = true;
+      socket.end(() => socket.destroy());
+      gone();
+    });
+    socket.on('data', (d: Buffer) => {
+      if (!client.closed) lines.push(d);
     });
     const gone = () => {
+      if (!this.clients.delete(client)) return;
       client.closed = true;
       for (const q of this.queues.values()) q.drop(client);
     };
@@ -193,50 +306,112 @@ export class Service {
     return (rule.uids ?? []).includes(client.uid) || (rule.gids ?? []).includes(client.gid);
   }
 
-  private send(client: Client, msg: Record<string, unknown>): void {
-    if (!client.closed) client.socket.write(`${JSON.stringify(msg)}\n`);
+  private send(client: Client, msg: unknown): void {
+    if (client.closed) return;
+    const s = client.socket;
+    if (s.writableLength > this.limits.maxUnreadReplyBytes) {
+      // It does not read its replies: drop it rather than hold them.
+      this.log(`client pid ${client.pid}: ${s.writableLength} bytes of replies unread (maxUnreadReplyBytes ${this.limits.maxUnreadReplyBytes}): disconnected`);
+      client.closed = true;
+      s.destroy();
+      return;
+    }
+    s.write(`${JSON.stringify(msg)}\n`);
   }
 
-  private async handle(client: Client, line: string): Promise<void> {
-    let m: { id?: unknown; method?: string; driver?: string; op?: number; data?: string; path?: string };
+  private handle(client: Client, line: Buffer): void {
+    const text = line.toString('utf8').trim();
+    if (!text) return;
+    let m: unknown;
     try {
-      m = JSON.parse(line);
-    } catch {
-      return this.send(client, { ok: false, error: 'not a JSON request line' });
+      m = JSON.parse(text);
+    } catch (err) {
+      return this.send(client, errorReply(null, new RpcError(RPC.parseError, `not JSON: ${(err as Error).message}`)));
     }
-    if (!m || typeof m !== 'object' || Array.isArray(m)) return this.send(client, { ok: false, error: 'a request line must be a JSON object', code: 'bad-request' });
-    if (m.driver !== undefined && typeof m.driver !== 'string') return this.send(client, { id: m.id, ok: false, error: 'driver must be a string', code: 'bad-request' });
-    if (m.data !== undefined && typeof m.data !== 'string') return this.send(client, { id: m.id, ok: false, error: 'data must be a base64 string', code: 'bad-request' });
-    const reply = (r: Record<string, unknown>) => this.send(client, { id: m.id, ...r });
-    if (m.method === 'status') return reply({ ok: true, status: this.host.status() });
-    const drv = m.driver ? this.drivers.get(m.driver) : undefined;
-    if (!drv) return reply({ ok: false, error: `no driver "${m.driver}" (serving: ${[...this.drivers.keys()].join(', ')})`, code: 'no-such-driver' });
-    const need = m.method === 'call' ? 'call' : 'admin';
-    if (!this.allowed(client, m.driver!, need)) {
-      return reply({ ok: false, error: `permission denied: uid ${client.uid} gid ${client.gid} may not ${m.method} ${m.driver}`, code: 'permission-denied' });
+    if (typeof m !== 'object' || m === null || Array.isArray(m)) {
+      const what = Array.isArray(m) ? 'a batch (array): batches are not supported, send one object per line' : `a ${m === null ? 'null' : typeof m}`;
+      return this.send(client, errorReply(null, new RpcError(RPC.invalidRequest, `a request is a JSON-RPC 2.0 object; got ${what}`)));
     }
-    switch (m.method) {
-      case 'call':
-        if (!Number.isInteger(m.op) || m.op! < 0) return reply({ ok: false, error: 'call needs an integer op', code: 'bad-request' });
-        this.queues.get(m.driver!)!.push({ client, id: m.id, op: m.op!, data: new Uint8Array(Buffer.from(m.data ?? '', 'base64')) });
-        return;
-      case 'reload':
-        try {
-          return reply({ ok: true, reload: await drv.reload(new Uint8Array(readFileSync(m.path ?? ''))) });
-        } catch (err) {
-          return reply({ ok: false, error: (err as Error).message });
-        }
-      case 'stop':
-        await drv.stop();
-        return reply({ ok: true });
-      default:
-        return reply({ ok: false, error: `unknown method "${m.method}"`, code: 'bad-request' });
+    const req = m as Record<string, unknown>;
+    const id = Object.hasOwn(req, 'id') ? req.id : undefined;
+    const okId = typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) || id === null;
+    const replyId: Id = okId ? (id as Id) : null;
+    const fail = (code: number, message: string) => this.send(client, errorReply(replyId, new RpcError(code, message)));
+    if (req.jsonrpc !== '2.0') return fail(RPC.invalidRequest, 'jsonrpc must be "2.0"');
+    if (id === undefined) return fail(RPC.invalidRequest, 'id is missing: every request needs an id (notifications are not served, they would lose their answer)');
+    if (!okId) return fail(RPC.invalidRequest, 'id must be a string, a number or null');
+    if (typeof req.method !== 'string') return fail(RPC.invalidRequest, 'method must be a string');
+    const method = this.methods.get(req.method);
+    if (!method) return fail(RPC.methodNotFound, `no method "${req.method.slice(0, 64)}" (methods: ${[...this.methods.keys()].join(', ')})`);
+    const params = req.params ?? {};
+    if (typeof params !== 'object' || params === null || Array.isArray(params)) return fail(RPC.invalidParams, 'params must be an object of named parameters');
+    let out: unknown;
+    try {
+      out = method(client, replyId, params as Params);
+    } catch (err) {
+      return this.replyError(client, replyId, err);
     }
+    if (out === DEFERRED) return;
+    Promise.resolve(out).then(
+      (result) => this.send(client, { jsonrpc: '2.0', id: replyId, result: result ?? {} }),
+      (err) => this.replyError(client, replyId, err),
+    );
+  }
+
+  private replyError(client: Client, id: Id, err: unknown): void {
+    const e = err instanceof RpcError ? err : new RpcError(RPC.operationFailed, (err as Error)?.message ?? String(err));
+    this.send(client, errorReply(id, e));
+  }
+
+  /** The driver a request names, checked: it exists, and this client may do `what` to it. */
+  private driverFor(client: Client, p: Params, method: string, what: 'call' | 'admin'): { name: string; drv: Driver } {
+    if (typeof p.driver !== 'string') throw new RpcError(RPC.invalidParams, `${method}: params.driver must be a string`);
+    const name = p.driver;
+    const drv = this.drivers.get(name);
+    if (!drv) throw new RpcError(RPC.noSuchDriver, `no driver "${name.slice(0, 64)}" (serving: ${[...this.drivers.keys()].join(', ')})`);
+    if (!this.allowed(client, name, what)) throw new RpcError(RPC.permissionDenied, `permission denied: uid ${client.uid} gid ${client.gid} may not ${method} ${name}`);
+    return { name, drv };
+  }
+
+  private call(client: Client, id: Id, p: Params): typeof DEFERRED {
+    const { name } = this.driverFor(client, p, 'call', 'call');
+    if (typeof p.op !== 'number' || !Number.isInteger(p.op) || p.op < 0 || p.op > 0x7fffffff) {
+      throw new RpcError(RPC.invalidParams, 'call: params.op must be an integer from 0 to 2147483647');
+    }
+    if (p.data !== undefined && (typeof p.data !== 'string' || !BASE64.test(p.data))) throw new RpcError(RPC.invalidParams, 'call: params.data must be a base64 string');
+    if (client.calls >= this.limits.maxQueuedCalls) {
+      throw new RpcError(RPC.tooManyCalls, `too many calls: a client may have at most ${this.limits.maxQueuedCalls} calls waiting (maxQueuedCalls); wait for answers`);
+    }
+    client.calls++;
+    this.queues.get(name)!.push({ client, id, op: p.op, data: new Uint8Array(Buffer.from((p.data as string | undefined) ?? '', 'base64')) });
+    return DEFERRED;
+  }
+
+  private async reload(client: Client, p: Params): Promise<unknown> {
+    const { drv } = this.driverFor(client, p, 'reload', 'admin');
+    if (typeof p.path !== 'string') throw new RpcError(RPC.invalidParams, 'reload: params.path must be a string');
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(readFileSync(p.path));
+    } catch (err) {
+      throw new RpcError(RPC.operationFailed, `${p.path}: cannot read: ${(err as Error).message}`);
+    }
+    return drv.reload(bytes);
+  }
+
+  private async stopDriver(client: Client, p: Params): Promise<unknown> {
+    const { drv } = this.driverFor(client, p, 'stop', 'admin');
+    await drv.stop();
+    return {};
   }
 
   async close(): Promise<void> {
+    for (const c of this.clients) c.socket.destroy();
     await new Promise<void>((r) => (this.server?.listening ? this.server.close(() => r()) : r()));
     await this.host.close();
     if (existsSync(this.config.socket)) unlinkSync(this.config.socket);
   }
 }
+
+const DEFERRED = Symbol('deferred');
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;

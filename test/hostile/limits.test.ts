@@ -123,11 +123,13 @@ describe('payloads larger than the io buffer are refused to the caller', () => {
         for (const l of lines) s.write(`${l}\n`);
       });
       const big = Buffer.alloc(1000).toString('base64');
-      const r = await talk([JSON.stringify({ id: 1, method: 'call', driver: 'small', op: 1, data: big }), 'null', '[1]', JSON.stringify({ id: 4, method: 'call', driver: '__proto__', op: 1 }), JSON.stringify({ id: 5, method: 'call', driver: 'small', op: 1 })]);
+      const rpc = (id: number, params: Record<string, unknown>) => JSON.stringify({ jsonrpc: '2.0', id, method: 'call', params });
+      const r = await talk([rpc(1, { driver: 'small', op: 1, data: big }), 'null', '[1]', rpc(4, { driver: '__proto__', op: 1 }), rpc(5, { driver: 'small', op: 1 })]);
       // replies come as each is decided (the calls go through the driver's queue): compare by id, then the rest
-      const byId = Object.fromEntries(r.filter((m) => m.id !== undefined).map((m) => [m.id, m.code ?? m.ok]));
-      expect(byId).toEqual({ 1: 'payload-too-large', 4: 'no-such-driver', 5: true });
-      expect(r.filter((m) => m.id === undefined).map((m) => m.code)).toEqual(['bad-request', 'bad-request']);
+      const code = (m: Record<string, any>) => (m.error ? m.error.data.code : 'ok');
+      const byId = Object.fromEntries(r.filter((m) => m.id !== null).map((m) => [m.id, code(m)]));
+      expect(byId).toEqual({ 1: 'payload-too-large', 4: 'no-such-driver', 5: 'ok' });
+      expect(r.filter((m) => m.id === null).map(code)).toEqual(['invalid-request', 'invalid-request']);
       const endless = await new Promise<string>((resolve) => {
         const s = createConnection(socket);
         let out = '';
@@ -136,7 +138,7 @@ describe('payloads larger than the io buffer are refused to the caller', () => {
         s.on('error', () => resolve(out));
         s.write('x'.repeat(3 * 1024 * 1024));
       });
-      expect(endless).toContain('payload-too-large');
+      expect(endless).toContain('frame-too-large');
       expect(svc.host.drivers[0].state).toBe('running');
       expect(svc.host.drivers[0].faults).toBe(0);
     } finally {
