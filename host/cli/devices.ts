@@ -4,6 +4,8 @@ import type { Command } from 'commander';
 import { discoverUio } from '../devices/uio.ts';
 import { listSimModels } from '../devices/sim.ts';
 import { formatPci, listPci } from '../devices/pci.ts';
+import { discoverPci } from '../devices/vfio.ts';
+import { describeConfinement, type DmaConfinement } from '../devices/confinement.ts';
 import { action } from './common.ts';
 
 const hex4 = (n: number) => n.toString(16).padStart(4, '0');
@@ -16,7 +18,12 @@ export function register(program: Command): void {
     .option('--sysfs <dir>', 'the sysfs root to read (tests, chroots)', '/sys')
     .option('--pci-ids <file>', 'the pci.ids database for names (default /usr/share/misc/pci.ids or /usr/share/hwdata/pci.ids)')
     .action(action((o: { json?: boolean; sysfs: string; pciIds?: string }) => {
-      const pci = listPci({ sysfs: o.sysfs, pciIds: o.pciIds });
+      // Who confines each bound device's DMA: the IOMMU (vfio-pci, unless in no-IOMMU mode), the register
+      // firewall (uio_pci_generic / wasmdrv_uio), or nobody yet (another driver: not wasmdrv's).
+      const noIommu = new Set(discoverPci({ sysfs: o.sysfs }).filter((d) => d.noiommu).map((d) => d.slot));
+      const confinement = (slot: string, driver?: string): DmaConfinement | undefined =>
+        driver === 'vfio-pci' ? (noIommu.has(slot) ? 'none' : 'iommu') : driver === 'uio_pci_generic' || driver === 'wasmdrv_uio' ? 'register-firewall' : undefined;
+      const pci = listPci({ sysfs: o.sysfs, pciIds: o.pciIds }).map((d) => ({ ...d, dmaConfinement: confinement(d.address, d.driver) }));
       const uio = discoverUio({ sysfs: o.sysfs });
       const sims = listSimModels();
       if (o.json) {
@@ -33,7 +40,10 @@ export function register(program: Command): void {
       }
       if (pci.length === 0) console.log(`PCI devices: none (no ${o.sysfs}/bus/pci/devices entries)`);
       else console.log('PCI devices:');
-      for (const d of pci) for (const l of formatPci(d)) console.log(`  ${l}`);
+      for (const d of pci) {
+        for (const l of formatPci(d)) console.log(`  ${l}`);
+        if (d.dmaConfinement) console.log(`  \tDMA: ${describeConfinement(d.dmaConfinement)}`);
+      }
       if (uio.length === 0) console.log(`UIO devices: none (no ${o.sysfs}/class/uio entries)`);
       else console.log('UIO devices:');
       for (const u of uio) {

@@ -35,8 +35,8 @@ await step('vfio: wasmdrv bind --vfio hands edu to vfio-pci', async () => {
   const after = discoverPci().find((d) => d.slot === slot);
   check('vfio: wasmdrv bind --vfio hands edu to vfio-pci', r.status === 0 && after.driver === 'vfio-pci' && existsSync(`/dev/vfio/${after.iommuGroup}`),
     `exit ${r.status}: ${r.stdout.trim()} ${r.stderr.trim()}; group ${after.iommuGroup}`);
-  const d = JSON.parse(wasmdrv('devices', '--json').stdout).pci.find((p) => p.slot === slot);
-  check('vfio: devices reports the IOMMU confining its DMA', d?.dmaConfinement === 'iommu' && d.backends.includes('vfio'), JSON.stringify(d));
+  const d = JSON.parse(wasmdrv('devices', '--json').stdout).pci.find((p) => p.address === slot);
+  check('vfio: devices reports the IOMMU confining its DMA', d?.dmaConfinement === 'iommu' && d.backends.vfio?.bound === true, JSON.stringify(d));
 });
 
 let interruptMode;
