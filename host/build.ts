@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { packageRoot } from './native.ts';
+import { compileDriver, type DriverLang } from './build-c-rust.ts';
 
 /** The SDK's package name: a driver imports its helpers from here. */
 export const SDK_PACKAGE = 'wasmdrv-sdk';
@@ -14,6 +15,8 @@ export const SDK_PACKAGE = 'wasmdrv-sdk';
 export interface DriverFolder {
   dir: string;
   name: string;
+  /** index.ts (AssemblyScript), index.c (C) or src/lib.rs with a Cargo.toml (Rust). */
+  lang: 'as' | DriverLang;
   entry: string;
   outFile: string;
 }
@@ -31,9 +34,11 @@ export function driverFolder(dir: string): DriverFolder {
       throw new Error(`${manifestPath}: not valid JSON: ${(err as Error).message}`);
     }
   }
-  const entry = join(abs, 'index.ts');
-  if (!existsSync(entry)) throw new Error(`${entry}: missing: a driver folder holds index.ts (its entry) and manifest.json`);
-  return { dir: abs, name, entry, outFile: join(abs, 'build', `${name}.wasm`) };
+  const outFile = join(abs, 'build', `${name}.wasm`);
+  for (const [lang, file] of [['as', 'index.ts'], ['c', 'index.c'], ['rust', join('src', 'lib.rs')]] as const) {
+    if (existsSync(join(abs, file))) return { dir: abs, name, lang, entry: join(abs, file), outFile };
+  }
+  throw new Error(`${abs}: no driver entry: a driver folder holds manifest.json and index.ts (AssemblyScript), index.c (C) or src/lib.rs (Rust)`);
 }
 
 /** The asc arguments for a driver: the project's options, with the SDK's abort handler by package path. */
@@ -55,6 +60,10 @@ export interface BuildResult {
 export async function buildDriver(dir: string, o: { outFile?: string } = {}): Promise<BuildResult> {
   const f = driverFolder(dir);
   const outFile = resolve(o.outFile ?? f.outFile);
+  if (f.lang !== 'as') {
+    const bytes = await compileDriver(f.lang, f.entry, outFile, join(f.dir, 'build', 'tmp'), f.name);
+    return { outFile, bytes };
+  }
   const sdk = join(packageRoot(), 'node_modules', SDK_PACKAGE, 'index.ts');
   if (!existsSync(sdk) && !existsSync(join(f.dir, 'node_modules', SDK_PACKAGE))) {
     throw new Error(`${SDK_PACKAGE}: not installed (neither ${sdk} nor ${join(f.dir, 'node_modules', SDK_PACKAGE)}): run npm install`);

@@ -23,3 +23,4 @@ export { E1000Client, encodeFrames, decodeFrames, type E1000Stats, type E1000Lin
 export { openVfioDevice, discoverPci, planVfio, VfioError, type VfioDevice, type DmaConfinement } from './devices/vfio.ts';
 export { dmaConfinement, describeConfinement } from './devices/confinement.ts';
 export { loadNative } from './native.ts';
+export { compileDriver, finishDriver, missingToolchain, type DriverLang } from './build-c-rust.ts';

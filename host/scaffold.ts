@@ -8,11 +8,12 @@ import { ABI_VERSION } from './abi.ts';
 import { SDK_PACKAGE } from './build.ts';
 import { packageRoot } from './native.ts';
 import { parseManifest, type Manifest } from './package/manifest.ts';
+import { langSource } from './scaffold-c-rust.ts';
 
 export interface ScaffoldOptions {
   /** edu, uart16550, or the path of a manifest.json to start from. */
   device: string;
-  lang?: 'as';
+  lang?: 'as' | 'c' | 'rust';
   /** Link wasmdrv and vitest from this installation into DIR/node_modules (no npm install needed). */
   link?: boolean;
 }
@@ -297,25 +298,25 @@ wasmdrv pack . --key KEY --out ${name}.wdrv   # a signed package for wasmdrv ser
 
 /** Write the folder; returns the files written. Throws if DIR exists and is not empty. */
 export function scaffold(dirArg: string, o: ScaffoldOptions): { dir: string; name: string; files: string[]; sim?: string } {
-  if (o.lang && o.lang !== 'as') throw new Error(`--lang ${o.lang}: only AssemblyScript (as) is supported`);
   const dir = resolve(dirArg);
   const name = basename(dir);
   if (!/^[a-z][a-z0-9_-]{0,63}$/.test(name)) throw new Error(`driver name "${name}": use lower-case letters, digits, - and _ (starting with a letter)`);
   if (existsSync(dir) && readdirSafe(dir).length) throw new Error(`${dir}: exists and is not empty`);
   const t = o.device === 'edu' ? eduTemplate(name) : o.device === 'uart16550' ? uartTemplate(name) : manifestTemplate(name, o.device);
+  const lang = o.lang && o.lang !== 'as' ? langSource(o.lang, o.device, name) : undefined;
   const root = packageRoot();
   const rootPkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   const vitestVersion = rootPkg.devDependencies?.vitest ?? '^4.1.0';
   const files: Record<string, string> = {
     'manifest.json': `${JSON.stringify(t.manifest, null, 2)}\n`,
-    'index.ts': t.source,
+    ...(lang ? lang.files : { 'index.ts': t.source }),
     'test/driver.test.ts': testFile(name, t),
     'package.json': `${JSON.stringify({
       name, version: t.manifest.version, private: true, type: 'module', license: t.manifest.license,
       scripts: { build: 'wasmdrv build .', test: 'wasmdrv build . && vitest run' },
       devDependencies: { wasmdrv: `file:${root}`, vitest: vitestVersion },
     }, null, 2)}\n`,
-    'README.md': readme(name, t, o.device),
+    'README.md': lang ? readme(name, t, o.device).replace(/^\| `index.ts` \|.*$/m, lang.readme).replace('written in AssemblyScript against\nthe `wasmdrv-sdk` package', `written in ${o.lang === 'c' ? 'C' : 'Rust'} (docs/languages.md)`) : readme(name, t, o.device),
     '.gitignore': 'build/\nnode_modules/\n*.wdrv\n',
   };
   for (const [f, text] of Object.entries(files)) {

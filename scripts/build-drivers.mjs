@@ -41,5 +41,5 @@ for (const [name, target] of Object.entries(config.targets)) {
 }
 // The C and Rust drivers (guest-drivers/edu-c, guest-drivers/edu-rust), built with clang and rustc.
 const cRust = C_RUST_TARGETS.map((t) => t.name).filter((n) => !only.length || only.includes(n));
-if (cRust.length) failed += buildCRustDrivers({ force, only: cRust });
+if (cRust.length) failed += await buildCRustDrivers({ force, only: cRust });
 process.exit(failed ? 1 : 0);

@@ -59,6 +59,38 @@ describe('wasmdrv new / build', () => {
     }
   }, 240_000);
 
+  for (const lang of ['c', 'rust'] as const) {
+    it(`scaffolds edu and uart16550 drivers in ${lang} that build and answer on the simulated devices`, async () => {
+      const edu = join(tmp, `edu-${lang}`);
+      const made = wasmdrv(['new', edu, '--device', 'edu', '--lang', lang, '--link']);
+      expect(made.code, made.err).toBe(0);
+      expect(readFileSync(join(edu, lang === 'c' ? 'index.c' : 'src/lib.rs'), 'utf8')).toContain(lang === 'c' ? '#include <wasmdrv.h>' : 'use wasmdrv::');
+      const built = wasmdrv(['build', edu]);
+      expect(built.code, built.err).toBe(0);
+      // The folder's own generated test, as `npm test` runs it after the build.
+      const t = spawnSync(process.execPath, [join(edu, 'node_modules', 'vitest', 'vitest.mjs'), 'run'], { cwd: edu, encoding: 'utf8', timeout: 120_000 });
+      expect(t.status, t.stdout + t.stderr).toBe(0);
+      expect(t.stdout).toMatch(/3 passed/);
+      const uart = join(tmp, `uart-${lang}`);
+      expect(wasmdrv(['new', uart, '--device', 'uart16550', '--lang', lang]).code).toBe(0);
+      const ub = wasmdrv(['build', uart]);
+      expect(ub.code, ub.err).toBe(0);
+      const host = new Host();
+      try {
+        const drv = await host.load(join(uart, 'build', `uart-${lang}.wasm`), 'sim:uart16550');
+        expect(words(await drv.request(1, u32(0x3c)))).toEqual([0x3c]);
+        expect(words(await drv.request(2))[0] & 0x20).toBe(0x20);
+        expect(drv.status().stats.faults).toBe(0);
+      } finally {
+        await host.close();
+      }
+      // a manifest-based start has no C/Rust template yet: refused, naming what exists
+      const bad = wasmdrv(['new', join(tmp, `m-${lang}`), '--device', join(root, 'guest-drivers', 'edu', 'manifest.json'), '--lang', lang]);
+      expect(bad.code).toBe(2);
+      expect(bad.err.split('\n')[0]).toContain('templates exist for --device edu and uart16550');
+    }, 240_000);
+  }
+
   it('refuses an existing folder, an unknown device and a missing manifest, naming each (exit 2)', () => {
     const again = wasmdrv(['new', join(tmp, 'edu-first'), '--device', 'edu']);
     expect(again.code).toBe(2);

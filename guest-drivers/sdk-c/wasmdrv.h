@@ -6,7 +6,7 @@
  *   clang-14 --target=wasm32 -O2 -ffreestanding -nostdlib -mbulk-memory -I guest-drivers/sdk-c \
  *     -Wl,--no-entry -Wl,--import-memory -Wl,--export-dynamic driver.c -o driver.wasm
  *
- * then scripts/wasmdrv-finish.mjs adds the `wasmdrv_abi_version` global and keeps only ABI exports.
+ * then the host's finishDriver (host/build-c-rust.ts) adds the `wasmdrv_abi_version` global and keeps only ABI exports.
  *
  * A driver includes this header once, writes WASMDRV_DRIVER(); at file scope (the io buffer and the
  * DMA area with their exports), and defines probe, remove, interrupt and request with WASMDRV_EXPORT.

@@ -8,13 +8,12 @@ import { action, CliError, UsageError } from './common.ts';
 export function register(program: Command): void {
   program
     .command('build')
-    .summary('compile one driver folder (index.ts + manifest.json) to DIR/build/NAME.wasm')
-    .description('Compiles DIR/index.ts with AssemblyScript using the project\'s compiler options (asconfig.json) and the wasmdrv-sdk package, into DIR/build/NAME.wasm (NAME from DIR/manifest.json). The folder can be anywhere.')
+    .summary('compile one driver folder (manifest.json + index.ts, index.c or src/lib.rs) to DIR/build/NAME.wasm')
+    .description('Compiles the driver in DIR into DIR/build/NAME.wasm (NAME from DIR/manifest.json): index.ts with AssemblyScript (the project\'s asconfig.json options, the wasmdrv-sdk package), index.c with clang-14 against guest-drivers/sdk-c, src/lib.rs with rustc against guest-drivers/sdk-rust (docs/languages.md). The folder can be anywhere.')
     .argument('[dir]', 'the driver folder', '.')
     .option('--out <file>', 'write the .wasm here instead')
     .action(action(async (dir: string, o: { out?: string }) => {
       if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dir}: no such driver folder`);
-      if (!existsSync(`${dir}/index.ts`)) throw new UsageError(`${dir}/index.ts: missing: a driver folder holds index.ts and manifest.json`);
       let r: Awaited<ReturnType<typeof buildDriver>>;
       try {
         r = await buildDriver(dir, { outFile: o.out });

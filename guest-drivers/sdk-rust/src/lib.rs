@@ -5,7 +5,7 @@
 //! This crate defines the io buffer, the DMA area and their four exports, and a panic handler that
 //! stops the driver with a `panic` fault. A driver crate (`crate-type = ["cdylib"]`,
 //! target wasm32-unknown-unknown, linked with `--import-memory`) defines `probe`, `remove`,
-//! `interrupt` and `request` as `#[no_mangle] pub extern "C" fn`. scripts/wasmdrv-finish.mjs then
+//! `interrupt` and `request` as `#[no_mangle] pub extern "C" fn`. host/build-c-rust.ts (finishDriver) then
 //! adds the `wasmdrv_abi_version` global (Rust cannot export an immutable Wasm global).
 #![no_std]
 
