@@ -216,8 +216,12 @@ function named<F extends (...args: any[]) => any>(fn: F): F {
   } as F;
 }
 
-/** Port I/O is on the hot path and never reports errno: left unwrapped. */
-const UNWRAPPED = new Set(['inb', 'inw', 'inl', 'outb', 'outw', 'outl', 'pageSize']);
+/**
+ * Left unwrapped: port I/O (the register hot path, never reports errno) and the interrupt wait's
+ * poll/pollRead (called on every wait: no extra frame and rest-argument copy on the wake-up path;
+ * their errors keep errno and syscall, only without the name).
+ */
+const UNWRAPPED = new Set(['inb', 'inw', 'inl', 'outb', 'outw', 'outl', 'pageSize', 'poll', 'pollRead']);
 
 /**
  * The path of the addon node-gyp-build picks: native/build/Release (compiled here) first, else the

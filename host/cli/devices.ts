@@ -3,8 +3,7 @@
 import type { Command } from 'commander';
 import { discoverUio } from '../devices/uio.ts';
 import { listSimModels } from '../devices/sim.ts';
-import { formatPci, listPci } from '../devices/pci.ts';
-import { discoverPci } from '../devices/vfio.ts';
+import { formatPci, listPci, type PciDevice } from '../devices/pci.ts';
 import { describeConfinement, type DmaConfinement } from '../devices/confinement.ts';
 import { action } from './common.ts';
 
@@ -20,10 +19,9 @@ export function register(program: Command): void {
     .action(action((o: { json?: boolean; sysfs: string; pciIds?: string }) => {
       // Who confines each bound device's DMA: the IOMMU (vfio-pci, unless in no-IOMMU mode), the register
       // firewall (uio_pci_generic / wasmdrv_uio), or nobody yet (another driver: not wasmdrv's).
-      const noIommu = new Set(discoverPci({ sysfs: o.sysfs }).filter((d) => d.noiommu).map((d) => d.slot));
-      const confinement = (slot: string, driver?: string): DmaConfinement | undefined =>
-        driver === 'vfio-pci' ? (noIommu.has(slot) ? 'none' : 'iommu') : driver === 'uio_pci_generic' || driver === 'wasmdrv_uio' ? 'register-firewall' : undefined;
-      const pci = listPci({ sysfs: o.sysfs, pciIds: o.pciIds }).map((d) => ({ ...d, dmaConfinement: confinement(d.address, d.driver) }));
+      const confinement = (d: PciDevice): DmaConfinement | undefined =>
+        d.driver === 'vfio-pci' ? (d.backends.vfio?.noiommu ? 'none' : 'iommu') : d.driver === 'uio_pci_generic' || d.driver === 'wasmdrv_uio' ? 'register-firewall' : undefined;
+      const pci = listPci({ sysfs: o.sysfs, pciIds: o.pciIds }).map((d) => ({ ...d, dmaConfinement: confinement(d) }));
       const uio = discoverUio({ sysfs: o.sysfs });
       const sims = listSimModels();
       if (o.json) {

@@ -37,7 +37,8 @@ export interface PciDevice {
   uio: string[];
   backends: {
     uio?: { device: string };
-    vfio?: { group: string; bound: boolean };
+    /** `noiommu`: the group is VFIO's fake no-IOMMU group (nothing confines the device's DMA). */
+    vfio?: { group: string; bound: boolean; noiommu: boolean };
   };
 }
 
@@ -139,7 +140,10 @@ export function listPci(o: PciOptions = {}): PciDevice[] {
       backends: {},
     };
     if (driver && UIO_DRIVERS.includes(driver) && uio.length) dev.backends.uio = { device: uio[0] };
-    if (iommuGroup !== undefined) dev.backends.vfio = { group: iommuGroup, bound: driver === 'vfio-pci' };
+    if (iommuGroup !== undefined) {
+      const noiommu = readOpt(join(o.sysfs ?? '/sys', 'kernel', 'iommu_groups', iommuGroup, 'name')) === 'vfio-noiommu';
+      dev.backends.vfio = { group: iommuGroup, bound: driver === 'vfio-pci', noiommu };
+    }
     return dev;
   });
   const idsFile = o.pciIds === undefined ? PCI_IDS_PATHS.find((p) => existsSync(p)) : o.pciIds ?? undefined;
