@@ -7,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 
 const MIN_NODE = 24;
 if (Number(process.versions.node.split('.')[0]) < MIN_NODE) {
-  console.error(`wasmdrv: needs Node.js ${MIN_NODE} or newer, this is ${process.version}; run it with the project's own Node: \`npx wasmdrv ...\` (or \`node_modules/.bin/node bin/wasmdrv.js ...\`) after \`npm install\``);
+  console.error(
+    `wasmdrv: needs Node.js ${MIN_NODE} or newer, this is ${process.version}; run it with the project's own Node: \`npx wasmdrv ...\` (or \`node_modules/.bin/node bin/wasmdrv.js ...\`) after \`npm install\``,
+  );
   process.exit(1);
 }
 

@@ -30,7 +30,8 @@ export function missingToolchain(lang: DriverLang): string | undefined {
       execFileSync(TOOLS.wasmLd, ['--version'], { stdio: 'ignore' });
     } else {
       const sysroot = execFileSync(TOOLS.rustc, ['--print', 'sysroot'], { encoding: 'utf8' }).trim();
-      if (!existsSync(join(sysroot, 'lib', 'rustlib', 'wasm32-unknown-unknown', 'lib'))) throw new Error('no wasm32 std');
+      if (!existsSync(join(sysroot, 'lib', 'rustlib', 'wasm32-unknown-unknown', 'lib')))
+        throw new Error('no wasm32 std');
     }
     return undefined;
   } catch {
@@ -69,7 +70,13 @@ export async function finishDriver(bytes: Uint8Array, label: string): Promise<Ui
  * Compile `entry` (a .c file, or a crate's src/lib.rs) to a finished driver at `outFile`.
  * `tmpDir` holds the raw module (and, for Rust, the SDK's rlib). Throws with the compiler's output.
  */
-export async function compileDriver(lang: DriverLang, entry: string, outFile: string, tmpDir: string, label: string): Promise<Uint8Array> {
+export async function compileDriver(
+  lang: DriverLang,
+  entry: string,
+  outFile: string,
+  tmpDir: string,
+  label: string,
+): Promise<Uint8Array> {
   const missing = missingToolchain(lang);
   if (missing) throw new Error(`${label}: ${missing}`);
   mkdirSync(tmpDir, { recursive: true });
@@ -84,14 +91,65 @@ export async function compileDriver(lang: DriverLang, entry: string, outFile: st
     }
   };
   if (lang === 'c') {
-    run(TOOLS.clang, ['--target=wasm32', '-O2', '-ffreestanding', '-nostdlib', '-mbulk-memory', '-Wall', '-Wextra', '-Werror',
-      '-I', sdkDir('c'), '-Wl,--no-entry', '-Wl,--import-memory', entry, '-o', raw]);
+    run(TOOLS.clang, [
+      '--target=wasm32',
+      '-O2',
+      '-ffreestanding',
+      '-nostdlib',
+      '-mbulk-memory',
+      '-Wall',
+      '-Wextra',
+      '-Werror',
+      '-I',
+      sdkDir('c'),
+      '-Wl,--no-entry',
+      '-Wl,--import-memory',
+      entry,
+      '-o',
+      raw,
+    ]);
   } else {
     const rlib = join(tmpDir, 'libwasmdrv.rlib');
-    const common = ['--edition', '2021', '--target', 'wasm32-unknown-unknown', '-C', 'opt-level=s', '-C', 'panic=abort', '-D', 'warnings'];
-    run(TOOLS.rustc, [...common, '--crate-type', 'rlib', '--crate-name', 'wasmdrv', join(sdkDir('rust'), 'src', 'lib.rs'), '-o', rlib]);
-    run(TOOLS.rustc, [...common, '--crate-type', 'cdylib', '--crate-name', label.replace(/[^a-z0-9_]/gi, '_'), '-C', 'lto', '-C', 'strip=debuginfo',
-      '-C', 'link-arg=--import-memory', '--extern', `wasmdrv=${rlib}`, entry, '-o', raw]);
+    const common = [
+      '--edition',
+      '2021',
+      '--target',
+      'wasm32-unknown-unknown',
+      '-C',
+      'opt-level=s',
+      '-C',
+      'panic=abort',
+      '-D',
+      'warnings',
+    ];
+    run(TOOLS.rustc, [
+      ...common,
+      '--crate-type',
+      'rlib',
+      '--crate-name',
+      'wasmdrv',
+      join(sdkDir('rust'), 'src', 'lib.rs'),
+      '-o',
+      rlib,
+    ]);
+    run(TOOLS.rustc, [
+      ...common,
+      '--crate-type',
+      'cdylib',
+      '--crate-name',
+      label.replace(/[^a-z0-9_]/gi, '_'),
+      '-C',
+      'lto',
+      '-C',
+      'strip=debuginfo',
+      '-C',
+      'link-arg=--import-memory',
+      '--extern',
+      `wasmdrv=${rlib}`,
+      entry,
+      '-o',
+      raw,
+    ]);
   }
   const bytes = await finishDriver(new Uint8Array(readFileSync(raw)), label);
   writeFileSync(outFile, bytes);

@@ -35,10 +35,16 @@ export function driverFolder(dir: string): DriverFolder {
     }
   }
   const outFile = join(abs, 'build', `${name}.wasm`);
-  for (const [lang, file] of [['as', 'index.ts'], ['c', 'index.c'], ['rust', join('src', 'lib.rs')]] as const) {
+  for (const [lang, file] of [
+    ['as', 'index.ts'],
+    ['c', 'index.c'],
+    ['rust', join('src', 'lib.rs')],
+  ] as const) {
     if (existsSync(join(abs, file))) return { dir: abs, name, lang, entry: join(abs, file), outFile };
   }
-  throw new Error(`${abs}: no driver entry: a driver folder holds manifest.json and index.ts (AssemblyScript), index.c (C) or src/lib.rs (Rust)`);
+  throw new Error(
+    `${abs}: no driver entry: a driver folder holds manifest.json and index.ts (AssemblyScript), index.c (C) or src/lib.rs (Rust)`,
+  );
 }
 
 /** The asc arguments for a driver: the project's options, with the SDK's abort handler by package path. */
@@ -66,7 +72,9 @@ export async function buildDriver(dir: string, o: { outFile?: string } = {}): Pr
   }
   const sdk = join(packageRoot(), 'node_modules', SDK_PACKAGE, 'index.ts');
   if (!existsSync(sdk) && !existsSync(join(f.dir, 'node_modules', SDK_PACKAGE))) {
-    throw new Error(`${SDK_PACKAGE}: not installed (neither ${sdk} nor ${join(f.dir, 'node_modules', SDK_PACKAGE)}): run npm install`);
+    throw new Error(
+      `${SDK_PACKAGE}: not installed (neither ${sdk} nor ${join(f.dir, 'node_modules', SDK_PACKAGE)}): run npm install`,
+    );
   }
   // assemblyscript is a development tool: load it only when a build is asked for.
   type Asc = {
@@ -80,7 +88,10 @@ export async function buildDriver(dir: string, o: { outFile?: string } = {}): Pr
     throw new Error('assemblyscript: not installed (wasmdrv build compiles with it): npm install assemblyscript');
   }
   mkdirSync(join(outFile, '..'), { recursive: true });
-  const { error, stderr } = await asc.main([f.entry, ...ascArguments(asc.configToArguments), '--outFile', outFile, '--noColors', '--baseDir', f.dir], {});
+  const { error, stderr } = await asc.main(
+    [f.entry, ...ascArguments(asc.configToArguments), '--outFile', outFile, '--noColors', '--baseDir', f.dir],
+    {},
+  );
   if (error) throw new Error(`${f.entry}: build failed:\n${stderr.toString().trim()}`);
   return { outFile, bytes: new Uint8Array(readFileSync(outFile)) };
 }

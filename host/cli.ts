@@ -13,7 +13,6 @@ import { CliError, commandPath, UsageError } from './cli/common.ts';
 import { COMMANDS } from './cli/commands.ts';
 import { printFault } from './cli/run.ts';
 
-
 function version(): string {
   try {
     // A package.json without a version (the VM test's staged copy) must not turn .version() into its getter.
@@ -28,7 +27,10 @@ function buildProgram(): Command {
     .description('WebAssembly-sandboxed user-space device drivers for Linux')
     .version(version(), '-V, --version', 'print the version')
     .option('--debug', 'print stack traces with errors (or set WASMDRV_DEBUG=1)')
-    .addHelpText('after', '\nExit codes: 0 success, 1 the operation failed, 2 usage error.\nRun "wasmdrv <command> --help" for a command\'s options.');
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 success, 1 the operation failed, 2 usage error.\nRun "wasmdrv <command> --help" for a command\'s options.',
+    );
   for (const c of COMMANDS) c.register(program);
   // Settings every command shares, applied after registration so that no module has to repeat them.
   const configure = (cmd: Command) => {
@@ -61,18 +63,23 @@ function report(err: unknown, argv: string[]): number {
   const fault = (err as { fault?: Fault }).fault;
   if (fault) {
     if (debugging(argv)) printFault(fault);
-    else console.error(`wasmdrv: ${fault.driver}: ${fault.kind} during ${fault.phase}: ${fault.message.split('\n')[0]}`);
+    else
+      console.error(`wasmdrv: ${fault.driver}: ${fault.kind} during ${fault.phase}: ${fault.message.split('\n')[0]}`);
     if (debugging(argv)) console.error(e.stack);
     return 1;
   }
   if (err instanceof UsageError) {
     console.error(`${who}: ${e.message}`);
-    if (active) console.error(`usage: ${commandPath(active)} ${active.usage()}\n(run "${commandPath(active)} --help" for details)`);
+    if (active)
+      console.error(
+        `usage: ${commandPath(active)} ${active.usage()}\n(run "${commandPath(active)} --help" for details)`,
+      );
   } else {
     console.error(`${who}: ${e.message}`);
   }
   if (debugging(argv)) console.error(e.stack);
-  else if (err instanceof TypeError || err instanceof ReferenceError) console.error('(a bug in wasmdrv: run with --debug for the stack)');
+  else if (err instanceof TypeError || err instanceof ReferenceError)
+    console.error('(a bug in wasmdrv: run with --debug for the stack)');
   if (err instanceof UsageError) return 2;
   if (err instanceof CliError) return err.exitCode;
   return 1;
@@ -93,7 +100,8 @@ async function main(argv: string[]): Promise<number> {
 
 // Exit once stdout and stderr are flushed: written to a pipe, Node 26 may still hold the tail of a
 // long output (a flood's log lines, then the fault) when process.exit() runs.
-const exitFlushed = (code: number) => process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+const exitFlushed = (code: number) =>
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
 main(process.argv.slice(2)).then(
   (code) => exitFlushed(code),
   (err) => exitFlushed(report(err, process.argv.slice(2))),

@@ -55,10 +55,16 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
     out(`wasmdrv demo: ${o.driver} on ${o.device}`);
     const dev = host.openDevice(o.device, { rearm: o.rearm });
     const drv = await host.load(o.driver, dev, { name: 'edu' });
-    out(`loaded and probed (${dev.spec.name}${dev.spec.pci ? `, pci ${dev.spec.pci.vendor.toString(16)}:${dev.spec.pci.device.toString(16)}` : ''})`);
+    out(
+      `loaded and probed (${dev.spec.name}${dev.spec.pci ? `, pci ${dev.spec.pci.vendor.toString(16)}:${dev.spec.pci.device.toString(16)}` : ''})`,
+    );
 
     const id = decodeResponse(await drv.request(OP_IDENTIFY)).u32;
-    check('identify', id[0] === 0x010000ed && id[1] === 1, `id 0x${(id[0] ?? 0).toString(16).padStart(8, '0')}, liveness ${id[1] === 1 ? 'ok' : 'FAILED'}`);
+    check(
+      'identify',
+      id[0] === 0x010000ed && id[1] === 1,
+      `id 0x${(id[0] ?? 0).toString(16).padStart(8, '0')}, liveness ${id[1] === 1 ? 'ok' : 'FAILED'}`,
+    );
 
     const before = drv.stats().interrupts;
     const facts: string[] = [];

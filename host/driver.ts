@@ -126,13 +126,22 @@ interface Pending {
  * a process alive.
  */
 class Spare {
-  constructor(readonly worker: Worker, readonly port: MessagePort) {}
+  constructor(
+    readonly worker: Worker,
+    readonly port: MessagePort,
+  ) {}
   static spawn(): Spare {
     const { port1, port2 } = new MessageChannel();
     const boot: WorkerBoot = { port: port2 as MessagePort };
     // Not the parent's --input-type/--eval flags: they are about the parent's own entry, and a worker refuses them.
     const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a));
-    const worker = new Worker(join(packageRoot(), 'dist', 'worker.js'), { workerData: boot, transferList: [port2], stdout: false, stderr: false, execArgv });
+    const worker = new Worker(join(packageRoot(), 'dist', 'worker.js'), {
+      workerData: boot,
+      transferList: [port2],
+      stdout: false,
+      stderr: false,
+      execArgv,
+    });
     worker.unref();
     // Until a driver takes it, an error of the spare's own start is nobody's fault; its exit drops it.
     worker.on('error', () => {});
@@ -208,8 +217,24 @@ export class DriverWorker {
     return this.exited;
   }
 
-  constructor(label: string, spec: DeviceSpec, readonly bytes: Uint8Array, module: WebAssembly.Module | undefined, shared: DriverShared, limits: Limits, grant: Grant, gate: GateMode,
-    extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[]; inlineGate?: InlineGateBytes }, onMessage: (m: FromWorker, w: DriverWorker) => void, onExit: (w: DriverWorker) => void) {
+  constructor(
+    label: string,
+    spec: DeviceSpec,
+    readonly bytes: Uint8Array,
+    module: WebAssembly.Module | undefined,
+    shared: DriverShared,
+    limits: Limits,
+    grant: Grant,
+    gate: GateMode,
+    extra: {
+      resetFirst?: boolean;
+      restoreState?: Uint8Array;
+      resetSequence?: RegisterWrite[];
+      inlineGate?: InlineGateBytes;
+    },
+    onMessage: (m: FromWorker, w: DriverWorker) => void,
+    onExit: (w: DriverWorker) => void,
+  ) {
     const native = loadNative();
     this.shared = shared;
     Atomics.store(this.shared.control, CTRL_STOP, 0);
@@ -220,9 +245,20 @@ export class DriverWorker {
     this.port = port;
     this.onMessage = (m) => onMessage(m, this);
     const init: WorkerInit = {
-      label, spec, shared: shared.area, gate, doorbellFd: this.doorbellFd, cancelFd: this.cancelFd,
-      bytes, module, inlineGate: extra.inlineGate, limits, grant,
-      resetFirst: extra.resetFirst ?? false, restoreState: extra.restoreState, resetSequence: extra.resetSequence,
+      label,
+      spec,
+      shared: shared.area,
+      gate,
+      doorbellFd: this.doorbellFd,
+      cancelFd: this.cancelFd,
+      bytes,
+      module,
+      inlineGate: extra.inlineGate,
+      limits,
+      grant,
+      resetFirst: extra.resetFirst ?? false,
+      restoreState: extra.restoreState,
+      resetSequence: extra.resetSequence,
     };
     port.on('message', this.onMessage);
     port.postMessage(init);
@@ -240,16 +276,26 @@ export class DriverWorker {
       };
       worker.on('exit', exited);
     });
-    worker.on('error', (err) => this.onMessage({
-      t: 'fault',
-      fault: { driver: label, kind: 'host-error', message: `worker error: ${err.message}`, phase: this.shared.phase, stack: [], time: Date.now() },
-    }));
+    worker.on('error', (err) =>
+      this.onMessage({
+        t: 'fault',
+        fault: {
+          driver: label,
+          kind: 'host-error',
+          message: `worker error: ${err.message}`,
+          phase: this.shared.phase,
+          stack: [],
+          time: Date.now(),
+        },
+      }),
+    );
   }
 
   /** Handle, now, every message the worker has posted so far. */
   drain(): void {
     if (this.fdsClosed) return; // the port is closed too
-    for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) this.onMessage(m.message as FromWorker);
+    for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port))
+      this.onMessage(m.message as FromWorker);
   }
 
   send(m: ToWorker): void {
@@ -316,11 +362,19 @@ export class Driver extends EventEmitter {
   private restartTimes: number[] = [];
   private restartTimer?: NodeJS.Timeout;
   private ready?: { resolve: () => void; reject: (e: Error) => void };
-  private reloads = new Map<number, (r: { ok: boolean; error?: string; swapMs: number; restored: boolean; state?: Uint8Array; ioSize?: number }) => void>();
+  private reloads = new Map<
+    number,
+    (r: { ok: boolean; error?: string; swapMs: number; restored: boolean; state?: Uint8Array; ioSize?: number }) => void
+  >();
   /** The module (and its state) to roll back to if the new one faults within its grace period. */
   private previous?: { bytes: Uint8Array; state?: Uint8Array; until: number };
 
-  constructor(readonly name: string, readonly device: DeviceSpec, public bytes: Uint8Array, readonly options: DriverOptions) {
+  constructor(
+    readonly name: string,
+    readonly device: DeviceSpec,
+    public bytes: Uint8Array,
+    readonly options: DriverOptions,
+  ) {
     super();
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.restartPolicy = options.restart === false ? false : { ...DEFAULT_RESTART, ...options.restart };
@@ -332,7 +386,9 @@ export class Driver extends EventEmitter {
   }
 
   /** Start a worker and wait for probe. Rejects with LoadError or an Error naming the probe status. */
-  async start(extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[] } = {}): Promise<void> {
+  async start(
+    extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[] } = {},
+  ): Promise<void> {
     if (this.module?.bytes !== this.bytes) this.module = { bytes: this.bytes, module: await compileDriver(this.bytes) };
     if (this.state === 'stopped' || this.state === 'failed') throw new LoadError(`${this.name}: stopped while loading`);
     return new Promise((resolve, reject) => {
@@ -347,7 +403,12 @@ export class Driver extends EventEmitter {
         // Restart in place: a fresh instance and device session in the thread that reported the trap
         // (it keeps its setup, the rewritten module with the register gate included).
         this.worker = parked;
-        parked.send({ t: 'restart', resetFirst: extra.resetFirst ?? false, restoreState: extra.restoreState, resetSequence: extra.resetSequence });
+        parked.send({
+          t: 'restart',
+          resetFirst: extra.resetFirst ?? false,
+          restoreState: extra.restoreState,
+          resetSequence: extra.resetSequence,
+        });
         this.startWatchdog();
         return;
       }
@@ -356,13 +417,27 @@ export class Driver extends EventEmitter {
       const mode = this.options.registerGate ?? 'record-all';
       const bytes = this.bytes;
       const module = this.module!.module;
-      prepareInlineGate(this.name, this.device, bytes, this.options.grant ?? {}, mode, this.shared.entryCount).then((inlineGate) => {
-        // Stopped while the module was being rewritten: start nothing.
-        if (this.state === 'stopped') return reject(new LoadError(`${this.name}: stopped before it started`));
-        this.worker = new DriverWorker(this.name, this.device, bytes, module, this.shared, this.limits, this.options.grant ?? {}, mode, { ...extra, inlineGate },
-          (m, w) => this.onMessage(m, w), (w) => this.onExit(w));
-        this.startWatchdog();
-      }, reject);
+      prepareInlineGate(this.name, this.device, bytes, this.options.grant ?? {}, mode, this.shared.entryCount).then(
+        (inlineGate) => {
+          // Stopped while the module was being rewritten: start nothing.
+          if (this.state === 'stopped') return reject(new LoadError(`${this.name}: stopped before it started`));
+          this.worker = new DriverWorker(
+            this.name,
+            this.device,
+            bytes,
+            module,
+            this.shared,
+            this.limits,
+            this.options.grant ?? {},
+            mode,
+            { ...extra, inlineGate },
+            (m, w) => this.onMessage(m, w),
+            (w) => this.onExit(w),
+          );
+          this.startWatchdog();
+        },
+        reject,
+      );
     });
   }
 
@@ -370,7 +445,8 @@ export class Driver extends EventEmitter {
   request(op: number, data: Uint8Array = new Uint8Array()): Promise<Uint8Array> {
     return new Promise((resolve, reject) => {
       if (this.state === 'failed') return reject(new RequestError(`${this.name}: driver failed`, 'driver-failed'));
-      if (data.length > 1 << 20) return reject(new RequestError(`${this.name}: request of ${data.length} bytes is too large`, 'too-large'));
+      if (data.length > 1 << 20)
+        return reject(new RequestError(`${this.name}: request of ${data.length} bytes is too large`, 'too-large'));
       if (this.state === 'stopped') return reject(new RequestError(`${this.name}: driver stopped`, 'driver-stopped'));
       if (this.state === 'faulted') return reject(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));
       if (this.ioSize !== undefined && data.length > this.ioSize) return reject(this.tooLarge(data.length));
@@ -396,7 +472,10 @@ export class Driver extends EventEmitter {
   }
 
   private tooLarge(n: number): RequestError {
-    return new RequestError(`${this.name}: request payload of ${n} bytes is larger than the driver's io buffer (${this.ioSize} bytes)`, 'payload-too-large');
+    return new RequestError(
+      `${this.name}: request payload of ${n} bytes is larger than the driver's io buffer (${this.ioSize} bytes)`,
+      'payload-too-large',
+    );
   }
 
   /**
@@ -431,9 +510,16 @@ export class Driver extends EventEmitter {
   stats(): DriverStats {
     const s = this.shared.stats;
     return {
-      regReads: s[STAT.regReads], regWrites: s[STAT.regWrites], portIns: s[STAT.portIns], portOuts: s[STAT.portOuts],
-      interrupts: s[STAT.interrupts], coalesced: s[STAT.coalesced], requests: s[STAT.requests], logs: s[STAT.logs],
-      faults: this.faults, restarts: this.restarts,
+      regReads: s[STAT.regReads],
+      regWrites: s[STAT.regWrites],
+      portIns: s[STAT.portIns],
+      portOuts: s[STAT.portOuts],
+      interrupts: s[STAT.interrupts],
+      coalesced: s[STAT.coalesced],
+      requests: s[STAT.requests],
+      logs: s[STAT.logs],
+      faults: this.faults,
+      restarts: this.restarts,
     };
   }
 
@@ -442,8 +528,20 @@ export class Driver extends EventEmitter {
   }
 
   status() {
-    const registerGate = { mode: this.options.registerGate ?? 'record-all', regions: this.gateRegions, kind: this.gateKind };
-    return { name: this.name, device: this.device.id, state: this.state, restarts: this.restarts, lastFault: this.lastFault, registerGate, stats: this.stats() };
+    const registerGate = {
+      mode: this.options.registerGate ?? 'record-all',
+      regions: this.gateRegions,
+      kind: this.gateKind,
+    };
+    return {
+      name: this.name,
+      device: this.device.id,
+      state: this.state,
+      restarts: this.restarts,
+      lastFault: this.lastFault,
+      registerGate,
+      stats: this.stats(),
+    };
   }
 
   /** Call the driver's remove export, then end its worker. Queued requests get 'driver-stopped'. */
@@ -462,7 +560,10 @@ export class Driver extends EventEmitter {
     if (!w) return;
     if (wasRunning) {
       w.send({ t: 'stop' });
-      const done = await Promise.race([w.exitedPromise.then(() => true), delay(Math.min(this.limits.deadlineMs, STOP_GRACE_MS)).then(() => false)]);
+      const done = await Promise.race([
+        w.exitedPromise.then(() => true),
+        delay(Math.min(this.limits.deadlineMs, STOP_GRACE_MS)).then(() => false),
+      ]);
       if (done) return;
     }
     await w.kill();
@@ -492,7 +593,14 @@ export class Driver extends EventEmitter {
         this.stopWatchdog();
         // A restarted driver whose probe fails has not brought the device back: try again within budget.
         if (this.state === 'restarting') this.scheduleRestart();
-        else this.down('stopped', new RequestError(`${this.name}: probe of ${this.device.id} failed with status ${m.status}`, 'driver-failed'));
+        else
+          this.down(
+            'stopped',
+            new RequestError(
+              `${this.name}: probe of ${this.device.id} failed with status ${m.status}`,
+              'driver-failed',
+            ),
+          );
         break;
       case 'load-error': {
         this.ready?.reject(new LoadError(m.message));
@@ -512,7 +620,14 @@ export class Driver extends EventEmitter {
         this.inflight.delete(m.id);
         if (m.error === 'payload-too-large') p.reject(this.tooLarge(p.data.length));
         else if (m.data) p.resolve(m.data);
-        else p.reject(new RequestError(`${this.name}: request ${p.op} failed with driver status ${m.status}`, 'driver-error', m.status));
+        else
+          p.reject(
+            new RequestError(
+              `${this.name}: request ${p.op} failed with driver status ${m.status}`,
+              'driver-error',
+              m.status,
+            ),
+          );
         this.holdWhilePending();
         break;
       }
@@ -559,7 +674,9 @@ export class Driver extends EventEmitter {
     }
     this.emit('fault', fault);
     if (this.ready) {
-      this.ready.reject(Object.assign(new Error(`${this.name}: ${fault.kind} during ${fault.phase}: ${fault.message}`), { fault }));
+      this.ready.reject(
+        Object.assign(new Error(`${this.name}: ${fault.kind} during ${fault.phase}: ${fault.message}`), { fault }),
+      );
       this.ready = undefined;
     }
     this.handleFault(fault);
@@ -571,7 +688,8 @@ export class Driver extends EventEmitter {
    * are served by the restarted driver, or get 'driver-failed' if it stays down.
    */
   protected handleFault(fault: Fault): void {
-    for (const done of this.reloads.values()) done({ ok: false, error: `driver faulted: ${fault.kind}`, swapMs: 0, restored: false });
+    for (const done of this.reloads.values())
+      done({ ok: false, error: `driver faulted: ${fault.kind}`, swapMs: 0, restored: false });
     this.reloads.clear();
     const prev = this.previous;
     if (prev && Date.now() <= prev.until) {
@@ -582,12 +700,18 @@ export class Driver extends EventEmitter {
       this.takeBackInflight('driver restarted (reload rolled back)');
       this.state = 'restarting';
       this.restarts++;
-      this.oldGone.then(() => (this.state === 'restarting' ? this.start(prev.state ? { restoreState: prev.state } : { resetFirst: true }) : undefined)).then(
-        () => this.emit('rolled-back', fault),
-        () => {
-          /* reported through the fault path */
-        },
-      );
+      this.oldGone
+        .then(() =>
+          this.state === 'restarting'
+            ? this.start(prev.state ? { restoreState: prev.state } : { resetFirst: true })
+            : undefined,
+        )
+        .then(
+          () => this.emit('rolled-back', fault),
+          () => {
+            /* reported through the fault path */
+          },
+        );
       return;
     }
     if (!this.restartPolicy) {
@@ -609,7 +733,8 @@ export class Driver extends EventEmitter {
     const held = this.shared.stats[STAT.serving];
     const back: Pending[] = [];
     for (const [id, p] of this.inflight) {
-      if (id <= held) p.reject(new RequestError(`${this.name}: ${why} while serving request ${p.op}`, 'driver-restarted'));
+      if (id <= held)
+        p.reject(new RequestError(`${this.name}: ${why} while serving request ${p.op}`, 'driver-restarted'));
       else back.push(p);
     }
     this.inflight.clear();
@@ -640,7 +765,13 @@ export class Driver extends EventEmitter {
     const now = Date.now();
     this.restartTimes = this.restartTimes.filter((t) => now - t < policy.windowMs);
     if (this.restartTimes.length >= policy.budget) {
-      this.down('failed', new RequestError(`${this.name}: driver failed (${policy.budget} restarts in ${policy.windowMs} ms)`, 'driver-failed'));
+      this.down(
+        'failed',
+        new RequestError(
+          `${this.name}: driver failed (${policy.budget} restarts in ${policy.windowMs} ms)`,
+          'driver-failed',
+        ),
+      );
       this.emit('failed', this.lastFault);
       return;
     }
@@ -651,10 +782,19 @@ export class Driver extends EventEmitter {
       if (this.state !== 'restarting') return;
       if (this.options.recoverDevice) {
         try {
-          this.emit('log', { driver: this.name, level: 'info' as LogLevel, message: `device recovery: ${this.options.recoverDevice()}` });
+          this.emit('log', {
+            driver: this.name,
+            level: 'info' as LogLevel,
+            message: `device recovery: ${this.options.recoverDevice()}`,
+          });
         } catch (err) {
           this.state = 'failed';
-          this.failAll(new RequestError(`${this.name}: driver failed (device recovery failed: ${(err as Error).message})`, 'driver-failed'));
+          this.failAll(
+            new RequestError(
+              `${this.name}: driver failed (device recovery failed: ${(err as Error).message})`,
+              'driver-failed',
+            ),
+          );
           this.emit('failed', this.lastFault);
           return;
         }
@@ -679,7 +819,15 @@ export class Driver extends EventEmitter {
   /** A fault the host saw on the device itself (an IOMMU fault in the kernel log): handled like the driver's own. */
   deviceFault(kind: 'iommu-fault', message: string): void {
     if (this.state !== 'running') return;
-    this.onFault({ driver: this.name, kind, message, phase: this.shared.phase, stack: [], recorder: this.shared.entries().slice(-32), time: Date.now() });
+    this.onFault({
+      driver: this.name,
+      kind,
+      message,
+      phase: this.shared.phase,
+      stack: [],
+      recorder: this.shared.entries().slice(-32),
+      time: Date.now(),
+    });
   }
 
   private oldGone: Promise<void> = Promise.resolve();
@@ -695,7 +843,15 @@ export class Driver extends EventEmitter {
     if (w !== this.worker) return;
     if (this.state === 'running' || this.state === 'starting' || this.state === 'restarting') {
       // The thread ended without saying why: the host's side broke, not the driver.
-      this.onFault({ driver: this.name, kind: 'host-error', message: 'driver worker exited unexpectedly', phase: this.shared.phase, stack: [], recorder: [], time: Date.now() });
+      this.onFault({
+        driver: this.name,
+        kind: 'host-error',
+        message: 'driver worker exited unexpectedly',
+        phase: this.shared.phase,
+        stack: [],
+        recorder: [],
+        time: Date.now(),
+      });
     }
   }
 
@@ -717,7 +873,11 @@ export class Driver extends EventEmitter {
       const since = Date.now() - this.shared.stats[STAT.phaseStartMs];
       if (since > this.limits.deadlineMs) {
         this.onFault({
-          driver: this.name, kind: 'deadline', phase, stack: [], time: Date.now(),
+          driver: this.name,
+          kind: 'deadline',
+          phase,
+          stack: [],
+          time: Date.now(),
           message: `${this.name}: ${phase} ran ${since} ms, past its ${this.limits.deadlineMs} ms deadline`,
           recorder: this.shared.entries().slice(-32),
         });

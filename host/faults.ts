@@ -66,7 +66,10 @@ export interface Fault {
 
 /** Thrown by checked imports; carries its kind through the Wasm frames to the caller. */
 export class FaultError extends Error {
-  constructor(readonly kind: FaultKind, message: string) {
+  constructor(
+    readonly kind: FaultKind,
+    message: string,
+  ) {
     super(message);
     this.name = 'FaultError';
   }
@@ -84,7 +87,14 @@ export class LoadError extends Error {
 export class RequestError extends Error {
   constructor(
     message: string,
-    readonly code: 'driver-error' | 'driver-faulted' | 'driver-restarted' | 'driver-failed' | 'driver-stopped' | 'too-large' | 'payload-too-large',
+    readonly code:
+      | 'driver-error'
+      | 'driver-faulted'
+      | 'driver-restarted'
+      | 'driver-failed'
+      | 'driver-stopped'
+      | 'too-large'
+      | 'payload-too-large',
     readonly status?: number,
   ) {
     super(message);
@@ -98,14 +108,20 @@ export class RequestError extends Error {
  * allocator then executes `unreachable`. So an `unreachable` raised inside the runtime allocator
  * (frames named ~lib/rt/...) while memory stood at more than half its maximum is `memory-limit`.
  */
-export function classify(err: unknown, memory?: { bytes: number; maxBytes: number }): { kind: FaultKind; message: string } {
+export function classify(
+  err: unknown,
+  memory?: { bytes: number; maxBytes: number },
+): { kind: FaultKind; message: string } {
   if (err instanceof FaultError) return { kind: err.kind, message: err.message };
   if (err instanceof WebAssembly.RuntimeError) {
     const m = err.message;
     if (/unreachable/.test(m)) {
       const innermost = wasmStack(err)[0] ?? '';
       if (memory && /~lib\/rt\//.test(innermost) && memory.bytes * 2 > memory.maxBytes) {
-        return { kind: 'memory-limit', message: `memory growth refused at ${memory.bytes} of ${memory.maxBytes} bytes (${m} in ${innermost.split(' ')[0]})` };
+        return {
+          kind: 'memory-limit',
+          message: `memory growth refused at ${memory.bytes} of ${memory.maxBytes} bytes (${m} in ${innermost.split(' ')[0]})`,
+        };
       }
       return { kind: 'unreachable', message: m };
     }
@@ -122,7 +138,7 @@ export function classify(err: unknown, memory?: { bytes: number; maxBytes: numbe
 
 /** Wasm frames from an error's stack text: "func (wasm://wasm/<hash>:wasm-function[3]:0x1a2)". */
 export function wasmStack(err: unknown): string[] {
-  const text = err instanceof Error ? err.stack ?? '' : '';
+  const text = err instanceof Error ? (err.stack ?? '') : '';
   return text
     .split('\n')
     .map((l) => l.trim())

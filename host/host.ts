@@ -97,9 +97,13 @@ export class Host extends EventEmitter {
         },
         watchFaults: (onFault) => v.watchFaults(onFault),
       };
-      handle.watchFaults!((line) => this.owners.get(id)?.deviceFault('iommu-fault', `${id}: the IOMMU blocked a DMA of the device: ${line}`));
+      handle.watchFaults!((line) =>
+        this.owners.get(id)?.deviceFault('iommu-fault', `${id}: the IOMMU blocked a DMA of the device: ${line}`),
+      );
     } else {
-      throw new Error(`device "${id}": not a device id (use uioN, vfio:DDDD:BB:DD.F or sim:<model>; see \`wasmdrv devices\`)`);
+      throw new Error(
+        `device "${id}": not a device id (use uioN, vfio:DDDD:BB:DD.F or sim:<model>; see \`wasmdrv devices\`)`,
+      );
     }
     this.devices.set(id, handle);
     return handle;
@@ -119,7 +123,14 @@ export class Host extends EventEmitter {
         throw new LoadError(`${driver}: cannot read: ${(err as Error).message}`);
       }
       const { manifest, name, ...load } = opts;
-      return loadAdmitted(this, bytes, dev, typeof driver === 'string' ? driver : name ?? 'driver', { ...this.trust, manifest, name }, load);
+      return loadAdmitted(
+        this,
+        bytes,
+        dev,
+        typeof driver === 'string' ? driver : (name ?? 'driver'),
+        { ...this.trust, manifest, name },
+        load,
+      );
     }
     return this.loadChecked(driver, dev, opts);
   }
@@ -136,7 +147,8 @@ export class Host extends EventEmitter {
     } else {
       bytes = driver;
     }
-    const name = opts.name ?? (typeof driver === 'string' ? driver.replace(/^.*\//, '').replace(/\.wasm$/, '') : 'driver');
+    const name =
+      opts.name ?? (typeof driver === 'string' ? driver.replace(/^.*\//, '').replace(/\.wasm$/, '') : 'driver');
     const owner = this.owners.get(dev.spec.id);
     if (owner && owner.state !== 'stopped' && owner.state !== 'failed') {
       throw new LoadError(`${name}: device ${dev.spec.id} is already driven by ${owner.name}`);

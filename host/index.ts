@@ -14,13 +14,27 @@ export { uartFeed, uartTake } from './sim/uart16550.ts';
 export { e1000Inject, e1000Capture, e1000SetLink, e1000Dma } from './sim/e1000.ts';
 export { loadPackage, readPackage, isPackage, defaultTrustDir, type PackageOptions } from './package/load.ts';
 export { parseManifest, grantFor, describeGrant, type Manifest } from './package/manifest.ts';
-export { signPackage, generateKeys, checkSignature, loadTrustStore, MANIFEST_SECTION, SIGNATURE_SECTION } from './package/sign.ts';
+export {
+  signPackage,
+  generateKeys,
+  checkSignature,
+  loadTrustStore,
+  MANIFEST_SECTION,
+  SIGNATURE_SECTION,
+} from './package/sign.ts';
 export { Service } from './service/daemon.ts';
 export { ServiceClient, ServiceError } from './service/client.ts';
 export { parseConfig, type ServiceConfig } from './service/config.ts';
 export { TapBridge, type TapBridgeOptions, type TapBridgeStats } from './net/tap.ts';
 export { E1000Client, encodeFrames, decodeFrames, type E1000Stats, type E1000Link } from './net/e1000.ts';
-export { openVfioDevice, discoverPci, planVfio, VfioError, type VfioDevice, type DmaConfinement } from './devices/vfio.ts';
+export {
+  openVfioDevice,
+  discoverPci,
+  planVfio,
+  VfioError,
+  type VfioDevice,
+  type DmaConfinement,
+} from './devices/vfio.ts';
 export { dmaConfinement, describeConfinement } from './devices/confinement.ts';
 export { loadNative } from './native.ts';
 export { compileDriver, finishDriver, missingToolchain, type DriverLang } from './build-c-rust.ts';

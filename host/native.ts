@@ -76,7 +76,14 @@ export interface Native {
    * byteOffset, size and fdOffset must be multiples of the page size and the range must lie inside the
    * buffer; otherwise throws (EINVAL, syscall "mmap") without mapping anything.
    */
-  mapIntoBuffer(buffer: ArrayBuffer, byteOffset: number, size: number, fd: number, fdOffset: number, path?: string): FixedMapping;
+  mapIntoBuffer(
+    buffer: ArrayBuffer,
+    byteOffset: number,
+    size: number,
+    fd: number,
+    fdOffset: number,
+    path?: string,
+  ): FixedMapping;
 
   /** eventfd(initial, EFD_CLOEXEC|EFD_NONBLOCK). */
   eventfdCreate(initial?: number): number;
@@ -168,7 +175,11 @@ export interface Native {
   /** VFIO_DEVICE_GET_INFO: flags (RESET = 1, PCI = 2), region and irq counts. */
   vfioDeviceInfo(device: number, label?: string): { flags: number; numRegions: number; numIrqs: number };
   /** VFIO_DEVICE_GET_REGION_INFO: flags (READ 1, WRITE 2, MMAP 4), size, and its offset in the device fd. */
-  vfioRegionInfo(device: number, index: number, label?: string): { index: number; flags: number; size: number; offset: number };
+  vfioRegionInfo(
+    device: number,
+    index: number,
+    label?: string,
+  ): { index: number; flags: number; size: number; offset: number };
   /** VFIO_DEVICE_GET_IRQ_INFO: flags (EVENTFD 1, MASKABLE 2, AUTOMASKED 4) and vector count. */
   vfioIrqInfo(device: number, index: number, label?: string): { index: number; flags: number; count: number };
   /**
@@ -176,7 +187,14 @@ export interface Native {
    * deassigns); a number: DATA_NONE for that many vectors (TRIGGER with 0 disables the index).
    * action: MASK = 8, UNMASK = 16, TRIGGER = 32.
    */
-  vfioSetIrqs(device: number, index: number, start: number, action: 8 | 16 | 32, fds: Int32Array | number, label?: string): void;
+  vfioSetIrqs(
+    device: number,
+    index: number,
+    start: number,
+    action: 8 | 16 | 32,
+    fds: Int32Array | number,
+    label?: string,
+  ): void;
   /** VFIO_DEVICE_RESET. */
   vfioDeviceReset(device: number, label?: string): void;
 }
@@ -231,7 +249,9 @@ export function nativeBinaryPath(): string {
   try {
     return gypBuild.path(join(packageRoot(), 'native'));
   } catch (err) {
-    throw new Error(`wasmdrv: no native addon for this platform (${(err as Error).message.split('\n')[0]}): run \`npm install\` (compiles it with node-gyp)`);
+    throw new Error(
+      `wasmdrv: no native addon for this platform (${(err as Error).message.split('\n')[0]}): run \`npm install\` (compiles it with node-gyp)`,
+    );
   }
 }
 

@@ -7,7 +7,8 @@ export function encodeArgs(args: string[]): Uint8Array {
     const m = /^(u8|u16|u32|u64|hex|str):(.*)$/s.exec(a);
     const [type, value] = m ? [m[1], m[2]] : ['u32', a];
     if (type === 'hex') {
-      if (!/^([0-9a-fA-F]{2})*$/.test(value)) throw new Error(`argument "${a}": hex needs an even number of hex digits`);
+      if (!/^([0-9a-fA-F]{2})*$/.test(value))
+        throw new Error(`argument "${a}": hex needs an even number of hex digits`);
       parts.push(Uint8Array.from(value.match(/../g) ?? [], (h) => parseInt(h, 16)));
       continue;
     }
@@ -40,6 +41,7 @@ export function encodeArgs(args: string[]): Uint8Array {
 /** A response as hex plus its little-endian u32 words (the common case for drivers' answers). */
 export function decodeResponse(data: Uint8Array): { bytes: number; hex: string; u32: number[] } {
   const u32: number[] = [];
-  for (let i = 0; i + 4 <= data.length; i += 4) u32.push((data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)) >>> 0);
+  for (let i = 0; i + 4 <= data.length; i += 4)
+    u32.push((data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)) >>> 0);
   return { bytes: data.length, hex: Buffer.from(data).toString('hex'), u32 };
 }

@@ -39,7 +39,11 @@ export async function measureReload(n: number): Promise<{ median: number; p99: n
       times.push(r.swapMs);
     }
     times.sort((a, b) => a - b);
-    return { median: times[times.length >> 1], p99: times[Math.min(times.length - 1, Math.floor(times.length * 0.99))], n };
+    return {
+      median: times[times.length >> 1],
+      p99: times[Math.min(times.length - 1, Math.floor(times.length * 0.99))],
+      n,
+    };
   } finally {
     await host.close();
   }

@@ -250,20 +250,25 @@ pub extern "C" fn request(op: u32, len: u32) -> i32 {
 /** The driver's own files for `lang` on a built-in device; throws for a device it has no template for. */
 export function langSource(lang: 'c' | 'rust', device: string, name: string): LangSource {
   if (device !== 'edu' && device !== 'uart16550') {
-    throw new Error(`--lang ${lang}: templates exist for --device edu and uart16550; start from one of them (or --lang as for a manifest)`);
+    throw new Error(
+      `--lang ${lang}: templates exist for --device edu and uart16550; start from one of them (or --lang as for a manifest)`,
+    );
   }
   if (lang === 'c') {
     return {
       files: { 'index.c': device === 'edu' ? eduC(name) : uartC(name) },
-      readme: '| `index.c` | the driver in C against `wasmdrv.h` (guest-drivers/sdk-c): `probe`, `remove`, `interrupt`, `request` |',
+      readme:
+        '| `index.c` | the driver in C against `wasmdrv.h` (guest-drivers/sdk-c): `probe`, `remove`, `interrupt`, `request` |',
     };
   }
   return {
     files: {
       'src/lib.rs': device === 'edu' ? eduRust(name) : uartRust(name),
-      'Cargo.toml': `[package]\nname = "${name}"\nversion = "0.1.0"\nedition = "2021"\n\n[lib]\ncrate-type = ["cdylib"]\npath = "src/lib.rs"\n\n` +
+      'Cargo.toml':
+        `[package]\nname = "${name}"\nversion = "0.1.0"\nedition = "2021"\n\n[lib]\ncrate-type = ["cdylib"]\npath = "src/lib.rs"\n\n` +
         `[dependencies]\nwasmdrv = { path = "${packageRoot()}/guest-drivers/sdk-rust" }\n\n[profile.release]\npanic = "abort"\nopt-level = "s"\n`,
     },
-    readme: '| `src/lib.rs`, `Cargo.toml` | the driver in Rust (`#![no_std]`) against the `wasmdrv` crate (guest-drivers/sdk-rust): `probe`, `remove`, `interrupt`, `request` |',
+    readme:
+      '| `src/lib.rs`, `Cargo.toml` | the driver in Rust (`#![no_std]`) against the `wasmdrv` crate (guest-drivers/sdk-rust): `probe`, `remove`, `interrupt`, `request` |',
   };
 }

@@ -37,9 +37,24 @@ function eduTemplate(name: string): Template {
   return {
     sim: 'edu',
     manifest: {
-      name, version: '0.1.0', license: 'Apache-2.0', abi: ABI_VERSION, description: `${name}: a driver for QEMU's edu device`,
+      name,
+      version: '0.1.0',
+      license: 'Apache-2.0',
+      abi: ABI_VERSION,
+      description: `${name}: a driver for QEMU's edu device`,
       match: [{ pci: { vendor: '0x1234', device: '0x11e8' } }, { uio: 'wasmdrv-edu' }, { sim: 'edu' }],
-      regions: [{ index: 0, name: 'BAR0', size: '0x100', access: 'rw', writable: [{ offset: '0x04', width: 4 }, { offset: '0x64', width: 4 }] }],
+      regions: [
+        {
+          index: 0,
+          name: 'BAR0',
+          size: '0x100',
+          access: 'rw',
+          writable: [
+            { offset: '0x04', width: 4 },
+            { offset: '0x64', width: 4 },
+          ],
+        },
+      ],
       interrupts: true,
       limits: { memoryPages: 64, deadlineMs: 2000 },
     } as Manifest,
@@ -112,7 +127,11 @@ function uartTemplate(name: string): Template {
   return {
     sim: 'uart16550',
     manifest: {
-      name, version: '0.1.0', license: 'Apache-2.0', abi: ABI_VERSION, description: `${name}: a driver for a 16550A UART`,
+      name,
+      version: '0.1.0',
+      license: 'Apache-2.0',
+      abi: ABI_VERSION,
+      description: `${name}: a driver for a 16550A UART`,
       match: [{ uio: 'wasmdrv-uart16550' }, { sim: 'uart16550' }],
       ports: [{ index: 0, size: 8, access: 'rw' }],
       interrupts: true,
@@ -190,7 +209,9 @@ function manifestTemplate(name: string, file: string): Template {
   try {
     m = parseManifest(readFileSync(file, 'utf8'), file);
   } catch (err) {
-    throw new Error((err as Error).message.startsWith(file) ? (err as Error).message : `${file}: ${(err as Error).message}`);
+    throw new Error(
+      (err as Error).message.startsWith(file) ? (err as Error).message : `${file}: ${(err as Error).message}`,
+    );
   }
   m = { ...m, name };
   const sim = m.match.find((x) => x.sim)?.sim;
@@ -297,12 +318,21 @@ wasmdrv pack . --key KEY --out ${name}.wdrv   # a signed package for wasmdrv ser
 }
 
 /** Write the folder; returns the files written. Throws if DIR exists and is not empty. */
-export function scaffold(dirArg: string, o: ScaffoldOptions): { dir: string; name: string; files: string[]; sim?: string } {
+export function scaffold(
+  dirArg: string,
+  o: ScaffoldOptions,
+): { dir: string; name: string; files: string[]; sim?: string } {
   const dir = resolve(dirArg);
   const name = basename(dir);
-  if (!/^[a-z][a-z0-9_-]{0,63}$/.test(name)) throw new Error(`driver name "${name}": use lower-case letters, digits, - and _ (starting with a letter)`);
+  if (!/^[a-z][a-z0-9_-]{0,63}$/.test(name))
+    throw new Error(`driver name "${name}": use lower-case letters, digits, - and _ (starting with a letter)`);
   if (existsSync(dir) && readdirSafe(dir).length) throw new Error(`${dir}: exists and is not empty`);
-  const t = o.device === 'edu' ? eduTemplate(name) : o.device === 'uart16550' ? uartTemplate(name) : manifestTemplate(name, o.device);
+  const t =
+    o.device === 'edu'
+      ? eduTemplate(name)
+      : o.device === 'uart16550'
+        ? uartTemplate(name)
+        : manifestTemplate(name, o.device);
   const lang = o.lang && o.lang !== 'as' ? langSource(o.lang, o.device, name) : undefined;
   const root = packageRoot();
   const rootPkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
@@ -311,12 +341,27 @@ export function scaffold(dirArg: string, o: ScaffoldOptions): { dir: string; nam
     'manifest.json': `${JSON.stringify(t.manifest, null, 2)}\n`,
     ...(lang ? lang.files : { 'index.ts': t.source }),
     'test/driver.test.ts': testFile(name, t),
-    'package.json': `${JSON.stringify({
-      name, version: t.manifest.version, private: true, type: 'module', license: t.manifest.license,
-      scripts: { build: 'wasmdrv build .', test: 'wasmdrv build . && vitest run' },
-      devDependencies: { wasmdrv: `file:${root}`, vitest: vitestVersion },
-    }, null, 2)}\n`,
-    'README.md': lang ? readme(name, t, o.device).replace(/^\| `index.ts` \|.*$/m, lang.readme).replace('written in AssemblyScript against\nthe `wasmdrv-sdk` package', `written in ${o.lang === 'c' ? 'C' : 'Rust'} (docs/languages.md)`) : readme(name, t, o.device),
+    'package.json': `${JSON.stringify(
+      {
+        name,
+        version: t.manifest.version,
+        private: true,
+        type: 'module',
+        license: t.manifest.license,
+        scripts: { build: 'wasmdrv build .', test: 'wasmdrv build . && vitest run' },
+        devDependencies: { wasmdrv: `file:${root}`, vitest: vitestVersion },
+      },
+      null,
+      2,
+    )}\n`,
+    'README.md': lang
+      ? readme(name, t, o.device)
+          .replace(/^\| `index.ts` \|.*$/m, lang.readme)
+          .replace(
+            'written in AssemblyScript against\nthe `wasmdrv-sdk` package',
+            `written in ${o.lang === 'c' ? 'C' : 'Rust'} (docs/languages.md)`,
+          )
+      : readme(name, t, o.device),
     '.gitignore': 'build/\nnode_modules/\n*.wdrv\n',
   };
   for (const [f, text] of Object.entries(files)) {

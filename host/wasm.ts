@@ -58,19 +58,32 @@ export interface WasmInfo {
 }
 
 export class WasmFormatError extends Error {
-  constructor(message: string, readonly offset: number) {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
     super(`${message} at byte ${offset}`);
     this.name = 'WasmFormatError';
   }
 }
 
 const VALTYPES: Record<number, ValType> = {
-  0x7f: 'i32', 0x7e: 'i64', 0x7d: 'f32', 0x7c: 'f64', 0x7b: 'v128', 0x70: 'funcref', 0x6f: 'externref',
+  0x7f: 'i32',
+  0x7e: 'i64',
+  0x7d: 'f32',
+  0x7c: 'f64',
+  0x7b: 'v128',
+  0x70: 'funcref',
+  0x6f: 'externref',
 };
 
 class Reader {
   pos: number;
-  constructor(readonly bytes: Uint8Array, pos = 0, readonly end = bytes.length) {
+  constructor(
+    readonly bytes: Uint8Array,
+    pos = 0,
+    readonly end = bytes.length,
+  ) {
     this.pos = pos;
   }
   byte(): number {
@@ -124,8 +137,17 @@ export function readWasm(input: Uint8Array): WasmInfo {
   const funcTypeIndex: number[] = []; // type index of every function, imports first
   const globalTypes: { type: ValType; mutable: boolean }[] = [];
   const info: WasmInfo = {
-    imports: [], exports: [], customSections: [], functionNames: new Map(), importedFunctions: 0, sections: [],
-    definedMemories: 0, definedTables: 0, importedMemories: 0, importedTables: 0, otherMemoryUses: [],
+    imports: [],
+    exports: [],
+    customSections: [],
+    functionNames: new Map(),
+    importedFunctions: 0,
+    sections: [],
+    definedMemories: 0,
+    definedTables: 0,
+    importedMemories: 0,
+    importedTables: 0,
+    otherMemoryUses: [],
   };
   const rawExports: { name: string; kind: number; index: number }[] = [];
 
@@ -297,9 +319,19 @@ function scanCode(r: Reader, info: WasmInfo, stopAtEnd = false): void {
       continue;
     }
     switch (op) {
-      case 0x00: case 0x01: case 0x0f: case 0x1a: case 0x1b: case 0xd1: case 0x19: case 0x05:
+      case 0x00:
+      case 0x01:
+      case 0x0f:
+      case 0x1a:
+      case 0x1b:
+      case 0xd1:
+      case 0x19:
+      case 0x05:
         break;
-      case 0x02: case 0x03: case 0x04: case 0x06:
+      case 0x02:
+      case 0x03:
+      case 0x04:
+      case 0x06:
         blocktype();
         depth++;
         break;
@@ -307,26 +339,53 @@ function scanCode(r: Reader, info: WasmInfo, stopAtEnd = false): void {
         if (depth === 0 && stopAtEnd) return;
         depth--;
         break;
-      case 0x07: case 0x08: case 0x09: case 0x18: case 0x0c: case 0x0d: case 0x10: case 0x12:
-      case 0x20: case 0x21: case 0x22: case 0x23: case 0x24: case 0x25: case 0x26: case 0xd2: case 0x41: case 0x42:
+      case 0x07:
+      case 0x08:
+      case 0x09:
+      case 0x18:
+      case 0x0c:
+      case 0x0d:
+      case 0x10:
+      case 0x12:
+      case 0x20:
+      case 0x21:
+      case 0x22:
+      case 0x23:
+      case 0x24:
+      case 0x25:
+      case 0x26:
+      case 0xd2:
+      case 0x41:
+      case 0x42:
         r.skipLeb();
         if (op === 0x18) depth--;
         break;
       case 0x0e:
         for (let n = r.u32() + 1; n > 0; n--) r.u32();
         break;
-      case 0x11: case 0x13:
+      case 0x11:
+      case 0x13:
         r.u32();
         r.u32();
         break;
       case 0x1c:
         for (let n = r.u32(); n > 0; n--) r.valtype();
         break;
-      case 0x3f: mem(at, 'memory.size', r.u32()); break;
-      case 0x40: mem(at, 'memory.grow', r.u32()); break;
-      case 0x43: r.pos += 4; break;
-      case 0x44: r.pos += 8; break;
-      case 0xd0: blocktype(); break; // a heap type: one byte or an s33 index
+      case 0x3f:
+        mem(at, 'memory.size', r.u32());
+        break;
+      case 0x40:
+        mem(at, 'memory.grow', r.u32());
+        break;
+      case 0x43:
+        r.pos += 4;
+        break;
+      case 0x44:
+        r.pos += 8;
+        break;
+      case 0xd0:
+        blocktype();
+        break; // a heap type: one byte or an s33 index
       case 0xfc: {
         const sub = r.u32();
         if (sub <= 7) break;

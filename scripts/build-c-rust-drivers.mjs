@@ -10,8 +10,20 @@ const root = join(fileURLToPath(new URL('.', import.meta.url)), '..');
 
 /** The C and Rust driver targets. */
 export const TARGETS = [
-  { name: 'edu-c', lang: 'c', src: 'guest-drivers/edu-c', entry: 'guest-drivers/edu-c/edu.c', out: 'build/drivers/edu-c.wasm' },
-  { name: 'edu-rust', lang: 'rust', src: 'guest-drivers/edu-rust', entry: 'guest-drivers/edu-rust/src/lib.rs', out: 'build/drivers/edu-rust.wasm' },
+  {
+    name: 'edu-c',
+    lang: 'c',
+    src: 'guest-drivers/edu-c',
+    entry: 'guest-drivers/edu-c/edu.c',
+    out: 'build/drivers/edu-c.wasm',
+  },
+  {
+    name: 'edu-rust',
+    lang: 'rust',
+    src: 'guest-drivers/edu-rust',
+    entry: 'guest-drivers/edu-rust/src/lib.rs',
+    out: 'build/drivers/edu-rust.wasm',
+  },
 ];
 const SDK = { c: 'guest-drivers/sdk-c', rust: 'guest-drivers/sdk-rust' };
 
@@ -50,5 +62,12 @@ export async function buildCRustDrivers({ force = false, only = [] } = {}) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  process.exit((await buildCRustDrivers({ force: process.argv.includes('--force'), only: process.argv.slice(2).filter((a) => !a.startsWith('--')) })) ? 1 : 0);
+  process.exit(
+    (await buildCRustDrivers({
+      force: process.argv.includes('--force'),
+      only: process.argv.slice(2).filter((a) => !a.startsWith('--')),
+    }))
+      ? 1
+      : 0,
+  );
 }

@@ -38,7 +38,9 @@ const nodedir = findNodedir();
 const gyp = process.env.npm_config_node_gyp; // npm's bundled node-gyp, when run by npm
 const cmd = gyp ? process.execPath : 'node-gyp';
 const args = [...(gyp ? [gyp] : []), 'rebuild', '--directory', 'native', ...(nodedir ? [`--nodedir=${nodedir}`] : [])];
-console.log(`build-native: node ${process.version} (${process.execPath}), headers ${nodedir ?? "node-gyp's default (no include/node of this version found; N-API's ABI does not depend on it)"}`);
+console.log(
+  `build-native: node ${process.version} (${process.execPath}), headers ${nodedir ?? "node-gyp's default (no include/node of this version found; N-API's ABI does not depend on it)"}`,
+);
 const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
 if (r.error) {
   console.error(`build-native: cannot run node-gyp: ${r.error.message}`);

@@ -20,7 +20,16 @@ if (!existsSync(keyFile)) {
 const key = readFileSync(keyFile, 'utf8');
 
 function section(name, payload) {
-  const leb = (n) => { const o = []; do { let b = n & 0x7f; n >>>= 7; if (n) b |= 0x80; o.push(b); } while (n); return o; };
+  const leb = (n) => {
+    const o = [];
+    do {
+      let b = n & 0x7f;
+      n >>>= 7;
+      if (n) b |= 0x80;
+      o.push(b);
+    } while (n);
+    return o;
+  };
   const nb = new TextEncoder().encode(name);
   const body = [...leb(nb.length), ...nb, ...payload];
   return Uint8Array.from([0, ...leb(body.length), ...body]);
@@ -28,7 +37,13 @@ function section(name, payload) {
 
 mkdirSync(join(root, 'build', 'packages'), { recursive: true });
 // [package, manifest]: the C and Rust edu drivers ship under the edu manifest, renamed.
-for (const [name, of] of [['edu', 'edu'], ['uart16550', 'uart16550'], ['e1000', 'e1000'], ['edu-c', 'edu'], ['edu-rust', 'edu']]) {
+for (const [name, of] of [
+  ['edu', 'edu'],
+  ['uart16550', 'uart16550'],
+  ['e1000', 'e1000'],
+  ['edu-c', 'edu'],
+  ['edu-rust', 'edu'],
+]) {
   const manifestPath = join(root, 'guest-drivers', of, 'manifest.json');
   const manifest = { ...parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath), name };
   const wasm = new Uint8Array(readFileSync(join(root, 'build', 'drivers', `${name}.wasm`)));

@@ -23,8 +23,15 @@ export function parseWit(text) {
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     const im = /^interface ([\w-]+) \{$/.exec(line);
-    if (im) { iface = im[1]; doc = []; continue; }
-    if (line === '}') { iface = null; continue; }
+    if (im) {
+      iface = im[1];
+      doc = [];
+      continue;
+    }
+    if (line === '}') {
+      iface = null;
+      continue;
+    }
     if (!iface) continue;
     if (line.startsWith('///')) {
       const t = line.slice(3).trim();
@@ -35,10 +42,14 @@ export function parseWit(text) {
     }
     const fm = /^([\w-]+): func\(([^)]*)\)(?: -> ([\w-]+))?;$/.exec(line);
     if (fm) {
-      const params = fm[2].split(',').map((p) => p.trim()).filter(Boolean).map((p) => {
-        const [name, type] = p.split(':').map((s) => s.trim());
-        return { name: name.replace(/-/g, '_'), type };
-      });
+      const params = fm[2]
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean)
+        .map((p) => {
+          const [name, type] = p.split(':').map((s) => s.trim());
+          return { name: name.replace(/-/g, '_'), type };
+        });
       if (core) out.push({ iface, wit: fm[1], core, params, result: fm[3] ?? null, doc });
       doc = [];
       core = null;
@@ -61,10 +72,16 @@ const RUST_TYPE = { u8: 'u32', u16: 'u32', u32: 'u32', s32: 'i32', u64: 'u64' };
 
 function cParams(f) {
   if (!f.params.length) return 'void';
-  return f.params.map((p) => (p.type === 'string' ? `const char *${p.name}, uint32_t ${p.name}_len` : `${C_TYPE[p.type]} ${p.name}`)).join(', ');
+  return f.params
+    .map((p) => (p.type === 'string' ? `const char *${p.name}, uint32_t ${p.name}_len` : `${C_TYPE[p.type]} ${p.name}`))
+    .join(', ');
 }
 function rustParams(f) {
-  return f.params.map((p) => (p.type === 'string' ? `${p.name}: *const u8, ${p.name}_len: usize` : `${p.name}: ${RUST_TYPE[p.type]}`)).join(', ');
+  return f.params
+    .map((p) =>
+      p.type === 'string' ? `${p.name}: *const u8, ${p.name}_len: usize` : `${p.name}: ${RUST_TYPE[p.type]}`,
+    )
+    .join(', ');
 }
 
 export function generateC(fns) {
@@ -82,7 +99,10 @@ export function generateC(fns) {
   ];
   let iface = '';
   for (const f of fns.filter((x) => x.iface !== 'driver')) {
-    if (f.iface !== iface) { lines.push(`/* --- ${f.iface} --- */`); iface = f.iface; }
+    if (f.iface !== iface) {
+      lines.push(`/* --- ${f.iface} --- */`);
+      iface = f.iface;
+    }
     for (const d of f.doc) lines.push(`/* ${d.replace(/\*\//g, '* /')} */`);
     const ret = f.result ? C_TYPE[f.result] : 'void';
     lines.push(`WASMDRV_IMPORT(${f.core}) ${ret} wasmdrv_${f.core}(${cParams(f)});`);
@@ -108,12 +128,19 @@ export function generateRust(fns) {
   ];
   let iface = '';
   for (const f of fns.filter((x) => x.iface !== 'driver')) {
-    if (f.iface !== iface) { lines.push(`    // --- ${f.iface} ---`); iface = f.iface; }
+    if (f.iface !== iface) {
+      lines.push(`    // --- ${f.iface} ---`);
+      iface = f.iface;
+    }
     for (const d of f.doc) lines.push(`    /// ${d}`);
     const ret = f.result ? ` -> ${RUST_TYPE[f.result]}` : '';
     lines.push(`    pub fn ${f.core}(${rustParams(f)})${ret};`);
   }
-  lines.push('}', '', '// Exports a driver defines (the `driver_plumbing!` macro defines the io buffer and DMA area ones):');
+  lines.push(
+    '}',
+    '',
+    '// Exports a driver defines (the `driver_plumbing!` macro defines the io buffer and DMA area ones):',
+  );
   for (const f of fns.filter((x) => x.iface === 'driver')) {
     const ret = f.result ? ` -> ${RUST_TYPE[f.result]}` : '';
     lines.push(`//   fn ${f.core}(${rustParams(f)})${ret}`);
@@ -134,10 +161,14 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     const text = gen(fns);
     const path = join(root, file);
     let have = '';
-    try { have = readFileSync(path, 'utf8'); } catch {}
+    try {
+      have = readFileSync(path, 'utf8');
+    } catch {}
     if (have === text) continue;
     if (process.argv.includes('--check')) {
-      console.error(`gen-sdk-abi: ${file} is out of date with wit/wasmdrv-driver.wit (run node scripts/gen-sdk-abi.mjs)`);
+      console.error(
+        `gen-sdk-abi: ${file} is out of date with wit/wasmdrv-driver.wit (run node scripts/gen-sdk-abi.mjs)`,
+      );
       stale++;
     } else {
       writeFileSync(path, text);

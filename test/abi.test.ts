@@ -13,13 +13,18 @@ const wit = readFileSync(join(root, 'wit', 'wasmdrv-driver.wit'), 'utf8');
 function witCoreSigs(): Map<string, string> {
   const out = new Map<string, string>();
   for (const m of wit.matchAll(/core: (\w+)\(([^)]*)\)(?: -> (\w+))?/g)) {
-    const params = m[2].split(',').map((p) => p.trim()).filter(Boolean).map((p) => p.split(':').pop()!.trim());
+    const params = m[2]
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean)
+      .map((p) => p.split(':').pop()!.trim());
     out.set(m[1], `(${params.join(',')})->(${m[3] ?? ''})`);
   }
   return out;
 }
 
-const sigText = (s: { params: readonly string[]; results: readonly string[] }) => `(${s.params.join(',')})->(${s.results.join('')})`;
+const sigText = (s: { params: readonly string[]; results: readonly string[] }) =>
+  `(${s.params.join(',')})->(${s.results.join('')})`;
 
 describe('ABI v1', () => {
   const sigs = witCoreSigs();
@@ -51,16 +56,22 @@ describe('ABI v1', () => {
   it('the SDK declares exactly the ABI imports, all under "wasmdrv"', () => {
     const sdk = readFileSync(join(root, 'guest-drivers', 'sdk', 'abi.ts'), 'utf8');
     const declared = [...sdk.matchAll(/@external\("(\w+)", "(\w+)"\)/g)].map((m) => `${m[1]}.${m[2]}`).sort();
-    const want = Object.values(IMPORTS).flatMap((g) => Object.keys(g)).map((n) => `wasmdrv.${n}`).sort();
+    const want = Object.values(IMPORTS)
+      .flatMap((g) => Object.keys(g))
+      .map((n) => `wasmdrv.${n}`)
+      .sort();
     expect(declared).toEqual(want);
   });
 
   it('is a valid WIT package: jco parses it and builds the wasmdrv-driver world from it', async () => {
     const embedded = await componentEmbed({ dummy: true, witSource: wit, world: 'wasmdrv-driver' });
     const world = await componentWit(await componentNew(embedded));
-    for (const i of ['registers', 'ports', 'irq', 'dma', 'services']) expect(world).toContain(`import wasmdrv:driver/${i}@1.0.0;`);
+    for (const i of ['registers', 'ports', 'irq', 'dma', 'services'])
+      expect(world).toContain(`import wasmdrv:driver/${i}@1.0.0;`);
     expect(world).toContain('export wasmdrv:driver/driver@1.0.0;');
     // and a broken spec is refused with the parser's message
-    await expect(componentEmbed({ dummy: true, witSource: wit.replace('read32: func', 'read32 func'), world: 'wasmdrv-driver' })).rejects.toThrow("expected ':'");
+    await expect(
+      componentEmbed({ dummy: true, witSource: wit.replace('read32: func', 'read32 func'), world: 'wasmdrv-driver' }),
+    ).rejects.toThrow("expected ':'");
   });
 });

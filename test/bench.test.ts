@@ -6,9 +6,33 @@ import { runBench } from '../host/bench/bench.ts';
 describe('bench --quick', () => {
   it('measures the sandbox and the C baselines side by side and reports every named figure', async () => {
     const r = await runBench({ quick: true, json: false, plot: false });
-    for (const k of ['regReadNs', 'regReadNsC', 'regWriteNs', 'regWriteNsC', 'dmaWindowRatio', 'irqMedianRatio', 'irqP99Ratio',
-      'regReadNsRecordWrites', 'regReadNsJsImports', 'regWriteNsJsImports', 'irqMedianRatioProcess', 'irqP99RatioProcess', 'irqMedianUsPollReturn', 'irqMedianUsJsWaiter',
-      'ringRatioBatch1', 'ringRatioBatch8', 'ringRatioBatch32', 'ringRatioBatch64', 'loadToProbedMs', 'reloadSwapMedianMs', 'crashToServingMs', 'loadWarmToProbedMs', 'rssPerDriverMiB1', 'rssPerDriverMiB5', 'fuzzExecsPerSec']) {
+    for (const k of [
+      'regReadNs',
+      'regReadNsC',
+      'regWriteNs',
+      'regWriteNsC',
+      'dmaWindowRatio',
+      'irqMedianRatio',
+      'irqP99Ratio',
+      'regReadNsRecordWrites',
+      'regReadNsJsImports',
+      'regWriteNsJsImports',
+      'irqMedianRatioProcess',
+      'irqP99RatioProcess',
+      'irqMedianUsPollReturn',
+      'irqMedianUsJsWaiter',
+      'ringRatioBatch1',
+      'ringRatioBatch8',
+      'ringRatioBatch32',
+      'ringRatioBatch64',
+      'loadToProbedMs',
+      'reloadSwapMedianMs',
+      'crashToServingMs',
+      'loadWarmToProbedMs',
+      'rssPerDriverMiB1',
+      'rssPerDriverMiB5',
+      'fuzzExecsPerSec',
+    ]) {
       expect(typeof r[k], k).toBe('number');
       expect(Number.isFinite(r[k] as number) && (r[k] as number) > 0, `${k} = ${r[k]}`).toBe(true);
     }
@@ -22,7 +46,9 @@ describe('bench --quick', () => {
     const { spawnSync } = await import('node:child_process');
     const { join } = await import('node:path');
     const { packageRoot } = await import('../host/native.ts');
-    const cli = spawnSync(process.execPath, [join(packageRoot(), 'bin', 'wasmdrv.js'), 'bench', '--only', 'dma,irqs'], { encoding: 'utf8' });
+    const cli = spawnSync(process.execPath, [join(packageRoot(), 'bin', 'wasmdrv.js'), 'bench', '--only', 'dma,irqs'], {
+      encoding: 'utf8',
+    });
     expect(cli.status).toBe(2);
     expect(cli.stderr).toContain('unknown section "irqs"');
   }, 60_000);

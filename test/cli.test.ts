@@ -7,7 +7,12 @@ import { driverPath, root } from './helpers.ts';
 
 const bin = join(root, 'bin', 'wasmdrv.js');
 function wasmdrv(args: string[], input?: string, env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8', timeout: 60_000, env: { ...process.env, WASMDRV_DEBUG: '', ...env } });
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    input,
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, WASMDRV_DEBUG: '', ...env },
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -32,7 +37,10 @@ describe('wasmdrv CLI', () => {
 
   it('run serves requests from standard input, one JSON line each', () => {
     const r = wasmdrv(['run', driverPath('edu'), '--device', 'sim:edu', '--json'], '2 u32:5\n5 0x0f0f0f0f\n99\n');
-    const lines = r.out.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = r.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines[0]).toMatchObject({ op: 2, ok: true, u32: [120] });
     expect(lines[1]).toMatchObject({ op: 5, ok: true, u32: [0xf0f0f0f0] });
     expect(lines[2]).toMatchObject({ op: 99, ok: false, code: 'driver-error' });
@@ -72,11 +80,39 @@ describe('wasmdrv CLI', () => {
   });
 });
 
-const COMMANDS = ['devices', 'run', 'demo', 'new', 'build', 'keygen', 'pack', 'sign', 'verify', 'inspect', 'fuzz', 'fault-campaign', 'bench', 'serve', 'call', 'status', 'reload', 'net up'];
+const COMMANDS = [
+  'devices',
+  'run',
+  'demo',
+  'new',
+  'build',
+  'keygen',
+  'pack',
+  'sign',
+  'verify',
+  'inspect',
+  'fuzz',
+  'fault-campaign',
+  'bench',
+  'serve',
+  'call',
+  'status',
+  'reload',
+  'net up',
+];
 // Arguments that satisfy each command's required ones, so that the unknown option is the only problem.
 const MINIMAL: Record<string, string[]> = {
-  run: ['x.wasm', '--device', 'sim:edu'], new: ['d', '--device', 'edu'], pack: ['dir'], sign: ['p.wdrv', '--key', 'k'], verify: ['p.wdrv'], inspect: ['f.wasm'],
-  fuzz: ['d.wasm', '--model', 'edu'], 'net up': ['sim:e1000'], serve: ['--config', 'c.json'], call: ['edu', '1'], reload: ['edu', 'x.wasm'],
+  run: ['x.wasm', '--device', 'sim:edu'],
+  new: ['d', '--device', 'edu'],
+  pack: ['dir'],
+  sign: ['p.wdrv', '--key', 'k'],
+  verify: ['p.wdrv'],
+  inspect: ['f.wasm'],
+  fuzz: ['d.wasm', '--model', 'edu'],
+  'net up': ['sim:e1000'],
+  serve: ['--config', 'c.json'],
+  call: ['edu', '1'],
+  reload: ['edu', 'x.wasm'],
 };
 const stackLine = /^\s+at .*\(?(file|node):/m;
 
@@ -112,26 +148,62 @@ describe('wasmdrv CLI conventions: help, usage errors, exit codes', () => {
   it('wrong inputs give one line naming the thing, no stack, and the documented exit code', () => {
     const edu = driverPath('edu');
     const cases: { args: string[]; code: number; says: string }[] = [
-      { args: ['run', edu, '--device', 'sim:nope', '--request', '1'], code: 2, says: 'device "sim:nope": unknown simulated model "nope"' },
+      {
+        args: ['run', edu, '--device', 'sim:nope', '--request', '1'],
+        code: 2,
+        says: 'device "sim:nope": unknown simulated model "nope"',
+      },
       { args: ['run', edu, '--device', 'uio97', '--request', '1'], code: 2, says: 'device uio97: no such UIO device' },
       { args: ['run', edu, '--device', 'sim:fuzz', '--request', '1'], code: 2, says: 'unknown simulated model "fuzz"' },
       { args: ['run', edu, '--device', 'pci:x', '--request', '1'], code: 2, says: 'device "pci:x": not a device id' },
-      { args: ['run', edu, '--device', 'sim:edu', '--deadline', 'soon'], code: 2, says: "option '--deadline <ms>' argument 'soon' is invalid" },
+      {
+        args: ['run', edu, '--device', 'sim:edu', '--deadline', 'soon'],
+        code: 2,
+        says: "option '--deadline <ms>' argument 'soon' is invalid",
+      },
       { args: ['run', edu, '--device', 'sim:edu', '--rearm', 'maybe'], code: 2, says: "'maybe' is invalid" },
       { args: ['run', edu], code: 2, says: "required option '--device <id>' not specified" },
       { args: ['run', join(root, 'README.md'), '--device', 'sim:edu', '--request', '1'], code: 1, says: 'README' },
       { args: ['verify', '/nonexistent/x.wdrv'], code: 2, says: '/nonexistent/x.wdrv: cannot read: no such package' },
       { args: ['verify', edu], code: 1, says: `${edu}: not a driver package` },
-      { args: ['verify', join(root, 'build', 'packages', 'edu.wdrv'), '--device', 'sim:nope'], code: 2, says: 'unknown simulated model "nope"' },
-      { args: ['pack', '/nonexistent-dir'], code: 2, says: '/nonexistent-dir/manifest.json: cannot read: no such manifest' },
-      { args: ['sign', edu, '--key', '/nonexistent.key'], code: 2, says: '/nonexistent.key: cannot read: no such key file' },
+      {
+        args: ['verify', join(root, 'build', 'packages', 'edu.wdrv'), '--device', 'sim:nope'],
+        code: 2,
+        says: 'unknown simulated model "nope"',
+      },
+      {
+        args: ['pack', '/nonexistent-dir'],
+        code: 2,
+        says: '/nonexistent-dir/manifest.json: cannot read: no such manifest',
+      },
+      {
+        args: ['sign', edu, '--key', '/nonexistent.key'],
+        code: 2,
+        says: '/nonexistent.key: cannot read: no such key file',
+      },
       { args: ['fuzz', edu, '--model', 'toaster'], code: 2, says: "argument 'toaster' is invalid" },
-      { args: ['fuzz', edu, '--model', 'edu', '--execs', '-3'], code: 2, says: "option '--execs <n>' argument '-3' is invalid" },
+      {
+        args: ['fuzz', edu, '--model', 'edu', '--execs', '-3'],
+        code: 2,
+        says: "option '--execs <n>' argument '-3' is invalid",
+      },
       { args: ['bench', '--only', 'teleport'], code: 2, says: '--only: unknown section "teleport"' },
-      { args: ['serve', '--config', '/nonexistent.json'], code: 2, says: '/nonexistent.json: cannot read: no such config file' },
-      { args: ['call', 'edu', 'seven', '--socket', '/nonexistent.sock'], code: 2, says: 'op "seven" must be a whole number' },
+      {
+        args: ['serve', '--config', '/nonexistent.json'],
+        code: 2,
+        says: '/nonexistent.json: cannot read: no such config file',
+      },
+      {
+        args: ['call', 'edu', 'seven', '--socket', '/nonexistent.sock'],
+        code: 2,
+        says: 'op "seven" must be a whole number',
+      },
       { args: ['status', '--socket', '/nonexistent.sock'], code: 1, says: 'cannot connect to /nonexistent.sock' },
-      { args: ['reload', 'edu', '/nonexistent.wasm', '--socket', '/nonexistent.sock'], code: 2, says: '/nonexistent.wasm: cannot read: no such driver file' },
+      {
+        args: ['reload', 'edu', '/nonexistent.wasm', '--socket', '/nonexistent.sock'],
+        code: 2,
+        says: '/nonexistent.wasm: cannot read: no such driver file',
+      },
     ];
     for (const c of cases) {
       const r = wasmdrv(c.args, '');

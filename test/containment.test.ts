@@ -16,11 +16,20 @@ describe('containment', () => {
   afterAll(() => host.close());
 
   // restart: false — these tests look at containment alone; test/supervisor.test.ts covers restarts.
-  async function faultOf(op: number, arg = 0, limits = {}, device?: string, sim?: Record<string, unknown>): Promise<Fault> {
+  async function faultOf(
+    op: number,
+    arg = 0,
+    limits = {},
+    device?: string,
+    sim?: Record<string, unknown>,
+  ): Promise<Fault> {
     const dev = host.openDevice(device ?? `sim:edu:broken${n++}`, { sim });
     const drv = await host.load(driverPath('test/broken'), dev, { name: `broken${n++}`, limits, restart: false });
     const faulted = new Promise<Fault>((resolve) => drv.once('fault', resolve));
-    const answer = await drv.request(op, u32(arg)).then(() => 'answered', (e) => e);
+    const answer = await drv.request(op, u32(arg)).then(
+      () => 'answered',
+      (e) => e,
+    );
     const fault = await faulted;
     expect(answer.code).toBe('driver-faulted');
     expect(drv.state).toBe('faulted');
@@ -109,7 +118,11 @@ describe('containment', () => {
 
   it('an interrupt storm (a driver that never acknowledges a level interrupt): the line is masked', async () => {
     const dev = host.openDevice('sim:edu:storm', { sim: { irqMode: 'mask' } });
-    const drv = await host.load(driverPath('test/broken'), dev, { name: 'storm', limits: { irqPerSec: 2000 }, restart: false });
+    const drv = await host.load(driverPath('test/broken'), dev, {
+      name: 'storm',
+      limits: { irqPerSec: 2000 },
+      restart: false,
+    });
     const faulted = new Promise<Fault>((resolve) => drv.once('fault', resolve));
     await drv.request(17); // raise and return: the driver's interrupt handler never acknowledges
     const f = await faulted;
@@ -119,7 +132,7 @@ describe('containment', () => {
     expect(words(await healthy.request(2, u32(10)))).toEqual([3628800]);
   });
 
-  it('an exception in host code on the driver\'s behalf is a host-error, not blamed on the driver', async () => {
+  it("an exception in host code on the driver's behalf is a host-error, not blamed on the driver", async () => {
     const f = await faultOf(16, 0, {}, 'sim:faulty:hostbug', { inner: 'edu', hostBugOnRead: 0x24 });
     expect(f.kind).toBe('host-error');
     expect(f.message).toContain('simulated host bug');
@@ -137,7 +150,9 @@ describe('containment', () => {
   });
 
   it('a file that is not Wasm is refused with the file named', async () => {
-    const err = await host.load(new Uint8Array(readFileSync(new URL(import.meta.url))), 'sim:edu:garbage', { name: 'garbage.wasm' }).catch((e) => e);
+    const err = await host
+      .load(new Uint8Array(readFileSync(new URL(import.meta.url))), 'sim:edu:garbage', { name: 'garbage.wasm' })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(LoadError);
     expect(err.message).toMatch(/^garbage\.wasm: not a valid Wasm module: .*bad magic/);
   });

@@ -58,14 +58,21 @@ describe('the DMA engine model', () => {
 
   it('a write over a register and its neighbour is refused unless it covers both', () => {
     const { write } = firewall(pairEngine);
-    expect(refusal(() => write(0x0e, 2, 0xffffn))).toContain('a 2-byte write at 0xe covers only part of the 4-byte register destination high (0xc)');
+    expect(refusal(() => write(0x0e, 2, 0xffffn))).toContain(
+      'a 2-byte write at 0xe covers only part of the 4-byte register destination high (0xc)',
+    );
     write(0x00, 8, 0x40n);
     write(0x08, 8, 0x1000_0000n);
     write(0x10, 8, 0x40n | (1n << 63n)); // length and control in one write, covering both: a legal start
   });
 
   it("narrowWrites 'merge' takes byte writes into the shadow; the check sees the merged value", () => {
-    const spec: DmaEngineSpec = { ...pairEngine, source: { offset: 0x20, width: 8 }, destination: { offset: 0x28, width: 8 }, narrowWrites: 'merge' };
+    const spec: DmaEngineSpec = {
+      ...pairEngine,
+      source: { offset: 0x20, width: 8 },
+      destination: { offset: 0x28, width: 8 },
+      narrowWrites: 'merge',
+    };
     const { fw, write } = firewall(spec);
     write(0x20, 8, 0x10n);
     write(0x28, 8, 0x1000_0000n);
@@ -91,7 +98,9 @@ describe('the DMA engine model', () => {
     write(0x00, 8, 0x40n);
     write(0x08, 8, 0x1000_0000n);
     write(0x10, 4, 0n);
-    expect(refusal(() => write(0x14, 4, 1n << 31n))).toContain('transfer of 0 bytes (length register 0x10): an empty transfer is refused');
+    expect(refusal(() => write(0x14, 4, 1n << 31n))).toContain(
+      'transfer of 0 bytes (length register 0x10): an empty transfer is refused',
+    );
   });
 
   it('read-back refuses when the device holds something else than the driver wrote', () => {
@@ -101,12 +110,17 @@ describe('the DMA engine model', () => {
     write(0x08, 8, 0x1000_0000n);
     write(0x10, 4, 16n);
     regs.set(0x10, 0x2000n); // the device ignored the length write
-    expect(refusal(() => write(0x14, 4, 1n << 31n))).toContain('length (0x10) reads back 0x2000 from the device, not the 0x10 the driver wrote');
+    expect(refusal(() => write(0x14, 4, 1n << 31n))).toContain(
+      'length (0x10) reads back 0x2000 from the device, not the 0x10 the driver wrote',
+    );
   });
 
   it('engines that overlap, stick out of the region, or lack a direction are refused at load', () => {
-    const bad = (spec: Partial<DmaEngineSpec>) => () => new RegionFirewall('t', 0, [{ ...pairEngine, ...spec } as DmaEngineSpec], 0x100, windows, () => 0n);
-    expect(bad({ length: { offset: 0x0c, width: 4 } })).toThrow('DMA engine pairs: destination high (0xc) overlaps length (0xc)');
+    const bad = (spec: Partial<DmaEngineSpec>) => () =>
+      new RegionFirewall('t', 0, [{ ...pairEngine, ...spec } as DmaEngineSpec], 0x100, windows, () => 0n);
+    expect(bad({ length: { offset: 0x0c, width: 4 } })).toThrow(
+      'DMA engine pairs: destination high (0xc) overlaps length (0xc)',
+    );
     expect(bad({ length: { offset: 0x100, width: 4 } })).toThrow('length (0x100) lies beyond the 256 granted bytes');
     expect(bad({ length: { offset: 0x12, width: 4 } })).toThrow('is not 4-byte aligned');
     expect(bad({ direction: undefined })).toThrow('needs a direction bit or a fixed ramSide');
@@ -120,23 +134,37 @@ describe('dmaEngines in the manifest', () => {
   it('the shipped edu manifest turns into an engine grant with its window count', () => {
     const { grant } = grantFor(parseManifest(JSON.stringify(eduManifest), 'edu'), dev.spec, 'edu');
     expect(grant.dmaWindows).toBe(1);
-    expect(grant.regions![0].dmaEngines![0]).toMatchObject({ name: 'edu-dma', source: { offset: 0x80, width: 8 }, deviceRanges: [[0x40000n, 0x40ffen]], addressBits: 28 });
+    expect(grant.regions![0].dmaEngines![0]).toMatchObject({
+      name: 'edu-dma',
+      source: { offset: 0x80, width: 8 },
+      deviceRanges: [[0x40000n, 0x40ffen]],
+      addressBits: 28,
+    });
   });
 
   it('the superseded dmaAddress field is refused, naming its replacement', () => {
-    const old = { ...eduManifest, regions: [{ ...eduManifest.regions[0], dmaAddress: [{ offset: '0x80', width: 8 }] }] };
-    expect(() => parseManifest(JSON.stringify(old), 'old.json')).toThrow('regions.0.dmaAddress is no longer accepted: it checked one address register, not the transfer; declare the DMA engine in regions.0.dmaEngines');
+    const old = {
+      ...eduManifest,
+      regions: [{ ...eduManifest.regions[0], dmaAddress: [{ offset: '0x80', width: 8 }] }],
+    };
+    expect(() => parseManifest(JSON.stringify(old), 'old.json')).toThrow(
+      'regions.0.dmaAddress is no longer accepted: it checked one address register, not the transfer; declare the DMA engine in regions.0.dmaEngines',
+    );
   });
 
   it('an engine register outside the granted size is refused, naming the field', () => {
     const small = { ...eduManifest, regions: [{ ...eduManifest.regions[0], size: '0x90' }] };
-    expect(() => grantFor(parseManifest(JSON.stringify(small), 'small.json'), dev.spec, 'small.json'))
-      .toThrow('small.json: regions.0.dmaEngines.0: DMA engine edu-dma: length (0x90) lies beyond the 144 granted bytes of its region');
+    expect(() => grantFor(parseManifest(JSON.stringify(small), 'small.json'), dev.spec, 'small.json')).toThrow(
+      'small.json: regions.0.dmaEngines.0: DMA engine edu-dma: length (0x90) lies beyond the 144 granted bytes of its region',
+    );
   });
 
   it('a malformed engine is refused by the schema', () => {
     const e = eduManifest.regions[0].dmaEngines[0];
-    const bad = { ...eduManifest, regions: [{ ...eduManifest.regions[0], dmaEngines: [{ ...e, source: { offset: '0x80', width: 2 } }] }] };
+    const bad = {
+      ...eduManifest,
+      regions: [{ ...eduManifest.regions[0], dmaEngines: [{ ...e, source: { offset: '0x80', width: 2 } }] }],
+    };
     expect(() => parseManifest(JSON.stringify(bad), 'bad.json')).toThrow('regions.0.dmaEngines.0.source');
   });
 });

@@ -4,7 +4,12 @@ import { Host, type Driver } from '../host/index.ts';
 import { RequestError } from '../host/faults.ts';
 import { driverPath, u32, words } from './helpers.ts';
 
-const OP_IDENTIFY = 1, OP_FACTORIAL = 2, OP_RAISE = 3, OP_DMA = 4, OP_LIVENESS = 5, OP_STATS = 6;
+const OP_IDENTIFY = 1,
+  OP_FACTORIAL = 2,
+  OP_RAISE = 3,
+  OP_DMA = 4,
+  OP_LIVENESS = 5,
+  OP_STATS = 6;
 
 describe('edu driver on the simulated edu device', () => {
   const host = new Host();

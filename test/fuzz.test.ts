@@ -21,7 +21,8 @@ const inst = async (name: string) => {
   if (!cache.has(name)) cache.set(name, await instrument(bytes(name), name));
   return cache.get(name)!;
 };
-const cli = (...args: string[]) => spawnSync(process.execPath, [join(root, 'bin', 'wasmdrv.js'), 'fuzz', ...args], { encoding: 'utf8' });
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, [join(root, 'bin', 'wasmdrv.js'), 'fuzz', ...args], { encoding: 'utf8' });
 
 describe('fuzzer instrumentation (binaryen)', () => {
   beforeAll(async () => {
@@ -34,7 +35,9 @@ describe('fuzzer instrumentation (binaryen)', () => {
     expect(WebAssembly.validate(r.probe as Uint8Array<ArrayBuffer>)).toBe(true);
     expect(r.sites).toBeGreaterThan(100);
     expect(r.cmpSites).toBeGreaterThan(20);
-    const exports = WebAssembly.Module.exports(new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>)).map((e) => e.name);
+    const exports = WebAssembly.Module.exports(new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>)).map(
+      (e) => e.name,
+    );
     expect(exports).toContain('__fuel');
     expect(exports).toContain(r.globals[0]);
     // The constants the driver compares with (the id's magic, the liveness pattern's inverse), not every i32.const.
@@ -65,25 +68,37 @@ describe('fuzzer instrumentation (binaryen)', () => {
     expect(WebAssembly.validate(original as Uint8Array<ArrayBuffer>)).toBe(true);
     const r = await instrument(original, 'bulk');
     expect(WebAssembly.validate(r.bytes as Uint8Array<ArrayBuffer>)).toBe(true);
-    const plain = new WebAssembly.Instance(new WebAssembly.Module(original as Uint8Array<ArrayBuffer>)).exports as { f(n: number): number };
+    const plain = new WebAssembly.Instance(new WebAssembly.Module(original as Uint8Array<ArrayBuffer>)).exports as {
+      f(n: number): number;
+    };
     const probe = new WebAssembly.Instance(new WebAssembly.Module(r.probe as Uint8Array<ArrayBuffer>));
-    const ex = new WebAssembly.Instance(new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>), { [PROBE_MODULE]: probe.exports }).exports as { f(n: number): number; __fuel: WebAssembly.Global };
+    const ex = new WebAssembly.Instance(new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>), {
+      [PROBE_MODULE]: probe.exports,
+    }).exports as { f(n: number): number; __fuel: WebAssembly.Global };
     ex.__fuel.value = 1000;
     expect(ex.f(0)).toBe(plain.f(0)); // 1+..+8 = 36
-    const again = new WebAssembly.Instance(new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>), { [PROBE_MODULE]: probe.exports }).exports as { f(n: number): number; __fuel: WebAssembly.Global };
-    const plain2 = new WebAssembly.Instance(new WebAssembly.Module(original as Uint8Array<ArrayBuffer>)).exports as { f(n: number): number };
+    const again = new WebAssembly.Instance(new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>), {
+      [PROBE_MODULE]: probe.exports,
+    }).exports as { f(n: number): number; __fuel: WebAssembly.Global };
+    const plain2 = new WebAssembly.Instance(new WebAssembly.Module(original as Uint8Array<ArrayBuffer>)).exports as {
+      f(n: number): number;
+    };
     again.__fuel.value = 1000;
     const want = plain2.f(1); // 36 + 9 = 45 = 0x2d: the comparison's other arm
     expect(want).toBe(-1);
     expect(again.f(1)).toBe(want);
     // the loop burns fuel: none left, the call traps
-    const starved = new WebAssembly.Instance(new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>), { [PROBE_MODULE]: probe.exports }).exports as { f(n: number): number; __fuel: WebAssembly.Global };
+    const starved = new WebAssembly.Instance(new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>), {
+      [PROBE_MODULE]: probe.exports,
+    }).exports as { f(n: number): number; __fuel: WebAssembly.Global };
     starved.__fuel.value = 3;
     expect(() => starved.f(0)).toThrow(WebAssembly.RuntimeError);
   });
 
   it('refuses what it cannot read with an error naming the module', async () => {
-    await expect(instrument(Uint8Array.of(0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 0xff, 0xff), 'junk.wasm')).rejects.toThrow(/junk\.wasm: binaryen cannot read/);
+    await expect(instrument(Uint8Array.of(0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 0xff, 0xff), 'junk.wasm')).rejects.toThrow(
+      /junk\.wasm: binaryen cannot read/,
+    );
   });
 });
 
@@ -146,7 +161,7 @@ describe('fuzzer', () => {
     expect(dirty.crashList.map(crashKey)).toEqual(full.crashList.map(crashKey));
   }, 60_000);
 
-  it('fuzzes a reload: state_restore of the driver\'s own saved state, then requests; a refused state ends the run', async () => {
+  it("fuzzes a reload: state_restore of the driver's own saved state, then requests; a refused state ends the run", async () => {
     const ex = new Executor(await inst('edu'), 'edu');
     try {
       const st = ex.savedState!;
@@ -176,7 +191,10 @@ describe('fuzzer', () => {
   });
 
   it('fuzzes under a grant: a write the grant does not allow is access-denied, as under wasmdrv run', async () => {
-    const grant = { imports: ['registers', 'irq', 'dma', 'services'] as const, regions: { 0: { read: true, write: true, writable: [{ offset: 0x08, width: 4 as const }] } } };
+    const grant = {
+      imports: ['registers', 'irq', 'dma', 'services'] as const,
+      regions: { 0: { read: true, write: true, writable: [{ offset: 0x08, width: 4 as const }] } },
+    };
     const ex = new Executor(await inst('edu'), 'edu', { grant: { ...grant, imports: [...grant.imports] } });
     try {
       const r = ex.run(Uint8Array.of(2)); // a fuzzed probe: its liveness write (0x04) is not granted
@@ -188,9 +206,19 @@ describe('fuzzer', () => {
   });
 
   it('fuzzes under a package grant: the edu manifest makes a device-given DMA address a dma-firewall crash', async () => {
-    const manifest = parseManifest(readFileSync(join(root, 'guest-drivers', 'edu', 'manifest.json'), 'utf8'), 'edu manifest');
+    const manifest = parseManifest(
+      readFileSync(join(root, 'guest-drivers', 'edu', 'manifest.json'), 'utf8'),
+      'edu manifest',
+    );
     const { grant, limits } = grantFor(manifest, fuzzDeviceSpec('edu'), 'edu manifest');
-    const granted = fuzzJob(await inst('test/fuzz-dma-bug'), { model: 'edu', execs: 5000, seed: 7, grant, limits, stopOnCrash: true });
+    const granted = fuzzJob(await inst('test/fuzz-dma-bug'), {
+      model: 'edu',
+      execs: 5000,
+      seed: 7,
+      grant,
+      limits,
+      stopOnCrash: true,
+    });
     expect(granted.crashList.map((c) => c.kind)).toContain('dma-firewall');
     const open = fuzzJob(await inst('test/fuzz-dma-bug'), { model: 'edu', execs: 5000, seed: 7 });
     expect(open.crashList.map((c) => c.kind)).not.toContain('dma-firewall');
@@ -198,9 +226,25 @@ describe('fuzzer', () => {
 
   it('wasmdrv fuzz --json --jobs 2: JSON lines, a reproducer with its execution index and time, --replay reproduces', () => {
     const out = join(tmp, 'out');
-    const run = cli(driverPath('test/buggy-div'), '--model', 'edu', '--execs', '4000', '--seed', '7', '--jobs', '2', '--out', out, '--json');
+    const run = cli(
+      driverPath('test/buggy-div'),
+      '--model',
+      'edu',
+      '--execs',
+      '4000',
+      '--seed',
+      '7',
+      '--jobs',
+      '2',
+      '--out',
+      out,
+      '--json',
+    );
     expect(run.status, run.stderr).toBe(0);
-    const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const r = lines.at(-1);
     expect(r.event).toBe('done');
     expect(lines.some((l) => l.event === 'crash' && l.kind === 'divide-by-zero')).toBe(true);
@@ -220,7 +264,19 @@ describe('fuzzer', () => {
   }, 120_000);
 
   it('wasmdrv fuzz: --stop-on-crash ends at the first crash; --help; a bad option is a one-line usage error', () => {
-    const stop = cli(driverPath('test/buggy-div'), '--model', 'edu', '--execs', '0', '--seconds', '60', '--stop-on-crash', '--out', join(tmp, 'stop'), '--json');
+    const stop = cli(
+      driverPath('test/buggy-div'),
+      '--model',
+      'edu',
+      '--execs',
+      '0',
+      '--seconds',
+      '60',
+      '--stop-on-crash',
+      '--out',
+      join(tmp, 'stop'),
+      '--json',
+    );
     expect(stop.status, stop.stderr).toBe(0);
     const done = JSON.parse(stop.stdout.trim().split('\n').at(-1)!);
     expect(done.crashes.length).toBe(1);

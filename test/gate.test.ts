@@ -23,7 +23,12 @@ function benchDevice() {
 
 async function faultOf(mode: GateMode, op: number): Promise<{ fault: Fault; drv: Driver }> {
   const { dev } = benchDevice();
-  const drv = await host.load(driverPath('test/broken'), dev, { name: `broken-${mode}-${op}`, registerGate: mode, restart: false, limits: { deadlineMs: 500 } });
+  const drv = await host.load(driverPath('test/broken'), dev, {
+    name: `broken-${mode}-${op}`,
+    registerGate: mode,
+    restart: false,
+    limits: { deadlineMs: 500 },
+  });
   const faulted = new Promise<Fault>((resolve) => drv.once('fault', resolve));
   await drv.request(op, u32(0)).catch(() => {});
   return { fault: await faulted, drv };
@@ -34,11 +39,20 @@ describe('register gate', () => {
     for (let regions = 0; regions <= 6; regions++) {
       for (const recordReads of [true, false]) {
         const layout = {
-          regions: Array.from({ length: regions }, (_, i) => ({ index: i, size: 4096 << i, base: 65536 * (i + 1), read: i !== 2, write: i !== 3 })),
+          regions: Array.from({ length: regions }, (_, i) => ({
+            index: i,
+            size: 4096 << i,
+            base: 65536 * (i + 1),
+            read: i !== 2,
+            write: i !== 3,
+          })),
           ringEntries: 256,
           recordReads,
         };
-        expect(WebAssembly.validate(encodeGate(layout, regions + 1)), `${regions} regions, recordReads ${recordReads}`).toBe(true);
+        expect(
+          WebAssembly.validate(encodeGate(layout, regions + 1)),
+          `${regions} regions, recordReads ${recordReads}`,
+        ).toBe(true);
       }
     }
   });
@@ -48,7 +62,11 @@ describe('register gate', () => {
       const { dev, regs } = benchDevice();
       regs.set([11, 22, 33, 44, 55, 66, 77, 0xdeadbeef]);
       const drv = await host.load(driverPath('bench'), dev, { name: `bench-${mode}`, registerGate: mode });
-      expect(drv.status().registerGate).toEqual({ mode, regions: mode === 'off' ? [] : [0], kind: mode === 'off' ? 'off' : 'inline' });
+      expect(drv.status().registerGate).toEqual({
+        mode,
+        regions: mode === 'off' ? [] : [0],
+        kind: mode === 'off' ? 'off' : 'inline',
+      });
       // op 1: n reads of registers 0..7 in turn, answers (ns, sum); op 2: register 8 + (i & 7) = i
       const r = decodeResponse(await drv.request(1, u32(16)));
       expect(r.u32[2]).toBe(((11 + 22 + 33 + 44 + 55 + 66 + 77 + 0xdeadbeef) * 2) >>> 0);
@@ -59,10 +77,22 @@ describe('register gate', () => {
       expect(s.regReads).toBe(mode === 'record-writes' ? 0 : 16);
       const rec = drv.recorder().filter((e) => e.op === 'read' || e.op === 'write');
       const writes = rec.filter((e) => e.op === 'write');
-      expect(writes.map((e) => [e.offset, Number(e.value), e.width])).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map((i) => [0x20 + i * 4, i, 4]));
+      expect(writes.map((e) => [e.offset, Number(e.value), e.width])).toEqual(
+        [0, 1, 2, 3, 4, 5, 6, 7].map((i) => [0x20 + i * 4, i, 4]),
+      );
       const reads = rec.filter((e) => e.op === 'read');
       if (mode === 'record-writes') expect(reads).toEqual([]);
-      else expect(reads.slice(-8).map((e) => [e.offset, Number(e.value)])).toEqual([[0, 11], [4, 22], [8, 33], [12, 44], [16, 55], [20, 66], [24, 77], [28, 0xdeadbeef]]);
+      else
+        expect(reads.slice(-8).map((e) => [e.offset, Number(e.value)])).toEqual([
+          [0, 11],
+          [4, 22],
+          [8, 33],
+          [12, 44],
+          [16, 55],
+          [20, 66],
+          [24, 77],
+          [28, 0xdeadbeef],
+        ]);
       // the recorder's sequence numbers stay gap-free across gate and JavaScript entries
       const all = drv.recorder();
       all.forEach((e, i) => i > 0 && expect(e.seq).toBe(all[i - 1].seq + 1));
@@ -97,12 +127,19 @@ describe('register gate', () => {
     const { fault } = await faultOf('record-all', 21);
     expect(fault.kind).toBe('deadline');
     const writes = fault.recorder.filter((e) => e.op === 'write').map((e) => [e.offset, Number(e.value)]);
-    expect(writes.slice(-2)).toEqual([[0x20, 0x80], [0x08, 10]]);
+    expect(writes.slice(-2)).toEqual([
+      [0x20, 0x80],
+      [0x08, 10],
+    ]);
   });
 
   it('a smaller granted size holds in the gate even though the mapping is a whole page', async () => {
     const { dev } = benchDevice();
-    const drv = await host.load(driverPath('bench'), dev, { name: 'bench-small', restart: false, grant: { regions: { 0: { read: true, write: true, size: 16 } } } });
+    const drv = await host.load(driverPath('bench'), dev, {
+      name: 'bench-small',
+      restart: false,
+      grant: { regions: { 0: { read: true, write: true, size: 16 } } },
+    });
     const faulted = new Promise<Fault>((resolve) => drv.once('fault', resolve));
     expect(decodeResponse(await drv.request(1, u32(4))).u32.length).toBe(3); // registers 0..3: inside
     await drv.request(1, u32(8)).catch(() => {}); // register 4 (0x10): outside
@@ -114,7 +151,11 @@ describe('register gate', () => {
   it('a region with a write policy: reads through the gate, writes checked by the policy', async () => {
     const { dev, regs } = benchDevice();
     const writable = [0, 1, 2, 3].map((i) => ({ offset: 0x20 + i * 4, width: 4 as const, mask: 0xffn }));
-    const drv = await host.load(driverPath('bench'), dev, { name: 'bench-policy', restart: false, grant: { regions: { 0: { read: true, write: true, writable } } } });
+    const drv = await host.load(driverPath('bench'), dev, {
+      name: 'bench-policy',
+      restart: false,
+      grant: { regions: { 0: { read: true, write: true, writable } } },
+    });
     regs[0] = 5;
     expect(decodeResponse(await drv.request(1, u32(1))).u32[2]).toBe(5);
     await drv.request(2, u32(4)); // registers 0x20..0x2c, values 0..3: allowed

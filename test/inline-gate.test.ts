@@ -38,7 +38,12 @@ function driver(extra: string, body = '', memory = '(import "env" "memory" (memo
       (i32.store (i32.const 1024) (call $rd (i32.const 0) (i32.const 0)))
       (i32.const 4)))`;
   const m = binaryen.parseText(wat);
-  m.setFeatures(binaryen.Features.MVP | binaryen.Features.MultiMemory | binaryen.Features.BulkMemory | binaryen.Features.BulkMemoryOpt);
+  m.setFeatures(
+    binaryen.Features.MVP |
+      binaryen.Features.MultiMemory |
+      binaryen.Features.BulkMemory |
+      binaryen.Features.BulkMemoryOpt,
+  );
   try {
     return m.emitBinary();
   } finally {
@@ -61,9 +66,21 @@ describe('inline register gate', () => {
 
   const refused: [string, Uint8Array, RegExp][] = [
     ['declares a memory of its own besides env.memory', driver('(memory $own 1)'), /defines 1 memory of its own/],
-    ['imports a second memory', driver('', '', '(import "env" "memory" (memory $m 3)) (import "env" "memory" (memory $m2 3))'), /imports 2 memories/],
-    ['aims a data segment at memory 1', driver('(memory $own 1) (data (memory $own) (i32.const 0) "\\ff\\ff")'), /memory of its own|memory index 1/],
-    ['copies from a memory 1 of its own', driver('(memory $own 1)', '(memory.copy $m $own (i32.const 0) (i32.const 0) (i32.const 16))'), /memory of its own|memory index 1/],
+    [
+      'imports a second memory',
+      driver('', '', '(import "env" "memory" (memory $m 3)) (import "env" "memory" (memory $m2 3))'),
+      /imports 2 memories/,
+    ],
+    [
+      'aims a data segment at memory 1',
+      driver('(memory $own 1) (data (memory $own) (i32.const 0) "\\ff\\ff")'),
+      /memory of its own|memory index 1/,
+    ],
+    [
+      'copies from a memory 1 of its own',
+      driver('(memory $own 1)', '(memory.copy $m $own (i32.const 0) (i32.const 0) (i32.const 16))'),
+      /memory of its own|memory index 1/,
+    ],
   ];
   for (const [what, bytes, message] of refused) {
     it(`refuses, with a LoadError, a driver that ${what}`, async () => {
@@ -76,14 +93,17 @@ describe('inline register gate', () => {
     });
   }
 
-  it('memory.fill, memory.copy and memory.grow act on the driver\'s own memory, never on a region', async () => {
+  it("memory.fill, memory.copy and memory.grow act on the driver's own memory, never on a region", async () => {
     const { dev, regs } = benchDevice();
     regs.fill(0x11111111);
     // op 1: fill 64 KiB of its memory with 0xff, copy the first 32 KiB over the second, grow by one page
-    const bytes = driver('', `(if (i32.eq (local.get 0) (i32.const 1)) (then
+    const bytes = driver(
+      '',
+      `(if (i32.eq (local.get 0) (i32.const 1)) (then
         (memory.fill (i32.const 0) (i32.const 255) (i32.const 65536))
         (memory.copy (i32.const 32768) (i32.const 0) (i32.const 32768))
-        (drop (memory.grow (i32.const 1)))))`);
+        (drop (memory.grow (i32.const 1)))))`,
+    );
     const drv = await host.load(bytes, dev, { name: 'bulk' });
     expect(drv.status().registerGate.kind).toBe('inline');
     const r = decodeResponse(await drv.request(1, u32(0))).u32;
@@ -93,26 +113,42 @@ describe('inline register gate', () => {
     await drv.stop();
   });
 
-  it('a memory exported under another name is the driver\'s own memory 0 after the rewrite', async () => {
+  it("a memory exported under another name is the driver's own memory 0 after the rewrite", async () => {
     const bytes = driver('(export "shared" (memory $m)) (export "region0" (memory $m))');
-    const out = inlineGate(await loadBinaryen(), bytes, { regions: [{ index: 0, size: 4096, read: true, write: true }], ringEntries: 256, recordReads: true }, 'x')!;
+    const out = inlineGate(
+      await loadBinaryen(),
+      bytes,
+      { regions: [{ index: 0, size: 4096, read: true, write: true }], ringEntries: 256, recordReads: true },
+      'x',
+    )!;
     const own = new WebAssembly.Memory({ initial: 3 });
     const shared = new WebAssembly.Memory({ initial: 1, maximum: 1 });
     const region0 = new WebAssembly.Memory({ initial: 1, maximum: 1 });
     const slow = { reg_read32: () => 0, reg_write32: () => {} };
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(out), { env: { memory: own }, wasmdrv: slow, 'wasmdrv-gate': { shared, region0 } });
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(out), {
+      env: { memory: own },
+      wasmdrv: slow,
+      'wasmdrv-gate': { shared, region0 },
+    });
     expect(inst.exports.shared).toBe(own);
     expect(inst.exports.region0).toBe(own);
     // and the memory imports of the result: the driver's first, the host's after it
-    expect(WebAssembly.Module.imports(new WebAssembly.Module(out)).filter((i) => i.kind === 'memory').map((i) => `${i.module}.${i.name}`))
-      .toEqual(['env.memory', 'wasmdrv-gate.shared', 'wasmdrv-gate.region0']);
+    expect(
+      WebAssembly.Module.imports(new WebAssembly.Module(out))
+        .filter((i) => i.kind === 'memory')
+        .map((i) => `${i.module}.${i.name}`),
+    ).toEqual(['env.memory', 'wasmdrv-gate.shared', 'wasmdrv-gate.region0']);
   });
 
   it('writes to a region with a write policy go to JavaScript (the policy holds), reads stay inline', async () => {
     const { dev, regs } = benchDevice();
     regs[0] = 42;
     const bytes = driver('', '(call $wr (i32.const 0) (i32.const 64) (i32.const 7))');
-    const drv = await host.load(bytes, dev, { name: 'policy', restart: false, grant: { regions: { 0: { read: true, write: true, writable: [{ offset: 64, width: 4, mask: 0xffn }] } } } });
+    const drv = await host.load(bytes, dev, {
+      name: 'policy',
+      restart: false,
+      grant: { regions: { 0: { read: true, write: true, writable: [{ offset: 64, width: 4, mask: 0xffn }] } } },
+    });
     expect(drv.status().registerGate).toMatchObject({ kind: 'inline', regions: [0] });
     expect(decodeResponse(await drv.request(1, u32(0))).u32[0]).toBe(42);
     expect(regs[16]).toBe(7);

@@ -58,13 +58,19 @@ describe('one driver in three languages', () => {
   it('the C and Rust SDK declarations are generated from the WIT and match host/abi.ts', () => {
     const fns = parseWit(readFileSync(join(root, 'wit', 'wasmdrv-driver.wit'), 'utf8'));
     for (const [file, gen] of Object.entries(OUTPUTS)) {
-      expect(readFileSync(join(root, file), 'utf8'), `${file} is stale: run node scripts/gen-sdk-abi.mjs`).toBe(gen(fns));
+      expect(readFileSync(join(root, file), 'utf8'), `${file} is stale: run node scripts/gen-sdk-abi.mjs`).toBe(
+        gen(fns),
+      );
     }
     const imports = Object.fromEntries(Object.values(IMPORTS).flatMap((g) => Object.entries(g)));
     const exports = { ...REQUIRED_EXPORTS, ...OPTIONAL_EXPORTS };
     const generated = fns.filter((f) => f.iface !== 'driver');
     expect(generated.map((f) => f.core).sort()).toEqual(Object.keys(imports).sort());
-    for (const f of generated) expect(coreSig(f), f.core).toEqual({ params: [...imports[f.core].params], results: [...imports[f.core].results] });
+    for (const f of generated)
+      expect(coreSig(f), f.core).toEqual({
+        params: [...imports[f.core].params],
+        results: [...imports[f.core].results],
+      });
     for (const f of fns.filter((x) => x.iface === 'driver' && x.core in exports)) {
       const want = exports[f.core as keyof typeof exports];
       expect(coreSig(f), f.core).toEqual({ params: [...want.params], results: [...want.results] });
@@ -73,7 +79,9 @@ describe('one driver in three languages', () => {
 
   it('every language answers every request with the same bytes (and the same errors)', async () => {
     const [as, ...others] = await Promise.all(LANGS.map((l) => transcript(l.name)));
-    expect(as.find((l) => l.startsWith('factorial 12'))).toBe(`factorial 12: ${Buffer.from(u32(479001600)).toString('hex')}`);
+    expect(as.find((l) => l.startsWith('factorial 12'))).toBe(
+      `factorial 12: ${Buffer.from(u32(479001600)).toString('hex')}`,
+    );
     expect(as.find((l) => l.startsWith('unknown op'))).toBe('unknown op: error driver-error -1');
     expect(as.find((l) => l.startsWith('dma too large'))).toBe('dma too large: error driver-error -4');
     for (const [i, t] of others.entries()) expect(t, LANGS[i + 1].lang).toEqual(as);
@@ -103,7 +111,11 @@ describe('one driver in three languages', () => {
     }, 60_000);
 
     it(`${lang}: runs under the fuzzer, gaining coverage, with no crash but fuel-bounded loops`, async () => {
-      const r = fuzzJob(await instrument(new Uint8Array(readFileSync(driverPath(name))), name), { model: 'edu', execs: 2000, seed: 11 });
+      const r = fuzzJob(await instrument(new Uint8Array(readFileSync(driverPath(name))), name), {
+        model: 'edu',
+        execs: 2000,
+        seed: 11,
+      });
       expect(r.execs).toBe(2000);
       expect(r.coverage).toBeGreaterThan(20);
       // Only hangs: a request loop the input drives (raise COUNT) runs out of the fuzzer's per-call fuel,

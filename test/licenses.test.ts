@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { isOpenSource } from '../host/package/licenses.ts';
 
 describe('isOpenSource', () => {
-  it('GPL-2.0 (the kernel stub\'s own licence) and GPL-2.0-only are open source', () => {
+  it("GPL-2.0 (the kernel stub's own licence) and GPL-2.0-only are open source", () => {
     expect(isOpenSource('GPL-2.0')).toBe(true);
     expect(isOpenSource('GPL-2.0-only')).toBe(true);
     expect(isOpenSource('GPL-2.0+')).toBe(true);

@@ -23,7 +23,9 @@ function errorOf(fn: () => unknown): Record<string, unknown> {
 
 function runWorker(data: Record<string, unknown>, onReady?: () => void): Promise<any> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(join(packageRoot(), 'test', 'fixtures', 'native-worker.mjs'), { workerData: { addon, ...data } });
+    const w = new Worker(join(packageRoot(), 'test', 'fixtures', 'native-worker.mjs'), {
+      workerData: { addon, ...data },
+    });
     w.on('message', (m) => {
       if (m.ready) onReady?.();
       else {
@@ -37,17 +39,18 @@ function runWorker(data: Record<string, unknown>, onReady?: () => void): Promise
 
 // (module (import "env" "memory" (memory 1)) (func (export "load") (param i32) (result i32) local.get 0 i32.load)
 //         (func (export "store") (param i32 i32) local.get 0 local.get 1 i32.store))
-const probeModule = new WebAssembly.Module(Uint8Array.from([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-  0x01, 0x0b, 0x02, 0x60, 0x01, 0x7f, 0x01, 0x7f, 0x60, 0x02, 0x7f, 0x7f, 0x00,
-  0x02, 0x0f, 0x01, 0x03, 0x65, 0x6e, 0x76, 0x06, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 0x02, 0x00, 0x01,
-  0x03, 0x03, 0x02, 0x00, 0x01,
-  0x07, 0x10, 0x02, 0x04, 0x6c, 0x6f, 0x61, 0x64, 0x00, 0x00, 0x05, 0x73, 0x74, 0x6f, 0x72, 0x65, 0x00, 0x01,
-  0x0a, 0x13, 0x02, 0x07, 0x00, 0x20, 0x00, 0x28, 0x02, 0x00, 0x0b, 0x09, 0x00, 0x20, 0x00, 0x20, 0x01, 0x36, 0x02, 0x00, 0x0b,
-]));
+const probeModule = new WebAssembly.Module(
+  Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x0b, 0x02, 0x60, 0x01, 0x7f, 0x01, 0x7f, 0x60, 0x02, 0x7f,
+    0x7f, 0x00, 0x02, 0x0f, 0x01, 0x03, 0x65, 0x6e, 0x76, 0x06, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 0x02, 0x00, 0x01,
+    0x03, 0x03, 0x02, 0x00, 0x01, 0x07, 0x10, 0x02, 0x04, 0x6c, 0x6f, 0x61, 0x64, 0x00, 0x00, 0x05, 0x73, 0x74, 0x6f,
+    0x72, 0x65, 0x00, 0x01, 0x0a, 0x13, 0x02, 0x07, 0x00, 0x20, 0x00, 0x28, 0x02, 0x00, 0x0b, 0x09, 0x00, 0x20, 0x00,
+    0x20, 0x01, 0x36, 0x02, 0x00, 0x0b,
+  ]),
+);
 
 describe('memory mappings', () => {
-  it('two mappings of one memfd see each other\'s writes', () => {
+  it("two mappings of one memfd see each other's writes", () => {
     const fd = native.memfdCreate('test', 8192);
     const a = native.mapFd(fd, 8192, 0);
     const b = native.mapFd(fd, 8192, 0);
@@ -115,8 +118,14 @@ describe('MAP_FIXED windows in Wasm memory', () => {
   it('refuses a misaligned or out-of-range window with EINVAL, mapping nothing', () => {
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
     const fd = native.memfdCreate('bad', 8192);
-    expect(errorOf(() => native.mapIntoBuffer(memory.buffer, 100, 4096, fd, 0))).toMatchObject({ code: 'EINVAL', syscall: 'mmap' });
-    expect(errorOf(() => native.mapIntoBuffer(memory.buffer, 61440, 8192, fd, 0))).toMatchObject({ code: 'EINVAL', syscall: 'mmap' });
+    expect(errorOf(() => native.mapIntoBuffer(memory.buffer, 100, 4096, fd, 0))).toMatchObject({
+      code: 'EINVAL',
+      syscall: 'mmap',
+    });
+    expect(errorOf(() => native.mapIntoBuffer(memory.buffer, 61440, 8192, fd, 0))).toMatchObject({
+      code: 'EINVAL',
+      syscall: 'mmap',
+    });
     native.close(fd);
   });
 });
@@ -176,7 +185,9 @@ describe('eventfd waits', () => {
   it('a wait blocked in another thread is cancelled through a second eventfd', async () => {
     const irqFd = native.eventfdCreate(0);
     const cancelFd = native.eventfdCreate(0);
-    const r = await runWorker({ task: 'wait', irqFd, cancelFd }, () => setTimeout(() => native.eventfdWrite(cancelFd, 1), 50));
+    const r = await runWorker({ task: 'wait', irqFd, cancelFd }, () =>
+      setTimeout(() => native.eventfdWrite(cancelFd, 1), 50),
+    );
     expect(r.bits).toBe(0b10);
     native.close(irqFd);
     native.close(cancelFd);
@@ -232,6 +243,11 @@ describe('port I/O', () => {
     expect(errorOf(() => native.iopermGrant(0xfffe, 4))).toMatchObject({ code: 'EINVAL', syscall: 'ioperm' });
   });
   it('names every errno through Node (ENOTDIR was missing from the old hand list)', () => {
-    expect(errorOf(() => native.open('/etc/passwd/x'))).toMatchObject({ code: 'ENOTDIR', errno: 20, syscall: 'open', message: expect.stringContaining('(ENOTDIR)') });
+    expect(errorOf(() => native.open('/etc/passwd/x'))).toMatchObject({
+      code: 'ENOTDIR',
+      errno: 20,
+      syscall: 'open',
+      message: expect.stringContaining('(ENOTDIR)'),
+    });
   });
 });

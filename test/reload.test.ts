@@ -7,7 +7,9 @@ import { Host, type Driver } from '../host/index.ts';
 import { SIM_IRQ_BYTES } from '../host/sim/irq.ts';
 import { driverPath, u32, words } from './helpers.ts';
 
-const OP_IDENTIFY = 1, OP_FACTORIAL = 2, OP_STATS = 6;
+const OP_IDENTIFY = 1,
+  OP_FACTORIAL = 2,
+  OP_STATS = 6;
 const edu = new Uint8Array(readFileSync(driverPath('edu')));
 const fact = (n: number): number => (n <= 1 ? 1 : n * fact(n - 1));
 
@@ -61,7 +63,9 @@ describe('hot reload', () => {
     expect(failed).toBe(0);
     expect(served).toBeGreaterThan(100);
     swaps.sort((a, b) => a - b);
-    console.log(`reload swap: median ${swaps[500].toFixed(2)} ms, p99 ${swaps[990].toFixed(2)} ms; ${served} requests served; ${deviceCount()} interrupts, ${st.coalesced} coalesced`);
+    console.log(
+      `reload swap: median ${swaps[500].toFixed(2)} ms, p99 ${swaps[990].toFixed(2)} ms; ${served} requests served; ${deviceCount()} interrupts, ${st.coalesced} coalesced`,
+    );
     void SIM_IRQ_BYTES;
   });
 
@@ -115,22 +119,27 @@ describe('wasmdrv run --watch', () => {
     const dir = mkdtempSync(join(tmpdir(), 'wasmdrv-watch-'));
     const wasm = join(dir, 'edu.wasm');
     copyFileSync(driverPath('edu'), wasm);
-    const child = spawn(process.execPath, [join(__dirname, '..', 'bin', 'wasmdrv.js'), 'run', wasm, '--device', 'sim:edu', '--watch', '--request', '2 5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [join(__dirname, '..', 'bin', 'wasmdrv.js'), 'run', wasm, '--device', 'sim:edu', '--watch', '--request', '2 5'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let err = '';
-    const saw = (text: string) => new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no "${text}" in:\n${err}`)), 20_000);
-      const check = () => {
-        if (err.includes(text)) {
-          clearTimeout(t);
-          resolve();
-        }
-      };
-      child.stderr.on('data', (d) => {
-        err += d;
+    const saw = (text: string) =>
+      new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no "${text}" in:\n${err}`)), 20_000);
+        const check = () => {
+          if (err.includes(text)) {
+            clearTimeout(t);
+            resolve();
+          }
+        };
+        child.stderr.on('data', (d) => {
+          err += d;
+          check();
+        });
         check();
       });
-      check();
-    });
     try {
       await saw('[watch] watching');
       copyFileSync(driverPath('edu'), wasm);

@@ -28,7 +28,11 @@ describe('wasmdrv new / build', () => {
     expect(built.code, built.err).toBe(0);
     expect(built.out).toContain(join(dir, 'build', 'edu-first.wasm'));
     // The generated test, run by vitest from the folder, as `npm test` would after the build.
-    const t = spawnSync(process.execPath, [join(dir, 'node_modules', 'vitest', 'vitest.mjs'), 'run'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+    const t = spawnSync(process.execPath, [join(dir, 'node_modules', 'vitest', 'vitest.mjs'), 'run'], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(t.status, t.stdout + t.stderr).toBe(0);
     expect(t.stdout).toMatch(/3 passed/);
     // A bare .wasm: its imports and a first draft of the manifest whose grant it needs.
@@ -64,11 +68,17 @@ describe('wasmdrv new / build', () => {
       const edu = join(tmp, `edu-${lang}`);
       const made = wasmdrv(['new', edu, '--device', 'edu', '--lang', lang, '--link']);
       expect(made.code, made.err).toBe(0);
-      expect(readFileSync(join(edu, lang === 'c' ? 'index.c' : 'src/lib.rs'), 'utf8')).toContain(lang === 'c' ? '#include <wasmdrv.h>' : 'use wasmdrv::');
+      expect(readFileSync(join(edu, lang === 'c' ? 'index.c' : 'src/lib.rs'), 'utf8')).toContain(
+        lang === 'c' ? '#include <wasmdrv.h>' : 'use wasmdrv::',
+      );
       const built = wasmdrv(['build', edu]);
       expect(built.code, built.err).toBe(0);
       // The folder's own generated test, as `npm test` runs it after the build.
-      const t = spawnSync(process.execPath, [join(edu, 'node_modules', 'vitest', 'vitest.mjs'), 'run'], { cwd: edu, encoding: 'utf8', timeout: 120_000 });
+      const t = spawnSync(process.execPath, [join(edu, 'node_modules', 'vitest', 'vitest.mjs'), 'run'], {
+        cwd: edu,
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
       expect(t.status, t.stdout + t.stderr).toBe(0);
       expect(t.stdout).toMatch(/3 passed/);
       const uart = join(tmp, `uart-${lang}`);
@@ -85,7 +95,14 @@ describe('wasmdrv new / build', () => {
         await host.close();
       }
       // a manifest-based start has no C/Rust template yet: refused, naming what exists
-      const bad = wasmdrv(['new', join(tmp, `m-${lang}`), '--device', join(root, 'guest-drivers', 'edu', 'manifest.json'), '--lang', lang]);
+      const bad = wasmdrv([
+        'new',
+        join(tmp, `m-${lang}`),
+        '--device',
+        join(root, 'guest-drivers', 'edu', 'manifest.json'),
+        '--lang',
+        lang,
+      ]);
       expect(bad.code).toBe(2);
       expect(bad.err.split('\n')[0]).toContain('templates exist for --device edu and uart16550');
     }, 240_000);

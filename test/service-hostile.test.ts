@@ -23,8 +23,18 @@ const hwmKiB = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${daemon.p
 
 beforeAll(async () => {
   const config = join(dir, 'wasmdrv.json');
-  writeFileSync(config, JSON.stringify({ socket, mode: '0666', limits: LIMITS, drivers: [{ name: 'edu', driver: driverPath('edu'), device: 'sim:edu' }] }));
-  daemon = spawn(process.execPath, [join(root, 'bin', 'wasmdrv.js'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  writeFileSync(
+    config,
+    JSON.stringify({
+      socket,
+      mode: '0666',
+      limits: LIMITS,
+      drivers: [{ name: 'edu', driver: driverPath('edu'), device: 'sim:edu' }],
+    }),
+  );
+  daemon = spawn(process.execPath, [join(root, 'bin', 'wasmdrv.js'), 'serve', '--config', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let log = '';
   await new Promise<void>((resolve, reject) => {
     daemon.stderr!.on('data', (d) => {
@@ -69,7 +79,8 @@ async function raw(): Promise<{ s: Socket; replies: any[]; closed: Promise<void>
   return { s, replies, closed };
 }
 
-const call = (id: number, params: Record<string, unknown>) => `${JSON.stringify({ jsonrpc: '2.0', id, method: 'call', params })}\n`;
+const call = (id: number, params: Record<string, unknown>) =>
+  `${JSON.stringify({ jsonrpc: '2.0', id, method: 'call', params })}\n`;
 
 describe('the daemon under bad clients', () => {
   it('a 100 MiB line without a newline: an error naming the limit, then close; nothing buffered past the limit', async () => {
@@ -83,22 +94,37 @@ describe('the daemon under bad clients', () => {
       sent += chunk.length;
     }
     await closed;
-    expect(replies).toEqual([{ jsonrpc: '2.0', id: null, error: { code: -32001, message: `message too large: a line may hold at most ${LIMITS.maxFrameBytes} bytes (maxFrameBytes); closing the connection`, data: { code: 'frame-too-large' } } }]);
+    expect(replies).toEqual([
+      {
+        jsonrpc: '2.0',
+        id: null,
+        error: {
+          code: -32001,
+          message: `message too large: a line may hold at most ${LIMITS.maxFrameBytes} bytes (maxFrameBytes); closing the connection`,
+          data: { code: 'frame-too-large' },
+        },
+      },
+    ]);
     console.log(`oversize line: the daemon closed after ${(sent / 2 ** 20).toFixed(1)} MiB were written`);
     await stillServing();
   });
 
   it('10,000 calls queued at once by one client: each answered or refused with too-many-calls', async () => {
     const { s, replies, closed } = await raw();
-    const lines = Array.from({ length: 10_000 }, (_, i) => call(i + 1, { driver: 'edu', op: 2, data: Buffer.from(u32((i % 12) + 1)).toString('base64') }));
+    const lines = Array.from({ length: 10_000 }, (_, i) =>
+      call(i + 1, { driver: 'edu', op: 2, data: Buffer.from(u32((i % 12) + 1)).toString('base64') }),
+    );
     s.write(lines.join(''));
     const fact = (n: number): number => (n <= 1 ? 1 : n * fact(n - 1));
     while (replies.length < 10_000) await Promise.race([once(s, 'data'), closed]);
     const answered = replies.filter((r) => r.result);
     const refused = replies.filter((r) => r.error);
     expect(new Set(replies.map((r) => r.id)).size).toBe(10_000);
-    for (const r of answered) expect(Buffer.from(r.result.data, 'base64').readUInt32LE(0)).toBe(fact(((r.id - 1) % 12) + 1));
-    expect(new Set(refused.map((r) => `${r.error.code} ${r.error.data.code}`))).toEqual(new Set(['-32002 too-many-calls']));
+    for (const r of answered)
+      expect(Buffer.from(r.result.data, 'base64').readUInt32LE(0)).toBe(fact(((r.id - 1) % 12) + 1));
+    expect(new Set(refused.map((r) => `${r.error.code} ${r.error.data.code}`))).toEqual(
+      new Set(['-32002 too-many-calls']),
+    );
     expect(answered.length).toBeGreaterThanOrEqual(LIMITS.maxQueuedCalls);
     expect(refused.length).toBeGreaterThan(0);
     console.log(`call flood: ${answered.length} answered, ${refused.length} refused with too-many-calls`);
@@ -107,20 +133,29 @@ describe('the daemon under bad clients', () => {
   });
 
   it('1,000 connections at once: past the limit each gets too-many-connections; the connected client is served throughout', async () => {
-    const results = await Promise.all(Array.from({ length: 1000 }, async () => {
-      const c = await raw().catch((e: NodeJS.ErrnoException) => e.code ?? 'error');
-      if (typeof c === 'string') return { kind: `connect:${c}` }; // the kernel's listen backlog was full
-      // a refused connection is answered and closed at once; an accepted one stays open
-      const outcome = await Promise.race([c.closed.then(() => 'closed'), new Promise((r) => setTimeout(r, 3000, 'open'))]);
-      return { kind: outcome === 'open' ? 'open' : `closed:${c.replies[0]?.error?.data?.code ?? 'no reply'}`, c };
-    }));
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, async () => {
+        const c = await raw().catch((e: NodeJS.ErrnoException) => e.code ?? 'error');
+        if (typeof c === 'string') return { kind: `connect:${c}` }; // the kernel's listen backlog was full
+        // a refused connection is answered and closed at once; an accepted one stays open
+        const outcome = await Promise.race([
+          c.closed.then(() => 'closed'),
+          new Promise((r) => setTimeout(r, 3000, 'open')),
+        ]);
+        return { kind: outcome === 'open' ? 'open' : `closed:${c.replies[0]?.error?.data?.code ?? 'no reply'}`, c };
+      }),
+    );
     try {
       await stillServing();
       const kinds = new Map<string, number>();
       for (const r of results) kinds.set(r.kind, (kinds.get(r.kind) ?? 0) + 1);
       console.log(`connection flood: ${JSON.stringify(Object.fromEntries(kinds))}`);
       // every connection the daemon accepted is either served or refused with a reply
-      expect([...kinds.keys()].filter((k) => k !== 'open' && k !== 'closed:too-many-connections' && !k.startsWith('connect:'))).toEqual([]);
+      expect(
+        [...kinds.keys()].filter(
+          (k) => k !== 'open' && k !== 'closed:too-many-connections' && !k.startsWith('connect:'),
+        ),
+      ).toEqual([]);
       expect(kinds.get('open') ?? 0).toBeLessThanOrEqual(LIMITS.maxConnections - 1); // the good client holds one
       expect(kinds.get('closed:too-many-connections') ?? 0).toBeGreaterThan(0);
     } finally {
@@ -136,7 +171,11 @@ describe('the daemon under bad clients', () => {
   it('clients that disconnect mid-call cost nothing', async () => {
     for (let round = 0; round < 50; round++) {
       const { s, closed } = await raw();
-      s.write(Array.from({ length: 20 }, (_, i) => call(i + 1, { driver: 'edu', op: 2, data: Buffer.from(u32(12)).toString('base64') })).join(''));
+      s.write(
+        Array.from({ length: 20 }, (_, i) =>
+          call(i + 1, { driver: 'edu', op: 2, data: Buffer.from(u32(12)).toString('base64') }),
+        ).join(''),
+      );
       s.destroy();
       await closed;
     }
@@ -148,7 +187,11 @@ describe('the daemon under bad clients', () => {
   it('invalid JSON and wrong types get a clear error with a code, and never reach the driver', async () => {
     // calls of the clients that vanished above may still be finishing: wait until the count is still
     let before = -1;
-    for (let now = (await good.status()).drivers[0].stats.requests; now !== before; now = (await good.status()).drivers[0].stats.requests) {
+    for (
+      let now = (await good.status()).drivers[0].stats.requests;
+      now !== before;
+      now = (await good.status()).drivers[0].stats.requests
+    ) {
       before = now;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -165,15 +208,47 @@ describe('the daemon under bad clients', () => {
       ['{"jsonrpc":"2.0","id":5,"method":"constructor"}', -32601, 'no method "constructor"'],
       ['{"jsonrpc":"2.0","id":6,"method":"hasOwnProperty"}', -32601, 'no method'],
       ['{"jsonrpc":"2.0","id":7,"method":"call","params":[1,2]}', -32602, 'params must be an object'],
-      ['{"jsonrpc":"2.0","id":8,"method":"call","params":{"driver":5,"op":2}}', -32602, 'params.driver must be a string'],
-      ['{"jsonrpc":"2.0","id":9,"method":"call","params":{"driver":"edu","op":"2"}}', -32602, 'params.op must be an integer'],
-      ['{"jsonrpc":"2.0","id":10,"method":"call","params":{"driver":"edu","op":-1}}', -32602, 'params.op must be an integer'],
-      ['{"jsonrpc":"2.0","id":11,"method":"call","params":{"driver":"edu","op":1.5}}', -32602, 'params.op must be an integer'],
-      ['{"jsonrpc":"2.0","id":12,"method":"call","params":{"driver":"edu","op":2,"data":7}}', -32602, 'params.data must be a base64 string'],
-      ['{"jsonrpc":"2.0","id":13,"method":"call","params":{"driver":"edu","op":2,"data":"!!"}}', -32602, 'params.data must be a base64 string'],
-      ['{"jsonrpc":"2.0","id":14,"method":"call","params":{"driver":"__proto__","op":2}}', -32005, 'no driver "__proto__"'],
+      [
+        '{"jsonrpc":"2.0","id":8,"method":"call","params":{"driver":5,"op":2}}',
+        -32602,
+        'params.driver must be a string',
+      ],
+      [
+        '{"jsonrpc":"2.0","id":9,"method":"call","params":{"driver":"edu","op":"2"}}',
+        -32602,
+        'params.op must be an integer',
+      ],
+      [
+        '{"jsonrpc":"2.0","id":10,"method":"call","params":{"driver":"edu","op":-1}}',
+        -32602,
+        'params.op must be an integer',
+      ],
+      [
+        '{"jsonrpc":"2.0","id":11,"method":"call","params":{"driver":"edu","op":1.5}}',
+        -32602,
+        'params.op must be an integer',
+      ],
+      [
+        '{"jsonrpc":"2.0","id":12,"method":"call","params":{"driver":"edu","op":2,"data":7}}',
+        -32602,
+        'params.data must be a base64 string',
+      ],
+      [
+        '{"jsonrpc":"2.0","id":13,"method":"call","params":{"driver":"edu","op":2,"data":"!!"}}',
+        -32602,
+        'params.data must be a base64 string',
+      ],
+      [
+        '{"jsonrpc":"2.0","id":14,"method":"call","params":{"driver":"__proto__","op":2}}',
+        -32005,
+        'no driver "__proto__"',
+      ],
       ['\u00ff\u00fe garbage', -32700, 'not JSON'],
-      ['{"jsonrpc":"2.0","id":15,"method":"reload","params":{"driver":"edu","path":7}}', -32602, 'params.path must be a string'],
+      [
+        '{"jsonrpc":"2.0","id":15,"method":"reload","params":{"driver":"edu","path":7}}',
+        -32602,
+        'params.path must be a string',
+      ],
     ];
     s.write(bad.map(([l]) => `${l}\n`).join(''));
     while (replies.length < bad.length) await once(s, 'data');
@@ -185,9 +260,11 @@ describe('the daemon under bad clients', () => {
     await stillServing();
   });
 
-  it('the daemon\'s memory stayed bounded through all of it', () => {
+  it("the daemon's memory stayed bounded through all of it", () => {
     const peak = hwmKiB();
-    console.log(`daemon peak RSS (VmHWM): ${(peak / 1024).toFixed(1)} MiB, ${((peak - startHwmKiB) / 1024).toFixed(1)} MiB above its peak after start`);
+    console.log(
+      `daemon peak RSS (VmHWM): ${(peak / 1024).toFixed(1)} MiB, ${((peak - startHwmKiB) / 1024).toFixed(1)} MiB above its peak after start`,
+    );
     expect(peak - startHwmKiB).toBeLessThan(100 * 1024);
   });
 });

@@ -20,15 +20,23 @@ function config(name: string, c: Record<string, unknown>): string {
 
 describe('wasmdrv serve start-up', () => {
   it('a socket it cannot bind: exit 1 at once, naming the socket, with no driver loaded', () => {
-    const file = config('nobind.json', { socket: join(tmp, 'no', 'such', 'dir', 's.sock'), drivers: [{ name: 'edu', driver: driverPath('edu'), device: 'sim:edu' }] });
+    const file = config('nobind.json', {
+      socket: join(tmp, 'no', 'such', 'dir', 's.sock'),
+      drivers: [{ name: 'edu', driver: driverPath('edu'), device: 'sim:edu' }],
+    });
     const r = spawnSync(process.execPath, [bin, 'serve', '--config', file], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(1); // null would mean it hung until the timeout
-    expect(r.stderr.split('\n')[0]).toContain(`${file}: socket: cannot listen on ${join(tmp, 'no', 'such', 'dir', 's.sock')}`);
+    expect(r.stderr.split('\n')[0]).toContain(
+      `${file}: socket: cannot listen on ${join(tmp, 'no', 'such', 'dir', 's.sock')}`,
+    );
     expect(r.stderr).not.toContain('edu: ');
   });
 
   it('a missing driver file: exit 1 naming the config, the entry and the field', () => {
-    const file = config('missing.json', { socket: join(tmp, 'm.sock'), drivers: [{ name: 'edu', driver: '/nonexistent/edu.wasm', device: 'sim:edu' }] });
+    const file = config('missing.json', {
+      socket: join(tmp, 'm.sock'),
+      drivers: [{ name: 'edu', driver: '/nonexistent/edu.wasm', device: 'sim:edu' }],
+    });
     const r = spawnSync(process.execPath, [bin, 'serve', '--config', file], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`${file}: drivers[0] (edu): driver: /nonexistent/edu.wasm: cannot read: no such file`);
@@ -37,9 +45,15 @@ describe('wasmdrv serve start-up', () => {
 
   it('logs with sd-daemon priorities under journald, and reload sends an absolute path', async () => {
     const sock = join(tmp, 'ok.sock');
-    const file = config('ok.json', { socket: sock, drivers: [{ name: 'edu', driver: driverPath('edu'), device: 'sim:edu' }] });
+    const file = config('ok.json', {
+      socket: sock,
+      drivers: [{ name: 'edu', driver: driverPath('edu'), device: 'sim:edu' }],
+    });
     // The daemon runs in another directory than the client, as under systemd (WorkingDirectory=/).
-    const daemon = spawn(process.execPath, [bin, 'serve', '--config', file], { cwd: tmp, env: { ...process.env, JOURNAL_STREAM: '8:1234' } });
+    const daemon = spawn(process.execPath, [bin, 'serve', '--config', file], {
+      cwd: tmp,
+      env: { ...process.env, JOURNAL_STREAM: '8:1234' },
+    });
     let err = '';
     daemon.stderr.on('data', (d) => (err += d));
     try {
@@ -47,7 +61,11 @@ describe('wasmdrv serve start-up', () => {
       expect(err).toContain('<5>ready');
       expect(err).toMatch(/^<6>edu: .* on sim:edu$/m);
       const rel = join('build', 'drivers', 'edu.wasm');
-      const r = spawnSync(process.execPath, [bin, 'reload', 'edu', rel, '--socket', sock], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+      const r = spawnSync(process.execPath, [bin, 'reload', 'edu', rel, '--socket', sock], {
+        cwd: root,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
       expect(r.stdout).toContain('reloaded edu');

@@ -2,9 +2,9 @@
 // credentials; a client killed mid-request breaks nothing; config errors name the line and field.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../host/service/config.ts';
 import { Service } from '../host/service/daemon.ts';
@@ -14,6 +14,27 @@ import { driverPath, u32, words } from './helpers.ts';
 const dir = mkdtempSync(join(tmpdir(), 'wasmdrv-svc-'));
 chmodSync(dir, 0o755);
 const socket = join(dir, 'wasmdrv.sock');
+
+/**
+ * The Node binary a client running as another user can execute. The project's Node lives inside the
+ * checkout, which may sit below a directory only its owner can enter (a `mktemp -d` clone is 0700):
+ * then a copy in the test's own 0755 directory stands in for it.
+ */
+let nodeCopy: string | undefined;
+function nodeForOtherUsers(): string {
+  if (nodeCopy) return nodeCopy;
+  let p = process.execPath;
+  const othersMayExec = (path: string) => (statSync(path).mode & 0o001) !== 0;
+  let ok = othersMayExec(p);
+  for (let d = dirname(p); ok && d !== dirname(d); d = dirname(d)) ok = othersMayExec(d);
+  if (!ok) {
+    p = join(dir, 'node');
+    copyFileSync(process.execPath, p);
+    chmodSync(p, 0o755);
+  }
+  nodeCopy = p;
+  return p;
+}
 let svc: Service;
 
 beforeAll(async () => {
@@ -55,7 +76,11 @@ function clientProcess(driver: string, calls: number, opts: { uid?: number; rais
       console.log(JSON.stringify({ ok: answers.every(Boolean), n: answers.length }));
     } catch (e) { console.log(JSON.stringify({ error: e.message, code: e.code })); }
     s.end();`;
-  return spawn(process.execPath, ['--input-type=module', '-e', script], { uid: opts.uid, cwd: '/', stdio: ['ignore', 'pipe', 'inherit'] });
+  return spawn(opts.uid === undefined ? process.execPath : nodeForOtherUsers(), ['--input-type=module', '-e', script], {
+    uid: opts.uid,
+    cwd: '/',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
 }
 
 async function output(child: ReturnType<typeof spawn>): Promise<any> {
@@ -94,7 +119,7 @@ describe('wasmdrv serve', () => {
     c.close();
   });
 
-  it('a request to a driver that faults gets the supervisor\'s distinct error, then it serves again', async () => {
+  it("a request to a driver that faults gets the supervisor's distinct error, then it serves again", async () => {
     const c = await ServiceClient.connect(socket);
     const err = await c.call('broken', 6).catch((e) => e);
     expect(err.code).toBe('driver-restarted');
@@ -104,9 +129,14 @@ describe('wasmdrv serve', () => {
   });
 
   it('refuses a bad config, naming the line and the field', () => {
-    const text = '{\n  "socket": "/tmp/x.sock",\n  "drivers": [\n    { "name": "edu", "driver": "edu.wasm",\n      "devce": "sim:edu" }\n  ]\n}\n';
-    expect(() => parseConfig(text, 'wasmdrv.json')).toThrow(/wasmdrv\.json:4: drivers\.0: must have required property 'device'[\s\S]*wasmdrv\.json:5: drivers\.0\.devce: unknown field/);
-    expect(() => parseConfig('{ "socket": 5,\n "drivers": [] }', 'c.json')).toThrow(/c\.json:1: socket: must be string[\s\S]*c\.json:2: drivers: must NOT have fewer than 1 items/);
+    const text =
+      '{\n  "socket": "/tmp/x.sock",\n  "drivers": [\n    { "name": "edu", "driver": "edu.wasm",\n      "devce": "sim:edu" }\n  ]\n}\n';
+    expect(() => parseConfig(text, 'wasmdrv.json')).toThrow(
+      /wasmdrv\.json:4: drivers\.0: must have required property 'device'[\s\S]*wasmdrv\.json:5: drivers\.0\.devce: unknown field/,
+    );
+    expect(() => parseConfig('{ "socket": 5,\n "drivers": [] }', 'c.json')).toThrow(
+      /c\.json:1: socket: must be string[\s\S]*c\.json:2: drivers: must NOT have fewer than 1 items/,
+    );
     expect(() => parseConfig('{ "socket": "x",\n  oops }', 'd.json')).toThrow(/^d\.json:2: not valid JSON/);
   });
 });

@@ -12,7 +12,10 @@ function device(options = {}) {
   const ctx: SimContext = {
     now: () => now,
     setIrq: (level) => irq.push(level),
-    dmaRead: (bus, len) => (bus >= base && bus + BigInt(len) <= base + 65536n ? ram.slice(Number(bus - base), Number(bus - base) + len) : null),
+    dmaRead: (bus, len) =>
+      bus >= base && bus + BigInt(len) <= base + 65536n
+        ? ram.slice(Number(bus - base), Number(bus - base) + len)
+        : null,
     dmaWrite: (bus, data) => {
       if (bus < base || bus + BigInt(data.length) > base + 65536n) return false;
       ram.set(data, Number(bus - base));

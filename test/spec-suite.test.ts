@@ -16,7 +16,9 @@ import { root } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'wasmdrv-spec-'));
 execFileSync('tar', ['-xzf', join(root, 'test', 'fixtures', 'spec-modules.tar.gz'), '-C', dir]);
-const files = readdirSync(dir).filter((f) => f.endsWith('.wasm')).sort();
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.wasm'))
+  .sort();
 const host = new Host();
 afterAll(() => {
   host.close();
@@ -30,7 +32,13 @@ function load(bytes: Uint8Array, spec: ReturnType<Host['openDevice']>['spec'], l
   } catch (err) {
     throw new LoadError(`${label}: does not compile: ${(err as Error).message}`);
   }
-  checkModule(bytes, { regions: spec.regions, ports: spec.ports, dmaCount: spec.dma.length, hasIrq: !!spec.irq }, {}, DEFAULT_LIMITS, label);
+  checkModule(
+    bytes,
+    { regions: spec.regions, ports: spec.ports, dmaCount: spec.dma.length, hasIrq: !!spec.irq },
+    {},
+    DEFAULT_LIMITS,
+    label,
+  );
 }
 
 describe('the WebAssembly spec test suite on the load path', () => {
@@ -57,9 +65,15 @@ describe('the WebAssembly spec test suite on the load path', () => {
 
   it('the register-gate rewriter keeps every module V8 accepts valid, or refuses it with a LoadError', async () => {
     const binaryen = await loadBinaryen();
-    const layout = { regions: [{ index: 0, size: 4096, read: true, write: true }], ringEntries: 256, recordReads: true };
+    const layout = {
+      regions: [{ index: 0, size: 4096, read: true, write: true }],
+      ringEntries: 256,
+      recordReads: true,
+    };
     const bad: string[] = [];
-    let rewritten = 0, refused = 0, untouched = 0;
+    let rewritten = 0,
+      refused = 0,
+      untouched = 0;
     for (const f of files) {
       const bytes = readFileSync(join(dir, f));
       if (!WebAssembly.validate(bytes)) continue;

@@ -6,7 +6,11 @@ import { Host, RequestError, type Driver } from '../host/index.ts';
 import { DeviceSession } from '../host/sandbox/session.ts';
 import { driverPath, words } from './helpers.ts';
 
-const OP_ECHO = 0, OP_TRAP = 6, OP_RAISE_AND_TRAP = 15, OP_STATUS = 16, OP_LIVENESS = 18;
+const OP_ECHO = 0,
+  OP_TRAP = 6,
+  OP_RAISE_AND_TRAP = 15,
+  OP_STATUS = 16,
+  OP_LIVENESS = 18;
 const fast = { backoffMs: 5, maxBackoffMs: 40 };
 
 let host: Host;
@@ -14,13 +18,16 @@ afterEach(() => host?.close());
 
 /** Wait for the next successful restart; a driver that ends up failed instead fails the test at once. */
 async function restarted(drv: Driver): Promise<void> {
-  const outcome = await Promise.race([once(drv, 'restarted').then(() => 'restarted'), once(drv, 'failed').then(() => 'failed')]);
+  const outcome = await Promise.race([
+    once(drv, 'restarted').then(() => 'restarted'),
+    once(drv, 'failed').then(() => 'failed'),
+  ]);
   expect(outcome, `last fault: ${drv.lastFault?.kind} ${drv.lastFault?.message}`).toBe('restarted');
   expect(drv.state).toBe('running');
 }
 
 describe('supervisor', () => {
-  it('restarts a faulted driver after resetting the device with the driver\'s reset export', async () => {
+  it("restarts a faulted driver after resetting the device with the driver's reset export", async () => {
     host = new Host();
     // 'mask' mode: like uio_pci_generic, interrupt status stays set until someone acknowledges it
     const dev = host.openDevice('sim:edu:s1', { sim: { irqMode: 'mask' } });
@@ -32,10 +39,14 @@ describe('supervisor', () => {
     await restarted(drv);
     // the device the new instance probed is clean: the dead driver's pending interrupt was acknowledged
     expect(words(await drv.request(OP_STATUS))).toEqual([0]);
-    expect(drv.status()).toMatchObject({ state: 'running', restarts: 1, lastFault: { kind: 'unreachable', phase: 'request' } });
+    expect(drv.status()).toMatchObject({
+      state: 'running',
+      restarts: 1,
+      lastFault: { kind: 'unreachable', phase: 'request' },
+    });
   });
 
-  it('applies a user-given reset sequence instead of the driver\'s reset', async () => {
+  it("applies a user-given reset sequence instead of the driver's reset", async () => {
     host = new Host();
     const dev = host.openDevice('sim:edu:s2', { sim: { irqMode: 'mask' } });
     const drv = await host.load(driverPath('test/broken'), dev, {
@@ -54,7 +65,10 @@ describe('supervisor', () => {
 
   it('requests sent while the driver restarts wait and are served by the restarted driver', async () => {
     host = new Host();
-    const drv = await host.load(driverPath('test/broken'), 'sim:edu:s3', { name: 's3', restart: { backoffMs: 100, maxBackoffMs: 100 } });
+    const drv = await host.load(driverPath('test/broken'), 'sim:edu:s3', {
+      name: 's3',
+      restart: { backoffMs: 100, maxBackoffMs: 100 },
+    });
     const first = drv.request(OP_TRAP).catch((e) => e.code);
     await once(drv, 'fault');
     expect(drv.state).toBe('restarting');
@@ -65,10 +79,16 @@ describe('supervisor', () => {
 
   it('marks the driver failed when the restart budget is spent, and answers every request with driver-failed', async () => {
     host = new Host();
-    const drv = await host.load(driverPath('test/broken'), 'sim:edu:s4', { name: 's4', restart: { budget: 3, windowMs: 60_000, ...fast } });
+    const drv = await host.load(driverPath('test/broken'), 'sim:edu:s4', {
+      name: 's4',
+      restart: { budget: 3, windowMs: 60_000, ...fast },
+    });
     const failed = once(drv, 'failed');
     for (let i = 0; i < 4; i++) {
-      const code = await drv.request(OP_TRAP).then(() => 'answered', (e) => e.code);
+      const code = await drv.request(OP_TRAP).then(
+        () => 'answered',
+        (e) => e.code,
+      );
       expect(['driver-restarted', 'driver-failed']).toContain(code);
       if (drv.state === 'restarting') await Promise.race([once(drv, 'restarted'), failed]);
     }
@@ -77,7 +97,11 @@ describe('supervisor', () => {
     expect(drv.restarts).toBe(3);
     const err = await drv.request(OP_ECHO).catch((e) => e);
     expect(err.code).toBe('driver-failed');
-    expect(host.status().drivers.find((d) => d.name === 's4')).toMatchObject({ state: 'failed', restarts: 3, lastFault: { kind: 'unreachable' } });
+    expect(host.status().drivers.find((d) => d.name === 's4')).toMatchObject({
+      state: 'failed',
+      restarts: 3,
+      lastFault: { kind: 'unreachable' },
+    });
   });
 
   it('brings the device back to a clean state after a deadline kill in the middle of a computation', async () => {
@@ -86,7 +110,11 @@ describe('supervisor', () => {
     // 400 ms deadline with the device still computing. The restarted instance's reset waits out the
     // rest and acknowledges the interrupt.
     const dev = host.openDevice('sim:edu:s5', { sim: { factorialDelayNs: 600_000_000, irqMode: 'mask' } });
-    const drv = await host.load(driverPath('test/broken'), dev, { name: 's5', limits: { deadlineMs: 400 }, restart: fast });
+    const drv = await host.load(driverPath('test/broken'), dev, {
+      name: 's5',
+      limits: { deadlineMs: 400 },
+      restart: fast,
+    });
     const err = await drv.request(21).catch((e) => e);
     expect(err.code).toBe('driver-restarted');
     expect(drv.lastFault?.kind).toBe('deadline');

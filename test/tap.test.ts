@@ -21,7 +21,11 @@ describe('TAP bridge: the kernel talks through the sandboxed e1000', () => {
   it('ARP and ping both ways, the interface follows the NIC (MAC, carrier), and goes away on close', () => {
     execFileSync('ip', ['netns', 'add', ns]);
     execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    const stdout = execFileSync('ip', ['netns', 'exec', ns, process.execPath, join(root, 'test', 'fixtures', 'tap-peer.mjs'), root], { timeout: 60_000 }).toString();
+    const stdout = execFileSync(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, join(root, 'test', 'fixtures', 'tap-peer.mjs'), root],
+      { timeout: 60_000 },
+    ).toString();
     const r = JSON.parse(stdout.trim().split('\n').pop()!);
     expect(r.tap).toBe('wdtap0');
     expect(r.tapMac).toBe('02:00:00:77:00:01');

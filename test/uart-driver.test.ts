@@ -4,7 +4,9 @@ import { Host, type Driver, type DeviceHandle } from '../host/index.ts';
 import { uartFeed, uartTake } from '../host/sim/uart16550.ts';
 import { driverPath, u32, words } from './helpers.ts';
 
-const OP_WRITE = 1, OP_READ = 2, OP_STATS = 3;
+const OP_WRITE = 1,
+  OP_READ = 2,
+  OP_STATS = 3;
 
 describe('uart16550 driver on the simulated 16550', () => {
   const host = new Host();
@@ -31,7 +33,8 @@ describe('uart16550 driver on the simulated 16550', () => {
       expect(uartFeed(dev.spec, new TextEncoder().encode(burst))).toBe(burst.length);
       // The request waits for the receive interrupt when nothing has arrived yet.
       let part = '';
-      for (let i = 0; i < 20 && part.length < burst.length; i++) part += new TextDecoder().decode(await drv.request(OP_READ, u32(0, 200)));
+      for (let i = 0; i < 20 && part.length < burst.length; i++)
+        part += new TextDecoder().decode(await drv.request(OP_READ, u32(0, 200)));
       got += part;
     }
     expect(got).toBe(bursts.join(''));

@@ -18,7 +18,13 @@ const pci0 = join(root, 'devices', 'pci0000:00', '0000:00:04.0');
 file(join(pci0, 'vendor'), '0x1234');
 file(join(pci0, 'device'), '0x11e8');
 file(join(pci0, 'class'), '0x00ff00');
-file(join(pci0, 'resource'), ['0x00000000fea00000 0x00000000feafffff 0x0000000000040200', ...Array(12).fill('0x0000000000000000 0x0000000000000000 0x0000000000000000')].join('\n'));
+file(
+  join(pci0, 'resource'),
+  [
+    '0x00000000fea00000 0x00000000feafffff 0x0000000000040200',
+    ...Array(12).fill('0x0000000000000000 0x0000000000000000 0x0000000000000000'),
+  ].join('\n'),
+);
 const uio0 = join(root, 'class', 'uio', 'uio0');
 file(join(uio0, 'name'), 'wasmdrv-edu');
 file(join(uio0, 'version'), '0.1');
@@ -46,7 +52,13 @@ const pci2 = join(root, 'devices', 'pci0000:00', '0000:00:05.0');
 file(join(pci2, 'vendor'), '0x1234');
 file(join(pci2, 'device'), '0x11e8');
 file(join(pci2, 'class'), '0x00ff00');
-file(join(pci2, 'resource'), ['0x00000000feb00000 0x00000000febfffff 0x0000000000040200', '0x000000000000c000 0x000000000000c01f 0x0000000000040101'].join('\n'));
+file(
+  join(pci2, 'resource'),
+  [
+    '0x00000000feb00000 0x00000000febfffff 0x0000000000040200',
+    '0x000000000000c000 0x000000000000c01f 0x0000000000040101',
+  ].join('\n'),
+);
 const uio2 = join(root, 'class', 'uio', 'uio2');
 file(join(uio2, 'name'), 'uio_pci_generic');
 file(join(uio2, 'version'), '0.01.0');
@@ -76,14 +88,25 @@ describe('UIO discovery', () => {
 
   it('turns stub maps into regions and DMA windows at mmap offset index x page size', () => {
     const spec = uioDeviceSpec(found[0], { pageSize: 4096 });
-    expect(spec.regions).toEqual([{ name: 'bar0', size: 0x100000, phys: 0xfea00000n, source: { kind: 'file', path: '/dev/uio0', offset: 0 } }]);
-    expect(spec.dma).toEqual([{ name: 'dma', size: 0x10000, bus: 0x1230000n, source: { kind: 'file', path: '/dev/uio0', offset: 4096 } }]);
+    expect(spec.regions).toEqual([
+      { name: 'bar0', size: 0x100000, phys: 0xfea00000n, source: { kind: 'file', path: '/dev/uio0', offset: 0 } },
+    ]);
+    expect(spec.dma).toEqual([
+      { name: 'dma', size: 0x10000, bus: 0x1230000n, source: { kind: 'file', path: '/dev/uio0', offset: 4096 } },
+    ]);
     expect(spec.irq).toEqual({ kind: 'uio', path: '/dev/uio0', rearm: 'none' });
   });
 
   it('gives uio_pci_generic devices their BARs from resource files and config-space re-arm', () => {
     const spec = uioDeviceSpec(found[2]);
-    expect(spec.regions).toEqual([{ name: 'bar0', size: 0x100000, phys: 0xfeb00000n, source: { kind: 'file', path: join(pci2, 'resource0'), offset: 0 } }]);
+    expect(spec.regions).toEqual([
+      {
+        name: 'bar0',
+        size: 0x100000,
+        phys: 0xfeb00000n,
+        source: { kind: 'file', path: join(pci2, 'resource0'), offset: 0 },
+      },
+    ]);
     expect(spec.ports).toEqual([{ name: 'bar1', base: 0xc000, size: 32, source: { kind: 'io' } }]);
     expect(spec.irq).toEqual({ kind: 'uio-pci-generic', path: '/dev/uio2', config: join(pci2, 'config') });
   });

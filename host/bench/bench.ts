@@ -36,7 +36,9 @@ function compileC(root: string): string {
   mkdirSync(dir, { recursive: true });
   const out = join(dir, 'native');
   try {
-    execFileSync('cc', ['-O2', '-Wall', '-pthread', join(root, 'bench', 'native.c'), '-o', out], { stdio: ['ignore', 'inherit', 'inherit'] });
+    execFileSync('cc', ['-O2', '-Wall', '-pthread', join(root, 'bench', 'native.c'), '-o', out], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
   } catch (err) {
     throw new Error(`bench: cannot compile bench/native.c with cc: ${(err as Error).message}`);
   }
@@ -89,7 +91,10 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
     const dmaFd = (dev.spec.dma[0].source as { fd: number }).fd;
     const irqFd = (dev.spec.irq as { eventfd: number }).eventfd;
     const t0 = performance.now();
-    const drv: Driver = await host.load(join(root, 'build', 'drivers', 'bench.wasm'), dev, { name: 'bench', limits: { deadlineMs: 120_000 } });
+    const drv: Driver = await host.load(join(root, 'build', 'drivers', 'bench.wasm'), dev, {
+      name: 'bench',
+      limits: { deadlineMs: 120_000 },
+    });
     out.loadToProbedMs = +(performance.now() - t0).toFixed(2);
     // --- register access ---------------------------------------------------------------------------
     // The default driver above serves registers through the Wasm gate recording every access; the
@@ -110,8 +115,15 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
       out.regReadNs = gated.read;
       out.regWriteNs = gated.write;
       await drv.stop();
-      for (const [mode, key] of [['record-writes', 'RecordWrites'], ['off', 'JsImports']] as const) {
-        const d = await host.load(join(root, 'build', 'drivers', 'bench.wasm'), dev, { name: `bench-${mode}`, registerGate: mode, limits: { deadlineMs: 120_000 } });
+      for (const [mode, key] of [
+        ['record-writes', 'RecordWrites'],
+        ['off', 'JsImports'],
+      ] as const) {
+        const d = await host.load(join(root, 'build', 'drivers', 'bench.wasm'), dev, {
+          name: `bench-${mode}`,
+          registerGate: mode,
+          limits: { deadlineMs: 120_000 },
+        });
         const r = await regLoops(d);
         out[`regReadNs${key}`] = r.read;
         out[`regWriteNs${key}`] = r.write;
@@ -132,12 +144,21 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
       const overW = (k: string) => (+out[k] - +out.regWriteNsC).toFixed(1);
       say(`register read   C ${out.regReadNsC} ns   plain JS on the mapping ${out.regReadNsJs} ns`);
       say(`  gate, every access recorded (default)   ${out.regReadNs} ns   overhead ${over('regReadNs')} ns`);
-      say(`  gate, writes recorded                   ${out.regReadNsRecordWrites} ns   overhead ${over('regReadNsRecordWrites')} ns`);
-      say(`  gate off (JS imports)                   ${out.regReadNsJsImports} ns   overhead ${over('regReadNsJsImports')} ns`);
+      say(
+        `  gate, writes recorded                   ${out.regReadNsRecordWrites} ns   overhead ${over('regReadNsRecordWrites')} ns`,
+      );
+      say(
+        `  gate off (JS imports)                   ${out.regReadNsJsImports} ns   overhead ${over('regReadNsJsImports')} ns`,
+      );
       say(`register write  C ${out.regWriteNsC} ns`);
       say(`  gate (default)                          ${out.regWriteNs} ns   overhead ${overW('regWriteNs')} ns`);
-      say(`  gate off (JS imports)                   ${out.regWriteNsJsImports} ns   overhead ${overW('regWriteNsJsImports')} ns`);
-      drv2 = await host.load(join(root, 'build', 'drivers', 'bench.wasm'), dev, { name: 'bench', limits: { deadlineMs: 120_000 } });
+      say(
+        `  gate off (JS imports)                   ${out.regWriteNsJsImports} ns   overhead ${overW('regWriteNsJsImports')} ns`,
+      );
+      drv2 = await host.load(join(root, 'build', 'drivers', 'bench.wasm'), dev, {
+        name: 'bench',
+        limits: { deadlineMs: 120_000 },
+      });
     }
     const req = async (op: number, ...args: number[]) => drv2.request(op, le32(...args));
 
@@ -152,7 +173,9 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
       out.dmaWindowNs = +(win / mn).toFixed(3);
       out.linearMemoryNs = +(plain / mn).toFixed(3);
       out.dmaWindowRatio = +(win / plain).toFixed(3);
-      say(`DMA window load ${out.dmaWindowNs} ns   linear memory ${out.linearMemoryNs} ns   ratio ${out.dmaWindowRatio}`);
+      say(
+        `DMA window load ${out.dmaWindowNs} ns   linear memory ${out.linearMemoryNs} ns   ratio ${out.dmaWindowRatio}`,
+      );
     }
 
     // --- interrupt wake-up latency (both sides pinned to CPU 0 when taskset works) ---------------
@@ -164,18 +187,29 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
         const lat = await irqLatency({ bin, root, rounds, pinned, irqFd, dmaFd, wait: () => req(4, rounds) });
         Object.assign(out, lat.figures);
         say(`irq wake-up, pinger a thread of the waiter's process (the issue's setup)`);
-        say(`  sandbox median ${out.irqMedianUs} us p99 ${out.irqP99Us} us   C median ${out.irqMedianUsC} us p99 ${out.irqP99UsC} us   ratios ${out.irqMedianRatio} / ${out.irqP99Ratio}  (${rounds} round trips, pinned: ${out.irqPinned})`);
-        say(`  where it goes (a JS thread in pollRead, no Wasm): poll() returns after median ${out.irqMedianUsPollReturn} us p99 ${out.irqP99UsPollReturn} us; JavaScript resumes after median ${out.irqMedianUsJsWaiter} us p99 ${out.irqP99UsJsWaiter} us`);
+        say(
+          `  sandbox median ${out.irqMedianUs} us p99 ${out.irqP99Us} us   C median ${out.irqMedianUsC} us p99 ${out.irqP99UsC} us   ratios ${out.irqMedianRatio} / ${out.irqP99Ratio}  (${rounds} round trips, pinned: ${out.irqPinned})`,
+        );
+        say(
+          `  where it goes (a JS thread in pollRead, no Wasm): poll() returns after median ${out.irqMedianUsPollReturn} us p99 ${out.irqP99UsPollReturn} us; JavaScript resumes after median ${out.irqMedianUsJsWaiter} us p99 ${out.irqP99UsJsWaiter} us`,
+        );
         say(`irq wake-up, pinger another process (the waiter's address space switched in on each wake-up)`);
-        say(`  sandbox median ${out.irqMedianUsProcess} us p99 ${out.irqP99UsProcess} us   C median ${out.irqMedianUsProcessC} us p99 ${out.irqP99UsProcessC} us   ratios ${out.irqMedianRatioProcess} / ${out.irqP99RatioProcess}`);
+        say(
+          `  sandbox median ${out.irqMedianUsProcess} us p99 ${out.irqP99UsProcess} us   C median ${out.irqMedianUsProcessC} us p99 ${out.irqP99UsProcessC} us   ratios ${out.irqMedianRatioProcess} / ${out.irqP99RatioProcess}`,
+        );
         if (o.plot) writeCdf(join(root, 'docs', 'benchmarks-irq-cdf.svg'), lat.sandbox, lat.c);
         // The spread: one draw says little (the tail moved 1.6-3.7x between runs on the same code).
         const per = o.quick ? 200 : 2000;
         const spread = [];
-        for (let k = 0; k < 5; k++) spread.push(await irqRound({ bin, root, rounds: per, pinned, irqFd, dmaFd, wait: () => req(4, per) }));
-        for (const [k, r] of spread.entries()) for (const [key, v] of Object.entries(r)) out[`irqRound${k + 1}${key[0].toUpperCase()}${key.slice(1)}`] = v;
+        for (let k = 0; k < 5; k++)
+          spread.push(await irqRound({ bin, root, rounds: per, pinned, irqFd, dmaFd, wait: () => req(4, per) }));
+        for (const [k, r] of spread.entries())
+          for (const [key, v] of Object.entries(r)) out[`irqRound${k + 1}${key[0].toUpperCase()}${key.slice(1)}`] = v;
         say(`irq wake-up, same process, five rounds of ${per} (median / p99 us, sandbox vs C, ratios):`);
-        for (const [k, r] of spread.entries()) say(`  round ${k + 1}: ${r.medianUs} / ${r.p99Us}   C ${r.medianUsC} / ${r.p99UsC}   ratios ${r.medianRatio} / ${r.p99Ratio}`);
+        for (const [k, r] of spread.entries())
+          say(
+            `  round ${k + 1}: ${r.medianUs} / ${r.p99Us}   C ${r.medianUsC} / ${r.p99UsC}   ratios ${r.medianRatio} / ${r.p99Ratio}`,
+          );
       } finally {
         if (pinned) unpin();
       }
@@ -190,13 +224,17 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
       await wasmDev;
       const cDev = runC(bin, ['ring-device', String(ms + 400)], [regsFd, dmaFd], false);
       await new Promise((res) => setTimeout(res, 50));
-      const cfw = JSON.parse(await runC(bin, ['ring-driver', String(ms), String(batch)], [regsFd, dmaFd], false)).forwarded;
+      const cfw = JSON.parse(
+        await runC(bin, ['ring-driver', String(ms), String(batch)], [regsFd, dmaFd], false),
+      ).forwarded;
       const dv = JSON.parse(await cDev);
       if (dv.errors) throw new Error(`bench: the ring device saw ${dv.errors} out-of-order or corrupt packets`);
       out[`ringMppsBatch${batch}`] = +(fw / ms / 1000).toFixed(3);
       out[`ringMppsBatch${batch}C`] = +(cfw / ms / 1000).toFixed(3);
       out[`ringRatioBatch${batch}`] = +(fw / cfw).toFixed(3);
-      say(`ring batch ${String(batch).padStart(2)}   sandbox ${out[`ringMppsBatch${batch}`]} Mpps   C ${out[`ringMppsBatch${batch}C`]} Mpps   ratio ${out[`ringRatioBatch${batch}`]}`);
+      say(
+        `ring batch ${String(batch).padStart(2)}   sandbox ${out[`ringMppsBatch${batch}`]} Mpps   C ${out[`ringMppsBatch${batch}C`]} Mpps   ratio ${out[`ringRatioBatch${batch}`]}`,
+      );
     }
   } finally {
     await host.close();
@@ -204,31 +242,42 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
 
   // --- lifecycle figures -------------------------------------------------------------------------
   if (want('lifecycle')) {
-  const rl = await measureReload(o.quick ? 50 : 500);
-  out.reloadSwapMedianMs = +rl.median.toFixed(3);
-  out.reloadSwapP99Ms = +rl.p99.toFixed(3);
-  say(`load to probed  ${out.loadToProbedMs} ms   reload swap median ${out.reloadSwapMedianMs} ms p99 ${out.reloadSwapP99Ms} ms`);
-  out.crashToServingMs = await crashToServing(root, o.quick ? 3 : 20);
-  say(`crash to serving again (restart, reset, probe, first answer) median ${out.crashToServingMs} ms`);
-  out.loadWarmToProbedMs = await warmLoad(root, o.quick ? 3 : 10);
-  say(`load to probed, warm (driver compiled, spare worker booted) median ${out.loadWarmToProbedMs} ms`);
-  for (const n of o.quick ? [1, 5] : [1, 10, 100]) {
-    const f = footprint(root, n);
-    out[`rssPerDriverMiB${n}`] = f;
-    say(`host memory per loaded edu driver (RSS growth / ${n})  ${f} MiB`);
-  }
-  // The fuzzer: one job, persistent instance with snapshot restore (docs/fuzzing.md). Wall-clock
-  // execs/s, and execs per CPU second of the process (V8's compiler threads included).
-  for (const [name, model] of [['edu', 'edu'], ['uart16550', 'uart16550']] as const) {
-    const f = await measureFuzz(new Uint8Array(readFileSync(join(root, 'build', 'drivers', `${name}.wasm`))), o.quick ? 3000 : 60_000, model);
-    const key = name === 'edu' ? '' : 'Uart';
-    out[`fuzz${key}ExecsPerSec`] = f.execsPerSec;
-    out[`fuzz${key}CpuExecsPerSec`] = f.cpuExecsPerSec;
-    const p = f.profile;
-    const total = p.mutateMs + p.execMs + p.otherMs;
-    say(`fuzz ${name.padEnd(10)} ${f.execsPerSec} execs/s on one core (${f.cpuExecsPerSec} per CPU second), ${(p.calls / Math.max(1, f.execs)).toFixed(1)} driver calls/exec; ` +
-      `time: executing ${((100 * p.execMs) / total).toFixed(0)}%, mutating ${((100 * p.mutateMs) / total).toFixed(0)}%, corpus ${((100 * p.otherMs) / total).toFixed(0)}%`);
-  }
+    const rl = await measureReload(o.quick ? 50 : 500);
+    out.reloadSwapMedianMs = +rl.median.toFixed(3);
+    out.reloadSwapP99Ms = +rl.p99.toFixed(3);
+    say(
+      `load to probed  ${out.loadToProbedMs} ms   reload swap median ${out.reloadSwapMedianMs} ms p99 ${out.reloadSwapP99Ms} ms`,
+    );
+    out.crashToServingMs = await crashToServing(root, o.quick ? 3 : 20);
+    say(`crash to serving again (restart, reset, probe, first answer) median ${out.crashToServingMs} ms`);
+    out.loadWarmToProbedMs = await warmLoad(root, o.quick ? 3 : 10);
+    say(`load to probed, warm (driver compiled, spare worker booted) median ${out.loadWarmToProbedMs} ms`);
+    for (const n of o.quick ? [1, 5] : [1, 10, 100]) {
+      const f = footprint(root, n);
+      out[`rssPerDriverMiB${n}`] = f;
+      say(`host memory per loaded edu driver (RSS growth / ${n})  ${f} MiB`);
+    }
+    // The fuzzer: one job, persistent instance with snapshot restore (docs/fuzzing.md). Wall-clock
+    // execs/s, and execs per CPU second of the process (V8's compiler threads included).
+    for (const [name, model] of [
+      ['edu', 'edu'],
+      ['uart16550', 'uart16550'],
+    ] as const) {
+      const f = await measureFuzz(
+        new Uint8Array(readFileSync(join(root, 'build', 'drivers', `${name}.wasm`))),
+        o.quick ? 3000 : 60_000,
+        model,
+      );
+      const key = name === 'edu' ? '' : 'Uart';
+      out[`fuzz${key}ExecsPerSec`] = f.execsPerSec;
+      out[`fuzz${key}CpuExecsPerSec`] = f.cpuExecsPerSec;
+      const p = f.profile;
+      const total = p.mutateMs + p.execMs + p.otherMs;
+      say(
+        `fuzz ${name.padEnd(10)} ${f.execsPerSec} execs/s on one core (${f.cpuExecsPerSec} per CPU second), ${(p.calls / Math.max(1, f.execs)).toFixed(1)} driver calls/exec; ` +
+          `time: executing ${((100 * p.execMs) / total).toFixed(0)}%, mutating ${((100 * p.mutateMs) / total).toFixed(0)}%, corpus ${((100 * p.otherMs) / total).toFixed(0)}%`,
+      );
+    }
   }
   if (want('languages')) Object.assign(out, await benchLanguages(root, !!o.quick, say));
   out.machine = `${cpus().length} x ${cpus()[0]?.model ?? '?'}, node ${process.version}`;
@@ -246,7 +295,15 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
  * the pinger a thread of the waiter's process (a JS worker for the sandbox, a pthread for C), and the
  * pinger another process (bench/native.c irq-pinger for both).
  */
-async function irqLatency(a: { bin: string; root: string; rounds: number; pinned: boolean; irqFd: number; dmaFd: number; wait: () => Promise<Uint8Array> }) {
+async function irqLatency(a: {
+  bin: string;
+  root: string;
+  rounds: number;
+  pinned: boolean;
+  irqFd: number;
+  dmaFd: number;
+  wait: () => Promise<Uint8Array>;
+}) {
   const native = loadNative();
   const page = native.mapFd(a.dmaFd, 1 << 20, 0);
   const words = new BigUint64Array(page.buffer());
@@ -257,7 +314,10 @@ async function irqLatency(a: { bin: string; root: string; rounds: number; pinned
   try {
     // 1. pinger thread in this process: a worker running the same loop as bench/native.c irq-pinger
     words.fill(0n, 0, 16 + a.rounds);
-    const pinger = new Worker(PINGER, { eval: true, workerData: { addon: nativeBinaryPath(), irqFd: a.irqFd, dmaFd: a.dmaFd, rounds: a.rounds } });
+    const pinger = new Worker(PINGER, {
+      eval: true,
+      workerData: { addon: nativeBinaryPath(), irqFd: a.irqFd, dmaFd: a.dmaFd, rounds: a.rounds },
+    });
     const pingerDone = once(pinger, 'exit');
     checked(await a.wait());
     const [code] = await pingerDone;
@@ -280,7 +340,10 @@ async function irqLatency(a: { bin: string; root: string; rounds: number; pinned
     words.fill(0n, 0, 16 + a.rounds);
     const cfd2 = native.eventfdCreate(0);
     try {
-      await Promise.all([runC(a.bin, ['irq-waiter', String(a.rounds)], [cfd2, a.dmaFd], a.pinned), runC(a.bin, ['irq-pinger', String(a.rounds)], [cfd2, a.dmaFd], a.pinned)]);
+      await Promise.all([
+        runC(a.bin, ['irq-waiter', String(a.rounds)], [cfd2, a.dmaFd], a.pinned),
+        runC(a.bin, ['irq-pinger', String(a.rounds)], [cfd2, a.dmaFd], a.pinned),
+      ]);
     } finally {
       native.close(cfd2);
     }
@@ -304,14 +367,22 @@ async function irqLatency(a: { bin: string; root: string; rounds: number; pinned
     }
     const f = (v: number) => +v.toFixed(2);
     const figures = {
-      irqMedianUs: f(pct(sandbox, 0.5)), irqP99Us: f(pct(sandbox, 0.99)),
-      irqMedianUsC: f(pct(c, 0.5)), irqP99UsC: f(pct(c, 0.99)),
-      irqMedianRatio: f(pct(sandbox, 0.5) / pct(c, 0.5)), irqP99Ratio: f(pct(sandbox, 0.99) / pct(c, 0.99)),
-      irqMedianUsProcess: f(pct(sandboxP, 0.5)), irqP99UsProcess: f(pct(sandboxP, 0.99)),
-      irqMedianUsProcessC: f(pct(cP, 0.5)), irqP99UsProcessC: f(pct(cP, 0.99)),
-      irqMedianRatioProcess: f(pct(sandboxP, 0.5) / pct(cP, 0.5)), irqP99RatioProcess: f(pct(sandboxP, 0.99) / pct(cP, 0.99)),
-      irqMedianUsPollReturn: f(pct(nat, 0.5)), irqP99UsPollReturn: f(pct(nat, 0.99)),
-      irqMedianUsJsWaiter: f(pct(js, 0.5)), irqP99UsJsWaiter: f(pct(js, 0.99)),
+      irqMedianUs: f(pct(sandbox, 0.5)),
+      irqP99Us: f(pct(sandbox, 0.99)),
+      irqMedianUsC: f(pct(c, 0.5)),
+      irqP99UsC: f(pct(c, 0.99)),
+      irqMedianRatio: f(pct(sandbox, 0.5) / pct(c, 0.5)),
+      irqP99Ratio: f(pct(sandbox, 0.99) / pct(c, 0.99)),
+      irqMedianUsProcess: f(pct(sandboxP, 0.5)),
+      irqP99UsProcess: f(pct(sandboxP, 0.99)),
+      irqMedianUsProcessC: f(pct(cP, 0.5)),
+      irqP99UsProcessC: f(pct(cP, 0.99)),
+      irqMedianRatioProcess: f(pct(sandboxP, 0.5) / pct(cP, 0.5)),
+      irqP99RatioProcess: f(pct(sandboxP, 0.99) / pct(cP, 0.99)),
+      irqMedianUsPollReturn: f(pct(nat, 0.5)),
+      irqP99UsPollReturn: f(pct(nat, 0.99)),
+      irqMedianUsJsWaiter: f(pct(js, 0.5)),
+      irqP99UsJsWaiter: f(pct(js, 0.99)),
     };
     return { figures, sandbox, c };
   } finally {
@@ -320,14 +391,30 @@ async function irqLatency(a: { bin: string; root: string; rounds: number; pinned
 }
 
 /** One round of the same-process wake-up, sandbox then C, for the spread over rounds. */
-async function irqRound(a: { bin: string; root: string; rounds: number; pinned: boolean; irqFd: number; dmaFd: number; wait: () => Promise<Uint8Array> }) {
+async function irqRound(a: {
+  bin: string;
+  root: string;
+  rounds: number;
+  pinned: boolean;
+  irqFd: number;
+  dmaFd: number;
+  wait: () => Promise<Uint8Array>;
+}) {
   const native = loadNative();
   const page = native.mapFd(a.dmaFd, 1 << 20, 0);
   const words = new BigUint64Array(page.buffer());
   const take = () => Array.from(words.subarray(16, 16 + a.rounds), (x) => Number(x) / 1000).sort((x, y) => x - y);
   try {
     words.fill(0n, 0, 16 + a.rounds);
-    const pinger = new Worker(PINGER, { eval: true, workerData: { addon: join(a.root, 'native', 'build', 'Release', 'wasmdrv.node'), irqFd: a.irqFd, dmaFd: a.dmaFd, rounds: a.rounds } });
+    const pinger = new Worker(PINGER, {
+      eval: true,
+      workerData: {
+        addon: join(a.root, 'native', 'build', 'Release', 'wasmdrv.node'),
+        irqFd: a.irqFd,
+        dmaFd: a.dmaFd,
+        rounds: a.rounds,
+      },
+    });
     const done = once(pinger, 'exit');
     if (decodeResponse(await a.wait()).u32[0] !== a.rounds) throw new Error('bench: the driver missed wake-ups');
     await done;
@@ -342,8 +429,12 @@ async function irqRound(a: { bin: string; root: string; rounds: number; pinned: 
     const c = take();
     const f = (v: number) => +v.toFixed(2);
     return {
-      medianUs: f(pct(s, 0.5)), p99Us: f(pct(s, 0.99)), medianUsC: f(pct(c, 0.5)), p99UsC: f(pct(c, 0.99)),
-      medianRatio: f(pct(s, 0.5) / pct(c, 0.5)), p99Ratio: f(pct(s, 0.99) / pct(c, 0.99)),
+      medianUs: f(pct(s, 0.5)),
+      p99Us: f(pct(s, 0.99)),
+      medianUsC: f(pct(c, 0.5)),
+      p99UsC: f(pct(c, 0.99)),
+      medianRatio: f(pct(s, 0.5) / pct(c, 0.5)),
+      p99Ratio: f(pct(s, 0.99) / pct(c, 0.99)),
     };
   } finally {
     page.close();
@@ -393,7 +484,10 @@ map.close();
 async function crashToServing(root: string, n: number): Promise<number> {
   const host = new Host();
   try {
-    const drv = await host.load(join(root, 'build', 'drivers', 'test', 'broken.wasm'), 'sim:edu:crash', { name: 'crash', restart: { backoffMs: 0, maxBackoffMs: 0, budget: n + 1 } });
+    const drv = await host.load(join(root, 'build', 'drivers', 'test', 'broken.wasm'), 'sim:edu:crash', {
+      name: 'crash',
+      restart: { backoffMs: 0, maxBackoffMs: 0, budget: n + 1 },
+    });
     const times: number[] = [];
     for (let i = 0; i < n; i++) {
       const t0 = performance.now();
@@ -443,17 +537,31 @@ function footprint(root: string, n: number): number {
     console.log(JSON.stringify({ perDriver: (process.memoryUsage().rss - before) / ${n} / 1048576 }));
     await host.close();
   `;
-  const r = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).trim().split('\n').at(-1)!);
+  const r = JSON.parse(
+    execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .at(-1)!,
+  );
   return +r.perDriver.toFixed(2);
 }
 
 /** A latency CDF as SVG: x = µs (log), y = fraction of wake-ups. */
 function writeCdf(file: string, sandbox: number[], c: number[]): void {
-  const W = 640, H = 360, L = 60, B = 40;
-  const lo = Math.max(0.1, Math.min(sandbox[0], c[0])), hi = Math.max(sandbox.at(-1)!, c.at(-1)!);
-  const x = (v: number) => L + ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo) || 1)) * (W - L - 20);
+  const W = 640,
+    H = 360,
+    L = 60,
+    B = 40;
+  const lo = Math.max(0.1, Math.min(sandbox[0], c[0])),
+    hi = Math.max(sandbox.at(-1)!, c.at(-1)!);
+  const x = (v: number) =>
+    L + ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo) || 1)) * (W - L - 20);
   const y = (f: number) => H - B - f * (H - B - 20);
-  const line = (d: number[]) => d.filter((_, i) => i % Math.max(1, Math.floor(d.length / 400)) === 0).map((v, i, a) => `${x(v).toFixed(1)},${y((i + 1) / a.length).toFixed(1)}`).join(' ');
+  const line = (d: number[]) =>
+    d
+      .filter((_, i) => i % Math.max(1, Math.floor(d.length / 400)) === 0)
+      .map((v, i, a) => `${x(v).toFixed(1)},${y((i + 1) / a.length).toFixed(1)}`)
+      .join(' ');
   const ticks = [1, 10, 100, 1000, 10000].filter((t) => t >= lo && t <= hi * 1.01);
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
@@ -469,5 +577,3 @@ ${[0, 0.5, 0.99, 1].map((f) => `<text x="${L - 6}" y="${y(f) + 4}" text-anchor="
 `;
   writeFileSync(file, svg);
 }
-
-

@@ -6,7 +6,11 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Host } from '../host.ts';
 
-const LANGS = [['as', 'edu'], ['c', 'edu-c'], ['rust', 'edu-rust']] as const;
+const LANGS = [
+  ['as', 'edu'],
+  ['c', 'edu-c'],
+  ['rust', 'edu-rust'],
+] as const;
 const le32 = (...v: number[]) => new Uint8Array(Uint32Array.from(v).buffer);
 
 function median(xs: number[]): number {
@@ -14,7 +18,11 @@ function median(xs: number[]): number {
   return s[s.length >> 1];
 }
 
-export async function benchLanguages(root: string, quick: boolean, say: (s: string) => void): Promise<Record<string, number>> {
+export async function benchLanguages(
+  root: string,
+  quick: boolean,
+  say: (s: string) => void,
+): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   const reps = quick ? 50 : 500;
   const raises = quick ? 20 : 200;
@@ -43,8 +51,10 @@ export async function benchLanguages(root: string, quick: boolean, say: (s: stri
   say('edu driver by language (simulated edu; ratio to AssemblyScript)');
   for (const [key, name] of LANGS) {
     const r = (f: string) => (out[`lang_${key}_${f}`] / out[`lang_as_${f}`]).toFixed(2);
-    say(`  ${name.padEnd(9)} ${String(out[`lang_${key}_bytes`]).padStart(6)} bytes   liveness request ${out[`lang_${key}_livenessUs`]} us (${r('livenessUs')})` +
-      `   interrupt ${out[`lang_${key}_irqUs`]} us (${r('irqUs')})   DMA 4000 B ${out[`lang_${key}_dmaUs`]} us (${r('dmaUs')})`);
+    say(
+      `  ${name.padEnd(9)} ${String(out[`lang_${key}_bytes`]).padStart(6)} bytes   liveness request ${out[`lang_${key}_livenessUs`]} us (${r('livenessUs')})` +
+        `   interrupt ${out[`lang_${key}_irqUs`]} us (${r('irqUs')})   DMA 4000 B ${out[`lang_${key}_dmaUs`]} us (${r('dmaUs')})`,
+    );
   }
   return out;
 }

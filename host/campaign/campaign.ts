@@ -70,8 +70,21 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
   const eduBytes = new Uint8Array(readFileSync(o.driver ?? join(packageRoot(), 'build', 'drivers', 'edu.wasm')));
   const started = Date.now();
   const st: CampaignStats = {
-    faults: 0, hostCrashes: 0, outsideGrantWrites: 0, outsideDmaBytes: 0, dmaTransfers: 0, driverFaults: {}, recovered: 0, unrecovered: [], faulted: 0, benign: 0,
-    mutants: 0, devices: 0, notInjected: 0, elapsedMs: 0, faultsPerSec: 0,
+    faults: 0,
+    hostCrashes: 0,
+    outsideGrantWrites: 0,
+    outsideDmaBytes: 0,
+    dmaTransfers: 0,
+    driverFaults: {},
+    recovered: 0,
+    unrecovered: [],
+    faulted: 0,
+    benign: 0,
+    mutants: 0,
+    devices: 0,
+    notInjected: 0,
+    elapsedMs: 0,
+    faultsPerSec: 0,
   };
   const count = (k: string) => (st.driverFaults[k] = (st.driverFaults[k] ?? 0) + 1);
   let reported = 0;
@@ -85,9 +98,17 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
     bytes.subarray(CANARY + DMA_WINDOW).fill(PATTERN);
     const heartbeatBuf = new SharedArrayBuffer(16);
     return {
-      index, heartbeat: new Float64Array(heartbeatBuf), heartbeatBuf, state: new SharedArrayBuffer(EDU_STATE_BYTES),
-      shared: DriverShared.create(64), dmaFd, irqFd: native.eventfdCreate(0), cancelFd: native.eventfdCreate(0), canaries,
-      done: false, killing: false,
+      index,
+      heartbeat: new Float64Array(heartbeatBuf),
+      heartbeatBuf,
+      state: new SharedArrayBuffer(EDU_STATE_BYTES),
+      shared: DriverShared.create(64),
+      dmaFd,
+      irqFd: native.eventfdCreate(0),
+      cancelFd: native.eventfdCreate(0),
+      canaries,
+      done: false,
+      killing: false,
     };
   });
 
@@ -116,7 +137,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
       st.faulted++;
       count(r.outcome);
       if (r.recovered) st.recovered++;
-      else if (st.unrecovered.length < 100) st.unrecovered.push({ index: r.index, kind: r.kind, outcome: r.outcome, why: r.whyNotRecovered });
+      else if (st.unrecovered.length < 100)
+        st.unrecovered.push({ index: r.index, kind: r.kind, outcome: r.outcome, why: r.whyNotRecovered });
     } else {
       st.benign++;
     }
@@ -138,31 +160,57 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
       job.heartbeat[1] = 0;
       const w = new Worker(join(packageRoot(), 'dist', 'campaign-worker.js'), {
         workerData: {
-          eduBytes, state: job.state, dmaFd: job.dmaFd, irqFd: job.irqFd, cancelFd: job.cancelFd, heartbeat: job.heartbeatBuf,
-          shared: job.shared, seed: o.seed, first, stride: jobs.length, end: o.faults, recoverFirst,
+          eduBytes,
+          state: job.state,
+          dmaFd: job.dmaFd,
+          irqFd: job.irqFd,
+          cancelFd: job.cancelFd,
+          heartbeat: job.heartbeatBuf,
+          shared: job.shared,
+          seed: o.seed,
+          first,
+          stride: jobs.length,
+          end: o.faults,
+          recoverFirst,
         },
         stdout: true,
         stderr: true,
       });
       job.worker = w;
       job.killing = false;
-      w.on('message', (m: { t: string; result?: TrialResult; recovered?: boolean; why?: string; dmaTransfers?: number; outsideDmaBytes?: number }) => {
-        if (m.t === 'trial') {
-          record(m.result!);
-          checkCanaries(job);
-          if (reported % 200 === 0) o.onProgress?.(snapshot());
-        } else if (m.t === 'recovery') {
-          // after a killed (hung) or crashed trial: did a fresh driver bring the device back?
-          st.dmaTransfers += m.dmaTransfers ?? 0;
-          st.outsideDmaBytes += m.outsideDmaBytes ?? 0;
-          if (m.recovered) st.recovered++;
-          else if (after && st.unrecovered.length < 100) st.unrecovered.push({ index: after.index, kind: trialKind(o.seed, after.index), outcome: after.outcome, why: m.why });
-        } else if (m.t === 'done') {
-          job.done = true;
-          void w.terminate();
-          finishIfDone();
-        }
-      });
+      w.on(
+        'message',
+        (m: {
+          t: string;
+          result?: TrialResult;
+          recovered?: boolean;
+          why?: string;
+          dmaTransfers?: number;
+          outsideDmaBytes?: number;
+        }) => {
+          if (m.t === 'trial') {
+            record(m.result!);
+            checkCanaries(job);
+            if (reported % 200 === 0) o.onProgress?.(snapshot());
+          } else if (m.t === 'recovery') {
+            // after a killed (hung) or crashed trial: did a fresh driver bring the device back?
+            st.dmaTransfers += m.dmaTransfers ?? 0;
+            st.outsideDmaBytes += m.outsideDmaBytes ?? 0;
+            if (m.recovered) st.recovered++;
+            else if (after && st.unrecovered.length < 100)
+              st.unrecovered.push({
+                index: after.index,
+                kind: trialKind(o.seed, after.index),
+                outcome: after.outcome,
+                why: m.why,
+              });
+          } else if (m.t === 'done') {
+            job.done = true;
+            void w.terminate();
+            finishIfDone();
+          }
+        },
+      );
       w.on('error', () => {
         /* handled at exit */
       });

@@ -64,10 +64,27 @@ export function rng(seed: number, index: number): () => number {
   };
 }
 
-export function makeEnv(eduBytes: Uint8Array, state: SharedArrayBuffer, dmaFd: number, irqFd: number, cancelFd: number, shared: DriverShared): TrialEnv {
+export function makeEnv(
+  eduBytes: Uint8Array,
+  state: SharedArrayBuffer,
+  dmaFd: number,
+  irqFd: number,
+  cancelFd: number,
+  shared: DriverShared,
+): TrialEnv {
   const info = readWasm(eduBytes);
   if (!info.code) throw new Error('edu driver has no code section');
-  const env = { eduBytes, eduModule: new WebAssembly.Module(eduBytes as Uint8Array<ArrayBuffer>), code: info.code, state, dmaFd, irqFd, cancelFd, shared, grant: {} };
+  const env = {
+    eduBytes,
+    eduModule: new WebAssembly.Module(eduBytes as Uint8Array<ArrayBuffer>),
+    code: info.code,
+    state,
+    dmaFd,
+    irqFd,
+    cancelFd,
+    shared,
+    grant: {},
+  };
   const where = join(packageRoot(), 'guest-drivers', 'edu', 'manifest.json');
   env.grant = grantFor(parseManifest(readFileSync(where, 'utf8'), where), spec(env, 'edu', {}), where).grant;
   return env;
@@ -111,7 +128,10 @@ function exercise(inst: DriverInstance): 'probe-refused' | undefined {
   inst.request(1, new Uint8Array());
   inst.request(2, le32(5));
   inst.request(3, le32(3, 0x1000));
-  inst.request(4, Uint8Array.from({ length: 64 }, (_, i) => i));
+  inst.request(
+    4,
+    Uint8Array.from({ length: 64 }, (_, i) => i),
+  );
   return undefined;
 }
 
@@ -132,14 +152,15 @@ export function runTrial(env: TrialEnv, seed: number, index: number): TrialResul
     bytes = m;
   } else {
     model = 'faulty';
-    const p = (scale: number) => (r() % 1000) / 1000 * scale;
+    const p = (scale: number) => ((r() % 1000) / 1000) * scale;
     options = {
       inner: 'edu',
       seed: r(),
       garbageReads: p(0.3),
       spuriousIrqs: p(0.2),
       dropIrqs: p(0.5),
-      stuck: r() % 3 === 0 ? { offset: [0x20, 0x24, 0x00, 0x08][r() % 4], mask: 1 << (r() % 32), value: r() } : undefined,
+      stuck:
+        r() % 3 === 0 ? { offset: [0x20, 0x24, 0x00, 0x08][r() % 4], mask: 1 << (r() % 32), value: r() } : undefined,
     };
   }
   const result: TrialResult = { index, kind, recovered: false, injected: true, dmaTransfers: 0, outsideDmaBytes: 0 };
@@ -183,7 +204,12 @@ export function recoveryFailure(env: TrialEnv): string | undefined {
   let inst: DriverInstance | undefined;
   try {
     loadNative().eventfdRead(env.irqFd);
-    inst = DriverInstance.create('recovery', env.eduBytes, session, env.shared, { cancelFd: env.cancelFd, hooks: quiet, module: env.eduModule, grant: env.grant });
+    inst = DriverInstance.create('recovery', env.eduBytes, session, env.shared, {
+      cancelFd: env.cancelFd,
+      hooks: quiet,
+      module: env.eduModule,
+      grant: env.grant,
+    });
     inst.reset();
     const status = inst.probe();
     if (status !== 0) return `probe returned ${status}`;
@@ -199,6 +225,5 @@ export function recoveryFailure(env: TrialEnv): string | undefined {
     session.close();
   }
 }
-
 
 export const EDU_STATE_BYTES = simStateBytes(edu.describe({}));

@@ -6,8 +6,18 @@ import { DriverShared } from '../sandbox/shared.ts';
 import { dmaRecordOf, makeEnv, recoveryFailure, runTrial } from './trial.ts';
 
 const d = workerData as {
-  eduBytes: Uint8Array; state: SharedArrayBuffer; dmaFd: number; irqFd: number; cancelFd: number;
-  heartbeat: SharedArrayBuffer; shared: SharedArrayBuffer; seed: number; first: number; stride: number; end: number; recoverFirst: boolean;
+  eduBytes: Uint8Array;
+  state: SharedArrayBuffer;
+  dmaFd: number;
+  irqFd: number;
+  cancelFd: number;
+  heartbeat: SharedArrayBuffer;
+  shared: SharedArrayBuffer;
+  seed: number;
+  first: number;
+  stride: number;
+  end: number;
+  recoverFirst: boolean;
 };
 const beat = new Float64Array(d.heartbeat);
 const env = makeEnv(d.eduBytes, d.state, d.dmaFd, d.irqFd, d.cancelFd, new DriverShared(d.shared));

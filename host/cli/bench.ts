@@ -11,23 +11,28 @@ export function register(program: Command): void {
     .option('--json', 'results as one JSON object')
     .option('--plot', 'write the interrupt latency plot')
     .option('--only <sections>', `comma-separated sections (${BENCH_SECTIONS.join(', ')})`)
-    .action(action(async (o: { quick?: boolean; json?: boolean; plot?: boolean; only?: string }) => {
-      let only: BenchSection[] | undefined;
-      if (o.only !== undefined) {
-        only = o.only.split(',').map((s) => s.trim()) as BenchSection[];
-        const bad = only.filter((s) => !BENCH_SECTIONS.includes(s));
-        if (bad.length) throw new UsageError(`--only: unknown section ${bad.map((b) => JSON.stringify(b)).join(', ')} (sections: ${BENCH_SECTIONS.join(', ')})`);
-      }
-      try {
-        await runBench({ quick: !!o.quick, json: !!o.json, plot: !!o.plot, only });
-      } catch (err) {
-        // --json promises one object on the last line, whatever happened
-        if (o.json) {
-          console.log(JSON.stringify({ error: (err as Error).message }));
-          return 1;
+    .action(
+      action(async (o: { quick?: boolean; json?: boolean; plot?: boolean; only?: string }) => {
+        let only: BenchSection[] | undefined;
+        if (o.only !== undefined) {
+          only = o.only.split(',').map((s) => s.trim()) as BenchSection[];
+          const bad = only.filter((s) => !BENCH_SECTIONS.includes(s));
+          if (bad.length)
+            throw new UsageError(
+              `--only: unknown section ${bad.map((b) => JSON.stringify(b)).join(', ')} (sections: ${BENCH_SECTIONS.join(', ')})`,
+            );
         }
-        throw err;
-      }
-      return 0;
-    }));
+        try {
+          await runBench({ quick: !!o.quick, json: !!o.json, plot: !!o.plot, only });
+        } catch (err) {
+          // --json promises one object on the last line, whatever happened
+          if (o.json) {
+            console.log(JSON.stringify({ error: (err as Error).message }));
+            return 1;
+          }
+          throw err;
+        }
+        return 0;
+      }),
+    );
 }

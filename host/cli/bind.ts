@@ -41,12 +41,15 @@ export function bindDevice(slot: string, target: string, roots: VfioRoots = {}):
   } catch (err) {
     throw new BindError((err as Error).message);
   }
-  if (info.class >> 16 === 0x06) throw new BindError(`${slot} is a bridge (class 0x${info.class.toString(16)}): bridges stay with the kernel`);
+  if (info.class >> 16 === 0x06)
+    throw new BindError(`${slot} is a bridge (class 0x${info.class.toString(16)}): bridges stay with the kernel`);
   if (target && !existsSync(join(bus, 'drivers', target))) {
     throw new BindError(`${target} is not loaded: run \`modprobe ${MODULE_OF[target] ?? target}\` first`);
   }
   if (target === 'vfio-pci' && info.iommuGroup === undefined) {
-    throw new BindError(`${slot} has no IOMMU group: the kernel runs without an IOMMU (boot with intel_iommu=on or amd_iommu=on); use --uio instead`);
+    throw new BindError(
+      `${slot} has no IOMMU group: the kernel runs without an IOMMU (boot with intel_iommu=on or amd_iommu=on); use --uio instead`,
+    );
   }
   const before = info.driver;
   const write = (path: string, text: string) => {
@@ -54,17 +57,22 @@ export function bindDevice(slot: string, target: string, roots: VfioRoots = {}):
       writeFileSync(path, text);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new BindError(`${slot}: writing "${text.trim()}" to ${path} failed: ${e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied (run as root)' : e.message}`);
+      throw new BindError(
+        `${slot}: writing "${text.trim()}" to ${path} failed: ${e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied (run as root)' : e.message}`,
+      );
     }
   };
-  if (target && before === target) return { slot, before, after: before, note: target === 'vfio-pci' ? vfioNote(slot, roots) : undefined };
+  if (target && before === target)
+    return { slot, before, after: before, note: target === 'vfio-pci' ? vfioNote(slot, roots) : undefined };
   // An empty override (a newline) restores the kernel's normal matching.
   write(join(dev, 'driver_override'), target ? `${target}\n` : '\n');
   if (before) write(join(dev, 'driver', 'unbind'), slot);
   write(join(bus, 'drivers_probe'), slot);
   const after = driverOf(dev);
   if (target && after !== target) {
-    throw new BindError(`${slot}: the kernel did not bind it to ${target} (it is ${after ? `bound to ${after}` : 'unbound'}); see dmesg`);
+    throw new BindError(
+      `${slot}: the kernel did not bind it to ${target} (it is ${after ? `bound to ${after}` : 'unbound'}); see dmesg`,
+    );
   }
   return { slot, before, after, note: target === 'vfio-pci' ? vfioNote(slot, roots) : undefined };
 }
@@ -82,10 +90,12 @@ export function register(program: Command): void {
   program
     .command('bind')
     .summary('hand a PCI device to vfio-pci, uio_pci_generic or its kernel driver')
-    .description('Writes the driver to the device\'s driver_override, unbinds it, asks the kernel to probe it again and checks who took it (like driverctl and dpdk-devbind).\n' +
-      '  --vfio     vfio-pci: DMA confined by the IOMMU (needs intel_iommu=on or amd_iommu=on)\n' +
-      '  --uio      uio_pci_generic: DMA confined only by the register firewall\n' +
-      '  --kernel   clear the override and let the kernel\'s own driver take it again')
+    .description(
+      "Writes the driver to the device's driver_override, unbinds it, asks the kernel to probe it again and checks who took it (like driverctl and dpdk-devbind).\n" +
+        '  --vfio     vfio-pci: DMA confined by the IOMMU (needs intel_iommu=on or amd_iommu=on)\n' +
+        '  --uio      uio_pci_generic: DMA confined only by the register firewall\n' +
+        "  --kernel   clear the override and let the kernel's own driver take it again",
+    )
     .argument('<bdf>', 'the PCI address, DDDD:BB:DD.F')
     .option('--vfio', 'bind to vfio-pci')
     .option('--uio', 'bind to uio_pci_generic')
@@ -95,7 +105,10 @@ export function register(program: Command): void {
     .action(action(bind));
 }
 
-async function bind(slot: string, values: { vfio?: boolean; uio?: boolean; kernel?: boolean; json?: boolean; sysfs?: string }): Promise<number> {
+async function bind(
+  slot: string,
+  values: { vfio?: boolean; uio?: boolean; kernel?: boolean; json?: boolean; sysfs?: string },
+): Promise<number> {
   const modes = (['vfio', 'uio', 'kernel'] as const).filter((k) => values[k]);
   if (modes.length !== 1) throw new UsageError('want exactly one of --vfio, --uio, --kernel');
   const target = modes[0] === 'vfio' ? 'vfio-pci' : modes[0] === 'uio' ? 'uio_pci_generic' : '';

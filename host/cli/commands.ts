@@ -15,5 +15,16 @@ import * as net from './net.ts';
 import * as bind from './bind.ts';
 
 export const COMMANDS: { register(program: Command): void }[] = [
-  devices, run, demo, scaffold, build, pkg, fuzz, campaign, bench, service, net, bind,
+  devices,
+  run,
+  demo,
+  scaffold,
+  build,
+  pkg,
+  fuzz,
+  campaign,
+  bench,
+  service,
+  net,
+  bind,
 ];

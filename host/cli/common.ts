@@ -26,7 +26,10 @@ export class UsageError extends Error {
 
 /** The operation failed in a way the message fully explains: exit 1, one line, no stack. */
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
     this.name = 'CliError';
   }
@@ -36,7 +39,9 @@ export class CliError extends Error {
  * Wrap a command's action: its result (an exit code, or nothing for 0) becomes the process's exit
  * code; a thrown error is reported by host/cli.ts's handler.
  */
-export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void> | number | void): (...args: A) => Promise<void> {
+export function action<A extends unknown[]>(
+  fn: (...args: A) => Promise<number | void> | number | void,
+): (...args: A) => Promise<void> {
   return async (...args: A) => {
     const code = (await fn(...args)) ?? 0;
     process.exitCode = Math.max(Number(process.exitCode ?? 0), code);
@@ -47,7 +52,8 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
 export function wholeNumber(min = 0): (value: string) => number {
   return (value: string) => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isInteger(n) || n < min) throw new InvalidArgumentError(min > 0 ? 'wants a positive whole number' : 'wants a whole number');
+    if (value.trim() === '' || !Number.isInteger(n) || n < min)
+      throw new InvalidArgumentError(min > 0 ? 'wants a positive whole number' : 'wants a whole number');
     return n;
   };
 }
@@ -76,17 +82,25 @@ export function readUserText(path: string, what = 'file'): string {
 export function checkDeviceId(id: string, models: string[]): void {
   if (id.startsWith('sim:')) {
     const model = id.slice(4).split(':')[0];
-    if (!models.includes(model)) throw new UsageError(`device "${id}": unknown simulated model "${model}" (known: ${models.join(', ')}; see \`wasmdrv devices\`)`);
+    if (!models.includes(model))
+      throw new UsageError(
+        `device "${id}": unknown simulated model "${model}" (known: ${models.join(', ')}; see \`wasmdrv devices\`)`,
+      );
     return;
   }
   // vfio:DDDD:BB:DD.F (the VFIO backend, issue 21): the host names a device it cannot open.
   if (/^vfio:/.test(id)) return;
   if (/^uio\d+$/.test(id)) {
     const known = discoverUio().map((u) => u.id);
-    if (!known.includes(id)) throw new UsageError(`device ${id}: no such UIO device under /sys/class/uio (${known.length ? `present: ${known.join(', ')}` : 'none present'})`);
+    if (!known.includes(id))
+      throw new UsageError(
+        `device ${id}: no such UIO device under /sys/class/uio (${known.length ? `present: ${known.join(', ')}` : 'none present'})`,
+      );
     return;
   }
-  throw new UsageError(`device "${id}": not a device id (use uioN, vfio:DDDD:BB:DD.F or sim:MODEL; see \`wasmdrv devices\`)`);
+  throw new UsageError(
+    `device "${id}": not a device id (use uioN, vfio:DDDD:BB:DD.F or sim:MODEL; see \`wasmdrv devices\`)`,
+  );
 }
 
 /** The full name of a command ("wasmdrv verify"). */

@@ -15,8 +15,17 @@ import { simModels } from '../sim/registry.ts';
 import { action, readUserFile, UsageError, wholeNumber } from './common.ts';
 
 interface FuzzOptions {
-  model: string; execs: number; jobs: number; seed: number; out: string; replay?: string; minimize?: string; json?: boolean;
-  seconds?: number; fuel?: number; stopOnCrash?: boolean;
+  model: string;
+  execs: number;
+  jobs: number;
+  seed: number;
+  out: string;
+  replay?: string;
+  minimize?: string;
+  json?: boolean;
+  seconds?: number;
+  fuel?: number;
+  stopOnCrash?: boolean;
 }
 
 function seconds(v: string): number {
@@ -26,14 +35,26 @@ function seconds(v: string): number {
 }
 
 export function register(program: Command): void {
-  const known = ['generic', ...simModels().map((m) => m.name).filter((m) => m === 'edu' || m === 'uart16550')];
+  const known = [
+    'generic',
+    ...simModels()
+      .map((m) => m.name)
+      .filter((m) => m === 'edu' || m === 'uart16550'),
+  ];
   program
     .command('fuzz')
     .summary('coverage-guided fuzzing of a driver with device-side inputs')
-    .description('Coverage- and comparison-guided fuzzing of a driver against a device whose register values, interrupts and DMA writes come from the input; every export is an entry point (probe, request, interrupt, reset, remove, state_restore). A package is fuzzed under its manifest\'s grant. Reproducers (with their execution index and time) go to DIR/crashes, the plot to DIR/coverage.svg. Exit 1 when --replay or --minimize reproduces a crash.')
+    .description(
+      "Coverage- and comparison-guided fuzzing of a driver against a device whose register values, interrupts and DMA writes come from the input; every export is an entry point (probe, request, interrupt, reset, remove, state_restore). A package is fuzzed under its manifest's grant. Reproducers (with their execution index and time) go to DIR/crashes, the plot to DIR/coverage.svg. Exit 1 when --replay or --minimize reproduces a crash.",
+    )
     .argument('<driver>', 'a .wasm driver or a .wdrv package')
     .addOption(new Option('--model <model>', 'the device model the inputs drive').choices(known).makeOptionMandatory())
-    .option('--execs <n>', 'stop after N executions (0: no limit, with --seconds or --stop-on-crash)', wholeNumber(0), 20000)
+    .option(
+      '--execs <n>',
+      'stop after N executions (0: no limit, with --seconds or --stop-on-crash)',
+      wholeNumber(0),
+      20000,
+    )
     .option('--seconds <s>', 'stop after S seconds', seconds)
     .option('--jobs <n>', 'worker threads sharing DIR/corpus', wholeNumber(1), 1)
     .option('--seed <s>', 'deterministic per seed', wholeNumber(0), 1)
@@ -49,7 +70,13 @@ export function register(program: Command): void {
 async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
   const path = driverPath;
   const model = values.model;
-  const nums: Record<string, number | undefined> = { execs: values.execs, jobs: values.jobs, seed: values.seed, seconds: values.seconds, fuel: values.fuel };
+  const nums: Record<string, number | undefined> = {
+    execs: values.execs,
+    jobs: values.jobs,
+    seed: values.seed,
+    seconds: values.seconds,
+    fuel: values.fuel,
+  };
   const driver = readUserFile(path, 'driver file');
   // A package: its manifest's grant and limits, as `wasmdrv run` would enforce them.
   let grant: Grant | undefined;
@@ -82,11 +109,20 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
         const small = minimize(ex, input);
         const dest = `${file}.min`;
         writeFileSync(dest, small);
-        Object.assign(out, { minimized: dest, from: input.length, to: small.length, sameCrash: crashKey(ex.run(small).crash!) === crashKey(res.crash) });
+        Object.assign(out, {
+          minimized: dest,
+          from: input.length,
+          to: small.length,
+          sameCrash: crashKey(ex.run(small).crash!) === crashKey(res.crash),
+        });
       }
       if (values.json) console.log(JSON.stringify(out));
       else {
-        console.log(res.crash ? `${file}: ${res.crash.kind} at ${res.crash.location}: ${res.crash.message}` : `${file}: no crash (${res.edges} edges)`);
+        console.log(
+          res.crash
+            ? `${file}: ${res.crash.kind} at ${res.crash.location}: ${res.crash.message}`
+            : `${file}: no crash (${res.edges} edges)`,
+        );
         if (values.minimize) console.log(`minimized ${input.length} -> ${out.to as number} bytes: ${out.minimized}`);
       }
       return res.crash ? 1 : 0;
@@ -96,21 +132,43 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
   }
 
   const tty = process.stderr.isTTY && !values.json;
-  const line = (s: FuzzProgress) => `${(s.ms / 1000).toFixed(0)} s · execs ${s.execs} · ${s.execsPerSec}/s · coverage ${s.coverage} edges · corpus ${s.corpus} · crashes ${s.crashes}`;
-  const execs = nums.execs === 0 ? Infinity : nums.execs ?? 20000;
-  if (!Number.isFinite(execs) && nums.seconds === undefined && !values.stopOnCrash) throw new UsageError('--execs 0 (no limit) needs --seconds or --stop-on-crash');
+  const line = (s: FuzzProgress) =>
+    `${(s.ms / 1000).toFixed(0)} s · execs ${s.execs} · ${s.execsPerSec}/s · coverage ${s.coverage} edges · corpus ${s.corpus} · crashes ${s.crashes}`;
+  const execs = nums.execs === 0 ? Infinity : (nums.execs ?? 20000);
+  if (!Number.isFinite(execs) && nums.seconds === undefined && !values.stopOnCrash)
+    throw new UsageError('--execs 0 (no limit) needs --seconds or --stop-on-crash');
   const result = await runFuzz({
-    driver, model, execs, seconds: nums.seconds, stopOnCrash: values.stopOnCrash, seed: nums.seed ?? 1, jobs: Math.max(1, nums.jobs ?? 1),
-    outDir: values.out, grant, limits, fuel,
+    driver,
+    model,
+    execs,
+    seconds: nums.seconds,
+    stopOnCrash: values.stopOnCrash,
+    seed: nums.seed ?? 1,
+    jobs: Math.max(1, nums.jobs ?? 1),
+    outDir: values.out,
+    grant,
+    limits,
+    fuel,
     onProgress: (s) => {
       if (values.json) console.log(JSON.stringify({ event: 'status', ...s }));
       else if (tty) process.stderr.write(`\r${line(s)}\x1b[K`);
       else process.stderr.write(`${line(s)}\n`);
     },
     onCrash: (c: FuzzCrash) => {
-      const info = { kind: c.kind, location: c.location, message: c.message, exec: c.exec, ms: c.ms, job: c.job, reproducer: c.reproducer };
+      const info = {
+        kind: c.kind,
+        location: c.location,
+        message: c.message,
+        exec: c.exec,
+        ms: c.ms,
+        job: c.job,
+        reproducer: c.reproducer,
+      };
       if (values.json) console.log(JSON.stringify({ event: 'crash', ...info }));
-      else process.stderr.write(`${tty ? '\r\x1b[K' : ''}crash: ${c.kind} at ${c.location} (execution ${c.exec} of job ${c.job}, after ${(c.ms / 1000).toFixed(1)} s)\n`);
+      else
+        process.stderr.write(
+          `${tty ? '\r\x1b[K' : ''}crash: ${c.kind} at ${c.location} (execution ${c.exec} of job ${c.job}, after ${(c.ms / 1000).toFixed(1)} s)\n`,
+        );
     },
   });
   if (tty) process.stderr.write('\n');
@@ -118,13 +176,30 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
   const plot = join(values.out!, 'coverage.svg');
   writeFileSync(plot, coveragePlot(result, `${path} on ${model}`));
   const summary = {
-    execs: result.execs, execsPerSec: result.execsPerSec, coverage: result.coverage, blocks: result.blocks, corpus: result.corpus, plot,
-    crashes: result.crashList.map((c) => ({ kind: c.kind, location: c.location, message: c.message, exec: c.exec, ms: c.ms, reproducer: c.reproducer })),
+    execs: result.execs,
+    execsPerSec: result.execsPerSec,
+    coverage: result.coverage,
+    blocks: result.blocks,
+    corpus: result.corpus,
+    plot,
+    crashes: result.crashList.map((c) => ({
+      kind: c.kind,
+      location: c.location,
+      message: c.message,
+      exec: c.exec,
+      ms: c.ms,
+      reproducer: c.reproducer,
+    })),
   };
   if (values.json) console.log(JSON.stringify({ event: 'done', ...summary }));
   else {
-    console.log(`${result.execs} execs at ${result.execsPerSec}/s, coverage ${result.coverage} edges (${result.blocks} sites), corpus ${result.corpus}, plot ${plot}`);
-    for (const c of summary.crashes) console.log(`crash: ${c.kind} at ${c.location}: ${c.message}\n  found at execution ${c.exec} after ${(c.ms / 1000).toFixed(1)} s; reproducer ${c.reproducer} (replay: wasmdrv fuzz ${path} --model ${model} --replay ${c.reproducer})`);
+    console.log(
+      `${result.execs} execs at ${result.execsPerSec}/s, coverage ${result.coverage} edges (${result.blocks} sites), corpus ${result.corpus}, plot ${plot}`,
+    );
+    for (const c of summary.crashes)
+      console.log(
+        `crash: ${c.kind} at ${c.location}: ${c.message}\n  found at execution ${c.exec} after ${(c.ms / 1000).toFixed(1)} s; reproducer ${c.reproducer} (replay: wasmdrv fuzz ${path} --model ${model} --replay ${c.reproducer})`,
+      );
   }
   return 0;
 }

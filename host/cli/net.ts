@@ -15,7 +15,9 @@ export function register(program: Command): void {
   net
     .command('up')
     .summary('the e1000 driver on a device, bridged to a TAP interface until SIGINT/SIGTERM')
-    .description("Loads the e1000 driver on the device (UIO lines are re-armed through irqcontrol), creates the TAP interface NAME (default: the kernel's tapN) with the NIC's MAC and link state, brings it up and moves frames both ways until SIGINT or SIGTERM. Prints one line when ready, and the counters at the end.")
+    .description(
+      "Loads the e1000 driver on the device (UIO lines are re-armed through irqcontrol), creates the TAP interface NAME (default: the kernel's tapN) with the NIC's MAC and link state, brings it up and moves frames both ways until SIGINT or SIGTERM. Prints one line when ready, and the counters at the end.",
+    )
     .argument('<device>', 'uioN or sim:e1000')
     .option('--tap <name>', 'the TAP interface name')
     .option('--driver <file>', 'the e1000 driver (default build/drivers/e1000.wasm)')
@@ -24,7 +26,10 @@ export function register(program: Command): void {
     .action(action(netUp));
 }
 
-async function netUp(device: string, values: { tap?: string; driver?: string; waitUs?: number; json?: boolean }): Promise<number> {
+async function netUp(
+  device: string,
+  values: { tap?: string; driver?: string; waitUs?: number; json?: boolean },
+): Promise<number> {
   checkDeviceId(device, userModels());
   const waitUs = values.waitUs;
   const root = packageRoot();
@@ -36,16 +41,26 @@ async function netUp(device: string, values: { tap?: string; driver?: string; wa
   try {
     const dev = host.openDevice(device, { rearm: 'irqcontrol' });
     const { grant, limits } = grantFor(manifest, dev.spec, manifestPath);
-    const drv = await host.load(values.driver ?? join(root, 'build', 'drivers', 'e1000.wasm'), dev, { name: 'e1000', grant, limits });
+    const drv = await host.load(values.driver ?? join(root, 'build', 'drivers', 'e1000.wasm'), dev, {
+      name: 'e1000',
+      grant,
+      limits,
+    });
     const bridge = await TapBridge.open(drv, { tap: values.tap, waitUs });
     const ready = { tap: bridge.name, mac: bridge.mac, device, link: bridge.stats.linkUp ? 'up' : 'down' };
-    console.log(values.json ? JSON.stringify({ ready }) : `net: ${bridge.name} up on ${device}, MAC ${bridge.mac}, link ${ready.link}`);
+    console.log(
+      values.json
+        ? JSON.stringify({ ready })
+        : `net: ${bridge.name} up on ${device}, MAC ${bridge.mac}, link ${ready.link}`,
+    );
     await new Promise<void>((done) => {
       process.once('SIGINT', done);
       process.once('SIGTERM', done);
     });
     await bridge.close();
-    console.log(values.json ? JSON.stringify({ stats: bridge.stats }) : `net: ${bridge.name}: ${JSON.stringify(bridge.stats)}`);
+    console.log(
+      values.json ? JSON.stringify({ stats: bridge.stats }) : `net: ${bridge.name}: ${JSON.stringify(bridge.stats)}`,
+    );
     return drv.state === 'running' ? 0 : 1;
   } finally {
     await host.close();

@@ -24,13 +24,13 @@ export function register(program: Command): void {
     .command('keygen')
     .summary('an ed25519 key pair for signing packages')
     .option('--out <dir>', 'where to write NAME.key (0600) and NAME.pub', '.')
-    .option('--name <name>', 'the key files\' base name', 'wasmdrv')
+    .option('--name <name>', "the key files' base name", 'wasmdrv')
     .action(action(cmdKeygen));
   program
     .command('pack')
     .summary('manifest.json + the .wasm -> a driver package (.wdrv)')
     .argument('<dir>', 'a driver folder holding manifest.json')
-    .option('--wasm <file>', 'the driver binary (default: the folder\'s build output or its asconfig.json target)')
+    .option('--wasm <file>', "the driver binary (default: the folder's build output or its asconfig.json target)")
     .option('--key <key>', 'sign with this private key')
     .option('--out <file>', 'the package file (default NAME-VERSION.wdrv)')
     .action(action(cmdPack));
@@ -44,7 +44,9 @@ export function register(program: Command): void {
   program
     .command('verify')
     .summary('check a package before running it: signature, manifest, ABI, grant, device')
-    .description('Checks everything that can be known before running: signature, manifest, ABI, the device match and the imports against the grant. Each problem is printed on its own line. Exit 0 when all pass, 1 on any problem with the package, 2 for a usage error (unknown option, missing file, malformed device id).')
+    .description(
+      'Checks everything that can be known before running: signature, manifest, ABI, the device match and the imports against the grant. Each problem is printed on its own line. Exit 0 when all pass, 1 on any problem with the package, 2 for a usage error (unknown option, missing file, malformed device id).',
+    )
     .argument('<package>', 'the .wdrv file')
     .option('--trust <dir>', 'trust store (default $WASMDRV_TRUST or ~/.config/wasmdrv/trust)')
     .option('--device <id>', 'also check that the package drives this device and fits its grant')
@@ -53,7 +55,9 @@ export function register(program: Command): void {
   program
     .command('inspect')
     .summary('what a package or a bare .wasm holds: manifest, imports, exports, signature, grants')
-    .description('For a package: its manifest, imports, exports, signature and grants in words. For a bare .wasm: its imports and exports and a first draft of the manifest.json whose grant it needs.')
+    .description(
+      'For a package: its manifest, imports, exports, signature and grants in words. For a bare .wasm: its imports and exports and a first draft of the manifest.json whose grant it needs.',
+    )
     .argument('<file>', 'a .wdrv package or a .wasm driver')
     .option('--trust <dir>', 'trust store (default $WASMDRV_TRUST or ~/.config/wasmdrv/trust)')
     .option('--json', 'as one JSON object')
@@ -94,7 +98,10 @@ async function cmdPack(dir: string, values: { wasm?: string; out?: string; key?:
   const manifestText = readUserText(manifestPath, 'manifest');
   const m = parseManifest(manifestText, manifestPath);
   const wasm = values.wasm ?? wasmFor(dir, m.name);
-  if (!wasm) throw new CliError(`${dir}: no --wasm given, no build output (wasmdrv build ${dir}) and no asconfig.json target builds from this directory`);
+  if (!wasm)
+    throw new CliError(
+      `${dir}: no --wasm given, no build output (wasmdrv build ${dir}) and no asconfig.json target builds from this directory`,
+    );
   let bytes = stripSection(stripSection(read(wasm, 'driver file'), MANIFEST_SECTION), 'wasmdrv.signature');
   try {
     readWasm(bytes);
@@ -106,7 +113,9 @@ async function cmdPack(dir: string, values: { wasm?: string; out?: string; key?:
   const out = values.out ?? `${m.name}-${m.version}.wdrv`;
   mkdirSync(dirname(resolve(out)), { recursive: true });
   writeFileSync(out, bytes);
-  console.log(`packed ${m.name} ${m.version} from ${wasm} into ${out} (${bytes.length} bytes${values.key ? ', signed' : ', unsigned'})`);
+  console.log(
+    `packed ${m.name} ${m.version} from ${wasm} into ${out} (${bytes.length} bytes${values.key ? ', signed' : ', unsigned'})`,
+  );
   return 0;
 }
 
@@ -118,7 +127,10 @@ async function cmdSign(file: string, values: { key: string; out?: string }): Pro
 }
 
 /** verify: signature, manifest, ABI, imports against the grant, and (with --device) the device. */
-async function cmdVerify(where: string, values: { trust?: string; device?: string; allowUnsigned?: boolean }): Promise<number> {
+async function cmdVerify(
+  where: string,
+  values: { trust?: string; device?: string; allowUnsigned?: boolean },
+): Promise<number> {
   if (values.device) checkDeviceId(values.device, userModels());
   const bytes = read(where, 'package');
   let pkg: ReturnType<typeof readPackage>;
@@ -131,15 +143,23 @@ async function cmdVerify(where: string, values: { trust?: string; device?: strin
   const problems: string[] = [];
   const refusal = refusalFor(pkg.signature, where, values.allowUnsigned ?? false);
   if (refusal) problems.push(refusal);
-  if (pkg.manifest.abi !== ABI_VERSION) problems.push(`${where}: built for ABI v${pkg.manifest.abi}, this host speaks v${ABI_VERSION}`);
+  if (pkg.manifest.abi !== ABI_VERSION)
+    problems.push(`${where}: built for ABI v${pkg.manifest.abi}, this host speaks v${ABI_VERSION}`);
   if (values.device) {
     const host = new Host();
     try {
       const dev = host.openDevice(values.device);
-      if (!matches(pkg.manifest, dev.spec)) problems.push(`${where}: ${pkg.manifest.name} does not drive device ${dev.spec.id}`);
+      if (!matches(pkg.manifest, dev.spec))
+        problems.push(`${where}: ${pkg.manifest.name} does not drive device ${dev.spec.id}`);
       else {
         const g = grantFor(pkg.manifest, dev.spec, where);
-        checkModule(pkg.bytes, { regions: dev.spec.regions, ports: dev.spec.ports, dmaCount: dev.spec.dma.length, hasIrq: !!dev.spec.irq }, g.grant, { ...DEFAULT_LIMITS, ...g.limits }, where);
+        checkModule(
+          pkg.bytes,
+          { regions: dev.spec.regions, ports: dev.spec.ports, dmaCount: dev.spec.dma.length, hasIrq: !!dev.spec.irq },
+          g.grant,
+          { ...DEFAULT_LIMITS, ...g.limits },
+          where,
+        );
       }
     } catch (err) {
       problems.push((err as Error).message);
@@ -148,7 +168,10 @@ async function cmdVerify(where: string, values: { trust?: string; device?: strin
     }
   }
   for (const p of problems) console.error(`verify: ${p}`);
-  if (!problems.length) console.log(`${where}: ${pkg.manifest.name} ${pkg.manifest.version}: signature ${pkg.signature.status}${pkg.signature.status === 'valid' ? ` (key ${pkg.signature.key})` : ''}, manifest valid${values.device ? `, fits ${values.device}` : ''}`);
+  if (!problems.length)
+    console.log(
+      `${where}: ${pkg.manifest.name} ${pkg.manifest.version}: signature ${pkg.signature.status}${pkg.signature.status === 'valid' ? ` (key ${pkg.signature.key})` : ''}, manifest valid${values.device ? `, fits ${values.device}` : ''}`,
+    );
   return problems.length ? 1 : 0;
 }
 
@@ -161,12 +184,24 @@ export function draftManifest(name: string, imports: { module: string; name: str
   const names = new Set(imports.filter((i) => i.module === IMPORT_MODULE).map((i) => i.name));
   const has = (re: RegExp) => [...names].some((n) => re.test(n));
   const draft: Record<string, unknown> = {
-    name: name.replace(/[^a-z0-9_-]/gi, '-').toLowerCase(), version: '0.1.0', license: 'FILL-IN (an SPDX id, e.g. Apache-2.0)', abi: ABI_VERSION,
+    name: name.replace(/[^a-z0-9_-]/gi, '-').toLowerCase(),
+    version: '0.1.0',
+    license: 'FILL-IN (an SPDX id, e.g. Apache-2.0)',
+    abi: ABI_VERSION,
     description: 'FILL-IN',
-    match: [{ sim: 'FILL-IN (a model), or { "pci": { "vendor": "0x....", "device": "0x...." } } or { "uio": "name" }' }],
+    match: [
+      { sim: 'FILL-IN (a model), or { "pci": { "vendor": "0x....", "device": "0x...." } } or { "uio": "name" }' },
+    ],
   };
   if (has(/^reg_/)) {
-    draft.regions = [{ index: 0, size: 'FILL-IN (bytes the driver touches, e.g. 0x100)', access: has(/^reg_write/) ? 'rw' : 'r', ...(has(/^reg_write/) ? { writable: [{ offset: 'FILL-IN', width: 4 }] } : {}) }];
+    draft.regions = [
+      {
+        index: 0,
+        size: 'FILL-IN (bytes the driver touches, e.g. 0x100)',
+        access: has(/^reg_write/) ? 'rw' : 'r',
+        ...(has(/^reg_write/) ? { writable: [{ offset: 'FILL-IN', width: 4 }] } : {}),
+      },
+    ];
   }
   if (has(/^io_/)) draft.ports = [{ index: 0, size: 8, access: has(/^io_out/) ? 'rw' : 'r' }];
   if (has(/^dma_/)) draft.dma = { windows: 1 };
@@ -181,13 +216,24 @@ async function inspectModule(file: string, bytes: Uint8Array, json: boolean): Pr
   } catch (err) {
     throw new CliError(`${file}: not a valid Wasm module: ${(err as Error).message}`);
   }
-  const foreign = info.imports.filter((i) => !(i.module === IMPORT_MODULE && importGroup(i.name)) && !(i.module === MEMORY_IMPORT.module && i.name === MEMORY_IMPORT.name));
-  const groups = [...new Set(info.imports.map((i) => (i.module === IMPORT_MODULE ? importGroup(i.name) : undefined)).filter(Boolean))];
+  const foreign = info.imports.filter(
+    (i) =>
+      !(i.module === IMPORT_MODULE && importGroup(i.name)) &&
+      !(i.module === MEMORY_IMPORT.module && i.name === MEMORY_IMPORT.name),
+  );
+  const groups = [
+    ...new Set(info.imports.map((i) => (i.module === IMPORT_MODULE ? importGroup(i.name) : undefined)).filter(Boolean)),
+  ];
   const draft = draftManifest(basename(file).replace(/\.wasm$/, ''), info.imports);
   const out = {
-    file, size: bytes.length, package: false,
-    imports: info.imports.map((i) => `${i.module}.${i.name}`), exports: info.exports.map((e) => e.name),
-    importGroups: groups, notInAbi: foreign.map((i) => `${i.module}.${i.name}`), draftManifest: draft,
+    file,
+    size: bytes.length,
+    package: false,
+    imports: info.imports.map((i) => `${i.module}.${i.name}`),
+    exports: info.exports.map((e) => e.name),
+    importGroups: groups,
+    notInAbi: foreign.map((i) => `${i.module}.${i.name}`),
+    draftManifest: draft,
   };
   if (json) {
     console.log(JSON.stringify(out));
@@ -211,10 +257,20 @@ async function cmdInspect(file: string, values: { trust?: string; json?: boolean
   const info = readWasm(bytes);
   const m = pkg.manifest;
   const out = {
-    name: m.name, version: m.version, license: m.license, openSource: isOpenSource(m.license), abi: m.abi, description: m.description,
-    match: m.match, size: bytes.length, signature: pkg.signature,
-    imports: info.imports.map((i) => `${i.module}.${i.name}`), exports: info.exports.map((e) => e.name),
-    grants: describeGrant(m), limits: { ...DEFAULT_LIMITS, ...m.limits }, dmaConfinement: manifestConfinement(m),
+    name: m.name,
+    version: m.version,
+    license: m.license,
+    openSource: isOpenSource(m.license),
+    abi: m.abi,
+    description: m.description,
+    match: m.match,
+    size: bytes.length,
+    signature: pkg.signature,
+    imports: info.imports.map((i) => `${i.module}.${i.name}`),
+    exports: info.exports.map((e) => e.name),
+    grants: describeGrant(m),
+    limits: { ...DEFAULT_LIMITS, ...m.limits },
+    dmaConfinement: manifestConfinement(m),
   };
   if (values.json) {
     console.log(JSON.stringify(out));
@@ -225,12 +281,20 @@ async function cmdInspect(file: string, values: { trust?: string; json?: boolean
   console.log(`  ABI        v${m.abi}`);
   console.log(`  size       ${bytes.length} bytes (${basename(file)})`);
   console.log(`  signature  ${pkg.signature.status}${'key' in pkg.signature ? ` (key ${pkg.signature.key})` : ''}`);
-  console.log(`  drives     ${m.match.map((x) => (x.pci ? `pci ${x.pci.vendor}:${x.pci.device}` : x.uio ? `uio "${x.uio}"` : `sim:${x.sim}`)).join(', ')}`);
+  console.log(
+    `  drives     ${m.match.map((x) => (x.pci ? `pci ${x.pci.vendor}:${x.pci.device}` : x.uio ? `uio "${x.uio}"` : `sim:${x.sim}`)).join(', ')}`,
+  );
   console.log(`  imports    ${out.imports.join(' ')}`);
   console.log(`  exports    ${out.exports.join(' ')}`);
   console.log('  grants');
   for (const g of out.grants) console.log(`    ${g}`);
-  console.log(`  limits     ${Object.entries(out.limits).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-  console.log(`  DMA        on vfio devices ${describeConfinement(out.dmaConfinement.vfio)}; on uio (PCI) devices ${describeConfinement(out.dmaConfinement.uio)}${out.dmaConfinement.uio === 'none' ? ' (refused unless --allow-unconfined-dma ' + m.name + ')' : ''}`);
+  console.log(
+    `  limits     ${Object.entries(out.limits)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
+  console.log(
+    `  DMA        on vfio devices ${describeConfinement(out.dmaConfinement.vfio)}; on uio (PCI) devices ${describeConfinement(out.dmaConfinement.uio)}${out.dmaConfinement.uio === 'none' ? ' (refused unless --allow-unconfined-dma ' + m.name + ')' : ''}`,
+  );
   return 0;
 }

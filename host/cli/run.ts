@@ -29,9 +29,19 @@ export const userModels = (): string[] => listSimModels().map((m) => m.id.slice(
 const collect = (v: string, prev: string[]) => [...prev, v];
 
 interface RunOptions {
-  device: string; request: string[]; json?: boolean; deadline?: number; memory?: number; rearm?: 'irqcontrol' | 'none';
-  name?: string; watch?: boolean; trust?: string; allowUnsigned: string[]; manifest?: string;
-  irq?: 'auto' | 'msix' | 'msi' | 'intx'; allowUnconfinedDma: string[];
+  device: string;
+  request: string[];
+  json?: boolean;
+  deadline?: number;
+  memory?: number;
+  rearm?: 'irqcontrol' | 'none';
+  name?: string;
+  watch?: boolean;
+  trust?: string;
+  allowUnsigned: string[];
+  manifest?: string;
+  irq?: 'auto' | 'msix' | 'msi' | 'intx';
+  allowUnconfinedDma: string[];
 }
 
 export function register(program: Command): void {
@@ -40,21 +50,52 @@ export function register(program: Command): void {
     .summary('load a driver onto a device and serve requests')
     .description(
       'Loads the driver, probes the device, then serves requests: each --request in order, or else one request per line on standard input ("OP ARG..."; ARG is u8:/u16:/u32:/u64:N, hex:.., str:.., or a bare number for u32) until end of input. Responses print one per line. A package (.wdrv, docs/packages.md) loads with its ' +
-      "manifest's grants once its signature checks out against the trust store.")
+        "manifest's grants once its signature checks out against the trust store.",
+    )
     .argument('<driver>', 'the driver: a .wasm file or a .wdrv package')
     .requiredOption('--device <id>', 'the device: uioN or sim:MODEL (see `wasmdrv devices`)')
-    .option('--request <request>', 'a request "OP [ARG...]" (repeatable); without any, read them from standard input', collect, [])
+    .option(
+      '--request <request>',
+      'a request "OP [ARG...]" (repeatable); without any, read them from standard input',
+      collect,
+      [],
+    )
     .option('--json', 'responses and the final status as JSON lines')
     .option('--deadline <ms>', 'per-call deadline in milliseconds (default 2000)', wholeNumber(1))
     .option('--memory <pages>', 'linear memory limit in 64 KiB pages (default 256)', wholeNumber(1))
-    .addOption(new Option('--rearm <mode>', 're-enable a UIO line before each wait (irqcontrol: write 1 to /dev/uioN)').choices(['irqcontrol', 'none']))
+    .addOption(
+      new Option('--rearm <mode>', 're-enable a UIO line before each wait (irqcontrol: write 1 to /dev/uioN)').choices([
+        'irqcontrol',
+        'none',
+      ]),
+    )
     .option('--name <name>', 'the driver name in logs and faults (default: the file name)')
-    .option('--watch', 'hot-reload the driver when its .wasm (or, for an asconfig.json target, its source) changes; runs until Ctrl-C')
+    .option(
+      '--watch',
+      'hot-reload the driver when its .wasm (or, for an asconfig.json target, its source) changes; runs until Ctrl-C',
+    )
     .option('--trust <dir>', 'trust store for package signatures (default $WASMDRV_TRUST or ~/.config/wasmdrv/trust)')
-    .option('--allow-unsigned <name>', 'let driver NAME load unsigned (repeatable; a bare module also needs --manifest for its grant)', collect, [])
+    .option(
+      '--allow-unsigned <name>',
+      'let driver NAME load unsigned (repeatable; a bare module also needs --manifest for its grant)',
+      collect,
+      [],
+    )
     .option('--manifest <file>', "the operator's manifest (the grant) for a bare module allowed unsigned")
-    .addOption(new Option('--irq <kind>', 'VFIO: the interrupt to use (default: MSI-X, else MSI, else INTx)').choices(['auto', 'msix', 'msi', 'intx']))
-    .option('--allow-unconfined-dma <name>', 'let package NAME drive a device whose DMA nothing confines (repeatable)', collect, [])
+    .addOption(
+      new Option('--irq <kind>', 'VFIO: the interrupt to use (default: MSI-X, else MSI, else INTx)').choices([
+        'auto',
+        'msix',
+        'msi',
+        'intx',
+      ]),
+    )
+    .option(
+      '--allow-unconfined-dma <name>',
+      'let package NAME drive a device whose DMA nothing confines (repeatable)',
+      collect,
+      [],
+    )
     .action(action(run));
 }
 
@@ -67,7 +108,8 @@ async function run(driverPath: string, o: RunOptions): Promise<number> {
   const json = !!o.json;
   // A trust policy is configured when a trust store is given (--trust, $WASMDRV_TRUST) or present at
   // the default place: then every driver, bare modules included, must pass it (package/load.ts).
-  const trustDir = o.trust ?? process.env.WASMDRV_TRUST ?? (existsSync(defaultTrustDir()) ? defaultTrustDir() : undefined);
+  const trustDir =
+    o.trust ?? process.env.WASMDRV_TRUST ?? (existsSync(defaultTrustDir()) ? defaultTrustDir() : undefined);
   const onWarning = (w: string) => console.error(w);
   let manifest;
   if (o.manifest) {
@@ -78,17 +120,29 @@ async function run(driverPath: string, o: RunOptions): Promise<number> {
     }
   }
   const { allowUnsigned, allowUnconfinedDma } = o;
-  const host = new Host(trustDir !== undefined ? { trust: { trust: trustDir, allowUnsigned, allowUnconfinedDma, onWarning } } : {});
+  const host = new Host(
+    trustDir !== undefined ? { trust: { trust: trustDir, allowUnsigned, allowUnconfinedDma, onWarning } } : {},
+  );
   host.on('log', (e) => console.error(`[${e.driver}] ${e.level}: ${e.message}`));
   // A fault while loading is reported once, by the top level (one line); later ones in full here.
   let loaded = false;
   host.on('fault', (f: Fault) => loaded && printFault(f));
   let failed = false;
   try {
-    const dev = host.openDevice(o.device, { rearm: o.rearm === 'irqcontrol' ? 'irqcontrol' : undefined, vfio: { irq: o.irq as 'auto' | undefined } });
-    const drv = !host.trust && isPackage(bytes)
-      ? await loadPackage(host, driverPath, dev, { allowUnsigned, allowUnconfinedDma, name: o.name, manifest, onWarning })
-      : await host.load(driverPath, dev, { name: o.name, limits, manifest });
+    const dev = host.openDevice(o.device, {
+      rearm: o.rearm === 'irqcontrol' ? 'irqcontrol' : undefined,
+      vfio: { irq: o.irq as 'auto' | undefined },
+    });
+    const drv =
+      !host.trust && isPackage(bytes)
+        ? await loadPackage(host, driverPath, dev, {
+            allowUnsigned,
+            allowUnconfinedDma,
+            name: o.name,
+            manifest,
+            onWarning,
+          })
+        : await host.load(driverPath, dev, { name: o.name, limits, manifest });
     loaded = true;
     for (const t of host.status().taints) console.error(`host tainted: ${t}`);
     const serve = async (line: string): Promise<void> => {
@@ -114,7 +168,10 @@ async function run(driverPath: string, o: RunOptions): Promise<number> {
         else console.log(`op ${op}: ${r.bytes} bytes${r.u32.length ? ` u32 [${r.u32.join(', ')}]` : ''} hex ${r.hex}`);
       } catch (err) {
         failed = true;
-        if (json) console.log(JSON.stringify({ op, ok: false, error: (err as Error).message, code: (err as RequestError).code }));
+        if (json)
+          console.log(
+            JSON.stringify({ op, ok: false, error: (err as Error).message, code: (err as RequestError).code }),
+          );
         else console.error(`op ${op}: ${(err as Error).message}`);
       }
     };
@@ -131,8 +188,19 @@ async function run(driverPath: string, o: RunOptions): Promise<number> {
       unwatch();
     }
     const st = drv.status();
-    if (json) console.log(JSON.stringify({ status: { ...st, lastFault: st.lastFault ? { kind: st.lastFault.kind, message: st.lastFault.message } : undefined } }));
-    else console.error(`${drv.name}: ${st.state}; ${st.stats.regReads} reads, ${st.stats.regWrites} writes, ${st.stats.interrupts} interrupts, ${st.stats.requests} requests, ${st.stats.faults} faults`);
+    if (json)
+      console.log(
+        JSON.stringify({
+          status: {
+            ...st,
+            lastFault: st.lastFault ? { kind: st.lastFault.kind, message: st.lastFault.message } : undefined,
+          },
+        }),
+      );
+    else
+      console.error(
+        `${drv.name}: ${st.state}; ${st.stats.regReads} reads, ${st.stats.regWrites} writes, ${st.stats.interrupts} interrupts, ${st.stats.requests} requests, ${st.stats.faults} faults`,
+      );
     if (drv.state !== 'running') failed = true;
   } finally {
     await host.close();

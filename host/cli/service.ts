@@ -8,7 +8,7 @@ import { Service } from '../service/daemon.ts';
 import { ServiceClient } from '../service/client.ts';
 
 export const DEFAULT_SOCKET = process.env.WASMDRV_SOCKET ?? '/run/wasmdrv/wasmdrv.sock';
-const SOCKET_HELP = 'the daemon\'s socket (default $WASMDRV_SOCKET or /run/wasmdrv/wasmdrv.sock)';
+const SOCKET_HELP = "the daemon's socket (default $WASMDRV_SOCKET or /run/wasmdrv/wasmdrv.sock)";
 
 /**
  * Daemon log lines. Under systemd (stderr is the journal: JOURNAL_STREAM is set) each line carries an
@@ -29,7 +29,7 @@ export function register(program: Command): void {
   program
     .command('call')
     .summary('a request through the daemon')
-    .argument('<driver>', 'the driver\'s name in the config')
+    .argument('<driver>', "the driver's name in the config")
     .argument('<op>', 'the request op (a whole number)')
     .argument('[args...]', 'request arguments: u8:/u16:/u32:/u64:N, hex:.., str:.., or a bare number for u32')
     .option('--socket <path>', SOCKET_HELP)
@@ -37,15 +37,17 @@ export function register(program: Command): void {
     .action(action(cmdCall));
   program
     .command('status')
-    .summary('each driver\'s state, restarts and last fault')
+    .summary("each driver's state, restarts and last fault")
     .option('--socket <path>', SOCKET_HELP)
     .option('--json', 'as JSON')
     .action(action(cmdStatus));
   program
     .command('reload')
     .summary('hot-reload a driver in the running daemon')
-    .description('Hot-reload a driver in the running daemon. The new file\'s path is resolved here, against the current directory, before it is sent: the daemon reads it as an absolute path.')
-    .argument('<driver>', 'the driver\'s name in the config')
+    .description(
+      "Hot-reload a driver in the running daemon. The new file's path is resolved here, against the current directory, before it is sent: the daemon reads it as an absolute path.",
+    )
+    .argument('<driver>', "the driver's name in the config")
     .argument('<wasm>', 'the new driver binary')
     .option('--socket <path>', SOCKET_HELP)
     .action(action(cmdReload));
@@ -70,7 +72,12 @@ async function cmdServe(values: { config: string }): Promise<number> {
   return 0;
 }
 
-async function cmdCall(driver: string, opText: string, args: string[], values: { socket?: string; json?: boolean }): Promise<number> {
+async function cmdCall(
+  driver: string,
+  opText: string,
+  args: string[],
+  values: { socket?: string; json?: boolean },
+): Promise<number> {
   const op = Number(opText);
   if (!Number.isInteger(op) || op < 0) throw new UsageError(`op "${opText}" must be a whole number`);
   let payload: Uint8Array;
@@ -82,7 +89,11 @@ async function cmdCall(driver: string, opText: string, args: string[], values: {
   const c = await ServiceClient.connect(values.socket ?? DEFAULT_SOCKET);
   try {
     const r = decodeResponse(await c.call(driver, op, payload));
-    console.log(values.json ? JSON.stringify(r) : `${r.bytes} bytes${r.u32.length ? ` u32 [${r.u32.join(', ')}]` : ''} hex ${r.hex}`);
+    console.log(
+      values.json
+        ? JSON.stringify(r)
+        : `${r.bytes} bytes${r.u32.length ? ` u32 [${r.u32.join(', ')}]` : ''} hex ${r.hex}`,
+    );
     return 0;
   } catch (err) {
     console.error(`call ${driver} ${op}: ${(err as Error).message}`);
@@ -99,7 +110,10 @@ async function cmdStatus(values: { socket?: string; json?: boolean }): Promise<n
     if (values.json) console.log(JSON.stringify(st));
     else {
       if (st.tainted) console.log(`host tainted: ${st.taints.join('; ')}`);
-      for (const d of st.drivers) console.log(`${d.name.padEnd(12)} ${d.device.padEnd(14)} ${d.state.padEnd(10)} restarts ${d.restarts}${d.lastFault ? `  last fault: ${d.lastFault.kind}: ${d.lastFault.message}` : ''}`);
+      for (const d of st.drivers)
+        console.log(
+          `${d.name.padEnd(12)} ${d.device.padEnd(14)} ${d.state.padEnd(10)} restarts ${d.restarts}${d.lastFault ? `  last fault: ${d.lastFault.kind}: ${d.lastFault.message}` : ''}`,
+        );
     }
     return 0;
   } finally {
@@ -114,7 +128,11 @@ async function cmdReload(driver: string, wasm: string, values: { socket?: string
   const c = await ServiceClient.connect(values.socket ?? DEFAULT_SOCKET);
   try {
     const r = await c.reload(driver, path);
-    console.log(r.ok ? `reloaded ${driver} in ${r.swapMs.toFixed(2)} ms (${r.restored ? `${r.stateBytes} bytes of state` : 'fresh probe'})` : `reload refused: ${r.error}`);
+    console.log(
+      r.ok
+        ? `reloaded ${driver} in ${r.swapMs.toFixed(2)} ms (${r.restored ? `${r.stateBytes} bytes of state` : 'fresh probe'})`
+        : `reload refused: ${r.error}`,
+    );
     return r.ok ? 0 : 1;
   } catch (err) {
     console.error(`reload ${driver}: ${(err as Error).message}`);

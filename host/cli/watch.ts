@@ -35,13 +35,16 @@ export function watchDriver(drv: Driver, wasmPath: string, say: (s: string) => v
           execFile(process.execPath, [join(root, 'scripts', 'build-drivers.mjs'), target.name], (err, _out, stderr) => {
             if (err) say(`build failed, the running driver stays:\n${stderr}`);
             done(!err);
-          }));
+          }),
+        );
         if (!ok) return;
       }
       const r = await drv.reload(new Uint8Array(readFileSync(abs)));
-      say(r.ok
-        ? `reloaded ${abs} in ${r.swapMs.toFixed(2)} ms (${r.restored ? `${r.stateBytes} bytes of state carried over` : 'fresh probe'})`
-        : `reload refused, the running driver stays: ${r.error}`);
+      say(
+        r.ok
+          ? `reloaded ${abs} in ${r.swapMs.toFixed(2)} ms (${r.restored ? `${r.stateBytes} bytes of state carried over` : 'fresh probe'})`
+          : `reload refused, the running driver stays: ${r.error}`,
+      );
     } catch (err) {
       say(`reload failed: ${(err as Error).message}`);
     } finally {
@@ -53,7 +56,12 @@ export function watchDriver(drv: Driver, wasmPath: string, say: (s: string) => v
     timer = setTimeout(() => void reload(rebuild), 150);
   };
 
-  watchers.push(watch(dirname(abs), (_e, f) => f && resolve(dirname(abs), f.toString()) === abs && existsSync(abs) && schedule(false)));
+  watchers.push(
+    watch(
+      dirname(abs),
+      (_e, f) => f && resolve(dirname(abs), f.toString()) === abs && existsSync(abs) && schedule(false),
+    ),
+  );
   if (target) watchers.push(watch(target.sourceDir, { recursive: false }, () => schedule(true)));
   say(`watching ${abs}${target ? ` and ${target.sourceDir}` : ''}`);
   return () => {

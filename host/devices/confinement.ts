@@ -30,11 +30,16 @@ export function dmaConfinement(spec: DeviceSpec, m?: Manifest): DmaConfinement {
 
 export function describeConfinement(c: DmaConfinement): string {
   switch (c) {
-    case 'iommu': return 'confined by the IOMMU (VFIO)';
-    case 'register-firewall': return 'confined by the register firewall (declared DMA engines)';
-    case 'none': return 'NOT confined';
-    case 'no-dma': return 'no DMA (the device cannot master the bus)';
-    case 'simulated': return 'simulated (the model reaches only its windows)';
+    case 'iommu':
+      return 'confined by the IOMMU (VFIO)';
+    case 'register-firewall':
+      return 'confined by the register firewall (declared DMA engines)';
+    case 'none':
+      return 'NOT confined';
+    case 'no-dma':
+      return 'no DMA (the device cannot master the bus)';
+    case 'simulated':
+      return 'simulated (the model reaches only its windows)';
   }
 }
 
@@ -44,10 +49,16 @@ export function manifestConfinement(m: Manifest): { vfio: DmaConfinement; uio: D
 }
 
 /** The refusal for a package whose device's DMA nobody confines, unless `allowed` names it. */
-export function unconfinedRefusal(m: Manifest, spec: DeviceSpec, where: string, allowed: readonly string[] = []): string | undefined {
+export function unconfinedRefusal(
+  m: Manifest,
+  spec: DeviceSpec,
+  where: string,
+  allowed: readonly string[] = [],
+): string | undefined {
   if (dmaConfinement(spec, m) !== 'none' || allowed.includes(m.name)) return undefined;
-  const why = spec.dmaConfinement === 'none'
-    ? 'VFIO runs in no-IOMMU mode'
-    : 'the manifest declares no DMA address registers for the register firewall and the device has no IOMMU protection (UIO)';
+  const why =
+    spec.dmaConfinement === 'none'
+      ? 'VFIO runs in no-IOMMU mode'
+      : 'the manifest declares no DMA address registers for the register firewall and the device has no IOMMU protection (UIO)';
   return `${where}: ${m.name} would drive ${spec.id} with unconfined DMA (${why}): refused; bind the device to vfio-pci on a machine with an IOMMU, or allow it by name with --allow-unconfined-dma ${m.name}`;
 }

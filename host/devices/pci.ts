@@ -83,7 +83,8 @@ export function parsePciIds(text: string, vendors?: Set<number>): PciIds {
     const m = /^\t([0-9a-f]{2,4})\s+(.*)$/.exec(line);
     if (!m) continue;
     if (cls >= 0 && m[1].length === 2) subclassNames.set((cls << 8) | parseInt(m[1], 16), m[2]);
-    else if (vendor >= 0 && m[1].length === 4 && (!vendors || vendors.has(vendor))) deviceNames.set(vendor * 0x10000 + parseInt(m[1], 16), m[2]);
+    else if (vendor >= 0 && m[1].length === 4 && (!vendors || vendors.has(vendor)))
+      deviceNames.set(vendor * 0x10000 + parseInt(m[1], 16), m[2]);
   }
   return {
     vendor: (v) => vendorNames.get(v),
@@ -115,38 +116,46 @@ function linkName(path: string): string | undefined {
   }
 }
 
-const num = (s: string | undefined) => (s === undefined || s === '' ? undefined : Number.isNaN(parseInt(s, 16)) ? undefined : parseInt(s, 16));
+const num = (s: string | undefined) =>
+  s === undefined || s === '' ? undefined : Number.isNaN(parseInt(s, 16)) ? undefined : parseInt(s, 16);
 
 /** Every PCI device under <sysfs>/bus/pci/devices, in address order; [] when there is no PCI bus. */
 export function listPci(o: PciOptions = {}): PciDevice[] {
   const dir = join(o.sysfs ?? '/sys', 'bus', 'pci', 'devices');
   if (!existsSync(dir)) return [];
-  const devices: PciDevice[] = readdirSync(dir).sort().map((address) => {
-    const d = join(dir, address);
-    const driver = linkName(join(d, 'driver'));
-    const iommuGroup = linkName(join(d, 'iommu_group'));
-    const uio = existsSync(join(d, 'uio')) ? readdirSync(join(d, 'uio')).filter((e) => /^uio\d+$/.test(e)).sort() : [];
-    const dev: PciDevice = {
-      address,
-      vendor: num(readOpt(join(d, 'vendor'))) ?? 0xffff,
-      device: num(readOpt(join(d, 'device'))) ?? 0xffff,
-      subsystemVendor: num(readOpt(join(d, 'subsystem_vendor'))),
-      subsystemDevice: num(readOpt(join(d, 'subsystem_device'))),
-      class: num(readOpt(join(d, 'class'))) ?? 0,
-      revision: num(readOpt(join(d, 'revision'))),
-      driver,
-      iommuGroup,
-      uio,
-      backends: {},
-    };
-    if (driver && UIO_DRIVERS.includes(driver) && uio.length) dev.backends.uio = { device: uio[0] };
-    if (iommuGroup !== undefined) {
-      const noiommu = readOpt(join(o.sysfs ?? '/sys', 'kernel', 'iommu_groups', iommuGroup, 'name')) === 'vfio-noiommu';
-      dev.backends.vfio = { group: iommuGroup, bound: driver === 'vfio-pci', noiommu };
-    }
-    return dev;
-  });
-  const idsFile = o.pciIds === undefined ? PCI_IDS_PATHS.find((p) => existsSync(p)) : o.pciIds ?? undefined;
+  const devices: PciDevice[] = readdirSync(dir)
+    .sort()
+    .map((address) => {
+      const d = join(dir, address);
+      const driver = linkName(join(d, 'driver'));
+      const iommuGroup = linkName(join(d, 'iommu_group'));
+      const uio = existsSync(join(d, 'uio'))
+        ? readdirSync(join(d, 'uio'))
+            .filter((e) => /^uio\d+$/.test(e))
+            .sort()
+        : [];
+      const dev: PciDevice = {
+        address,
+        vendor: num(readOpt(join(d, 'vendor'))) ?? 0xffff,
+        device: num(readOpt(join(d, 'device'))) ?? 0xffff,
+        subsystemVendor: num(readOpt(join(d, 'subsystem_vendor'))),
+        subsystemDevice: num(readOpt(join(d, 'subsystem_device'))),
+        class: num(readOpt(join(d, 'class'))) ?? 0,
+        revision: num(readOpt(join(d, 'revision'))),
+        driver,
+        iommuGroup,
+        uio,
+        backends: {},
+      };
+      if (driver && UIO_DRIVERS.includes(driver) && uio.length) dev.backends.uio = { device: uio[0] };
+      if (iommuGroup !== undefined) {
+        const noiommu =
+          readOpt(join(o.sysfs ?? '/sys', 'kernel', 'iommu_groups', iommuGroup, 'name')) === 'vfio-noiommu';
+        dev.backends.vfio = { group: iommuGroup, bound: driver === 'vfio-pci', noiommu };
+      }
+      return dev;
+    });
+  const idsFile = o.pciIds === undefined ? PCI_IDS_PATHS.find((p) => existsSync(p)) : (o.pciIds ?? undefined);
   if (idsFile && devices.length) {
     // Parsed only when there is something to name, and only for the vendors present.
     const ids = parsePciIds(readFileSync(idsFile, 'utf8'), new Set(devices.map((x) => x.vendor)));
@@ -165,12 +174,17 @@ const hex = (n: number, w: number) => n.toString(16).padStart(w, '0');
 export function formatPci(x: PciDevice): string[] {
   const cls = `${x.className ?? 'Class'} [${hex(x.class >> 8, 4)}]`;
   const name = `${x.vendorName ?? ''} ${x.deviceName ?? ''}`.trim() || 'Device';
-  const lines = [`${x.address} ${cls}: ${name} [${hex(x.vendor, 4)}:${hex(x.device, 4)}]${x.revision ? ` (rev ${hex(x.revision, 2)})` : ''}`];
+  const lines = [
+    `${x.address} ${cls}: ${name} [${hex(x.vendor, 4)}:${hex(x.device, 4)}]${x.revision ? ` (rev ${hex(x.revision, 2)})` : ''}`,
+  ];
   lines.push(`\tKernel driver in use: ${x.driver ?? 'none'}`);
   lines.push(`\tIOMMU group: ${x.iommuGroup ?? 'none'}`);
   const b: string[] = [];
   if (x.backends.uio) b.push(`uio (--device ${x.backends.uio.device})`);
-  if (x.backends.vfio) b.push(`vfio (group ${x.backends.vfio.group}${x.backends.vfio.bound ? '' : ', bind it to vfio-pci first'})`);
-  lines.push(`\twasmdrv backends: ${b.length ? b.join(', ') : `none (bind it to ${UIO_DRIVERS.join(' or ')} for uio; vfio needs an IOMMU group)`}`);
+  if (x.backends.vfio)
+    b.push(`vfio (group ${x.backends.vfio.group}${x.backends.vfio.bound ? '' : ', bind it to vfio-pci first'})`);
+  lines.push(
+    `\twasmdrv backends: ${b.length ? b.join(', ') : `none (bind it to ${UIO_DRIVERS.join(' or ')} for uio; vfio needs an IOMMU group)`}`,
+  );
   return lines;
 }

@@ -38,7 +38,12 @@ export function openSimDevice(model: string, options: Record<string, unknown> = 
         fds.push(fd);
         return { name: r.name, size: r.size, source: { kind: 'fd' as const, fd, offset: 0 } };
       }),
-      ports: desc.ports.map((p, index) => ({ name: p.name, base: Number(options.base ?? 0x2f8), size: p.size, source: { kind: 'sim', index } })),
+      ports: desc.ports.map((p, index) => ({
+        name: p.name,
+        base: Number(options.base ?? 0x2f8),
+        size: p.size,
+        source: { kind: 'sim', index },
+      })),
       dma,
       irq: eventfd < 0 ? null : desc.irq?.mode === 'eventfd' ? { kind: 'eventfd', eventfd } : { kind: 'sim', eventfd },
       sim: { model, options, state, kickFd },
@@ -63,7 +68,9 @@ const FUZZER_ONLY = new Set(['fuzz']);
 
 /** The models a user can name with --device sim:MODEL (`wasmdrv devices` lists these). */
 export function listSimModels(): { id: string; summary: string }[] {
-  return simModels().filter((m) => !FUZZER_ONLY.has(m.name)).map((m) => ({ id: `sim:${m.name}`, summary: m.summary }));
+  return simModels()
+    .filter((m) => !FUZZER_ONLY.has(m.name))
+    .map((m) => ({ id: `sim:${m.name}`, summary: m.summary }));
 }
 
 /**

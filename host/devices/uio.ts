@@ -29,7 +29,14 @@ export interface UioInfo {
   devNode: string;
   maps: { index: number; name: string; addr: bigint; size: number; offset: number }[];
   ports: { index: number; name: string; start: number; size: number; type: string }[];
-  pci?: { slot: string; vendor: number; device: number; class: number; path: string; resources: { index: number; start: bigint; size: number; flags: number }[] };
+  pci?: {
+    slot: string;
+    vendor: number;
+    device: number;
+    class: number;
+    path: string;
+    resources: { index: number; start: bigint; size: number; flags: number }[];
+  };
 }
 
 function read(path: string): string {
@@ -93,11 +100,26 @@ function describeUio(id: string, dir: string, dev: string): UioInfo {
     const resources = (readOpt(join(devDir, 'resource')) ?? '')
       .split('\n')
       .map((line, index) => {
-        const [start, end, flags] = line.trim().split(/\s+/).map((x) => BigInt(x || '0'));
-        return { index, start: start ?? 0n, size: end && end >= (start ?? 0n) && end !== 0n ? Number(end - start + 1n) : 0, flags: Number(flags ?? 0n) };
+        const [start, end, flags] = line
+          .trim()
+          .split(/\s+/)
+          .map((x) => BigInt(x || '0'));
+        return {
+          index,
+          start: start ?? 0n,
+          size: end && end >= (start ?? 0n) && end !== 0n ? Number(end - start + 1n) : 0,
+          flags: Number(flags ?? 0n),
+        };
       })
       .filter((r) => r.size > 0 && r.index < 6);
-    info.pci = { slot, vendor: Number(vendor), device: Number(device), class: Number(readOpt(join(devDir, 'class')) ?? '0'), path: pciDir, resources };
+    info.pci = {
+      slot,
+      vendor: Number(vendor),
+      device: Number(device),
+      class: Number(readOpt(join(devDir, 'class')) ?? '0'),
+      path: pciDir,
+      resources,
+    };
   }
   return info;
 }
@@ -105,11 +127,19 @@ function describeUio(id: string, dir: string, dev: string): UioInfo {
 const IORESOURCE_IO = 0x100;
 
 /** Describe a UIO device for the sandbox. `rearm` overrides how the line is re-enabled after each event. */
-export function uioDeviceSpec(info: UioInfo, opts: { pageSize?: number; rearm?: 'none' | 'irqcontrol' } = {}): DeviceSpec {
+export function uioDeviceSpec(
+  info: UioInfo,
+  opts: { pageSize?: number; rearm?: 'none' | 'irqcontrol' } = {},
+): DeviceSpec {
   const page = opts.pageSize ?? 4096;
   const regions: RegionSpec[] = [];
   const dma: DmaSpec[] = [];
-  const ports: PortSpec[] = info.ports.map((p) => ({ name: p.name, base: p.start, size: p.size, source: { kind: 'io' } }));
+  const ports: PortSpec[] = info.ports.map((p) => ({
+    name: p.name,
+    base: p.start,
+    size: p.size,
+    source: { kind: 'io' },
+  }));
   let irq: IrqSpec;
   if (info.name === 'uio_pci_generic') {
     if (!info.pci) throw new Error(`${info.id}: uio_pci_generic device without a PCI parent`);
@@ -117,7 +147,12 @@ export function uioDeviceSpec(info: UioInfo, opts: { pageSize?: number; rearm?: 
       if (r.flags & IORESOURCE_IO) {
         ports.push({ name: `bar${r.index}`, base: Number(r.start), size: r.size, source: { kind: 'io' } });
       } else {
-        regions.push({ name: `bar${r.index}`, size: r.size, phys: r.start, source: { kind: 'file', path: join(info.pci.path, `resource${r.index}`), offset: 0 } });
+        regions.push({
+          name: `bar${r.index}`,
+          size: r.size,
+          phys: r.start,
+          source: { kind: 'file', path: join(info.pci.path, `resource${r.index}`), offset: 0 },
+        });
       }
     }
     irq = { kind: 'uio-pci-generic', path: info.devNode, config: join(info.pci.path, 'config') };
@@ -133,7 +168,9 @@ export function uioDeviceSpec(info: UioInfo, opts: { pageSize?: number; rearm?: 
     id: info.id,
     name: info.name,
     uioName: info.name,
-    pci: info.pci ? { vendor: info.pci.vendor, device: info.pci.device, class: info.pci.class, slot: info.pci.slot } : undefined,
+    pci: info.pci
+      ? { vendor: info.pci.vendor, device: info.pci.device, class: info.pci.class, slot: info.pci.slot }
+      : undefined,
     regions,
     ports,
     dma,

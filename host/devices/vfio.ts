@@ -16,7 +16,16 @@
 //   /sys/kernel/iommu_groups/<N>/{devices/*,name}      name "vfio-noiommu" for a fake group
 //   /dev/vfio/<N>  (/dev/vfio/noiommu-<N> in VFIO's unsafe no-IOMMU mode)
 
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, readSync, readlinkSync, constants as fsc } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readSync,
+  readlinkSync,
+  constants as fsc,
+} from 'node:fs';
 import { basename, join } from 'node:path';
 import { loadNative, type Mapping, type NativeError } from '../native.ts';
 import type { DeviceSpec, DmaSpec, IrqSpec, RegionSpec } from './spec.ts';
@@ -122,7 +131,10 @@ export function discoverPci(roots: VfioRoots = {}): PciDevice[] {
   const sysfs = roots.sysfs ?? '/sys';
   const dir = join(sysfs, 'bus', 'pci', 'devices');
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((s) => BDF_RE.test(s)).sort().map((slot) => pciDevice(slot, roots));
+  return readdirSync(dir)
+    .filter((s) => BDF_RE.test(s))
+    .sort()
+    .map((slot) => pciDevice(slot, roots));
 }
 
 export function pciDevice(slot: string, roots: VfioRoots = {}): PciDevice {
@@ -131,7 +143,9 @@ export function pciDevice(slot: string, roots: VfioRoots = {}): PciDevice {
   if (!existsSync(d)) throw new VfioError(`${slot}: no such PCI device (${d} is missing)`);
   const group = linkName(join(d, 'iommu_group'));
   const iommuGroup = group !== undefined && /^\d+$/.test(group) ? Number(group) : undefined;
-  const noiommu = iommuGroup !== undefined && readOpt(join(sysfs, 'kernel', 'iommu_groups', String(iommuGroup), 'name')) === 'vfio-noiommu';
+  const noiommu =
+    iommuGroup !== undefined &&
+    readOpt(join(sysfs, 'kernel', 'iommu_groups', String(iommuGroup), 'name')) === 'vfio-noiommu';
   const cls = Number(readOpt(join(d, 'class')) ?? '0');
   const backends: string[] = [];
   // Bridges stay with the kernel; anything else can go to vfio-pci (with an IOMMU) or uio_pci_generic.
@@ -183,21 +197,30 @@ export function planVfio(slot: string, roots: VfioRoots = {}): VfioPlan {
   const sysfs = roots.sysfs ?? '/sys';
   const dev = pciDevice(slot, roots);
   if (dev.driver !== 'vfio-pci') {
-    throw new VfioError(`${slot} is ${dev.driver ? `bound to ${dev.driver}` : 'bound to no driver'}, not vfio-pci: run \`wasmdrv bind ${slot} --vfio\``);
+    throw new VfioError(
+      `${slot} is ${dev.driver ? `bound to ${dev.driver}` : 'bound to no driver'}, not vfio-pci: run \`wasmdrv bind ${slot} --vfio\``,
+    );
   }
   if (dev.iommuGroup === undefined) {
-    throw new VfioError(`${slot} has no IOMMU group: the kernel runs without an IOMMU (boot with intel_iommu=on or amd_iommu=on, and enable VT-d/AMD-Vi in the firmware)`);
+    throw new VfioError(
+      `${slot} has no IOMMU group: the kernel runs without an IOMMU (boot with intel_iommu=on or amd_iommu=on, and enable VT-d/AMD-Vi in the firmware)`,
+    );
   }
-  const members = readdirSync(join(sysfs, 'kernel', 'iommu_groups', String(dev.iommuGroup), 'devices')).filter((s) => s !== slot).sort();
+  const members = readdirSync(join(sysfs, 'kernel', 'iommu_groups', String(dev.iommuGroup), 'devices'))
+    .filter((s) => s !== slot)
+    .sort();
   for (const other of members) {
     const o = pciDevice(other, roots);
     if (o.driver && o.driver !== 'vfio-pci' && o.driver !== 'pcieport' && o.class >> 16 !== 0x06) {
-      throw new VfioError(`IOMMU group ${dev.iommuGroup} of ${slot} is not viable: ${other} in the same group is bound to ${o.driver}; run \`wasmdrv bind ${other} --vfio\` (or unbind it) first`);
+      throw new VfioError(
+        `IOMMU group ${dev.iommuGroup} of ${slot} is not viable: ${other} in the same group is bound to ${o.driver}; run \`wasmdrv bind ${other} --vfio\` (or unbind it) first`,
+      );
     }
   }
   const devDir = join(roots.dev ?? '/dev', 'vfio');
   const groupNode = join(devDir, dev.noiommu ? `noiommu-${dev.iommuGroup}` : String(dev.iommuGroup));
-  if (!existsSync(groupNode)) throw new VfioError(`${slot}: ${groupNode} is missing (is the vfio-pci module loaded and udev done?)`);
+  if (!existsSync(groupNode))
+    throw new VfioError(`${slot}: ${groupNode} is missing (is the vfio-pci module loaded and udev done?)`);
   return { slot, group: dev.iommuGroup, groupNode, noiommu: dev.noiommu };
 }
 
@@ -268,9 +291,16 @@ export function openVfioDevice(slot: string, opts: VfioOpenOptions = {}): VfioDe
   const wrap = (what: string, err: unknown): never => {
     const e = err as NativeError;
     if (e?.code === 'EACCES' || e?.code === 'EPERM') {
-      throw new VfioError(`${slot}: ${what}: permission denied on ${e.path ?? plan.groupNode} (install deploy/udev/70-wasmdrv-vfio.rules so the service user owns /dev/vfio/${plan.group}${plan.noiommu ? '; no-IOMMU mode also needs CAP_SYS_RAWIO' : ''})`, err);
+      throw new VfioError(
+        `${slot}: ${what}: permission denied on ${e.path ?? plan.groupNode} (install deploy/udev/70-wasmdrv-vfio.rules so the service user owns /dev/vfio/${plan.group}${plan.noiommu ? '; no-IOMMU mode also needs CAP_SYS_RAWIO' : ''})`,
+        err,
+      );
     }
-    if (e?.code === 'EBUSY') throw new VfioError(`${slot}: ${what}: ${plan.groupNode} is busy: another process (a second wasmdrv, QEMU, DPDK) holds the group`, err);
+    if (e?.code === 'EBUSY')
+      throw new VfioError(
+        `${slot}: ${what}: ${plan.groupNode} is busy: another process (a second wasmdrv, QEMU, DPDK) holds the group`,
+        err,
+      );
     throw new VfioError(`${slot}: ${what}: ${(err as Error).message}`, err);
   };
   const closeAll = () => {
@@ -311,12 +341,15 @@ export function openVfioDevice(slot: string, opts: VfioOpenOptions = {}): VfioDe
       wrap('open /dev/vfio/vfio', err);
     }
     fds.push(container);
-    if (native.vfioApiVersion(container, label) !== VFIO.API_VERSION) throw new VfioError(`${slot}: /dev/vfio/vfio speaks an unknown VFIO API version`);
+    if (native.vfioApiVersion(container, label) !== VFIO.API_VERSION)
+      throw new VfioError(`${slot}: /dev/vfio/vfio speaks an unknown VFIO API version`);
     const model = plan.noiommu ? VFIO.NOIOMMU_IOMMU : VFIO.TYPE1v2_IOMMU;
     if (native.vfioCheckExtension(container, model, label) <= 0) {
-      throw new VfioError(plan.noiommu
-        ? `${slot}: the kernel's VFIO has no no-IOMMU support`
-        : `${slot}: the VFIO container does not offer the type1v2 IOMMU (is vfio_iommu_type1 loaded?)`);
+      throw new VfioError(
+        plan.noiommu
+          ? `${slot}: the kernel's VFIO has no no-IOMMU support`
+          : `${slot}: the VFIO container does not offer the type1v2 IOMMU (is vfio_iommu_type1 loaded?)`,
+      );
     }
     try {
       group = native.open(plan.groupNode);
@@ -326,7 +359,9 @@ export function openVfioDevice(slot: string, opts: VfioOpenOptions = {}): VfioDe
     fds.push(group);
     const status = native.vfioGroupStatus(group, label);
     if (!(status & VFIO.GROUP_VIABLE)) {
-      throw new VfioError(`IOMMU group ${plan.group} of ${slot} is not viable: every device in /sys/kernel/iommu_groups/${plan.group}/devices must be bound to vfio-pci or to nothing (\`wasmdrv bind <BDF> --vfio\`)`);
+      throw new VfioError(
+        `IOMMU group ${plan.group} of ${slot} is not viable: every device in /sys/kernel/iommu_groups/${plan.group}/devices must be bound to vfio-pci or to nothing (\`wasmdrv bind <BDF> --vfio\`)`,
+      );
     }
     try {
       native.vfioGroupSetContainer(group, container, label);
@@ -360,14 +395,20 @@ export function openVfioDevice(slot: string, opts: VfioOpenOptions = {}): VfioDe
     let iova = opts.iovaBase ?? 0x100000n;
     const wanted = opts.dma ?? [{ name: 'dma', size: 0x10000 }];
     const dma: DmaSpec[] = [];
-    if (wanted.length && plan.noiommu) throw new VfioError(`${slot}: VFIO no-IOMMU mode cannot give DMA windows (nothing would confine the device's DMA); use a machine with an IOMMU`);
+    if (wanted.length && plan.noiommu)
+      throw new VfioError(
+        `${slot}: VFIO no-IOMMU mode cannot give DMA windows (nothing would confine the device's DMA); use a machine with an IOMMU`,
+      );
     const limit = memlockLimit(roots);
     const total = wanted.reduce((n, w) => n + w.size, 0);
     if (total > limit && !hasIpcLock(roots)) {
-      throw new VfioError(`${slot}: RLIMIT_MEMLOCK is ${limit} bytes but the DMA windows pin ${total}: raise it (systemd LimitMEMLOCK=, or ulimit -l) or grant CAP_IPC_LOCK`);
+      throw new VfioError(
+        `${slot}: RLIMIT_MEMLOCK is ${limit} bytes but the DMA windows pin ${total}: raise it (systemd LimitMEMLOCK=, or ulimit -l) or grant CAP_IPC_LOCK`,
+      );
     }
     for (const w of wanted) {
-      if (w.size <= 0 || w.size % page) throw new VfioError(`${slot}: DMA window ${w.name} size ${w.size} is not a positive multiple of the page size`);
+      if (w.size <= 0 || w.size % page)
+        throw new VfioError(`${slot}: DMA window ${w.name} size ${w.size} is not a positive multiple of the page size`);
       const fd = native.memfdCreate(`wasmdrv-vfio-${slot}-${w.name}`, w.size);
       fds.push(fd);
       const mapping = native.mapFd(fd, w.size, 0, `DMA window ${w.name} of ${slot}`);
@@ -383,7 +424,8 @@ export function openVfioDevice(slot: string, opts: VfioOpenOptions = {}): VfioDe
     native.pwrite(device, config.offset + PCI_COMMAND, 2, cmd | CMD_MEMORY | CMD_BUS_MASTER);
 
     // Interrupts: one eventfd on vector 0 of the first index that has eventfd support.
-    const order = opts.irq === undefined || opts.irq === 'auto' ? ['msix', 'msi', 'intx'] : opts.irq === 'none' ? [] : [opts.irq];
+    const order =
+      opts.irq === undefined || opts.irq === 'auto' ? ['msix', 'msi', 'intx'] : opts.irq === 'none' ? [] : [opts.irq];
     let irqMode = 'none';
     let irq: IrqSpec | null = null;
     for (const mode of order) {
@@ -406,7 +448,8 @@ export function openVfioDevice(slot: string, opts: VfioOpenOptions = {}): VfioDe
       }
       break;
     }
-    if (!irq && opts.irq && opts.irq !== 'auto' && opts.irq !== 'none') throw new VfioError(`${slot}: the device offers no ${opts.irq} interrupt with eventfd support`);
+    if (!irq && opts.irq && opts.irq !== 'auto' && opts.irq !== 'none')
+      throw new VfioError(`${slot}: the device offers no ${opts.irq} interrupt with eventfd support`);
 
     const confinement: DmaConfinement = plan.noiommu ? 'none' : 'iommu';
     const spec: DeviceSpec = {
@@ -429,7 +472,10 @@ export function openVfioDevice(slot: string, opts: VfioOpenOptions = {}): VfioDe
         native.vfioMapDma(container, w.buffer, w.iova, VFIO.DMA_READ | VFIO.DMA_WRITE, `${label} window ${w.name}`);
       } catch (err) {
         if ((err as NativeError).code === 'ENOMEM') {
-          throw new VfioError(`${slot}: VFIO_IOMMU_MAP_DMA of window ${w.name} (${w.size} bytes) failed with ENOMEM: RLIMIT_MEMLOCK (${memlockLimit(roots)} bytes) is too small; raise it (systemd LimitMEMLOCK=, ulimit -l) or grant CAP_IPC_LOCK`, err);
+          throw new VfioError(
+            `${slot}: VFIO_IOMMU_MAP_DMA of window ${w.name} (${w.size} bytes) failed with ENOMEM: RLIMIT_MEMLOCK (${memlockLimit(roots)} bytes) is too small; raise it (systemd LimitMEMLOCK=, ulimit -l) or grant CAP_IPC_LOCK`,
+            err,
+          );
         }
         throw err;
       }
@@ -451,7 +497,8 @@ export function openVfioDevice(slot: string, opts: VfioOpenOptions = {}): VfioDe
         setCommand(0, CMD_BUS_MASTER);
         if (irqIndex >= 0) native.vfioSetIrqs(device, irqIndex, 0, VFIO.ACTION_TRIGGER, 0, label);
         let reset: RecoveryReport['reset'] = 'bus-master-cycle';
-        let detail = 'the device has no reset method: bus mastering and interrupts were cycled; the driver\'s reset export runs at restart';
+        let detail =
+          "the device has no reset method: bus mastering and interrupts were cycled; the driver's reset export runs at restart";
         if (canReset) {
           try {
             native.vfioDeviceReset(device, label);
@@ -468,7 +515,9 @@ export function openVfioDevice(slot: string, opts: VfioOpenOptions = {}): VfioDe
           mapWindow(w);
         }
         if (irqIndex >= 0) native.vfioSetIrqs(device, irqIndex, 0, VFIO.ACTION_TRIGGER, Int32Array.of(irqFd), label);
-        while (native.eventfdRead(irqFd) !== 0) { /* drop interrupts raised before the reset */ }
+        while (native.eventfdRead(irqFd) !== 0) {
+          /* drop interrupts raised before the reset */
+        }
         setCommand(CMD_MEMORY | CMD_BUS_MASTER, irqMode === 'intx' ? CMD_INTX_DISABLE : 0);
         return { reset, detail, dmaRemapped: windows.length };
       },

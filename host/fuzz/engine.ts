@@ -32,7 +32,7 @@ import type { WasmInfo } from '../wasm.ts';
 import { DeviceSession } from '../sandbox/session.ts';
 import { DriverShared } from '../sandbox/shared.ts';
 import { CMP_ENTRY, PROBE_MODULE, type Instrumented } from './instrument.ts';
-import { fuzzModel, FuzzDevice, MODEL_DICTIONARY } from './model.ts';
+import { fuzzModel, type FuzzDevice, MODEL_DICTIONARY } from './model.ts';
 
 export type CrashKind = FaultKind | 'load-refused';
 
@@ -67,7 +67,8 @@ const MAX_EVENTS = 8;
 // AFL's hit-count buckets: a count maps to one bit, so that 1, 2, 3, 4-7, 8-15, 16-31, 32-127, 128+
 // hits of an edge are different coverage.
 const BUCKET = new Uint8Array(256);
-for (let c = 1; c < 256; c++) BUCKET[c] = c === 1 ? 1 : c === 2 ? 2 : c === 3 ? 4 : c < 8 ? 8 : c < 16 ? 16 : c < 32 ? 32 : c < 128 ? 64 : 128;
+for (let c = 1; c < 256; c++)
+  BUCKET[c] = c === 1 ? 1 : c === 2 ? 2 : c === 3 ? 4 : c < 8 ? 8 : c < 16 ? 16 : c < 32 ? 32 : c < 128 ? 64 : 128;
 
 interface Snapshot {
   memory: Uint8Array;
@@ -135,7 +136,11 @@ export class Executor {
   /** What the last accounted execution added to `virgin` (undone when a quick run is run again). */
   private added: number[] = [];
 
-  constructor(inst: Instrumented, readonly model: string, o: ExecutorOptions = {}) {
+  constructor(
+    inst: Instrumented,
+    readonly model: string,
+    o: ExecutorOptions = {},
+  ) {
     this.inst = inst;
     this.sites = inst.sites;
     this.mapSize = inst.mapSize;
@@ -188,7 +193,13 @@ export class Executor {
     this.cmpView = new DataView(buf, 5 * this.mapSize);
     const limits: Partial<Limits> = { memoryPages: 64, ...this.limits, logBurst: 1e12, logPerSec: 1e12 };
     try {
-      this.checked ??= checkModule(this.inst.original, { regions: this.spec.regions, ports: this.spec.ports, dmaCount: this.spec.dma.length, hasIrq: true }, this.grant, { ...DEFAULT_LIMITS, ...limits }, 'fuzz');
+      this.checked ??= checkModule(
+        this.inst.original,
+        { regions: this.spec.regions, ports: this.spec.ports, dmaCount: this.spec.dma.length, hasIrq: true },
+        this.grant,
+        { ...DEFAULT_LIMITS, ...limits },
+        'fuzz',
+      );
       this.driver = DriverInstance.create('fuzz', this.inst.bytes, this.session, this.shared, {
         module: this.module,
         checked: this.checked,
@@ -400,16 +411,26 @@ export class Executor {
     if (err instanceof WebAssembly.RuntimeError && this.fuelGlobal?.value === 0 && this.hangGlobal.value >= 0) {
       const site = this.inst.hangSites[this.hangGlobal.value] ?? 'unknown loop';
       this.hangGlobal.value = -1;
-      return { kind: 'deadline', location: site, message: `ran out of fuel (${this.callFuel} loop iterations in one call): a hang` };
+      return {
+        kind: 'deadline',
+        location: site,
+        message: `ran out of fuel (${this.callFuel} loop iterations in one call): a hang`,
+      };
     }
     const { kind, message } = classify(err, this.driver?.memoryUse);
     const frame = wasmStack(err)[0] ?? 'host';
-    return { kind, location: frame.replace(/\(wasm:\/\/wasm\/[0-9a-f]+:/, '(').replace(/^(\S+) \((.*)\)$/, '$1 $2'), message };
+    return {
+      kind,
+      location: frame.replace(/\(wasm:\/\/wasm\/[0-9a-f]+:/, '(').replace(/^(\S+) \((.*)\)$/, '$1 $2'),
+      message,
+    };
   }
 
   /** Read the coverage of the last execution (only the entries it touched) and clear them. */
   private account(r: ExecResult): void {
-    const map = this.map, virgin = this.virgin, touched = this.touched;
+    const map = this.map,
+      virgin = this.virgin,
+      touched = this.touched;
     const n = Math.min(this.touchedGlobal.value, touched.length);
     this.added.length = 0;
     let fresh = 0;
@@ -449,7 +470,8 @@ export class Executor {
       const at = s * CMP_ENTRY;
       if (v.getInt32(at + 16, true) !== this.epoch) continue;
       const kind = v.getInt32(at + 20, true);
-      const a = v.getBigUint64(at, true), b = v.getBigUint64(at + 8, true);
+      const a = v.getBigUint64(at, true),
+        b = v.getBigUint64(at + 8, true);
       if (kind === 1) continue; // br_table: its cases are in the dictionary
       if (a === b) continue;
       for (const x of [a, b]) out.push(x <= 0xffffffffn ? Number(x) : x);
@@ -473,7 +495,10 @@ export class Executor {
 }
 
 /** The device the fuzzed driver sees (for a package's grantFor, the fds and state may be left out). */
-export function fuzzDeviceSpec(model: string, o: { dmaFd?: number; irqFd?: number; state?: SharedArrayBuffer } = {}): DeviceSpec {
+export function fuzzDeviceSpec(
+  model: string,
+  o: { dmaFd?: number; irqFd?: number; state?: SharedArrayBuffer } = {},
+): DeviceSpec {
   const desc = fuzzModel.describe({ inner: model, stream: new Uint8Array() });
   const dma = desc.dma[0];
   return {
@@ -482,9 +507,16 @@ export function fuzzDeviceSpec(model: string, o: { dmaFd?: number; irqFd?: numbe
     pci: desc.pci,
     regions: desc.regions.map((r, index) => ({ name: r.name, size: r.size, source: { kind: 'sim', index } })),
     ports: desc.ports.map((p, index) => ({ name: p.name, base: 0x2f8, size: p.size, source: { kind: 'sim', index } })),
-    dma: dma ? [{ name: 'dma', size: dma.size, bus: dma.bus, source: { kind: 'fd', fd: o.dmaFd ?? -1, offset: 0 } }] : [],
+    dma: dma
+      ? [{ name: 'dma', size: dma.size, bus: dma.bus, source: { kind: 'fd', fd: o.dmaFd ?? -1, offset: 0 } }]
+      : [],
     irq: { kind: 'sim', eventfd: o.irqFd ?? -1 },
-    sim: { model: 'fuzz', options: { inner: model, stream: new Uint8Array() } as unknown as Record<string, unknown>, state: o.state ?? new SharedArrayBuffer(SIM_IRQ_BYTES + desc.stateBytes), kickFd: -1 },
+    sim: {
+      model: 'fuzz',
+      options: { inner: model, stream: new Uint8Array() } as unknown as Record<string, unknown>,
+      state: o.state ?? new SharedArrayBuffer(SIM_IRQ_BYTES + desc.stateBytes),
+      kickFd: -1,
+    },
   };
 }
 

@@ -62,7 +62,14 @@ export interface FuzzResult extends FuzzProgress {
   timeline: { execs: number; ms: number; coverage: number }[];
   corpusInputs: number[][];
   /** Per-phase CPU time of job 0, for the profile: ms in mutation, execution, bookkeeping. */
-  profile?: { mutateMs: number; execMs: number; otherMs: number; calls: number; rebuilds: number; hangsSkipped: number };
+  profile?: {
+    mutateMs: number;
+    execMs: number;
+    otherMs: number;
+    calls: number;
+    rebuilds: number;
+    hangsSkipped: number;
+  };
 }
 
 export interface JobOptions {
@@ -91,7 +98,7 @@ export interface JobOptions {
 export class Rng {
   private x: number;
   constructor(seed: number) {
-    this.x = (seed >>> 0) || 0x9e3779b9;
+    this.x = seed >>> 0 || 0x9e3779b9;
   }
   next(): number {
     let x = this.x;
@@ -105,7 +112,9 @@ export class Rng {
   }
 }
 
-const INTERESTING = [0, 1, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff];
+const INTERESTING = [
+  0, 1, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff,
+];
 const MAX_INPUT = 4096;
 
 export interface Entry {
@@ -123,7 +132,8 @@ export interface Entry {
  * bytes (0x01: the model answers) up to it.
  */
 function putAtRead(b: number[], reads: Int32Array, k: number, v: number): void {
-  const ctrlAt = reads[2 * k], valAt = reads[2 * k + 1];
+  const ctrlAt = reads[2 * k],
+    valAt = reads[2 * k + 1];
   const bytes = [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
   if (valAt >= 0) {
     while (b.length < valAt + 4) b.push(0);
@@ -197,7 +207,10 @@ export function mutate(parent: Entry, r: Rng, corpus: Entry[], dictionary: numbe
       }
       case 7:
         if (nReads) {
-          const v = r.below(2) && dictionary.length ? dictionary[r.below(dictionary.length)] : INTERESTING[r.below(INTERESTING.length)];
+          const v =
+            r.below(2) && dictionary.length
+              ? dictionary[r.below(dictionary.length)]
+              : INTERESTING[r.below(INTERESTING.length)];
           putAtRead(b, reads, r.below(nReads), v);
         }
         break;
@@ -220,7 +233,8 @@ function fnv(b: Uint8Array): number {
 }
 
 const hashName = (b: Uint8Array) => createHash('sha1').update(b).digest('hex').slice(0, 16);
-export const crashFileName = (c: Crash) => `${c.kind}-${createHash('sha1').update(crashKey(c)).digest('hex').slice(0, 10)}.bin`;
+export const crashFileName = (c: Crash) =>
+  `${c.kind}-${createHash('sha1').update(crashKey(c)).digest('hex').slice(0, 10)}.bin`;
 
 /** Default seeds: each start mode, one request of each op with a small argument, an interrupt. */
 export function defaultSeeds(): Uint8Array[] {
@@ -257,7 +271,14 @@ function loop(ex: Executor, o: JobOptions): FuzzResult {
   const prof = { mutateMs: 0, execMs: 0, otherMs: 0, calls: 0, rebuilds: 0, hangsSkipped: 0 };
   let n = 0;
   const keep = (input: Uint8Array, share: boolean) => {
-    corpus.push({ input, reads: ex.reads(), cmps: ex.comparisons().filter((v): v is number => typeof v === 'number').slice(0, 512) });
+    corpus.push({
+      input,
+      reads: ex.reads(),
+      cmps: ex
+        .comparisons()
+        .filter((v): v is number => typeof v === 'number')
+        .slice(0, 512),
+    });
     timeline.push({ execs: n, ms: performance.now() - t0, coverage: ex.covered });
     if (share && o.corpusDir) {
       const name = hashName(input);
@@ -275,13 +296,22 @@ function loop(ex: Executor, o: JobOptions): FuzzResult {
     if (c.kind === 'deadline') hangs.add(fnv(input));
     const key = crashKey(c);
     if (crashes.has(key)) return;
-    const found: FuzzCrash = { ...c, input: Array.from(input), exec: n, ms: Math.round(performance.timeOrigin + performance.now() - startedAt), job };
+    const found: FuzzCrash = {
+      ...c,
+      input: Array.from(input),
+      exec: n,
+      ms: Math.round(performance.timeOrigin + performance.now() - startedAt),
+      job,
+    };
     if (o.crashDir) {
       const file = join(o.crashDir, crashFileName(c));
       found.reproducer = file;
       try {
         writeFileSync(file, input, { flag: 'wx' }); // the first job to find it writes it
-        writeFileSync(`${file}.json`, `${JSON.stringify({ kind: c.kind, location: c.location, message: c.message, model: o.model, exec: n, job, ms: found.ms, foundAt: new Date().toISOString(), seed: o.seed }, null, 2)}\n`);
+        writeFileSync(
+          `${file}.json`,
+          `${JSON.stringify({ kind: c.kind, location: c.location, message: c.message, model: o.model, exec: n, job, ms: found.ms, foundAt: new Date().toISOString(), seed: o.seed }, null, 2)}\n`,
+        );
       } catch {
         /* already saved by another job */
       }
@@ -291,7 +321,15 @@ function loop(ex: Executor, o: JobOptions): FuzzResult {
   };
   const snapshot = (): FuzzProgress => {
     const ms = performance.now() - t0;
-    return { execs: n, execsPerSec: Math.round(n / Math.max(1e-3, ms / 1000)), coverage: ex.covered, blocks: ex.sites, corpus: corpus.length, crashes: crashes.size, ms: Math.round(ms) };
+    return {
+      execs: n,
+      execsPerSec: Math.round(n / Math.max(1e-3, ms / 1000)),
+      coverage: ex.covered,
+      blocks: ex.sites,
+      corpus: corpus.length,
+      crashes: crashes.size,
+      ms: Math.round(ms),
+    };
   };
   const stopNow = () => (o.stopOnCrash && crashes.size > 0) || (o.stop !== undefined && Atomics.load(o.stop, 0) !== 0);
   const importShared = () => {
@@ -316,7 +354,8 @@ function loop(ex: Executor, o: JobOptions): FuzzResult {
   const seeds = o.seedCorpus?.length ? o.seedCorpus : defaultSeeds();
   // A reload carrying the driver's own saved state: mutations of it fuzz state_restore's checks.
   const st = ex.savedState;
-  if (!o.seedCorpus?.length && st && st.length < 256) seeds.push(Uint8Array.from([3, st.length, ...st, 0x01, 0x01, 0x06, 0x00]));
+  if (!o.seedCorpus?.length && st && st.length < 256)
+    seeds.push(Uint8Array.from([3, st.length, ...st, 0x01, 0x01, 0x06, 0x00]));
   if (o.corpusDir && existsSync(o.corpusDir)) for (const f of readdirSync(o.corpusDir)) seen.add(f);
   for (const s of seeds) {
     if (n >= o.execs || stopNow()) break;
@@ -384,11 +423,23 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
     mkdirSync(crashDir, { recursive: true });
   }
   const seedCorpus: Uint8Array[] = [];
-  if (corpusDir && existsSync(corpusDir)) for (const f of readdirSync(corpusDir).sort()) seedCorpus.push(new Uint8Array(readFileSync(join(corpusDir, f))));
+  if (corpusDir && existsSync(corpusDir))
+    for (const f of readdirSync(corpusDir).sort()) seedCorpus.push(new Uint8Array(readFileSync(join(corpusDir, f))));
   const startedAt = performance.timeOrigin + performance.now();
   const base: JobOptions = {
-    model: o.model, execs: o.execs, seconds: o.seconds, stopOnCrash: o.stopOnCrash, seed: o.seed, seedCorpus, grant: o.grant,
-    limits: o.limits, fuel: o.fuel, corpusDir, crashDir, startedAt, progressMs: o.progressMs,
+    model: o.model,
+    execs: o.execs,
+    seconds: o.seconds,
+    stopOnCrash: o.stopOnCrash,
+    seed: o.seed,
+    seedCorpus,
+    grant: o.grant,
+    limits: o.limits,
+    fuel: o.fuel,
+    corpusDir,
+    crashDir,
+    startedAt,
+    progressMs: o.progressMs,
   };
   if (o.jobs <= 1) return fuzzJob(inst, { ...base, progress: o.onProgress, onCrash: o.onCrash });
 
@@ -397,30 +448,41 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
   const stop = new Int32Array(new SharedArrayBuffer(4));
   const live: FuzzProgress[] = [];
   const crashKeys = new Set<string>();
-  const parts = await Promise.all(Array.from({ length: o.jobs }, (_, k) => new Promise<FuzzResult>((resolve, reject) => {
-    const w = new Worker(join(packageRoot(), 'dist', 'fuzz-worker.js'), {
-      workerData: { inst, options: { ...base, execs: per, seed: (o.seed + k * 0x9e3779b9) >>> 0, job: k, stopShared: stop.buffer } },
-    });
-    w.on('message', (m: { type: string; value: unknown }) => {
-      if (m.type === 'progress') {
-        live[k] = m.value as FuzzProgress;
-        if (k === 0 && o.onProgress) o.onProgress(merge(live, t0));
-      } else if (m.type === 'crash') {
-        const c = m.value as FuzzCrash;
-        if (!crashKeys.has(crashKey(c))) {
-          crashKeys.add(crashKey(c));
-          o.onCrash?.(c);
-        }
-        if (o.stopOnCrash) Atomics.store(stop, 0, 1);
-      } else if (m.type === 'done') {
-        resolve(m.value as FuzzResult);
-        void w.terminate();
-      }
-    });
-    w.once('error', reject);
-  })));
+  const parts = await Promise.all(
+    Array.from(
+      { length: o.jobs },
+      (_, k) =>
+        new Promise<FuzzResult>((resolve, reject) => {
+          const w = new Worker(join(packageRoot(), 'dist', 'fuzz-worker.js'), {
+            workerData: {
+              inst,
+              options: { ...base, execs: per, seed: (o.seed + k * 0x9e3779b9) >>> 0, job: k, stopShared: stop.buffer },
+            },
+          });
+          w.on('message', (m: { type: string; value: unknown }) => {
+            if (m.type === 'progress') {
+              live[k] = m.value as FuzzProgress;
+              if (k === 0 && o.onProgress) o.onProgress(merge(live, t0));
+            } else if (m.type === 'crash') {
+              const c = m.value as FuzzCrash;
+              if (!crashKeys.has(crashKey(c))) {
+                crashKeys.add(crashKey(c));
+                o.onCrash?.(c);
+              }
+              if (o.stopOnCrash) Atomics.store(stop, 0, 1);
+            } else if (m.type === 'done') {
+              resolve(m.value as FuzzResult);
+              void w.terminate();
+            }
+          });
+          w.once('error', reject);
+        }),
+    ),
+  );
   const crashes = new Map<string, FuzzCrash>();
-  for (const p of parts) for (const c of p.crashList) if (!crashes.has(crashKey(c)) || crashes.get(crashKey(c))!.ms > c.ms) crashes.set(crashKey(c), c);
+  for (const p of parts)
+    for (const c of p.crashList)
+      if (!crashes.has(crashKey(c)) || crashes.get(crashKey(c))!.ms > c.ms) crashes.set(crashKey(c), c);
   const ms = performance.now() - t0;
   const execs = parts.reduce((s, p) => s + p.execs, 0);
   return {
@@ -444,16 +506,28 @@ function merge(live: FuzzProgress[], t0: number): FuzzProgress {
   const ms = performance.now() - t0;
   const execs = ps.reduce((s, p) => s + p.execs, 0);
   return {
-    execs, execsPerSec: Math.round(execs / Math.max(1e-3, ms / 1000)), coverage: Math.max(0, ...ps.map((p) => p.coverage)), blocks: ps[0]?.blocks ?? 0,
-    corpus: ps.reduce((s, p) => s + p.corpus, 0), crashes: Math.max(0, ...ps.map((p) => p.crashes)), ms: Math.round(ms),
+    execs,
+    execsPerSec: Math.round(execs / Math.max(1e-3, ms / 1000)),
+    coverage: Math.max(0, ...ps.map((p) => p.coverage)),
+    blocks: ps[0]?.blocks ?? 0,
+    corpus: ps.reduce((s, p) => s + p.corpus, 0),
+    crashes: Math.max(0, ...ps.map((p) => p.crashes)),
+    ms: Math.round(ms),
   };
 }
 
 /** Coverage over time as SVG: map entries covered against executions. */
 export function coveragePlot(r: FuzzResult, title: string): string {
-  const W = 640, H = 320, L = 60, B = 40;
-  const maxX = Math.max(1, r.execs), maxY = Math.max(1, r.coverage);
-  const pts = [{ execs: 0, coverage: 0 }, ...r.timeline].map((t) => `${(L + (t.execs / maxX) * (W - L - 20)).toFixed(1)},${(H - B - (t.coverage / maxY) * (H - B - 30)).toFixed(1)}`);
+  const W = 640,
+    H = 320,
+    L = 60,
+    B = 40;
+  const maxX = Math.max(1, r.execs),
+    maxY = Math.max(1, r.coverage);
+  const pts = [{ execs: 0, coverage: 0 }, ...r.timeline].map(
+    (t) =>
+      `${(L + (t.execs / maxX) * (W - L - 20)).toFixed(1)},${(H - B - (t.coverage / maxY) * (H - B - 30)).toFixed(1)}`,
+  );
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
 <text x="${W / 2}" y="16" text-anchor="middle">${title}: ${r.coverage} edges after ${r.execs} executions</text>
@@ -466,11 +540,25 @@ export function coveragePlot(r: FuzzResult, title: string): string {
 }
 
 /** Execs/s of one job on a driver (for `npm run bench`), with where the time went. */
-export async function measureFuzz(driver: Uint8Array, execs: number, model = 'edu'): Promise<{ execs: number; execsPerSec: number; cpuExecsPerSec: number; profile: NonNullable<FuzzResult['profile']> }> {
+export async function measureFuzz(
+  driver: Uint8Array,
+  execs: number,
+  model = 'edu',
+): Promise<{
+  execs: number;
+  execsPerSec: number;
+  cpuExecsPerSec: number;
+  profile: NonNullable<FuzzResult['profile']>;
+}> {
   const inst = await instrument(driver);
   const cpu0 = process.cpuUsage();
   const r = fuzzJob(inst, { model, execs, seed: 1 });
   const cpu = process.cpuUsage(cpu0);
   const cpuS = (cpu.user + cpu.system) / 1e6;
-  return { execs: r.execs, execsPerSec: r.execsPerSec, cpuExecsPerSec: Math.round(r.execs / cpuS), profile: r.profile! };
+  return {
+    execs: r.execs,
+    execsPerSec: r.execsPerSec,
+    cpuExecsPerSec: Math.round(r.execs / cpuS),
+    profile: r.profile!,
+  };
 }

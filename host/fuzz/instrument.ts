@@ -67,9 +67,14 @@ export async function instrument(input: Uint8Array, label = 'driver'): Promise<I
   const b = await loadBinaryen();
   let m: ReturnType<Binaryen['readBinary']>;
   try {
-    m = (b.readBinary as (data: Uint8Array, features: number) => ReturnType<Binaryen['readBinary']>)(input, nodeFeatures(b));
+    m = (b.readBinary as (data: Uint8Array, features: number) => ReturnType<Binaryen['readBinary']>)(
+      input,
+      nodeFeatures(b),
+    );
   } catch (err) {
-    throw new Error(`${label}: binaryen cannot read the module for instrumentation: ${(err as Error).message.split('\n')[0]}`);
+    throw new Error(
+      `${label}: binaryen cannot read the module for instrumentation: ${(err as Error).message.split('\n')[0]}`,
+    );
   }
   try {
     return { original: input, ...build(b, m, label) };
@@ -84,8 +89,19 @@ export async function instrument(input: Uint8Array, label = 'driver'): Promise<I
  */
 function nodeFeatures(b: Binaryen): number {
   const F = b.Features as unknown as Record<string, number>;
-  return F.MutableGlobals | F.NontrappingFPToInt | F.SignExt | F.BulkMemory | F.BulkMemoryOpt | F.SIMD128 | F.ReferenceTypes |
-    F.Multivalue | F.TailCall | F.ExceptionHandling | F.Atomics;
+  return (
+    F.MutableGlobals |
+    F.NontrappingFPToInt |
+    F.SignExt |
+    F.BulkMemory |
+    F.BulkMemoryOpt |
+    F.SIMD128 |
+    F.ReferenceTypes |
+    F.Multivalue |
+    F.TailCall |
+    F.ExceptionHandling |
+    F.Atomics
+  );
 }
 
 const CMP_OPS = (b: Binaryen) => {
@@ -98,7 +114,9 @@ const CMP_OPS = (b: Binaryen) => {
 
 function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string): Omit<Instrumented, 'original'> {
   const { i32: cmp32, i64: cmp64 } = CMP_OPS(b);
-  const none = b.none, i32 = b.i32, i64 = b.i64;
+  const none = b.none,
+    i32 = b.i32,
+    i64 = b.i64;
   // Imported functions must come before defined ones in binaryen's list: add them first.
   m.addFunctionImport('__fz_hit', PROBE_MODULE, 'hit', i32, none);
   m.addFunctionImport('__fz_cmpl32', PROBE_MODULE, 'cmpl32', b.createType([i32, i32]), i32);
@@ -147,11 +165,25 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
   let complete = true;
   let tmp = -1; // the function's scratch local for store addresses
   let curFn = 0;
-  const LEAVES = new Set([b.ConstId, b.LocalGetId, b.GlobalGetId, b.NopId, b.UnreachableId, b.MemorySizeId, b.DataDropId]);
-  const bit = (addr: number) => m.i64.shl((m.i64.const as unknown as (v: bigint) => number)(1n), m.i64.extend_u(m.i32.shr_u(addr, m.global.get('__fz_dshift', i32))));
+  const LEAVES = new Set([
+    b.ConstId,
+    b.LocalGetId,
+    b.GlobalGetId,
+    b.NopId,
+    b.UnreachableId,
+    b.MemorySizeId,
+    b.DataDropId,
+  ]);
+  const bit = (addr: number) =>
+    m.i64.shl(
+      (m.i64.const as unknown as (v: bigint) => number)(1n),
+      m.i64.extend_u(m.i32.shr_u(addr, m.global.get('__fz_dshift', i32))),
+    );
   const i64c = m.i64.const as unknown as (v: bigint) => number;
-  let tDest = -1, tSize = -1;
-  const addVar = (t: number) => (b as unknown as { _BinaryenFunctionAddVar(f: number, t: number): number })._BinaryenFunctionAddVar(curFn, t);
+  let tDest = -1,
+    tSize = -1;
+  const addVar = (t: number) =>
+    (b as unknown as { _BinaryenFunctionAddVar(f: number, t: number): number })._BinaryenFunctionAddVar(curFn, t);
   // A bulk operation (fill, copy, init): its dest operand is kept in a local, and its size operand
   // (evaluated last) marks the chunks dest .. dest+size-1 before it yields the size.
   const bulkDest = (dest: number) => {
@@ -164,26 +196,47 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
   const bulkSize = (size: number) => {
     const sh = () => m.global.get('__fz_dshift', i32);
     const lo = () => m.i32.shr_u(m.local.get(tDest, i32), sh());
-    const hi = m.i32.shr_u(m.i32.sub(m.i32.add(m.local.get(tDest, i32), m.local.get(tSize, i32)), m.i32.const(1)), sh());
+    const hi = m.i32.shr_u(
+      m.i32.sub(m.i32.add(m.local.get(tDest, i32), m.local.get(tSize, i32)), m.i32.const(1)),
+      sh(),
+    );
     const cnt = m.i64.extend_u(m.i32.add(m.i32.sub(hi, lo()), m.i32.const(1)));
     const run = m.i64.shl(m.i64.sub(m.i64.shl(i64c(1n), cnt), i64c(1n)), m.i64.extend_u(lo()));
-    const cntAgain = m.i32.add(m.i32.sub(m.i32.shr_u(m.i32.sub(m.i32.add(m.local.get(tDest, i32), m.local.get(tSize, i32)), m.i32.const(1)), sh()), lo()), m.i32.const(1));
+    const cntAgain = m.i32.add(
+      m.i32.sub(
+        m.i32.shr_u(m.i32.sub(m.i32.add(m.local.get(tDest, i32), m.local.get(tSize, i32)), m.i32.const(1)), sh()),
+        lo(),
+      ),
+      m.i32.const(1),
+    );
     const bits = m.select(m.i32.ge_u(cntAgain, m.i32.const(64)), i64c(-1n), run);
-    return m.block(null, [
-      m.local.set(tSize, size),
-      m.if(m.local.get(tSize, i32), m.global.set('__fz_dirty', m.i64.or(m.global.get('__fz_dirty', i64), bits))),
-      m.local.get(tSize, i32),
-    ], i32);
+    return m.block(
+      null,
+      [
+        m.local.set(tSize, size),
+        m.if(m.local.get(tSize, i32), m.global.set('__fz_dirty', m.i64.or(m.global.get('__fz_dirty', i64), bits))),
+        m.local.get(tSize, i32),
+      ],
+      i32,
+    );
   };
   // Mark the chunks a store at ptr+offset of `bytes` bytes touches (first and last byte), then yield ptr.
   const markStore = (ptr: number, offset: number, bytes: number) => {
-    if (tmp < 0) tmp = (b as unknown as { _BinaryenFunctionAddVar(f: number, t: number): number })._BinaryenFunctionAddVar(curFn, i32);
+    if (tmp < 0)
+      tmp = (b as unknown as { _BinaryenFunctionAddVar(f: number, t: number): number })._BinaryenFunctionAddVar(
+        curFn,
+        i32,
+      );
     const at = (k: number) => m.i32.add(m.local.get(tmp, i32), m.i32.const(offset + k));
-    return m.block(null, [
-      m.local.set(tmp, ptr),
-      m.global.set('__fz_dirty', m.i64.or(m.global.get('__fz_dirty', i64), m.i64.or(bit(at(0)), bit(at(bytes - 1))))),
-      m.local.get(tmp, i32),
-    ], i32);
+    return m.block(
+      null,
+      [
+        m.local.set(tmp, ptr),
+        m.global.set('__fz_dirty', m.i64.or(m.global.get('__fz_dirty', i64), m.i64.or(bit(at(0)), bit(at(bytes - 1))))),
+        m.local.get(tmp, i32),
+      ],
+      i32,
+    );
   };
 
   // Visit an expression tree, instrumenting in place (every change is a setter on the node itself,
@@ -226,10 +279,17 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
         // Fuel, inline: if (fuel == 0) { hang = site; unreachable } fuel -= 1
         const site = hangSites.length;
         hangSites.push(`${fnName} loop ${loopsInFn++}`);
-        const burn = m.block(null, [
-          m.if(m.i32.eqz(m.global.get('__fz_fuel', i32)), m.block(null, [m.global.set('__fz_hang', m.i32.const(site)), m.unreachable()], none)),
-          m.global.set('__fz_fuel', m.i32.sub(m.global.get('__fz_fuel', i32), m.i32.const(1))),
-        ], none);
+        const burn = m.block(
+          null,
+          [
+            m.if(
+              m.i32.eqz(m.global.get('__fz_fuel', i32)),
+              m.block(null, [m.global.set('__fz_hang', m.i32.const(site)), m.unreachable()], none),
+            ),
+            m.global.set('__fz_fuel', m.i32.sub(m.global.get('__fz_fuel', i32), m.i32.const(1))),
+          ],
+          none,
+        );
         E.Loop.setBody(e, m.block(null, [burn, hit(), body], b.auto));
         return;
       }
@@ -272,23 +332,30 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
         if (id === b.CallIndirectId) visit(E.CallIndirect.getTarget(e));
         return;
       }
-      case b.LocalSetId: return visit(E.LocalSet.getValue(e));
-      case b.GlobalSetId: return visit(E.GlobalSet.getValue(e));
-      case b.LoadId: return visit(E.Load.getPtr(e));
+      case b.LocalSetId:
+        return visit(E.LocalSet.getValue(e));
+      case b.GlobalSetId:
+        return visit(E.GlobalSet.getValue(e));
+      case b.LoadId:
+        return visit(E.Load.getPtr(e));
       case b.StoreId:
         visit(E.Store.getPtr(e));
         visit(E.Store.getValue(e));
         if (E.Store.isAtomic(e)) complete = false;
         E.Store.setPtr(e, markStore(E.Store.getPtr(e), E.Store.getOffset(e), E.Store.getBytes(e)));
         return;
-      case b.UnaryId: return visit(E.Unary.getValue(e));
+      case b.UnaryId:
+        return visit(E.Unary.getValue(e));
       case b.SelectId:
         visit(E.Select.getIfTrue(e));
         visit(E.Select.getIfFalse(e));
         return visit(E.Select.getCondition(e));
-      case b.DropId: return visit(E.Drop.getValue(e));
-      case b.ReturnId: return visit(E.Return.getValue(e));
-      case b.MemoryGrowId: return visit(E.MemoryGrow.getDelta(e));
+      case b.DropId:
+        return visit(E.Drop.getValue(e));
+      case b.ReturnId:
+        return visit(E.Return.getValue(e));
+      case b.MemoryGrowId:
+        return visit(E.MemoryGrow.getDelta(e));
       case b.MemoryInitId:
         visit(E.MemoryInit.getDest(e));
         visit(E.MemoryInit.getOffset(e));
@@ -349,10 +416,22 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
     b.setDebugInfo(false);
   }
   if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) {
-    throw new Error(`${label}: the instrumented module does not validate (a binaryen round trip of this module is not supported)`);
+    throw new Error(
+      `${label}: the instrumented module does not validate (a binaryen round trip of this module is not supported)`,
+    );
   }
   const mapSize = Math.min(1 << 16, Math.max(1 << 12, 1 << Math.ceil(Math.log2(Math.max(1, sites) * 8))));
-  return { bytes, sites, cmpSites, mapSize, globals, hangSites, tracksStores: complete, dictionary: [...dict], probe: probeModule(b, mapSize, cmpSites) };
+  return {
+    bytes,
+    sites,
+    cmpSites,
+    mapSize,
+    globals,
+    hangSites,
+    tracksStores: complete,
+    dictionary: [...dict],
+    probe: probeModule(b, mapSize, cmpSites),
+  };
 }
 
 /**
@@ -369,7 +448,10 @@ function probeModule(b: Binaryen, mapSize: number, cmpSites: number): Uint8Array
     const at = `(i32.add (i32.const ${cmp}) (i32.mul (local.get 1) (i32.const ${CMP_ENTRY})))`;
     const val = ty === 'i32' ? '(i64.extend_i32_u (local.get 0))' : '(local.get 0)';
     const store = `(i64.store offset=${side === 'l' ? 0 : 8} ${at} ${val})`;
-    const mark = side === 'r' ? `(i32.store offset=16 ${at} (global.get $epoch)) (i32.store offset=20 ${at} (i32.const ${ty === 'i32' ? 4 : 8}))` : '';
+    const mark =
+      side === 'r'
+        ? `(i32.store offset=16 ${at} (global.get $epoch)) (i32.store offset=20 ${at} (i32.const ${ty === 'i32' ? 4 : 8}))`
+        : '';
     return `${store} ${mark} (local.get 0)`;
   };
   const wat = `(module

@@ -43,7 +43,12 @@ export class FuzzDevice implements SimModel {
   /** Set when the model wrote into a DMA window (the host restores the whole window). */
   dmaWritten = false;
 
-  constructor(private readonly ctx: SimContext, state: SharedArrayBuffer, offset: number, o: FuzzModelOptions) {
+  constructor(
+    private readonly ctx: SimContext,
+    state: SharedArrayBuffer,
+    offset: number,
+    o: FuzzModelOptions,
+  ) {
     this.input = o.stream;
     this.end = o.stream.length;
     if (o.inner === 'generic') this.inner = null;
@@ -142,10 +147,17 @@ export class FuzzDevice implements SimModel {
 
 export const fuzzModel: SimModelClass<FuzzModelOptions> = {
   name: 'fuzz',
-  summary: 'the fuzzer\'s device: register values, interrupt timing and DMA contents from the fuzz input',
+  summary: "the fuzzer's device: register values, interrupt timing and DMA contents from the fuzz input",
   describe(o: FuzzModelOptions): SimDescription {
     if (o.inner === 'generic') {
-      return { model: 'fuzz', regions: [{ name: 'bar0', size: 1 << 20 }], ports: [{ name: 'ports', size: 8 }], dma: [{ name: 'dma', size: 65536, bus: 0x0100_0000n }], irq: { mode: 'mask' }, stateBytes: 0 };
+      return {
+        model: 'fuzz',
+        regions: [{ name: 'bar0', size: 1 << 20 }],
+        ports: [{ name: 'ports', size: 8 }],
+        dma: [{ name: 'dma', size: 65536, bus: 0x0100_0000n }],
+        irq: { mode: 'mask' },
+        stateBytes: 0,
+      };
     }
     return { ...simModelClass(o.inner).describe({}), model: 'fuzz' };
   },

@@ -10,9 +10,17 @@ export const E1000_MAX_FRAME = 1518;
 
 export interface E1000Stats {
   /** The device's counters (accumulated by the driver; the registers clear on read). */
-  gprc: bigint; gptc: bigint; gorc: bigint; gotc: bigint; tpr: bigint; tpt: bigint;
+  gprc: bigint;
+  gptc: bigint;
+  gorc: bigint;
+  gotc: bigint;
+  tpr: bigint;
+  tpt: bigint;
   /** The driver's own: frames received and sent, interrupts taken, sends cut short by a full TX ring. */
-  rxFrames: bigint; txFrames: bigint; interrupts: bigint; txRingFull: bigint;
+  rxFrames: bigint;
+  txFrames: bigint;
+  interrupts: bigint;
+  txRingFull: bigint;
 }
 
 export interface E1000Link {
@@ -29,7 +37,8 @@ export function encodeFrames(frames: Uint8Array[]): { payload: Uint8Array; count
   let bytes = 0;
   let count = 0;
   for (const f of frames) {
-    if (f.length < 14 || f.length > E1000_MAX_FRAME) throw new Error(`e1000: a frame of ${f.length} bytes (want 14..${E1000_MAX_FRAME})`);
+    if (f.length < 14 || f.length > E1000_MAX_FRAME)
+      throw new Error(`e1000: a frame of ${f.length} bytes (want 14..${E1000_MAX_FRAME})`);
     if (bytes + 4 + pad4(f.length) > E1000_IO_BYTES) break;
     bytes += 4 + pad4(f.length);
     count++;
@@ -99,7 +108,18 @@ export class E1000Client {
   async stats(): Promise<E1000Stats> {
     const r = await this.driver.request(E1000_OP.stats);
     const dv = new DataView(r.buffer, r.byteOffset, r.byteLength);
-    const k = ['gprc', 'gptc', 'gorc', 'gotc', 'tpr', 'tpt', 'rxFrames', 'txFrames', 'interrupts', 'txRingFull'] as const;
+    const k = [
+      'gprc',
+      'gptc',
+      'gorc',
+      'gotc',
+      'tpr',
+      'tpt',
+      'rxFrames',
+      'txFrames',
+      'interrupts',
+      'txRingFull',
+    ] as const;
     const out = {} as E1000Stats;
     k.forEach((name, i) => (out[name] = dv.getBigUint64(i * 8, true)));
     return out;

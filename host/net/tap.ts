@@ -48,7 +48,13 @@ export class TapBridge {
   private readonly loopDone: Promise<void>;
   private readonly rxBuf = new Uint8Array(65536);
 
-  private constructor(private readonly nic: E1000Client, readonly name: string, readonly mac: string, private readonly fd: number, private readonly opts: Required<Omit<TapBridgeOptions, 'tap'>>) {
+  private constructor(
+    private readonly nic: E1000Client,
+    readonly name: string,
+    readonly mac: string,
+    private readonly fd: number,
+    private readonly opts: Required<Omit<TapBridgeOptions, 'tap'>>,
+  ) {
     this.loopDone = this.loop();
   }
 
@@ -68,7 +74,10 @@ export class TapBridge {
       throw err;
     }
     const b = new TapBridge(nic, name, mac, fd, {
-      waitUs: options.waitUs ?? 1000, batch: options.batch ?? 32, linkEveryMs: options.linkEveryMs ?? 100, queue: options.queue ?? 256,
+      waitUs: options.waitUs ?? 1000,
+      batch: options.batch ?? 32,
+      linkEveryMs: options.linkEveryMs ?? 100,
+      queue: options.queue ?? 256,
     });
     b.stats.linkUp = link.up;
     return b;

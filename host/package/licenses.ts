@@ -9,7 +9,9 @@ import parseSpdx from 'spdx-expression-parse';
 import correct from 'spdx-correct';
 import list from 'spdx-license-list';
 
-type Node = { license: string; plus?: boolean; exception?: string } | { left: Node; conjunction: 'and' | 'or'; right: Node };
+type Node =
+  | { license: string; plus?: boolean; exception?: string }
+  | { left: Node; conjunction: 'and' | 'or'; right: Node };
 const parse = parseSpdx as (s: string) => Node;
 
 /** Dedications to the public domain: not OSI licences, but nothing in them is closed. */

@@ -14,7 +14,14 @@ import { readWasm } from '../wasm.ts';
 import { isOpenSource } from './licenses.ts';
 import { unconfinedRefusal } from '../devices/confinement.ts';
 import { grantFor, matches, parseManifest, type Manifest } from './manifest.ts';
-import { checkSignature, loadTrustStore, MANIFEST_SECTION, packageSections, type PackageSections, type SignatureStatus } from './sign.ts';
+import {
+  checkSignature,
+  loadTrustStore,
+  MANIFEST_SECTION,
+  packageSections,
+  type PackageSections,
+  type SignatureStatus,
+} from './sign.ts';
 
 export interface PackageOptions {
   /** Directory of trusted *.pub keys. Default $WASMDRV_TRUST or ~/.config/wasmdrv/trust. */
@@ -71,8 +78,13 @@ function sectionsOf(bytes: Uint8Array, where: string): PackageSections {
 /** Read a package's manifest and signature status without loading it. Throws LoadError. */
 export function readPackage(bytes: Uint8Array, where: string, trustDir = defaultTrustDir()): PackageInfo {
   const found = sectionsOf(bytes, where);
-  if (!found.manifest) throw new LoadError(`${where}: not a driver package: no ${MANIFEST_SECTION} section (wasmdrv pack adds one)`);
-  return { manifest: manifestOf(found.manifest, where), signature: checkSignature(found, loadTrustStore(trustDir)), bytes };
+  if (!found.manifest)
+    throw new LoadError(`${where}: not a driver package: no ${MANIFEST_SECTION} section (wasmdrv pack adds one)`);
+  return {
+    manifest: manifestOf(found.manifest, where),
+    signature: checkSignature(found, loadTrustStore(trustDir)),
+    bytes,
+  };
 }
 
 /** True when the file carries a wasmdrv manifest (a package rather than a bare module). */
@@ -89,7 +101,9 @@ export function refusalFor(sig: SignatureStatus, where: string, allowUnsigned: b
     case 'valid':
       return undefined;
     case 'unsigned':
-      return allowUnsigned ? undefined : `${where}: the package is not signed (pass --allow-unsigned NAME to load it for development)`;
+      return allowUnsigned
+        ? undefined
+        : `${where}: the package is not signed (pass --allow-unsigned NAME to load it for development)`;
     case 'unknown-key':
       return `${where}: signed by key ${sig.key}, which is not in the trust store`;
     case 'invalid':
@@ -117,26 +131,42 @@ export interface Admission {
 export function admit(bytes: Uint8Array, where: string, dev: DeviceSpec, o: PackageOptions, caps: Limits): Admission {
   const found = sectionsOf(bytes, where);
   const own = found.manifest ? manifestOf(found.manifest, where) : undefined;
-  const signature = own ? checkSignature(found, loadTrustStore(o.trust ?? defaultTrustDir())) : ({ status: 'unsigned' } as const);
+  const signature = own
+    ? checkSignature(found, loadTrustStore(o.trust ?? defaultTrustDir()))
+    : ({ status: 'unsigned' } as const);
   const name = o.name ?? o.manifest?.name ?? own?.name;
   const allowed = name !== undefined && (o.allowUnsigned ?? []).includes(name);
   let m: Manifest;
   if (!own) {
     if (!allowed) {
-      throw new LoadError(`${where}: a bare module (no ${MANIFEST_SECTION} section, unsigned): under a trust policy it loads only if the operator allows it by name (--allow-unsigned NAME, allowUnsigned: [NAME])${name ? `; "${name}" is not allowed` : ''}`);
+      throw new LoadError(
+        `${where}: a bare module (no ${MANIFEST_SECTION} section, unsigned): under a trust policy it loads only if the operator allows it by name (--allow-unsigned NAME, allowUnsigned: [NAME])${name ? `; "${name}" is not allowed` : ''}`,
+      );
     }
-    if (!o.manifest) throw new LoadError(`${where}: bare module ${name} is allowed unsigned, but needs the operator's manifest for its grant (--manifest FILE); it never gets the all-access default`);
+    if (!o.manifest)
+      throw new LoadError(
+        `${where}: bare module ${name} is allowed unsigned, but needs the operator's manifest for its grant (--manifest FILE); it never gets the all-access default`,
+      );
     m = o.manifest;
   } else if (signature.status === 'unsigned' && allowed) {
     m = o.manifest ?? own;
   } else {
     const refusal = refusalFor(signature, where, false);
-    if (refusal) throw new LoadError(signature.status === 'unsigned' && name ? `${refusal}; "${name}" is not allowed unsigned` : refusal);
+    if (refusal)
+      throw new LoadError(
+        signature.status === 'unsigned' && name ? `${refusal}; "${name}" is not allowed unsigned` : refusal,
+      );
     m = own;
   }
-  if (signature.status !== 'valid') o.onWarning?.(`WARNING: loading UNSIGNED ${own ? 'package' : 'bare module'} ${name} ${m.version} (allowed unsigned by name): its code${own ? ' and manifest are' : ' is'} unverified`);
+  if (signature.status !== 'valid')
+    o.onWarning?.(
+      `WARNING: loading UNSIGNED ${own ? 'package' : 'bare module'} ${name} ${m.version} (allowed unsigned by name): its code${own ? ' and manifest are' : ' is'} unverified`,
+    );
   if (m.abi !== ABI_VERSION) throw new LoadError(`${where}: built for ABI v${m.abi}, this host speaks v${ABI_VERSION}`);
-  if (!matches(m, dev)) throw new LoadError(`${where}: ${m.name} does not drive device ${dev.id} (${dev.name}); it matches ${JSON.stringify(m.match)}`);
+  if (!matches(m, dev))
+    throw new LoadError(
+      `${where}: ${m.name} does not drive device ${dev.id} (${dev.name}); it matches ${JSON.stringify(m.match)}`,
+    );
   let granted;
   try {
     granted = grantFor(m, dev, where);
@@ -149,26 +179,50 @@ export function admit(bytes: Uint8Array, where: string, dev: DeviceSpec, o: Pack
   return { name: name ?? m.name, manifest: m, grant: granted.grant, limits: granted.limits, signature, bare: !own };
 }
 
-const same = (a: unknown, b: unknown) => JSON.stringify(a, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)) === JSON.stringify(b, (_, v) => (typeof v === 'bigint' ? `${v}n` : v));
+const same = (a: unknown, b: unknown) =>
+  JSON.stringify(a, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)) ===
+  JSON.stringify(b, (_, v) => (typeof v === 'bigint' ? `${v}n` : v));
 
 /**
  * Admit, then load under what was admitted. The driver keeps the policy for its reloads: a new
  * module must pass the same policy on the same device, under the same name, grant and limits.
  */
-export async function loadAdmitted(host: Host, bytes: Uint8Array, dev: DeviceHandle, where: string, o: PackageOptions, load: LoadOptions = {}): Promise<Driver> {
+export async function loadAdmitted(
+  host: Host,
+  bytes: Uint8Array,
+  dev: DeviceHandle,
+  where: string,
+  o: PackageOptions,
+  load: LoadOptions = {},
+): Promise<Driver> {
   const a = admit(bytes, where, dev.spec, o, host.limitCaps);
   const admitReload = (next: Uint8Array): void => {
     const b = admit(next, `${a.name}: reload`, dev.spec, { ...o, name: a.name, onWarning: undefined }, host.limitCaps);
     if (b.name !== a.name) throw new LoadError(`${a.name}: reload: the new package is ${b.name}, not ${a.name}`);
-    if (!same(b.grant, a.grant) || !same(b.limits, a.limits)) throw new LoadError(`${a.name}: reload: the new package asks for another grant or other limits; stop the driver and load it instead`);
+    if (!same(b.grant, a.grant) || !same(b.limits, a.limits))
+      throw new LoadError(
+        `${a.name}: reload: the new package asks for another grant or other limits; stop the driver and load it instead`,
+      );
   };
   // The operator's own limits (--deadline, LoadOptions.limits) override the manifest's; the grant is the admitted one.
-  const drv = await host.loadChecked(bytes, dev, { ...load, name: a.name, grant: a.grant, limits: { ...a.limits, ...load.limits }, admitReload });
-  if (!isOpenSource(a.manifest.license)) host.taint(`${a.manifest.name} ${a.manifest.version}: license "${a.manifest.license}" is not open source`);
+  const drv = await host.loadChecked(bytes, dev, {
+    ...load,
+    name: a.name,
+    grant: a.grant,
+    limits: { ...a.limits, ...load.limits },
+    admitReload,
+  });
+  if (!isOpenSource(a.manifest.license))
+    host.taint(`${a.manifest.name} ${a.manifest.version}: license "${a.manifest.license}" is not open source`);
   return drv;
 }
 
-export async function loadPackage(host: Host, source: string | Uint8Array, device: string | DeviceHandle, o: PackageOptions = {}): Promise<Driver> {
+export async function loadPackage(
+  host: Host,
+  source: string | Uint8Array,
+  device: string | DeviceHandle,
+  o: PackageOptions = {},
+): Promise<Driver> {
   const where = typeof source === 'string' ? source : 'package';
   let bytes: Uint8Array;
   try {

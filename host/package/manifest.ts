@@ -52,21 +52,35 @@ export interface ManifestDmaEngine {
 const hex = { type: 'string', pattern: '^(0x[0-9a-fA-F]+|[0-9]+)$' };
 const dmaRegister = {
   oneOf: [
-    { type: 'object', additionalProperties: false, required: ['offset', 'width'], properties: { offset: hex, width: { enum: [4, 8] } } },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['offset', 'width'],
+      properties: { offset: hex, width: { enum: [4, 8] } },
+    },
     { type: 'object', additionalProperties: false, required: ['low', 'high'], properties: { low: hex, high: hex } },
   ],
 };
 const dmaBit = { type: 'integer', minimum: 0, maximum: 63 };
 const dmaEngine = {
-  type: 'object', additionalProperties: false, required: ['source', 'destination', 'length', 'trigger'],
+  type: 'object',
+  additionalProperties: false,
+  required: ['source', 'destination', 'length', 'trigger'],
   properties: {
     name: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,32}$' },
     source: dmaRegister,
     destination: dmaRegister,
     length: dmaRegister,
-    trigger: { type: 'object', additionalProperties: false, required: ['offset', 'width', 'bit'], properties: { offset: hex, width: { enum: [4, 8] }, bit: dmaBit } },
+    trigger: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['offset', 'width', 'bit'],
+      properties: { offset: hex, width: { enum: [4, 8] }, bit: dmaBit },
+    },
     direction: {
-      type: 'object', additionalProperties: false, required: ['offset', 'width', 'bit', 'deviceToRam'],
+      type: 'object',
+      additionalProperties: false,
+      required: ['offset', 'width', 'bit', 'deviceToRam'],
       properties: { offset: hex, width: { enum: [4, 8] }, bit: dmaBit, deviceToRam: { enum: [0, 1] } },
     },
     ramSide: { enum: ['source', 'destination', 'both'] },
@@ -87,11 +101,19 @@ export const MANIFEST_SCHEMA = {
     abi: { type: 'integer', minimum: 1 },
     description: { type: 'string' },
     match: {
-      type: 'array', minItems: 1,
+      type: 'array',
+      minItems: 1,
       items: {
-        type: 'object', additionalProperties: false, minProperties: 1,
+        type: 'object',
+        additionalProperties: false,
+        minProperties: 1,
         properties: {
-          pci: { type: 'object', additionalProperties: false, required: ['vendor', 'device'], properties: { vendor: hex, device: hex, class: hex } },
+          pci: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['vendor', 'device'],
+            properties: { vendor: hex, device: hex, class: hex },
+          },
           uio: { type: 'string' },
           sim: { type: 'string' },
         },
@@ -100,7 +122,9 @@ export const MANIFEST_SCHEMA = {
     regions: {
       type: 'array',
       items: {
-        type: 'object', additionalProperties: false, required: ['index', 'size', 'access'],
+        type: 'object',
+        additionalProperties: false,
+        required: ['index', 'size', 'access'],
         properties: {
           index: { type: 'integer', minimum: 0 },
           name: { type: 'string' },
@@ -108,7 +132,12 @@ export const MANIFEST_SCHEMA = {
           access: { enum: ['r', 'rw'] },
           writable: {
             type: 'array',
-            items: { type: 'object', additionalProperties: false, required: ['offset', 'width'], properties: { offset: hex, width: { enum: [1, 2, 4, 8] }, mask: hex } },
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['offset', 'width'],
+              properties: { offset: hex, width: { enum: [1, 2, 4, 8] }, mask: hex },
+            },
           },
           dmaEngines: { type: 'array', items: dmaEngine },
         },
@@ -116,13 +145,28 @@ export const MANIFEST_SCHEMA = {
     },
     ports: {
       type: 'array',
-      items: { type: 'object', additionalProperties: false, required: ['index', 'size', 'access'], properties: { index: { type: 'integer', minimum: 0 }, size: { type: 'integer', minimum: 1 }, access: { enum: ['r', 'rw'] } } },
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['index', 'size', 'access'],
+        properties: {
+          index: { type: 'integer', minimum: 0 },
+          size: { type: 'integer', minimum: 1 },
+          access: { enum: ['r', 'rw'] },
+        },
+      },
     },
-    dma: { type: 'object', additionalProperties: false, required: ['windows'], properties: { windows: { type: 'integer', minimum: 0 }, minSize: hex } },
+    dma: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['windows'],
+      properties: { windows: { type: 'integer', minimum: 0 }, minSize: hex },
+    },
     rings: RINGS_SCHEMA,
     interrupts: { type: 'boolean' },
     limits: {
-      type: 'object', additionalProperties: false,
+      type: 'object',
+      additionalProperties: false,
       properties: {
         memoryPages: { type: 'integer', minimum: 1, maximum: 65536 },
         deadlineMs: { type: 'integer', minimum: 1 },
@@ -146,7 +190,8 @@ export class ManifestError extends Error {
 
 function describeError(e: ErrorObject): string {
   const field = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '(top level)';
-  if (e.keyword === 'additionalProperties') return `${field}: unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+  if (e.keyword === 'additionalProperties')
+    return `${field}: unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"`;
   return `${field}: ${e.message}`;
 }
 
@@ -163,12 +208,15 @@ export function parseManifest(text: string, where: string): Manifest {
   if (Array.isArray(regions)) {
     regions.forEach((r, i) => {
       if (r && typeof r === 'object' && Object.hasOwn(r, 'dmaAddress')) {
-        throw new ManifestError(`${where}: invalid manifest: regions.${i}.dmaAddress is no longer accepted: it checked one address register, ` +
-          `not the transfer; declare the DMA engine in regions.${i}.dmaEngines (docs/packages.md)`);
+        throw new ManifestError(
+          `${where}: invalid manifest: regions.${i}.dmaAddress is no longer accepted: it checked one address register, ` +
+            `not the transfer; declare the DMA engine in regions.${i}.dmaEngines (docs/packages.md)`,
+        );
       }
     });
   }
-  if (!validate(m)) throw new ManifestError(`${where}: invalid manifest: ${(validate.errors ?? []).map(describeError).join('; ')}`);
+  if (!validate(m))
+    throw new ManifestError(`${where}: invalid manifest: ${(validate.errors ?? []).map(describeError).join('; ')}`);
   try {
     ringLayouts(m as Manifest, where);
   } catch (err) {
@@ -182,11 +230,18 @@ const num = (s: string) => Number(BigInt(s));
 
 /** Does this manifest claim the device? */
 export function matches(m: Manifest, dev: DeviceSpec): boolean {
-  return m.match.some((x) =>
-    (x.pci !== undefined && dev.pci !== undefined && num(x.pci.vendor) === dev.pci.vendor && num(x.pci.device) === dev.pci.device &&
-      (x.pci.class === undefined || num(x.pci.class) === dev.pci.class)) ||
-    (x.uio !== undefined && dev.uioName === x.uio) ||
-    (x.sim !== undefined && dev.sim !== undefined && (dev.sim.model === x.sim || (dev.sim.model === 'faulty' && (dev.sim.options.inner ?? 'edu') === x.sim))));
+  return m.match.some(
+    (x) =>
+      (x.pci !== undefined &&
+        dev.pci !== undefined &&
+        num(x.pci.vendor) === dev.pci.vendor &&
+        num(x.pci.device) === dev.pci.device &&
+        (x.pci.class === undefined || num(x.pci.class) === dev.pci.class)) ||
+      (x.uio !== undefined && dev.uioName === x.uio) ||
+      (x.sim !== undefined &&
+        dev.sim !== undefined &&
+        (dev.sim.model === x.sim || (dev.sim.model === 'faulty' && (dev.sim.options.inner ?? 'edu') === x.sim))),
+  );
 }
 
 /**
@@ -205,12 +260,17 @@ export function grantFor(m: Manifest, dev: DeviceSpec, where: string): { grant: 
     const have = dev.regions[r.index];
     if (!have) refuse(`region ${r.index} (the device has ${dev.regions.length})`);
     const size = num(r.size);
-    if (size > have.size) refuse(`region ${r.index} size 0x${size.toString(16)} (the device's is 0x${have.size.toString(16)})`);
+    if (size > have.size)
+      refuse(`region ${r.index} size 0x${size.toString(16)} (the device's is 0x${have.size.toString(16)})`);
     regions[r.index] = {
       read: true,
       write: r.access === 'rw',
       size,
-      writable: r.writable?.map((w) => ({ offset: num(w.offset), width: w.width, mask: w.mask === undefined ? undefined : big(w.mask) })),
+      writable: r.writable?.map((w) => ({
+        offset: num(w.offset),
+        width: w.width,
+        mask: w.mask === undefined ? undefined : big(w.mask),
+      })),
       dmaEngines: r.dmaEngines?.map((e, k) => {
         const spec = engineSpec(e);
         try {
@@ -235,7 +295,8 @@ export function grantFor(m: Manifest, dev: DeviceSpec, where: string): { grant: 
   if (m.dma && m.dma.windows > 0) {
     if (m.dma.windows > dev.dma.length) refuse(`${m.dma.windows} DMA window(s) (the device has ${dev.dma.length})`);
     const min = m.dma.minSize ? num(m.dma.minSize) : 0;
-    for (let w = 0; w < m.dma.windows; w++) if (dev.dma[w].size < min) refuse(`a DMA window of ${min} bytes (window ${w} has ${dev.dma[w].size})`);
+    for (let w = 0; w < m.dma.windows; w++)
+      if (dev.dma[w].size < min) refuse(`a DMA window of ${min} bytes (window ${w} has ${dev.dma[w].size})`);
     imports.push('dma');
   }
   if (m.interrupts) {
@@ -257,7 +318,12 @@ export function engineSpec(e: ManifestDmaEngine): DmaEngineSpec {
     destination: register(e.destination),
     length: register(e.length),
     trigger: { offset: num(e.trigger.offset), width: e.trigger.width, bit: e.trigger.bit },
-    direction: e.direction && { offset: num(e.direction.offset), width: e.direction.width, bit: e.direction.bit, deviceToRam: e.direction.deviceToRam },
+    direction: e.direction && {
+      offset: num(e.direction.offset),
+      width: e.direction.width,
+      bit: e.direction.bit,
+      deviceToRam: e.direction.deviceToRam,
+    },
     ramSide: e.ramSide,
     deviceRanges: e.deviceRanges?.map(([lo, hi]) => [big(lo), big(hi)] as [bigint, bigint]),
     addressBits: e.addressBits,
@@ -273,15 +339,26 @@ export function describeGrant(m: Manifest): string[] {
   const out: string[] = [];
   for (const r of m.regions ?? []) {
     const end = num(r.size) - 1;
-    out.push(`may ${r.access === 'rw' ? 'read and write' : 'read'} ${r.name ?? `region ${r.index}`} bytes 0x00–0x${end.toString(16)}` +
-      (r.writable ? `, writing only ${r.writable.map((w) => `0x${num(w.offset).toString(16)}/${w.width * 8}${w.mask ? ` (mask ${w.mask})` : ''}`).join(', ')}` : ''));
-    (r.dmaEngines ?? []).forEach((e, k) => out.push(
-      `may start DMA on engine ${e.name ?? `dma${k}`} (source ${regText(e.source)}, destination ${regText(e.destination)}, length ${regText(e.length)}, ` +
-      `started by bit ${e.trigger.bit} of ${e.trigger.offset}) only for whole transfers inside one DMA window on the RAM side` +
-      `${e.deviceRanges ? ` and inside device addresses ${e.deviceRanges.map(([a, b]) => `${a}–${b}`).join(', ')} on the device side` : ''}`));
+    out.push(
+      `may ${r.access === 'rw' ? 'read and write' : 'read'} ${r.name ?? `region ${r.index}`} bytes 0x00–0x${end.toString(16)}` +
+        (r.writable
+          ? `, writing only ${r.writable.map((w) => `0x${num(w.offset).toString(16)}/${w.width * 8}${w.mask ? ` (mask ${w.mask})` : ''}`).join(', ')}`
+          : ''),
+    );
+    (r.dmaEngines ?? []).forEach((e, k) =>
+      out.push(
+        `may start DMA on engine ${e.name ?? `dma${k}`} (source ${regText(e.source)}, destination ${regText(e.destination)}, length ${regText(e.length)}, ` +
+          `started by bit ${e.trigger.bit} of ${e.trigger.offset}) only for whole transfers inside one DMA window on the RAM side` +
+          `${e.deviceRanges ? ` and inside device addresses ${e.deviceRanges.map(([a, b]) => `${a}–${b}`).join(', ')} on the device side` : ''}`,
+      ),
+    );
   }
-  for (const p of m.ports ?? []) out.push(`may ${p.access === 'rw' ? 'read and write' : 'read'} ${p.size} I/O ports of port region ${p.index}`);
-  if (m.dma?.windows) out.push(`may start DMA into its ${m.dma.windows} window(s)${m.dma.minSize ? ` of at least ${num(m.dma.minSize)} bytes` : ''}`);
+  for (const p of m.ports ?? [])
+    out.push(`may ${p.access === 'rw' ? 'read and write' : 'read'} ${p.size} I/O ports of port region ${p.index}`);
+  if (m.dma?.windows)
+    out.push(
+      `may start DMA into its ${m.dma.windows} window(s)${m.dma.minSize ? ` of at least ${num(m.dma.minSize)} bytes` : ''}`,
+    );
   if (m.interrupts) out.push('may wait for interrupts');
   out.push('may log (rate-limited) and read the clock');
   return out;

@@ -58,21 +58,41 @@ const hex = { type: 'string', pattern: '^(0x[0-9a-fA-F]+|[0-9]+)$' };
 export const RINGS_SCHEMA = {
   type: 'array',
   items: {
-    type: 'object', additionalProperties: false,
-    required: ['name', 'region', 'direction', 'baseLow', 'length', 'lengthUnit', 'head', 'tail', 'descriptorSize', 'maxDescriptors', 'fields'],
+    type: 'object',
+    additionalProperties: false,
+    required: [
+      'name',
+      'region',
+      'direction',
+      'baseLow',
+      'length',
+      'lengthUnit',
+      'head',
+      'tail',
+      'descriptorSize',
+      'maxDescriptors',
+      'fields',
+    ],
     properties: {
       name: { type: 'string', pattern: '^[a-z0-9_-]{1,32}$' },
       region: { type: 'integer', minimum: 0 },
       direction: { enum: ['device-reads', 'device-writes'] },
-      baseLow: hex, baseHigh: hex, length: hex, head: hex, tail: hex,
+      baseLow: hex,
+      baseHigh: hex,
+      length: hex,
+      head: hex,
+      tail: hex,
       lengthUnit: { enum: ['bytes', 'descriptors'] },
       descriptorSize: { type: 'integer', minimum: 1, maximum: 4096 },
       countMultiple: { type: 'integer', minimum: 1 },
       maxDescriptors: { type: 'integer', minimum: 1, maximum: 65536 },
       fields: {
-        type: 'array', minItems: 1,
+        type: 'array',
+        minItems: 1,
         items: {
-          type: 'object', additionalProperties: false, required: ['name', 'offset', 'width', 'meaning'],
+          type: 'object',
+          additionalProperties: false,
+          required: ['name', 'offset', 'width', 'meaning'],
           properties: {
             name: { type: 'string', pattern: '^[a-z0-9_-]{1,32}$' },
             offset: { type: 'integer', minimum: 0 },
@@ -120,31 +140,54 @@ export function ringLayouts(m: Manifest, where: string): RingLayout[] {
     const region = m.regions?.find((x) => x.index === r.region);
     if (!region) bad(`region ${r.region} is not among the manifest's regions`);
     const size = num(region!.size);
-    const regs = { baseLow: num(r.baseLow), baseHigh: r.baseHigh === undefined ? undefined : num(r.baseHigh), length: num(r.length), head: num(r.head), tail: num(r.tail) };
+    const regs = {
+      baseLow: num(r.baseLow),
+      baseHigh: r.baseHigh === undefined ? undefined : num(r.baseHigh),
+      length: num(r.length),
+      head: num(r.head),
+      tail: num(r.tail),
+    };
     for (const [k, off] of Object.entries(regs)) {
       if (off === undefined) continue;
-      if (off % 4 || off + 4 > size) bad(`register ${k} 0x${off.toString(16)} is not a 4-byte register inside region ${r.region}`);
+      if (off % 4 || off + 4 > size)
+        bad(`register ${k} 0x${off.toString(16)} is not a 4-byte register inside region ${r.region}`);
     }
     const used = new Uint8Array(r.descriptorSize);
     const names = new Set(r.fields.map((f) => f.name));
     for (const f of r.fields) {
-      if (f.offset + f.width > r.descriptorSize) bad(`field "${f.name}" (offset ${f.offset}, width ${f.width}) runs past the ${r.descriptorSize}-byte descriptor`);
+      if (f.offset + f.width > r.descriptorSize)
+        bad(
+          `field "${f.name}" (offset ${f.offset}, width ${f.width}) runs past the ${r.descriptorSize}-byte descriptor`,
+        );
       for (let i = f.offset; i < f.offset + f.width; i++) {
         if (used[i]) bad(`field "${f.name}" overlaps another field at byte ${i}`);
         used[i] = 1;
       }
-      if (f.lengthField !== undefined && !names.has(f.lengthField)) bad(`field "${f.name}": lengthField "${f.lengthField}" is not a field of the ring`);
+      if (f.lengthField !== undefined && !names.has(f.lengthField))
+        bad(`field "${f.name}": lengthField "${f.lengthField}" is not a field of the ring`);
     }
     const addrs = r.fields.filter((f) => f.meaning === 'buffer-address');
     if (!addrs.length) bad('no buffer-address field');
     for (const a of addrs) {
-      if (r.direction === 'device-writes' && a.bufferBytes === undefined) bad(`field "${a.name}": a device-writes buffer needs bufferBytes`);
-      if (r.direction === 'device-reads' && a.lengthField === undefined) bad(`field "${a.name}": a device-reads buffer needs lengthField`);
+      if (r.direction === 'device-writes' && a.bufferBytes === undefined)
+        bad(`field "${a.name}": a device-writes buffer needs bufferBytes`);
+      if (r.direction === 'device-reads' && a.lengthField === undefined)
+        bad(`field "${a.name}": a device-reads buffer needs lengthField`);
     }
     out.push({
-      name: r.name, region: r.region, direction: r.direction, registers: regs, lengthUnit: r.lengthUnit,
-      descriptorSize: r.descriptorSize, countMultiple: r.countMultiple ?? 1, maxDescriptors: r.maxDescriptors,
-      fields: r.fields.map((f) => ({ ...f, done: f.done === undefined ? undefined : BigInt(f.done), mustBeClear: f.mustBeClear === undefined ? undefined : BigInt(f.mustBeClear) })),
+      name: r.name,
+      region: r.region,
+      direction: r.direction,
+      registers: regs,
+      lengthUnit: r.lengthUnit,
+      descriptorSize: r.descriptorSize,
+      countMultiple: r.countMultiple ?? 1,
+      maxDescriptors: r.maxDescriptors,
+      fields: r.fields.map((f) => ({
+        ...f,
+        done: f.done === undefined ? undefined : BigInt(f.done),
+        mustBeClear: f.mustBeClear === undefined ? undefined : BigInt(f.mustBeClear),
+      })),
     });
   }
   return out;

@@ -6,7 +6,15 @@
 //                        file except this section (so the code and the manifest are both covered)
 // Custom sections do not change what the module does, so a package runs like its plain .wasm.
 
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readWasm, type WasmInfo } from '../wasm.ts';
@@ -73,12 +81,17 @@ export function packageSections(bytes: Uint8Array, where: string): PackageSectio
   }
   const ours = info.sections.filter((sec) => sec.id === 0 && sec.name?.startsWith('wasmdrv.'));
   for (const sec of ours) {
-    if (sec.name !== MANIFEST_SECTION && sec.name !== SIGNATURE_SECTION) throw new Error(`${where}: unknown package section "${sec.name}" (this host knows ${MANIFEST_SECTION} and ${SIGNATURE_SECTION})`);
+    if (sec.name !== MANIFEST_SECTION && sec.name !== SIGNATURE_SECTION)
+      throw new Error(
+        `${where}: unknown package section "${sec.name}" (this host knows ${MANIFEST_SECTION} and ${SIGNATURE_SECTION})`,
+      );
   }
   const manifests = ours.filter((sec) => sec.name === MANIFEST_SECTION);
   const signatures = ours.filter((sec) => sec.name === SIGNATURE_SECTION);
-  if (manifests.length > 1) throw new Error(`${where}: ambiguous package: ${manifests.length} ${MANIFEST_SECTION} sections`);
-  if (signatures.length > 1) throw new Error(`${where}: ambiguous package: ${signatures.length} ${SIGNATURE_SECTION} sections`);
+  if (manifests.length > 1)
+    throw new Error(`${where}: ambiguous package: ${manifests.length} ${MANIFEST_SECTION} sections`);
+  if (signatures.length > 1)
+    throw new Error(`${where}: ambiguous package: ${signatures.length} ${SIGNATURE_SECTION} sections`);
   const out: PackageSections = { info };
   const payload = (sec: (typeof ours)[number]) => {
     const c = info.customSections.find((x) => x.offset > sec.start && x.offset < sec.end)!;
@@ -88,9 +101,12 @@ export function packageSections(bytes: Uint8Array, where: string): PackageSectio
   const sig = signatures[0];
   if (sig) {
     if (sig !== info.sections[info.sections.length - 1]) {
-      throw new Error(`${where}: ambiguous package: ${info.sections.length - 1 - info.sections.indexOf(sig)} section(s) after ${SIGNATURE_SECTION} would not be covered by the signature`);
+      throw new Error(
+        `${where}: ambiguous package: ${info.sections.length - 1 - info.sections.indexOf(sig)} section(s) after ${SIGNATURE_SECTION} would not be covered by the signature`,
+      );
     }
-    if (!out.manifest) throw new Error(`${where}: ambiguous package: signed, but it has no ${MANIFEST_SECTION} section`);
+    if (!out.manifest)
+      throw new Error(`${where}: ambiguous package: signed, but it has no ${MANIFEST_SECTION} section`);
     out.signature = { payload: payload(sig), signed: bytes.subarray(0, sig.start) };
   }
   return out;
@@ -115,7 +131,9 @@ export function signPackage(bytes: Uint8Array, privatePem: string): Uint8Array {
   if (key.asymmetricKeyType !== 'ed25519') throw new Error(`signing key is ${key.asymmetricKeyType}, not ed25519`);
   const data = stripSection(bytes, SIGNATURE_SECTION);
   const sig = sign(null, data, key);
-  const payload = new TextEncoder().encode(JSON.stringify({ alg: 'ed25519', key: keyId(key), sig: sig.toString('base64') }));
+  const payload = new TextEncoder().encode(
+    JSON.stringify({ alg: 'ed25519', key: keyId(key), sig: sig.toString('base64') }),
+  );
   return appendSection(data, SIGNATURE_SECTION, payload);
 }
 
@@ -128,7 +146,9 @@ export interface TrustStore {
 export function loadTrustStore(dir: string): TrustStore {
   const keys = new Map<string, { key: KeyObject; file: string }>();
   if (existsSync(dir)) {
-    for (const f of readdirSync(dir).filter((n) => n.endsWith('.pub')).sort()) {
+    for (const f of readdirSync(dir)
+      .filter((n) => n.endsWith('.pub'))
+      .sort()) {
       const file = join(dir, f);
       let key: KeyObject;
       try {
@@ -136,7 +156,8 @@ export function loadTrustStore(dir: string): TrustStore {
       } catch (err) {
         throw new Error(`trust store ${file}: not a public key: ${(err as Error).message}`);
       }
-      if (key.asymmetricKeyType !== 'ed25519') throw new Error(`trust store ${file}: ${key.asymmetricKeyType} key, wasmdrv trusts ed25519 keys only`);
+      if (key.asymmetricKeyType !== 'ed25519')
+        throw new Error(`trust store ${file}: ${key.asymmetricKeyType} key, wasmdrv trusts ed25519 keys only`);
       keys.set(keyId(key), { key, file });
     }
   }
@@ -160,12 +181,20 @@ export function checkSignature(bytes: Uint8Array | PackageSections, trust: Trust
     return { status: 'invalid', key: '?', reason: 'the signature section is not JSON' };
   }
   if (!s || typeof s !== 'object' || s.alg !== 'ed25519' || typeof s.key !== 'string' || typeof s.sig !== 'string') {
-    return { status: 'invalid', key: String(s && typeof s === 'object' ? s.key : '?'), reason: 'the signature section is malformed' };
+    return {
+      status: 'invalid',
+      key: String(s && typeof s === 'object' ? s.key : '?'),
+      reason: 'the signature section is malformed',
+    };
   }
   const trusted = trust.keys.get(s.key);
   if (!trusted) return { status: 'unknown-key', key: s.key };
   const ok = verify(null, found.signature.signed, trusted.key, Buffer.from(s.sig, 'base64'));
   return ok
     ? { status: 'valid', key: s.key, file: trusted.file }
-    : { status: 'invalid', key: s.key, reason: 'the signature does not match the contents (tampered code or manifest, or signed with another key)' };
+    : {
+        status: 'invalid',
+        key: s.key,
+        reason: 'the signature does not match the contents (tampered code or manifest, or signed with another key)',
+      };
 }

@@ -123,7 +123,8 @@ export function compileEngine(spec: DmaEngineSpec, index: number, regionSize: nu
   };
   const cells: Cell[] = [...parts.source, ...parts.destination, ...parts.length];
   const control = (field: 'trigger' | 'direction', c: { offset: number; width: 4 | 8; bit: number }): Cell => {
-    if (!Number.isInteger(c.bit) || c.bit < 0 || c.bit >= c.width * 8) bad(`${field} bit ${c.bit} is not a bit of a ${c.width}-byte register`);
+    if (!Number.isInteger(c.bit) || c.bit < 0 || c.bit >= c.width * 8)
+      bad(`${field} bit ${c.bit} is not a bit of a ${c.width}-byte register`);
     const same = cells.find((x) => x.offset === c.offset);
     if (same) {
       if (same.width !== c.width || !(same.fields.includes('trigger') || same.fields.includes('direction'))) {
@@ -132,7 +133,13 @@ export function compileEngine(spec: DmaEngineSpec, index: number, regionSize: nu
       same.fields.push(field);
       return same;
     }
-    const cell: Cell = { offset: c.offset, width: c.width, fields: [field], shift: 0, label: `${field} (${hex(c.offset)})` };
+    const cell: Cell = {
+      offset: c.offset,
+      width: c.width,
+      fields: [field],
+      shift: 0,
+      label: `${field} (${hex(c.offset)})`,
+    };
     cells.push(cell);
     return cell;
   };
@@ -143,19 +150,30 @@ export function compileEngine(spec: DmaEngineSpec, index: number, regionSize: nu
   const oneDeviceSide = spec.ramSide !== 'both';
   if (oneDeviceSide && !spec.deviceRanges?.length) bad('a transfer with a device side needs deviceRanges');
   for (const [lo, hi] of spec.deviceRanges ?? []) if (hi < lo) bad(`device range ${hex(lo)}–${hex(hi)} is empty`);
-  if (spec.addressBits !== undefined && (!Number.isInteger(spec.addressBits) || spec.addressBits < 1 || spec.addressBits > 64)) bad(`addressBits ${spec.addressBits} is not 1..64`);
+  if (
+    spec.addressBits !== undefined &&
+    (!Number.isInteger(spec.addressBits) || spec.addressBits < 1 || spec.addressBits > 64)
+  )
+    bad(`addressBits ${spec.addressBits} is not 1..64`);
   for (const c of cells) {
-    if (!Number.isInteger(c.offset) || c.offset < 0 || c.offset % c.width) bad(`${c.label} is not ${c.width}-byte aligned`);
+    if (!Number.isInteger(c.offset) || c.offset < 0 || c.offset % c.width)
+      bad(`${c.label} is not ${c.width}-byte aligned`);
     if (c.offset + c.width > regionSize) bad(`${c.label} lies beyond the ${regionSize} granted bytes of its region`);
   }
   for (let i = 0; i < cells.length; i++) {
     for (let j = i + 1; j < cells.length; j++) {
-      const a = cells[i], b = cells[j];
+      const a = cells[i],
+        b = cells[j];
       if (a.offset < b.offset + b.width && b.offset < a.offset + a.width) bad(`${a.label} overlaps ${b.label}`);
     }
   }
   return {
-    name, spec, cells, parts, triggerCell, directionCell,
+    name,
+    spec,
+    cells,
+    parts,
+    triggerCell,
+    directionCell,
     device: spec.deviceRanges ?? [],
     limit: spec.addressBits === undefined ? undefined : 1n << BigInt(spec.addressBits),
     narrow: spec.narrowWrites ?? 'refuse',
@@ -238,15 +256,18 @@ export class RegionFirewall {
           const shift = BigInt((offset - c.offset) * 8);
           next = (old & ~(mask(width) << shift)) | ((value & mask(width)) << shift);
         } else {
-          this.refuse(eng, `a ${width}-byte write at ${hex(offset)} covers only part of the ${c.width}-byte register ${c.label}; ` +
-            'how the device takes a partial write is not modelled, so it is refused');
+          this.refuse(
+            eng,
+            `a ${width}-byte write at ${hex(offset)} covers only part of the ${c.width}-byte register ${c.label}; ` +
+              'how the device takes a partial write is not modelled, so it is refused',
+          );
         }
         staged.set(c.offset, next!);
       }
       if (hit) touched.push(eng);
     }
     if (touched.length === 0) return;
-    const view = (o: number) => (staged.has(o) ? staged.get(o)! : this.shadow.get(o) ?? 0n);
+    const view = (o: number) => (staged.has(o) ? staged.get(o)! : (this.shadow.get(o) ?? 0n));
     for (const eng of touched) {
       const t = eng.triggerCell;
       if (!staged.has(t.offset) || ((view(t.offset) >> BigInt(eng.spec.trigger.bit)) & 1n) === 0n) continue;
@@ -266,10 +287,18 @@ export class RegionFirewall {
 
   private checkTransfer(eng: Engine, view: (o: number) => bigint, inThisWrite: Set<number>): void {
     // Every register the transfer depends on must hold a value this instance wrote.
-    const needed = [...eng.parts.source, ...eng.parts.destination, ...eng.parts.length, ...(eng.directionCell ? [eng.directionCell] : [])];
+    const needed = [
+      ...eng.parts.source,
+      ...eng.parts.destination,
+      ...eng.parts.length,
+      ...(eng.directionCell ? [eng.directionCell] : []),
+    ];
     for (const c of needed) {
       if (!inThisWrite.has(c.offset) && !this.written.has(c.offset)) {
-        this.refuse(eng, `trigger at ${hex(eng.triggerCell.offset)} with ${c.label} never written by this driver: its content is unknown`);
+        this.refuse(
+          eng,
+          `trigger at ${hex(eng.triggerCell.offset)} with ${c.label} never written by this driver: its content is unknown`,
+        );
       }
     }
     const len = this.field(eng, 'length', view);
@@ -284,13 +313,17 @@ export class RegionFirewall {
       dir = toRam ? 'device to RAM' : 'RAM to device';
     } else {
       ramSide = eng.spec.ramSide === 'both' ? ['source', 'destination'] : [eng.spec.ramSide!];
-      dir = eng.spec.ramSide === 'both' ? 'RAM to RAM' : eng.spec.ramSide === 'source' ? 'RAM to device' : 'device to RAM';
+      dir =
+        eng.spec.ramSide === 'both' ? 'RAM to RAM' : eng.spec.ramSide === 'source' ? 'RAM to device' : 'device to RAM';
     }
     const what = `a ${dir} transfer of ${len} bytes (length register ${eng.parts.length.map((c) => hex(c.offset)).join('/')})`;
     // Nothing to move is never a transfer to start: edu in QEMU 7.2 takes a count of 0 as a hardware error.
     if (len === 0n) this.refuse(eng, `${what}: an empty transfer is refused`);
     // The RAM side first: it is the side that reaches outside the device.
-    const order = ramSide.length === 2 || ramSide[0] === 'source' ? (['source', 'destination'] as const) : (['destination', 'source'] as const);
+    const order =
+      ramSide.length === 2 || ramSide[0] === 'source'
+        ? (['source', 'destination'] as const)
+        : (['destination', 'source'] as const);
     for (const side of order) {
       const addr = side === 'source' ? src : dst;
       const reg = eng.parts[side].map((c) => hex(c.offset)).join('/');
@@ -298,13 +331,23 @@ export class RegionFirewall {
         const w = this.windows.find((win) => inside(addr, len, win.bus, win.bus + BigInt(win.size)));
         const belowLimit = eng.limit === undefined || addr + len <= eng.limit;
         if (!w || !belowLimit) {
-          const windows = this.windows.length ? this.windows.map((x) => `${x.name} ${hex(x.bus)}–${hex(x.bus + BigInt(x.size))}`).join(', ') : 'none granted';
-          const why = !w ? `is not inside one granted DMA window (${windows})` : `reaches past the device's ${eng.spec.addressBits}-bit DMA addresses`;
-          this.refuse(eng, `${what}: RAM side ${side} ${reg} = ${hex(addr)}, bytes [${hex(addr)}, ${hex(addr + len)}) ${why}`);
+          const windows = this.windows.length
+            ? this.windows.map((x) => `${x.name} ${hex(x.bus)}–${hex(x.bus + BigInt(x.size))}`).join(', ')
+            : 'none granted';
+          const why = !w
+            ? `is not inside one granted DMA window (${windows})`
+            : `reaches past the device's ${eng.spec.addressBits}-bit DMA addresses`;
+          this.refuse(
+            eng,
+            `${what}: RAM side ${side} ${reg} = ${hex(addr)}, bytes [${hex(addr)}, ${hex(addr + len)}) ${why}`,
+          );
         }
       } else if (!eng.device.some(([lo, hi]) => inside(addr, len, lo, hi + 1n))) {
         const ranges = eng.device.map(([lo, hi]) => `${hex(lo)}–${hex(hi)}`).join(', ');
-        this.refuse(eng, `${what}: device side ${side} ${reg} = ${hex(addr)}, bytes [${hex(addr)}, ${hex(addr + len)}) are not inside a device range (${ranges})`);
+        this.refuse(
+          eng,
+          `${what}: device side ${side} ${reg} = ${hex(addr)}, bytes [${hex(addr)}, ${hex(addr + len)}) are not inside a device range (${ranges})`,
+        );
       }
     }
     if (!eng.readBack) return;
@@ -313,8 +356,11 @@ export class RegionFirewall {
       const have = this.readRegister(c.offset, c.width) & mask(c.width);
       const want = view(c.offset);
       if (have !== want) {
-        this.refuse(eng, `trigger at ${hex(eng.triggerCell.offset)}: ${c.label} reads back ${hex(have)} from the device, not the ${hex(want)} the driver wrote ` +
-          '(the device ignored a write, e.g. while a transfer was running)');
+        this.refuse(
+          eng,
+          `trigger at ${hex(eng.triggerCell.offset)}: ${c.label} reads back ${hex(have)} from the device, not the ${hex(want)} the driver wrote ` +
+            '(the device ignored a write, e.g. while a transfer was running)',
+        );
       }
     }
   }

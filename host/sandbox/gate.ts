@@ -51,7 +51,16 @@ export interface GateLayout {
 export type GateMode = 'record-all' | 'record-writes' | 'off';
 export const GATE_MODES: readonly GateMode[] = ['record-all', 'record-writes', 'off'];
 
-export const GATE_FUNCS = ['reg_read8', 'reg_read16', 'reg_read32', 'reg_read64', 'reg_write8', 'reg_write16', 'reg_write32', 'reg_write64'] as const;
+export const GATE_FUNCS = [
+  'reg_read8',
+  'reg_read16',
+  'reg_read32',
+  'reg_read64',
+  'reg_write8',
+  'reg_write16',
+  'reg_write32',
+  'reg_write64',
+] as const;
 
 // --- encoding helpers --------------------------------------------------------------------------------
 
@@ -76,12 +85,29 @@ const section = encodeSection;
 const I32 = 0x7f;
 const I64 = 0x7e;
 const op = {
-  block: 0x02, if: 0x04, end: 0x0b, brIf: 0x0d, ret: 0x0f, call: 0x10,
-  get: 0x20, set: 0x21,
-  f64Load: 0x2b, i32Store: 0x36, i64Store: 0x37, f64Store: 0x39, i32Store8: 0x3a, i32Store16: 0x3b,
-  i32Const: 0x41, f64Const: 0x44,
-  i32Eq: 0x46, i32GtU: 0x4b, i32Mul: 0x6c, i32And: 0x71,
-  i64ShrU: 0x88, f64Add: 0xa0, i32WrapI64: 0xa7,
+  block: 0x02,
+  if: 0x04,
+  end: 0x0b,
+  brIf: 0x0d,
+  ret: 0x0f,
+  call: 0x10,
+  get: 0x20,
+  set: 0x21,
+  f64Load: 0x2b,
+  i32Store: 0x36,
+  i64Store: 0x37,
+  f64Store: 0x39,
+  i32Store8: 0x3a,
+  i32Store16: 0x3b,
+  i32Const: 0x41,
+  f64Const: 0x44,
+  i32Eq: 0x46,
+  i32GtU: 0x4b,
+  i32Mul: 0x6c,
+  i32And: 0x71,
+  i64ShrU: 0x88,
+  f64Add: 0xa0,
+  i32WrapI64: 0xa7,
 } as const;
 const VOID = 0x40;
 const i32c = (n: number) => [op.i32Const, ...sleb32(n)];
@@ -107,8 +133,17 @@ function record(ringEntries: number, kind: number, width: Width, e: number, lo: 
   const total = STATS_OFFSET + STAT.recorderTotal * 8;
   const field = (k: number, value: number[]) => [op.get, e, ...value, op.i32Store, ...memarg(2, RING_OFFSET + k * 4)];
   return [
-    ...i32c(0), op.f64Load, ...memarg(3, total), ...i64TruncSatF64U, op.i32WrapI64,
-    ...i32c(ringEntries - 1), op.i32And, ...i32c(ENTRY_BYTES), op.i32Mul, op.set, e,
+    ...i32c(0),
+    op.f64Load,
+    ...memarg(3, total),
+    ...i64TruncSatF64U,
+    op.i32WrapI64,
+    ...i32c(ringEntries - 1),
+    op.i32And,
+    ...i32c(ENTRY_BYTES),
+    op.i32Mul,
+    op.set,
+    e,
     ...field(0, i32c(kind)),
     ...field(1, [op.get, 0]),
     ...field(2, [op.get, 1]),
@@ -122,16 +157,32 @@ function record(ringEntries: number, kind: number, width: Width, e: number, lo: 
 /** `if (off > size - width || off & (width - 1)) br $slow` for a region, inside the region's `if`. */
 function boundsAndAlignment(size: number, width: Width, depth: number): number[] {
   return [
-    op.get, 1, ...i32c(size - width), op.i32GtU, op.brIf, depth,
-    op.get, 1, ...i32c(width - 1), op.i32And, op.brIf, depth,
+    op.get,
+    1,
+    ...i32c(size - width),
+    op.i32GtU,
+    op.brIf,
+    depth,
+    op.get,
+    1,
+    ...i32c(width - 1),
+    op.i32And,
+    op.brIf,
+    depth,
   ];
 }
 
 function readBody(layout: GateLayout, width: Width, slowIndex: number): number[] {
   const wide = width === 8;
   // locals: 0 region, 1 offset (params); 2 value (i32 or i64); 3 entry address (i32)
-  const locals = wide ? [[1, I64], [1, I32]] : [[2, I32]];
-  const v = 2, e = 3;
+  const locals = wide
+    ? [
+        [1, I64],
+        [1, I32],
+      ]
+    : [[2, I32]];
+  const v = 2,
+    e = 3;
   const load = width === 8 ? [0xfe, 0x11] : width === 4 ? [0xfe, 0x10] : width === 2 ? [0xfe, 0x13] : [0xfe, 0x12];
   const code: number[] = [op.block, VOID];
   for (const r of layout.regions) {
@@ -139,15 +190,20 @@ function readBody(layout: GateLayout, width: Width, slowIndex: number): number[]
     const lo = wide ? [op.get, v, op.i32WrapI64] : [op.get, v];
     const hi = wide ? [op.get, v, ...i64c32, op.i64ShrU, op.i32WrapI64] : i32c(0);
     code.push(
-      op.get, 0, ...i32c(r.index), op.i32Eq, op.if, VOID,
+      op.get,
+      0,
+      ...i32c(r.index),
+      op.i32Eq,
+      op.if,
+      VOID,
       ...boundsAndAlignment(r.size, width, 1),
-      op.get, 1, ...load, ...memarg(LOG2[width], r.base),
-      ...(layout.recordReads === false ? [] : [
-        op.set, v,
-        ...bumpStat(STAT.regReads),
-        ...record(layout.ringEntries, OP.read, width, e, lo, hi),
-        op.get, v,
-      ]),
+      op.get,
+      1,
+      ...load,
+      ...memarg(LOG2[width], r.base),
+      ...(layout.recordReads === false
+        ? []
+        : [op.set, v, ...bumpStat(STAT.regReads), ...record(layout.ringEntries, OP.read, width, e, lo, hi), op.get, v]),
       op.ret,
       op.end,
     );
@@ -170,12 +226,22 @@ function writeBody(layout: GateLayout, width: Width, slowIndex: number): number[
     const lo = wide ? [op.get, 2, op.i32WrapI64] : [op.get, 2];
     const hi = wide ? [op.get, 2, ...i64c32, op.i64ShrU, op.i32WrapI64] : i32c(0);
     code.push(
-      op.get, 0, ...i32c(r.index), op.i32Eq, op.if, VOID,
+      op.get,
+      0,
+      ...i32c(r.index),
+      op.i32Eq,
+      op.if,
+      VOID,
       ...boundsAndAlignment(r.size, width, 1),
       // Recorded before the store, as in the JS path: a write that hangs the bus is still on record.
       ...record(layout.ringEntries, OP.write, width, e, lo, hi),
       ...bumpStat(STAT.regWrites),
-      op.get, 1, op.get, 2, store, ...memarg(LOG2[width], r.base),
+      op.get,
+      1,
+      op.get,
+      2,
+      store,
+      ...memarg(LOG2[width], r.base),
       op.ret,
       op.end,
     );
@@ -209,10 +275,23 @@ export function encodeGate(layout: GateLayout, memoryPages: number): Uint8Array<
   });
   const names = [
     ...section(0, str('wasmdrv-gate')),
-    ...section(1, vec([...GATE_FUNCS.map((name, i) => [...uleb(i), ...str(`slow.${name}`)]), ...GATE_FUNCS.map((name, i) => [...uleb(n + i), ...str(`gate.${name}`)])])),
+    ...section(
+      1,
+      vec([
+        ...GATE_FUNCS.map((name, i) => [...uleb(i), ...str(`slow.${name}`)]),
+        ...GATE_FUNCS.map((name, i) => [...uleb(n + i), ...str(`gate.${name}`)]),
+      ]),
+    ),
   ];
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vec(types)),
     ...section(2, vec(imports)),
     ...section(3, vec(typeOf.map((t) => [t]))),

@@ -54,7 +54,9 @@ export function checkSingleMemory(bytes: Uint8Array, label: string): void {
   const found: string[] = [];
   let p = 8;
   const u32 = (): number => {
-    let r = 0, s = 0, b;
+    let r = 0,
+      s = 0,
+      b;
     do {
       if (p >= bytes.length) throw new LoadError(`${label}: not a valid Wasm module: truncated`);
       b = bytes[p++];
@@ -107,7 +109,9 @@ export function checkSingleMemory(bytes: Uint8Array, label: string): void {
   const want = `imported memory ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name}`;
   if (found.length === 1 && found[0] === want) return;
   if (found.length === 0) return; // no memory at all: checkModule names the missing env.memory
-  throw new LoadError(`${label}: a driver has exactly one memory, imported as ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name}; this module has ${found.length}: ${found.join(', ')}`);
+  throw new LoadError(
+    `${label}: a driver has exactly one memory, imported as ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name}; this module has ${found.length}: ${found.join(', ')}`,
+  );
 }
 
 let multiMemory: boolean | undefined;
@@ -116,7 +120,9 @@ let multiMemory: boolean | undefined;
 export function engineHasMultiMemory(): boolean {
   if (multiMemory === undefined) {
     // (module (import "a" "m" (memory 0)) (import "a" "n" (memory 0)))
-    const two = Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 2, 0x0f, 2, 1, 0x61, 1, 0x6d, 2, 0, 0, 1, 0x61, 1, 0x6e, 2, 0, 0]);
+    const two = Uint8Array.from([
+      0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 2, 0x0f, 2, 1, 0x61, 1, 0x6d, 2, 0, 0, 1, 0x61, 1, 0x6e, 2, 0, 0,
+    ]);
     multiMemory = WebAssembly.validate(two);
   }
   return multiMemory;
@@ -132,13 +138,23 @@ export const regionImport = (index: number) => `region${index}`;
  * rewrite the module; the worker computes it again from its own session and uses the rewritten
  * module only when both agree.
  */
-export function inlineLayout(regions: { size: number; memory: boolean }[], grant: Grant, ringEntries: number, recordReads: boolean): InlineLayout | undefined {
+export function inlineLayout(
+  regions: { size: number; memory: boolean }[],
+  grant: Grant,
+  ringEntries: number,
+  recordReads: boolean,
+): InlineLayout | undefined {
   const out: InlineRegion[] = [];
   for (const [i, reg] of regions.entries()) {
     const p = grant.regions?.[i] ?? { read: true, write: true };
     if (!reg.memory || (!p.read && !p.write)) continue;
     // A region with any write policy (writable list, DMA engine registers) takes its writes to JavaScript.
-    out.push({ index: i, size: Math.min(reg.size, p.size ?? reg.size), read: p.read, write: !regionHasCheckedWrites(p) });
+    out.push({
+      index: i,
+      size: Math.min(reg.size, p.size ?? reg.size),
+      read: p.read,
+      write: !regionHasCheckedWrites(p),
+    });
   }
   return out.length ? { regions: out, ringEntries, recordReads } : undefined;
 }

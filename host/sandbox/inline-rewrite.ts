@@ -9,7 +9,16 @@ import { LoadError } from '../faults.ts';
 import { IMPORT_MODULE } from '../abi.ts';
 import { STATS_OFFSET, RING_OFFSET, ENTRY_BYTES, STAT, OP } from './shared.ts';
 import { GATE_FUNCS } from './gate.ts';
-import { GATE_MODULE, SHARED_IMPORT, checkSingleMemory, engineHasMultiMemory, inlineLayout, regionImport, type InlineGateBytes, type InlineLayout } from './inline-gate.ts';
+import {
+  GATE_MODULE,
+  SHARED_IMPORT,
+  checkSingleMemory,
+  engineHasMultiMemory,
+  inlineLayout,
+  regionImport,
+  type InlineGateBytes,
+  type InlineLayout,
+} from './inline-gate.ts';
 import type { Grant } from './instance.ts';
 import type { DeviceSpec } from '../devices/spec.ts';
 import type { GateMode } from './gate.ts';
@@ -26,9 +35,21 @@ export function loadBinaryen(): Promise<Binaryen> {
  * engine without multi-memory, nothing to serve inline, or a module the rewriter refuses: then the
  * worker's own checks decide, and registers go through the instance gate or JavaScript).
  */
-export async function prepareInlineGate(label: string, spec: DeviceSpec, bytes: Uint8Array, grant: Grant, mode: GateMode, ringEntries: number): Promise<InlineGateBytes | undefined> {
+export async function prepareInlineGate(
+  label: string,
+  spec: DeviceSpec,
+  bytes: Uint8Array,
+  grant: Grant,
+  mode: GateMode,
+  ringEntries: number,
+): Promise<InlineGateBytes | undefined> {
   if (mode === 'off' || !engineHasMultiMemory() || process.env.WASMDRV_INSTANCE_GATE) return undefined;
-  const layout = inlineLayout(spec.regions.map((r) => ({ size: r.size, memory: r.source.kind !== 'sim' })), grant, ringEntries, mode === 'record-all');
+  const layout = inlineLayout(
+    spec.regions.map((r) => ({ size: r.size, memory: r.source.kind !== 'sim' })),
+    grant,
+    ringEntries,
+    mode === 'record-all',
+  );
   if (!layout) return undefined;
   try {
     const out = inlineGate(await loadBinaryen(), bytes, layout, label);
@@ -38,28 +59,44 @@ export async function prepareInlineGate(label: string, spec: DeviceSpec, bytes: 
   }
 }
 
-
 /**
  * The features the rewriter reads and writes. Set explicitly (binaryen's `All` makes encodings some
  * engines refuse): what our toolchains emit plus multi-memory and atomics for the gate itself.
  */
 function features(binaryen: Binaryen): number {
   const F = binaryen.Features;
-  return F.MutableGlobals | F.NontrappingFPToInt | F.SignExt | F.BulkMemory | F.BulkMemoryOpt |
-  F.MultiMemory | F.Atomics | F.SIMD128 | F.ReferenceTypes | F.Multivalue | F.TailCall | F.ExtendedConst;
+  return (
+    F.MutableGlobals |
+    F.NontrappingFPToInt |
+    F.SignExt |
+    F.BulkMemory |
+    F.BulkMemoryOpt |
+    F.MultiMemory |
+    F.Atomics |
+    F.SIMD128 |
+    F.ReferenceTypes |
+    F.Multivalue |
+    F.TailCall |
+    F.ExtendedConst
+  );
 }
 
 type Width = 1 | 2 | 4 | 8;
 const WIDTHS: Width[] = [1, 2, 4, 8, 1, 2, 4, 8];
-
 
 /**
  * Rewrite `bytes` (already checked by checkModule) so that its register imports are served inline
  * for `layout`. Returns the new binary, or undefined when the module imports none of the register
  * functions. Throws LoadError when binaryen cannot take the module.
  */
-export function inlineGate(binaryen: Binaryen, bytes: Uint8Array, layout: InlineLayout, label: string): Uint8Array<ArrayBuffer> | undefined {
-  if (layout.ringEntries & (layout.ringEntries - 1)) throw new Error('inline gate: recorder size must be a power of two');
+export function inlineGate(
+  binaryen: Binaryen,
+  bytes: Uint8Array,
+  layout: InlineLayout,
+  label: string,
+): Uint8Array<ArrayBuffer> | undefined {
+  if (layout.ringEntries & (layout.ringEntries - 1))
+    throw new Error('inline gate: recorder size must be a power of two');
   checkSingleMemory(bytes, label);
   let m: binaryenNs.Module;
   try {
@@ -72,7 +109,8 @@ export function inlineGate(binaryen: Binaryen, bytes: Uint8Array, layout: Inline
     const imported = new Map<string, binaryenNs.FunctionInfo>();
     for (let i = 0; i < m.getNumFunctions(); i++) {
       const info = binaryen.getFunctionInfo(m.getFunctionByIndex(i));
-      if (info.module === IMPORT_MODULE && (GATE_FUNCS as readonly string[]).includes(info.base ?? '')) imported.set(info.base!, info);
+      if (info.module === IMPORT_MODULE && (GATE_FUNCS as readonly string[]).includes(info.base ?? ''))
+        imported.set(info.base!, info);
     }
     if (imported.size === 0) return undefined;
 
@@ -90,7 +128,8 @@ export function inlineGate(binaryen: Binaryen, bytes: Uint8Array, layout: Inline
       regionMemory.set(r.index, name);
     }
 
-    const i32 = binaryen.i32, i64 = binaryen.i64;
+    const i32 = binaryen.i32,
+      i64 = binaryen.i64;
     const c = (n: number) => m.i32.const(n);
     const get = (i: number, t: binaryenNs.Type) => m.local.get(i, t);
     /** stats[i] += 1 (an f64 in the shared area). */
@@ -99,11 +138,24 @@ export function inlineGate(binaryen: Binaryen, bytes: Uint8Array, layout: Inline
       return m.f64.store(at, 0, c(0), m.f64.add(m.f64.load(at, 0, c(0), shared), m.f64.const(1)), shared);
     };
     /** Append a recorder entry {op, region, offset, width, lo, hi} as DriverShared.record does; uses local `e`. */
-    const record = (kind: number, width: Width, e: number, lo: binaryenNs.ExpressionRef, hi: binaryenNs.ExpressionRef) => {
+    const record = (
+      kind: number,
+      width: Width,
+      e: number,
+      lo: binaryenNs.ExpressionRef,
+      hi: binaryenNs.ExpressionRef,
+    ) => {
       const total = STATS_OFFSET + STAT.recorderTotal * 8;
-      const field = (k: number, v: binaryenNs.ExpressionRef) => m.i32.store(RING_OFFSET + k * 4, 0, get(e, i32), v, shared);
+      const field = (k: number, v: binaryenNs.ExpressionRef) =>
+        m.i32.store(RING_OFFSET + k * 4, 0, get(e, i32), v, shared);
       return [
-        m.local.set(e, m.i32.mul(m.i32.and(m.i32.wrap(m.i64.trunc_u_sat.f64(m.f64.load(total, 0, c(0), shared))), c(layout.ringEntries - 1)), c(ENTRY_BYTES))),
+        m.local.set(
+          e,
+          m.i32.mul(
+            m.i32.and(m.i32.wrap(m.i64.trunc_u_sat.f64(m.f64.load(total, 0, c(0), shared))), c(layout.ringEntries - 1)),
+            c(ENTRY_BYTES),
+          ),
+        ),
         field(0, c(kind)),
         field(1, get(0, i32)),
         field(2, get(1, i32)),
@@ -132,22 +184,39 @@ export function inlineGate(binaryen: Binaryen, bytes: Uint8Array, layout: Inline
       const arms: binaryenNs.ExpressionRef[] = [];
       if (isRead) {
         // params: 0 region, 1 offset; locals: 2 value, 3 entry address
-        const v = 2, e = 3;
+        const v = 2,
+          e = 3;
         for (const r of layout.regions) {
           if (!r.read || r.size < width) continue;
           const mem = regionMemory.get(r.index)!;
-          const load = width === 8 ? m.i64.atomic.load(0, get(1, i32), mem)
-            : width === 4 ? m.i32.atomic.load(0, get(1, i32), mem)
-              : width === 2 ? m.i32.atomic.load16_u(0, get(1, i32), mem) : m.i32.atomic.load8_u(0, get(1, i32), mem);
+          const load =
+            width === 8
+              ? m.i64.atomic.load(0, get(1, i32), mem)
+              : width === 4
+                ? m.i32.atomic.load(0, get(1, i32), mem)
+                : width === 2
+                  ? m.i32.atomic.load16_u(0, get(1, i32), mem)
+                  : m.i32.atomic.load8_u(0, get(1, i32), mem);
           const lo = wide ? m.i32.wrap(get(v, i64)) : get(v, i32);
           const hi = wide ? m.i32.wrap(m.i64.shr_u(get(v, i64), m.i64.const(32))) : c(0);
           const body = layout.recordReads
-            ? [m.local.set(v, load), bumpStat(STAT.regReads), ...record(OP.read, width, e, lo, hi), m.return(get(v, vt))]
+            ? [
+                m.local.set(v, load),
+                bumpStat(STAT.regReads),
+                ...record(OP.read, width, e, lo, hi),
+                m.return(get(v, vt)),
+              ]
             : [m.return(load)];
           arms.push(m.if(m.i32.eq(get(0, i32), c(r.index)), m.block(null, [...checks(r.size, width), ...body])));
         }
         const fallback = m.return(m.call(slowName, [get(0, i32), get(1, i32)], vt));
-        m.addFunction(info.name, info.params, info.results, [vt, i32], m.block(null, [m.block('slow', arms.length ? arms : [m.nop()]), fallback]));
+        m.addFunction(
+          info.name,
+          info.params,
+          info.results,
+          [vt, i32],
+          m.block(null, [m.block('slow', arms.length ? arms : [m.nop()]), fallback]),
+        );
       } else {
         // params: 0 region, 1 offset, 2 value; local: 3 entry address
         const e = 3;
@@ -157,18 +226,38 @@ export function inlineGate(binaryen: Binaryen, bytes: Uint8Array, layout: Inline
         for (const r of layout.regions) {
           if (!r.write || r.size < width) continue;
           const mem = regionMemory.get(r.index)!;
-          const store = width === 8 ? m.i64.store(0, 0, get(1, i32), get(2, i64), mem)
-            : width === 4 ? m.i32.store(0, 0, get(1, i32), get(2, i32), mem)
-              : width === 2 ? m.i32.store16(0, 0, get(1, i32), get(2, i32), mem) : m.i32.store8(0, 0, get(1, i32), get(2, i32), mem);
+          const store =
+            width === 8
+              ? m.i64.store(0, 0, get(1, i32), get(2, i64), mem)
+              : width === 4
+                ? m.i32.store(0, 0, get(1, i32), get(2, i32), mem)
+                : width === 2
+                  ? m.i32.store16(0, 0, get(1, i32), get(2, i32), mem)
+                  : m.i32.store8(0, 0, get(1, i32), get(2, i32), mem);
           const lo = wide ? m.i32.wrap(get(2, i64)) : get(2, i32);
           const hi = wide ? m.i32.wrap(m.i64.shr_u(get(2, i64), m.i64.const(32))) : c(0);
           // Recorded before the store, as in the JavaScript path: a write that hangs the bus is still on record.
-          arms.push(m.if(m.i32.eq(get(0, i32), c(r.index)), m.block(null, [
-            ...checks(r.size, width), ...record(OP.write, width, e, lo, hi), bumpStat(STAT.regWrites), store, m.return(),
-          ])));
+          arms.push(
+            m.if(
+              m.i32.eq(get(0, i32), c(r.index)),
+              m.block(null, [
+                ...checks(r.size, width),
+                ...record(OP.write, width, e, lo, hi),
+                bumpStat(STAT.regWrites),
+                store,
+                m.return(),
+              ]),
+            ),
+          );
         }
         const fallback = m.call(slowName, [get(0, i32), get(1, i32), get(2, vt)], binaryen.none);
-        m.addFunction(info.name, info.params, info.results, [i32], m.block(null, [...pre, m.block('slow', arms.length ? arms : [m.nop()]), fallback]));
+        m.addFunction(
+          info.name,
+          info.params,
+          info.results,
+          [i32],
+          m.block(null, [...pre, m.block('slow', arms.length ? arms : [m.nop()]), fallback]),
+        );
       }
     }
     binaryen.setDebugInfo(true); // keep the name section: fault reports show Wasm function names

@@ -10,19 +10,39 @@
 // in-process (the fuzzer). It never blocks except in irq_wait / sleep_us, which watch `cancelFd`.
 
 import {
-  ABI_VERSION, ABI_VERSION_GLOBAL, IMPORTS, IMPORT_MODULE, MEMORY_IMPORT, OPTIONAL_EXPORTS, REQUIRED_EXPORTS,
-  WAIT_CANCELLED, WAIT_INTERRUPT, WAIT_TIMEOUT, importGroup, type FuncSig, type ImportGroup, type LogLevel, LOG_LEVELS,
+  ABI_VERSION,
+  ABI_VERSION_GLOBAL,
+  IMPORTS,
+  IMPORT_MODULE,
+  MEMORY_IMPORT,
+  OPTIONAL_EXPORTS,
+  REQUIRED_EXPORTS,
+  WAIT_CANCELLED,
+  WAIT_INTERRUPT,
+  WAIT_TIMEOUT,
+  importGroup,
+  type FuncSig,
+  type ImportGroup,
+  type LogLevel,
+  LOG_LEVELS,
 } from '../abi.ts';
 import { FaultError, LoadError } from '../faults.ts';
 import { loadNative, type FixedMapping, type Native } from '../native.ts';
 import { formatType, readWasm, type FuncType, type WasmInfo } from '../wasm.ts';
 import type { Width } from '../sim/model.ts';
-import { DeviceSession } from './session.ts';
-import { DriverShared, OP, STAT } from './shared.ts';
+import type { DeviceSession } from './session.ts';
+import { type DriverShared, OP, STAT } from './shared.ts';
 import { GATE_FUNCS, encodeGate, type GateMode, type GateRegion } from './gate.ts';
 import { RegionFirewall, regionHasCheckedWrites, type DmaEngineSpec } from './dma-firewall.ts';
 import { EventLimiter } from './limiter.ts';
-import { GATE_MODULE, SHARED_IMPORT, engineHasMultiMemory, inlineLayout, regionImport, type InlineGateBytes } from './inline-gate.ts';
+import {
+  GATE_MODULE,
+  SHARED_IMPORT,
+  engineHasMultiMemory,
+  inlineLayout,
+  regionImport,
+  type InlineGateBytes,
+} from './inline-gate.ts';
 
 export interface Limits {
   /** Maximum linear memory in 64 KiB pages (growth beyond fails: fault `memory-limit`). Default 256 (16 MiB). */
@@ -37,21 +57,35 @@ export interface Limits {
   irqPerSec: number;
 }
 
-export const DEFAULT_LIMITS: Limits = { memoryPages: 256, deadlineMs: 2000, logPerSec: 200, logBurst: 1000, irqPerSec: 100_000 };
+export const DEFAULT_LIMITS: Limits = {
+  memoryPages: 256,
+  deadlineMs: 2000,
+  logPerSec: 200,
+  logBurst: 1000,
+  irqPerSec: 100_000,
+};
 
 /**
  * The most a manifest may ask for, per limit, unless the operator sets other caps (Host option
  * `limitCaps`, the daemon config's `limitCaps`). A manifest asking for more is refused at load,
  * naming the limit, the value and the cap.
  */
-export const DEFAULT_LIMIT_CAPS: Limits = { memoryPages: 1024, deadlineMs: 10_000, logPerSec: 1000, logBurst: 5000, irqPerSec: 200_000 };
+export const DEFAULT_LIMIT_CAPS: Limits = {
+  memoryPages: 1024,
+  deadlineMs: 10_000,
+  logPerSec: 1000,
+  logBurst: 5000,
+  irqPerSec: 200_000,
+};
 
 /** Refuse limits above the caps (throws LoadError naming the limit, value and cap). */
 export function checkLimitCaps(requested: Partial<Limits>, caps: Limits, where: string): void {
   for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
     const v = Object.hasOwn(requested, key) ? requested[key] : undefined;
     if (v !== undefined && v > caps[key]) {
-      throw new LoadError(`${where}: limit ${key} ${v} is above the host's cap of ${caps[key]} (the operator sets caps with the Host option limitCaps)`);
+      throw new LoadError(
+        `${where}: limit ${key} ${v} is above the host's cap of ${caps[key]} (the operator sets caps with the Host option limitCaps)`,
+      );
     }
   }
 }
@@ -99,8 +133,12 @@ const PAGE = 65536;
 const MAX_LOG_BYTES = 4096;
 
 function sameSig(t: FuncType, s: FuncSig): boolean {
-  return t.params.length === s.params.length && t.results.length === s.results.length &&
-    t.params.every((p, i) => p === s.params[i]) && t.results.every((r, i) => r === s.results[i]);
+  return (
+    t.params.length === s.params.length &&
+    t.results.length === s.results.length &&
+    t.params.every((p, i) => p === s.params[i]) &&
+    t.results.every((r, i) => r === s.results[i])
+  );
 }
 
 function sigText(s: FuncSig): string {
@@ -108,7 +146,13 @@ function sigText(s: FuncSig): string {
 }
 
 /** Check a module against the ABI and the grant without instantiating it. Throws LoadError naming the problem. */
-export function checkModule(bytes: Uint8Array, session: { regions: unknown[]; ports: unknown[]; dmaCount: number; hasIrq: boolean }, grant: Grant, limits: Limits, label: string): WasmInfo {
+export function checkModule(
+  bytes: Uint8Array,
+  session: { regions: unknown[]; ports: unknown[]; dmaCount: number; hasIrq: boolean },
+  grant: Grant,
+  limits: Limits,
+  label: string,
+): WasmInfo {
   let info: WasmInfo;
   try {
     info = readWasm(bytes);
@@ -120,49 +164,78 @@ export function checkModule(bytes: Uint8Array, session: { regions: unknown[]; po
   // code or the data (Node 20 refuses multi-memory modules, Node 24+ runs them: the check must not
   // depend on the engine). At most one table, defined by the module (AssemblyScript's table for
   // indirect calls); an imported table would be a host object the driver could reach.
-  if (info.definedMemories > 0) throw new LoadError(`${label}: the module defines ${info.definedMemories} memory of its own; a driver uses only the host's ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name}`);
-  if (info.importedMemories > 1) throw new LoadError(`${label}: the module imports ${info.importedMemories} memories; a driver imports exactly one, ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name}`);
+  if (info.definedMemories > 0)
+    throw new LoadError(
+      `${label}: the module defines ${info.definedMemories} memory of its own; a driver uses only the host's ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name}`,
+    );
+  if (info.importedMemories > 1)
+    throw new LoadError(
+      `${label}: the module imports ${info.importedMemories} memories; a driver imports exactly one, ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name}`,
+    );
   const tableImport = info.imports.find((i) => i.desc.kind === 'table');
-  if (tableImport) throw new LoadError(`${label}: import ${tableImport.module}.${tableImport.name} is a table; the ABI gives drivers no tables`);
-  if (info.definedTables > 1) throw new LoadError(`${label}: the module defines ${info.definedTables} tables; a driver may define one (for indirect calls)`);
+  if (tableImport)
+    throw new LoadError(
+      `${label}: import ${tableImport.module}.${tableImport.name} is a table; the ABI gives drivers no tables`,
+    );
+  if (info.definedTables > 1)
+    throw new LoadError(
+      `${label}: the module defines ${info.definedTables} tables; a driver may define one (for indirect calls)`,
+    );
   const other = info.otherMemoryUses[0];
-  if (other) throw new LoadError(`${label}: ${other.what} at byte ${other.at} uses memory index ${other.memory}; a driver has only memory 0`);
+  if (other)
+    throw new LoadError(
+      `${label}: ${other.what} at byte ${other.at} uses memory index ${other.memory}; a driver has only memory 0`,
+    );
   let sawMemory = false;
   for (const imp of info.imports) {
     const name = `${imp.module}.${imp.name}`;
     if (imp.module === MEMORY_IMPORT.module && imp.name === MEMORY_IMPORT.name) {
       if (imp.desc.kind !== 'memory') throw new LoadError(`${label}: import ${name} must be a memory`);
-      if (imp.desc.shared || imp.desc.memory64) throw new LoadError(`${label}: import ${name} must be a plain 32-bit unshared memory`);
+      if (imp.desc.shared || imp.desc.memory64)
+        throw new LoadError(`${label}: import ${name} must be a plain 32-bit unshared memory`);
       if (imp.desc.min > limits.memoryPages) {
-        throw new LoadError(`${label}: import ${name} needs ${imp.desc.min} pages, more than the limit of ${limits.memoryPages}`);
+        throw new LoadError(
+          `${label}: import ${name} needs ${imp.desc.min} pages, more than the limit of ${limits.memoryPages}`,
+        );
       }
       sawMemory = true;
       continue;
     }
     const group = imp.module === IMPORT_MODULE ? importGroup(imp.name) : undefined;
     if (!group) throw new LoadError(`${label}: import ${name} is not part of the wasmdrv ABI v${ABI_VERSION}`);
-    if (!allowed.has(group)) throw new LoadError(`${label}: import ${name} is not granted (the grant does not allow ${group})`);
+    if (!allowed.has(group))
+      throw new LoadError(`${label}: import ${name} is not granted (the grant does not allow ${group})`);
     if (imp.desc.kind !== 'function') throw new LoadError(`${label}: import ${name} must be a function`);
     const want = (IMPORTS[group] as Record<string, FuncSig>)[imp.name];
     if (!sameSig(imp.desc.type, want)) {
-      throw new LoadError(`${label}: import ${name} has type ${formatType(imp.desc.type)}, the ABI says ${sigText(want)}`);
+      throw new LoadError(
+        `${label}: import ${name} has type ${formatType(imp.desc.type)}, the ABI says ${sigText(want)}`,
+      );
     }
   }
-  if (!sawMemory) throw new LoadError(`${label}: the module must import its memory as ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name} (asc --importMemory)`);
+  if (!sawMemory)
+    throw new LoadError(
+      `${label}: the module must import its memory as ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name} (asc --importMemory)`,
+    );
   const exports = new Map(info.exports.map((e) => [e.name, e]));
   for (const [name, want] of Object.entries(REQUIRED_EXPORTS)) {
     const e = exports.get(name);
     if (!e) throw new LoadError(`${label}: required export ${name} is missing`);
-    if (e.desc.kind !== 'function' || !sameSig(e.desc.type, want)) throw new LoadError(`${label}: export ${name} must be a function ${sigText(want)}`);
+    if (e.desc.kind !== 'function' || !sameSig(e.desc.type, want))
+      throw new LoadError(`${label}: export ${name} must be a function ${sigText(want)}`);
   }
   for (const [name, want] of Object.entries(OPTIONAL_EXPORTS)) {
     const e = exports.get(name);
-    if (e && (e.desc.kind !== 'function' || !sameSig(e.desc.type, want))) throw new LoadError(`${label}: export ${name} must be a function ${sigText(want)}`);
+    if (e && (e.desc.kind !== 'function' || !sameSig(e.desc.type, want)))
+      throw new LoadError(`${label}: export ${name} must be a function ${sigText(want)}`);
   }
   const v = exports.get(ABI_VERSION_GLOBAL);
-  if (!v || v.desc.kind !== 'global' || v.desc.type !== 'i32') throw new LoadError(`${label}: export ${ABI_VERSION_GLOBAL} (an i32 global) is missing`);
+  if (!v || v.desc.kind !== 'global' || v.desc.type !== 'i32')
+    throw new LoadError(`${label}: export ${ABI_VERSION_GLOBAL} (an i32 global) is missing`);
   if (session.dmaCount > 0 && (!exports.has('dma_area') || !exports.has('dma_area_size'))) {
-    throw new LoadError(`${label}: the device has ${session.dmaCount} DMA window(s) but the module exports no dma_area/dma_area_size`);
+    throw new LoadError(
+      `${label}: the device has ${session.dmaCount} DMA window(s) but the module exports no dma_area/dma_area_size`,
+    );
   }
   return info;
 }
@@ -214,12 +287,20 @@ export class DriverInstance {
   ) {
     this.native = loadNative();
     this.limiter = limiter ?? new EventLimiter(label, limits.logPerSec, limits.logBurst);
-    this.info = checked ?? checkModule(bytes, {
-      regions: session.regions,
-      ports: session.ports,
-      dmaCount: session.spec.dma.length,
-      hasIrq: !!session.irq,
-    }, grant, limits, label);
+    this.info =
+      checked ??
+      checkModule(
+        bytes,
+        {
+          regions: session.regions,
+          ports: session.ports,
+          dmaCount: session.spec.dma.length,
+          hasIrq: !!session.irq,
+        },
+        grant,
+        limits,
+        label,
+      );
     const memImport = this.info.imports.find((i) => i.desc.kind === 'memory')!;
     const min = memImport.desc.kind === 'memory' ? memImport.desc.min : 1;
     const declaredMax = memImport.desc.kind === 'memory' ? memImport.desc.max : undefined;
@@ -235,20 +316,28 @@ export class DriverInstance {
       let compiled = module;
       const gateImports: Record<string, WebAssembly.Memory> = {};
       if (gateMode !== 'off') {
-        const inline = engineHasMultiMemory() ? this.linkInlineGate(imports, gateMode === 'record-all', gateImports) : undefined;
+        const inline = engineHasMultiMemory()
+          ? this.linkInlineGate(imports, gateMode === 'record-all', gateImports)
+          : undefined;
         if (inline) compiled = inline;
         else this.linkGate(imports, gateMode === 'record-all');
       }
       let instance: WebAssembly.Instance;
       try {
-        instance = new WebAssembly.Instance(compiled, { ...this.extraImports, wasmdrv: imports, env: { memory: this.memory }, [GATE_MODULE]: gateImports } as WebAssembly.Imports);
+        instance = new WebAssembly.Instance(compiled, {
+          ...this.extraImports,
+          wasmdrv: imports,
+          env: { memory: this.memory },
+          [GATE_MODULE]: gateImports,
+        } as WebAssembly.Imports);
       } catch (err) {
         if (err instanceof WebAssembly.LinkError) throw new LoadError(`${label}: ${err.message}`);
         throw err; // a trap in the start function: a fault in phase 'load'
       }
       this.exports = instance.exports as Record<string, any>;
       const version = (this.exports[ABI_VERSION_GLOBAL] as WebAssembly.Global).value;
-      if (version !== ABI_VERSION) throw new LoadError(`${label}: built for ABI v${version}, this host speaks v${ABI_VERSION}`);
+      if (version !== ABI_VERSION)
+        throw new LoadError(`${label}: built for ABI v${version}, this host speaks v${ABI_VERSION}`);
       this.ioBuffer = this.exports.io_buffer() >>> 0;
       this.ioSize = this.exports.io_buffer_size() >>> 0;
       if (this.ioBuffer + this.ioSize > this.memory.buffer.byteLength) {
@@ -263,30 +352,48 @@ export class DriverInstance {
   }
 
   /** Compile, check and instantiate. Throws LoadError for a module that cannot be loaded. */
-  static create(label: string, bytes: Uint8Array, session: DeviceSession, shared: DriverShared, opts: {
-    grant?: Grant; limits?: Partial<Limits>; hooks: InstanceHooks; cancelFd: number; module?: WebAssembly.Module;
-    /** Hot reload: start from this interrupt count instead of reading the device's. */
-    inheritCount?: number;
-    /** The result of checkModule for these bytes under this grant, when the caller already has it (the fuzzer). */
-    checked?: WasmInfo;
-    /** How memory-backed registers are served (gate.ts). Default 'record-all'. */
-    gate?: GateMode;
-    /** The driver's event limiter, shared with its session's guest errors (default: a new one for this instance). */
-    limiter?: EventLimiter;
-    /** More import modules (the fuzzer's probe module); `checked` must then be the uninstrumented module's. */
-    extraImports?: Record<string, WebAssembly.ModuleImports>;
-    /** These bytes with the register gate compiled in (inline-rewrite.ts, made by the main thread). */
-    inlineGate?: InlineGateBytes;
-  }): DriverInstance {
+  static create(
+    label: string,
+    bytes: Uint8Array,
+    session: DeviceSession,
+    shared: DriverShared,
+    opts: {
+      grant?: Grant;
+      limits?: Partial<Limits>;
+      hooks: InstanceHooks;
+      cancelFd: number;
+      module?: WebAssembly.Module;
+      /** Hot reload: start from this interrupt count instead of reading the device's. */
+      inheritCount?: number;
+      /** The result of checkModule for these bytes under this grant, when the caller already has it (the fuzzer). */
+      checked?: WasmInfo;
+      /** How memory-backed registers are served (gate.ts). Default 'record-all'. */
+      gate?: GateMode;
+      /** The driver's event limiter, shared with its session's guest errors (default: a new one for this instance). */
+      limiter?: EventLimiter;
+      /** More import modules (the fuzzer's probe module); `checked` must then be the uninstrumented module's. */
+      extraImports?: Record<string, WebAssembly.ModuleImports>;
+      /** These bytes with the register gate compiled in (inline-rewrite.ts, made by the main thread). */
+      inlineGate?: InlineGateBytes;
+    },
+  ): DriverInstance {
     let module = opts.module;
     // Check before compiling: the refusal names our rule whatever the engine supports (Node 20 does
     // not compile a second memory at all, Node 24+ does).
-    const checked = opts.checked ?? checkModule(bytes, {
-      regions: session.regions,
-      ports: session.ports,
-      dmaCount: session.spec.dma.length,
-      hasIrq: !!session.irq,
-    }, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, label);
+    const checked =
+      opts.checked ??
+      checkModule(
+        bytes,
+        {
+          regions: session.regions,
+          ports: session.ports,
+          dmaCount: session.spec.dma.length,
+          hasIrq: !!session.irq,
+        },
+        opts.grant ?? {},
+        { ...DEFAULT_LIMITS, ...opts.limits },
+        label,
+      );
     if (!module) {
       try {
         module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
@@ -294,7 +401,23 @@ export class DriverInstance {
         throw new LoadError(`${label}: does not compile: ${(err as Error).message}`);
       }
     }
-    return new DriverInstance(label, module, bytes, session, shared, opts.grant ?? {}, { ...DEFAULT_LIMITS, ...opts.limits }, opts.hooks, opts.cancelFd, opts.inheritCount, checked, opts.gate ?? 'record-all', opts.limiter, opts.extraImports, opts.inlineGate);
+    return new DriverInstance(
+      label,
+      module,
+      bytes,
+      session,
+      shared,
+      opts.grant ?? {},
+      { ...DEFAULT_LIMITS, ...opts.limits },
+      opts.hooks,
+      opts.cancelFd,
+      opts.inheritCount,
+      checked,
+      opts.gate ?? 'record-all',
+      opts.limiter,
+      opts.extraImports,
+      opts.inlineGate,
+    );
   }
 
   /** How full linear memory is, for telling a refused growth from other traps. */
@@ -344,13 +467,18 @@ export class DriverInstance {
 
   /** Serve one request: returns response bytes, or a negative driver error code. */
   request(op: number, payload: Uint8Array): Uint8Array | number {
-    if (payload.length > this.ioSize) throw new RangeError(`request of ${payload.length} bytes exceeds the driver's io buffer (${this.ioSize})`);
+    if (payload.length > this.ioSize)
+      throw new RangeError(`request of ${payload.length} bytes exceeds the driver's io buffer (${this.ioSize})`);
     new Uint8Array(this.memory.buffer, this.ioBuffer, this.ioSize).set(payload);
     this.shared.record(OP.request, 0, op, 0, payload.length, 0);
     this.shared.stats[STAT.requests]++;
     const r = this.exports.request(op, payload.length) | 0;
     if (r < 0) return r;
-    if (r > this.ioSize) throw new FaultError('abi-violation', `request ${op} returned ${r} bytes, more than the io buffer's ${this.ioSize}`);
+    if (r > this.ioSize)
+      throw new FaultError(
+        'abi-violation',
+        `request ${op} returned ${r} bytes, more than the io buffer's ${this.ioSize}`,
+      );
     return new Uint8Array(this.memory.buffer, this.ioBuffer, r).slice();
   }
 
@@ -359,7 +487,8 @@ export class DriverInstance {
     if (!this.has('state_save')) return undefined;
     const r = this.exports.state_save() | 0;
     if (r < 0) return undefined;
-    if (r > this.ioSize) throw new FaultError('abi-violation', `state_save returned ${r} bytes, more than the io buffer's ${this.ioSize}`);
+    if (r > this.ioSize)
+      throw new FaultError('abi-violation', `state_save returned ${r} bytes, more than the io buffer's ${this.ioSize}`);
     return new Uint8Array(this.memory.buffer, this.ioBuffer, r).slice();
   }
 
@@ -406,14 +535,23 @@ export class DriverInstance {
    * nothing to serve inline (no shared memfd, no register imports, no memory-backed region): then
    * every access goes through JavaScript.
    */
-  private linkInlineGate(imports: Record<string, Function>, recordReads: boolean, out: Record<string, WebAssembly.Memory>): WebAssembly.Module | undefined {
+  private linkInlineGate(
+    imports: Record<string, Function>,
+    recordReads: boolean,
+    out: Record<string, WebAssembly.Memory>,
+  ): WebAssembly.Module | undefined {
     const shared = this.shared;
     const given = this.inlineGate;
     if (!given || shared.fd === undefined || !imports.reg_read32) return undefined;
     const page = this.native.pageSize();
     const up = (n: number) => Math.ceil(n / page) * page;
     // The worker's own view of what may be served inline must be the one the module was rewritten for.
-    const layout = inlineLayout(this.session.regions.map((r) => ({ size: r.size, memory: r.sim < 0 })), this.grant, shared.entryCount, recordReads);
+    const layout = inlineLayout(
+      this.session.regions.map((r) => ({ size: r.size, memory: r.sim < 0 })),
+      this.grant,
+      shared.entryCount,
+      recordReads,
+    );
     if (!layout || JSON.stringify(layout) !== JSON.stringify(given.layout)) return undefined;
     const regions = layout.regions;
     const rewritten = given.bytes as Uint8Array<ArrayBuffer>;
@@ -424,7 +562,9 @@ export class DriverInstance {
       return m;
     };
     const sharedMem = memoryOver(shared.byteLength);
-    this.gateMappings.push(this.native.mapIntoBuffer(sharedMem.buffer, 0, shared.byteLength, shared.fd, 0, 'driver shared area'));
+    this.gateMappings.push(
+      this.native.mapIntoBuffer(sharedMem.buffer, 0, shared.byteLength, shared.fd, 0, 'driver shared area'),
+    );
     out[SHARED_IMPORT] = sharedMem;
     for (const r of regions) {
       const length = up(this.session.regions[r.index].size);
@@ -441,7 +581,9 @@ export class DriverInstance {
     try {
       compiled = new WebAssembly.Module(rewritten);
     } catch (err) {
-      throw new LoadError(`${this.label}: the module with the register gate compiled in does not compile (a host bug): ${(err as Error).message}`);
+      throw new LoadError(
+        `${this.label}: the module with the register gate compiled in does not compile (a host bug): ${(err as Error).message}`,
+      );
     }
     this.gateKind = 'inline';
     this.gateRegions = regions.map((r) => r.index);
@@ -471,11 +613,22 @@ export class DriverInstance {
     if (regions.length === 0) return;
     const pages = Math.ceil(at / PAGE);
     const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-    this.gateMappings.push(this.native.mapIntoBuffer(memory.buffer, 0, shared.byteLength, shared.fd, 0, 'driver shared area'));
+    this.gateMappings.push(
+      this.native.mapIntoBuffer(memory.buffer, 0, shared.byteLength, shared.fd, 0, 'driver shared area'),
+    );
     for (const r of regions) {
       const src = this.session.openRegionSource(r.index)!;
       try {
-        this.gateMappings.push(this.native.mapIntoBuffer(memory.buffer, r.base, up(this.session.regions[r.index].size), src.fd, src.offset, src.path));
+        this.gateMappings.push(
+          this.native.mapIntoBuffer(
+            memory.buffer,
+            r.base,
+            up(this.session.regions[r.index].size),
+            src.fd,
+            src.offset,
+            src.path,
+          ),
+        );
       } finally {
         if (src.owned) this.native.close(src.fd);
       }
@@ -483,7 +636,10 @@ export class DriverInstance {
     const bytes = encodeGate({ regions, ringEntries: shared.entryCount, recordReads }, pages);
     const slow: Record<string, Function> = {};
     for (const name of GATE_FUNCS) slow[name] = imports[name];
-    const gate = new WebAssembly.Instance(new WebAssembly.Module(bytes), { slow, gate: { memory } } as WebAssembly.Imports);
+    const gate = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+      slow,
+      gate: { memory },
+    } as WebAssembly.Imports);
     for (const name of GATE_FUNCS) imports[name] = gate.exports[name] as Function;
     this.gateMemory = memory;
     this.gateKind = 'instance';
@@ -503,9 +659,12 @@ export class DriverInstance {
     }
     let at = area;
     for (const w of dma) {
-      if (w.size % page) throw new LoadError(`${this.label}: DMA window ${w.name} size ${w.size} is not a multiple of the page size`);
+      if (w.size % page)
+        throw new LoadError(`${this.label}: DMA window ${w.name} size ${w.size} is not a multiple of the page size`);
       if (at + w.size > area + areaSize) {
-        throw new LoadError(`${this.label}: DMA window ${w.name} (${w.size} bytes) does not fit in dma_area (${areaSize} bytes)`);
+        throw new LoadError(
+          `${this.label}: DMA window ${w.name} (${w.size} bytes) does not fit in dma_area (${areaSize} bytes)`,
+        );
       }
       const src = this.session.openDmaSource(w);
       try {
@@ -534,21 +693,40 @@ export class DriverInstance {
     const where = (kind: string, r: number, off: number, width: number) =>
       `${kind} ${r} offset 0x${(off >>> 0).toString(16)} width ${width}`;
 
-    const check = (r: number, off: number, width: number, n: number, kind: string, size: (r: number) => number): void => {
-      if (r < 0 || r >= n) throw new FaultError('bad-region', `${label}: ${where(kind, r, off, width)}: no such ${kind} (granted: ${n})`);
+    const check = (
+      r: number,
+      off: number,
+      width: number,
+      n: number,
+      kind: string,
+      size: (r: number) => number,
+    ): void => {
+      if (r < 0 || r >= n)
+        throw new FaultError('bad-region', `${label}: ${where(kind, r, off, width)}: no such ${kind} (granted: ${n})`);
       if (off + width > size(r)) {
-        throw new FaultError('register-out-of-bounds', `${label}: ${where(kind, r, off, width)}: beyond its ${size(r)} bytes`);
+        throw new FaultError(
+          'register-out-of-bounds',
+          `${label}: ${where(kind, r, off, width)}: beyond its ${size(r)} bytes`,
+        );
       }
-      if (off & (width - 1)) throw new FaultError('register-misaligned', `${label}: ${where(kind, r, off, width)}: not ${width}-byte aligned`);
+      if (off & (width - 1))
+        throw new FaultError(
+          'register-misaligned',
+          `${label}: ${where(kind, r, off, width)}: not ${width}-byte aligned`,
+        );
     };
     const granted = regions.map((reg, i) => Math.min(reg.size, policies[i].size ?? reg.size));
     const regionSize = (r: number) => granted[r];
-    const windows = s.spec.dma.slice(0, this.grant.dmaWindows ?? s.spec.dma.length).map((w) => ({ name: w.name, bus: w.bus, size: w.size }));
-    const readBack = (r: number) => (off: number, width: Width): bigint => {
-      const reg = regions[r];
-      if (reg.sim >= 0) return BigInt.asUintN(width * 8, BigInt(s.readSim(reg.sim, off, width)));
-      return width === 8 ? reg.u64![off >>> 3] : BigInt(reg.u32![off >>> 2]);
-    };
+    const windows = s.spec.dma
+      .slice(0, this.grant.dmaWindows ?? s.spec.dma.length)
+      .map((w) => ({ name: w.name, bus: w.bus, size: w.size }));
+    const readBack =
+      (r: number) =>
+      (off: number, width: Width): bigint => {
+        const reg = regions[r];
+        if (reg.sim >= 0) return BigInt.asUintN(width * 8, BigInt(s.readSim(reg.sim, off, width)));
+        return width === 8 ? reg.u64![off >>> 3] : BigInt(reg.u32![off >>> 2]);
+      };
     const firewalls = policies.map((p, r) => {
       if (!p.dmaEngines?.length) return undefined;
       try {
@@ -562,15 +740,30 @@ export class DriverInstance {
     const policyCheck = (r: number, off: number, width: number, value: bigint, write: boolean): void => {
       const p = policies[r];
       if (!write) {
-        if (!p.read) throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: the grant does not allow reads`);
+        if (!p.read)
+          throw new FaultError(
+            'access-denied',
+            `${label}: ${where('region', r, off, width)}: the grant does not allow reads`,
+          );
         return;
       }
-      if (!p.write) throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: the grant does not allow writes`);
+      if (!p.write)
+        throw new FaultError(
+          'access-denied',
+          `${label}: ${where('region', r, off, width)}: the grant does not allow writes`,
+        );
       if (p.writable) {
         const reg = p.writable.find((w) => w.offset === off && w.width === width);
-        if (!reg) throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: not a writable register under the grant`);
+        if (!reg)
+          throw new FaultError(
+            'access-denied',
+            `${label}: ${where('region', r, off, width)}: not a writable register under the grant`,
+          );
         if (reg.mask !== undefined && (value & ~reg.mask) !== 0n) {
-          throw new FaultError('access-denied', `${label}: ${where('region', r, off, width)}: value 0x${value.toString(16)} sets bits outside mask 0x${reg.mask.toString(16)}`);
+          throw new FaultError(
+            'access-denied',
+            `${label}: ${where('region', r, off, width)}: value 0x${value.toString(16)} sets bits outside mask 0x${reg.mask.toString(16)}`,
+          );
         }
       }
       // Last: the firewall commits the write to its shadow only once nothing else refuses it.
@@ -599,19 +792,21 @@ export class DriverInstance {
         return v | 0;
       };
     };
-    const makeWrite = (width: 1 | 2 | 4) => (r: number, off: number, value: number): void => {
-      off >>>= 0;
-      if (r >>> 0 >= nRegions || off + width > granted[r] || off & (width - 1)) fail(r, off, width);
-      const v = width === 4 ? value >>> 0 : value & (width === 2 ? 0xffff : 0xff);
-      if (checked[r]) policyCheck(r, off, width, BigInt(v), true);
-      const view = views[r];
-      shared.record(OP.write, r, off, width, v, 0);
-      stats[1]++; // STAT.regWrites
-      if (view.sim >= 0) s.writeSim(view.sim, off, width, v);
-      else if (width === 4) view.u32![off >>> 2] = v;
-      else if (width === 2) view.u16![off >>> 1] = v;
-      else view.u8![off] = v;
-    };
+    const makeWrite =
+      (width: 1 | 2 | 4) =>
+      (r: number, off: number, value: number): void => {
+        off >>>= 0;
+        if (r >>> 0 >= nRegions || off + width > granted[r] || off & (width - 1)) fail(r, off, width);
+        const v = width === 4 ? value >>> 0 : value & (width === 2 ? 0xffff : 0xff);
+        if (checked[r]) policyCheck(r, off, width, BigInt(v), true);
+        const view = views[r];
+        shared.record(OP.write, r, off, width, v, 0);
+        stats[1]++; // STAT.regWrites
+        if (view.sim >= 0) s.writeSim(view.sim, off, width, v);
+        else if (width === 4) view.u32![off >>> 2] = v;
+        else if (width === 2) view.u16![off >>> 1] = v;
+        else view.u8![off] = v;
+      };
     const read64 = (r: number, off: number): bigint => {
       off >>>= 0;
       check(r, off, 8, nRegions, 'region', regionSize);
@@ -635,47 +830,63 @@ export class DriverInstance {
     };
 
     const native = this.native;
-    const portIn = (width: 1 | 2 | 4) => (r: number, off: number): number => {
-      off >>>= 0;
-      check(r, off, width, nPorts, 'port region', portSize);
-      if (!portPolicies[r].read) throw new FaultError('access-denied', `${label}: ${where('port region', r, off, width)}: the grant does not allow in`);
-      const p = ports[r];
-      let v: number;
-      if (p.sim >= 0) {
-        s.tick();
-        v = s.model!.portIn!(p.sim, off, width);
-        s.checkGuestErrors();
-      } else {
-        const port = p.base + off;
-        v = width === 1 ? native.inb(port) : width === 2 ? native.inw(port) : native.inl(port);
-      }
-      stats[STAT.portIns]++;
-      shared.record(OP.in, r, off, width, v, 0);
-      return v | 0;
-    };
-    const portOut = (width: 1 | 2 | 4) => (r: number, off: number, value: number): void => {
-      off >>>= 0;
-      check(r, off, width, nPorts, 'port region', portSize);
-      if (!portPolicies[r].write) throw new FaultError('access-denied', `${label}: ${where('port region', r, off, width)}: the grant does not allow out`);
-      const v = width === 4 ? value >>> 0 : value & (width === 2 ? 0xffff : 0xff);
-      shared.record(OP.out, r, off, width, v, 0);
-      stats[STAT.portOuts]++;
-      const p = ports[r];
-      if (p.sim >= 0) {
-        s.tick();
-        s.model!.portOut!(p.sim, off, width, v);
-        s.checkGuestErrors();
-      } else {
-        const port = p.base + off;
-        if (width === 1) native.outb(port, v);
-        else if (width === 2) native.outw(port, v);
-        else native.outl(port, v);
-      }
-    };
+    const portIn =
+      (width: 1 | 2 | 4) =>
+      (r: number, off: number): number => {
+        off >>>= 0;
+        check(r, off, width, nPorts, 'port region', portSize);
+        if (!portPolicies[r].read)
+          throw new FaultError(
+            'access-denied',
+            `${label}: ${where('port region', r, off, width)}: the grant does not allow in`,
+          );
+        const p = ports[r];
+        let v: number;
+        if (p.sim >= 0) {
+          s.tick();
+          v = s.model!.portIn!(p.sim, off, width);
+          s.checkGuestErrors();
+        } else {
+          const port = p.base + off;
+          v = width === 1 ? native.inb(port) : width === 2 ? native.inw(port) : native.inl(port);
+        }
+        stats[STAT.portIns]++;
+        shared.record(OP.in, r, off, width, v, 0);
+        return v | 0;
+      };
+    const portOut =
+      (width: 1 | 2 | 4) =>
+      (r: number, off: number, value: number): void => {
+        off >>>= 0;
+        check(r, off, width, nPorts, 'port region', portSize);
+        if (!portPolicies[r].write)
+          throw new FaultError(
+            'access-denied',
+            `${label}: ${where('port region', r, off, width)}: the grant does not allow out`,
+          );
+        const v = width === 4 ? value >>> 0 : value & (width === 2 ? 0xffff : 0xff);
+        shared.record(OP.out, r, off, width, v, 0);
+        stats[STAT.portOuts]++;
+        const p = ports[r];
+        if (p.sim >= 0) {
+          s.tick();
+          s.model!.portOut!(p.sim, off, width, v);
+          s.checkGuestErrors();
+        } else {
+          const port = p.base + off;
+          if (width === 1) native.outb(port, v);
+          else if (width === 2) native.outw(port, v);
+          else native.outl(port, v);
+        }
+      };
 
     const windowIndex = (w: number): Window => {
       const win = this.windows[w];
-      if (!win) throw new FaultError('bad-region', `${label}: DMA window ${w}: no such window (granted: ${this.windows.length})`);
+      if (!win)
+        throw new FaultError(
+          'bad-region',
+          `${label}: DMA window ${w}: no such window (granted: ${this.windows.length})`,
+        );
       return win;
     };
 
@@ -683,7 +894,8 @@ export class DriverInstance {
       registers: {
         region_count: () => nRegions,
         region_size: (r: number) => {
-          if (r < 0 || r >= nRegions) throw new FaultError('bad-region', `${label}: region ${r}: no such region (granted: ${nRegions})`);
+          if (r < 0 || r >= nRegions)
+            throw new FaultError('bad-region', `${label}: region ${r}: no such region (granted: ${nRegions})`);
           return granted[r] | 0;
         },
         reg_read8: makeRead(1),
@@ -698,7 +910,8 @@ export class DriverInstance {
       ports: {
         port_count: () => nPorts,
         port_size: (r: number) => {
-          if (r < 0 || r >= nPorts) throw new FaultError('bad-region', `${label}: port region ${r}: no such port region (granted: ${nPorts})`);
+          if (r < 0 || r >= nPorts)
+            throw new FaultError('bad-region', `${label}: port region ${r}: no such port region (granted: ${nPorts})`);
           return ports[r].size;
         },
         io_in8: portIn(1),
@@ -729,15 +942,18 @@ export class DriverInstance {
         // In virtual time each clock read costs 1 us of device time, so polling loops make progress.
         clock_ns: s.virtual
           ? () => {
-            s.advance(s.now() + s.clockStepNs);
-            return BigInt(Math.floor(s.now()));
-          }
+              s.advance(s.now() + s.clockStepNs);
+              return BigInt(Math.floor(s.now()));
+            }
           : s.monotonic
             ? () => process.hrtime.bigint() // the same clock as monotonicNs(), without a round trip through Number
             : () => BigInt(Math.floor(s.now())),
         sleep_us: (us: number) => this.sleep(us >>> 0),
         panic: (ptr: number, len: number) => {
-          throw new FaultError('panic', `${label}: panic: ${this.string(ptr >>> 0, Math.min(len >>> 0, MAX_LOG_BYTES))}`);
+          throw new FaultError(
+            'panic',
+            `${label}: panic: ${this.string(ptr >>> 0, Math.min(len >>> 0, MAX_LOG_BYTES))}`,
+          );
         },
       },
     };
@@ -771,7 +987,9 @@ export class DriverInstance {
     if (!irq || !this.irqEnabled) return this.sleep(timeoutUs) === WAIT_CANCELLED ? WAIT_CANCELLED : WAIT_TIMEOUT;
     if (irq.needsRearm) irq.rearm();
     if (this.session.virtual) return this.irqWaitVirtual(irq, timeoutUs);
-    const fds = this.waitFds ??= new Int32Array(this.session.kickFd >= 0 ? [irq.fd, this.cancelFd, this.session.kickFd] : [irq.fd, this.cancelFd]);
+    const fds = (this.waitFds ??= new Int32Array(
+      this.session.kickFd >= 0 ? [irq.fd, this.cancelFd, this.session.kickFd] : [irq.fd, this.cancelFd],
+    ));
     const model = this.session.model !== null;
     const deadline = this.session.now() + timeoutUs * 1000;
     for (;;) {
@@ -783,7 +1001,9 @@ export class DriverInstance {
       // poll() takes milliseconds: sub-millisecond waits for device work poll without blocking.
       const ms = waitNs >= 1e6 ? Math.floor(waitNs / 1e6) : 0;
       // The hot path: one native call polls and reads the count (pollRead); otherwise poll, then consume.
-      const bits = irq.readWidth ? this.native.pollRead(fds, ms, irq.readWidth, this.readOut) : this.native.poll(fds, ms);
+      const bits = irq.readWidth
+        ? this.native.pollRead(fds, ms, irq.readWidth, this.readOut)
+        : this.native.poll(fds, ms);
       if (bits & 2 || this.shared.stopRequested) return WAIT_CANCELLED;
       if (bits & 4) this.session.kicked();
       if (bits & 0x80000000 || ((bits & 1 || bits & 4) && !irq.readWidth)) {

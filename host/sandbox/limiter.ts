@@ -14,7 +14,11 @@ export class EventLimiter {
   /** Events let through and events refused (a refusal ends the driver, so at most a few). */
   passed = 0;
 
-  constructor(private readonly label: string, private readonly perSec: number, private readonly burst: number) {
+  constructor(
+    private readonly label: string,
+    private readonly perSec: number,
+    private readonly burst: number,
+  ) {
     this.tokens = burst;
   }
 
@@ -30,7 +34,10 @@ export class EventLimiter {
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.stamp) * this.perSec) / 1000);
     this.stamp = now;
     if (this.tokens < 1) {
-      throw new FaultError('log-flood', `${this.label}: more than ${this.burst} messages in a burst (limit ${this.perSec}/s, logs and device guest errors together; this one a ${what})`);
+      throw new FaultError(
+        'log-flood',
+        `${this.label}: more than ${this.burst} messages in a burst (limit ${this.perSec}/s, logs and device guest errors together; this one a ${what})`,
+      );
     }
     this.tokens--;
     this.passed++;

@@ -59,7 +59,17 @@ export type FromWorker =
   | { t: 'load-error'; message: string }
   | { t: 'response'; id: number; data?: Uint8Array; status?: number; error?: string }
   | { t: 'state'; id: number; data?: Uint8Array }
-  | { t: 'reloaded'; id: number; ok: boolean; error?: string; stage?: string; swapMs: number; state?: Uint8Array; restored: boolean; ioSize?: number }
+  | {
+      t: 'reloaded';
+      id: number;
+      ok: boolean;
+      error?: string;
+      stage?: string;
+      swapMs: number;
+      state?: Uint8Array;
+      restored: boolean;
+      ioSize?: number;
+    }
   | { t: 'log'; level: LogLevel; message: string }
   | { t: 'guest-error'; message: string }
   | { t: 'fault'; fault: Omit<Fault, 'recorder'> }

@@ -98,7 +98,10 @@ export class DeviceSession {
   /** What the guest-error callback threw (the driver's limiter: log-flood), raised once the model has returned. */
   private guestFault: { error: unknown } | undefined;
 
-  constructor(readonly spec: DeviceSpec, options: SessionOptions = {}) {
+  constructor(
+    readonly spec: DeviceSpec,
+    options: SessionOptions = {},
+  ) {
     this.onGuestError = options.onGuestError;
     this.native = loadNative();
     this.virtual = options.virtual ?? false;
@@ -108,7 +111,7 @@ export class DeviceSession {
       this.vnow = Math.max(this.vnow, this.vclock[0]);
       this.vclock[0] = this.vnow;
     }
-    this.now = this.virtual ? () => this.vnow : options.clock ?? monotonicNs;
+    this.now = this.virtual ? () => this.vnow : (options.clock ?? monotonicNs);
     this.monotonic = !this.virtual && !options.clock;
     this.kickFd = spec.sim?.kickFd ?? -1;
     try {
@@ -117,9 +120,11 @@ export class DeviceSession {
         const cls = simModelClass(spec.sim.model);
         const desc = cls.describe(spec.sim.options);
         // The model sees its DMA windows through this thread's own mappings of them.
-        for (const w of spec.dma) this.dmaViews.push({ bus: w.bus, size: w.size, bytes: new Uint8Array(this.mapDma(w)) });
+        for (const w of spec.dma)
+          this.dmaViews.push({ bus: w.bus, size: w.size, bytes: new Uint8Array(this.mapDma(w)) });
         const recordAt = dmaRecordOffset(desc);
-        if (spec.sim.state.byteLength >= recordAt + SIM_DMA_RECORD_BYTES) this.dmaRecord = new DmaRecord(spec.sim.state, recordAt);
+        if (spec.sim.state.byteLength >= recordAt + SIM_DMA_RECORD_BYTES)
+          this.dmaRecord = new DmaRecord(spec.sim.state, recordAt);
         // In virtual time nobody polls the line's eventfd (the waits read the count directly), so the
         // line does without it: no syscall per interrupt in the fuzzer and the campaign.
         const lineFd = spec.irq?.kind === 'sim' && !options.virtual ? spec.irq.eventfd : -1;
@@ -154,9 +159,10 @@ export class DeviceSession {
 
   private openRegion(name: string, size: number, source: DeviceSpec['regions'][number]['source']): RegionAccess {
     if (source.kind === 'sim') return { name, size, sim: source.index };
-    const m = source.kind === 'file'
-      ? this.native.mapFile(source.path, size, source.offset)
-      : this.native.mapFd(source.fd, size, source.offset, `fd ${source.fd}`);
+    const m =
+      source.kind === 'file'
+        ? this.native.mapFile(source.path, size, source.offset)
+        : this.native.mapFd(source.fd, size, source.offset, `fd ${source.fd}`);
     this.mappings.push(m);
     const buf = m.buffer();
     return {
@@ -171,9 +177,10 @@ export class DeviceSession {
   }
 
   private mapDma(w: DmaSpec): ArrayBuffer {
-    const m = w.source.kind === 'file'
-      ? this.native.mapFile(w.source.path, w.size, w.source.offset)
-      : this.native.mapFd(w.source.fd, w.size, w.source.offset, `fd ${w.source.fd}`);
+    const m =
+      w.source.kind === 'file'
+        ? this.native.mapFile(w.source.path, w.size, w.source.offset)
+        : this.native.mapFd(w.source.fd, w.size, w.source.offset, `fd ${w.source.fd}`);
     this.mappings.push(m);
     return m.buffer();
   }
@@ -189,7 +196,9 @@ export class DeviceSession {
       // The host owns the eventfd and the device fd (host/devices/vfio.ts); VFIO masks INTx on each
       // event, and an unmask through VFIO_DEVICE_SET_IRQS re-arms it before the next wait.
       let count = 0;
-      const INTX = 0, MASK = 8, UNMASK = 16;
+      const INTX = 0,
+        MASK = 8,
+        UNMASK = 16;
       return {
         fd: irq.eventfd,
         consume: () => (count = (count + native.eventfdRead(irq.eventfd)) >>> 0),
@@ -346,7 +355,8 @@ export class DeviceSession {
 
   private findDma(bus: bigint, len: number): { bytes: Uint8Array; at: number } | null {
     for (const w of this.dmaViews) {
-      if (bus >= w.bus && bus + BigInt(len) <= w.bus + BigInt(w.size)) return { bytes: w.bytes, at: Number(bus - w.bus) };
+      if (bus >= w.bus && bus + BigInt(len) <= w.bus + BigInt(w.size))
+        return { bytes: w.bytes, at: Number(bus - w.bus) };
     }
     return null;
   }

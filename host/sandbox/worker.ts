@@ -122,7 +122,13 @@ function start(opts: StartOptions): boolean {
       return false;
     }
   }
-  post({ t: 'ready', seenCount: drv.seenCount, gateRegions: drv.gateRegions, gateKind: drv.gateKind, ioSize: drv.ioBufferSize });
+  post({
+    t: 'ready',
+    seenCount: drv.seenCount,
+    gateRegions: drv.gateRegions,
+    gateKind: drv.gateKind,
+    ioSize: drv.ioBufferSize,
+  });
   return true;
 }
 
@@ -131,7 +137,9 @@ function applyResetSequence(s: DeviceSession, seq: NonNullable<WorkerInit['reset
   for (const w of seq) {
     const r = s.regions[w.region];
     if (!r || w.offset + w.width > r.size || w.offset % w.width) {
-      throw new Error(`reset sequence: region ${w.region} offset 0x${w.offset.toString(16)} width ${w.width} is outside the device`);
+      throw new Error(
+        `reset sequence: region ${w.region} offset 0x${w.offset.toString(16)} width ${w.width} is outside the device`,
+      );
     }
     if (r.sim >= 0) s.writeSim(r.sim, w.offset, w.width as 1 | 2 | 4 | 8, w.value);
     else if (w.width === 8) r.u64![w.offset >>> 3] = BigInt(w.value);
@@ -154,7 +162,13 @@ function stormCheck(events: number): void {
   const limit = init.limits.irqPerSec / 10;
   if (stormEvents > limit) {
     session!.irq!.mask();
-    fault(new FaultError('irq-storm', `${init.label}: ${stormEvents} interrupts in under 100 ms (limit ${init.limits.irqPerSec}/s): line masked`), 'interrupt');
+    fault(
+      new FaultError(
+        'irq-storm',
+        `${init.label}: ${stormEvents} interrupts in under 100 ms (limit ${init.limits.irqPerSec}/s): line masked`,
+      ),
+      'interrupt',
+    );
   }
 }
 
@@ -251,11 +265,17 @@ function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
     });
     if (state && next.has('state_restore')) {
       const r = next.restoreState(state);
-      if (r === undefined || r < 0) throw new LoadError(`${init.label}: the new module refused the saved state (state_restore returned ${r}): kept the running driver`);
+      if (r === undefined || r < 0)
+        throw new LoadError(
+          `${init.label}: the new module refused the saved state (state_restore returned ${r}): kept the running driver`,
+        );
       restored = true;
     } else {
       const status = next.probe();
-      if (status !== 0) throw new LoadError(`${init.label}: the new module's probe failed with status ${status}: kept the running driver`);
+      if (status !== 0)
+        throw new LoadError(
+          `${init.label}: the new module's probe failed with status ${status}: kept the running driver`,
+        );
     }
   } catch (err) {
     next?.close();
@@ -320,7 +340,17 @@ function main(): void {
     }
   } catch (err) {
     cleanup();
-    post({ t: 'fault', fault: { driver: init.label, kind: 'host-error', message: `worker: ${(err as Error).stack ?? err}`, phase: shared.phase, stack: [], time: Date.now() } });
+    post({
+      t: 'fault',
+      fault: {
+        driver: init.label,
+        kind: 'host-error',
+        message: `worker: ${(err as Error).stack ?? err}`,
+        phase: shared.phase,
+        stack: [],
+        time: Date.now(),
+      },
+    });
   } finally {
     cleanup();
     port.close();

@@ -6,7 +6,12 @@ export class ServiceError extends Error {
    * `code`: the error's name (error.data.code: 'driver-restarted', 'permission-denied', 'too-many-calls', ...,
    * or 'disconnected', 'no-daemon', 'bad-reply' from this side); `rpcCode`: the JSON-RPC number.
    */
-  constructor(message: string, readonly code?: string, readonly rpcCode?: number, readonly data?: Record<string, unknown>) {
+  constructor(
+    message: string,
+    readonly code?: string,
+    readonly rpcCode?: number,
+    readonly data?: Record<string, unknown>,
+  ) {
     super(message);
     this.name = 'ServiceError';
   }
@@ -26,7 +31,8 @@ export class ServiceClient {
   private constructor(private readonly socket: Socket) {
     socket.on('data', (d: Buffer) => this.onData(d));
     const fail = (err?: Error) => {
-      const why = this.lastRefusal ?? new ServiceError(`connection closed${err ? `: ${err.message}` : ''}`, 'disconnected');
+      const why =
+        this.lastRefusal ?? new ServiceError(`connection closed${err ? `: ${err.message}` : ''}`, 'disconnected');
       for (const p of this.pending.values()) p.reject(why);
       this.pending.clear();
     };
@@ -58,7 +64,9 @@ export class ServiceClient {
       this.socket.destroy(new Error('the daemon sent a line that is not JSON'));
       return;
     }
-    const err = m?.error ? new ServiceError(String(m.error.message), m.error.data?.code, m.error.code, m.error.data) : undefined;
+    const err = m?.error
+      ? new ServiceError(String(m.error.message), m.error.data?.code, m.error.code, m.error.data)
+      : undefined;
     if (m?.id === null || m?.id === undefined) {
       if (err) this.lastRefusal = err;
       return;

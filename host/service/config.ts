@@ -54,7 +54,12 @@ const SCHEMA = {
     limitCaps: {
       type: 'object',
       additionalProperties: false,
-      properties: Object.fromEntries(['memoryPages', 'deadlineMs', 'logPerSec', 'logBurst', 'irqPerSec'].map((k) => [k, { type: 'integer', minimum: 1 }])),
+      properties: Object.fromEntries(
+        ['memoryPages', 'deadlineMs', 'logPerSec', 'logBurst', 'irqPerSec'].map((k) => [
+          k,
+          { type: 'integer', minimum: 1 },
+        ]),
+      ),
     },
     drivers: {
       type: 'array',
@@ -143,7 +148,10 @@ export function parseConfig(text: string, file: string): ServiceConfig {
   if (!validate(c)) {
     const lines = linesOf(text);
     const msgs = (validate.errors ?? []).map((e) => {
-      const extra = e.keyword === 'additionalProperties' ? (e.params as { additionalProperty: string }).additionalProperty : undefined;
+      const extra =
+        e.keyword === 'additionalProperties'
+          ? (e.params as { additionalProperty: string }).additionalProperty
+          : undefined;
       const path = extra ? `${e.instancePath}/${extra}` : e.instancePath;
       const field = path ? path.slice(1).replace(/\//g, '.') : '(top level)';
       return `${file}:${lines.get(path) ?? lines.get(e.instancePath) ?? 1}: ${field}: ${extra ? 'unknown field' : e.message}`;

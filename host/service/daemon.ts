@@ -18,7 +18,7 @@ import type { Driver } from '../driver.ts';
 import { loadNative } from '../native.ts';
 import { isPackage, loadPackage } from '../package/load.ts';
 import { parseManifest } from '../package/manifest.ts';
-import { LoadError, RequestError } from '../faults.ts';
+import { LoadError, type RequestError } from '../faults.ts';
 import type { ServiceConfig } from './config.ts';
 
 interface Client {
@@ -52,7 +52,12 @@ export interface ServiceLimits {
   maxUnreadReplyBytes: number;
 }
 
-export const DEFAULT_SERVICE_LIMITS: ServiceLimits = { maxFrameBytes: 2 << 20, maxQueuedCalls: 1024, maxConnections: 256, maxUnreadReplyBytes: 16 << 20 };
+export const DEFAULT_SERVICE_LIMITS: ServiceLimits = {
+  maxFrameBytes: 2 << 20,
+  maxQueuedCalls: 1024,
+  maxConnections: 256,
+  maxUnreadReplyBytes: 16 << 20,
+};
 
 /**
  * JSON-RPC error codes. -32700..-32600 are the standard's; the rest are the daemon's own, each with a
@@ -74,26 +79,45 @@ export const RPC = {
 } as const;
 
 const NAMES: Record<number, string> = {
-  [RPC.parseError]: 'parse-error', [RPC.invalidRequest]: 'invalid-request', [RPC.methodNotFound]: 'method-not-found',
-  [RPC.invalidParams]: 'invalid-params', [RPC.internal]: 'internal-error', [RPC.frameTooLarge]: 'frame-too-large',
-  [RPC.tooManyCalls]: 'too-many-calls', [RPC.tooManyConnections]: 'too-many-connections', [RPC.permissionDenied]: 'permission-denied',
-  [RPC.noSuchDriver]: 'no-such-driver', [RPC.operationFailed]: 'operation-failed',
+  [RPC.parseError]: 'parse-error',
+  [RPC.invalidRequest]: 'invalid-request',
+  [RPC.methodNotFound]: 'method-not-found',
+  [RPC.invalidParams]: 'invalid-params',
+  [RPC.internal]: 'internal-error',
+  [RPC.frameTooLarge]: 'frame-too-large',
+  [RPC.tooManyCalls]: 'too-many-calls',
+  [RPC.tooManyConnections]: 'too-many-connections',
+  [RPC.permissionDenied]: 'permission-denied',
+  [RPC.noSuchDriver]: 'no-such-driver',
+  [RPC.operationFailed]: 'operation-failed',
 };
 
 class RpcError extends Error {
-  constructor(readonly code: number, message: string, readonly name_ = NAMES[code] ?? 'error', readonly extra: Record<string, unknown> = {}) {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly name_ = NAMES[code] ?? 'error',
+    readonly extra: Record<string, unknown> = {},
+  ) {
     super(message);
   }
 }
 
-const errorReply = (id: Id, e: RpcError) => ({ jsonrpc: '2.0', id, error: { code: e.code, message: e.message, data: { code: e.name_, ...e.extra } } });
+const errorReply = (id: Id, e: RpcError) => ({
+  jsonrpc: '2.0',
+  id,
+  error: { code: e.code, message: e.message, data: { code: e.name_, ...e.extra } },
+});
 
 /** Per driver: a FIFO per client, served round-robin, one call in the driver at a time. */
 class FairQueue {
   private readonly queues = new Map<Client, Call[]>();
   private order: Client[] = [];
   private busy = false;
-  constructor(private readonly drv: Driver, private readonly reply: (c: Call, r: { result?: unknown; error?: RpcError }) => void) {}
+  constructor(
+    private readonly drv: Driver,
+    private readonly reply: (c: Call, r: { result?: unknown; error?: RpcError }) => void,
+  ) {}
 
   push(c: Call): void {
     let q = this.queues.get(c.client);
@@ -120,18 +144,21 @@ class FairQueue {
     if (q.length) this.order.push(client);
     else this.queues.delete(client);
     this.busy = true;
-    this.drv.request(call.op, call.data).then(
-      (data) => this.reply(call, { result: { data: Buffer.from(data).toString('base64') } }),
-      (err) => {
-        const code = (err as RequestError).code ?? 'driver-error';
-        const extra: Record<string, unknown> = {};
-        if ((err as RequestError).status !== undefined) extra.status = (err as RequestError).status;
-        this.reply(call, { error: new RpcError(RPC.driverError, (err as Error).message, code, extra) });
-      },
-    ).finally(() => {
-      this.busy = false;
-      this.pump();
-    });
+    this.drv
+      .request(call.op, call.data)
+      .then(
+        (data) => this.reply(call, { result: { data: Buffer.from(data).toString('base64') } }),
+        (err) => {
+          const code = (err as RequestError).code ?? 'driver-error';
+          const extra: Record<string, unknown> = {};
+          if ((err as RequestError).status !== undefined) extra.status = (err as RequestError).status;
+          this.reply(call, { error: new RpcError(RPC.driverError, (err as Error).message, code, extra) });
+        },
+      )
+      .finally(() => {
+        this.busy = false;
+        this.pump();
+      });
   }
 }
 
@@ -139,7 +166,11 @@ class FairQueue {
 class LineReader {
   private parts: Buffer[] = [];
   private held = 0;
-  constructor(private readonly limit: number, private readonly onLine: (line: Buffer) => void, private readonly onOversize: () => void) {}
+  constructor(
+    private readonly limit: number,
+    private readonly onLine: (line: Buffer) => void,
+    private readonly onOversize: () => void,
+  ) {}
 
   /** Returns false once a line passed the limit (the caller stops reading). */
   push(chunk: Buffer): boolean {
@@ -192,15 +223,24 @@ export class Service {
   /**
    * `source` names the config in errors ("FILE: drivers[1] (edu): driver: ...": file, entry, field).
    */
-  constructor(readonly config: ServiceConfig, private readonly log: (s: string) => void = () => {}, private readonly source = 'config') {
+  constructor(
+    readonly config: ServiceConfig,
+    private readonly log: (s: string) => void = () => {},
+    private readonly source = 'config',
+  ) {
     this.limits = { ...DEFAULT_SERVICE_LIMITS, ...config.limits };
     // With a trust store configured, every driver (package or bare module) and every reload passes
     // the trust policy; unsigned ones only when their entry says allowUnsigned (by that name).
     this.host = new Host({
       limitCaps: config.limitCaps,
-      trust: config.trust !== undefined
-        ? { trust: config.trust, allowUnsigned: config.drivers.filter((d) => d.allowUnsigned).map((d) => d.name), onWarning: log }
-        : undefined,
+      trust:
+        config.trust !== undefined
+          ? {
+              trust: config.trust,
+              allowUnsigned: config.drivers.filter((d) => d.allowUnsigned).map((d) => d.name),
+              onWarning: log,
+            }
+          : undefined,
     });
   }
 
@@ -214,7 +254,9 @@ export class Service {
       if (existsSync(this.config.socket)) unlinkSync(this.config.socket);
       this.server = createServer((s) => this.accept(s));
       await new Promise<void>((resolve, reject) => {
-        this.server!.once('error', (err) => reject(new Error(`${this.source}: socket: cannot listen on ${this.config.socket}: ${err.message}`)));
+        this.server!.once('error', (err) =>
+          reject(new Error(`${this.source}: socket: cannot listen on ${this.config.socket}: ${err.message}`)),
+        );
         this.server!.listen(this.config.socket, () => resolve());
       });
       chmodSync(this.config.socket, parseInt(this.config.mode ?? '0660', 8));
@@ -232,25 +274,38 @@ export class Service {
           bytes = new Uint8Array(readFileSync(d.driver));
         } catch (err) {
           const e = err as NodeJS.ErrnoException;
-          throw new Error(`${entry}: driver: ${d.driver}: cannot read: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+          throw new Error(
+            `${entry}: driver: ${d.driver}: cannot read: ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
+          );
         }
         let drv: Driver;
         try {
-          const manifest = d.manifest !== undefined ? parseManifest(readFileSync(d.manifest, 'utf8'), d.manifest) : undefined;
-          drv = this.host.trust || !isPackage(bytes)
-            ? await this.host.load(bytes, dev, { name: d.name, manifest })
-            : await loadPackage(this.host, bytes, dev, { allowUnsigned: d.allowUnsigned ? [d.name] : [], name: d.name, onWarning: this.log });
+          const manifest =
+            d.manifest !== undefined ? parseManifest(readFileSync(d.manifest, 'utf8'), d.manifest) : undefined;
+          drv =
+            this.host.trust || !isPackage(bytes)
+              ? await this.host.load(bytes, dev, { name: d.name, manifest })
+              : await loadPackage(this.host, bytes, dev, {
+                  allowUnsigned: d.allowUnsigned ? [d.name] : [],
+                  name: d.name,
+                  onWarning: this.log,
+                });
         } catch (err) {
           // Keep the class (a LoadError stays one: callers and tests tell refusals from faults by it).
           const Kind = err instanceof LoadError ? LoadError : Error;
-          throw Object.assign(new Kind(`${entry}: driver: ${d.driver}: ${(err as Error).message}`), { fault: (err as { fault?: unknown }).fault });
+          throw Object.assign(new Kind(`${entry}: driver: ${d.driver}: ${(err as Error).message}`), {
+            fault: (err as { fault?: unknown }).fault,
+          });
         }
         drv.on('fault', (f) => this.log(`${d.name}: fault ${f.kind}: ${f.message}`));
         this.drivers.set(d.name, drv);
-        this.queues.set(d.name, new FairQueue(drv, (c, r) => {
-          c.client.calls--;
-          this.send(c.client, r.error ? errorReply(c.id, r.error) : { jsonrpc: '2.0', id: c.id, result: r.result });
-        }));
+        this.queues.set(
+          d.name,
+          new FairQueue(drv, (c, r) => {
+            c.client.calls--;
+            this.send(c.client, r.error ? errorReply(c.id, r.error) : { jsonrpc: '2.0', id: c.id, result: r.result });
+          }),
+        );
         this.log(`${d.name}: ${d.driver} on ${d.device}`);
       }
     } catch (err) {
@@ -263,7 +318,10 @@ export class Service {
   private accept(socket: Socket): void {
     socket.on('error', () => {}); // a client's broken pipe is its own business
     if (this.clients.size >= this.limits.maxConnections) {
-      const e = new RpcError(RPC.tooManyConnections, `too many connections: the daemon serves at most ${this.limits.maxConnections} clients at once (maxConnections)`);
+      const e = new RpcError(
+        RPC.tooManyConnections,
+        `too many connections: the daemon serves at most ${this.limits.maxConnections} clients at once (maxConnections)`,
+      );
       socket.end(`${JSON.stringify(errorReply(null, e))}\n`);
       socket.destroySoon?.();
       return;
@@ -273,20 +331,29 @@ export class Service {
     try {
       cred = loadNative().peerCredentials(fd);
     } catch (err) {
-      socket.end(`${JSON.stringify(errorReply(null, new RpcError(RPC.permissionDenied, `cannot identify the client: ${(err as Error).message}`)))}\n`);
+      socket.end(
+        `${JSON.stringify(errorReply(null, new RpcError(RPC.permissionDenied, `cannot identify the client: ${(err as Error).message}`)))}\n`,
+      );
       return;
     }
     const client: Client = { socket, ...cred, closed: false, calls: 0 };
     this.clients.add(client);
-    const lines = new LineReader(this.limits.maxFrameBytes, (line) => this.handle(client, line), () => {
-      // Stop reading at once (nothing more is buffered), say why, and close.
-      socket.pause();
-      const e = new RpcError(RPC.frameTooLarge, `message too large: a line may hold at most ${this.limits.maxFrameBytes} bytes (maxFrameBytes); closing the connection`);
-      this.send(client, errorReply(null, e));
-      client.closed = true;
-      socket.end(() => socket.destroy());
-      gone();
-    });
+    const lines = new LineReader(
+      this.limits.maxFrameBytes,
+      (line) => this.handle(client, line),
+      () => {
+        // Stop reading at once (nothing more is buffered), say why, and close.
+        socket.pause();
+        const e = new RpcError(
+          RPC.frameTooLarge,
+          `message too large: a line may hold at most ${this.limits.maxFrameBytes} bytes (maxFrameBytes); closing the connection`,
+        );
+        this.send(client, errorReply(null, e));
+        client.closed = true;
+        socket.end(() => socket.destroy());
+        gone();
+      },
+    );
     socket.on('data', (d: Buffer) => {
       if (!client.closed) lines.push(d);
     });
@@ -311,7 +378,9 @@ export class Service {
     const s = client.socket;
     if (s.writableLength > this.limits.maxUnreadReplyBytes) {
       // It does not read its replies: drop it rather than hold them.
-      this.log(`client pid ${client.pid}: ${s.writableLength} bytes of replies unread (maxUnreadReplyBytes ${this.limits.maxUnreadReplyBytes}): disconnected`);
+      this.log(
+        `client pid ${client.pid}: ${s.writableLength} bytes of replies unread (maxUnreadReplyBytes ${this.limits.maxUnreadReplyBytes}): disconnected`,
+      );
       client.closed = true;
       s.destroy();
       return;
@@ -329,8 +398,13 @@ export class Service {
       return this.send(client, errorReply(null, new RpcError(RPC.parseError, `not JSON: ${(err as Error).message}`)));
     }
     if (typeof m !== 'object' || m === null || Array.isArray(m)) {
-      const what = Array.isArray(m) ? 'a batch (array): batches are not supported, send one object per line' : `a ${m === null ? 'null' : typeof m}`;
-      return this.send(client, errorReply(null, new RpcError(RPC.invalidRequest, `a request is a JSON-RPC 2.0 object; got ${what}`)));
+      const what = Array.isArray(m)
+        ? 'a batch (array): batches are not supported, send one object per line'
+        : `a ${m === null ? 'null' : typeof m}`;
+      return this.send(
+        client,
+        errorReply(null, new RpcError(RPC.invalidRequest, `a request is a JSON-RPC 2.0 object; got ${what}`)),
+      );
     }
     const req = m as Record<string, unknown>;
     const id = Object.hasOwn(req, 'id') ? req.id : undefined;
@@ -338,13 +412,22 @@ export class Service {
     const replyId: Id = okId ? (id as Id) : null;
     const fail = (code: number, message: string) => this.send(client, errorReply(replyId, new RpcError(code, message)));
     if (req.jsonrpc !== '2.0') return fail(RPC.invalidRequest, 'jsonrpc must be "2.0"');
-    if (id === undefined) return fail(RPC.invalidRequest, 'id is missing: every request needs an id (notifications are not served, they would lose their answer)');
+    if (id === undefined)
+      return fail(
+        RPC.invalidRequest,
+        'id is missing: every request needs an id (notifications are not served, they would lose their answer)',
+      );
     if (!okId) return fail(RPC.invalidRequest, 'id must be a string, a number or null');
     if (typeof req.method !== 'string') return fail(RPC.invalidRequest, 'method must be a string');
     const method = this.methods.get(req.method);
-    if (!method) return fail(RPC.methodNotFound, `no method "${req.method.slice(0, 64)}" (methods: ${[...this.methods.keys()].join(', ')})`);
+    if (!method)
+      return fail(
+        RPC.methodNotFound,
+        `no method "${req.method.slice(0, 64)}" (methods: ${[...this.methods.keys()].join(', ')})`,
+      );
     const params = req.params ?? {};
-    if (typeof params !== 'object' || params === null || Array.isArray(params)) return fail(RPC.invalidParams, 'params must be an object of named parameters');
+    if (typeof params !== 'object' || params === null || Array.isArray(params))
+      return fail(RPC.invalidParams, 'params must be an object of named parameters');
     let out: unknown;
     try {
       out = method(client, replyId, params as Params);
@@ -365,11 +448,20 @@ export class Service {
 
   /** The driver a request names, checked: it exists, and this client may do `what` to it. */
   private driverFor(client: Client, p: Params, method: string, what: 'call' | 'admin'): { name: string; drv: Driver } {
-    if (typeof p.driver !== 'string') throw new RpcError(RPC.invalidParams, `${method}: params.driver must be a string`);
+    if (typeof p.driver !== 'string')
+      throw new RpcError(RPC.invalidParams, `${method}: params.driver must be a string`);
     const name = p.driver;
     const drv = this.drivers.get(name);
-    if (!drv) throw new RpcError(RPC.noSuchDriver, `no driver "${name.slice(0, 64)}" (serving: ${[...this.drivers.keys()].join(', ')})`);
-    if (!this.allowed(client, name, what)) throw new RpcError(RPC.permissionDenied, `permission denied: uid ${client.uid} gid ${client.gid} may not ${method} ${name}`);
+    if (!drv)
+      throw new RpcError(
+        RPC.noSuchDriver,
+        `no driver "${name.slice(0, 64)}" (serving: ${[...this.drivers.keys()].join(', ')})`,
+      );
+    if (!this.allowed(client, name, what))
+      throw new RpcError(
+        RPC.permissionDenied,
+        `permission denied: uid ${client.uid} gid ${client.gid} may not ${method} ${name}`,
+      );
     return { name, drv };
   }
 
@@ -378,12 +470,21 @@ export class Service {
     if (typeof p.op !== 'number' || !Number.isInteger(p.op) || p.op < 0 || p.op > 0x7fffffff) {
       throw new RpcError(RPC.invalidParams, 'call: params.op must be an integer from 0 to 2147483647');
     }
-    if (p.data !== undefined && (typeof p.data !== 'string' || !BASE64.test(p.data))) throw new RpcError(RPC.invalidParams, 'call: params.data must be a base64 string');
+    if (p.data !== undefined && (typeof p.data !== 'string' || !BASE64.test(p.data)))
+      throw new RpcError(RPC.invalidParams, 'call: params.data must be a base64 string');
     if (client.calls >= this.limits.maxQueuedCalls) {
-      throw new RpcError(RPC.tooManyCalls, `too many calls: a client may have at most ${this.limits.maxQueuedCalls} calls waiting (maxQueuedCalls); wait for answers`);
+      throw new RpcError(
+        RPC.tooManyCalls,
+        `too many calls: a client may have at most ${this.limits.maxQueuedCalls} calls waiting (maxQueuedCalls); wait for answers`,
+      );
     }
     client.calls++;
-    this.queues.get(name)!.push({ client, id, op: p.op, data: new Uint8Array(Buffer.from((p.data as string | undefined) ?? '', 'base64')) });
+    this.queues.get(name)!.push({
+      client,
+      id,
+      op: p.op,
+      data: new Uint8Array(Buffer.from((p.data as string | undefined) ?? '', 'base64')),
+    });
     return DEFERRED;
   }
 

@@ -63,7 +63,13 @@ export class DmaRecord {
   }
 
   /** Note one transfer; `windows` are the device's DMA windows. Returns the bytes outside them. */
-  note(direction: 'read' | 'write', bus: bigint, length: number, device: bigint | undefined, windows: { bus: bigint; size: number }[]): number {
+  note(
+    direction: 'read' | 'write',
+    bus: bigint,
+    length: number,
+    device: bigint | undefined,
+    windows: { bus: bigint; size: number }[],
+  ): number {
     const outside = outsideBytes(bus, length, windows);
     const c = this.c;
     const i = (c[C.total] % DMA_RECORD_ENTRIES) * FIELDS;
@@ -98,8 +104,12 @@ export class DmaRecord {
       });
     }
     return {
-      transfers: c[C.transfers], bytes: c[C.bytes], outsideReadBytes: c[C.outsideReadBytes], outsideWriteBytes: c[C.outsideWriteBytes],
-      outsideTransfers: c[C.outsideTransfers], recent,
+      transfers: c[C.transfers],
+      bytes: c[C.bytes],
+      outsideReadBytes: c[C.outsideReadBytes],
+      outsideWriteBytes: c[C.outsideWriteBytes],
+      outsideTransfers: c[C.outsideTransfers],
+      recent,
     };
   }
 }

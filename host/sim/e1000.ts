@@ -103,8 +103,20 @@ const WIRE_BYTES = 1 << 18; // each direction's ring of [u32 length][bytes] reco
 // words, the device's TX assembly buffer, then the two wire rings.
 const REGS = E1000_BAR0_SIZE / 4;
 const W = {
-  inHead: 0, inTail: 1, outHead: 2, outTail: 3, carrier: 4, carrierSeen: 5, txLen: 6,
-  dmaAccesses: 7, dmaOutside: 8, lastOutsideLo: 9, lastOutsideHi: 10, linkDrops: 11, injected: 12, initialised: 13,
+  inHead: 0,
+  inTail: 1,
+  outHead: 2,
+  outTail: 3,
+  carrier: 4,
+  carrierSeen: 5,
+  txLen: 6,
+  dmaAccesses: 7,
+  dmaOutside: 8,
+  lastOutsideLo: 9,
+  lastOutsideHi: 10,
+  linkDrops: 11,
+  injected: 12,
+  initialised: 13,
 } as const;
 const WORDS = 16;
 const F64 = { holdUntil: 0 } as const;
@@ -128,7 +140,8 @@ export interface E1000Options {
 
 function parseMac(mac: string): number[] {
   const parts = mac.split(':').map((p) => parseInt(p, 16));
-  if (parts.length !== 6 || parts.some((p) => !(p >= 0 && p <= 255))) throw new Error(`e1000: bad MAC address "${mac}" (want xx:xx:xx:xx:xx:xx)`);
+  if (parts.length !== 6 || parts.some((p) => !(p >= 0 && p <= 255)))
+    throw new Error(`e1000: bad MAC address "${mac}" (want xx:xx:xx:xx:xx:xx)`);
   return parts;
 }
 
@@ -142,7 +155,12 @@ class E1000 implements SimModel {
   private readonly eeprom = new Uint16Array(64);
   private readonly holdNs: number;
 
-  constructor(private readonly ctx: SimContext, state: SharedArrayBuffer, at: number, options: E1000Options) {
+  constructor(
+    private readonly ctx: SimContext,
+    state: SharedArrayBuffer,
+    at: number,
+    options: E1000Options,
+  ) {
     this.r = new Uint32Array(state, at, REGS);
     this.w = new Int32Array(state, at + CTRL_AT, WORDS);
     this.f64 = new Float64Array(state, at + F64_AT, 1);
@@ -199,12 +217,18 @@ class E1000 implements SimModel {
         if (addr >= this.eeprom.length) return (v & ~EERD_START) >>> 0;
         return ((v & 0xff00) | EERD_DONE | (this.eeprom[addr] << 16)) >>> 0;
       }
-      case GPRC: case GPTC: case TPR: case TPT: case GORCL: case GOTCL: {
+      case GPRC:
+      case GPTC:
+      case TPR:
+      case TPT:
+      case GORCL:
+      case GOTCL: {
         const v = this.r[i];
         this.r[i] = 0;
         return v;
       }
-      case GORCH: case GOTCH: {
+      case GORCH:
+      case GOTCH: {
         const v = this.r[i];
         this.r[i] = 0;
         this.r[i - 1] = 0;
@@ -227,7 +251,15 @@ class E1000 implements SimModel {
         this.r[i] = (v & ~CTRL_RST) >>> 0; // "RST is self clearing" and resets nothing else (QEMU set_ctrl)
         this.linkUpdate(false);
         break;
-      case STATUS: case GPRC: case GPTC: case TPR: case TPT: case GORCL: case GORCH: case GOTCL: case GOTCH:
+      case STATUS:
+      case GPRC:
+      case GPTC:
+      case TPR:
+      case TPT:
+      case GORCL:
+      case GORCH:
+      case GOTCL:
+      case GOTCH:
         break; // read-only
       case ICR:
         this.r[i] &= ~v; // write-1-to-clear
@@ -250,13 +282,16 @@ class E1000 implements SimModel {
         this.f64[F64.holdUntil] = this.holdNs > 0 ? this.ctx.now() + this.holdNs : 0;
         this.receive();
         break;
-      case RDBAL: case TDBAL:
+      case RDBAL:
+      case TDBAL:
         this.r[i] = v & ~0xf;
         break;
-      case RDLEN: case TDLEN:
+      case RDLEN:
+      case TDLEN:
         this.r[i] = v & 0xfff80;
         break;
-      case RDH: case TDH:
+      case RDH:
+      case TDH:
         this.r[i] = v & 0xffff;
         break;
       case RDT:
@@ -389,7 +424,9 @@ class E1000 implements SimModel {
       if (next >= n) next = 0;
       this.r[TDH >> 2] = next;
       if (next === start) {
-        this.ctx.guestError(`e1000: TDH wrapped around to ${start} (TDT ${this.r[TDT >> 2]}, TDLEN ${this.r[TDLEN >> 2]})`);
+        this.ctx.guestError(
+          `e1000: TDH wrapped around to ${start} (TDT ${this.r[TDT >> 2]}, TDLEN ${this.r[TDLEN >> 2]})`,
+        );
         break;
       }
     }
@@ -439,8 +476,12 @@ class E1000 implements SimModel {
   }
 
   private canReceive(): boolean {
-    return (this.r[STATUS >> 2] & STATUS_LU) !== 0 && (this.r[RCTL >> 2] & RCTL_EN) !== 0 &&
-      this.freeRxDescriptors() > 0 && !this.f64[F64.holdUntil];
+    return (
+      (this.r[STATUS >> 2] & STATUS_LU) !== 0 &&
+      (this.r[RCTL >> 2] & RCTL_EN) !== 0 &&
+      this.freeRxDescriptors() > 0 &&
+      !this.f64[F64.holdUntil]
+    );
   }
 
   /** Take frames off the wire while the NIC can accept them; the rest wait (QEMU's net queue). */
@@ -476,8 +517,15 @@ class E1000 implements SimModel {
       const lo = this.r[(RAL0 >> 2) + 2 * ra];
       const hi = this.r[(RAH0 >> 2) + 2 * ra];
       if (!(hi & RAH_AV)) continue;
-      if (f[0] === (lo & 0xff) && f[1] === ((lo >>> 8) & 0xff) && f[2] === ((lo >>> 16) & 0xff) && f[3] === lo >>> 24 &&
-        f[4] === (hi & 0xff) && f[5] === ((hi >>> 8) & 0xff)) return true;
+      if (
+        f[0] === (lo & 0xff) &&
+        f[1] === ((lo >>> 8) & 0xff) &&
+        f[2] === ((lo >>> 16) & 0xff) &&
+        f[3] === lo >>> 24 &&
+        f[4] === (hi & 0xff) &&
+        f[5] === ((hi >>> 8) & 0xff)
+      )
+        return true;
     }
     return false;
   }
@@ -523,7 +571,9 @@ class E1000 implements SimModel {
       if (next >= n) next = 0;
       this.r[RDH >> 2] = next;
       if (next === start) {
-        this.ctx.guestError(`e1000: RDH wrapped around to ${start} (RDT ${this.r[RDT >> 2]}, RDLEN ${this.r[RDLEN >> 2]})`);
+        this.ctx.guestError(
+          `e1000: RDH wrapped around to ${start} (RDT ${this.r[RDT >> 2]}, RDLEN ${this.r[RDLEN >> 2]})`,
+        );
         return;
       }
     } while (done < total);
@@ -574,7 +624,7 @@ function ringSkip(view: DataView, base: number, at: number): number {
 
 export const e1000: SimModelClass<E1000Options> = {
   name: 'e1000',
-  summary: "Intel 82540EM as QEMU models it (8086:100e): rings, legacy descriptors, interrupts, link, statistics",
+  summary: 'Intel 82540EM as QEMU models it (8086:100e): rings, legacy descriptors, interrupts, link, statistics',
   describe(options: E1000Options): SimDescription {
     return {
       model: 'e1000',
@@ -598,7 +648,11 @@ export const e1000: SimModelClass<E1000Options> = {
 function wire(spec: DeviceSpec): { w: Int32Array; bytes: Uint8Array; view: DataView } {
   if (spec.sim?.model !== 'e1000') throw new Error(`${spec.id}: not a simulated e1000`);
   const at = SIM_IRQ_BYTES;
-  return { w: new Int32Array(spec.sim.state, at + CTRL_AT, WORDS), bytes: new Uint8Array(spec.sim.state, at, STATE_BYTES), view: new DataView(spec.sim.state, at, STATE_BYTES) };
+  return {
+    w: new Int32Array(spec.sim.state, at + CTRL_AT, WORDS),
+    bytes: new Uint8Array(spec.sim.state, at, STATE_BYTES),
+    view: new DataView(spec.sim.state, at, STATE_BYTES),
+  };
 }
 
 function kick(spec: DeviceSpec): void {
@@ -645,11 +699,18 @@ export function e1000SetLink(spec: DeviceSpec, up: boolean): void {
 }
 
 /** The DMA oracle: accesses the model made, how many fell outside every window, the last such address. */
-export function e1000Dma(spec: DeviceSpec): { accesses: number; outside: number; lastOutside: bigint | null; linkDrops: number; waiting: number } {
+export function e1000Dma(spec: DeviceSpec): {
+  accesses: number;
+  outside: number;
+  lastOutside: bigint | null;
+  linkDrops: number;
+  waiting: number;
+} {
   const { w, view } = wire(spec);
   const outside = Atomics.load(w, W.dmaOutside);
   let waiting = 0;
-  for (let t = Atomics.load(w, W.inTail), h = Atomics.load(w, W.inHead); t !== h; t = ringSkip(view, IN_AT, t)) waiting++;
+  for (let t = Atomics.load(w, W.inTail), h = Atomics.load(w, W.inHead); t !== h; t = ringSkip(view, IN_AT, t))
+    waiting++;
   return {
     accesses: Atomics.load(w, W.dmaAccesses) >>> 0,
     outside,

@@ -78,7 +78,12 @@ class Edu implements SimModel {
   private readonly autoIrqNs: number;
   private readonly autoIrqCount: number;
 
-  constructor(private readonly ctx: SimContext, state: SharedArrayBuffer, at: number, options: EduOptions) {
+  constructor(
+    private readonly ctx: SimContext,
+    state: SharedArrayBuffer,
+    at: number,
+    options: EduOptions,
+  ) {
     this.u32 = new Uint32Array(state, at, U32_BYTES / 4);
     this.u64 = new BigUint64Array(state, at + U32_BYTES, U64_BYTES / 8);
     this.f64 = new Float64Array(state, at + U32_BYTES + U64_BYTES, F64_BYTES / 8);
@@ -106,16 +111,35 @@ class Edu implements SimModel {
     }
     let val: bigint | number;
     switch (offset) {
-      case REG_ID: val = EDU_ID; break;
-      case REG_LIVENESS: val = this.u32[U32.addr4]; break;
-      case REG_FACTORIAL: val = this.u32[U32.fact]; break;
-      case REG_STATUS: val = this.u32[U32.status]; break;
-      case REG_IRQ_STATUS: val = this.u32[U32.irqStatus]; break;
-      case REG_DMA_SRC: val = this.u64[U64.src]; break;
-      case REG_DMA_DST: val = this.u64[U64.dst]; break;
-      case REG_DMA_COUNT: val = this.u64[U64.cnt]; break;
-      case REG_DMA_CMD: val = this.u64[U64.cmd]; break;
-      default: return ALL_ONES[width];
+      case REG_ID:
+        val = EDU_ID;
+        break;
+      case REG_LIVENESS:
+        val = this.u32[U32.addr4];
+        break;
+      case REG_FACTORIAL:
+        val = this.u32[U32.fact];
+        break;
+      case REG_STATUS:
+        val = this.u32[U32.status];
+        break;
+      case REG_IRQ_STATUS:
+        val = this.u32[U32.irqStatus];
+        break;
+      case REG_DMA_SRC:
+        val = this.u64[U64.src];
+        break;
+      case REG_DMA_DST:
+        val = this.u64[U64.dst];
+        break;
+      case REG_DMA_COUNT:
+        val = this.u64[U64.cnt];
+        break;
+      case REG_DMA_CMD:
+        val = this.u64[U64.cmd];
+        break;
+      default:
+        return ALL_ONES[width];
     }
     // Numbers stay numbers (no BigInt on the 32-bit path: the fuzzer reads registers millions of times).
     if (typeof val === 'number') return width === 8 ? BigInt(val >>> 0) : val >>> 0;
@@ -149,9 +173,15 @@ class Edu implements SimModel {
       case REG_IRQ_ACK:
         this.lower(v32);
         break;
-      case REG_DMA_SRC: this.dmaReg(U64.src, big()); break;
-      case REG_DMA_DST: this.dmaReg(U64.dst, big()); break;
-      case REG_DMA_COUNT: this.dmaReg(U64.cnt, big()); break;
+      case REG_DMA_SRC:
+        this.dmaReg(U64.src, big());
+        break;
+      case REG_DMA_DST:
+        this.dmaReg(U64.dst, big());
+        break;
+      case REG_DMA_COUNT:
+        this.dmaReg(U64.cnt, big());
+        break;
       case REG_DMA_CMD: {
         const v = big();
         if (!(v & DMA_RUN)) break;
@@ -235,7 +265,8 @@ class Edu implements SimModel {
 
   private clamp(addr: bigint): bigint {
     const clamped = addr & this.dmaMask;
-    if (clamped !== addr) this.ctx.guestError(`edu: DMA address 0x${addr.toString(16)} clamped to 0x${clamped.toString(16)}`);
+    if (clamped !== addr)
+      this.ctx.guestError(`edu: DMA address 0x${addr.toString(16)} clamped to 0x${clamped.toString(16)}`);
     return clamped;
   }
 
@@ -279,7 +310,10 @@ export const edu: SimModelClass<EduOptions> = {
       regions: [{ name: 'bar0', size: EDU_BAR0_SIZE }],
       ports: [],
       dma: [{ name: 'dma0', size: options.dmaSize ?? 65536, bus: options.dmaBus ?? 0x0100_0000n }],
-      irq: (options.irqMode ?? 'ack') === 'ack' ? { mode: 'ack', region: 0, status: REG_IRQ_STATUS, ack: REG_IRQ_ACK } : { mode: 'mask' },
+      irq:
+        (options.irqMode ?? 'ack') === 'ack'
+          ? { mode: 'ack', region: 0, status: REG_IRQ_STATUS, ack: REG_IRQ_ACK }
+          : { mode: 'mask' },
       stateBytes: STATE_BYTES,
     };
   },

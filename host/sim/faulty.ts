@@ -27,7 +27,12 @@ class Faulty implements SimModel {
   private readonly inner: SimModel;
   private rng: number;
 
-  constructor(private readonly ctx: SimContext, state: SharedArrayBuffer, at: number, private readonly o: FaultyOptions) {
+  constructor(
+    private readonly ctx: SimContext,
+    state: SharedArrayBuffer,
+    at: number,
+    private readonly o: FaultyOptions,
+  ) {
     this.rng = (o.seed ?? 1) >>> 0 || 1;
     const wrapped: SimContext = {
       ...ctx,
@@ -61,10 +66,15 @@ class Faulty implements SimModel {
   }
 
   read(region: number, offset: number, width: Width): number | bigint {
-    if (offset === this.o.hostBugOnRead) throw new Error(`faulty model: simulated host bug on a read of 0x${offset.toString(16)}`);
+    if (offset === this.o.hostBugOnRead)
+      throw new Error(`faulty model: simulated host bug on a read of 0x${offset.toString(16)}`);
     this.spurious();
     let v = this.inner.read(region, offset, width);
-    if (this.chance(this.o.garbageReads)) v = width === 8 ? (BigInt(this.next()) << 32n) | BigInt(this.next()) : this.next() & (width === 4 ? 0xffffffff : (1 << (width * 8)) - 1);
+    if (this.chance(this.o.garbageReads))
+      v =
+        width === 8
+          ? (BigInt(this.next()) << 32n) | BigInt(this.next())
+          : this.next() & (width === 4 ? 0xffffffff : (1 << (width * 8)) - 1);
     const st = this.o.stuck;
     if (st && st.offset === offset && typeof v === 'number') v = ((v & ~st.mask) | (st.value & st.mask)) >>> 0;
     return v;

@@ -23,7 +23,13 @@ export class SimIrqLine {
   /** The line's eventfd carries no count: waits call consume(). */
   readonly readWidth = 0 as const;
 
-  constructor(state: SharedArrayBuffer, at: number, private readonly mode: SimIrqMode | null, readonly fd: number, private readonly native: Native) {
+  constructor(
+    state: SharedArrayBuffer,
+    at: number,
+    private readonly mode: SimIrqMode | null,
+    readonly fd: number,
+    private readonly native: Native,
+  ) {
     this.w = new Int32Array(state, at, SIM_IRQ_BYTES / 4);
     this.needsRearm = mode?.mode === 'mask';
   }

@@ -39,7 +39,23 @@ const FIFO = 16;
 const RING = 4096;
 
 // State: i32 words, then the rx FIFO, then the two rings.
-const W = { ier: 0, lcr: 1, mcr: 2, scr: 3, dll: 4, dlm: 5, fcr: 6, lsr: 7, rxHead: 8, rxCount: 9, threPending: 10, inHead: 11, inTail: 12, outHead: 13, outTail: 14 } as const;
+const W = {
+  ier: 0,
+  lcr: 1,
+  mcr: 2,
+  scr: 3,
+  dll: 4,
+  dlm: 5,
+  fcr: 6,
+  lsr: 7,
+  rxHead: 8,
+  rxCount: 9,
+  threPending: 10,
+  inHead: 11,
+  inTail: 12,
+  outHead: 13,
+  outTail: 14,
+} as const;
 const WORDS = 16;
 const FIFO_AT = WORDS * 4;
 const IN_AT = FIFO_AT + FIFO;
@@ -55,13 +71,30 @@ class Uart implements SimModel {
   private readonly w: Int32Array;
   private readonly bytes: Uint8Array;
 
-  constructor(private readonly ctx: SimContext, state: SharedArrayBuffer, at: number) {
+  constructor(
+    private readonly ctx: SimContext,
+    state: SharedArrayBuffer,
+    at: number,
+  ) {
     this.w = new Int32Array(state, at, WORDS);
     this.bytes = new Uint8Array(state, at, STATE_BYTES);
   }
 
   reset(): void {
-    for (const k of ['ier', 'lcr', 'mcr', 'scr', 'dll', 'dlm', 'fcr', 'lsr', 'rxHead', 'rxCount', 'threPending'] as const) this.w[W[k]] = 0;
+    for (const k of [
+      'ier',
+      'lcr',
+      'mcr',
+      'scr',
+      'dll',
+      'dlm',
+      'fcr',
+      'lsr',
+      'rxHead',
+      'rxCount',
+      'threPending',
+    ] as const)
+      this.w[W[k]] = 0;
     this.update();
   }
 
@@ -244,7 +277,10 @@ export const uart16550: SimModelClass<UartOptions> = {
 
 function words(spec: DeviceSpec): { w: Int32Array; bytes: Uint8Array } {
   if (spec.sim?.model !== 'uart16550') throw new Error(`${spec.id}: not a simulated uart16550`);
-  return { w: new Int32Array(spec.sim.state, SIM_IRQ_BYTES, WORDS), bytes: new Uint8Array(spec.sim.state, SIM_IRQ_BYTES, STATE_BYTES) };
+  return {
+    w: new Int32Array(spec.sim.state, SIM_IRQ_BYTES, WORDS),
+    bytes: new Uint8Array(spec.sim.state, SIM_IRQ_BYTES, STATE_BYTES),
+  };
 }
 
 /** Put bytes on the line towards the UART and wake the driver's thread. Returns how many fitted. */

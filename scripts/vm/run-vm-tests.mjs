@@ -15,7 +15,17 @@
 // A scenario fails on: a failing or missing check, a guest that does not finish in time, a kernel
 // oops/BUG/WARNING. The guest console is printed when it fails.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -42,11 +52,21 @@ function kernelsToRun() {
   if (!want) return [have.at(-1)];
   if (want === 'all') return have;
   if (want === 'older') {
-    if (have.length < 2) throw new Error(`WASMDRV_VM_KERNELS=older: only ${have.join(', ')} is installed with headers (scripts/vm/install-deps.sh installs 6.1 and 6.12)`);
+    if (have.length < 2)
+      throw new Error(
+        `WASMDRV_VM_KERNELS=older: only ${have.join(', ')} is installed with headers (scripts/vm/install-deps.sh installs 6.1 and 6.12)`,
+      );
     return have.slice(0, -1);
   }
-  const list = want.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const k of list) if (!have.includes(k)) throw new Error(`WASMDRV_VM_KERNELS names kernel ${k}, which is not installed with headers (have: ${have.join(', ')})`);
+  const list = want
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const k of list)
+    if (!have.includes(k))
+      throw new Error(
+        `WASMDRV_VM_KERNELS names kernel ${k}, which is not installed with headers (have: ${have.join(', ')})`,
+      );
   return list;
 }
 
@@ -58,8 +78,23 @@ function moduleChain(kver, wanted) {
     const [mod, rest] = line.split(':');
     if (mod) deps.set(mod, rest.trim() ? rest.trim().split(/\s+/) : []);
   }
-  const builtin = new Set(readFileSync(`${base}/modules.builtin`, 'utf8').split('\n').map((l) => basename(l).replace(/\.ko.*$/, '').replace(/-/g, '_')));
-  const byName = new Map([...deps.keys()].map((p) => [basename(p).replace(/\.ko.*$/, '').replace(/-/g, '_'), p]));
+  const builtin = new Set(
+    readFileSync(`${base}/modules.builtin`, 'utf8')
+      .split('\n')
+      .map((l) =>
+        basename(l)
+          .replace(/\.ko.*$/, '')
+          .replace(/-/g, '_'),
+      ),
+  );
+  const byName = new Map(
+    [...deps.keys()].map((p) => [
+      basename(p)
+        .replace(/\.ko.*$/, '')
+        .replace(/-/g, '_'),
+      p,
+    ]),
+  );
   const order = [];
   const visit = (path) => {
     if (order.includes(path)) return;
@@ -81,7 +116,8 @@ function buildStub(kver) {
   const dir = join(work, `stub-${kver}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(join(root, 'kernel-stub'))) if (/\.(c|h)$|^(Kbuild|Makefile)$/.test(f)) copyFileSync(join(root, 'kernel-stub', f), join(dir, f));
+  for (const f of readdirSync(join(root, 'kernel-stub')))
+    if (/\.(c|h)$|^(Kbuild|Makefile)$/.test(f)) copyFileSync(join(root, 'kernel-stub', f), join(dir, f));
   const r = spawnSync('make', ['-s', '-C', dir, `KDIR=/usr/src/linux-headers-${kver}`], { encoding: 'utf8' });
   const out = `${r.stdout}${r.stderr}`;
   if (r.status !== 0) throw new Error(`kernel-stub does not build against ${kver}:\n${out}`);
@@ -123,12 +159,16 @@ function buildInitramfs(kver, scenario) {
 }
 
 async function loadScenarios(names) {
-  const all = readdirSync(scenarioDir).filter((f) => f.endsWith('.mjs')).map((f) => f.slice(0, -4)).sort();
+  const all = readdirSync(scenarioDir)
+    .filter((f) => f.endsWith('.mjs'))
+    .map((f) => f.slice(0, -4))
+    .sort();
   // uio first: it is the oldest and the quickest to tell whether the harness itself works.
   all.sort((a, b) => (a === 'uio' ? -1 : b === 'uio' ? 1 : 0));
   for (const n of names) if (!all.includes(n)) throw new Error(`no VM scenario "${n}" (have: ${all.join(', ')})`);
   const out = [];
-  for (const n of names.length ? names : all) out.push((await import(pathToFileURL(join(scenarioDir, `${n}.mjs`)).href)).default);
+  for (const n of names.length ? names : all)
+    out.push((await import(pathToFileURL(join(scenarioDir, `${n}.mjs`)).href)).default);
   return out;
 }
 
@@ -136,23 +176,48 @@ async function loadScenarios(names) {
 async function runScenario(scenario, kver) {
   const ctx = { root, work, kver };
   const label = `${scenario.name} on ${kver}`;
-  for (const f of scenario.needs ?? []) if (!existsSync(join(root, f))) throw new Error(`${f} is missing: run npm run build first`);
+  for (const f of scenario.needs ?? [])
+    if (!existsSync(join(root, f))) throw new Error(`${f} is missing: run npm run build first`);
   await scenario.prepare?.(ctx);
   const image = buildInitramfs(kver, scenario);
-  const stubArgs = scenario.stub === null ? 'none' : (scenario.stub ?? '').trim().split(/\s+/).filter(Boolean).join(',') || '-';
+  const stubArgs =
+    scenario.stub === null ? 'none' : (scenario.stub ?? '').trim().split(/\s+/).filter(Boolean).join(',') || '-';
   const append = [
-    'console=ttyS0 panic=-1 loglevel=4', scenario.append ?? '',
-    `wasmdrv.project=${root}`, `wasmdrv.guest=${scenario.guest}`, `wasmdrv.node=${process.execPath}`, `wasmdrv.stub=${stubArgs}`,
-  ].filter(Boolean).join(' ');
+    'console=ttyS0 panic=-1 loglevel=4',
+    scenario.append ?? '',
+    `wasmdrv.project=${root}`,
+    `wasmdrv.guest=${scenario.guest}`,
+    `wasmdrv.node=${process.execPath}`,
+    `wasmdrv.stub=${stubArgs}`,
+  ]
+    .filter(Boolean)
+    .join(' ');
   const args = [
-    '-accel', 'tcg', '-m', String(scenario.memoryMiB ?? 1024), '-smp', '2', '-no-reboot',
-    '-display', 'none', '-monitor', 'none', '-nodefaults',
+    '-accel',
+    'tcg',
+    '-m',
+    String(scenario.memoryMiB ?? 1024),
+    '-smp',
+    '2',
+    '-no-reboot',
+    '-display',
+    'none',
+    '-monitor',
+    'none',
+    '-nodefaults',
     ...(scenario.machine ?? []),
-    '-kernel', `/boot/vmlinuz-${kver}`, '-initrd', image,
-    '-append', append,
-    '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
-    '-chardev', 'stdio,id=console',
-    '-device', 'isa-serial,chardev=console,iobase=0x3f8,irq=4',
+    '-kernel',
+    `/boot/vmlinuz-${kver}`,
+    '-initrd',
+    image,
+    '-append',
+    append,
+    '-virtfs',
+    'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+    '-chardev',
+    'stdio,id=console',
+    '-device',
+    'isa-serial,chardev=console,iobase=0x3f8,irq=4',
     ...scenario.qemu(ctx),
   ];
   log(`[${label}] booting: qemu-system-x86_64 ${args.join(' ')}`);
@@ -203,7 +268,9 @@ async function runScenario(scenario, kver) {
       }
     }
   });
-  qemu.stderr.on('data', (d) => { console_ += d.toString(); });
+  qemu.stderr.on('data', (d) => {
+    console_ += d.toString();
+  });
 
   const timeoutMs = scenario.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const timer = setTimeout(() => qemu.kill('SIGKILL'), timeoutMs);
@@ -219,7 +286,8 @@ async function runScenario(scenario, kver) {
     checks.push(c);
     console.log(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail ?? ''}`);
   }
-  for (const name of scenario.expected ?? []) if (!checks.some((c) => c.name === name)) problems.push(`check "${name}" never ran`);
+  for (const name of scenario.expected ?? [])
+    if (!checks.some((c) => c.name === name)) problems.push(`check "${name}" never ran`);
   const failed = checks.filter((c) => !c.ok);
   if (failed.length || problems.length) {
     console.log(`\n---- guest console (${label}) ----`);
@@ -228,9 +296,14 @@ async function runScenario(scenario, kver) {
     for (const p of problems) console.log(`problem (${label}): ${p}`);
   }
   const suffix = scenario.name === 'uio' ? '' : `-${scenario.name}`;
-  writeFileSync(join(work, `metrics${suffix}.json`), `${JSON.stringify({ date: new Date().toISOString(), scenario: scenario.name, kernel: kver, metrics }, null, 2)}\n`);
-  log(`[${label}] ${((Date.now() - t0) / 1000).toFixed(1)} s (boot to init ${booted ? ((booted - t0) / 1000).toFixed(1) : '?'} s): ` +
-    `${checks.length - failed.length} checks passed, ${failed.length + problems.length} failed`);
+  writeFileSync(
+    join(work, `metrics${suffix}.json`),
+    `${JSON.stringify({ date: new Date().toISOString(), scenario: scenario.name, kernel: kver, metrics }, null, 2)}\n`,
+  );
+  log(
+    `[${label}] ${((Date.now() - t0) / 1000).toFixed(1)} s (boot to init ${booted ? ((booted - t0) / 1000).toFixed(1) : '?'} s): ` +
+      `${checks.length - failed.length} checks passed, ${failed.length + problems.length} failed`,
+  );
   return { passed: checks.length - failed.length, failed: failed.length + problems.length };
 }
 
@@ -253,7 +326,9 @@ async function main() {
       }
     }
   }
-  log(`total ${((Date.now() - started) / 1000).toFixed(1)} s, scenarios ${scenarios.map((s) => s.name).join(', ')} on ${kernels.join(', ')}`);
+  log(
+    `total ${((Date.now() - started) / 1000).toFixed(1)} s, scenarios ${scenarios.map((s) => s.name).join(', ')} on ${kernels.join(', ')}`,
+  );
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
 }

@@ -29,7 +29,10 @@ export class Bystander {
 
   /** The same, through loadPackage with the development trust store (for hosts without a policy). */
   static async startSigned(host: Host): Promise<Bystander> {
-    const drv = await loadPackage(host, join(root, 'build', 'packages', 'edu.wdrv'), `sim:edu:bystander${n++}`, { trust: join(root, '.keys', 'trust'), name: 'bystander' });
+    const drv = await loadPackage(host, join(root, 'build', 'packages', 'edu.wdrv'), `sim:edu:bystander${n++}`, {
+      trust: join(root, '.keys', 'trust'),
+      name: 'bystander',
+    });
     const b = new Bystander(drv);
     await b.check();
     return b;

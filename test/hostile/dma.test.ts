@@ -14,8 +14,12 @@ const HOSTILE = 'test/hostile-dma';
 const W = 0x0100_0000n; // the simulated edu's DMA window: bus address and size
 const S = 0x1_0000n;
 const DEV = 0x40000n; // edu's device buffer, 4 KiB
-const SRC = 0x80, DST = 0x88, CNT = 0x90, CMD = 0x98;
-const START = 1n, TO_RAM = 2n;
+const SRC = 0x80,
+  DST = 0x88,
+  CNT = 0x90,
+  CMD = 0x98;
+const START = 1n,
+  TO_RAM = 2n;
 const TWO64 = 1n << 64n;
 
 type Step = [kind: number, offset: number, value: bigint];
@@ -23,7 +27,12 @@ const w = (width: 1 | 2 | 4 | 8, offset: number, value: bigint): Step => [width,
 const idle: Step = [16, CMD, 2_000_000n];
 const read64 = (offset: number): Step => [32, offset, 0n];
 /** One edu transfer: source, destination, count, command (the trigger). */
-const transfer = (src: bigint, dst: bigint, cnt: bigint, cmd: bigint): Step[] => [w(8, SRC, src), w(8, DST, dst), w(8, CNT, cnt), w(8, CMD, cmd)];
+const transfer = (src: bigint, dst: bigint, cnt: bigint, cmd: bigint): Step[] => [
+  w(8, SRC, src),
+  w(8, DST, dst),
+  w(8, CNT, cnt),
+  w(8, CMD, cmd),
+];
 function script(steps: Step[]): Uint8Array {
   const b = new Uint8Array(steps.length * 16);
   const v = new DataView(b.buffer);
@@ -51,7 +60,10 @@ const eduEngine: DmaEngineSpec = {
   deviceRanges: [[DEV, DEV + 0xffen]], // as the shipped manifest: QEMU 7.2's edu takes a whole-buffer transfer as a hardware error
   addressBits: 28,
 };
-const explicitGrant: Grant = { regions: { 0: { read: true, write: true, size: 0x100, dmaEngines: [eduEngine] } }, dmaWindows: 1 };
+const explicitGrant: Grant = {
+  regions: { 0: { read: true, write: true, size: 0x100, dmaEngines: [eduEngine] } },
+  dmaWindows: 1,
+};
 
 let host: Host;
 let store: ReturnType<typeof trustStore>;
@@ -79,9 +91,10 @@ async function hostile(path: Path, manifest: object = engineOnly): Promise<{ drv
   // A slow DMA (50 ms of device time): a write meant to land while a transfer runs does.
   host.openDevice(device, { sim: { dmaBits: 64, dmaDelayNs: 50_000_000 } });
   const opts = { name: `hostile-${path}`, restart: false as const };
-  const drv = path === 'package'
-    ? await loadPackage(host, store.sign(HOSTILE, manifest), device, { trust: store.trust })
-    : await host.load(driverPath(HOSTILE), device, path === 'grant' ? { ...opts, grant: explicitGrant } : opts);
+  const drv =
+    path === 'package'
+      ? await loadPackage(host, store.sign(HOSTILE, manifest), device, { trust: store.trust })
+      : await host.load(driverPath(HOSTILE), device, path === 'grant' ? { ...opts, grant: explicitGrant } : opts);
   return { drv, device };
 }
 
@@ -93,7 +106,12 @@ async function run(path: Path, steps: Step[], manifest?: object) {
 
 describe('the DMA record (self-test: planted outside accesses are seen, to the byte)', () => {
   it('a legal transfer is recorded with its RAM range, device address and direction, and nothing outside', async () => {
-    const r = await run('all-access', [...transfer(DEV, W + 0x100n, 64n, START | TO_RAM), idle, ...transfer(W, DEV + 0x10n, 32n, START), idle]);
+    const r = await run('all-access', [
+      ...transfer(DEV, W + 0x100n, 64n, START | TO_RAM),
+      idle,
+      ...transfer(W, DEV + 0x10n, 32n, START),
+      idle,
+    ]);
     expect(r.fault).toBeUndefined();
     expect(r.record.transfers).toBe(2);
     expect(r.record.recent).toEqual([
@@ -128,9 +146,19 @@ describe('the DMA record (self-test: planted outside accesses are seen, to the b
     // bytes before the window's end. Only read-back tells them apart.
     const device = `sim:edu:hostile${devices++}`;
     host.openDevice(device, { sim: { dmaBits: 64, dmaDelayNs: 50_000_000 } });
-    const grant: Grant = { ...explicitGrant, regions: { 0: { ...explicitGrant.regions![0], dmaEngines: [{ ...eduEngine, readBack: false }] } } };
+    const grant: Grant = {
+      ...explicitGrant,
+      regions: { 0: { ...explicitGrant.regions![0], dmaEngines: [{ ...eduEngine, readBack: false }] } },
+    };
     const drv = await host.load(driverPath(HOSTILE), device, { name: 'no-read-back', restart: false, grant });
-    const steps = [...transfer(DEV, W, 2048n, START | TO_RAM), w(8, CNT, 16n), idle, w(8, DST, W + S - 16n), w(8, CMD, START | TO_RAM), idle];
+    const steps = [
+      ...transfer(DEV, W, 2048n, START | TO_RAM),
+      w(8, CNT, 16n),
+      idle,
+      w(8, DST, W + S - 16n),
+      w(8, CMD, START | TO_RAM),
+      idle,
+    ];
     const r = await bystander.during(() => attack(drv, 1, script(steps)));
     expect(r.fault).toBeUndefined();
     expect(dmaRecord(host, device).outsideWriteBytes).toBe(2032);
@@ -148,55 +176,144 @@ interface Escape {
 
 const escapes: Record<string, Escape[]> = {
   'transfers running past the window': [
-    { what: 'count too long, destination 16 bytes inside the end', steps: transfer(DEV, W + S - 16n, 4096n, START | TO_RAM), says: 'is not inside one granted DMA window' },
-    { what: 'count too long, source 8 bytes inside the end', steps: transfer(W + S - 8n, DEV, 64n, START), says: 'RAM side source 0x80' },
-    { what: 'one byte past the end', steps: transfer(DEV, W + S - 4096n + 1n, 4096n, START | TO_RAM), says: `bytes [${hex(W + S - 4095n)}, ${hex(W + S + 1n)})` },
-    { what: 'starting before the window', steps: transfer(DEV, W - 16n, 64n, START | TO_RAM), says: 'RAM side destination 0x88' },
-    { what: 'device side past the device buffer', steps: transfer(W, DEV + 0xff0n, 64n, START), says: 'device side destination 0x88 = 0x40ff0' },
-    { what: 'the whole device buffer (a hardware error in QEMU 7.2\'s edu)', steps: transfer(W, DEV, 4096n, START), says: 'are not inside a device range (0x40000–0x40ffe)' },
+    {
+      what: 'count too long, destination 16 bytes inside the end',
+      steps: transfer(DEV, W + S - 16n, 4096n, START | TO_RAM),
+      says: 'is not inside one granted DMA window',
+    },
+    {
+      what: 'count too long, source 8 bytes inside the end',
+      steps: transfer(W + S - 8n, DEV, 64n, START),
+      says: 'RAM side source 0x80',
+    },
+    {
+      what: 'one byte past the end',
+      steps: transfer(DEV, W + S - 4096n + 1n, 4096n, START | TO_RAM),
+      says: `bytes [${hex(W + S - 4095n)}, ${hex(W + S + 1n)})`,
+    },
+    {
+      what: 'starting before the window',
+      steps: transfer(DEV, W - 16n, 64n, START | TO_RAM),
+      says: 'RAM side destination 0x88',
+    },
+    {
+      what: 'device side past the device buffer',
+      steps: transfer(W, DEV + 0xff0n, 64n, START),
+      says: 'device side destination 0x88 = 0x40ff0',
+    },
+    {
+      what: "the whole device buffer (a hardware error in QEMU 7.2's edu)",
+      steps: transfer(W, DEV, 4096n, START),
+      says: 'are not inside a device range (0x40000–0x40ffe)',
+    },
     { what: 'a count of zero', steps: transfer(W, DEV, 0n, START), says: 'an empty transfer is refused' },
   ],
   'device ranges used as the RAM side': [
-    { what: 'RAM to device with a device address as source', steps: transfer(DEV, DEV + 0x800n, 64n, START), says: 'RAM side source 0x80 = 0x40000' },
-    { what: 'device to RAM with a device address as destination', steps: transfer(DEV, DEV + 0x800n, 64n, START | TO_RAM), says: 'RAM side destination 0x88 = 0x40800' },
-    { what: 'set up RAM to device, started device to RAM', steps: transfer(W, DEV, 64n, START | TO_RAM), says: 'a device to RAM transfer' },
-    { what: 'set up device to RAM, started RAM to device', steps: transfer(DEV, W, 64n, START), says: 'a RAM to device transfer' },
+    {
+      what: 'RAM to device with a device address as source',
+      steps: transfer(DEV, DEV + 0x800n, 64n, START),
+      says: 'RAM side source 0x80 = 0x40000',
+    },
+    {
+      what: 'device to RAM with a device address as destination',
+      steps: transfer(DEV, DEV + 0x800n, 64n, START | TO_RAM),
+      says: 'RAM side destination 0x88 = 0x40800',
+    },
+    {
+      what: 'set up RAM to device, started device to RAM',
+      steps: transfer(W, DEV, 64n, START | TO_RAM),
+      says: 'a device to RAM transfer',
+    },
+    {
+      what: 'set up device to RAM, started RAM to device',
+      steps: transfer(DEV, W, 64n, START),
+      says: 'a RAM to device transfer',
+    },
   ],
   'partial-width writes': [
-    { what: 'a 4-byte write to the 8-byte destination', steps: [w(8, SRC, DEV), w(4, DST, 0x7fff_0000n)], says: 'a 4-byte write at 0x88 covers only part of the 8-byte register destination (0x88)' },
-    { what: 'a 4-byte write to the high half of the destination', steps: [w(8, DST, W), w(4, DST + 4, 1n)], says: 'a 4-byte write at 0x8c covers only part' },
+    {
+      what: 'a 4-byte write to the 8-byte destination',
+      steps: [w(8, SRC, DEV), w(4, DST, 0x7fff_0000n)],
+      says: 'a 4-byte write at 0x88 covers only part of the 8-byte register destination (0x88)',
+    },
+    {
+      what: 'a 4-byte write to the high half of the destination',
+      steps: [w(8, DST, W), w(4, DST + 4, 1n)],
+      says: 'a 4-byte write at 0x8c covers only part',
+    },
     { what: 'a 4-byte write to the low half of the source', steps: [w(4, SRC, 0x40n)], says: 'a 4-byte write at 0x80' },
-    { what: 'a single byte into the destination', steps: [w(8, DST, W), w(1, DST + 3, 0x7fn)], says: 'a 1-byte write at 0x8b' },
+    {
+      what: 'a single byte into the destination',
+      steps: [w(8, DST, W), w(1, DST + 3, 0x7fn)],
+      says: 'a 1-byte write at 0x8b',
+    },
     { what: 'a 2-byte write into the count', steps: [w(2, CNT + 2, 0xffffn)], says: 'a 2-byte write at 0x92' },
-    { what: 'a 4-byte write of the trigger', steps: [...transfer(DEV, W, 64n, 0n).slice(0, 3), w(4, CMD, 1n)], says: 'a 4-byte write at 0x98' },
+    {
+      what: 'a 4-byte write of the trigger',
+      steps: [...transfer(DEV, W, 64n, 0n).slice(0, 3), w(4, CMD, 1n)],
+      says: 'a 4-byte write at 0x98',
+    },
   ],
   '64-bit addresses with the high half set': [
-    { what: 'destination 2^32 above the window', steps: transfer(DEV, W | (1n << 32n), 64n, START | TO_RAM), says: 'is not inside one granted DMA window' },
-    { what: 'source with bit 63 set', steps: transfer(W | (1n << 63n), DEV, 64n, START), says: 'RAM side source 0x80 = 0x8000000001000000' },
-    { what: 'destination above the device\'s 28 address bits', steps: transfer(DEV, W + (1n << 28n), 64n, START | TO_RAM), says: 'RAM side destination' },
+    {
+      what: 'destination 2^32 above the window',
+      steps: transfer(DEV, W | (1n << 32n), 64n, START | TO_RAM),
+      says: 'is not inside one granted DMA window',
+    },
+    {
+      what: 'source with bit 63 set',
+      steps: transfer(W | (1n << 63n), DEV, 64n, START),
+      says: 'RAM side source 0x80 = 0x8000000001000000',
+    },
+    {
+      what: "destination above the device's 28 address bits",
+      steps: transfer(DEV, W + (1n << 28n), 64n, START | TO_RAM),
+      says: 'RAM side destination',
+    },
   ],
   'ranges that overflow': [
-    { what: 'destination near 2^64, wrapping to 16', steps: transfer(DEV, TWO64 - 16n, 32n, START | TO_RAM), says: 'RAM side destination 0x88 = 0xfffffffffffffff0' },
-    { what: 'count near 2^64: address + count wraps back into the window', steps: transfer(DEV, W + 16n, TWO64 - 8n, START | TO_RAM), says: 'transfer of 18446744073709551608 bytes' },
-    { what: 'a count that wraps both sides past 2^64', steps: transfer(W, DEV + 0x800n, TWO64 - 0x800n, START), says: 'is not inside one granted DMA window' },
+    {
+      what: 'destination near 2^64, wrapping to 16',
+      steps: transfer(DEV, TWO64 - 16n, 32n, START | TO_RAM),
+      says: 'RAM side destination 0x88 = 0xfffffffffffffff0',
+    },
+    {
+      what: 'count near 2^64: address + count wraps back into the window',
+      steps: transfer(DEV, W + 16n, TWO64 - 8n, START | TO_RAM),
+      says: 'transfer of 18446744073709551608 bytes',
+    },
+    {
+      what: 'a count that wraps both sides past 2^64',
+      steps: transfer(W, DEV + 0x800n, TWO64 - 0x800n, START),
+      says: 'is not inside one granted DMA window',
+    },
   ],
   'writes in other orders': [
     {
       what: 'a legal transfer, then the destination moved outside, then the trigger again',
       steps: [...transfer(DEV, W, 64n, START | TO_RAM), idle, w(8, DST, W + S), w(8, CMD, START | TO_RAM)],
-      says: 'RAM side destination 0x88 = 0x1010000', transfers: 1,
+      says: 'RAM side destination 0x88 = 0x1010000',
+      transfers: 1,
     },
     {
       what: 'a legal transfer, then the count grown past the window, then the trigger again',
       steps: [...transfer(DEV, W + S - 64n, 64n, START | TO_RAM), idle, w(8, CNT, 4096n), w(8, CMD, START | TO_RAM)],
-      says: 'transfer of 4096 bytes', transfers: 1,
+      says: 'transfer of 4096 bytes',
+      transfers: 1,
     },
     {
       // edu ignores its DMA registers while a transfer runs: the count of 16 is lost, the device keeps
       // 2048, so the second transfer would run 2032 bytes past the window. Read-back catches the difference.
       what: 'the count rewritten while a transfer runs (the device ignores it), the destination moved, the trigger again',
-      steps: [...transfer(DEV, W, 2048n, START | TO_RAM), w(8, CNT, 16n), idle, w(8, DST, W + S - 16n), w(8, CMD, START | TO_RAM)],
-      says: 'length (0x90) reads back 0x800 from the device, not the 0x10 the driver wrote', transfers: 1,
+      steps: [
+        ...transfer(DEV, W, 2048n, START | TO_RAM),
+        w(8, CNT, 16n),
+        idle,
+        w(8, DST, W + S - 16n),
+        w(8, CMD, START | TO_RAM),
+      ],
+      says: 'length (0x90) reads back 0x800 from the device, not the 0x10 the driver wrote',
+      transfers: 1,
     },
     {
       what: 'the trigger before any address was written',
@@ -215,8 +332,8 @@ function hex(v: bigint): string {
   return `0x${v.toString(16)}`;
 }
 
-for (const [escape, variants] of Object.entries(escapes)) {
-  describe(`hostile drivers: ${escape}`, () => {
+for (const [escapeKind, variants] of Object.entries(escapes)) {
+  describe(`hostile drivers: ${escapeKind}`, () => {
     for (const v of variants) {
       for (const path of ['package', 'grant'] as const) {
         it(`${v.what} (${path === 'package' ? 'signed package, manifest grant' : 'explicit Grant'}): dma-firewall, 0 outside bytes`, async () => {
@@ -237,7 +354,11 @@ describe('hostile drivers under the shipped edu manifest (write list and engine 
     ['count too long', transfer(DEV, W + S - 16n, 4096n, START | TO_RAM), 'dma-firewall'],
     ['device address as the RAM side', transfer(DEV, DEV, 64n, START), 'dma-firewall'],
     ['a 4-byte write to the destination', [w(4, DST, 0x7fff_0000n)], 'access-denied'],
-    ['a trigger with the destination moved after a legal transfer', [...transfer(DEV, W, 64n, START | TO_RAM), idle, w(8, DST, W + S), w(8, CMD, START | TO_RAM)], 'dma-firewall'],
+    [
+      'a trigger with the destination moved after a legal transfer',
+      [...transfer(DEV, W, 64n, START | TO_RAM), idle, w(8, DST, W + S), w(8, CMD, START | TO_RAM)],
+      'dma-firewall',
+    ],
   ];
   for (const [what, steps, kind] of cases) {
     it(`${what}: ${kind}, 0 outside bytes`, async () => {
@@ -273,16 +394,34 @@ describe('the register gate sends every write touching an engine register to the
     const bus = dev.spec.dma[0].bus;
     const engine: DmaEngineSpec = { ...eduEngine, addressBits: undefined };
     const grant: Grant = { regions: { 0: { read: true, write: true, dmaEngines: [engine] } }, dmaWindows: 1 };
-    for (const [width, offset] of [[1, 0x8b], [2, 0x92], [4, 0x84], [4, 0x98]] as const) {
-      const drv = await host.load(driverPath(HOSTILE), dev, { name: `gate-${width}-${offset}`, restart: false, grant, registerGate: 'record-all' });
+    for (const [width, offset] of [
+      [1, 0x8b],
+      [2, 0x92],
+      [4, 0x84],
+      [4, 0x98],
+    ] as const) {
+      const drv = await host.load(driverPath(HOSTILE), dev, {
+        name: `gate-${width}-${offset}`,
+        restart: false,
+        grant,
+        registerGate: 'record-all',
+      });
       const r = await attack(drv, 1, script([w(1, 0x7f, 0x5an), read64(0x78), w(width, offset, 0xffn), read64(0x88)]));
       expect(r.fault?.kind, r.fault?.message ?? 'no fault').toBe('dma-firewall');
       expect(r.fault!.message).toContain(`a ${width}-byte write at 0x${offset.toString(16)}`);
       await drv.stop();
     }
     // A write beside the engine is served (by the gate) and lands; a legal transfer's trigger passes the check.
-    const drv = await host.load(driverPath(HOSTILE), dev, { name: 'gate-ok', restart: false, grant, registerGate: 'record-all' });
-    const out = await drv.request(1, script([w(1, 0x7f, 0x5an), ...transfer(DEV, bus, 64n, START | TO_RAM), read64(0x78), read64(0x98)]));
+    const drv = await host.load(driverPath(HOSTILE), dev, {
+      name: 'gate-ok',
+      restart: false,
+      grant,
+      registerGate: 'record-all',
+    });
+    const out = await drv.request(
+      1,
+      script([w(1, 0x7f, 0x5an), ...transfer(DEV, bus, 64n, START | TO_RAM), read64(0x78), read64(0x98)]),
+    );
     const v = new DataView(out.buffer, out.byteOffset);
     expect(v.getBigUint64(0, true) >> 56n).toBe(0x5an);
     expect(v.getBigUint64(8, true)).toBe(START | TO_RAM); // the trigger reached the memory-backed register

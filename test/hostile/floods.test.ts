@@ -49,8 +49,12 @@ async function peakRss<T>(label: string, fn: () => Promise<T>): Promise<T> {
   } finally {
     clearInterval(timer);
     peak = Math.max(peak, process.memoryUsage.rss());
-    console.log(`${label}: RSS before ${(before / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB (+${((peak - before) / MiB).toFixed(1)} MiB)`);
-    expect(peak - before, `${label}: host memory grew by ${((peak - before) / MiB).toFixed(1)} MiB`).toBeLessThan(150 * MiB);
+    console.log(
+      `${label}: RSS before ${(before / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB (+${((peak - before) / MiB).toFixed(1)} MiB)`,
+    );
+    expect(peak - before, `${label}: host memory grew by ${((peak - before) / MiB).toFixed(1)} MiB`).toBeLessThan(
+      150 * MiB,
+    );
   }
 }
 
@@ -59,12 +63,17 @@ async function flood(label: string, bytes: Uint8Array, device = 'edu', limits = 
   const before = messages;
   const dev = host.openDevice(`sim:${device}:flood${n++}`);
   const drv = await host.load(bytes, dev, { name: `flood${n}`, restart: false, limits });
-  const fault = await bystander.during(() => peakRss(label, async () => {
-    const faulted = new Promise<Fault>((resolve) => drv.once('fault', resolve));
-    const answer = await drv.request(1, u32(0)).then(() => 'answered', (e) => e.code);
-    const f = await faulted;
-    return Object.assign(f, { answer });
-  }));
+  const fault = await bystander.during(() =>
+    peakRss(label, async () => {
+      const faulted = new Promise<Fault>((resolve) => drv.once('fault', resolve));
+      const answer = await drv.request(1, u32(0)).then(
+        () => 'answered',
+        (e) => e.code,
+      );
+      const f = await faulted;
+      return Object.assign(f, { answer });
+    }),
+  );
   const got = messages - before;
   console.log(`${label}: ${got} messages reached the main thread before the fault`);
   // One bucket: at most the burst plus what refilled while the attack ran (it ends within ms).
@@ -75,49 +84,73 @@ async function flood(label: string, bytes: Uint8Array, device = 'edu', limits = 
 
 describe('floods end in log-flood, with bounded host memory', () => {
   it('a request looping over a granted read the model rejects (5M times)', async () => {
-    const f = await flood('rejected reads in a request', driverWat({ imports: IMPORTS, request: `${times(5_000_000, REJECTED_READ)} (i32.const 0)` }));
+    const f = await flood(
+      'rejected reads in a request',
+      driverWat({ imports: IMPORTS, request: `${times(5_000_000, REJECTED_READ)} (i32.const 0)` }),
+    );
     expect(f.kind, f.message).toBe('log-flood');
     expect(f.phase).toBe('request');
     expect(f.message).toContain('device guest error');
   });
 
   it('a request looping over a granted 2-byte write the model rejects', async () => {
-    const f = await flood('rejected writes in a request', driverWat({ imports: IMPORTS, request: `${times(5_000_000, REJECTED_WRITE)} (i32.const 0)` }));
+    const f = await flood(
+      'rejected writes in a request',
+      driverWat({ imports: IMPORTS, request: `${times(5_000_000, REJECTED_WRITE)} (i32.const 0)` }),
+    );
     expect(f.kind, f.message).toBe('log-flood');
   });
 
   it('the interrupt handler looping over rejected reads (never past the deadline or the storm limit before)', async () => {
-    const f = await flood('rejected reads in the interrupt handler', driverWat({
-      imports: IMPORTS,
-      request: `${RAISE} (i32.const 0)`,
-      interrupt: times(5_000_000, REJECTED_READ),
-    }));
+    const f = await flood(
+      'rejected reads in the interrupt handler',
+      driverWat({
+        imports: IMPORTS,
+        request: `${RAISE} (i32.const 0)`,
+        interrupt: times(5_000_000, REJECTED_READ),
+      }),
+    );
     expect(f.kind, f.message).toBe('log-flood');
     expect(f.phase).toBe('interrupt');
   });
 
   it('the interrupt handler logging in a loop', async () => {
-    const f = await flood('logs in the interrupt handler', driverWat({ imports: IMPORTS, request: `${RAISE} (i32.const 0)`, interrupt: times(5_000_000, LOG) }));
+    const f = await flood(
+      'logs in the interrupt handler',
+      driverWat({ imports: IMPORTS, request: `${RAISE} (i32.const 0)`, interrupt: times(5_000_000, LOG) }),
+    );
     expect(f.kind, f.message).toBe('log-flood');
     expect(f.phase).toBe('interrupt');
   });
 
   it('one limiter: 600 logs and 600 guest errors, each under the burst alone, flood together', async () => {
-    const f = await flood('logs and guest errors mixed', driverWat({ imports: IMPORTS, request: `${times(600, LOG)} ${times(600, REJECTED_READ)} (i32.const 0)` }));
+    const f = await flood(
+      'logs and guest errors mixed',
+      driverWat({ imports: IMPORTS, request: `${times(600, LOG)} ${times(600, REJECTED_READ)} (i32.const 0)` }),
+    );
     expect(f.kind, f.message).toBe('log-flood');
     expect(f.message).toContain('logs and device guest errors together');
   });
 
   it('port I/O: 2-byte ins the UART model rejects', async () => {
-    const f = await flood('rejected port ins', driverWat({
-      imports: '(import "wasmdrv" "io_in16" (func $in16 (param i32 i32) (result i32)))',
-      request: `${times(5_000_000, '(drop (call $in16 (i32.const 0) (i32.const 0)))')} (i32.const 0)`,
-    }), 'uart16550');
+    const f = await flood(
+      'rejected port ins',
+      driverWat({
+        imports: '(import "wasmdrv" "io_in16" (func $in16 (param i32 i32) (result i32)))',
+        request: `${times(5_000_000, '(drop (call $in16 (i32.const 0) (i32.const 0)))')} (i32.const 0)`,
+      }),
+      'uart16550',
+    );
     expect(f.kind, f.message).toBe('log-flood');
   });
 
   it('a lower operator limit applies to guest errors too', async () => {
-    const f = await flood('rejected reads, logBurst 20', driverWat({ imports: IMPORTS, request: `${times(100, REJECTED_READ)} (i32.const 0)` }), 'edu', { logBurst: 20, logPerSec: 1 });
+    const f = await flood(
+      'rejected reads, logBurst 20',
+      driverWat({ imports: IMPORTS, request: `${times(100, REJECTED_READ)} (i32.const 0)` }),
+      'edu',
+      { logBurst: 20, logPerSec: 1 },
+    );
     expect(f.kind, f.message).toBe('log-flood');
     expect(f.message).toContain('more than 20 messages');
   });
@@ -125,10 +158,16 @@ describe('floods end in log-flood, with bounded host memory', () => {
   it('the CLI prints a bounded number of lines and exits 1', () => {
     const file = join(tmp, 'flood.wasm');
     writeFileSync(file, driverWat({ imports: IMPORTS, request: `${times(5_000_000, REJECTED_READ)} (i32.const 0)` }));
-    const r = spawnSync(process.execPath, [join(root, 'bin', 'wasmdrv.js'), 'run', file, '--device', 'sim:edu', '--request', '1'], {
-      // No trust store anywhere (a bare module runs without a policy): HOME without one, no $WASMDRV_TRUST.
-      encoding: 'utf8', env: { ...process.env, HOME: tmp, WASMDRV_TRUST: undefined }, maxBuffer: 64 * MiB,
-    });
+    const r = spawnSync(
+      process.execPath,
+      [join(root, 'bin', 'wasmdrv.js'), 'run', file, '--device', 'sim:edu', '--request', '1'],
+      {
+        // No trust store anywhere (a bare module runs without a policy): HOME without one, no $WASMDRV_TRUST.
+        encoding: 'utf8',
+        env: { ...process.env, HOME: tmp, WASMDRV_TRUST: undefined },
+        maxBuffer: 64 * MiB,
+      },
+    );
     const lines = r.stderr.split('\n').length;
     console.log(`CLI: ${lines} lines on stderr`);
     expect(r.stderr).toContain('log-flood');

@@ -6,7 +6,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { Host, loadPackage, simDmaRecord, type DmaRecordSnapshot, type Driver, type Fault } from '../../host/index.ts';
+import {
+  type Host,
+  loadPackage,
+  simDmaRecord,
+  type DmaRecordSnapshot,
+  type Driver,
+  type Fault,
+} from '../../host/index.ts';
 import { appendSection, generateKeys, MANIFEST_SECTION, signPackage } from '../../host/package/sign.ts';
 import { driverPath, root, u32, words } from '../helpers.ts';
 
@@ -23,20 +30,35 @@ export function trustStore() {
     trust,
     sign(module: string | Uint8Array, manifest: object): Uint8Array {
       const bytes = typeof module === 'string' ? new Uint8Array(readFileSync(driverPath(module))) : module;
-      return signPackage(appendSection(bytes, MANIFEST_SECTION, new TextEncoder().encode(JSON.stringify(manifest))), key.privatePem);
+      return signPackage(
+        appendSection(bytes, MANIFEST_SECTION, new TextEncoder().encode(JSON.stringify(manifest))),
+        key.privatePem,
+      );
     },
     close: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
 
-const FACTORIALS: [number, number][] = [[5, 120], [10, 3628800], [12, 479001600], [7, 5040]];
+const FACTORIALS: [number, number][] = [
+  [5, 120],
+  [10, 3628800],
+  [12, 479001600],
+  [7, 5040],
+];
 
 /** The edu driver, signed with its shipped manifest, on a simulated edu device of its own. */
 export class Bystander {
   answered = 0;
-  private constructor(readonly drv: Driver, readonly device: string) {}
+  private constructor(
+    readonly drv: Driver,
+    readonly device: string,
+  ) {}
 
-  static async start(host: Host, store: ReturnType<typeof trustStore>, device = 'sim:edu:bystander'): Promise<Bystander> {
+  static async start(
+    host: Host,
+    store: ReturnType<typeof trustStore>,
+    device = 'sim:edu:bystander',
+  ): Promise<Bystander> {
     const drv = await loadPackage(host, store.sign('edu', eduManifest), device, { trust: store.trust });
     const b = new Bystander(drv, device);
     await b.check();
@@ -83,10 +105,12 @@ export interface AttackResult {
 /** Send one request that should make the driver fault; resolves once the request is answered and the fault (if any) is reported. */
 export async function attack(drv: Driver, op: number, payload: Uint8Array): Promise<AttackResult> {
   const out: AttackResult = {};
-  const faulted = new Promise<void>((resolve) => drv.once('fault', (f: Fault) => {
-    out.fault = f;
-    resolve();
-  }));
+  const faulted = new Promise<void>((resolve) =>
+    drv.once('fault', (f: Fault) => {
+      out.fault = f;
+      resolve();
+    }),
+  );
   try {
     out.response = await drv.request(op, payload);
   } catch (err) {

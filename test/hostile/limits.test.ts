@@ -19,8 +19,16 @@ import { root } from '../helpers.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'wasmdrv-limits-'));
 const eduManifest = JSON.parse(readFileSync(join(root, 'guest-drivers', 'edu', 'manifest.json'), 'utf8'));
-const manifest = (limits: object, name = 'hostile') => ({ ...eduManifest, name, interrupts: false, regions: undefined, dma: undefined, limits });
-const pkg = (wasm: Uint8Array, m: object) => appendSection(wasm, MANIFEST_SECTION, new TextEncoder().encode(JSON.stringify(m)));
+const manifest = (limits: object, name = 'hostile') => ({
+  ...eduManifest,
+  name,
+  interrupts: false,
+  regions: undefined,
+  dma: undefined,
+  limits,
+});
+const pkg = (wasm: Uint8Array, m: object) =>
+  appendSection(wasm, MANIFEST_SECTION, new TextEncoder().encode(JSON.stringify(m)));
 const idle = driverWat({});
 const spin = driverWat({ request: '(loop $l (br $l)) (i32.const 0)' });
 const spinProbe = driverWat({ probe: '(loop $l (br $l)) (i32.const 0)' });
@@ -30,10 +38,17 @@ afterEach(() => host?.close());
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** An unsigned package allowed by name on a host without a policy (the manifest's limits still count). */
-const load = (bytes: Uint8Array, m: { name: string }) => loadPackage(host, pkg(bytes, m), `sim:edu:l${n++}`, { trust: join(tmp, 'none'), allowUnsigned: [m.name] });
+const load = (bytes: Uint8Array, m: { name: string }) =>
+  loadPackage(host, pkg(bytes, m), `sim:edu:l${n++}`, { trust: join(tmp, 'none'), allowUnsigned: [m.name] });
 
 describe('manifest limits are capped by the host', () => {
-  for (const [key, value] of [['memoryPages', 65536], ['deadlineMs', 1_000_000_000], ['logPerSec', 1e6], ['logBurst', 1e7], ['irqPerSec', 1e9]] as const) {
+  for (const [key, value] of [
+    ['memoryPages', 65536],
+    ['deadlineMs', 1_000_000_000],
+    ['logPerSec', 1e6],
+    ['logBurst', 1e7],
+    ['irqPerSec', 1e9],
+  ] as const) {
     it(`a manifest asking ${key} ${value} is refused naming the limit, the value and the cap`, async () => {
       host = new Host();
       const b = await Bystander.start(host);
@@ -48,7 +63,7 @@ describe('manifest limits are capped by the host', () => {
     host = new Host({ limitCaps: { deadlineMs: 500 } });
     const b = await Bystander.start(host);
     const err = await load(idle, manifest({ deadlineMs: 2000 })).catch((e) => e);
-    expect(err.message).toContain('limit deadlineMs 2000 is above the host\'s cap of 500');
+    expect(err.message).toContain("limit deadlineMs 2000 is above the host's cap of 500");
     const drv = await load(idle, manifest({ deadlineMs: 400, memoryPages: 8 }));
     expect(drv.limits.deadlineMs).toBe(400);
     await b.check();
@@ -63,7 +78,10 @@ describe('stop and close end a driver in bounded time whatever its limits', () =
     const answer = drv.request(1).catch((e) => e);
     await new Promise((r) => setTimeout(r, 300));
     const t0 = performance.now();
-    const stopped = await Promise.race([drv.stop().then(() => true), new Promise((r) => setTimeout(() => r(false), 20_000))]);
+    const stopped = await Promise.race([
+      drv.stop().then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 20_000)),
+    ]);
     console.log(`stop() of a spinning driver with a 10^9 ms deadline took ${(performance.now() - t0).toFixed(1)} ms`);
     expect(stopped).toBe(true);
     expect(((await answer) as RequestError).code).toBe('driver-stopped');
@@ -76,8 +94,13 @@ describe('stop and close end a driver in bounded time whatever its limits', () =
     const loading = load(spinProbe, manifest({ deadlineMs: 1_000_000_000 })).catch((e) => e);
     await new Promise((r) => setTimeout(r, 300));
     const t0 = performance.now();
-    const closed = await Promise.race([host.close().then(() => true), new Promise((r) => setTimeout(() => r(false), 20_000))]);
-    console.log(`close() with a probe spinning under a 10^9 ms deadline took ${(performance.now() - t0).toFixed(1)} ms`);
+    const closed = await Promise.race([
+      host.close().then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 20_000)),
+    ]);
+    console.log(
+      `close() with a probe spinning under a 10^9 ms deadline took ${(performance.now() - t0).toFixed(1)} ms`,
+    );
     expect(closed).toBe(true);
     expect(await loading).toBeInstanceOf(LoadError);
   });
@@ -96,7 +119,11 @@ describe('payloads larger than the io buffer are refused to the caller', () => {
     }
     expect(drv.stats().requests).toBe(0);
     expect(await drv.request(1, new Uint8Array(256))).toEqual(new Uint8Array(0)); // exactly the buffer: served
-    expect({ state: drv.state, faults: drv.faults, restarts: drv.restarts }).toEqual({ state: 'running', faults: 0, restarts: 0 });
+    expect({ state: drv.state, faults: drv.faults, restarts: drv.restarts }).toEqual({
+      state: 'running',
+      faults: 0,
+      restarts: 0,
+    });
   });
 
   it('the daemon: an oversized call, a non-object line and an endless line are refused; the driver keeps serving', async () => {
@@ -106,25 +133,33 @@ describe('payloads larger than the io buffer are refused to the caller', () => {
     const svc = new Service({ socket, drivers: [{ name: 'small', driver: wasm, device: 'sim:edu' }] });
     await svc.start();
     try {
-      const talk = (lines: string[]) => new Promise<Record<string, unknown>[]>((resolve, reject) => {
-        const s = createConnection(socket);
-        const got: Record<string, unknown>[] = [];
-        let buf = '';
-        s.on('data', (d) => {
-          buf += d;
-          for (let nl; (nl = buf.indexOf('\n')) >= 0; buf = buf.slice(nl + 1)) got.push(JSON.parse(buf.slice(0, nl)));
-          if (got.length === lines.length) {
-            s.end();
-            resolve(got);
-          }
+      const talk = (lines: string[]) =>
+        new Promise<Record<string, unknown>[]>((resolve, reject) => {
+          const s = createConnection(socket);
+          const got: Record<string, unknown>[] = [];
+          let buf = '';
+          s.on('data', (d) => {
+            buf += d;
+            for (let nl; (nl = buf.indexOf('\n')) >= 0; buf = buf.slice(nl + 1)) got.push(JSON.parse(buf.slice(0, nl)));
+            if (got.length === lines.length) {
+              s.end();
+              resolve(got);
+            }
+          });
+          s.on('close', () => resolve(got));
+          s.on('error', reject);
+          for (const l of lines) s.write(`${l}\n`);
         });
-        s.on('close', () => resolve(got));
-        s.on('error', reject);
-        for (const l of lines) s.write(`${l}\n`);
-      });
       const big = Buffer.alloc(1000).toString('base64');
-      const rpc = (id: number, params: Record<string, unknown>) => JSON.stringify({ jsonrpc: '2.0', id, method: 'call', params });
-      const r = await talk([rpc(1, { driver: 'small', op: 1, data: big }), 'null', '[1]', rpc(4, { driver: '__proto__', op: 1 }), rpc(5, { driver: 'small', op: 1 })]);
+      const rpc = (id: number, params: Record<string, unknown>) =>
+        JSON.stringify({ jsonrpc: '2.0', id, method: 'call', params });
+      const r = await talk([
+        rpc(1, { driver: 'small', op: 1, data: big }),
+        'null',
+        '[1]',
+        rpc(4, { driver: '__proto__', op: 1 }),
+        rpc(5, { driver: 'small', op: 1 }),
+      ]);
       // replies come as each is decided (the calls go through the driver's queue): compare by id, then the rest
       const code = (m: Record<string, any>) => (m.error ? m.error.data.code : 'ok');
       const byId = Object.fromEntries(r.filter((m) => m.id !== null).map((m) => [m.id, code(m)]));
@@ -148,9 +183,15 @@ describe('payloads larger than the io buffer are refused to the caller', () => {
 });
 
 describe('a fault while loading is one line in the CLI', () => {
-  const cli = (file: string, ...extra: string[]) => spawnSync(process.execPath, [join(root, 'bin', 'wasmdrv.js'), 'run', file, '--device', 'sim:edu', '--request', '1', ...extra], {
-    encoding: 'utf8', env: { ...process.env, HOME: tmp, WASMDRV_TRUST: undefined },
-  });
+  const cli = (file: string, ...extra: string[]) =>
+    spawnSync(
+      process.execPath,
+      [join(root, 'bin', 'wasmdrv.js'), 'run', file, '--device', 'sim:edu', '--request', '1', ...extra],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, HOME: tmp, WASMDRV_TRUST: undefined },
+      },
+    );
   const write = (name: string, bytes: Uint8Array) => {
     const f = join(tmp, name);
     writeFileSync(f, bytes);

@@ -22,7 +22,13 @@ export function sleb(n: number): number[] {
 export function wat(text: string): Uint8Array {
   const m = binaryen.parseText(text);
   try {
-    m.setFeatures(binaryen.Features.MVP | binaryen.Features.BulkMemory | binaryen.Features.SignExt | binaryen.Features.MutableGlobals | binaryen.Features.MultiMemory);
+    m.setFeatures(
+      binaryen.Features.MVP |
+        binaryen.Features.BulkMemory |
+        binaryen.Features.SignExt |
+        binaryen.Features.MutableGlobals |
+        binaryen.Features.MultiMemory,
+    );
     return m.emitBinary();
   } finally {
     m.dispose();
@@ -33,7 +39,14 @@ export function wat(text: string): Uint8Array {
  * A complete driver in text: the ABI's exports around the given request and interrupt bodies.
  * Memory: 3 pages; io buffer 256 bytes at 1024; dma_area the 64 KiB at 0x10000 (sim:edu's window).
  */
-export function driverWat(o: { imports?: string; request?: string; interrupt?: string; probe?: string; start?: string; extra?: string }): Uint8Array {
+export function driverWat(o: {
+  imports?: string;
+  request?: string;
+  interrupt?: string;
+  probe?: string;
+  start?: string;
+  extra?: string;
+}): Uint8Array {
   return wat(`(module
   (import "env" "memory" (memory 3))
   ${o.imports ?? ''}
@@ -81,7 +94,12 @@ export interface RawDriver {
 /** A driver module written byte by byte, for structures no text format would produce. */
 export function rawDriver(o: RawDriver): Uint8Array {
   // types: 0 ()->i32, 1 ()->(), 2 (i32)->(), 3 (i32,i32)->i32, then one per extra import
-  const types: number[][] = [[0x60, 0, 1, I32], [0x60, 0, 0], [0x60, 1, I32, 0], [0x60, 2, I32, I32, 1, I32]];
+  const types: number[][] = [
+    [0x60, 0, 1, I32],
+    [0x60, 0, 0],
+    [0x60, 1, I32, 0],
+    [0x60, 2, I32, I32, 1, I32],
+  ];
   const imports: number[][] = [];
   for (const [fn, [p, r]] of Object.entries(o.imports ?? {})) {
     imports.push([...name('wasmdrv'), ...name(fn), 0x00, ...uleb(types.length)]);
@@ -105,14 +123,24 @@ export function rawDriver(o: RawDriver): Uint8Array {
     const body = [0x00, ...b]; // no locals
     return [...uleb(body.length), ...body];
   });
-  const exportNames = ['probe', 'remove', 'interrupt', 'request', 'io_buffer', 'io_buffer_size', 'dma_area', 'dma_area_size'];
+  const exportNames = [
+    'probe',
+    'remove',
+    'interrupt',
+    'request',
+    'io_buffer',
+    'io_buffer_size',
+    'dma_area',
+    'dma_area_size',
+  ];
   const exports = exportNames.map((n, i) => [...name(n), 0x00, ...uleb(nImportedFns + i)]);
   exports.push([...name('wasmdrv_abi_version'), 0x03, 0x00]);
   const out = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
   out.push(...encodeSection(1, vec(types)));
   out.push(...encodeSection(2, vec(imports)));
   out.push(...encodeSection(3, vec(funcTypes.map((t) => [t]))));
-  if (o.definedTables) out.push(...encodeSection(4, vec(Array.from({ length: o.definedTables }, () => [0x70, 0x00, 1]))));
+  if (o.definedTables)
+    out.push(...encodeSection(4, vec(Array.from({ length: o.definedTables }, () => [0x70, 0x00, 1]))));
   if (o.definedMemories) out.push(...encodeSection(5, vec(Array.from({ length: o.definedMemories }, () => [0x00, 1]))));
   out.push(...encodeSection(6, vec([[I32, 0x00, 0x41, 0x01, 0x0b]])));
   out.push(...encodeSection(7, vec(exports)));

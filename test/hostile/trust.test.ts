@@ -8,7 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Host, LoadError, loadPackage, type Fault } from '../../host/index.ts';
-import { appendSection, generateKeys, MANIFEST_SECTION, signPackage, SIGNATURE_SECTION, stripSection } from '../../host/package/sign.ts';
+import {
+  appendSection,
+  generateKeys,
+  MANIFEST_SECTION,
+  signPackage,
+  SIGNATURE_SECTION,
+  stripSection,
+} from '../../host/package/sign.ts';
 import { Service } from '../../host/service/daemon.ts';
 import { Bystander } from './bystander.ts';
 import { driverWat } from './modules.ts';
@@ -39,7 +46,12 @@ async function policyHost(allowUnsigned: string[] = []): Promise<Bystander> {
 }
 
 async function refused(b: Bystander, load: () => Promise<unknown>, loaded = 0): Promise<string> {
-  const err = await b.during(() => load().then(() => 'loaded', (e) => e));
+  const err = await b.during(() =>
+    load().then(
+      () => 'loaded',
+      (e) => e,
+    ),
+  );
   expect(err).toBeInstanceOf(LoadError);
   // nothing new left loaded (a refused reload leaves the driver it was for running)
   expect(host.drivers.filter((d) => d.name !== 'bystander').length).toBe(loaded);
@@ -50,7 +62,9 @@ describe('bare modules and unsigned packages under a trust policy', () => {
   it('a signed package with both sections stripped is a bare module: refused through host.load', async () => {
     const b = await policyHost();
     const bare = stripSection(stripSection(signedEdu, SIGNATURE_SECTION), MANIFEST_SECTION);
-    expect(await refused(b, () => host.load(bare, 'sim:edu:t1', { name: 'edu' }))).toContain('a bare module (no wasmdrv.manifest section, unsigned)');
+    expect(await refused(b, () => host.load(bare, 'sim:edu:t1', { name: 'edu' }))).toContain(
+      'a bare module (no wasmdrv.manifest section, unsigned)',
+    );
   });
 
   it('the same bare module through loadPackage on a host without a policy: refused', async () => {
@@ -66,12 +80,23 @@ describe('bare modules and unsigned packages under a trust policy', () => {
     expect(await refused(b, () => host.load(unsigned, 'sim:edu:t3'))).toContain('"edu" is not allowed unsigned');
   });
 
-  it('a bare module allowed by name still needs the operator\'s manifest, and then runs under that grant, not all-access', async () => {
+  it("a bare module allowed by name still needs the operator's manifest, and then runs under that grant, not all-access", async () => {
     const b = await policyHost(['peek']);
     // reads offset 0x1000 of BAR0: inside the device, outside a 0x100-byte grant
-    const peek = driverWat({ imports: '(import "wasmdrv" "reg_read32" (func $rd (param i32 i32) (result i32)))', request: '(drop (call $rd (i32.const 0) (i32.const 0x1000))) (i32.const 0)' });
-    expect(await refused(b, () => host.load(peek, 'sim:edu:t4', { name: 'peek' }))).toContain('needs the operator\'s manifest for its grant');
-    const manifest = { ...eduManifest, name: 'peek', regions: [{ index: 0, size: '0x100', access: 'r' }], interrupts: false, dma: undefined };
+    const peek = driverWat({
+      imports: '(import "wasmdrv" "reg_read32" (func $rd (param i32 i32) (result i32)))',
+      request: '(drop (call $rd (i32.const 0) (i32.const 0x1000))) (i32.const 0)',
+    });
+    expect(await refused(b, () => host.load(peek, 'sim:edu:t4', { name: 'peek' }))).toContain(
+      "needs the operator's manifest for its grant",
+    );
+    const manifest = {
+      ...eduManifest,
+      name: 'peek',
+      regions: [{ index: 0, size: '0x100', access: 'r' }],
+      interrupts: false,
+      dma: undefined,
+    };
     const drv = await host.load(peek, 'sim:edu:t4b', { name: 'peek', manifest, restart: false });
     const fault = new Promise<Fault>((resolve) => drv.once('fault', resolve));
     await b.during(() => drv.request(1).catch(() => {}));
@@ -83,7 +108,11 @@ describe('bare modules and unsigned packages under a trust policy', () => {
   it('the daemon with a trust store refuses a bare module in its config', async () => {
     const bareFile = join(tmp, 'bare.wasm');
     writeFileSync(bareFile, stripSection(stripSection(signedEdu, SIGNATURE_SECTION), MANIFEST_SECTION));
-    const svc = new Service({ socket: join(tmp, 's.sock'), trust, drivers: [{ name: 'edu', driver: bareFile, device: 'sim:edu' }] });
+    const svc = new Service({
+      socket: join(tmp, 's.sock'),
+      trust,
+      drivers: [{ name: 'edu', driver: bareFile, device: 'sim:edu' }],
+    });
     const err = await svc.start().catch((e) => e);
     await svc.close();
     expect(err).toBeInstanceOf(LoadError);
@@ -93,7 +122,21 @@ describe('bare modules and unsigned packages under a trust policy', () => {
   it('the CLI with --trust refuses a stripped module, naming it, exit 1 (a refused driver is a failed operation)', () => {
     const bareFile = join(tmp, 'stripped.wasm');
     writeFileSync(bareFile, stripSection(stripSection(signedEdu, SIGNATURE_SECTION), MANIFEST_SECTION));
-    const r = spawnSync(process.execPath, [join(root, 'bin', 'wasmdrv.js'), 'run', bareFile, '--device', 'sim:edu', '--trust', trust, '--request', '2 u32:5'], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(root, 'bin', 'wasmdrv.js'),
+        'run',
+        bareFile,
+        '--device',
+        'sim:edu',
+        '--trust',
+        trust,
+        '--request',
+        '2 u32:5',
+      ],
+      { encoding: 'utf8' },
+    );
     expect(r.stderr).toContain(`${bareFile}: a bare module`);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(r.status).toBe(1);
@@ -103,8 +146,16 @@ describe('bare modules and unsigned packages under a trust policy', () => {
 describe('ambiguous packages', () => {
   it('two manifest sections (signed over both) are refused', async () => {
     const b = await policyHost();
-    const two = sign(appendSection(pack(eduWasm), MANIFEST_SECTION, enc({ ...eduManifest, regions: [{ index: 0, size: '0x100000', access: 'rw' }] })));
-    expect(await refused(b, () => host.load(two, `sim:edu:a${n++}`))).toContain('ambiguous package: 2 wasmdrv.manifest sections');
+    const two = sign(
+      appendSection(
+        pack(eduWasm),
+        MANIFEST_SECTION,
+        enc({ ...eduManifest, regions: [{ index: 0, size: '0x100000', access: 'rw' }] }),
+      ),
+    );
+    expect(await refused(b, () => host.load(two, `sim:edu:a${n++}`))).toContain(
+      'ambiguous package: 2 wasmdrv.manifest sections',
+    );
   });
 
   it('two signature sections are refused', async () => {
@@ -117,18 +168,24 @@ describe('ambiguous packages', () => {
   it('a section after the signature (not covered by it) is refused', async () => {
     const b = await policyHost();
     const after = appendSection(signedEdu, 'extra', enc('hello'));
-    expect(await refused(b, () => host.load(after, `sim:edu:a${n++}`))).toContain('section(s) after wasmdrv.signature would not be covered');
+    expect(await refused(b, () => host.load(after, `sim:edu:a${n++}`))).toContain(
+      'section(s) after wasmdrv.signature would not be covered',
+    );
   });
 
   it('an unknown wasmdrv.* section is refused', async () => {
     const b = await policyHost();
     const odd = sign(appendSection(pack(eduWasm), 'wasmdrv.grant', enc({ all: true })));
-    expect(await refused(b, () => host.load(odd, `sim:edu:a${n++}`))).toContain('unknown package section "wasmdrv.grant"');
+    expect(await refused(b, () => host.load(odd, `sim:edu:a${n++}`))).toContain(
+      'unknown package section "wasmdrv.grant"',
+    );
   });
 
   it('a signature by an untrusted key, and a tampered one, are refused', async () => {
     const b = await policyHost();
-    expect(await refused(b, () => host.load(sign(pack(eduWasm), stranger), `sim:edu:a${n++}`))).toContain('which is not in the trust store');
+    expect(await refused(b, () => host.load(sign(pack(eduWasm), stranger), `sim:edu:a${n++}`))).toContain(
+      'which is not in the trust store',
+    );
     const t = sign(pack(eduWasm));
     t[300] ^= 1;
     expect(await refused(b, () => host.load(t, `sim:edu:a${n++}`))).toContain('is invalid');
@@ -159,7 +216,9 @@ describe('hot reload passes the same policy', () => {
     const { b, drv } = await running();
     const uart = sign(pack(eduWasm, { ...eduManifest, match: [{ sim: 'uart16550' }] }));
     expect(await refused(b, () => drv.reload(uart), 1)).toContain('does not drive device');
-    const wider = sign(pack(eduWasm, { ...eduManifest, regions: [{ ...eduManifest.regions[0], writable: undefined }] }));
+    const wider = sign(
+      pack(eduWasm, { ...eduManifest, regions: [{ ...eduManifest.regions[0], writable: undefined }] }),
+    );
     expect(await refused(b, () => drv.reload(wider), 1)).toContain('asks for another grant');
     expect(drv.state).toBe('running');
   });

@@ -7,7 +7,13 @@ export default {
   description: 'edu behind wasmdrv_uio: the DMA engine firewall with real MMIO read-back',
   guest: 'test/vm/dma-firewall.guest.mjs',
   modules: ['uio'],
-  needs: ['dist/index.js', 'dist/worker.js', 'build/drivers/edu.wasm', 'build/drivers/test/hostile-dma.wasm', 'build/packages/edu.wdrv'],
+  needs: [
+    'dist/index.js',
+    'dist/worker.js',
+    'build/drivers/edu.wasm',
+    'build/drivers/test/hostile-dma.wasm',
+    'build/packages/edu.wdrv',
+  ],
   expected: [
     'dma-firewall: the signed edu package does a DMA round trip through the engine check',
     'dma-firewall: a transfer past the DMA buffer is refused',

@@ -32,10 +32,13 @@ export default {
   stub: 'dma_size=262144',
   needs: ['dist/index.js', 'dist/worker.js', 'dist/cli.js', 'build/drivers/e1000.wasm'],
   expected: [
-    'e1000: NIC A moves to wasmdrv_uio (driver_override)', 'e1000: wasmdrv net up bridges NIC A to a TAP',
-    'e1000: ping from the TAP side to the kernel-driven NIC', 'e1000: ping from the kernel-driven NIC to the TAP side',
+    'e1000: NIC A moves to wasmdrv_uio (driver_override)',
+    'e1000: wasmdrv net up bridges NIC A to a TAP',
+    'e1000: ping from the TAP side to the kernel-driven NIC',
+    'e1000: ping from the kernel-driven NIC to the TAP side',
     'e1000: a 4 MiB TCP transfer arrives intact (md5 at both ends)',
-    'e1000: link down seen by the driver (TAP loses carrier)', 'e1000: link up seen by the driver (TAP carrier back)',
+    'e1000: link down seen by the driver (TAP loses carrier)',
+    'e1000: link up seen by the driver (TAP carrier back)',
     'e1000: the bridge counted traffic and no errors',
   ],
   timeoutMs: 400_000,
@@ -47,9 +50,16 @@ export default {
 
   qemu(ctx) {
     return [
-      '-qmp', `unix:${ctx.qmpPath},server=on,wait=off`,
-      '-netdev', 'hubport,id=p0,hubid=0', '-device', `e1000,id=nicA,netdev=p0,mac=${NIC_A_MAC}`,
-      '-netdev', 'hubport,id=p1,hubid=0', '-device', `e1000,id=nicB,netdev=p1,mac=${NIC_B_MAC}`,
+      '-qmp',
+      `unix:${ctx.qmpPath},server=on,wait=off`,
+      '-netdev',
+      'hubport,id=p0,hubid=0',
+      '-device',
+      `e1000,id=nicA,netdev=p0,mac=${NIC_A_MAC}`,
+      '-netdev',
+      'hubport,id=p1,hubid=0',
+      '-device',
+      `e1000,id=nicB,netdev=p1,mac=${NIC_B_MAC}`,
     ];
   },
 

@@ -15,22 +15,44 @@ export default {
   // sometimes panics ("timer doesn't work through Interrupt-remapped IO-APIC").
   append: 'intel_iommu=on iommu.passthrough=1 no_timer_check',
   // 6.1's chain; vfio_virqfd was folded into vfio in 6.2, so prepare() drops what a kernel lacks.
-  modules: ['irqbypass', 'vfio', 'vfio_iommu_type1', 'vfio_virqfd', 'vfio-pci-core', 'vfio-pci', 'uio', 'uio_pci_generic'],
+  modules: [
+    'irqbypass',
+    'vfio',
+    'vfio_iommu_type1',
+    'vfio_virqfd',
+    'vfio-pci-core',
+    'vfio-pci',
+    'uio',
+    'uio_pci_generic',
+  ],
   prepare(ctx) {
     const dep = readFileSync(`/lib/modules/${ctx.kver}/modules.dep`, 'utf8');
     const builtin = readFileSync(`/lib/modules/${ctx.kver}/modules.builtin`, 'utf8');
     const has = (m) => [dep, builtin].some((t) => new RegExp(`/${m.replace(/[-_]/g, '[-_]')}\\.ko`).test(t));
     this.modules = this.modules.filter(has);
     // The C baseline for the VFIO MSI round trip (the guest runs it from the shared root).
-    execFileSync('cc', ['-O2', '-Wall', join(ctx.root, 'bench', 'vfio-msi.c'), '-o', join(ctx.work, 'vfio-msi')], { stdio: ['ignore', 'inherit', 'inherit'] });
+    execFileSync('cc', ['-O2', '-Wall', join(ctx.root, 'bench', 'vfio-msi.c'), '-o', join(ctx.work, 'vfio-msi')], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
   },
   stub: null,
-  needs: ['dist/index.js', 'dist/worker.js', 'dist/cli.js', 'build/drivers/edu.wasm', 'build/drivers/test/edu-rogue-dma.wasm', 'build/drivers/test/broken.wasm'],
+  needs: [
+    'dist/index.js',
+    'dist/worker.js',
+    'dist/cli.js',
+    'build/drivers/edu.wasm',
+    'build/drivers/test/edu-rogue-dma.wasm',
+    'build/drivers/test/broken.wasm',
+  ],
   expected: [
     'vfio: wasmdrv bind --vfio hands edu to vfio-pci',
     'vfio: devices reports the IOMMU confining its DMA',
-    'edu via vfio: identify and liveness', 'edu via vfio: factorials', 'edu via vfio: interrupts', 'edu via vfio: dma',
-    'vfio: interrupts arrive as MSI through an eventfd', 'vfio: INTx with unmask through SET_IRQS',
+    'edu via vfio: identify and liveness',
+    'edu via vfio: factorials',
+    'edu via vfio: interrupts',
+    'edu via vfio: dma',
+    'vfio: interrupts arrive as MSI through an eventfd',
+    'vfio: INTx with unmask through SET_IRQS',
     'vfio: the IOMMU blocks a hostile DMA outside the window (DMAR fault logged)',
     'vfio: the canary under the hostile DMA is untouched',
     'vfio: the host reports the device fault and recovers the device by reset',
