@@ -10,7 +10,7 @@ import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from '
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { LogLevel } from './abi.ts';
-import type { DeviceSpec } from './devices/spec.ts';
+import type { DeviceSpec } from './device-spec.ts';
 import { type Fault, type RecorderEntry, LoadError, RequestError } from './faults.ts';
 import { loadNative, packageRoot } from './native.ts';
 import { DEFAULT_LIMITS, type Grant, type Limits } from './sandbox/instance.ts';

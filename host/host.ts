@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Driver, type DriverOptions } from './driver.ts';
-import type { DeviceSpec } from './devices/spec.ts';
+import type { DeviceSpec } from './device-spec.ts';
 import { openSimDevice } from './devices/sim.ts';
 import { discoverUio, uioDeviceSpec, type UioRoots } from './devices/uio.ts';
 import { openVfioDevice, type VfioOpenOptions } from './devices/vfio.ts';

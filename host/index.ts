@@ -3,7 +3,7 @@ export { Host, type DeviceHandle, type OpenDeviceOptions, type LoadOptions } fro
 export { Driver, type DriverState, type DriverStats, type DriverOptions } from './driver.ts';
 export { FAULT_KINDS, type Fault, type FaultKind, LoadError, RequestError } from './faults.ts';
 export { DEFAULT_LIMITS, type Limits, type Grant, type RegionPolicy } from './sandbox/instance.ts';
-export type { DeviceSpec } from './devices/spec.ts';
+export type { DeviceSpec } from './device-spec.ts';
 export { discoverUio, uioDeviceSpec } from './devices/uio.ts';
 export { listSimModels, simDmaRecord } from './devices/sim.ts';
 export type { DmaRecordSnapshot, DmaTransfer } from './sim/dma-record.ts';

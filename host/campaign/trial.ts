@@ -4,7 +4,7 @@
 
 import { FaultError, LoadError, classify, type FaultKind } from '../faults.ts';
 import { loadNative } from '../native.ts';
-import type { DeviceSpec } from '../devices/spec.ts';
+import type { DeviceSpec } from '../device-spec.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DmaRecord, dmaRecordOffset, simStateBytes } from '../sim/dma-record.ts';

@@ -3,7 +3,7 @@
 // whose device would have unconfined DMA unless the operator allows that package by name.
 
 import type { Manifest } from '../package/manifest.ts';
-import type { DeviceSpec } from './spec.ts';
+import type { DeviceSpec } from '../device-spec.ts';
 import type { DmaConfinement } from './vfio.ts';
 
 export type { DmaConfinement };

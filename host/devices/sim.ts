@@ -2,7 +2,7 @@
 // interrupt line and memfd-backed DMA windows, described as a DeviceSpec like any real device.
 
 import { loadNative } from '../native.ts';
-import type { DeviceSpec } from './spec.ts';
+import type { DeviceSpec } from '../device-spec.ts';
 import { simModelClass, simModels } from '../sim/registry.ts';
 import { readDmaRecord, simStateBytes, type DmaRecordSnapshot } from '../sim/dma-record.ts';
 

@@ -11,7 +11,7 @@
 
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { DeviceSpec, DmaSpec, IrqSpec, PortSpec, RegionSpec } from './spec.ts';
+import type { DeviceSpec, DmaSpec, IrqSpec, PortSpec, RegionSpec } from '../device-spec.ts';
 
 export interface UioRoots {
   /** Default "/sys". Tests point this at a fake tree. */

@@ -28,7 +28,7 @@ import {
 } from 'node:fs';
 import { basename, join } from 'node:path';
 import { loadNative, type Mapping, type NativeError } from '../native.ts';
-import type { DeviceSpec, DmaSpec, IrqSpec, RegionSpec } from './spec.ts';
+import type { DeviceSpec, DmaSpec, IrqSpec, RegionSpec } from '../device-spec.ts';
 
 export interface VfioRoots {
   /** Default "/sys". Tests point this at a fake tree. */

@@ -25,7 +25,7 @@
 
 import { loadNative } from '../native.ts';
 import { classify, LoadError, wasmStack, type FaultKind } from '../faults.ts';
-import type { DeviceSpec } from '../devices/spec.ts';
+import type { DeviceSpec } from '../device-spec.ts';
 import { SIM_IRQ_BYTES } from '../sim/irq.ts';
 import { checkModule, DEFAULT_LIMITS, DriverInstance, type Grant, type Limits } from '../sandbox/instance.ts';
 import type { WasmInfo } from '../wasm.ts';

@@ -8,7 +8,7 @@ import { ABI_VERSION } from '../abi.ts';
 import type { Driver } from '../driver.ts';
 import { LoadError } from '../faults.ts';
 import type { DeviceHandle, Host, LoadOptions } from '../host.ts';
-import type { DeviceSpec } from '../devices/spec.ts';
+import type { DeviceSpec } from '../device-spec.ts';
 import { checkLimitCaps, type Grant, type Limits } from '../sandbox/instance.ts';
 import { readWasm } from '../wasm.ts';
 import { isOpenSource } from './licenses.ts';

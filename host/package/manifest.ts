@@ -2,7 +2,7 @@
 // Validated with a JSON schema (ajv); turned into the sandbox's Grant and Limits.
 
 import { Ajv, type ErrorObject } from 'ajv';
-import type { DeviceSpec } from '../devices/spec.ts';
+import type { DeviceSpec } from '../device-spec.ts';
 import type { ImportGroup } from '../abi.ts';
 import type { Grant, Limits, RegionPolicy } from '../sandbox/instance.ts';
 import { RINGS_SCHEMA, ringLayouts, type RingDecl } from './rings.ts';

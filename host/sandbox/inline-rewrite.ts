@@ -20,7 +20,7 @@ import {
   type InlineLayout,
 } from './inline-gate.ts';
 import type { Grant } from './instance.ts';
-import type { DeviceSpec } from '../devices/spec.ts';
+import type { DeviceSpec } from '../device-spec.ts';
 import type { GateMode } from './gate.ts';
 
 type Binaryen = typeof binaryenNs;

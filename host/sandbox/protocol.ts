@@ -3,7 +3,7 @@
 // its poll(): a worker that blocks in poll() never returns to its event loop while serving.
 
 import type { MessagePort } from 'node:worker_threads';
-import type { DeviceSpec } from '../devices/spec.ts';
+import type { DeviceSpec } from '../device-spec.ts';
 import type { Fault } from '../faults.ts';
 import type { LogLevel } from '../abi.ts';
 import type { Grant, Limits } from './instance.ts';

@@ -5,7 +5,7 @@
 // handed out per thread and ioperm grants are per thread.
 
 import { loadNative, type Mapping, type Native } from '../native.ts';
-import type { DeviceSpec, DmaSpec } from '../devices/spec.ts';
+import type { DeviceSpec, DmaSpec } from '../device-spec.ts';
 import type { SimContext, SimModel, Width } from '../sim/model.ts';
 import { simModelClass } from '../sim/registry.ts';
 import { SIM_IRQ_BYTES, SIM_VCLOCK_OFFSET, SimIrqLine } from '../sim/irq.ts';

@@ -9,7 +9,7 @@
 // or not the session then lets the inside part through. The record lives in the device's shared state
 // (after the model's bytes) so the main thread reads what a driver's worker's device did.
 
-import type { DeviceSpec } from '../devices/spec.ts';
+import type { DeviceSpec } from '../device-spec.ts';
 import type { SimDescription } from './model.ts';
 import { SIM_IRQ_BYTES } from './irq.ts';
 

@@ -24,7 +24,7 @@
 // DMA-safety tests.
 
 import { loadNative } from '../native.ts';
-import type { DeviceSpec } from '../devices/spec.ts';
+import type { DeviceSpec } from '../device-spec.ts';
 import { SIM_IRQ_BYTES } from './irq.ts';
 import type { SimContext, SimDescription, SimModel, SimModelClass, Width } from './model.ts';
 import { ALL_ONES } from './model.ts';

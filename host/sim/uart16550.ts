@@ -7,7 +7,7 @@
 // The kernel stub's handler for this device masks IER (stubAcknowledge), as the real stub does.
 
 import { loadNative } from '../native.ts';
-import type { DeviceSpec } from '../devices/spec.ts';
+import type { DeviceSpec } from '../device-spec.ts';
 import { SIM_IRQ_BYTES } from './irq.ts';
 import type { SimContext, SimDescription, SimModel, SimModelClass } from './model.ts';
 
