@@ -92,18 +92,18 @@ MODULE_PARM_DESC(uart_irq, "IRQ of that UART");
 
 /* How a device in the table interrupts and is acknowledged. */
 enum ack_kind {
-	ACK_STATUS_WRITE_BACK,	/* read status; 0 = not ours; else write it to the ack register */
-	ACK_INTX_MASK,		/* PCI 2.3 INTx masking; irqcontrol re-enables */
+	ACK_STATUS_WRITE_BACK, /* read status; 0 = not ours; else write it to the ack register */
+	ACK_INTX_MASK,	       /* PCI 2.3 INTx masking; irqcontrol re-enables */
 };
 
 struct stub_entry {
 	const char *name;
-	u32 bars;		/* bitmask of memory BARs that become UIO maps */
+	u32 bars; /* bitmask of memory BARs that become UIO maps */
 	enum ack_kind ack;
 	int status_bar;
 	u32 status_off;
-	u32 ack_off;		/* in status_bar */
-	unsigned int dma_bits;	/* DMA mask the device can address */
+	u32 ack_off;	       /* in status_bar */
+	unsigned int dma_bits; /* DMA mask the device can address */
 };
 
 /* QEMU's edu device: status 0x24, acknowledge 0x64, 28-bit DMA addresses (docs/specs/edu.rst). */
@@ -147,7 +147,7 @@ struct stub_pci {
 	void __iomem *status_regs;
 	void *dma_virt;
 	dma_addr_t dma_bus;
-	int dma_map;		/* index of the "dma" map, or -1 */
+	int dma_map; /* index of the "dma" map, or -1 */
 	spinlock_t lock;
 	bool irq_masked;
 };
@@ -208,12 +208,14 @@ static int stub_pci_mmap(struct uio_info *info, struct vm_area_struct *vma)
 	}
 	stub_vm_flags_set(vma, VM_IO | VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot);
-	return io_remap_pfn_range(vma, vma->vm_start, mem->addr >> PAGE_SHIFT, len, vma->vm_page_prot);
+	return io_remap_pfn_range(vma, vma->vm_start, mem->addr >> PAGE_SHIFT, len,
+				  vma->vm_page_prot);
 }
 
 static int stub_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
-	const struct stub_entry *entry = id->driver_data ? (const struct stub_entry *)id->driver_data : &generic_entry;
+	const struct stub_entry *entry =
+		id->driver_data ? (const struct stub_entry *)id->driver_data : &generic_entry;
 	struct stub_pci *s;
 	int bar, n = 0, err;
 
@@ -245,7 +247,9 @@ static int stub_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	spin_lock_init(&s->lock);
 
 	for (bar = 0; bar < PCI_STD_NUM_BARS && n < MAX_UIO_MAPS - 1; bar++) {
-		if (!(entry->bars & BIT(bar)) || !(pci_resource_flags(pdev, bar) & IORESOURCE_MEM) || !pci_resource_len(pdev, bar))
+		if (!(entry->bars & BIT(bar)) ||
+		    !(pci_resource_flags(pdev, bar) & IORESOURCE_MEM) ||
+		    !pci_resource_len(pdev, bar))
 			continue;
 		s->info.mem[n].name = devm_kasprintf(&pdev->dev, GFP_KERNEL, "bar%d", bar);
 		s->info.mem[n].addr = pci_resource_start(pdev, bar);
@@ -266,14 +270,15 @@ static int stub_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		err = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(entry->dma_bits));
 		if (err)
 			goto release;
-		s->dma_virt = dmam_alloc_coherent(&pdev->dev, PAGE_ALIGN(dma_size), &s->dma_bus, GFP_KERNEL);
+		s->dma_virt = dmam_alloc_coherent(&pdev->dev, PAGE_ALIGN(dma_size), &s->dma_bus,
+						  GFP_KERNEL);
 		if (!s->dma_virt) {
 			err = -ENOMEM;
 			goto release;
 		}
 		s->dma_map = n;
 		s->info.mem[n].name = "dma";
-		s->info.mem[n].addr = s->dma_bus;	/* sysfs addr: the bus address the device uses */
+		s->info.mem[n].addr = s->dma_bus; /* sysfs addr: the bus address the device uses */
 		s->info.mem[n].size = PAGE_ALIGN(dma_size);
 		s->info.mem[n].memtype = UIO_MEM_PHYS;
 		n++;
@@ -292,7 +297,8 @@ static int stub_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (err)
 		goto release;
 	pci_set_drvdata(pdev, s);
-	dev_info(&pdev->dev, "%s: %d map(s), dma %pad+%u\n", entry->name, n, &s->dma_bus, s->dma_virt ? PAGE_ALIGN(dma_size) : 0);
+	dev_info(&pdev->dev, "%s: %d map(s), dma %pad+%u\n", entry->name, n, &s->dma_bus,
+		 s->dma_virt ? PAGE_ALIGN(dma_size) : 0);
 	return 0;
 
 release:
@@ -310,7 +316,9 @@ static const struct pci_device_id stub_pci_ids[] = {
 	{ PCI_DEVICE(0x1234, 0x11e8), .driver_data = (kernel_ulong_t)&edu_entry },
 	/* only through driver_override (see the header and stub_pci_probe) */
 	{ PCI_DEVICE(0x8086, 0x100e), .driver_data = (kernel_ulong_t)&e1000_entry },
-	{ 0, }
+	{
+		0,
+	}
 };
 MODULE_DEVICE_TABLE(pci, stub_pci_ids);
 
@@ -336,7 +344,7 @@ static irqreturn_t stub_uart_irq(int irq, struct uio_info *info)
 
 	if (inb(base + UART_IIR) & UART_IIR_NO_INT)
 		return IRQ_NONE;
-	outb(0, base + UART_IER);	/* mask: user space services the UART and re-enables IER */
+	outb(0, base + UART_IER); /* mask: user space services the UART and re-enables IER */
 	return IRQ_HANDLED;
 }
 

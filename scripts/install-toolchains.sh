@@ -9,6 +9,8 @@ command -v clang-14 >/dev/null || need+=(clang-14)
 command -v wasm-ld-14 >/dev/null || need+=(lld-14)
 [ -x /usr/bin/rustc ] || need+=(rustc)
 [ -d /usr/lib/rustlib/wasm32-unknown-unknown/lib ] || need+=(libstd-rust-dev-wasm32)
+# The formatter `npm run lint` runs over kernel-stub/ and native/ (.clang-format: the kernel's style).
+command -v clang-format-14 >/dev/null || need+=(clang-format-14)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
