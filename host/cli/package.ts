@@ -14,6 +14,7 @@ import { readWasm } from '../wasm.ts';
 import { Host } from '../host.ts';
 import { describeConfinement, manifestConfinement } from '../devices/confinement.ts';
 
+import { describeDrift, grantDrift, type RegisterUseReport, registerUses } from '../package/register-use.ts';
 import { action, checkDeviceId, CliError, readUserFile, readUserText } from './common.ts';
 import { userModels } from './run.ts';
 
@@ -108,6 +109,7 @@ async function cmdPack(dir: string, values: { wasm?: string; out?: string; key?:
   } catch (err) {
     throw new CliError(`${wasm}: not a valid Wasm module: ${(err as Error).message}`);
   }
+  for (const line of describeDrift(grantDrift(m, await registerUses(bytes)))) console.error(`pack: warning: ${line}`);
   bytes = appendSection(bytes, MANIFEST_SECTION, new TextEncoder().encode(JSON.stringify(m)));
   if (values.key) bytes = signPackage(bytes, readUserText(values.key, 'key file'));
   const out = values.out ?? `${m.name}-${m.version}.wdrv`;
@@ -180,7 +182,11 @@ async function cmdVerify(
  * region (read-only unless it writes), port imports a port range, irq_* interrupts, dma_* a window.
  * Sizes, offsets and the match cannot be read from the binary: the draft marks them to fill in.
  */
-export function draftManifest(name: string, imports: { module: string; name: string }[]): Record<string, unknown> {
+export function draftManifest(
+  name: string,
+  imports: { module: string; name: string }[],
+  uses?: RegisterUseReport,
+): Record<string, unknown> {
   const names = new Set(imports.filter((i) => i.module === IMPORT_MODULE).map((i) => i.name));
   const has = (re: RegExp) => [...names].some((n) => re.test(n));
   const draft: Record<string, unknown> = {
@@ -194,12 +200,23 @@ export function draftManifest(name: string, imports: { module: string; name: str
     ],
   };
   if (has(/^reg_/)) {
+    // The registers its code writes with constant offsets (host/package/register-use.ts): the least
+    // grant it can run with, unless some write computes its offset at run time.
+    const writes = new Map<string, { offset: string; width: number }>();
+    for (const u of uses?.uses ?? [])
+      if (u.kind === 'write')
+        writes.set(`${u.offset}/${u.width}`, { offset: `0x${u.offset.toString(16).padStart(4, '0')}`, width: u.width });
+    const end = Math.max(0, ...(uses?.uses ?? []).map((u) => u.offset + u.width));
+    const writable =
+      writes.size && !uses?.dynamic.some((d) => d.kind === 'write')
+        ? [...writes.values()].sort((a, b) => Number(a.offset) - Number(b.offset))
+        : [{ offset: 'FILL-IN', width: 4 }];
     draft.regions = [
       {
         index: 0,
-        size: 'FILL-IN (bytes the driver touches, e.g. 0x100)',
+        size: `FILL-IN (the region's size; its code touches bytes below 0x${end.toString(16)})`,
         access: has(/^reg_write/) ? 'rw' : 'r',
-        ...(has(/^reg_write/) ? { writable: [{ offset: 'FILL-IN', width: 4 }] } : {}),
+        ...(has(/^reg_write/) ? { writable } : {}),
       },
     ];
   }
@@ -224,7 +241,7 @@ async function inspectModule(file: string, bytes: Uint8Array, json: boolean): Pr
   const groups = [
     ...new Set(info.imports.map((i) => (i.module === IMPORT_MODULE ? importGroup(i.name) : undefined)).filter(Boolean)),
   ];
-  const draft = draftManifest(basename(file).replace(/\.wasm$/, ''), info.imports);
+  const draft = draftManifest(basename(file).replace(/\.wasm$/, ''), info.imports, await registerUses(bytes));
   const out = {
     file,
     size: bytes.length,
@@ -271,6 +288,7 @@ async function cmdInspect(file: string, values: { trust?: string; json?: boolean
     grants: describeGrant(m),
     limits: { ...DEFAULT_LIMITS, ...m.limits },
     dmaConfinement: manifestConfinement(m),
+    registerDrift: describeDrift(grantDrift(m, await registerUses(bytes))),
   };
   if (values.json) {
     console.log(JSON.stringify(out));
@@ -288,6 +306,8 @@ async function cmdInspect(file: string, values: { trust?: string; json?: boolean
   console.log(`  exports    ${out.exports.join(' ')}`);
   console.log('  grants');
   for (const g of out.grants) console.log(`    ${g}`);
+  console.log(`  code/grant ${out.registerDrift.length ? 'DRIFT:' : 'the registers its code uses match the grant'}`);
+  for (const d of out.registerDrift) console.log(`    ${d}`);
   console.log(
     `  limits     ${Object.entries(out.limits)
       .map(([k, v]) => `${k} ${v}`)
