@@ -14,7 +14,7 @@ const UART_INPUT = 'ping from the host over COM2\n';
  * may not be able to read this checkout (CI may clone under a private directory). The CLI is bundled
  * with its npm dependencies; the worker, the addon and the edu driver sit where packageRoot() finds them.
  */
-async function stageService(root, work) {
+export async function stageService(root, work) {
   const { build } = await import('esbuild');
   const dir = join(work, 'svc');
   rmSync(dir, { recursive: true, force: true });
