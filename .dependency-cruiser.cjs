@@ -1,6 +1,6 @@
 // The layering of host/, checked by `npm run lint` (part of `npm test`). Lower layers never import
 // higher ones, and nothing imports in a cycle. From the bottom up (docs/design.md, "The map"):
-//   base      faults.ts, abi.ts, native.ts, device-spec.ts, wasm/ — facts and bytes, no policy
+//   base      faults.ts, abi.ts, native.ts, device-spec.ts, grant.ts, wasm/ — facts, bytes and grant data, no policy
 //   sim       host/sim — simulated devices (leaf models; know nothing of drivers or sandboxes)
 //   package   host/package — manifests, grants, signatures
 //   sandbox   host/sandbox — one driver instance, its worker and the register gate
@@ -22,7 +22,7 @@ const driver = ['driver\\.ts$', 'supervisor', 'reload\\.ts$'];
 module.exports = {
   forbidden: [
     { name: 'no-circular', severity: 'error', comment: 'import cycles hide the layering', from: {}, to: { circular: true } },
-    layer('base', '^host/(faults|abi|native|device-spec)\\.ts$|^host/wasm', ['sim/', 'package/', 'sandbox/', 'devices/', ...driver, ...tools, ...cli]),
+    layer('base', '^host/(faults|abi|native|device-spec|grant)\\.ts$|^host/wasm', ['sim/', 'package/', 'sandbox/', 'devices/', ...driver, ...tools, ...cli]),
     layer('sim', '^host/sim/', ['package/', 'sandbox/', 'devices/', ...driver, ...tools, ...cli]),
     layer('package', '^host/package/', ['sandbox/', 'devices/', ...driver, ...tools, ...cli]),
     layer('sandbox', '^host/sandbox/', ['devices/', ...driver, ...tools, ...cli]),

@@ -6,7 +6,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { DeviceSpec } from '../device-spec.ts';
 import type { Fault } from '../faults.ts';
 import type { LogLevel } from '../abi.ts';
-import type { Grant, Limits } from './instance.ts';
+import type { Grant, Limits } from '../grant.ts';
 import type { SharedArea } from './shared.ts';
 import type { GateMode } from './gate.ts';
 import type { InlineGateBytes } from './inline-gate.ts';
