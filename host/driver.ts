@@ -13,7 +13,7 @@ import type { LogLevel } from './abi.ts';
 import type { DeviceSpec } from './device-spec.ts';
 import { type Fault, type RecorderEntry, LoadError, RequestError } from './faults.ts';
 import { loadNative, packageRoot } from './native.ts';
-import { DEFAULT_LIMITS, type Grant, type Limits } from './sandbox/instance.ts';
+import { DEFAULT_LIMITS, type Grant, type Limits } from './grant.ts';
 import type { FromWorker, ToWorker, WorkerBoot, WorkerInit } from './sandbox/protocol.ts';
 import { CTRL_STOP, DriverShared, STAT } from './sandbox/shared.ts';
 import type { GateMode } from './sandbox/gate.ts';

@@ -10,7 +10,7 @@ import { discoverUio, uioDeviceSpec, type UioRoots } from './devices/uio.ts';
 import { openVfioDevice, type VfioOpenOptions } from './devices/vfio.ts';
 import { LoadError } from './faults.ts';
 import { loadNative } from './native.ts';
-import { DEFAULT_LIMIT_CAPS, type Limits } from './sandbox/instance.ts';
+import { DEFAULT_LIMIT_CAPS, type Limits } from './grant.ts';
 import { loadAdmitted, type PackageOptions } from './package/load.ts';
 import type { Manifest } from './package/manifest.ts';
 

@@ -2,12 +2,12 @@
 export { Host, type DeviceHandle, type OpenDeviceOptions, type LoadOptions } from './host.ts';
 export { Driver, type DriverState, type DriverStats, type DriverOptions } from './driver.ts';
 export { FAULT_KINDS, type Fault, type FaultKind, LoadError, RequestError } from './faults.ts';
-export { DEFAULT_LIMITS, type Limits, type Grant, type RegionPolicy } from './sandbox/instance.ts';
+export { DEFAULT_LIMITS, type Limits, type Grant, type RegionPolicy } from './grant.ts';
 export type { DeviceSpec } from './device-spec.ts';
 export { discoverUio, uioDeviceSpec } from './devices/uio.ts';
 export { listSimModels, simDmaRecord } from './devices/sim.ts';
 export type { DmaRecordSnapshot, DmaTransfer } from './sim/dma-record.ts';
-export { needsSlowWrite, type DmaEngineSpec, type DmaRegisterSpec } from './sandbox/dma-firewall.ts';
+export { needsSlowWrite, type DmaEngineSpec, type DmaRegisterSpec } from './grant.ts';
 export { encodeArgs, decodeResponse } from './payload.ts';
 export { demo, runDemo, type DemoResult } from './demo.ts';
 export { uartFeed, uartTake } from './sim/uart16550.ts';

@@ -3,7 +3,8 @@
 // through the whole stack are in test/hostile/dma.test.ts.
 import { afterAll, describe, expect, it } from 'vitest';
 import { FaultError } from '../host/faults.ts';
-import { RegionFirewall, type DmaEngineSpec } from '../host/sandbox/dma-firewall.ts';
+import type { DmaEngineSpec } from '../host/grant.ts';
+import { RegionFirewall } from '../host/sandbox/dma-firewall.ts';
 import { grantFor, parseManifest } from '../host/package/manifest.ts';
 import { openSimDevice } from '../host/devices/sim.ts';
 import { eduManifest } from './hostile/harness.ts';

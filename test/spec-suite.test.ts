@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Host, LoadError } from '../host/index.ts';
-import { checkModule, DEFAULT_LIMITS } from '../host/sandbox/instance.ts';
+import { DEFAULT_LIMITS } from '../host/grant.ts';
+import { checkModule } from '../host/sandbox/linker.ts';
 import { inlineGate, loadBinaryen } from '../host/sandbox/inline-rewrite.ts';
 import { root } from './helpers.ts';
 

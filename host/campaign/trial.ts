@@ -11,7 +11,8 @@ import { DmaRecord, dmaRecordOffset, simStateBytes } from '../sim/dma-record.ts'
 import { packageRoot } from '../native.ts';
 import { grantFor, parseManifest } from '../package/manifest.ts';
 import { edu } from '../sim/edu.ts';
-import { DriverInstance, type Grant } from '../sandbox/instance.ts';
+import type { Grant } from '../grant.ts';
+import { DriverInstance } from '../sandbox/instance.ts';
 import { DeviceSession } from '../sandbox/session.ts';
 import type { DriverShared } from '../sandbox/shared.ts';
 import { readWasm } from '../wasm.ts';

@@ -10,7 +10,7 @@ import { coveragePlot, runFuzz, type FuzzCrash, type FuzzProgress } from '../fuz
 import { instrument } from '../fuzz/instrument.ts';
 import { isPackage, readPackage } from '../package/load.ts';
 import { grantFor } from '../package/manifest.ts';
-import type { Grant, Limits } from '../sandbox/instance.ts';
+import type { Grant, Limits } from '../grant.ts';
 import { simModels } from '../sim/registry.ts';
 import { action, readUserFile, UsageError, wholeNumber } from './common.ts';
 

@@ -8,8 +8,8 @@ import { defaultTrustDir, isPackage, readPackage, refusalFor } from '../package/
 import { describeGrant, grantFor, matches, parseManifest } from '../package/manifest.ts';
 import { appendSection, generateKeys, MANIFEST_SECTION, signPackage, stripSection } from '../package/sign.ts';
 import { isOpenSource } from '../package/licenses.ts';
-import { checkModule } from '../sandbox/instance.ts';
-import { DEFAULT_LIMITS } from '../sandbox/instance.ts';
+import { DEFAULT_LIMITS } from '../grant.ts';
+import { checkModule } from '../sandbox/linker.ts';
 import { readWasm } from '../wasm.ts';
 import { Host } from '../host.ts';
 import { describeConfinement, manifestConfinement } from '../devices/confinement.ts';

@@ -6,7 +6,7 @@ import { listSimModels } from '../devices/sim.ts';
 import type { Fault, RequestError } from '../faults.ts';
 import { decodeResponse, encodeArgs } from '../payload.ts';
 import { formatEntry } from '../sandbox/shared.ts';
-import type { Limits } from '../sandbox/instance.ts';
+import type { Limits } from '../grant.ts';
 import { existsSync } from 'node:fs';
 import { defaultTrustDir, isPackage, loadPackage } from '../package/load.ts';
 import { parseManifest } from '../package/manifest.ts';

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { packageRoot } from '../native.ts';
-import type { Grant, Limits } from '../sandbox/instance.ts';
+import type { Grant, Limits } from '../grant.ts';
 import { crashKey, Executor, type Crash, type ExecResult } from './engine.ts';
 import { instrument, type Instrumented } from './instrument.ts';
 

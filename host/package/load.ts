@@ -9,7 +9,7 @@ import type { Driver } from '../driver.ts';
 import { LoadError } from '../faults.ts';
 import type { DeviceHandle, Host, LoadOptions } from '../host.ts';
 import type { DeviceSpec } from '../device-spec.ts';
-import { checkLimitCaps, type Grant, type Limits } from '../sandbox/instance.ts';
+import { checkLimitCaps, type Grant, type Limits } from '../grant.ts';
 import { readWasm } from '../wasm.ts';
 import { isOpenSource } from './licenses.ts';
 import { unconfinedRefusal } from '../devices/confinement.ts';

@@ -4,9 +4,15 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import type { DeviceSpec } from '../device-spec.ts';
 import type { ImportGroup } from '../abi.ts';
-import type { Grant, Limits, RegionPolicy } from '../sandbox/instance.ts';
+import {
+  compileEngine,
+  type DmaEngineSpec,
+  type DmaRegisterSpec,
+  type Grant,
+  type Limits,
+  type RegionPolicy,
+} from '../grant.ts';
 import { RINGS_SCHEMA, ringLayouts, type RingDecl } from './rings.ts';
-import { compileEngine, type DmaEngineSpec, type DmaRegisterSpec } from '../sandbox/dma-firewall.ts';
 
 export interface Manifest {
   name: string;

@@ -8,8 +8,6 @@
 // doorbell-time descriptor check (copy the driver's shadow ring into a host-owned ring after checking
 // every buffer address against the windows) consumes exactly this structure.
 
-import type { Manifest } from './manifest.ts';
-
 export type RingFieldMeaning =
   /** Bus address of a buffer the device reads or writes (the firewall checks it against the windows). */
   | 'buffer-address'
@@ -128,7 +126,13 @@ const num = (s: string) => Number(BigInt(s));
  * resolve, ring registers inside a declared region and writable under the grant. Returns the rings
  * with numbers in place of strings; throws naming the ring and field.
  */
-export function ringLayouts(m: Manifest, where: string): RingLayout[] {
+/** The parts of a manifest the ring check reads (structural, so rings.ts does not import manifest.ts back). */
+export interface RingManifest {
+  rings?: RingDecl[];
+  regions?: { index: number; size: string }[];
+}
+
+export function ringLayouts(m: RingManifest, where: string): RingLayout[] {
   const out: RingLayout[] = [];
   const seen = new Set<string>();
   for (const r of m.rings ?? []) {

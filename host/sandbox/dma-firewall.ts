@@ -27,184 +27,22 @@
 //    This assumes the device never changes its own address and length registers (edu does not),
 //    and that it uses the values standing at the trigger (edu freezes them while it runs).
 //
-// `needsSlowWrite` is the one rule for the fast register paths (the Wasm register gate): a write that
+// The grant's engine declarations (DmaEngineSpec) and their register layout (compileEngine) are data,
+// in host/grant.ts, with `needsSlowWrite`, the one rule for the fast register paths (the Wasm register gate): a write that
 // may touch an engine register, or any write in a region with a write policy, must come here.
 
 import { FaultError } from '../faults.ts';
 import type { Width } from '../sim/model.ts';
-import type { RegionPolicy } from './instance.ts';
+import { compileEngine, type DmaEngineSpec, type Engine } from '../grant.ts';
 
-/** A register holding an address or a length: one 4- or 8-byte register, or a low/high pair of 4-byte registers. */
-export type DmaRegisterSpec = { offset: number; width: 4 | 8 } | { low: number; high: number };
-
-/** One DMA engine, as a grant declares it (offsets in its region). */
-export interface DmaEngineSpec {
-  name?: string;
-  source: DmaRegisterSpec;
-  destination: DmaRegisterSpec;
-  length: DmaRegisterSpec;
-  /** The write that starts a transfer: `bit` set in the register at `offset`. */
-  trigger: { offset: number; width: 4 | 8; bit: number };
-  /** The direction bit; `deviceToRam` is its value when the device writes RAM (edu: bit 1, value 1). */
-  direction?: { offset: number; width: 4 | 8; bit: number; deviceToRam: 0 | 1 };
-  /** Without `direction`: which address is the RAM side ('both' for a RAM-to-RAM copy engine). */
-  ramSide?: 'source' | 'destination' | 'both';
-  /** Inclusive ranges of the device's own address space the device-side address may cover (edu's buffer: 0x40000–0x40fff). */
-  deviceRanges?: [bigint, bigint][];
-  /** The device's DMA address width: a RAM range must lie below 2^addressBits (edu clamps to 28 bits). */
-  addressBits?: number;
-  /** How a write narrower than a register lands: 'refuse' (default) or 'merge' (byte enables). */
-  narrowWrites?: 'refuse' | 'merge';
-  /** Read engine registers back from the device at the trigger and refuse on a difference. Default true. */
-  readBack?: boolean;
-}
+const hex = (v: bigint | number) => `0x${v.toString(16)}`;
+const mask = (width: number) => (1n << BigInt(width * 8)) - 1n;
 
 /** A granted DMA window as the firewall sees it. */
 export interface FirewallWindow {
   name: string;
   bus: bigint;
   size: number;
-}
-
-type Field = 'source' | 'destination' | 'length' | 'trigger' | 'direction';
-
-/** One physical register of an engine and where its bits go in the field's value. */
-interface Cell {
-  offset: number;
-  width: 4 | 8;
-  /** Fields this register feeds (the trigger and direction bits may share one register). */
-  fields: Field[];
-  /** Bit position of this register's bit 0 in an address/length field (32 for a high half). */
-  shift: number;
-  /** Its name in messages: "source (0x80)", "source high (0x84)". */
-  label: string;
-}
-
-interface Engine {
-  name: string;
-  spec: DmaEngineSpec;
-  cells: Cell[];
-  /** The addresses and length, from their cells. */
-  parts: Record<'source' | 'destination' | 'length', Cell[]>;
-  triggerCell: Cell;
-  directionCell?: Cell;
-  device: [bigint, bigint][];
-  limit?: bigint;
-  narrow: 'refuse' | 'merge';
-  readBack: boolean;
-}
-
-const hex = (v: bigint | number) => `0x${v.toString(16)}`;
-const mask = (width: number) => (1n << BigInt(width * 8)) - 1n;
-
-function registerCells(field: 'source' | 'destination' | 'length', r: DmaRegisterSpec): Cell[] {
-  if ('low' in r) {
-    return [
-      { offset: r.low, width: 4, fields: [field], shift: 0, label: `${field} low (${hex(r.low)})` },
-      { offset: r.high, width: 4, fields: [field], shift: 32, label: `${field} high (${hex(r.high)})` },
-    ];
-  }
-  return [{ offset: r.offset, width: r.width, fields: [field], shift: 0, label: `${field} (${hex(r.offset)})` }];
-}
-
-/**
- * Check an engine declaration against the region it lives in and compile it. Throws an Error naming
- * the problem (the manifest loader and the instance turn it into their own error type).
- */
-export function compileEngine(spec: DmaEngineSpec, index: number, regionSize: number): Engine {
-  const name = spec.name ?? `dma${index}`;
-  const bad = (why: string): never => {
-    throw new Error(`DMA engine ${name}: ${why}`);
-  };
-  const parts = {
-    source: registerCells('source', spec.source),
-    destination: registerCells('destination', spec.destination),
-    length: registerCells('length', spec.length),
-  };
-  const cells: Cell[] = [...parts.source, ...parts.destination, ...parts.length];
-  const control = (field: 'trigger' | 'direction', c: { offset: number; width: 4 | 8; bit: number }): Cell => {
-    if (!Number.isInteger(c.bit) || c.bit < 0 || c.bit >= c.width * 8)
-      bad(`${field} bit ${c.bit} is not a bit of a ${c.width}-byte register`);
-    const same = cells.find((x) => x.offset === c.offset);
-    if (same) {
-      if (same.width !== c.width || !(same.fields.includes('trigger') || same.fields.includes('direction'))) {
-        bad(`${field} register ${hex(c.offset)} overlaps ${same.label}`);
-      }
-      same.fields.push(field);
-      return same;
-    }
-    const cell: Cell = {
-      offset: c.offset,
-      width: c.width,
-      fields: [field],
-      shift: 0,
-      label: `${field} (${hex(c.offset)})`,
-    };
-    cells.push(cell);
-    return cell;
-  };
-  const triggerCell = control('trigger', spec.trigger);
-  const directionCell = spec.direction ? control('direction', spec.direction) : undefined;
-  if (spec.direction && spec.ramSide) bad('give either direction or ramSide, not both');
-  if (!spec.direction && !spec.ramSide) bad('needs a direction bit or a fixed ramSide');
-  const oneDeviceSide = spec.ramSide !== 'both';
-  if (oneDeviceSide && !spec.deviceRanges?.length) bad('a transfer with a device side needs deviceRanges');
-  for (const [lo, hi] of spec.deviceRanges ?? []) if (hi < lo) bad(`device range ${hex(lo)}–${hex(hi)} is empty`);
-  if (
-    spec.addressBits !== undefined &&
-    (!Number.isInteger(spec.addressBits) || spec.addressBits < 1 || spec.addressBits > 64)
-  )
-    bad(`addressBits ${spec.addressBits} is not 1..64`);
-  for (const c of cells) {
-    if (!Number.isInteger(c.offset) || c.offset < 0 || c.offset % c.width)
-      bad(`${c.label} is not ${c.width}-byte aligned`);
-    if (c.offset + c.width > regionSize) bad(`${c.label} lies beyond the ${regionSize} granted bytes of its region`);
-  }
-  for (let i = 0; i < cells.length; i++) {
-    for (let j = i + 1; j < cells.length; j++) {
-      const a = cells[i],
-        b = cells[j];
-      if (a.offset < b.offset + b.width && b.offset < a.offset + a.width) bad(`${a.label} overlaps ${b.label}`);
-    }
-  }
-  return {
-    name,
-    spec,
-    cells,
-    parts,
-    triggerCell,
-    directionCell,
-    device: spec.deviceRanges ?? [],
-    limit: spec.addressBits === undefined ? undefined : 1n << BigInt(spec.addressBits),
-    narrow: spec.narrowWrites ?? 'refuse',
-    readBack: spec.readBack ?? true,
-  };
-}
-
-/** The byte spans [start, end) of a region that belong to its DMA engines' registers. */
-export function engineSpans(engines: DmaEngineSpec[] | undefined, regionSize = Infinity): [number, number][] {
-  const spans: [number, number][] = [];
-  (engines ?? []).forEach((e, i) => {
-    for (const c of compileEngine(e, i, regionSize).cells) spans.push([c.offset, c.offset + c.width]);
-  });
-  return spans.sort((a, b) => a[0] - b[0]);
-}
-
-/**
- * THE rule for every fast path that serves register writes without calling the checked JavaScript
- * implementation: true when a write of `width` bytes at `offset` must go to the slow path, because
- * the region is not writable, has a `writable` list (every write is checked against it), or the
- * write touches a byte of a DMA engine register (it must be merged into the shadow, and may be a
- * trigger). A fast path may serve a write only when this is false.
- */
-export function needsSlowWrite(policy: RegionPolicy, offset: number, width: number): boolean {
-  if (!policy.write || policy.writable) return true;
-  return engineSpans(policy.dmaEngines).some(([s, e]) => offset < e && s < offset + width);
-}
-
-/** True when some write in the region needs the slow path (a gate that cannot test spans sends the whole region). */
-export function regionHasCheckedWrites(policy: RegionPolicy): boolean {
-  return !policy.write || !!policy.writable || !!policy.dmaEngines?.length;
 }
 
 /** Reads one engine register back from the device (the instance supplies the region's access). */

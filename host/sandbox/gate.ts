@@ -18,6 +18,7 @@
 //
 // The module is encoded here by hand (a few hundred bytes): no compiler in the loop, no dependency.
 
+import { lastOffset } from './registers.ts';
 import { STATS_OFFSET, RING_OFFSET, ENTRY_BYTES, STAT, OP } from './shared.ts';
 import { encodeSection, uleb } from '../wasm.ts';
 
@@ -154,12 +155,12 @@ function record(ringEntries: number, kind: number, width: Width, e: number, lo: 
   ];
 }
 
-/** `if (off > size - width || off & (width - 1)) br $slow` for a region, inside the region's `if`. */
+/** THE access rule (registers.ts `accessFits`): `if (off > lastOffset(size, width) || off & (width - 1)) br $slow` for a region, inside the region's `if`. */
 function boundsAndAlignment(size: number, width: Width, depth: number): number[] {
   return [
     op.get,
     1,
-    ...i32c(size - width),
+    ...i32c(lastOffset(size, width)),
     op.i32GtU,
     op.brIf,
     depth,

@@ -22,8 +22,7 @@
 
 import { LoadError } from '../faults.ts';
 import { MEMORY_IMPORT } from '../abi.ts';
-import type { Grant } from './instance.ts';
-import { regionHasCheckedWrites } from './dma-firewall.ts';
+import { grantedSize, regionHasCheckedWrites, regionPolicy, type Grant } from '../grant.ts';
 
 export const GATE_MODULE = 'wasmdrv-gate';
 
@@ -146,12 +145,12 @@ export function inlineLayout(
 ): InlineLayout | undefined {
   const out: InlineRegion[] = [];
   for (const [i, reg] of regions.entries()) {
-    const p = grant.regions?.[i] ?? { read: true, write: true };
+    const p = regionPolicy(grant, i);
     if (!reg.memory || (!p.read && !p.write)) continue;
     // A region with any write policy (writable list, DMA engine registers) takes its writes to JavaScript.
     out.push({
       index: i,
-      size: Math.min(reg.size, p.size ?? reg.size),
+      size: grantedSize(p, reg.size),
       read: p.read,
       write: !regionHasCheckedWrites(p),
     });

@@ -4,6 +4,7 @@
 // CPU per start and, on Node 26, made worker.terminate() after a fault crash the whole process now
 // and then (V8 "Check failed: !is_null()"), so workers never load it.
 
+import { lastOffset } from './registers.ts';
 import type binaryenNs from 'binaryen';
 import { LoadError } from '../faults.ts';
 import { IMPORT_MODULE } from '../abi.ts';
@@ -19,7 +20,7 @@ import {
   type InlineGateBytes,
   type InlineLayout,
 } from './inline-gate.ts';
-import type { Grant } from './instance.ts';
+import type { Grant } from '../grant.ts';
 import type { DeviceSpec } from '../device-spec.ts';
 import type { GateMode } from './gate.ts';
 
@@ -165,9 +166,9 @@ export function inlineGate(
         bumpStat(STAT.recorderTotal),
       ];
     };
-    /** `off > size - width || off & (width - 1)` → br $slow */
+    /** THE access rule (registers.ts `accessFits`): `off > lastOffset(size, width) || off & (width - 1)` → br $slow */
     const checks = (size: number, width: Width) => [
-      m.br('slow', m.i32.gt_u(get(1, i32), c(size - width))),
+      m.br('slow', m.i32.gt_u(get(1, i32), c(lastOffset(size, width)))),
       m.br('slow', m.i32.and(get(1, i32), c(width - 1))),
     ];
 

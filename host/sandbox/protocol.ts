@@ -1,12 +1,15 @@
 // Messages between a driver's Driver handle (main thread) and its worker. Requests travel on a
 // MessagePort the worker reads synchronously (receiveMessageOnPort) after the doorbell eventfd wakes
 // its poll(): a worker that blocks in poll() never returns to its event loop while serving.
+//
+// Per message: who sends it → who handles it. "Driver" is host/driver.ts (main thread), "worker"
+// is host/sandbox/worker.ts (handle() for ToWorker, start() for WorkerInit).
 
 import type { MessagePort } from 'node:worker_threads';
 import type { DeviceSpec } from '../device-spec.ts';
 import type { Fault } from '../faults.ts';
 import type { LogLevel } from '../abi.ts';
-import type { Grant, Limits } from './instance.ts';
+import type { Grant, Limits } from '../grant.ts';
 import type { SharedArea } from './shared.ts';
 import type { GateMode } from './gate.ts';
 import type { InlineGateBytes } from './inline-gate.ts';
@@ -16,7 +19,7 @@ export interface WorkerBoot {
   port: MessagePort;
 }
 
-/** The first message on the port: which driver to run, over which device. */
+/** Driver (start of a worker) → worker (start()). The first message on the port: which driver to run, over which device. */
 export interface WorkerInit {
   label: string;
   spec: DeviceSpec;
@@ -43,15 +46,19 @@ export interface WorkerInit {
 }
 
 export type ToWorker =
+  /** Driver.request → worker handle(): one request to the driver; answered by 'response'. */
   | { t: 'request'; id: number; op: number; data: Uint8Array }
+  /** Driver.saveState → worker handle(): answered by 'state'. */
   | { t: 'save-state'; id: number }
-  /** Swap the driver's module at this quiet point (see host/reload.ts). */
+  /** Driver.reload → worker reload(): swap the driver's module at this quiet point (see host/reload.ts); answered by 'reloaded'. */
   | { t: 'reload'; id: number; bytes: Uint8Array; fresh: boolean }
+  /** Driver.stop → worker handle(): answered by 'stopped'. */
   | { t: 'stop' }
-  /** To a worker parked after its driver's fault: start the driver again as a fresh instance. */
+  /** Driver restart → a worker parked after its driver's fault: start the PreparedDriver again as a fresh instance. */
   | { t: 'restart'; resetFirst: boolean; restoreState?: Uint8Array; resetSequence?: WorkerInit['resetSequence'] };
 
 export type FromWorker =
+  // Every FromWorker message: sent by the worker (post()), handled by the Driver's port listener.
   /** gateRegions: the regions the Wasm register gate serves (the rest go through JavaScript). */
   /** ioSize: the driver's io buffer; a request payload larger than it is refused before it is sent. */
   | { t: 'ready'; seenCount: number; gateRegions: number[]; gateKind: 'inline' | 'instance' | 'off'; ioSize: number }

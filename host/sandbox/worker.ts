@@ -9,9 +9,12 @@
 // checks against the deadline; a driver stuck in Wasm is stopped by worker.terminate().
 
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { FaultError, LoadError, classify, wasmStack } from '../faults.ts';
+import { LoadError, classify, wasmStack } from '../faults.ts';
 import { loadNative } from '../native.ts';
 import { DriverInstance } from './instance.ts';
+import { StormGuard } from './interrupts.ts';
+import { prepare, shapeOf, type PreparedDriver } from './linker.ts';
+import { accessFits } from './registers.ts';
 import { EventLimiter } from './limiter.ts';
 import { DeviceSession } from './session.ts';
 import { DriverShared, OP, STAT, type Phase } from './shared.ts';
@@ -29,6 +32,9 @@ let shared: DriverShared;
 let limiter: EventLimiter;
 let session: DeviceSession | undefined;
 let instance: DriverInstance | undefined;
+/** The driver checked and compiled once (linker.ts): every restart instantiates it again; a reload replaces it. */
+let prepared: PreparedDriver | undefined;
+let storm: StormGuard;
 
 /**
  * Report a fault and stop serving. The thread itself is sound (a trap is caught here; Wasm cannot
@@ -67,8 +73,7 @@ function run<T>(phase: Phase, fn: () => T): T {
 type StartOptions = Pick<WorkerInit, 'resetFirst' | 'restoreState' | 'resetSequence'>;
 
 function start(opts: StartOptions): boolean {
-  stormWindowStart = Date.now();
-  stormEvents = 0;
+  storm = new StormGuard(init.label, init.limits.irqPerSec);
   limiter = new EventLimiter(init.label, init.limits.logPerSec, init.limits.logBurst);
   shared.setPhase('load');
   try {
@@ -84,10 +89,8 @@ function start(opts: StartOptions): boolean {
     return false;
   }
   try {
-    instance = DriverInstance.create(init.label, init.bytes, session, shared, {
-      module: init.module,
-      grant: init.grant,
-      limits: init.limits,
+    prepared ??= prepare(init.label, init.bytes, shapeOf(session), init.grant, init.limits, { module: init.module });
+    instance = DriverInstance.instantiate(prepared, session, shared, {
       gate: init.gate,
       inlineGate: init.inlineGate,
       cancelFd: init.cancelFd,
@@ -136,7 +139,8 @@ function start(opts: StartOptions): boolean {
 function applyResetSequence(s: DeviceSession, seq: NonNullable<WorkerInit['resetSequence']>): void {
   for (const w of seq) {
     const r = s.regions[w.region];
-    if (!r || w.offset + w.width > r.size || w.offset % w.width) {
+    // The same bounds/alignment rule as the driver's own accesses (registers.ts), over the whole region.
+    if (!r || w.offset !== w.offset >>> 0 || !accessFits(w.offset, w.width, r.size)) {
       throw new Error(
         `reset sequence: region ${w.region} offset 0x${w.offset.toString(16)} width ${w.width} is outside the device`,
       );
@@ -149,26 +153,12 @@ function applyResetSequence(s: DeviceSession, seq: NonNullable<WorkerInit['reset
   }
 }
 
-/** Interrupt-storm guard: events per 100 ms window against the limit. */
-let stormWindowStart = Date.now();
-let stormEvents = 0;
+/** Interrupt-storm guard (interrupts.ts): above the limit the line is masked and the driver faulted. */
 function stormCheck(events: number): void {
-  const now = Date.now();
-  if (now - stormWindowStart >= 100) {
-    stormWindowStart = now;
-    stormEvents = 0;
-  }
-  stormEvents += events;
-  const limit = init.limits.irqPerSec / 10;
-  if (stormEvents > limit) {
-    session!.irq!.mask();
-    fault(
-      new FaultError(
-        'irq-storm',
-        `${init.label}: ${stormEvents} interrupts in under 100 ms (limit ${init.limits.irqPerSec}/s): line masked`,
-      ),
-      'interrupt',
-    );
+  try {
+    storm.charge(events, session!.irq!);
+  } catch (err) {
+    fault(err, 'interrupt');
   }
 }
 
@@ -254,9 +244,8 @@ function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
   let restored = false;
   shared.setPhase('restore');
   try {
-    next = DriverInstance.create(init.label, bytes, session!, shared, {
-      grant: init.grant,
-      limits: init.limits,
+    const nextPrepared = prepare(init.label, bytes, shapeOf(session!), init.grant, init.limits);
+    next = DriverInstance.instantiate(nextPrepared, session!, shared, {
       gate: init.gate,
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },

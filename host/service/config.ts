@@ -1,6 +1,6 @@
 // The daemon's config file: JSON, validated with a schema; an error names the line and the field.
 import { Ajv } from 'ajv';
-import type { Limits } from '../sandbox/instance.ts';
+import type { Limits } from '../grant.ts';
 
 export interface ServiceConfig {
   /** UNIX socket path. */

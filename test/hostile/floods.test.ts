@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Host, type Fault } from '../../host/index.ts';
-import { DEFAULT_LIMITS } from '../../host/sandbox/instance.ts';
+import { DEFAULT_LIMITS } from '../../host/grant.ts';
 import { Bystander } from './bystander.ts';
 import { driverWat, times } from './modules.ts';
 import { root, u32 } from '../helpers.ts';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Host, LoadError, loadPackage, RequestError } from '../../host/index.ts';
 import { appendSection, MANIFEST_SECTION } from '../../host/package/sign.ts';
-import { DEFAULT_LIMIT_CAPS } from '../../host/sandbox/instance.ts';
+import { DEFAULT_LIMIT_CAPS } from '../../host/grant.ts';
 import { Service } from '../../host/service/daemon.ts';
 import { Bystander } from './bystander.ts';
 import { driverWat } from './modules.ts';

@@ -1,0 +1,148 @@
+// WIT interface `irq`: irq_wait, irq_count, irq_enable, irq_disable — and the interrupt-storm limit.
+//
+// The instance's interrupt state (the count the driver has seen, whether it wants interrupts) lives
+// here; the worker's host loop feeds counts it observes through `noteCount` and charges them to the
+// StormGuard, which masks the line and faults `irq-storm` above Limits.irqPerSec.
+
+import { WAIT_CANCELLED, WAIT_INTERRUPT, WAIT_TIMEOUT } from '../abi.ts';
+import { FaultError } from '../faults.ts';
+import type { HostContext } from './host-context.ts';
+import { sleepUs } from './services.ts';
+import type { DeviceSession } from './session.ts';
+import { OP, STAT } from './shared.ts';
+
+type Irq = NonNullable<DeviceSession['irq']>;
+
+export class Interrupts {
+  /** The interrupt count the driver has seen. */
+  lastCount = 0;
+  enabled = true;
+  /** irq_wait's poll set and pollRead's result, allocated once (no garbage on the interrupt path). */
+  private waitFds?: Int32Array;
+  private readonly readOut = new Float64Array(1);
+
+  /**
+   * A reloaded instance inherits the count its predecessor saw and leaves the fd's readiness alone,
+   * so interrupts that arrived during the swap are delivered to it; a new driver starts from now.
+   */
+  constructor(
+    private readonly ctx: HostContext,
+    inheritCount?: number,
+  ) {
+    if (inheritCount !== undefined) this.lastCount = inheritCount;
+    else this.lastCount = ctx.session.irq ? ctx.session.irq.consume() : 0;
+  }
+
+  imports() {
+    return {
+      irq_wait: (timeoutUs: number) => this.wait(timeoutUs >>> 0),
+      irq_count: () => this.lastCount | 0,
+      irq_enable: () => {
+        this.enabled = true;
+      },
+      irq_disable: () => {
+        this.enabled = false;
+      },
+    };
+  }
+
+  /** Account for a new count seen (by irq_wait or by the host loop): coalesced events are counted, never hidden. */
+  noteCount(count: number): void {
+    const shared = this.ctx.shared;
+    const delta = (count - this.lastCount) >>> 0;
+    if (delta > 1) shared.stats[STAT.coalesced] += delta - 1;
+    this.lastCount = count >>> 0;
+    shared.record(OP.irq, 0, 0, 0, count, 0);
+    shared.stats[STAT.interrupts]++;
+  }
+
+  /**
+   * Wait for the interrupt count to advance (irq_wait). Re-arms the line first when the backend
+   * masks on each event. Runs the simulated device's deferred work while waiting.
+   */
+  private wait(timeoutUs: number): number {
+    const { ctx } = this;
+    const session = ctx.session;
+    if (ctx.shared.stopRequested) return WAIT_CANCELLED;
+    const irq = session.irq;
+    if (!irq || !this.enabled) return sleepUs(ctx, timeoutUs) === WAIT_CANCELLED ? WAIT_CANCELLED : WAIT_TIMEOUT;
+    if (irq.needsRearm) irq.rearm();
+    if (session.virtual) return this.waitVirtual(irq, timeoutUs);
+    const fds = (this.waitFds ??= new Int32Array(
+      session.kickFd >= 0 ? [irq.fd, ctx.cancelFd, session.kickFd] : [irq.fd, ctx.cancelFd],
+    ));
+    const model = session.model !== null;
+    const deadline = session.now() + timeoutUs * 1000;
+    for (;;) {
+      let waitNs = deadline - session.now();
+      if (model) {
+        session.tick();
+        waitNs = Math.min(deadline - session.now(), session.untilNextEvent());
+      }
+      // poll() takes milliseconds: sub-millisecond waits for device work poll without blocking.
+      const ms = waitNs >= 1e6 ? Math.floor(waitNs / 1e6) : 0;
+      // The hot path: one native call polls and reads the count (pollRead); otherwise poll, then consume.
+      const bits = irq.readWidth ? ctx.native.pollRead(fds, ms, irq.readWidth, this.readOut) : ctx.native.poll(fds, ms);
+      if (bits & 2 || ctx.shared.stopRequested) return WAIT_CANCELLED;
+      if (bits & 4) session.kicked();
+      if (bits & 0x80000000 || ((bits & 1 || bits & 4) && !irq.readWidth)) {
+        const count = bits & 0x80000000 ? irq.absorb(this.readOut[0]) : irq.consume();
+        if (count !== this.lastCount) {
+          this.noteCount(count);
+          return WAIT_INTERRUPT;
+        }
+      }
+      if (session.now() >= deadline) return WAIT_TIMEOUT;
+    }
+  }
+
+  /** irq_wait in virtual time: check the line, else jump to the next device event or the timeout. */
+  private waitVirtual(irq: Irq, timeoutUs: number): number {
+    const s = this.ctx.session;
+    const deadline = s.now() + timeoutUs * 1000;
+    for (;;) {
+      s.tick();
+      if (this.ctx.shared.stopRequested) return WAIT_CANCELLED;
+      // Virtual sessions run in the caller's thread: the count itself says whether the line fired.
+      const count = irq.consume();
+      if (count !== this.lastCount) {
+        this.noteCount(count);
+        return WAIT_INTERRUPT;
+      }
+      const next = s.now() + s.untilNextEvent();
+      if (next > deadline) {
+        s.advance(deadline);
+        return WAIT_TIMEOUT;
+      }
+      s.advance(next);
+    }
+  }
+}
+
+/** The interrupt-storm limit: events per 100 ms window against Limits.irqPerSec / 10. */
+export class StormGuard {
+  private windowStart = Date.now();
+  private events = 0;
+
+  constructor(
+    private readonly label: string,
+    private readonly irqPerSec: number,
+  ) {}
+
+  /** Charge `events`; above the limit, mask the line and throw the `irq-storm` fault. */
+  charge(events: number, irq: Irq): void {
+    const now = Date.now();
+    if (now - this.windowStart >= 100) {
+      this.windowStart = now;
+      this.events = 0;
+    }
+    this.events += events;
+    if (this.events > this.irqPerSec / 10) {
+      irq.mask();
+      throw new FaultError(
+        'irq-storm',
+        `${this.label}: ${this.events} interrupts in under 100 ms (limit ${this.irqPerSec}/s): line masked`,
+      );
+    }
+  }
+}
