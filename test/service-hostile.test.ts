@@ -162,10 +162,21 @@ describe('the daemon under bad clients', () => {
       for (const r of results) r.c?.s.destroy();
       await Promise.all(results.map((r) => r.c?.closed));
     }
-    // once they are gone, new clients are accepted again
-    const again = await ServiceClient.connect(socket);
-    expect(words(await again.call('edu', 2, u32(3)))).toEqual([6]);
-    again.close();
+    // once they are gone, new clients are accepted again (the daemon learns of each close from its own
+    // socket events, which may come after the client side has closed: retry for a while, not for ever)
+    let answer: number[] | undefined;
+    for (let i = 0; i < 100 && !answer; i++) {
+      const again = await ServiceClient.connect(socket);
+      try {
+        answer = words(await again.call('edu', 2, u32(3)));
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'too-many-connections') throw e;
+        await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        again.close();
+      }
+    }
+    expect(answer).toEqual([6]);
   });
 
   it('clients that disconnect mid-call cost nothing', async () => {
