@@ -72,3 +72,13 @@ export interface DeviceSpec {
   /** Set by backends that know how the device's DMA is confined (vfio.ts: 'iommu' or 'none'). */
   dmaConfinement?: 'iommu' | 'register-firewall' | 'none' | 'no-dma' | 'simulated';
 }
+
+/** An opened device: its spec, and what the backend does on close and on recovery. */
+export interface DeviceHandle {
+  spec: DeviceSpec;
+  close(): void;
+  /** Backends that can reset the device (VFIO): run by the supervisor between a fault and the restart. */
+  recover?(): string;
+  /** VFIO: watch for IOMMU faults of this device; false when the kernel log is unreadable. */
+  watchFaults?(onFault: (line: string) => void): boolean;
+}

@@ -3,25 +3,18 @@
 
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { Driver, type DriverOptions } from './driver.ts';
-import type { DeviceSpec } from './device-spec.ts';
+import { Driver } from './driver.ts';
 import { openSimDevice } from './devices/sim.ts';
 import { discoverUio, uioDeviceSpec, type UioRoots } from './devices/uio.ts';
 import { openVfioDevice, type VfioOpenOptions } from './devices/vfio.ts';
 import { LoadError } from './faults.ts';
 import { loadNative } from './native.ts';
 import { DEFAULT_LIMIT_CAPS, type Limits } from './grant.ts';
-import { loadAdmitted, type PackageOptions } from './package/load.ts';
-import type { Manifest } from './package/manifest.ts';
+import { type LoadOptions, loadAdmitted, type PackageOptions } from './package/load.ts';
+import type { DeviceHandle } from './device-spec.ts';
 
-export interface DeviceHandle {
-  spec: DeviceSpec;
-  close(): void;
-  /** Backends that can reset the device (VFIO): run by the supervisor between a fault and the restart. */
-  recover?(): string;
-  /** VFIO: watch for IOMMU faults of this device; false when the kernel log is unreadable. */
-  watchFaults?(onFault: (line: string) => void): boolean;
-}
+export type { DeviceHandle } from './device-spec.ts';
+export type { LoadOptions } from './package/load.ts';
 
 export interface OpenDeviceOptions {
   /** Options for a simulated model (see host/sim/<model>.ts). */
@@ -31,11 +24,6 @@ export interface OpenDeviceOptions {
   uio?: UioRoots;
   /** VFIO: interrupt mechanism (default auto: MSI-X, MSI, then INTx) and the sysfs/dev roots. */
   vfio?: Pick<VfioOpenOptions, 'irq' | 'roots' | 'dma'>;
-}
-
-export interface LoadOptions extends Partial<DriverOptions> {
-  /** Under a trust policy: the operator's manifest, the grant of a bare module allowed by name (package/load.ts). */
-  manifest?: Manifest;
 }
 
 export interface HostOptions {

@@ -5,10 +5,9 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ABI_VERSION } from '../abi.ts';
-import type { Driver } from '../driver.ts';
+import type { Driver, DriverOptions } from '../driver.ts';
 import { LoadError } from '../faults.ts';
-import type { DeviceHandle, Host, LoadOptions } from '../host.ts';
-import type { DeviceSpec } from '../device-spec.ts';
+import type { DeviceHandle, DeviceSpec } from '../device-spec.ts';
 import { checkLimitCaps, type Grant, type Limits } from '../grant.ts';
 import { readWasm } from '../wasm.ts';
 import { isOpenSource } from './licenses.ts';
@@ -183,12 +182,29 @@ const same = (a: unknown, b: unknown) =>
   JSON.stringify(a, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)) ===
   JSON.stringify(b, (_, v) => (typeof v === 'bigint' ? `${v}n` : v));
 
+export interface LoadOptions extends Partial<DriverOptions> {
+  /** Under a trust policy: the operator's manifest, the grant of a bare module allowed by name (package/load.ts). */
+  manifest?: Manifest;
+}
+
+/**
+ * What loading a package needs of the Host (host/host.ts implements it). An interface here, not an
+ * import of host.ts: the Host calls loadAdmitted for every load under a trust policy, so importing it
+ * back would make the two files a cycle.
+ */
+export interface PackageHost {
+  readonly limitCaps: Limits;
+  openDevice(id: string): DeviceHandle;
+  loadChecked(driver: Uint8Array, dev: DeviceHandle, opts: LoadOptions): Promise<Driver>;
+  taint(reason: string): void;
+}
+
 /**
  * Admit, then load under what was admitted. The driver keeps the policy for its reloads: a new
  * module must pass the same policy on the same device, under the same name, grant and limits.
  */
 export async function loadAdmitted(
-  host: Host,
+  host: PackageHost,
   bytes: Uint8Array,
   dev: DeviceHandle,
   where: string,
@@ -218,7 +234,7 @@ export async function loadAdmitted(
 }
 
 export async function loadPackage(
-  host: Host,
+  host: PackageHost,
   source: string | Uint8Array,
   device: string | DeviceHandle,
   o: PackageOptions = {},
