@@ -17,7 +17,7 @@
 //                `interrupt` export is called with it (as the host's loop would, when the driver
 //                has interrupts enabled); 0xc0-0xff: even: reset(), odd: remove() (ends the run).
 //   DMA          one length byte D, then (D & 0x3f) bytes: the DMA window's first bytes.
-//   the rest     the register stream of the fuzzing device (host/fuzz/model.ts).
+//   the rest     the register stream of the fuzzing device (host/sim/fuzz.ts).
 //
 // Every call (probe, each request, each interrupt...) gets its own fuel: loop iterations before it
 // counts as a hang (`deadline`). Coverage and comparison operands come from the probe module
@@ -33,7 +33,8 @@ import type { WasmInfo } from '../wasm.ts';
 import { DeviceSession } from '../sandbox/session.ts';
 import { DriverShared } from '../sandbox/shared.ts';
 import { CMP_ENTRY, PROBE_MODULE, type Instrumented } from './instrument.ts';
-import { fuzzModel, type FuzzDevice, MODEL_DICTIONARY } from './model.ts';
+import { type FuzzDevice, MODEL_DICTIONARY } from '../sim/fuzz.ts';
+import { simModelClass } from '../sim/registry.ts';
 
 export type CrashKind = FaultKind | 'load-refused';
 
@@ -156,7 +157,7 @@ export class Executor {
     this.module = new WebAssembly.Module(inst.bytes as Uint8Array<ArrayBuffer>);
     this.probeModule = new WebAssembly.Module(inst.probe as Uint8Array<ArrayBuffer>);
     const native = loadNative();
-    const desc = fuzzModel.describe({ inner: model, stream: new Uint8Array() });
+    const desc = simModelClass('fuzz').describe({ inner: model, stream: new Uint8Array() });
     const dmaSize = desc.dma[0]?.size ?? 0;
     this.irqFd = native.eventfdCreate(0);
     this.cancelFd = native.eventfdCreate(0);
@@ -500,7 +501,7 @@ export function fuzzDeviceSpec(
   model: string,
   o: { dmaFd?: number; irqFd?: number; state?: SharedArrayBuffer } = {},
 ): DeviceSpec {
-  const desc = fuzzModel.describe({ inner: model, stream: new Uint8Array() });
+  const desc = simModelClass('fuzz').describe({ inner: model, stream: new Uint8Array() });
   const dma = desc.dma[0];
   return {
     id: 'sim:fuzz',

@@ -2,9 +2,10 @@
 // register reads, raises spurious interrupts, drops real ones, and holds status bits stuck. Used by
 // the fault-injection campaign; `hostBugOnRead` makes the model itself throw (a bug in host code,
 // which must be reported as a host error and not blamed on the driver).
+// The inner model is named by string and looked up in the catalogue handed to faulty(): this file
+// imports no other model and not the catalogue, which imports it.
 
-import type { SimContext, SimDescription, SimModel, SimModelClass, Width } from './model.ts';
-import { simModelClass } from './registry.ts';
+import type { ModelLookup, SimContext, SimDescription, SimModel, SimModelClass, Width } from './model.ts';
 
 export interface FaultyOptions {
   /** The model to wrap. Default "edu". */
@@ -32,6 +33,7 @@ class Faulty implements SimModel {
     state: SharedArrayBuffer,
     at: number,
     private readonly o: FaultyOptions,
+    models: ModelLookup,
   ) {
     this.rng = (o.seed ?? 1) >>> 0 || 1;
     const wrapped: SimContext = {
@@ -41,7 +43,7 @@ class Faulty implements SimModel {
         ctx.setIrq(level);
       },
     };
-    this.inner = simModelClass(o.inner ?? 'edu').create(wrapped, state, at, o.innerOptions ?? {});
+    this.inner = models(o.inner ?? 'edu').create(wrapped, state, at, o.innerOptions ?? {});
   }
 
   /** xorshift32: deterministic per seed, so a campaign trial can be replayed. */
@@ -114,13 +116,14 @@ class Faulty implements SimModel {
   }
 }
 
-export const faulty: SimModelClass<FaultyOptions> = {
+/** The faulty device over the models `models` names (the catalogue, host/sim/registry.ts, passes itself). */
+export const faulty = (models: ModelLookup): SimModelClass<FaultyOptions> => ({
   name: 'faulty',
   summary: 'a misbehaving device: another model with garbage reads, spurious/lost interrupts, stuck bits',
   describe(o: FaultyOptions): SimDescription {
-    return { ...simModelClass(o.inner ?? 'edu').describe(o.innerOptions ?? {}), model: 'faulty' };
+    return { ...models(o.inner ?? 'edu').describe(o.innerOptions ?? {}), model: 'faulty' };
   },
   create(ctx, state, at, o) {
-    return new Faulty(ctx, state, at, o);
+    return new Faulty(ctx, state, at, o, models);
   },
-};
+});

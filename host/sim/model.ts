@@ -104,4 +104,10 @@ export interface SimModelClass<O = Record<string, unknown>> {
   create(ctx: SimContext, state: SharedArrayBuffer, stateOffset: number, options: O): SimModel;
 }
 
+/**
+ * Finds a model by name: what a wrapper model (faulty, fuzz) is given to build the model it wraps,
+ * so that wrappers need not import the catalogue that lists them (host/sim/registry.ts).
+ */
+export type ModelLookup = (name: string) => SimModelClass<any>;
+
 export const ALL_ONES: Record<Width, number | bigint> = { 1: 0xff, 2: 0xffff, 4: 0xffffffff, 8: 0xffffffffffffffffn };

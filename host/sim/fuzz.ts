@@ -10,9 +10,10 @@
 //
 // The device records where each read's bytes sit in the input (reads()), so that the fuzzer can
 // put a comparison operand exactly where the driver will read it (host/fuzz/fuzz.ts, cmplog).
+// The inner model is named by string and looked up in the catalogue handed to fuzzModel(), so this
+// file imports no other model (the catalogue imports it: no cycle).
 
-import type { SimContext, SimDescription, SimModel, SimModelClass, Width } from '../sim/model.ts';
-import { simModelClass } from '../sim/registry.ts';
+import type { ModelLookup, SimContext, SimDescription, SimModel, SimModelClass, Width } from './model.ts';
 
 export interface FuzzModelOptions {
   inner: string; // a model name, or 'generic'
@@ -48,6 +49,7 @@ export class FuzzDevice implements SimModel {
     state: SharedArrayBuffer,
     offset: number,
     o: FuzzModelOptions,
+    models: ModelLookup,
   ) {
     this.input = o.stream;
     this.end = o.stream.length;
@@ -61,7 +63,7 @@ export class FuzzDevice implements SimModel {
           return ctx.dmaWrite(bus, this.dmaBytes(data));
         },
       };
-      this.inner = simModelClass(o.inner).create(inner, state, offset, {});
+      this.inner = models(o.inner).create(inner, state, offset, {});
     }
   }
 
@@ -145,7 +147,8 @@ export class FuzzDevice implements SimModel {
   }
 }
 
-export const fuzzModel: SimModelClass<FuzzModelOptions> = {
+/** The fuzz device over the models `models` names (the catalogue, host/sim/registry.ts, passes itself). */
+export const fuzzModel = (models: ModelLookup): SimModelClass<FuzzModelOptions> => ({
   name: 'fuzz',
   summary: "the fuzzer's device: register values, interrupt timing and DMA contents from the fuzz input",
   describe(o: FuzzModelOptions): SimDescription {
@@ -159,9 +162,9 @@ export const fuzzModel: SimModelClass<FuzzModelOptions> = {
         stateBytes: 0,
       };
     }
-    return { ...simModelClass(o.inner).describe({}), model: 'fuzz' };
+    return { ...models(o.inner).describe({}), model: 'fuzz' };
   },
   create(ctx, state, at, o) {
-    return new FuzzDevice(ctx, state, at, o);
+    return new FuzzDevice(ctx, state, at, o, models);
   },
-};
+});
