@@ -199,12 +199,16 @@ export function engineSpans(engines: DmaEngineSpec[] | undefined, regionSize = I
  */
 export function needsSlowWrite(policy: RegionPolicy, offset: number, width: number): boolean {
   if (!policy.write || policy.writable) return true;
+  // Ring registers belong to the descriptor firewall (ring-firewall.ts).
+  for (const ring of policy.rings ?? [])
+    for (const reg of Object.values(ring.registers))
+      if (reg !== undefined && offset < reg + 4 && reg < offset + width) return true;
   return engineSpans(policy.dmaEngines).some(([s, e]) => offset < e && s < offset + width);
 }
 
 /** True when some write in the region needs the slow path (a gate that cannot test spans sends the whole region). */
 export function regionHasCheckedWrites(policy: RegionPolicy): boolean {
-  return !policy.write || !!policy.writable || !!policy.dmaEngines?.length;
+  return !policy.write || !!policy.writable || !!policy.dmaEngines?.length || !!policy.rings?.length;
 }
 
 /** Reads one engine register back from the device (the instance supplies the region's access). */

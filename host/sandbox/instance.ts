@@ -35,6 +35,7 @@ import { type DriverShared, OP, STAT } from './shared.ts';
 import { GATE_FUNCS, encodeGate, type GateMode, type GateRegion } from './gate.ts';
 import { RegionFirewall, regionHasCheckedWrites, type DmaEngineSpec } from './dma-firewall.ts';
 import { EventLimiter } from './limiter.ts';
+import type { RingLayout } from '../package/rings.ts';
 import {
   GATE_MODULE,
   SHARED_IMPORT,
@@ -116,6 +117,11 @@ export interface RegionPolicy {
    * range on the device side. Checked with or without a `writable` list.
    */
   dmaEngines?: DmaEngineSpec[];
+  /**
+   * The region's descriptor rings (package/rings.ts): with no IOMMU the descriptor firewall
+   * (ring-firewall.ts) owns their registers, and every tail write is checked and copied.
+   */
+  rings?: RingLayout[];
 }
 
 export interface InstanceHooks {
