@@ -36,6 +36,7 @@ import { GATE_FUNCS, encodeGate, type GateMode, type GateRegion } from './gate.t
 import { RegionFirewall, regionHasCheckedWrites, type DmaEngineSpec } from './dma-firewall.ts';
 import { EventLimiter } from './limiter.ts';
 import type { RingLayout } from '../package/rings.ts';
+import { RingGuard, driverWindowSize } from './ring-hook.ts';
 import {
   GATE_MODULE,
   SHARED_IMPORT,
@@ -273,6 +274,8 @@ export class DriverInstance {
   private readonly readOut = new Float64Array(1);
   private ioSize = 0;
   private closed = false;
+  /** The descriptor firewall (ring-hook.ts), built once the windows are mapped. */
+  private rings?: RingGuard;
 
   private constructor(
     readonly label: string,
@@ -350,6 +353,8 @@ export class DriverInstance {
         throw new LoadError(`${label}: io_buffer ${this.ioBuffer}+${this.ioSize} lies outside its memory`);
       }
       this.mapWindows();
+      this.rings = new RingGuard(label, session, grant, this.windows, this.memory, this.native);
+      if (!this.rings.on) this.rings = undefined;
     } catch (err) {
       // Nothing stays half-linked: the gate's and the windows' mappings go before the error leaves.
       this.close();
@@ -468,6 +473,7 @@ export class DriverInstance {
   /** Deliver a count the host loop observed (noteCount has accounted for it). */
   interrupt(count: number): void {
     this.shared.record(OP.interrupt, 0, 0, 0, count, 0);
+    this.rings?.sync();
     this.exports.interrupt(count);
   }
 
@@ -478,6 +484,7 @@ export class DriverInstance {
     new Uint8Array(this.memory.buffer, this.ioBuffer, this.ioSize).set(payload);
     this.shared.record(OP.request, 0, op, 0, payload.length, 0);
     this.shared.stats[STAT.requests]++;
+    this.rings?.sync();
     const r = this.exports.request(op, payload.length) | 0;
     if (r < 0) return r;
     if (r > this.ioSize)
@@ -529,6 +536,7 @@ export class DriverInstance {
     if (this.closed) return;
     this.closed = true;
     for (const w of this.windows) w.mapping.close();
+    this.rings?.close();
     for (const m of this.gateMappings) m.close();
     this.gateMemory = undefined;
     this.gateMemories = [];
@@ -664,7 +672,9 @@ export class DriverInstance {
       throw new LoadError(`${this.label}: dma_area ${area}+${areaSize} must be page-aligned and inside its memory`);
     }
     let at = area;
-    for (const w of dma) {
+    for (const [i, spec] of dma.entries()) {
+      // With the descriptor firewall on, the last window's last pages hold the host's real rings.
+      const w = { ...spec, size: driverWindowSize(this.session.spec, this.grant, i, page) };
       if (w.size % page)
         throw new LoadError(`${this.label}: DMA window ${w.name} size ${w.size} is not a multiple of the page size`);
       if (at + w.size > area + areaSize) {
@@ -791,7 +801,9 @@ export class DriverInstance {
         if (checked[r]) policyCheck(r, off, width, 0n, false);
         const view = views[r];
         let v: number;
-        if (view.sim >= 0) v = Number(s.readSim(view.sim, off, width));
+        const ring = this.rings?.byRegion[r];
+        if (ring && width === 4 && ring.claims(off)) v = ring.read(off);
+        else if (view.sim >= 0) v = Number(s.readSim(view.sim, off, width));
         else v = width === 4 ? view.u32![off >>> 2] : width === 2 ? view.u16![off >>> shift] : view.u8![off];
         stats[0]++; // STAT.regReads
         shared.record(OP.read, r, off, width, v, 0);
@@ -808,7 +820,15 @@ export class DriverInstance {
         const view = views[r];
         shared.record(OP.write, r, off, width, v, 0);
         stats[1]++; // STAT.regWrites
-        if (view.sim >= 0) s.writeSim(view.sim, off, width, v);
+        const ring = this.rings?.byRegion[r];
+        if (ring && ring.claims(off)) {
+          if (width !== 4)
+            throw new FaultError(
+              'access-denied',
+              `${label}: ${where('region', r, off, width)}: ring registers take 4-byte writes`,
+            );
+          ring.write(off, v);
+        } else if (view.sim >= 0) s.writeSim(view.sim, off, width, v);
         else if (width === 4) view.u32![off >>> 2] = v;
         else if (width === 2) view.u16![off >>> 1] = v;
         else view.u8![off] = v;
@@ -828,6 +848,11 @@ export class DriverInstance {
       check(r, off, 8, nRegions, 'region', regionSize);
       const v = BigInt.asUintN(64, value);
       if (checked[r]) policyCheck(r, off, 8, v, true);
+      if (this.rings?.byRegion[r]?.claims(off) || this.rings?.byRegion[r]?.claims(off + 4))
+        throw new FaultError(
+          'access-denied',
+          `${label}: ${where('region', r, off, 8)}: ring registers take 4-byte writes`,
+        );
       const reg = regions[r];
       shared.record(OP.write, r, off, 8, Number(v & 0xffffffffn), Number(v >> 32n));
       stats[STAT.regWrites]++;
@@ -1016,6 +1041,7 @@ export class DriverInstance {
         const count = bits & 0x80000000 ? irq.absorb(this.readOut[0]) : irq.consume();
         if (count !== this.lastCount) {
           this.noteCount(count);
+          this.rings?.sync();
           return WAIT_INTERRUPT;
         }
       }
@@ -1034,6 +1060,7 @@ export class DriverInstance {
       const count = irq.consume();
       if (count !== this.lastCount) {
         this.noteCount(count);
+        this.rings?.sync();
         return WAIT_INTERRUPT;
       }
       const next = s.now() + s.untilNextEvent();
