@@ -70,7 +70,7 @@ export interface DeviceSpec {
   irq: IrqSpec | null;
   sim?: SimSpec;
   /** Set by backends that know how the device's DMA is confined (vfio.ts: 'iommu' or 'none'). */
-  dmaConfinement?: 'iommu' | 'register-firewall' | 'none' | 'no-dma' | 'simulated';
+  dmaConfinement?: 'iommu' | 'register-firewall' | 'descriptor-firewall' | 'none' | 'no-dma' | 'simulated';
 }
 
 /** An opened device: its spec, and what the backend does on close and on recovery. */

@@ -26,6 +26,14 @@ export const FAULT_KINDS = [
   'access-denied',
   /** A DMA address register was given an address outside the granted DMA window. */
   'dma-firewall',
+  /** Descriptor firewall: a descriptor's buffer (or the shadow ring) lies outside every granted DMA window. */
+  'dma-descriptor-outside-grant',
+  /** Descriptor firewall: a tail beyond the ring, one that would wrap onto device-owned descriptors, or a head write. */
+  'dma-descriptor-bad-index',
+  /** Descriptor firewall: a ring length the manifest does not allow. */
+  'dma-descriptor-bad-ring',
+  /** Descriptor firewall: a descriptor sets command bits the manifest refuses (e.g. the e1000's DEXT). */
+  'dma-descriptor-bad-command',
   /** The driver broke the ABI contract (bad response length, bad log pointer, bad DMA area). */
   'abi-violation',
   /** A probe, request or interrupt handler overran its deadline. */

@@ -92,6 +92,11 @@ export interface RegionPolicy {
    * range on the device side. Checked with or without a `writable` list.
    */
   dmaEngines?: DmaEngineSpec[];
+  /**
+   * The region's descriptor rings (package/rings.ts): with no IOMMU the descriptor firewall
+   * (sandbox/ring-firewall.ts) owns their registers, and every tail write is checked and copied.
+   */
+  rings?: RingLayout[];
 }
 
 export interface PortPolicy {
@@ -278,10 +283,57 @@ export function engineSpans(engines: DmaEngineSpec[] | undefined, regionSize = I
  */
 export function needsSlowWrite(policy: RegionPolicy, offset: number, width: number): boolean {
   if (!policy.write || policy.writable) return true;
+  // Ring registers belong to the descriptor firewall (sandbox/ring-firewall.ts).
+  for (const ring of policy.rings ?? [])
+    for (const reg of Object.values(ring.registers))
+      if (reg !== undefined && offset < reg + 4 && reg < offset + width) return true;
   return engineSpans(policy.dmaEngines).some(([s, e]) => offset < e && s < offset + width);
 }
 
 /** True when some write in the region needs the slow path (a gate that cannot test spans sends the whole region). */
 export function regionHasCheckedWrites(policy: RegionPolicy): boolean {
-  return !policy.write || !!policy.writable || !!policy.dmaEngines?.length;
+  return !policy.write || !!policy.writable || !!policy.dmaEngines?.length || !!policy.rings?.length;
+}
+
+// Descriptor rings as the grant carries them (compiled from the manifest by package/rings.ts; enforced by
+// sandbox/ring-firewall.ts when no IOMMU confines the device).
+
+export type RingFieldMeaning =
+  /** Bus address of a buffer the device reads or writes (the firewall checks it against the windows). */
+  | 'buffer-address'
+  /** Bytes of the buffer the device reads (TX): buffer-address + this must stay inside one window. */
+  | 'buffer-length'
+  /** Bytes the device wrote back (RX). */
+  | 'written-length'
+  /** Bits the device writes back (DD); copied back into the driver's shadow. */
+  | 'status'
+  /** Command bits the driver sets; `mustBeClear` bits select descriptor kinds the firewall refuses. */
+  | 'command';
+
+export interface RingFieldDecl {
+  name: string;
+  offset: number;
+  width: 1 | 2 | 4 | 8;
+  meaning: RingFieldMeaning;
+  /** buffer-address, device-writes: bytes the device may write there (pinned by a register mask). */
+  bufferBytes?: number;
+  /** buffer-address, device-reads: the field that gives the bytes the device reads. */
+  lengthField?: string;
+  /** status: the "descriptor done" bit(s). */
+  done?: string;
+  /** command: bits that must be clear (e.g. the e1000's DEXT: only legacy descriptors). */
+  mustBeClear?: string;
+}
+
+/** One ring of a region: its registers, descriptor geometry and the fields the firewall checks. */
+export interface RingLayout {
+  name: string;
+  region: number;
+  direction: 'device-reads' | 'device-writes';
+  registers: { baseLow: number; baseHigh?: number; length: number; head: number; tail: number };
+  lengthUnit: 'bytes' | 'descriptors';
+  descriptorSize: number;
+  countMultiple: number;
+  maxDescriptors: number;
+  fields: (Omit<RingFieldDecl, 'done' | 'mustBeClear'> & { done?: bigint; mustBeClear?: bigint })[];
 }

@@ -184,6 +184,21 @@ describe('e1000 driver on the simulated 82540EM', () => {
     expect(logs.filter((l) => /e1000: link (down|up)/.test(l))).toEqual(['e1000: link down', 'e1000: link up']);
   });
 
+  it('the descriptor firewall is on: the device works from the host rings, beyond the window the driver sees', async () => {
+    const { DeviceSession } = await import('../host/sandbox/session.ts');
+    const s = new DeviceSession(dev.spec, {});
+    try {
+      const win = dev.spec.dma[0];
+      const driverEnd = win.bus + BigInt(win.size - 0x2000); // the e1000's two rings of 256 descriptors: 8 KiB
+      for (const base of [0x2800, 0x3800]) {
+        const bus = BigInt(Number(s.readSim(0, base, 4)) >>> 0);
+        expect(bus >= driverEnd && bus < win.bus + BigInt(win.size)).toBe(true);
+      }
+    } finally {
+      s.close();
+    }
+  });
+
   it('the DMA oracle: thousands of device accesses, none outside the window', () => {
     const dma = e1000Dma(dev.spec);
     expect(dma.accesses).toBeGreaterThan(8000);

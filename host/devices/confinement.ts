@@ -1,6 +1,9 @@
 // Who keeps a device's DMA inside the memory the host granted: the IOMMU (VFIO), the register
-// firewall (UIO: the host checks each transfer of the DMA engines the manifest declares at its trigger), or nobody. `wasmdrv devices` and `inspect` print it; loadPackage refuses a package
-// whose device would have unconfined DMA unless the operator allows that package by name.
+// firewall (UIO: the host checks each transfer of the DMA engines the manifest declares at its
+// trigger), the descriptor firewall (UIO, ring devices: every descriptor the driver hands over is
+// checked and copied at the doorbell), or nobody. `wasmdrv devices` and `inspect` print it;
+// loadPackage refuses a package whose device would have unconfined DMA unless the operator allows
+// that package by name.
 
 import type { Manifest } from '../package/manifest.ts';
 import type { DeviceSpec } from '../device-spec.ts';
@@ -8,11 +11,17 @@ import type { DmaConfinement } from './vfio.ts';
 
 export type { DmaConfinement };
 
+/** Without an IOMMU, which firewall the manifest gives something to check (undefined: none). */
+function uioConfinement(m: Manifest): 'register-firewall' | 'descriptor-firewall' | 'none' {
+  // Descriptor rings: the descriptor firewall (host/sandbox/ring-firewall.ts) owns their registers.
+  if (m.rings?.length) return 'descriptor-firewall';
+  return firewallCovers(m) ? 'register-firewall' : 'none';
+}
+
 /** Does the manifest give the register firewall something to check? */
 function firewallCovers(m: Manifest): boolean {
   const regions = m.regions ?? [];
-  // DMA engines the register firewall models (host/sandbox/dma-firewall.ts). Rings (`rings`) are not
-  // checked by anything yet: the descriptor firewall does not exist, so a ring device is unconfined.
+  // DMA engines the register firewall models (host/sandbox/dma-firewall.ts).
   if (regions.some((r) => (r.dmaEngines?.length ?? 0) > 0)) return true;
   // No DMA window asked for and every writable region limited to listed registers: the driver
   // cannot start DMA at all unless a listed register does it, which the manifest would then declare.
@@ -25,7 +34,7 @@ export function dmaConfinement(spec: DeviceSpec, m?: Manifest): DmaConfinement {
   if (spec.sim) return 'simulated';
   if (!spec.pci) return 'no-dma';
   if (!m) return 'register-firewall';
-  return firewallCovers(m) ? 'register-firewall' : 'none';
+  return uioConfinement(m);
 }
 
 export function describeConfinement(c: DmaConfinement): string {
@@ -34,6 +43,8 @@ export function describeConfinement(c: DmaConfinement): string {
       return 'confined by the IOMMU (VFIO)';
     case 'register-firewall':
       return 'confined by the register firewall (declared DMA engines)';
+    case 'descriptor-firewall':
+      return 'confined by the descriptor firewall (declared rings, checked at each doorbell)';
     case 'none':
       return 'NOT confined';
     case 'no-dma':
@@ -45,7 +56,7 @@ export function describeConfinement(c: DmaConfinement): string {
 
 /** For `inspect`: the confinement per kind of device the manifest can match. */
 export function manifestConfinement(m: Manifest): { vfio: DmaConfinement; uio: DmaConfinement; sim: DmaConfinement } {
-  return { vfio: 'iommu', uio: firewallCovers(m) ? 'register-firewall' : 'none', sim: 'simulated' };
+  return { vfio: 'iommu', uio: uioConfinement(m), sim: 'simulated' };
 }
 
 /** The refusal for a package whose device's DMA nobody confines, unless `allowed` names it. */

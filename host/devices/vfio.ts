@@ -76,6 +76,8 @@ export type DmaConfinement =
   | 'iommu'
   /** UIO: the host checks the bus addresses the driver writes into declared DMA address registers. */
   | 'register-firewall'
+  /** UIO, a ring device: the host checks every descriptor the driver hands over at the doorbell (sandbox/ring-firewall.ts). */
+  | 'descriptor-firewall'
   /** Nothing stops the device: VFIO no-IOMMU, or a bus-master device whose DMA registers nobody checks. */
   | 'none'
   /** The device cannot master the bus (port I/O, no PCI parent). */

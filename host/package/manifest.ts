@@ -260,6 +260,7 @@ export function grantFor(m: Manifest, dev: DeviceSpec, where: string): { grant: 
   };
   const imports: ImportGroup[] = ['services'];
   const regions: Record<number, RegionPolicy> = {};
+  const rings = ringLayouts(m, where);
   // Regions the manifest does not list are not granted at all.
   for (let i = 0; i < dev.regions.length; i++) regions[i] = { read: false, write: false, size: 0 };
   for (const r of m.regions ?? []) {
@@ -286,6 +287,7 @@ export function grantFor(m: Manifest, dev: DeviceSpec, where: string): { grant: 
         }
         return spec;
       }),
+      ...(rings.some((x) => x.region === r.index) ? { rings: rings.filter((x) => x.region === r.index) } : {}),
     };
   }
   if (m.regions?.length) imports.push('registers');

@@ -8,32 +8,9 @@
 // doorbell-time descriptor check (copy the driver's shadow ring into a host-owned ring after checking
 // every buffer address against the windows) consumes exactly this structure.
 
-export type RingFieldMeaning =
-  /** Bus address of a buffer the device reads or writes (the firewall checks it against the windows). */
-  | 'buffer-address'
-  /** Bytes of the buffer the device reads (TX): buffer-address + this must stay inside one window. */
-  | 'buffer-length'
-  /** Bytes the device wrote back (RX). */
-  | 'written-length'
-  /** Bits the device writes back (DD); copied back into the driver's shadow. */
-  | 'status'
-  /** Command bits the driver sets; `mustBeClear` bits select descriptor kinds the firewall refuses. */
-  | 'command';
+import type { RingFieldDecl, RingLayout } from '../grant.ts';
 
-export interface RingFieldDecl {
-  name: string;
-  offset: number;
-  width: 1 | 2 | 4 | 8;
-  meaning: RingFieldMeaning;
-  /** buffer-address, device-writes: bytes the device may write there (pinned by a register mask). */
-  bufferBytes?: number;
-  /** buffer-address, device-reads: the field that gives the bytes the device reads. */
-  lengthField?: string;
-  /** status: the "descriptor done" bit(s). */
-  done?: string;
-  /** command: bits that must be clear (e.g. the e1000's DEXT: only legacy descriptors). */
-  mustBeClear?: string;
-}
+export type { RingFieldDecl, RingFieldMeaning, RingLayout } from '../grant.ts';
 
 export interface RingDecl {
   name: string;
@@ -106,18 +83,6 @@ export const RINGS_SCHEMA = {
     },
   },
 } as const;
-
-export interface RingLayout {
-  name: string;
-  region: number;
-  direction: RingDecl['direction'];
-  registers: { baseLow: number; baseHigh?: number; length: number; head: number; tail: number };
-  lengthUnit: RingDecl['lengthUnit'];
-  descriptorSize: number;
-  countMultiple: number;
-  maxDescriptors: number;
-  fields: (Omit<RingFieldDecl, 'done' | 'mustBeClear'> & { done?: bigint; mustBeClear?: bigint })[];
-}
 
 const num = (s: string) => Number(BigInt(s));
 

@@ -7,6 +7,7 @@
 import { FaultError, LoadError } from '../faults.ts';
 import type { FixedMapping } from '../native.ts';
 import type { HostContext } from './host-context.ts';
+import { driverWindowSize } from './ring-hook.ts';
 
 export interface DmaWindow {
   addr: number;
@@ -27,7 +28,9 @@ export function mapWindows(ctx: HostContext, exports: Record<string, any>, windo
     throw new LoadError(`${label}: dma_area ${area}+${areaSize} must be page-aligned and inside its memory`);
   }
   let at = area;
-  for (const w of dma) {
+  for (const [i, spec] of dma.entries()) {
+    // With the descriptor firewall on, the last window's last pages hold the host's real rings.
+    const w = { ...spec, size: driverWindowSize(session.spec, ctx.grant, i, page) };
     if (w.size % page)
       throw new LoadError(`${label}: DMA window ${w.name} size ${w.size} is not a multiple of the page size`);
     if (at + w.size > area + areaSize) {

@@ -5,6 +5,7 @@
 import type { Grant } from '../grant.ts';
 import type { Native } from '../native.ts';
 import type { DeviceSession } from './session.ts';
+import type { RingGuard } from './ring-hook.ts';
 import type { DriverShared } from './shared.ts';
 
 export interface HostContext {
@@ -17,6 +18,12 @@ export interface HostContext {
   readonly native: Native;
   /** eventfd: readable once the host wants the driver stopped; every wait watches it. */
   readonly cancelFd: number;
+  /**
+   * The descriptor firewall (ring-hook.ts), set by the instance once the DMA windows are mapped; unset
+   * when the grant declares no rings or an IOMMU confines the device. Registers route ring registers to
+   * it; interrupts copy write-backs into the shadow rings before the driver sees an interrupt.
+   */
+  readonly rings: { guard?: RingGuard };
 }
 
 /** "region 0 offset 0x10 width 4": how every access fault names the access. */

@@ -22,6 +22,7 @@ import { Interrupts } from './interrupts.ts';
 import { EventLimiter } from './limiter.ts';
 import { prepare, shapeOf, type PreparedDriver } from './linker.ts';
 import { portImports } from './ports.ts';
+import { RingGuard } from './ring-hook.ts';
 import { registerImports } from './registers.ts';
 import { serviceImports } from './services.ts';
 import type { DeviceSession } from './session.ts';
@@ -67,6 +68,8 @@ export class DriverInstance {
   private ioBuffer = 0;
   private ioSize = 0;
   private closed = false;
+  /** The descriptor firewall (ring-hook.ts), once the windows are mapped; shared with the interface files. */
+  private readonly rings: { guard?: RingGuard } = {};
 
   private constructor(
     prepared: PreparedDriver,
@@ -95,6 +98,7 @@ export class DriverInstance {
       memory: this.memory,
       native: loadNative(),
       cancelFd: opts.cancelFd,
+      rings: this.rings,
     };
     this.irq = new Interrupts(ctx, opts.inheritCount);
     this.gate = new GateLink(ctx);
@@ -131,6 +135,8 @@ export class DriverInstance {
         throw new LoadError(`${label}: io_buffer ${this.ioBuffer}+${this.ioSize} lies outside its memory`);
       }
       mapWindows(ctx, this.exports, this.windows);
+      const guard = new RingGuard(label, session, this.grant, this.windows, this.memory, ctx.native);
+      if (guard.on) this.rings.guard = guard;
     } catch (err) {
       // Nothing stays half-linked: the gate's and the windows' mappings go before the error leaves.
       this.close();
@@ -226,6 +232,7 @@ export class DriverInstance {
   /** Deliver a count the host loop observed (noteCount has accounted for it). */
   interrupt(count: number): void {
     this.shared.record(OP.interrupt, 0, 0, 0, count, 0);
+    this.rings.guard?.sync();
     this.exports.interrupt(count);
   }
 
@@ -236,6 +243,7 @@ export class DriverInstance {
     new Uint8Array(this.memory.buffer, this.ioBuffer, this.ioSize).set(payload);
     this.shared.record(OP.request, 0, op, 0, payload.length, 0);
     this.shared.stats[STAT.requests]++;
+    this.rings.guard?.sync();
     const r = this.exports.request(op, payload.length) | 0;
     if (r < 0) return r;
     if (r > this.ioSize)
@@ -287,6 +295,7 @@ export class DriverInstance {
     if (this.closed) return;
     this.closed = true;
     for (const w of this.windows) w.mapping.close();
+    this.rings.guard?.close();
     this.gate.close();
   }
 }

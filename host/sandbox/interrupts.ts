@@ -89,6 +89,7 @@ export class Interrupts {
         const count = bits & 0x80000000 ? irq.absorb(this.readOut[0]) : irq.consume();
         if (count !== this.lastCount) {
           this.noteCount(count);
+          this.ctx.rings.guard?.sync(); // the descriptor firewall's write-backs, before the driver looks
           return WAIT_INTERRUPT;
         }
       }
@@ -107,6 +108,7 @@ export class Interrupts {
       const count = irq.consume();
       if (count !== this.lastCount) {
         this.noteCount(count);
+        this.ctx.rings.guard?.sync();
         return WAIT_INTERRUPT;
       }
       const next = s.now() + s.untilNextEvent();

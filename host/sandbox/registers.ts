@@ -160,7 +160,9 @@ export function registerImports(ctx: HostContext) {
       if (checked[r]) policyCheck(r, off, width, 0n, false);
       const view = views[r];
       let v: number;
-      if (view.sim >= 0) v = Number(s.readSim(view.sim, off, width));
+      const ring = ctx.rings.guard?.byRegion[r];
+      if (ring && width === 4 && ring.claims(off)) v = ring.read(off);
+      else if (view.sim >= 0) v = Number(s.readSim(view.sim, off, width));
       else v = width === 4 ? view.u32![off >>> 2] : width === 2 ? view.u16![off >>> shift] : view.u8![off];
       stats[0]++; // STAT.regReads
       shared.record(OP.read, r, off, width, v, 0);
@@ -177,7 +179,15 @@ export function registerImports(ctx: HostContext) {
       const view = views[r];
       shared.record(OP.write, r, off, width, v, 0);
       stats[1]++; // STAT.regWrites
-      if (view.sim >= 0) s.writeSim(view.sim, off, width, v);
+      const ring = ctx.rings.guard?.byRegion[r];
+      if (ring?.claims(off)) {
+        if (width !== 4)
+          throw new FaultError(
+            'access-denied',
+            `${label}: ${where('region', r, off, width)}: ring registers take 4-byte writes`,
+          );
+        ring.write(off, v);
+      } else if (view.sim >= 0) s.writeSim(view.sim, off, width, v);
       else if (width === 4) view.u32![off >>> 2] = v;
       else if (width === 2) view.u16![off >>> 1] = v;
       else view.u8![off] = v;
@@ -197,6 +207,12 @@ export function registerImports(ctx: HostContext) {
     check(r, off, 8);
     const v = BigInt.asUintN(64, value);
     if (checked[r]) policyCheck(r, off, 8, v, true);
+    const ring = ctx.rings.guard?.byRegion[r];
+    if (ring?.claims(off) || ring?.claims(off + 4))
+      throw new FaultError(
+        'access-denied',
+        `${label}: ${where('region', r, off, 8)}: ring registers take 4-byte writes`,
+      );
     const reg = regions[r];
     shared.record(OP.write, r, off, 8, Number(v & 0xffffffffn), Number(v >> 32n));
     stats[STAT.regWrites]++;

@@ -1,0 +1,142 @@
+// Where the descriptor firewall (ring-firewall.ts) meets a driver instance: when it is on, the memory
+// it owns, the windows the driver sees, and one firewall per region that declares rings.
+//
+// On whenever the grant declares rings and the device's DMA is not confined by an IOMMU (UIO, the
+// simulator, VFIO in no-IOMMU mode); off under VFIO with an IOMMU, which confines the DMA itself.
+// The real rings live in the last pages of the device's last DMA window: the host maps that window
+// for itself and the driver is given the window without them, so no driver store reaches a real
+// ring and no descriptor can name one (they are outside every window the driver is granted).
+
+import type { Native } from '../native.ts';
+import type { DeviceSpec } from '../device-spec.ts';
+import type { RingLayout } from '../grant.ts';
+import type { DeviceSession } from './session.ts';
+import { RingFirewall, carveRealRings, ringReserveBytes, type DataWindow } from './ring-firewall.ts';
+
+/** The part of a grant this needs: per region, the rings it declares. */
+export interface RingGrant {
+  regions?: Record<number, { rings?: RingLayout[] }>;
+}
+
+function declared(grant: RingGrant): { region: number; rings: RingLayout[] }[] {
+  return Object.entries(grant.regions ?? {})
+    .filter(([, p]) => p.rings?.length)
+    .map(([r, p]) => ({ region: Number(r), rings: p.rings! }));
+}
+
+/** Is the descriptor firewall on for this device under this grant? */
+export function ringFirewallOn(spec: DeviceSpec, grant: RingGrant): boolean {
+  return spec.dmaConfinement !== 'iommu' && declared(grant).length > 0 && spec.dma.length > 0;
+}
+
+/** Bytes the host keeps from the end of the device's last DMA window for its real rings (0 when off). */
+export function ringReserve(spec: DeviceSpec, grant: RingGrant, page: number): number {
+  if (!ringFirewallOn(spec, grant)) return 0;
+  return declared(grant).reduce((n, d) => n + ringReserveBytes(d.rings, page), 0);
+}
+
+/** The size of DMA window `i` as the driver gets it (the last one without the host's ring pages). */
+export function driverWindowSize(spec: DeviceSpec, grant: RingGrant, i: number, page: number): number {
+  const w = spec.dma[i];
+  if (i !== spec.dma.length - 1) return w.size;
+  const reserve = ringReserve(spec, grant, page);
+  if (reserve && reserve >= w.size)
+    throw new Error(
+      `DMA window ${w.name} (${w.size} bytes) is too small to keep ${reserve} bytes for the descriptor firewall's rings`,
+    );
+  return w.size - reserve;
+}
+
+/** The driver's windows as the firewall checks them: bus address, size, and where they are in its memory. */
+export interface MappedWindow {
+  addr: number;
+  size: number;
+  bus: bigint;
+}
+
+export class RingGuard {
+  /** The firewall of each region (undefined: the region declares no rings, or the firewall is off). */
+  readonly byRegion: (RingFirewall | undefined)[] = [];
+  private readonly mapping?: { close(): void };
+  private readonly all: RingFirewall[] = [];
+
+  constructor(
+    label: string,
+    session: DeviceSession,
+    grant: RingGrant,
+    windows: MappedWindow[],
+    memory: WebAssembly.Memory,
+    native: Native,
+  ) {
+    const spec = session.spec;
+    if (!ringFirewallOn(spec, grant)) return;
+    const page = native.pageSize();
+    const last = spec.dma[spec.dma.length - 1];
+    const reserve = ringReserve(spec, grant, page);
+    const src = session.openDmaSource(last);
+    let bytes: Uint8Array;
+    try {
+      const m = native.mapFd(src.fd, last.size, src.offset, src.path ?? `${label}: DMA window ${last.name}`);
+      this.mapping = m;
+      bytes = new Uint8Array(m.buffer(), last.size - reserve, reserve);
+    } finally {
+      if (src.owned) native.close(src.fd);
+    }
+    let cache: { buf: ArrayBufferLike; views: Uint8Array[] } | undefined;
+    const view = (i: number) => {
+      if (cache?.buf !== memory.buffer)
+        cache = {
+          buf: memory.buffer,
+          views: windows.map((w) => new Uint8Array(memory.buffer, w.addr, w.size)),
+        };
+      return cache.views[i];
+    };
+    const data: DataWindow[] = windows.map((w, i) => ({ bus: w.bus, size: w.size, bytes: () => view(i) }));
+    let at = 0;
+    for (const { region, rings } of declared(grant)) {
+      const size = ringReserveBytes(rings, page);
+      const real = carveRealRings(
+        rings,
+        last.bus + BigInt(last.size - reserve + at),
+        bytes.subarray(at, at + size),
+        page,
+      );
+      at += size;
+      const reg = session.regions[region];
+      const device =
+        reg.sim >= 0
+          ? {
+              read32: (o: number) => Number(session.readSim(reg.sim, o, 4)) >>> 0,
+              write32: (o: number, v: number) => session.writeSim(reg.sim, o, 4, v >>> 0),
+            }
+          : {
+              read32: (o: number) => reg.u32![o >>> 2],
+              write32: (o: number, v: number) => {
+                reg.u32![o >>> 2] = v >>> 0;
+              },
+            };
+      const fw = new RingFirewall(`${label}: region ${region}`, rings, real, data, device);
+      fw.start();
+      this.byRegion[region] = fw;
+      this.all.push(fw);
+    }
+  }
+
+  get on(): boolean {
+    return this.all.length > 0;
+  }
+
+  /** Descriptors checked and copied so far. */
+  get checked(): number {
+    return this.all.reduce((n, f) => n + f.checked, 0);
+  }
+
+  /** Copy the device's write-backs into the driver's shadow rings (before an interrupt or a request). */
+  sync(): void {
+    for (const f of this.all) f.sync();
+  }
+
+  close(): void {
+    this.mapping?.close();
+  }
+}
