@@ -28,7 +28,7 @@ import { classify, LoadError, wasmStack, type FaultKind } from '../faults.ts';
 import type { DeviceSpec } from '../device-spec.ts';
 import { SIM_IRQ_BYTES } from '../sim/irq.ts';
 import { checkModule, DEFAULT_LIMITS, DriverInstance, type Grant, type Limits } from '../sandbox/instance.ts';
-import type { WasmInfo } from '../wasm.ts';
+import type { WasmInfo } from '../wasm/read.ts';
 import { DeviceSession } from '../sandbox/session.ts';
 import { DriverShared } from '../sandbox/shared.ts';
 import { CMP_ENTRY, PROBE_MODULE, type Instrumented } from './instrument.ts';

@@ -10,7 +10,7 @@ import { LoadError } from '../faults.ts';
 import type { DeviceHandle, Host, LoadOptions } from '../host.ts';
 import type { DeviceSpec } from '../device-spec.ts';
 import { checkLimitCaps, type Grant, type Limits } from '../sandbox/instance.ts';
-import { readWasm } from '../wasm.ts';
+import { readWasm } from '../wasm/read.ts';
 import { isOpenSource } from './licenses.ts';
 import { unconfinedRefusal } from '../devices/confinement.ts';
 import { grantFor, matches, parseManifest, type Manifest } from './manifest.ts';

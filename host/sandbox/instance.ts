@@ -28,7 +28,7 @@ import {
 } from '../abi.ts';
 import { FaultError, LoadError } from '../faults.ts';
 import { loadNative, type FixedMapping, type Native } from '../native.ts';
-import { formatType, readWasm, type FuncType, type WasmInfo } from '../wasm.ts';
+import { formatType, readWasm, type FuncType, type WasmInfo } from '../wasm/read.ts';
 import type { Width } from '../sim/model.ts';
 import type { DeviceSession } from './session.ts';
 import { type DriverShared, OP, STAT } from './shared.ts';
