@@ -14,6 +14,7 @@ export { uartFeed, uartTake } from './sim/uart16550.ts';
 export { e1000Inject, e1000Capture, e1000SetLink, e1000Dma } from './sim/e1000.ts';
 export { loadPackage, readPackage, isPackage, defaultTrustDir, type PackageOptions } from './package/load.ts';
 export { parseManifest, grantFor, describeGrant, type Manifest } from './package/manifest.ts';
+export { packDriver } from './package/pack.ts';
 export {
   signPackage,
   generateKeys,

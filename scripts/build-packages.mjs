@@ -6,7 +6,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { generateKeys, signPackage, parseManifest, MANIFEST_SECTION } = await import(join(root, 'dist', 'index.js'));
+// The same packDriver as `wasmdrv pack` (host/package/pack.ts), from the built host.
+const { generateKeys, packDriver, parseManifest } = await import(join(root, 'dist', 'index.js'));
 const keyFile = join(root, '.keys', 'dev.key');
 const trustDir = join(root, '.keys', 'trust');
 if (!existsSync(keyFile)) {
@@ -19,22 +20,6 @@ if (!existsSync(keyFile)) {
 }
 const key = readFileSync(keyFile, 'utf8');
 
-function section(name, payload) {
-  const leb = (n) => {
-    const o = [];
-    do {
-      let b = n & 0x7f;
-      n >>>= 7;
-      if (n) b |= 0x80;
-      o.push(b);
-    } while (n);
-    return o;
-  };
-  const nb = new TextEncoder().encode(name);
-  const body = [...leb(nb.length), ...nb, ...payload];
-  return Uint8Array.from([0, ...leb(body.length), ...body]);
-}
-
 mkdirSync(join(root, 'build', 'packages'), { recursive: true });
 // [package, manifest]: the C and Rust edu drivers ship under the edu manifest, renamed.
 for (const [name, of] of [
@@ -46,11 +31,8 @@ for (const [name, of] of [
 ]) {
   const manifestPath = join(root, 'guest-drivers', of, 'manifest.json');
   const manifest = { ...parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath), name };
-  const wasm = new Uint8Array(readFileSync(join(root, 'build', 'drivers', `${name}.wasm`)));
-  const sec = section(MANIFEST_SECTION, new TextEncoder().encode(JSON.stringify(manifest)));
-  const pkg = new Uint8Array(wasm.length + sec.length);
-  pkg.set(wasm);
-  pkg.set(sec, wasm.length);
-  writeFileSync(join(root, 'build', 'packages', `${name}.wdrv`), signPackage(pkg, key));
+  const wasmPath = join(root, 'build', 'drivers', `${name}.wasm`);
+  const pkg = packDriver(new Uint8Array(readFileSync(wasmPath)), manifest, key, wasmPath);
+  writeFileSync(join(root, 'build', 'packages', `${name}.wdrv`), pkg);
   console.log(`build:packages: ${name} -> build/packages/${name}.wdrv`);
 }

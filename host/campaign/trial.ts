@@ -15,7 +15,7 @@ import type { Grant } from '../grant.ts';
 import { DriverInstance } from '../sandbox/instance.ts';
 import { DeviceSession } from '../sandbox/session.ts';
 import type { DriverShared } from '../sandbox/shared.ts';
-import { readWasm } from '../wasm.ts';
+import { readWasm } from '../wasm/read.ts';
 
 export const DMA_WINDOW = 65536;
 export const CANARY = 4096;

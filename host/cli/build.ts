@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { buildDriver } from '../build.ts';
-import { readWasm } from '../wasm.ts';
+import { readWasm } from '../wasm/read.ts';
 import { action, CliError, UsageError } from './common.ts';
 
 export function register(program: Command): void {

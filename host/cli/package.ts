@@ -6,11 +6,12 @@ import { ABI_VERSION, IMPORT_MODULE, importGroup, MEMORY_IMPORT } from '../abi.t
 import { packageRoot } from '../native.ts';
 import { defaultTrustDir, isPackage, readPackage, refusalFor } from '../package/load.ts';
 import { describeGrant, grantFor, matches, parseManifest } from '../package/manifest.ts';
-import { appendSection, generateKeys, MANIFEST_SECTION, signPackage, stripSection } from '../package/sign.ts';
+import { packDriver } from '../package/pack.ts';
+import { generateKeys, signPackage } from '../package/sign.ts';
 import { isOpenSource } from '../package/licenses.ts';
 import { DEFAULT_LIMITS } from '../grant.ts';
 import { checkModule } from '../sandbox/linker.ts';
-import { readWasm } from '../wasm.ts';
+import { readWasm } from '../wasm/read.ts';
 import { Host } from '../host.ts';
 import { describeConfinement, manifestConfinement } from '../devices/confinement.ts';
 
@@ -103,15 +104,15 @@ async function cmdPack(dir: string, values: { wasm?: string; out?: string; key?:
     throw new CliError(
       `${dir}: no --wasm given, no build output (wasmdrv build ${dir}) and no asconfig.json target builds from this directory`,
     );
-  let bytes = stripSection(stripSection(read(wasm, 'driver file'), MANIFEST_SECTION), 'wasmdrv.signature');
+  const input = read(wasm, 'driver file');
+  const key = values.key === undefined ? undefined : readUserText(values.key, 'key file');
+  let bytes: Uint8Array;
   try {
-    readWasm(bytes);
+    bytes = packDriver(input, m, key, wasm);
   } catch (err) {
-    throw new CliError(`${wasm}: not a valid Wasm module: ${(err as Error).message}`);
+    throw new CliError((err as Error).message);
   }
-  for (const line of describeDrift(grantDrift(m, await registerUses(bytes)))) console.error(`pack: warning: ${line}`);
-  bytes = appendSection(bytes, MANIFEST_SECTION, new TextEncoder().encode(JSON.stringify(m)));
-  if (values.key) bytes = signPackage(bytes, readUserText(values.key, 'key file'));
+  for (const line of describeDrift(grantDrift(m, await registerUses(input)))) console.error(`pack: warning: ${line}`);
   const out = values.out ?? `${m.name}-${m.version}.wdrv`;
   mkdirSync(dirname(resolve(out)), { recursive: true });
   writeFileSync(out, bytes);

@@ -29,7 +29,7 @@ import type { DeviceSpec } from '../device-spec.ts';
 import { SIM_IRQ_BYTES } from '../sim/irq.ts';
 import { DEFAULT_LIMITS, type Grant, type Limits } from '../grant.ts';
 import { checkModule, DriverInstance } from '../sandbox/instance.ts';
-import type { WasmInfo } from '../wasm.ts';
+import type { WasmInfo } from '../wasm/read.ts';
 import { DeviceSession } from '../sandbox/session.ts';
 import { DriverShared } from '../sandbox/shared.ts';
 import { CMP_ENTRY, PROBE_MODULE, type Instrumented } from './instrument.ts';

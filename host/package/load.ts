@@ -9,7 +9,7 @@ import type { Driver, DriverOptions } from '../driver.ts';
 import { LoadError } from '../faults.ts';
 import type { DeviceHandle, DeviceSpec } from '../device-spec.ts';
 import { checkLimitCaps, type Grant, type Limits } from '../grant.ts';
-import { readWasm } from '../wasm.ts';
+import { readWasm } from '../wasm/read.ts';
 import { isOpenSource } from './licenses.ts';
 import { unconfinedRefusal } from '../devices/confinement.ts';
 import { grantFor, matches, parseManifest, type Manifest } from './manifest.ts';

@@ -17,52 +17,35 @@ import {
 } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readWasm, type WasmInfo } from '../wasm.ts';
+import { readWasm, type WasmInfo } from '../wasm/read.ts';
+import { appendCustomSection, withoutCustomSections } from '../wasm/write.ts';
 
 export const MANIFEST_SECTION = 'wasmdrv.manifest';
 export const SIGNATURE_SECTION = 'wasmdrv.signature';
 
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
-export function appendSection(bytes: Uint8Array, name: string, payload: Uint8Array): Uint8Array {
-  const nameBytes = new TextEncoder().encode(name);
-  const body = [...leb(nameBytes.length), ...nameBytes];
-  const size = body.length + payload.length;
-  const head = Uint8Array.from([0, ...leb(size), ...body]);
-  const out = new Uint8Array(bytes.length + head.length + payload.length);
-  out.set(bytes, 0);
-  out.set(head, bytes.length);
-  out.set(payload, bytes.length + head.length);
-  return out;
-}
+/** Append a custom section (the package's manifest or signature) after the module's last section. */
+export const appendSection = appendCustomSection;
 
 /** The module with every custom section called `name` removed (sections as readWasm finds them). */
-export function stripSection(bytes: Uint8Array, name: string): Uint8Array {
-  const keep = readWasm(bytes).sections.filter((sec) => !(sec.id === 0 && sec.name === name));
-  const out = new Uint8Array(8 + keep.reduce((n, sec) => n + sec.end - sec.start, 0));
-  out.set(bytes.subarray(0, 8), 0);
-  let o = 8;
-  for (const sec of keep) {
-    out.set(bytes.subarray(sec.start, sec.end), o);
-    o += sec.end - sec.start;
-  }
-  return out;
+export const stripSection = (bytes: Uint8Array, name: string): Uint8Array => withoutCustomSections(bytes, name);
+
+/**
+ * The bytes a signature covers: the package without its signature section, cut by
+ * withoutCustomSections from the sections readWasm found. signPackage signs exactly these and
+ * checkSignature verifies exactly these, so one parser locates the signature and the signed bytes.
+ */
+function signedBytes(bytes: Uint8Array, info: WasmInfo): Uint8Array {
+  return withoutCustomSections(bytes, SIGNATURE_SECTION, info);
 }
 
 export interface PackageSections {
   info: WasmInfo;
   /** The manifest section's payload, when there is one. */
   manifest?: Uint8Array;
-  /** The signature section's payload, and the bytes it signs: everything before it (it is the last section). */
+  /**
+   * The signature section's payload, and the bytes it signs: the package without it (it is the last
+   * section, so these are the bytes before it).
+   */
   signature?: { payload: Uint8Array; signed: Uint8Array };
 }
 
@@ -107,7 +90,7 @@ export function packageSections(bytes: Uint8Array, where: string): PackageSectio
     }
     if (!out.manifest)
       throw new Error(`${where}: ambiguous package: signed, but it has no ${MANIFEST_SECTION} section`);
-    out.signature = { payload: payload(sig), signed: bytes.subarray(0, sig.start) };
+    out.signature = { payload: payload(sig), signed: signedBytes(bytes, info) };
   }
   return out;
 }
@@ -129,7 +112,7 @@ export function generateKeys(): { privatePem: string; publicPem: string; id: str
 export function signPackage(bytes: Uint8Array, privatePem: string): Uint8Array {
   const key = createPrivateKey(privatePem);
   if (key.asymmetricKeyType !== 'ed25519') throw new Error(`signing key is ${key.asymmetricKeyType}, not ed25519`);
-  const data = stripSection(bytes, SIGNATURE_SECTION);
+  const data = signedBytes(bytes, readWasm(bytes));
   const sig = sign(null, data, key);
   const payload = new TextEncoder().encode(
     JSON.stringify({ alg: 'ed25519', key: keyId(key), sig: sig.toString('base64') }),

@@ -16,11 +16,12 @@
 // JavaScript implementation in instance.ts, which checks again and raises the typed fault. So the gate
 // is only ever a faster route to the same answer, never a second policy.
 //
-// The module is encoded here by hand (a few hundred bytes): no compiler in the loop, no dependency.
+// The module is encoded here by hand (a few hundred bytes) with the host's Wasm writer (wasm/write.ts):
+// no compiler in the loop, no dependency.
 
 import { lastOffset } from './registers.ts';
 import { STATS_OFFSET, RING_OFFSET, ENTRY_BYTES, STAT, OP } from './shared.ts';
-import { encodeSection, uleb } from '../wasm.ts';
+import { encodeSection as section, name as str, sleb, uleb, vec, WASM_HEADER } from '../wasm/write.ts';
 
 export interface GateRegion {
   /** Region index in the driver's view. */
@@ -65,24 +66,6 @@ export const GATE_FUNCS = [
 
 // --- encoding helpers --------------------------------------------------------------------------------
 
-function sleb32(n: number): number[] {
-  const out: number[] = [];
-  n |= 0;
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
-
-const str = (s: string) => [...uleb(Buffer.byteLength(s)), ...Buffer.from(s)];
-const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-const section = encodeSection;
-
 const I32 = 0x7f;
 const I64 = 0x7e;
 const op = {
@@ -111,7 +94,7 @@ const op = {
   i32WrapI64: 0xa7,
 } as const;
 const VOID = 0x40;
-const i32c = (n: number) => [op.i32Const, ...sleb32(n)];
+const i32c = (n: number) => [op.i32Const, ...sleb(n)];
 const i64c32 = [0x42, 32]; // i64.const 32
 const f64one = [op.f64Const, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f];
 const memarg = (alignLog2: number, offset: number) => [...uleb(alignLog2), ...uleb(offset)];
@@ -285,14 +268,7 @@ export function encodeGate(layout: GateLayout, memoryPages: number): Uint8Array<
     ),
   ];
   return Uint8Array.from([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
+    ...WASM_HEADER,
     ...section(1, vec(types)),
     ...section(2, vec(imports)),
     ...section(3, vec(typeOf.map((t) => [t]))),

@@ -23,6 +23,7 @@
 import { LoadError } from '../faults.ts';
 import { MEMORY_IMPORT } from '../abi.ts';
 import { grantedSize, regionHasCheckedWrites, regionPolicy, type Grant } from '../grant.ts';
+import { readWasm, type WasmInfo } from '../wasm/read.ts';
 
 export const GATE_MODULE = 'wasmdrv-gate';
 
@@ -50,61 +51,16 @@ export interface InlineLayout {
  * (checkModule has the same rules since issue 15; the rewriter checks again, on its own.)
  */
 export function checkSingleMemory(bytes: Uint8Array, label: string): void {
-  const found: string[] = [];
-  let p = 8;
-  const u32 = (): number => {
-    let r = 0,
-      s = 0,
-      b;
-    do {
-      if (p >= bytes.length) throw new LoadError(`${label}: not a valid Wasm module: truncated`);
-      b = bytes[p++];
-      r += (b & 0x7f) * 2 ** s;
-      s += 7;
-    } while (b & 0x80);
-    return r;
-  };
-  const name = (): string => {
-    const n = u32();
-    const s = Buffer.from(bytes.subarray(p, p + n)).toString('utf8');
-    p += n;
-    return s;
-  };
-  const skipLimits = () => {
-    const flags = bytes[p++];
-    u32();
-    if (flags & 1) u32();
-  };
-  while (p < bytes.length) {
-    const id = bytes[p++];
-    const size = u32();
-    const end = p + size;
-    if (id === 2) {
-      for (let n = u32(); n > 0; n--) {
-        const mod = name();
-        const nm = name();
-        const kind = bytes[p++];
-        if (kind === 0) u32();
-        else if (kind === 1) {
-          p++; // reftype (the ABI has no tables to import; checkModule refuses them by name)
-          skipLimits();
-        } else if (kind === 2) {
-          found.push(`imported memory ${mod}.${nm}`);
-          skipLimits();
-        } else if (kind === 3) {
-          p++;
-          p++;
-        } else {
-          p = end; // an unknown import kind: checkModule refuses it
-          break;
-        }
-      }
-    } else if (id === 5) {
-      const n = u32();
-      for (let i = 0; i < n; i++) found.push('a memory of its own (memory section)');
-    }
-    p = end;
+  let info: WasmInfo;
+  try {
+    info = readWasm(bytes);
+  } catch (err) {
+    throw new LoadError(`${label}: not a valid Wasm module: ${(err as Error).message}`);
   }
+  const found = [
+    ...info.imports.filter((i) => i.desc.kind === 'memory').map((i) => `imported memory ${i.module}.${i.name}`),
+    ...Array.from({ length: info.definedMemories }, () => 'a memory of its own (memory section)'),
+  ];
   const want = `imported memory ${MEMORY_IMPORT.module}.${MEMORY_IMPORT.name}`;
   if (found.length === 1 && found[0] === want) return;
   if (found.length === 0) return; // no memory at all: checkModule names the missing env.memory

@@ -12,7 +12,7 @@ import { ABI_VERSION, ABI_VERSION_GLOBAL, type ImportGroup, type LogLevel } from
 import { FaultError, LoadError } from '../faults.ts';
 import { grantedImports, type Grant, type Limits } from '../grant.ts';
 import { loadNative } from '../native.ts';
-import type { WasmInfo } from '../wasm.ts';
+import type { WasmInfo } from '../wasm/read.ts';
 import { dmaImports, mapWindows, type DmaWindow } from './dma.ts';
 import { GateLink, type GateKind } from './gate-link.ts';
 import type { GateMode } from './gate.ts';

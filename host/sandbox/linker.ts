@@ -20,7 +20,7 @@ import {
 } from '../abi.ts';
 import { LoadError } from '../faults.ts';
 import { DEFAULT_LIMITS, grantedImports, type Grant, type Limits } from '../grant.ts';
-import { formatType, readWasm, type FuncType, type WasmInfo } from '../wasm.ts';
+import { formatType, readWasm, type FuncType, type WasmInfo } from '../wasm/read.ts';
 import type { DeviceSession } from './session.ts';
 
 /** What the linker needs to know of a device: how many regions, ports, DMA windows, and an interrupt. */

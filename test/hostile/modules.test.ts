@@ -5,7 +5,7 @@
 // while the bystander answers throughout.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Host, LoadError } from '../../host/index.ts';
-import { readWasm } from '../../host/wasm.ts';
+import { readWasm } from '../../host/wasm/read.ts';
 import { Bystander } from './bystander.ts';
 import { rawDriver, type RawDriver } from './modules.ts';
 import { root, u32 } from '../helpers.ts';

@@ -2,21 +2,7 @@
 // names), or byte by byte with the project's own encoders (structure: memories, tables, memory
 // indices that no text format or engine would let through).
 import binaryen from 'binaryen';
-import { encodeSection, uleb } from '../../host/wasm.ts';
-
-/** Signed LEB128 (i32.const immediates). */
-export function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
+import { encodeSection, name, sleb, uleb, vec } from '../../host/wasm/write.ts';
 
 /** Compile WebAssembly text (with binaryen: bulk memory, sign extension, mutable globals). */
 export function wat(text: string): Uint8Array {
@@ -71,8 +57,6 @@ export const times = (n: number, body: string) =>
 // --- byte level --------------------------------------------------------------------------------------
 
 const I32 = 0x7f;
-const name = (s: string) => [...uleb(Buffer.byteLength(s)), ...Buffer.from(s)];
-const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
 
 export interface RawDriver {
   /** Import the host's env.memory this many times (default 1). */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 const project = process.argv[2];
 const api = await import(join(project, 'dist', 'index.js'));
-const { Host, discoverUio, loadPackage, generateKeys, signPackage, MANIFEST_SECTION } = api;
+const { Host, discoverUio, loadPackage, generateKeys, packDriver } = api;
 const emit = (tag, o) => console.log(`@@${tag} ${JSON.stringify(o)}`);
 const check = (name, ok, detail) => emit('CHECK', { name: `dma-firewall: ${name}`, ok: !!ok, detail });
 
@@ -17,19 +17,12 @@ writeFileSync(join(scratch, 'trust', 'suite.pub'), key.publicPem);
 writeFileSync(join(scratch, 'trust', 'dev.pub'), readFileSync(join(project, '.keys', 'trust', 'dev.pub')));
 const trust = join(scratch, 'trust');
 
-function section(name, payload) {
-  const leb = (n) => { const o = []; do { let b = n & 0x7f; n >>>= 7; if (n) b |= 0x80; o.push(b); } while (n); return o; };
-  const nb = new TextEncoder().encode(name);
-  const body = [...leb(nb.length), ...nb, ...payload];
-  return Uint8Array.from([0, ...leb(body.length), ...body]);
-}
 const manifest = JSON.parse(readFileSync(join(project, 'guest-drivers', 'edu', 'manifest.json'), 'utf8'));
 const { writable: _w, ...region } = manifest.regions[0];
 // TCG is slow: a generous deadline, so a load or a DMA wait is not what ends the attack.
 const hostileManifest = { ...manifest, name: 'hostile-dma', regions: [region], limits: { memoryPages: 64, deadlineMs: 20000 } };
 const wasm = readFileSync(join(project, 'build', 'drivers', 'test', 'hostile-dma.wasm'));
-const sec = section(MANIFEST_SECTION, new TextEncoder().encode(JSON.stringify(hostileManifest)));
-const hostilePkg = signPackage(Uint8Array.from([...wasm, ...sec]), key.privatePem);
+const hostilePkg = packDriver(new Uint8Array(wasm), hostileManifest, key.privatePem, 'hostile-dma.wasm');
 
 // The hostile driver's script format (test/fixtures/drivers/hostile-dma.ts).
 const SRC = 0x80, DST = 0x88, CNT = 0x90, CMD = 0x98, DEV = 0x40000n, START = 1n, TO_RAM = 2n;
