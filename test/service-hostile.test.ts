@@ -94,17 +94,22 @@ describe('the daemon under bad clients', () => {
       sent += chunk.length;
     }
     await closed;
-    expect(replies).toEqual([
-      {
-        jsonrpc: '2.0',
-        id: null,
-        error: {
-          code: -32001,
-          message: `message too large: a line may hold at most ${LIMITS.maxFrameBytes} bytes (maxFrameBytes); closing the connection`,
-          data: { code: 'frame-too-large' },
+    // The daemon answers, then closes while this client is still writing. The client's next write can
+    // fail (EPIPE) and Node then destroys the socket before it reads the answer already queued: only
+    // then may the answer be missing. Whatever arrives must be exactly the one error below.
+    if (replies.length === 0) expect(s.errored).toBeTruthy();
+    else
+      expect(replies).toEqual([
+        {
+          jsonrpc: '2.0',
+          id: null,
+          error: {
+            code: -32001,
+            message: `message too large: a line may hold at most ${LIMITS.maxFrameBytes} bytes (maxFrameBytes); closing the connection`,
+            data: { code: 'frame-too-large' },
+          },
         },
-      },
-    ]);
+      ]);
     console.log(`oversize line: the daemon closed after ${(sent / 2 ** 20).toFixed(1)} MiB were written`);
     await stillServing();
   });
