@@ -25,6 +25,11 @@ describe('bench --quick', () => {
       'ringRatioBatch8',
       'ringRatioBatch32',
       'ringRatioBatch64',
+      'e1000MppsBatch32C',
+      'e1000RatioBatch1',
+      'e1000RatioBatch32',
+      'e1000RatioNoFirewallBatch32',
+      'e1000RequestsMppsFirewallBatch32',
       'loadToProbedMs',
       'reloadSwapMedianMs',
       'crashToServingMs',
@@ -36,6 +41,8 @@ describe('bench --quick', () => {
       expect(typeof r[k], k).toBe('number');
       expect(Number.isFinite(r[k] as number) && (r[k] as number) > 0, `${k} = ${r[k]}`).toBe(true);
     }
+    // an overhead may come out negative in a noisy run, but it is a number
+    expect(Number.isFinite(r.e1000FirewallOverheadPctBatch32), `${r.e1000FirewallOverheadPctBatch32}`).toBe(true);
   }, 120_000);
 
   it('--only runs the named sections and nothing else; an unknown section is refused by name', async () => {

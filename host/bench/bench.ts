@@ -1,6 +1,7 @@
 // npm run bench: the sandbox against native C on the same machine, in the same run, on the same memory.
 // Every figure is printed beside its baseline and as a ratio; with --json the last line is one object.
 
+import { benchE1000 } from './e1000.ts';
 import { benchLanguages } from './languages.ts';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,7 +25,7 @@ export interface BenchOptions {
   only?: BenchSection[];
 }
 
-export const BENCH_SECTIONS = ['regs', 'dma', 'irq', 'ring', 'lifecycle', 'languages'] as const;
+export const BENCH_SECTIONS = ['regs', 'dma', 'irq', 'ring', 'e1000', 'lifecycle', 'languages'] as const;
 export type BenchSection = (typeof BENCH_SECTIONS)[number];
 
 const le32 = (...v: number[]) => new Uint8Array(Uint32Array.from(v).buffer);
@@ -45,10 +46,10 @@ function compileC(root: string): string {
   return out;
 }
 
-/** Run the C baseline with `fds` inherited as fd 3, 4, ...; resolves with its stdout. */
-async function runC(bin: string, args: string[], fds: number[], pin: boolean): Promise<string> {
+/** Run the C baseline with `fds` inherited as fd 3, 4, ...; resolves with its stdout. `pin`: CPU 0, or the CPUs named. */
+async function runC(bin: string, args: string[], fds: number[], pin: boolean | string): Promise<string> {
   const cmd = pin ? 'taskset' : bin;
-  const argv = pin ? ['-c', '0', bin, ...args] : args;
+  const argv = pin ? ['-c', pin === true ? '0' : pin, bin, ...args] : args;
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit', ...fds] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -239,6 +240,9 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
   } finally {
     await host.close();
   }
+
+  // --- forwarding with the real e1000 driver (device: bench/native.c e1000-device) --------------
+  if (want('e1000')) Object.assign(out, await benchE1000({ root, bin, quick: o.quick, say, runC, canPin, unpin }));
 
   // --- lifecycle figures -------------------------------------------------------------------------
   if (want('lifecycle')) {

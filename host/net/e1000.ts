@@ -3,7 +3,7 @@
 
 import type { Driver } from '../driver.ts';
 
-export const E1000_OP = { send: 1, recv: 2, mac: 3, link: 4, stats: 5 } as const;
+export const E1000_OP = { send: 1, recv: 2, mac: 3, link: 4, stats: 5, forward: 6 } as const;
 /** The driver's io buffer: one request carries at most this many bytes of records. */
 export const E1000_IO_BYTES = 8192;
 export const E1000_MAX_FRAME = 1518;
@@ -91,6 +91,18 @@ export class E1000Client {
     new DataView(args.buffer).setUint32(0, max, true);
     new DataView(args.buffer).setUint32(4, timeoutUs, true);
     return decodeFrames(await this.driver.request(E1000_OP.recv, args));
+  }
+
+  /**
+   * Reflect every received frame back out for `ms` milliseconds, at most `batch` per turn, inside the
+   * driver (one request for the whole run; npm run bench uses it). Returns the frames forwarded.
+   */
+  async forward(batch: number, ms: number): Promise<number> {
+    const args = new Uint8Array(8);
+    new DataView(args.buffer).setUint32(0, batch, true);
+    new DataView(args.buffer).setUint32(4, ms, true);
+    const r = await this.driver.request(E1000_OP.forward, args);
+    return Number(new DataView(r.buffer, r.byteOffset, 8).getBigUint64(0, true));
   }
 
   async mac(): Promise<{ mac: string; source: 'ral' | 'eeprom' }> {
