@@ -18,6 +18,7 @@ import type { FromWorker, ToWorker, WorkerBoot, WorkerInit } from './sandbox/pro
 import { CTRL_STOP, DriverShared, STAT } from './sandbox/shared.ts';
 import type { GateMode } from './sandbox/gate.ts';
 import type { InlineGateBytes } from './sandbox/inline-gate.ts';
+import type { RingsState } from './sandbox/ring-hook.ts';
 import { prepareInlineGate } from './sandbox/inline-rewrite.ts';
 
 export type DriverState = 'starting' | 'running' | 'faulted' | 'restarting' | 'failed' | 'stopped';
@@ -229,6 +230,7 @@ export class DriverWorker {
     extra: {
       resetFirst?: boolean;
       restoreState?: Uint8Array;
+      restoreRings?: RingsState;
       resetSequence?: RegisterWrite[];
       inlineGate?: InlineGateBytes;
     },
@@ -258,6 +260,7 @@ export class DriverWorker {
       grant,
       resetFirst: extra.resetFirst ?? false,
       restoreState: extra.restoreState,
+      restoreRings: extra.restoreRings,
       resetSequence: extra.resetSequence,
     };
     port.on('message', this.onMessage);
@@ -368,6 +371,8 @@ export class Driver extends EventEmitter {
   >();
   /** The module (and its state) to roll back to if the new one faults within its grace period. */
   private previous?: { bytes: Uint8Array; state?: Uint8Array; until: number };
+  /** The descriptor firewall's rings when the driver last faulted: a rollback restores them with the old state. */
+  private faultRings?: RingsState;
 
   constructor(
     readonly name: string,
@@ -387,7 +392,12 @@ export class Driver extends EventEmitter {
 
   /** Start a worker and wait for probe. Rejects with LoadError or an Error naming the probe status. */
   async start(
-    extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[] } = {},
+    extra: {
+      resetFirst?: boolean;
+      restoreState?: Uint8Array;
+      restoreRings?: RingsState;
+      resetSequence?: RegisterWrite[];
+    } = {},
   ): Promise<void> {
     if (this.module?.bytes !== this.bytes) this.module = { bytes: this.bytes, module: await compileDriver(this.bytes) };
     if (this.state === 'stopped' || this.state === 'failed') throw new LoadError(`${this.name}: stopped while loading`);
@@ -407,6 +417,7 @@ export class Driver extends EventEmitter {
           t: 'restart',
           resetFirst: extra.resetFirst ?? false,
           restoreState: extra.restoreState,
+          restoreRings: extra.restoreRings,
           resetSequence: extra.resetSequence,
         });
         this.startWatchdog();
@@ -644,6 +655,7 @@ export class Driver extends EventEmitter {
         this.emit('log', { driver: this.name, level: 'warn' as LogLevel, message: `device: ${m.message}` });
         break;
       case 'fault':
+        this.faultRings = m.rings;
         // A driver's own fault is reported after its worker released the device; a host error may not be.
         this.onFault({ ...m.fault, recorder: this.shared.entries().slice(-32) }, m.fault.kind !== 'host-error');
         break;
@@ -703,7 +715,9 @@ export class Driver extends EventEmitter {
       this.oldGone
         .then(() =>
           this.state === 'restarting'
-            ? this.start(prev.state ? { restoreState: prev.state } : { resetFirst: true })
+            ? this.start(
+                prev.state ? { restoreState: prev.state, restoreRings: this.faultRings } : { resetFirst: true },
+              )
             : undefined,
         )
         .then(

@@ -16,7 +16,7 @@ export function register(program: Command): void {
     .command('up')
     .summary('the e1000 driver on a device, bridged to a TAP interface until SIGINT/SIGTERM')
     .description(
-      "Loads the e1000 driver on the device (UIO lines are re-armed through irqcontrol), creates the TAP interface NAME (default: the kernel's tapN) with the NIC's MAC and link state, brings it up and moves frames both ways until SIGINT or SIGTERM. Prints one line when ready, and the counters at the end.",
+      "Loads the e1000 driver on the device (UIO lines are re-armed through irqcontrol), creates the TAP interface NAME (default: the kernel's tapN) with the NIC's MAC and link state, brings it up and moves frames both ways until SIGINT or SIGTERM. SIGHUP hot-reloads the driver from its file (the new instance takes the live rings over; one line per reload). Prints one line when ready, and the counters at the end.",
     )
     .argument('<device>', 'uioN or sim:e1000')
     .option('--tap <name>', 'the TAP interface name')
@@ -53,10 +53,22 @@ async function netUp(
         ? JSON.stringify({ ready })
         : `net: ${bridge.name} up on ${device}, MAC ${bridge.mac}, link ${ready.link}`,
     );
+    const driverFile = values.driver ?? join(root, 'build', 'drivers', 'e1000.wasm');
+    const onHup = () => {
+      drv.reload(new Uint8Array(readFileSync(driverFile))).then(
+        (r) => {
+          const reload = { ok: r.ok, restored: r.restored, swapMs: r.swapMs, error: r.error };
+          console.log(values.json ? JSON.stringify({ reload }) : `net: reload ${JSON.stringify(reload)}`);
+        },
+        (err) => console.error(`net: reload failed: ${err instanceof Error ? err.message : err}`),
+      );
+    };
+    process.on('SIGHUP', onHup);
     await new Promise<void>((done) => {
       process.once('SIGINT', done);
       process.once('SIGTERM', done);
     });
+    process.off('SIGHUP', onHup);
     await bridge.close();
     console.log(
       values.json ? JSON.stringify({ stats: bridge.stats }) : `net: ${bridge.name}: ${JSON.stringify(bridge.stats)}`,

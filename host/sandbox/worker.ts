@@ -44,6 +44,7 @@ let storm: StormGuard;
 function fault(err: unknown, phase: Phase): never {
   const { kind, message } = classify(err, instance?.memoryUse);
   shared.record(OP.fault, 0, 0, 0, 0, 0);
+  const rings = instance?.ringState();
   try {
     session?.irq?.mask();
   } catch {
@@ -52,7 +53,11 @@ function fault(err: unknown, phase: Phase): never {
   // Release everything before reporting: the main thread terminates this worker as soon as it hears
   // of the fault, and native calls must not be in progress then.
   cleanup();
-  post({ t: 'fault', fault: { driver: init.label, kind, message, phase, stack: wasmStack(err), time: Date.now() } });
+  post({
+    t: 'fault',
+    fault: { driver: init.label, kind, message, phase, stack: wasmStack(err), time: Date.now() },
+    rings,
+  });
   throw new Stop();
 }
 
@@ -70,7 +75,7 @@ function run<T>(phase: Phase, fn: () => T): T {
   }
 }
 
-type StartOptions = Pick<WorkerInit, 'resetFirst' | 'restoreState' | 'resetSequence'>;
+type StartOptions = Pick<WorkerInit, 'resetFirst' | 'restoreState' | 'restoreRings' | 'resetSequence'>;
 
 function start(opts: StartOptions): boolean {
   storm = new StormGuard(init.label, init.limits.irqPerSec);
@@ -96,6 +101,8 @@ function start(opts: StartOptions): boolean {
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
       limiter,
+      // Restoring a driver's state: its rings are running, so the firewall takes them over too.
+      rings: opts.restoreState ? opts.restoreRings : undefined,
     });
   } catch (err) {
     if (err instanceof LoadError) {
@@ -251,6 +258,8 @@ function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
       inheritCount: old.seenCount,
       limiter,
+      // The device keeps running through the swap: the new instance's firewall takes the rings over.
+      rings: old.ringState(),
     });
     if (state && next.has('state_restore')) {
       const r = next.restoreState(state);

@@ -101,6 +101,27 @@ try {
   emit('METRIC', { name: 'TCP 4 MiB through the sandboxed e1000 (TCG)', value: Math.round((4 * 8 * 1000) / ms * 100) / 100, unit: 'Mbit/s' });
   server.kill();
 
+  // --- hot reload during a ping flood: SIGHUP makes `net up` reload the driver, which takes the rings over --
+  const RELOADS = 5;
+  const flood = spawn('busybox', ['ping', '-A', '-i', '0.05', '-c', '1500', '-W', '5', '-q', '10.0.0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let floodOut = '';
+  flood.stdout.on('data', (d) => (floodOut += d));
+  flood.stderr.on('data', (d) => (floodOut += d));
+  const floodDone = new Promise((r) => flood.once('exit', r));
+  await sleep(500);
+  for (let i = 0; i < RELOADS; i++) {
+    bridge.kill('SIGHUP');
+    await sleep(400);
+  }
+  await floodDone;
+  const reloads = bridgeOut.split('\n').filter((l) => l.includes('"reload"')).map((l) => JSON.parse(l).reload);
+  const tx = Number(/(\d+) packets transmitted/.exec(floodOut)?.[1] ?? 0);
+  const rx = Number(/(\d+) packets received/.exec(floodOut)?.[1] ?? 0);
+  check('e1000: hot reload during a ping flood takes the rings over, loses at most one ping per reload',
+    reloads.length === RELOADS && reloads.every((r) => r.ok && r.restored) && tx >= 100 && tx - rx <= RELOADS,
+    `${reloads.length} reloads ${JSON.stringify(reloads.map((r) => r.ok && r.restored))}, swap ms ${reloads.map((r) => r.swapMs?.toFixed(1)).join('/')}; ping ${tx} sent, ${rx} received, ${tx - rx} lost`);
+  emit('METRIC', { name: `pings lost across ${RELOADS} hot reloads of the e1000 driver`, value: tx - rx, unit: `of ${tx}` });
+
   // --- link down and up, from QEMU's side ----------------------------------------------------------
   emit('LINK', 'down');
   const down = await until(10000, () => carrier('wd0') === '0');

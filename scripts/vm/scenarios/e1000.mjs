@@ -37,6 +37,7 @@ export default {
     'e1000: ping from the TAP side to the kernel-driven NIC',
     'e1000: ping from the kernel-driven NIC to the TAP side',
     'e1000: a 4 MiB TCP transfer arrives intact (md5 at both ends)',
+    'e1000: hot reload during a ping flood takes the rings over, loses at most one ping per reload',
     'e1000: link down seen by the driver (TAP loses carrier)',
     'e1000: link up seen by the driver (TAP carrier back)',
     'e1000: the bridge counted traffic and no errors',
