@@ -4,8 +4,9 @@
 // a fresh simulated e1000 of its own. Each must end in the typed fault the firewall (or the register
 // policy) raises, with a message naming ring, index or field and address; and the simulated device,
 // which checks and records every DMA access it makes, is the oracle: 0 accesses outside the windows
-// and nothing of the bad descriptor on the wire. After each attack a fresh load of the real e1000
-// driver on a new device sends and receives a frame. The self-tests run the same attacks with the
+// and nothing of the bad descriptor on the wire; for a refused buffer, the device forced from the
+// host side to fetch the slot finds it empty (the check runs before the copy). After each attack a
+// fresh load of the real e1000 driver on a new device sends and receives a frame. The self-tests run the same attacks with the
 // firewall off (the manifest without its rings) and check that the oracle does see them escape.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,6 +27,7 @@ const HOSTILE = 'test/hostile-e1000';
 const OP = { send: 1, txAt: 2, rxAt: 3, rewrite: 4, reg: 5, wrap: 6 } as const;
 const TCTL = 0x0400;
 const RDBAL = 0x2800;
+const RDT = 0x2818;
 const TDBAL = 0x3800;
 const TDBAH = 0x3804;
 const TDLEN = 0x3808;
@@ -126,6 +128,17 @@ function untouched(dev: DeviceHandle): void {
   expect(e1000Capture(dev.spec)).toEqual([]);
 }
 
+/**
+ * The device never saw the refused descriptor: forced from the host side to fetch slot 0 of its
+ * (real) ring, it finds the empty slot the firewall left there, not the hostile buffer, and still
+ * reaches nothing outside the windows. (TX: length 0, no frame; RX: a null buffer, skipped.)
+ */
+function neverSaw(dev: DeviceHandle, tail: number): void {
+  deviceWrite(dev, tail, 1);
+  untouched(dev);
+  expect(e1000Dma(dev.spec).accesses).toBeGreaterThan(0);
+}
+
 /** The host is fine: the real e1000 driver on a new device sends and receives a frame. */
 async function hostIsFine(): Promise<void> {
   const dev = device('healthy');
@@ -170,6 +183,7 @@ describe('hostile e1000 drivers under the descriptor firewall', () => {
     );
     untouched(dev);
     expect(deviceReg(dev, TDT)).toBe(0);
+    neverSaw(dev, TDT);
     await hostIsFine();
   });
 
@@ -186,7 +200,8 @@ describe('hostile e1000 drivers under the descriptor firewall', () => {
     );
     untouched(dev);
     expect(e1000Dma(dev.spec).waiting).toBe(1);
-    expect(deviceReg(dev, 0x2818)).toBe(0);
+    expect(deviceReg(dev, RDT)).toBe(0);
+    neverSaw(dev, RDT);
     await hostIsFine();
   });
 
@@ -200,6 +215,7 @@ describe('hostile e1000 drivers under the descriptor firewall', () => {
       new RegExp(`ring "tx": descriptor 0 field "buffer": buffer ${hex(at)}\\+101 lies outside`),
     );
     untouched(tx.dev);
+    neverSaw(tx.dev, TDT);
     const rx = await hostile();
     e1000Inject(rx.dev.spec, [frame(MAC, 8)]);
     const rxAt = DRIVER_END - 1024n;
@@ -211,6 +227,7 @@ describe('hostile e1000 drivers under the descriptor firewall', () => {
     );
     untouched(rx.dev);
     expect(e1000Dma(rx.dev.spec).waiting).toBe(1);
+    neverSaw(rx.dev, RDT);
     await hostIsFine();
   });
 
@@ -224,6 +241,7 @@ describe('hostile e1000 drivers under the descriptor firewall', () => {
       new RegExp(`ring "tx": descriptor 0 field "buffer": buffer ${hex(at)}\\+64 \\(the high half is set\\)`),
     );
     untouched(dev);
+    neverSaw(dev, TDT);
     await hostIsFine();
   });
 
