@@ -245,6 +245,19 @@ describe('hostile e1000 drivers under the descriptor firewall', () => {
     await hostIsFine();
   });
 
+  it('a TX command the manifest refuses (DEXT: a context/data descriptor): dma-descriptor-bad-command', async () => {
+    const { drv, dev } = await hostile();
+    contained(
+      await attack(drv, OP.txAt, words(...addr(TX_BUF(0)), 64, 0x29)),
+      drv,
+      'dma-descriptor-bad-command',
+      /ring "tx": descriptor 0 field "cmd": value 0x29 sets bits 0x20 the manifest refuses/,
+    );
+    untouched(dev);
+    neverSaw(dev, TDT);
+    await hostIsFine();
+  });
+
   it('(5) descriptors rewritten after the doorbell: the device sends the checked copies, from the original buffers', async () => {
     const { drv, dev } = await hostile();
     const n = 90;
