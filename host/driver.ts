@@ -655,9 +655,12 @@ export class Driver extends EventEmitter {
         this.emit('log', { driver: this.name, level: 'warn' as LogLevel, message: `device: ${m.message}` });
         break;
       case 'fault':
-        this.faultRings = m.rings;
         // A driver's own fault is reported after its worker released the device; a host error may not be.
-        this.onFault({ ...m.fault, recorder: this.shared.entries().slice(-32) }, m.fault.kind !== 'host-error');
+        this.onFault(
+          { ...m.fault, recorder: this.shared.entries().slice(-32) },
+          m.fault.kind !== 'host-error',
+          m.rings,
+        );
         break;
       case 'stopped':
         break;
@@ -665,7 +668,7 @@ export class Driver extends EventEmitter {
   }
 
   /** A fault ends this worker. The base policy: faulted and down; the supervisor overrides handleFault. */
-  private onFault(fault: Fault, released = false): void {
+  private onFault(fault: Fault, released = false, rings?: RingsState): void {
     if (this.state === 'stopped' || this.state === 'failed') return;
     const w = this.worker;
     // Answers the worker posted before it faulted count: take them before deciding who lost what.
@@ -673,6 +676,8 @@ export class Driver extends EventEmitter {
     if (this.worker !== w) return; // draining handled a fault already
     this.faults++;
     this.lastFault = fault;
+    // Only a worker that reported its own fault knows where its rings were; else a rollback starts them afresh.
+    this.faultRings = rings;
     this.stopWatchdog();
     this.worker = undefined;
     // A worker that reported its own fault has released the device; one stopped from here (deadline,
@@ -874,6 +879,25 @@ export class Driver extends EventEmitter {
     this.inflight.clear();
     for (const p of this.queue.splice(0)) p.reject(err);
     this.holdWhilePending();
+  }
+
+  /**
+   * Kill the running driver as its watchdog kills a hung one: the worker is terminated wherever it is
+   * (a handler, a wait), its requests in flight are answered 'driver-restarted', and the supervisor
+   * restarts it under the restart policy (device reset, probe). For operators and outage tests.
+   */
+  kill(reason = 'killed by the operator'): void {
+    if (this.state !== 'running' || !this.worker)
+      throw new Error(`${this.name}: cannot kill a driver that is ${this.state}`);
+    this.onFault({
+      driver: this.name,
+      kind: 'killed',
+      phase: this.shared.phase,
+      stack: [],
+      time: Date.now(),
+      message: `${this.name}: ${reason}`,
+      recorder: this.shared.entries().slice(-32),
+    });
   }
 
   // --- deadlines ---------------------------------------------------------------------------------------
