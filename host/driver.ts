@@ -365,9 +365,19 @@ export class Driver extends EventEmitter {
   private restartTimes: number[] = [];
   private restartTimer?: NodeJS.Timeout;
   private ready?: { resolve: () => void; reject: (e: Error) => void };
+  /** Reloads whose module is still being compiled: requests wait in the queue until it is sent. */
+  private reloadsPreparing = 0;
   private reloads = new Map<
     number,
-    (r: { ok: boolean; error?: string; swapMs: number; restored: boolean; state?: Uint8Array; ioSize?: number }) => void
+    (r: {
+      ok: boolean;
+      error?: string;
+      swapMs: number;
+      restored: boolean;
+      state?: Uint8Array;
+      ioSize?: number;
+      gate?: { kind: 'inline' | 'instance' | 'off'; regions: number[] };
+    }) => void
   >();
   /** The module (and its state) to roll back to if the new one faults within its grace period. */
   private previous?: { bytes: Uint8Array; state?: Uint8Array; until: number };
@@ -469,7 +479,7 @@ export class Driver extends EventEmitter {
   /** Forward queued requests to a running worker (the worker serialises them). */
   private pump(): void {
     this.holdWhilePending();
-    if (this.state !== 'running' || !this.worker) return;
+    if (this.state !== 'running' || !this.worker || this.reloadsPreparing) return;
     while (this.queue.length) {
       const p = this.queue.shift()!;
       if (this.ioSize !== undefined && p.data.length > this.ioSize) {
@@ -509,12 +519,54 @@ export class Driver extends EventEmitter {
           this.previous = { bytes: this.bytes, state: r.state, until: Date.now() + (opts.graceMs ?? 1000) };
           this.bytes = module;
           if (r.ioSize !== undefined) this.ioSize = r.ioSize;
+          if (r.gate) {
+            this.gateKind = r.gate.kind;
+            this.gateRegions = r.gate.regions;
+          }
           this.emit('reloaded', r);
         }
         resolve({ ok: r.ok, error: r.error, swapMs: r.swapMs, stateBytes: r.state?.length ?? 0, restored: r.restored });
       });
-      // Requests sent after this message queue behind it in the worker and are served by the new module.
-      this.worker.send({ t: 'reload', id, bytes: module, fresh: opts.fresh ?? false });
+      // Compile the new module and compile the register gate into it here, while the old one keeps
+      // serving: the worker's quiet point then only instantiates and transfers state. Requests made
+      // from now on wait in the queue and reach the worker after the reload message, so the new module
+      // serves them, as before.
+      this.reloadsPreparing++;
+      const mode = this.options.registerGate ?? 'record-all';
+      Promise.all([
+        compileDriver(module),
+        prepareInlineGate(this.name, this.device, module, this.options.grant ?? {}, mode, this.shared.entryCount),
+      ])
+        .then(
+          ([compiledModule, inlineGate]) => {
+            if (this.state !== 'running' || !this.worker)
+              return this.reloads.get(id)?.({
+                ok: false,
+                error: `${this.name}: the driver is ${this.state}: not reloaded`,
+                swapMs: 0,
+                restored: false,
+              });
+            this.worker.send({
+              t: 'reload',
+              id,
+              bytes: module,
+              module: compiledModule,
+              inlineGate,
+              fresh: opts.fresh ?? false,
+            });
+          },
+          (err) =>
+            this.reloads.get(id)?.({
+              ok: false,
+              error: `${this.name}: ${(err as Error).message}`,
+              swapMs: 0,
+              restored: false,
+            }),
+        )
+        .finally(() => {
+          this.reloadsPreparing--;
+          this.pump();
+        });
     });
   }
 

@@ -206,4 +206,18 @@ describe('inline register gate', () => {
     expect(got).toEqual([0x27fc, 0xf00d, 0xf00d, 0x281c]);
     expect(slowCalls).toEqual([0x2800, 0x2818]);
   });
+
+  it('a hot-reloaded module gets the gate compiled in too (made before the swap, in the main thread)', async () => {
+    const { dev, regs } = benchDevice();
+    regs[0] = 1234;
+    const drv = await host.load(driver(''), dev, { name: 'reload-inline', restart: false });
+    expect(drv.status().registerGate.kind).toBe('inline');
+    const next = driver('', '(call $wr (i32.const 0) (i32.const 8) (i32.const 99))');
+    const r = await drv.reload(next, { fresh: true });
+    expect(r.ok, r.error).toBe(true);
+    expect(drv.status().registerGate).toMatchObject({ kind: 'inline', regions: [0] });
+    expect(decodeResponse(await drv.request(1, u32(0))).u32[0]).toBe(1234); // served by the new module
+    expect(regs[2]).toBe(99);
+    await drv.stop();
+  });
 });
