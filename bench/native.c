@@ -325,8 +325,8 @@ static int e1000_device(long ms, uint64_t bus) {
 /* The C baseline: guest-drivers/e1000/index.ts's init and its forward request (op 6), ixy-style,
    with the same layout (64 + 64 legacy descriptors in the first page, 2048-byte RX and 1536-byte TX
    buffers from 4 KiB), the same copy of each frame into its TX buffer and one RDT and one TDT write
-   per batch; when it waits, it rewrites the tail it last wrote, as the Wasm driver does (there, for
-   the descriptor firewall's sake). */
+   per batch; when it waits, it reads the head register, as the Wasm driver does (there, for the
+   descriptor firewall's sake: a head read copies the write-backs). */
 #define E_N 64
 #define E_RX_BUF 4096
 #define E_TX_BUF (E_RX_BUF + E_N * 2048)
@@ -366,7 +366,7 @@ static int e1000_driver(long ms, long batch, uint64_t bus) {
 		while (tx_clean != tx_tail && (__atomic_load_n(&tx[tx_clean].status, __ATOMIC_ACQUIRE) & TXD_DD))
 			tx_clean = (tx_clean + 1) % E_N;
 		uint32_t room = (tx_clean + E_N - 1 - tx_tail) % E_N;
-		if (!room) { __atomic_store_n(&reg[E_TDT >> 2], tx_tail, __ATOMIC_RELEASE); continue; }
+		if (!room) { (void)reg[E_TDH >> 2]; continue; }
 		uint32_t n = 0;
 		int last = -1;
 		while (n < (uint32_t)batch && n < room) {
@@ -388,7 +388,7 @@ static int e1000_driver(long ms, long batch, uint64_t bus) {
 		}
 		if (last >= 0) __atomic_store_n(&reg[E_RDT >> 2], (uint32_t)last, __ATOMIC_RELEASE);
 		if (n) __atomic_store_n(&reg[E_TDT >> 2], tx_tail, __ATOMIC_RELEASE);
-		else if (last < 0) __atomic_store_n(&reg[E_RDT >> 2], (rx_next + E_N - 1) % E_N, __ATOMIC_RELEASE);
+		else if (last < 0) (void)reg[E_RDH >> 2];
 		forwarded += n;
 	}
 	printf("{\"forwarded\":%llu}\n", (unsigned long long)forwarded);

@@ -18,6 +18,7 @@ import type { FromWorker, ToWorker, WorkerBoot, WorkerInit } from './sandbox/pro
 import { CTRL_STOP, DriverShared, STAT } from './sandbox/shared.ts';
 import type { GateMode } from './sandbox/gate.ts';
 import type { InlineGateBytes } from './sandbox/inline-gate.ts';
+import type { RingsState } from './sandbox/ring-hook.ts';
 import { prepareInlineGate } from './sandbox/inline-rewrite.ts';
 
 export type DriverState = 'starting' | 'running' | 'faulted' | 'restarting' | 'failed' | 'stopped';
@@ -229,6 +230,7 @@ export class DriverWorker {
     extra: {
       resetFirst?: boolean;
       restoreState?: Uint8Array;
+      restoreRings?: RingsState;
       resetSequence?: RegisterWrite[];
       inlineGate?: InlineGateBytes;
     },
@@ -258,6 +260,7 @@ export class DriverWorker {
       grant,
       resetFirst: extra.resetFirst ?? false,
       restoreState: extra.restoreState,
+      restoreRings: extra.restoreRings,
       resetSequence: extra.resetSequence,
     };
     port.on('message', this.onMessage);
@@ -362,12 +365,24 @@ export class Driver extends EventEmitter {
   private restartTimes: number[] = [];
   private restartTimer?: NodeJS.Timeout;
   private ready?: { resolve: () => void; reject: (e: Error) => void };
+  /** Reloads whose module is still being compiled: requests wait in the queue until it is sent. */
+  private reloadsPreparing = 0;
   private reloads = new Map<
     number,
-    (r: { ok: boolean; error?: string; swapMs: number; restored: boolean; state?: Uint8Array; ioSize?: number }) => void
+    (r: {
+      ok: boolean;
+      error?: string;
+      swapMs: number;
+      restored: boolean;
+      state?: Uint8Array;
+      ioSize?: number;
+      gate?: { kind: 'inline' | 'instance' | 'off'; regions: number[] };
+    }) => void
   >();
   /** The module (and its state) to roll back to if the new one faults within its grace period. */
   private previous?: { bytes: Uint8Array; state?: Uint8Array; until: number };
+  /** The descriptor firewall's rings when the driver last faulted: a rollback restores them with the old state. */
+  private faultRings?: RingsState;
 
   constructor(
     readonly name: string,
@@ -387,7 +402,12 @@ export class Driver extends EventEmitter {
 
   /** Start a worker and wait for probe. Rejects with LoadError or an Error naming the probe status. */
   async start(
-    extra: { resetFirst?: boolean; restoreState?: Uint8Array; resetSequence?: RegisterWrite[] } = {},
+    extra: {
+      resetFirst?: boolean;
+      restoreState?: Uint8Array;
+      restoreRings?: RingsState;
+      resetSequence?: RegisterWrite[];
+    } = {},
   ): Promise<void> {
     if (this.module?.bytes !== this.bytes) this.module = { bytes: this.bytes, module: await compileDriver(this.bytes) };
     if (this.state === 'stopped' || this.state === 'failed') throw new LoadError(`${this.name}: stopped while loading`);
@@ -407,6 +427,7 @@ export class Driver extends EventEmitter {
           t: 'restart',
           resetFirst: extra.resetFirst ?? false,
           restoreState: extra.restoreState,
+          restoreRings: extra.restoreRings,
           resetSequence: extra.resetSequence,
         });
         this.startWatchdog();
@@ -458,7 +479,7 @@ export class Driver extends EventEmitter {
   /** Forward queued requests to a running worker (the worker serialises them). */
   private pump(): void {
     this.holdWhilePending();
-    if (this.state !== 'running' || !this.worker) return;
+    if (this.state !== 'running' || !this.worker || this.reloadsPreparing) return;
     while (this.queue.length) {
       const p = this.queue.shift()!;
       if (this.ioSize !== undefined && p.data.length > this.ioSize) {
@@ -498,12 +519,54 @@ export class Driver extends EventEmitter {
           this.previous = { bytes: this.bytes, state: r.state, until: Date.now() + (opts.graceMs ?? 1000) };
           this.bytes = module;
           if (r.ioSize !== undefined) this.ioSize = r.ioSize;
+          if (r.gate) {
+            this.gateKind = r.gate.kind;
+            this.gateRegions = r.gate.regions;
+          }
           this.emit('reloaded', r);
         }
         resolve({ ok: r.ok, error: r.error, swapMs: r.swapMs, stateBytes: r.state?.length ?? 0, restored: r.restored });
       });
-      // Requests sent after this message queue behind it in the worker and are served by the new module.
-      this.worker.send({ t: 'reload', id, bytes: module, fresh: opts.fresh ?? false });
+      // Compile the new module and compile the register gate into it here, while the old one keeps
+      // serving: the worker's quiet point then only instantiates and transfers state. Requests made
+      // from now on wait in the queue and reach the worker after the reload message, so the new module
+      // serves them, as before.
+      this.reloadsPreparing++;
+      const mode = this.options.registerGate ?? 'record-all';
+      Promise.all([
+        compileDriver(module),
+        prepareInlineGate(this.name, this.device, module, this.options.grant ?? {}, mode, this.shared.entryCount),
+      ])
+        .then(
+          ([compiledModule, inlineGate]) => {
+            if (this.state !== 'running' || !this.worker)
+              return this.reloads.get(id)?.({
+                ok: false,
+                error: `${this.name}: the driver is ${this.state}: not reloaded`,
+                swapMs: 0,
+                restored: false,
+              });
+            this.worker.send({
+              t: 'reload',
+              id,
+              bytes: module,
+              module: compiledModule,
+              inlineGate,
+              fresh: opts.fresh ?? false,
+            });
+          },
+          (err) =>
+            this.reloads.get(id)?.({
+              ok: false,
+              error: `${this.name}: ${(err as Error).message}`,
+              swapMs: 0,
+              restored: false,
+            }),
+        )
+        .finally(() => {
+          this.reloadsPreparing--;
+          this.pump();
+        });
     });
   }
 
@@ -645,7 +708,11 @@ export class Driver extends EventEmitter {
         break;
       case 'fault':
         // A driver's own fault is reported after its worker released the device; a host error may not be.
-        this.onFault({ ...m.fault, recorder: this.shared.entries().slice(-32) }, m.fault.kind !== 'host-error');
+        this.onFault(
+          { ...m.fault, recorder: this.shared.entries().slice(-32) },
+          m.fault.kind !== 'host-error',
+          m.rings,
+        );
         break;
       case 'stopped':
         break;
@@ -653,7 +720,7 @@ export class Driver extends EventEmitter {
   }
 
   /** A fault ends this worker. The base policy: faulted and down; the supervisor overrides handleFault. */
-  private onFault(fault: Fault, released = false): void {
+  private onFault(fault: Fault, released = false, rings?: RingsState): void {
     if (this.state === 'stopped' || this.state === 'failed') return;
     const w = this.worker;
     // Answers the worker posted before it faulted count: take them before deciding who lost what.
@@ -661,6 +728,8 @@ export class Driver extends EventEmitter {
     if (this.worker !== w) return; // draining handled a fault already
     this.faults++;
     this.lastFault = fault;
+    // Only a worker that reported its own fault knows where its rings were; else a rollback starts them afresh.
+    this.faultRings = rings;
     this.stopWatchdog();
     this.worker = undefined;
     // A worker that reported its own fault has released the device; one stopped from here (deadline,
@@ -703,7 +772,9 @@ export class Driver extends EventEmitter {
       this.oldGone
         .then(() =>
           this.state === 'restarting'
-            ? this.start(prev.state ? { restoreState: prev.state } : { resetFirst: true })
+            ? this.start(
+                prev.state ? { restoreState: prev.state, restoreRings: this.faultRings } : { resetFirst: true },
+              )
             : undefined,
         )
         .then(
@@ -860,6 +931,25 @@ export class Driver extends EventEmitter {
     this.inflight.clear();
     for (const p of this.queue.splice(0)) p.reject(err);
     this.holdWhilePending();
+  }
+
+  /**
+   * Kill the running driver as its watchdog kills a hung one: the worker is terminated wherever it is
+   * (a handler, a wait), its requests in flight are answered 'driver-restarted', and the supervisor
+   * restarts it under the restart policy (device reset, probe). For operators and outage tests.
+   */
+  kill(reason = 'killed by the operator'): void {
+    if (this.state !== 'running' || !this.worker)
+      throw new Error(`${this.name}: cannot kill a driver that is ${this.state}`);
+    this.onFault({
+      driver: this.name,
+      kind: 'killed',
+      phase: this.shared.phase,
+      stack: [],
+      time: Date.now(),
+      message: `${this.name}: ${reason}`,
+      recorder: this.shared.entries().slice(-32),
+    });
   }
 
   // --- deadlines ---------------------------------------------------------------------------------------

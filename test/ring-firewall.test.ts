@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { FaultError } from '../host/faults.ts';
 import { parseManifest } from '../host/package/manifest.ts';
 import { ringLayouts } from '../host/package/rings.ts';
-import { RingFirewall, carveRealRings, ringReserveBytes } from '../host/sandbox/ring-firewall.ts';
+import { RingFirewall, type RingState, carveRealRings, ringReserveBytes } from '../host/sandbox/ring-firewall.ts';
 import { root } from './helpers.ts';
 
 const manifestPath = join(root, 'guest-drivers', 'e1000', 'manifest.json');
@@ -151,5 +151,52 @@ describe('descriptor firewall', () => {
     const f = fault(() => fw.write(TDT, 1));
     expect(f.kind).toBe('dma-descriptor-outside-grant');
     expect(f.message).toMatch(/shadow ring at 0x1003de00\+1024 \(field base\)/);
+  });
+
+  it('a reload takes running rings over: the next firewall adopts the state, writes nothing, checks on', () => {
+    const { regs, writes, fw, win, txd, configure, real, device } = setup();
+    configure();
+    txd(0, WIN + 0x30000n, 100);
+    txd(1, WIN + 0x30800n, 200);
+    fw.write(TDT, 2);
+    regs.set(TDH, 1); // the device finished one of them
+    const saved = fw.state();
+    expect(saved[1]).toMatchObject({ name: 'tx', shadowLow: Number(WIN + 0x400n), count: 64, tail: 2 });
+    const next = new RingFirewall('t2', rings, real, [{ bus: WIN, size: WIN_SIZE, bytes: () => win }], device);
+    const before = writes.length;
+    expect(next.adopt(saved)).toBeUndefined();
+    expect(writes.length).toBe(before); // the device keeps running untouched
+    expect(next.read(TDBAL)).toBe(Number(WIN + 0x400n));
+    expect(next.read(TDT)).toBe(2);
+    // The adopted ring is checked as before: the next doorbell copies only the new descriptor...
+    txd(2, WIN + 0x31000n, 300);
+    next.write(TDT, 3);
+    expect(new DataView(real[1].bytes.buffer, real[1].bytes.byteOffset).getUint16(2 * 16 + 8, true)).toBe(300);
+    expect(next.checked).toBe(1);
+    // ...and refuses a bad one.
+    txd(3, 0x2000_0000n, 64);
+    expect(fault(() => next.write(TDT, 4)).kind).toBe('dma-descriptor-outside-grant');
+  });
+
+  it.each([
+    ['a count the manifest forbids', (s: RingState[]) => (s[1].count = 100), /saved count 100 is not legal/],
+    ['a tail beyond the ring', (s: RingState[]) => (s[1].tail = 64), /saved indices lie beyond the ring/],
+    ['another ring', (s: RingState[]) => (s[1].name = 'rx2'), /saved ring "rx2" is not ring "tx"/],
+    [
+      'a device moved off the real ring',
+      (_: RingState[], r: Map<number, number>) => r.set(TDBAL, 0x1234000),
+      /no longer on the host's real ring/,
+    ],
+    ['a device whose tail moved', (_: RingState[], r: Map<number, number>) => r.set(TDT, 9), /the device's tail moved/],
+  ])('refuses to adopt %s (the caller then starts the rings afresh)', (_, spoil, why) => {
+    const { regs, fw, win, txd, configure, real, device } = setup();
+    configure();
+    txd(0, WIN + 0x30000n, 100);
+    fw.write(TDT, 1);
+    const saved = fw.state();
+    spoil(saved, regs);
+    const next = new RingFirewall('t2', rings, real, [{ bus: WIN, size: WIN_SIZE, bytes: () => win }], device);
+    expect(next.adopt(saved)).toMatch(why);
+    expect(next.read(TDT)).toBe(0); // nothing taken over
   });
 });

@@ -27,9 +27,14 @@
 //                                            received back out (a reflector; npm run bench's e1000
 //                                            section), at most batch per turn, one RDT and one TDT write
 //                                            per turn, the frames never leaving the DMA window
+//
+// Hot reload (state_save / state_restore): the rings and buffers live in the host-owned DMA window, which
+// the new instance maps again, so the NIC keeps running untouched (no reset, no ring rewrite): the new
+// instance takes over the ring positions (rxNext, txTail, txClean), MAC, link and statistics, checks
+// that the device still points at the same rings, and re-enables the causes it serves.
 
 import {
-  Region, DmaWindow, Args, Out, irq, logInfo, logWarn, logError, hex, nowNs, io_buffer,
+  Region, DmaWindow, Args, Out, StateReader, irq, logInfo, logWarn, logError, hex, nowNs, io_buffer,
   WAIT_CANCELLED, WAIT_INTERRUPT, IO_BUFFER_SIZE,
 } from "../sdk";
 export { wasmdrv_abi_version, io_buffer, io_buffer_size } from "../sdk";
@@ -355,10 +360,9 @@ function forward(args: Args): i32 {
     if ((spin & 255) == 0 && nowNs() >= end) break; // the clock every 256 turns
     txReclaim();
     const room = (txClean + TX_N - 1 - txTail) % TX_N;
-    // Nothing to reclaim yet: ring the TX doorbell again with the same tail. It hands the device
-    // nothing new; the descriptor firewall copies the device's write-backs on every doorbell (the
-    // driver's register reads go straight to the device, so a head read would not).
-    if (room == 0) { bar0.write32(TDT, txTail); continue; }
+    // The TX ring is full: read the head (with the descriptor firewall on, a head read copies the
+    // device's write-backs into the driver's ring, as a doorbell does).
+    if (room == 0) { bar0.read32(TDH); continue; }
     let n: u32 = 0;
     let last: i32 = -1;
     while (n < batch && n < room) {
@@ -381,7 +385,7 @@ function forward(args: Args): i32 {
     }
     if (last >= 0) bar0.write32(RDT, <u32>last);
     if (n > 0) bar0.write32(TDT, txTail);
-    else if (last < 0) bar0.write32(RDT, (rxNext + RX_N - 1) % RX_N); // nothing received: the same, for RX
+    else if (last < 0) bar0.read32(RDH); // nothing received: the same, for RX
     forwarded += n;
   }
   rxFrames += forwarded;
@@ -465,6 +469,45 @@ export function request(op: u32, len: u32): i32 {
   if (op == OP_FORWARD) return forward(args);
   logWarn("e1000: unknown request op " + op.toString());
   return ERR_UNKNOWN_OP;
+}
+
+// --- hot reload: versioned state ----------------------------------------------------------------------
+
+const STATE_VERSION: u32 = 0xe1000001;
+const STATE_LEN: u32 = 4 * 11 + 8 * 10;
+
+export function state_save(): i32 {
+  return new Out().u32(STATE_VERSION).u32(RX_N).u32(TX_N).u32(rxNext).u32(txTail).u32(txClean)
+    .u32(macLo).u32(macHi).u32(macSource).u32(linkUp ? 1 : 0).u32(linkChanges)
+    .u64(gprc).u64(gptc).u64(gorc).u64(gotc).u64(tpr).u64(tpt)
+    .u64(rxFrames).u64(txFrames).u64(interrupts).u64(txFull).end();
+}
+
+export function state_restore(len: u32): i32 {
+  const s = new StateReader(len);
+  if (len < STATE_LEN || s.u32() != STATE_VERSION) return -1;
+  if (s.u32() != RX_N || s.u32() != TX_N) return -2;
+  const rn = s.u32(), tt = s.u32(), tc = s.u32();
+  if (rn >= RX_N || tt >= TX_N || tc >= TX_N) return -3;
+  if (DmaWindow.count() < 1) return -4;
+  const w = DmaWindow.get(0);
+  if (w.size < WINDOW_NEEDED) return -4;
+  // The device must still be on the rings the saved positions refer to; else a fresh probe is needed.
+  const rxRing = w.busAt(RX_RING_AT), txRing = w.busAt(TX_RING_AT);
+  if (bar0.read32(RDBAL) != <u32>rxRing || bar0.read32(RDBAH) != <u32>(rxRing >> 32) ||
+      bar0.read32(TDBAL) != <u32>txRing || bar0.read32(TDBAH) != <u32>(txRing >> 32) ||
+      bar0.read32(RDLEN) != RX_N * DESC || bar0.read32(TDLEN) != TX_N * DESC ||
+      bar0.read32(TDT) != tt) return -5;
+  win = w;
+  rxNext = rn; txTail = tt; txClean = tc;
+  macLo = s.u32(); macHi = s.u32(); macSource = s.u32();
+  linkUp = s.u32() != 0; linkChanges = s.u32();
+  gprc = s.u64(); gptc = s.u64(); gorc = s.u64(); gotc = s.u64(); tpr = s.u64(); tpt = s.u64();
+  rxFrames = s.u64(); txFrames = s.u64(); interrupts = s.u64(); txFull = s.u64();
+  bar0.write32(IMS, ICR_RXT0 | ICR_TXDW | ICR_LSC); // idempotent: the causes stay enabled
+  txReclaim();
+  logInfo("e1000: took over the running rings (RX next " + rn.toString() + ", TX " + tc.toString() + ".." + tt.toString() + ")");
+  return 0;
 }
 
 function macString(): string {

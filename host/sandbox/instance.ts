@@ -22,7 +22,7 @@ import { Interrupts } from './interrupts.ts';
 import { EventLimiter } from './limiter.ts';
 import { prepare, shapeOf, type PreparedDriver } from './linker.ts';
 import { portImports } from './ports.ts';
-import { RingGuard } from './ring-hook.ts';
+import { RingGuard, type RingsState } from './ring-hook.ts';
 import { registerImports } from './registers.ts';
 import { serviceImports } from './services.ts';
 import type { DeviceSession } from './session.ts';
@@ -47,6 +47,8 @@ export interface InstanceOptions {
   extraImports?: Record<string, WebAssembly.ModuleImports>;
   /** The prepared bytes with the register gate compiled in (inline-rewrite.ts, made by the main thread). */
   inlineGate?: InlineGateBytes;
+  /** The previous instance's descriptor-firewall rings (a reload or rollback): taken over, not emptied. */
+  rings?: RingsState;
 }
 
 const PAGE = 65536;
@@ -135,7 +137,16 @@ export class DriverInstance {
         throw new LoadError(`${label}: io_buffer ${this.ioBuffer}+${this.ioSize} lies outside its memory`);
       }
       mapWindows(ctx, this.exports, this.windows);
-      const guard = new RingGuard(label, session, this.grant, this.windows, this.memory, ctx.native);
+      const guard = new RingGuard(
+        label,
+        session,
+        this.grant,
+        this.windows,
+        this.memory,
+        ctx.native,
+        opts.rings,
+        (why) => opts.hooks.log('warn', why),
+      );
       if (guard.on) this.rings.guard = guard;
     } catch (err) {
       // Nothing stays half-linked: the gate's and the windows' mappings go before the error leaves.
@@ -193,6 +204,11 @@ export class DriverInstance {
   /** The instance's exports, for the fuzzer's coverage and fuel globals. */
   exportsForFuzz(): Record<string, WebAssembly.Global> {
     return this.exports as Record<string, WebAssembly.Global>;
+  }
+
+  /** The descriptor firewall's rings (undefined when it is off), for the next instance. */
+  ringState(): RingsState | undefined {
+    return this.rings.guard?.state();
   }
 
   /** The host-side state a snapshot of the instance must capture (the fuzzer's snapshot restore). */

@@ -13,6 +13,7 @@ import type { Grant, Limits } from '../grant.ts';
 import type { SharedArea } from './shared.ts';
 import type { GateMode } from './gate.ts';
 import type { InlineGateBytes } from './inline-gate.ts';
+import type { RingsState } from './ring-hook.ts';
 
 /** workerData of a driver's worker: only its port. It boots, then waits there for its WorkerInit. */
 export interface WorkerBoot {
@@ -41,6 +42,8 @@ export interface WorkerInit {
   resetFirst: boolean;
   /** Restore this state instead of probing (hot reload / restart with state). */
   restoreState?: Uint8Array;
+  /** With restoreState: the descriptor firewall's rings as the previous instance left them (ring-hook.ts). */
+  restoreRings?: RingsState;
   /** Register writes that reset the device, applied before probe instead of the driver's reset. */
   resetSequence?: { region: number; offset: number; width: 1 | 2 | 4 | 8; value: number | bigint }[];
 }
@@ -51,11 +54,25 @@ export type ToWorker =
   /** Driver.saveState → worker handle(): answered by 'state'. */
   | { t: 'save-state'; id: number }
   /** Driver.reload → worker reload(): swap the driver's module at this quiet point (see host/reload.ts); answered by 'reloaded'. */
-  | { t: 'reload'; id: number; bytes: Uint8Array; fresh: boolean }
+  /** module and inlineGate: compiled by the Driver beforehand, so the swap itself only instantiates. */
+  | {
+      t: 'reload';
+      id: number;
+      bytes: Uint8Array;
+      module?: WebAssembly.Module;
+      inlineGate?: InlineGateBytes;
+      fresh: boolean;
+    }
   /** Driver.stop → worker handle(): answered by 'stopped'. */
   | { t: 'stop' }
   /** Driver restart → a worker parked after its driver's fault: start the PreparedDriver again as a fresh instance. */
-  | { t: 'restart'; resetFirst: boolean; restoreState?: Uint8Array; resetSequence?: WorkerInit['resetSequence'] };
+  | {
+      t: 'restart';
+      resetFirst: boolean;
+      restoreState?: Uint8Array;
+      restoreRings?: RingsState;
+      resetSequence?: WorkerInit['resetSequence'];
+    };
 
 export type FromWorker =
   // Every FromWorker message: sent by the worker (post()), handled by the Driver's port listener.
@@ -76,8 +93,11 @@ export type FromWorker =
       state?: Uint8Array;
       restored: boolean;
       ioSize?: number;
+      /** How the new module's register gate is linked (as in 'ready'). */
+      gate?: { kind: 'inline' | 'instance' | 'off'; regions: number[] };
     }
   | { t: 'log'; level: LogLevel; message: string }
   | { t: 'guest-error'; message: string }
-  | { t: 'fault'; fault: Omit<Fault, 'recorder'> }
+  /** rings: the descriptor firewall's rings when the driver faulted, for a rollback that restores state. */
+  | { t: 'fault'; fault: Omit<Fault, 'recorder'>; rings?: RingsState }
   | { t: 'stopped' };

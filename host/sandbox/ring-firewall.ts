@@ -63,6 +63,21 @@ export function carveRealRings(rings: RingLayout[], bus: bigint, bytes: Uint8Arr
   });
 }
 
+/**
+ * What the host knows of one ring beyond the device's registers: where the driver's shadow lies,
+ * the count, the tail it last checked, and how far write-backs were copied. A hot reload (and a
+ * rollback to the previous module) hands it to the next instance's firewall, which takes the
+ * running ring over instead of emptying it (adopt()).
+ */
+export interface RingState {
+  name: string;
+  shadowLow: number;
+  shadowHigh: number;
+  count: number;
+  tail: number;
+  synced: number;
+}
+
 type Reg = 'baseLow' | 'baseHigh' | 'length' | 'head' | 'tail';
 
 interface FieldPlan {
@@ -168,6 +183,56 @@ export class RingFirewall {
       ring.tail = 0;
       ring.synced = 0;
     }
+  }
+
+  /** The host's side of every ring, for the next instance (see RingState). */
+  state(): RingState[] {
+    return this.rings.map((r) => ({
+      name: r.layout.name,
+      shadowLow: r.shadowLow,
+      shadowHigh: r.shadowHigh,
+      count: r.count,
+      tail: r.tail,
+      synced: r.synced,
+    }));
+  }
+
+  /**
+   * Take running rings over from the previous instance's firewall, writing nothing to the device.
+   * Refused (returns a reason; the caller then start()s afresh) unless the saved state names these
+   * rings, is one this firewall could itself have reached (count legal, indices inside the ring),
+   * and the device is still on the real rings with that length and tail: the device is never left
+   * pointing at memory the host no longer checks.
+   */
+  adopt(saved: RingState[]): string | undefined {
+    if (saved.length !== this.rings.length) return `${saved.length} saved rings for ${this.rings.length}`;
+    for (let i = 0; i < saved.length; i++) {
+      const s = saved[i];
+      const ring = this.rings[i];
+      const l = ring.layout;
+      const r = l.registers;
+      if (s.name !== l.name) return `saved ring "${s.name}" is not ring "${l.name}"`;
+      if (!Number.isInteger(s.count) || s.count <= 0 || s.count % l.countMultiple || s.count > l.maxDescriptors)
+        return `ring "${l.name}": saved count ${s.count} is not legal`;
+      if (s.tail >= s.count || s.synced >= s.count) return `ring "${l.name}": saved indices lie beyond the ring`;
+      const bus = this.device.read32(r.baseLow) >>> 0;
+      const high = r.baseHigh === undefined ? 0 : this.device.read32(r.baseHigh) >>> 0;
+      if (bus !== Number(ring.real.bus & 0xffffffffn) || high !== Number(ring.real.bus >> 32n))
+        return `ring "${l.name}": the device is no longer on the host's real ring`;
+      if (this.device.read32(r.length) >>> 0 !== this.lengthValue(ring, s.count))
+        return `ring "${l.name}": the device's length is not the saved count`;
+      if ((this.device.read32(r.tail) & 0xffff) !== s.tail) return `ring "${l.name}": the device's tail moved`;
+    }
+    for (let i = 0; i < saved.length; i++) {
+      const s = saved[i];
+      const ring = this.rings[i];
+      ring.shadowLow = s.shadowLow >>> 0;
+      ring.shadowHigh = s.shadowHigh >>> 0;
+      ring.count = s.count;
+      ring.tail = s.tail;
+      ring.synced = s.synced;
+    }
+    return undefined;
   }
 
   private lengthValue(ring: Ring, count: number): number {

@@ -11,7 +11,10 @@ import type { Native } from '../native.ts';
 import type { DeviceSpec } from '../device-spec.ts';
 import type { RingLayout } from '../grant.ts';
 import type { DeviceSession } from './session.ts';
-import { RingFirewall, carveRealRings, ringReserveBytes, type DataWindow } from './ring-firewall.ts';
+import { RingFirewall, carveRealRings, ringReserveBytes, type DataWindow, type RingState } from './ring-firewall.ts';
+
+/** Every firewall's RingState, by region: what a reload or rollback hands to the next instance. */
+export type RingsState = Record<number, RingState[]>;
 
 /** The part of a grant this needs: per region, the rings it declares. */
 export interface RingGrant {
@@ -67,6 +70,10 @@ export class RingGuard {
     windows: MappedWindow[],
     memory: WebAssembly.Memory,
     native: Native,
+    /** The previous instance's rings (a reload or rollback): taken over when they still hold, else started afresh. */
+    takeover?: RingsState,
+    /** Told why a takeover was refused (the rings were started afresh instead). */
+    onRefused?: (why: string) => void,
   ) {
     const spec = session.spec;
     if (!ringFirewallOn(spec, grant)) return;
@@ -116,7 +123,12 @@ export class RingGuard {
               },
             };
       const fw = new RingFirewall(`${label}: region ${region}`, rings, real, data, device);
-      fw.start();
+      const saved = takeover?.[region];
+      const refused = saved ? fw.adopt(saved) : 'no saved state';
+      if (refused) {
+        if (saved) onRefused?.(`${label}: region ${region}: rings started afresh: ${refused}`);
+        fw.start();
+      }
       this.byRegion[region] = fw;
       this.all.push(fw);
     }
@@ -134,6 +146,15 @@ export class RingGuard {
   /** Copy the device's write-backs into the driver's shadow rings (before an interrupt or a request). */
   sync(): void {
     for (const f of this.all) f.sync();
+  }
+
+  /** The host's side of the rings, for the next instance. */
+  state(): RingsState {
+    const out: RingsState = {};
+    this.byRegion.forEach((f, region) => {
+      if (f) out[region] = f.state();
+    });
+    return out;
   }
 
   close(): void {

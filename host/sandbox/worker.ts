@@ -44,6 +44,7 @@ let storm: StormGuard;
 function fault(err: unknown, phase: Phase): never {
   const { kind, message } = classify(err, instance?.memoryUse);
   shared.record(OP.fault, 0, 0, 0, 0, 0);
+  const rings = instance?.ringState();
   try {
     session?.irq?.mask();
   } catch {
@@ -52,7 +53,11 @@ function fault(err: unknown, phase: Phase): never {
   // Release everything before reporting: the main thread terminates this worker as soon as it hears
   // of the fault, and native calls must not be in progress then.
   cleanup();
-  post({ t: 'fault', fault: { driver: init.label, kind, message, phase, stack: wasmStack(err), time: Date.now() } });
+  post({
+    t: 'fault',
+    fault: { driver: init.label, kind, message, phase, stack: wasmStack(err), time: Date.now() },
+    rings,
+  });
   throw new Stop();
 }
 
@@ -70,7 +75,7 @@ function run<T>(phase: Phase, fn: () => T): T {
   }
 }
 
-type StartOptions = Pick<WorkerInit, 'resetFirst' | 'restoreState' | 'resetSequence'>;
+type StartOptions = Pick<WorkerInit, 'resetFirst' | 'restoreState' | 'restoreRings' | 'resetSequence'>;
 
 function start(opts: StartOptions): boolean {
   storm = new StormGuard(init.label, init.limits.irqPerSec);
@@ -96,6 +101,8 @@ function start(opts: StartOptions): boolean {
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
       limiter,
+      // Restoring a driver's state: its rings are running, so the firewall takes them over too.
+      rings: opts.restoreState ? opts.restoreRings : undefined,
     });
   } catch (err) {
     if (err instanceof LoadError) {
@@ -185,7 +192,7 @@ function handle(msg: ToWorker): boolean {
       return true;
     }
     case 'reload':
-      post(reload(msg.id, msg.bytes, msg.fresh));
+      post(reload(msg));
       return true;
     case 'stop':
       run('remove', () => drv.remove());
@@ -221,7 +228,8 @@ function park(): StartOptions | undefined {
  * restores (or probes) cleanly; the new one inherits the interrupt count, so an interrupt that
  * arrived during the swap is delivered to it by the next poll.
  */
-function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
+function reload(msg: Extract<ToWorker, { t: 'reload' }>): FromWorker {
+  const { id, bytes, fresh } = msg;
   const t0 = performance.now();
   const old = instance!;
   const fail = (stage: string, err: unknown): FromWorker => {
@@ -244,13 +252,16 @@ function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
   let restored = false;
   shared.setPhase('restore');
   try {
-    const nextPrepared = prepare(init.label, bytes, shapeOf(session!), init.grant, init.limits);
+    const nextPrepared = prepare(init.label, bytes, shapeOf(session!), init.grant, init.limits, { module: msg.module });
     next = DriverInstance.instantiate(nextPrepared, session!, shared, {
       gate: init.gate,
+      inlineGate: msg.inlineGate,
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
       inheritCount: old.seenCount,
       limiter,
+      // The device keeps running through the swap: the new instance's firewall takes the rings over.
+      rings: old.ringState(),
     });
     if (state && next.has('state_restore')) {
       const r = next.restoreState(state);
@@ -274,7 +285,16 @@ function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
   }
   old.close();
   instance = next;
-  return { t: 'reloaded', id, ok: true, swapMs: performance.now() - t0, state, restored, ioSize: next.ioBufferSize };
+  return {
+    t: 'reloaded',
+    id,
+    ok: true,
+    swapMs: performance.now() - t0,
+    state,
+    restored,
+    ioSize: next.ioBufferSize,
+    gate: { kind: next.gateKind, regions: next.gateRegions },
+  };
 }
 
 function serve(): void {
