@@ -46,10 +46,10 @@ function compileC(root: string): string {
   return out;
 }
 
-/** Run the C baseline with `fds` inherited as fd 3, 4, ...; resolves with its stdout. `pin`: CPU 0, or the CPUs named. */
-async function runC(bin: string, args: string[], fds: number[], pin: boolean | string): Promise<string> {
+/** Run the C baseline with `fds` inherited as fd 3, 4, ...; resolves with its stdout. */
+async function runC(bin: string, args: string[], fds: number[], pin: boolean): Promise<string> {
   const cmd = pin ? 'taskset' : bin;
-  const argv = pin ? ['-c', pin === true ? '0' : pin, bin, ...args] : args;
+  const argv = pin ? ['-c', '0', bin, ...args] : args;
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit', ...fds] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -242,7 +242,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
   }
 
   // --- forwarding with the real e1000 driver (device: bench/native.c e1000-device) --------------
-  if (want('e1000')) Object.assign(out, await benchE1000({ root, bin, quick: o.quick, say, runC, canPin, unpin }));
+  if (want('e1000')) Object.assign(out, await benchE1000({ root, bin, quick: o.quick, say, runC }));
 
   // --- lifecycle figures -------------------------------------------------------------------------
   if (want('lifecycle')) {

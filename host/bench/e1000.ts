@@ -16,7 +16,6 @@
 // here through the driver's receive and send requests (two round trips to the driver's worker per
 // batch) is measured too, to show what the request path costs.
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
 import { join } from 'node:path';
 import type { DeviceHandle, DeviceSpec } from '../device-spec.ts';
 import { Host } from '../host.ts';
@@ -24,7 +23,7 @@ import { loadNative } from '../native.ts';
 import { E1000Client } from '../net/e1000.ts';
 import { grantFor, parseManifest } from '../package/manifest.ts';
 
-type RunC = (bin: string, args: string[], fds: number[], pin: boolean | string) => Promise<string>;
+type RunC = (bin: string, args: string[], fds: number[], pin: boolean) => Promise<string>;
 
 const BAR0_SIZE = 0x20000;
 const DMA_SIZE = 0x40000;
@@ -50,9 +49,6 @@ export async function benchE1000(a: {
   quick: boolean;
   say: (s: string) => void;
   runC: RunC;
-  /** Pin this process (every thread) to CPU 0; false when taskset fails. */
-  canPin: () => boolean;
-  unpin: () => void;
 }): Promise<Record<string, number | string>> {
   const { root, bin, say } = a;
   const native = loadNative();
@@ -64,11 +60,9 @@ export async function benchE1000(a: {
   const driver = join(root, 'build', 'drivers', 'e1000.wasm');
   const fds: number[] = [];
   const host = new Host();
-  // The device polls and so do the drivers: on one CPU each would wait for the other's time slice.
-  // The device gets CPU 1; the driver (this process with its worker threads, or the C driver) CPU 0.
-  // Not in --quick (the tests' mode): on a loaded machine a pinned device may wait long for its CPU.
-  const pinned = !a.quick && os.cpus().length >= 2 && a.canPin();
-  out.e1000Pinned = pinned ? 'device cpu1, driver cpu0' : a.quick ? 'no (--quick)' : 'no (taskset failed or one CPU)';
+  // The device polls and so do the drivers: they need a CPU each (on one, each waits for the other's
+  // time slice). Not pinned: pinned to CPU 1, the device on a loaded machine waited >100 ms for it and
+  // the driver's probe gave up on CTRL.RST; unpinned, the scheduler spreads two spinners on two CPUs.
   let regs: { buffer(): ArrayBuffer; close(): void } | undefined;
   try {
     const regsFd = native.memfdCreate('wasmdrv-bench-e1000-bar0', BAR0_SIZE);
@@ -100,12 +94,7 @@ export async function benchE1000(a: {
     /** Run the device process around `work`; returns what it counted. */
     const withDevice = async (work: () => Promise<number>): Promise<{ dev: DeviceReport; claimed: number }> => {
       reg.fill(0);
-      const proc = a.runC(
-        bin,
-        ['e1000-device', String(60_000), `0x${BUS.toString(16)}`],
-        [regsFd, dmaFd],
-        pinned ? '1' : false,
-      );
+      const proc = a.runC(bin, ['e1000-device', String(60_000), `0x${BUS.toString(16)}`], [regsFd, dmaFd], false);
       let exited = false;
       proc.then(
         () => (exited = true),
@@ -181,7 +170,7 @@ export async function benchE1000(a: {
             bin,
             ['e1000-driver', String(ms), String(batch), `0x${BUS.toString(16)}`],
             [regsFd, dmaFd],
-            pinned,
+            false,
           ),
         );
         total += r.forwarded;
@@ -196,16 +185,23 @@ export async function benchE1000(a: {
       out[`e1000RatioBatch${batch}`] = +(on / c).toFixed(3);
       out[`e1000RatioNoFirewallBatch${batch}`] = +(off / c).toFixed(3);
       out[`e1000FirewallOverheadPctBatch${batch}`] = +((100 * (off - on)) / off).toFixed(1);
+      // what the firewall adds per forwarded frame (its RX and TX doorbells, checks, copies, write-backs)
+      out[`e1000FirewallNsPerFrameBatch${batch}`] = +(1000 / on - 1000 / off).toFixed(1);
       say(
-        `e1000 batch ${String(batch).padStart(2)}   firewall on ${on} Mpps   off ${off} Mpps   C ${c} Mpps   ratios ${out[`e1000RatioBatch${batch}`]} / ${out[`e1000RatioNoFirewallBatch${batch}`]}   firewall overhead ${out[`e1000FirewallOverheadPctBatch${batch}`]}%`,
+        `e1000 batch ${String(batch).padStart(2)}   firewall on ${on} Mpps   off ${off} Mpps   C ${c} Mpps   ratios to C ${out[`e1000RatioBatch${batch}`]} / ${out[`e1000RatioNoFirewallBatch${batch}`]}   firewall overhead ${out[`e1000FirewallOverheadPctBatch${batch}`]}% (${out[`e1000FirewallNsPerFrameBatch${batch}`]} ns per frame)`,
       );
     }
-    for (const batch of [1, 32])
+    for (const batch of [1, 32]) {
+      for (const mode of ['Firewall', 'NoFirewall']) {
+        const mpps = num(`e1000RequestsMpps${mode}Batch${batch}`);
+        // a batch is a receive and a send request: the time of one batch, all of it the request path's
+        out[`e1000RequestsUsPerBatch${mode}Batch${batch}`] = +(batch / mpps).toFixed(1);
+      }
       say(
-        `e1000 batch ${String(batch).padStart(2)} through receive + send requests (2 round trips per batch)   firewall on ${out[`e1000RequestsMppsFirewallBatch${batch}`]} Mpps   off ${out[`e1000RequestsMppsNoFirewallBatch${batch}`]} Mpps`,
+        `e1000 batch ${String(batch).padStart(2)} through receive + send requests (2 round trips per batch)   firewall on ${out[`e1000RequestsMppsFirewallBatch${batch}`]} Mpps (${out[`e1000RequestsUsPerBatchFirewallBatch${batch}`]} us per batch)   off ${out[`e1000RequestsMppsNoFirewallBatch${batch}`]} Mpps (${out[`e1000RequestsUsPerBatchNoFirewallBatch${batch}`]} us)`,
       );
+    }
   } finally {
-    if (pinned) a.unpin();
     regs?.close();
     await host.close();
     for (const fd of fds) native.close(fd);
