@@ -25,11 +25,11 @@ describe('bench --quick', () => {
       'ringRatioBatch8',
       'ringRatioBatch32',
       'ringRatioBatch64',
-      'e1000MppsBatch32C',
-      'e1000RatioBatch1',
-      'e1000RatioBatch32',
-      'e1000RatioNoFirewallBatch32',
-      'e1000RequestsMppsFirewallBatch32',
+      'e1000FramesVerifiedFirewall',
+      'e1000FramesVerifiedNoFirewall',
+      'e1000FramesVerifiedC',
+      'e1000FirewallCpuNsPerFrameBatch32',
+      'e1000RequestRoundTripUsFirewall',
       'loadToProbedMs',
       'reloadSwapMedianMs',
       'crashToServingMs',
@@ -41,8 +41,11 @@ describe('bench --quick', () => {
       expect(typeof r[k], k).toBe('number');
       expect(Number.isFinite(r[k] as number) && (r[k] as number) > 0, `${k} = ${r[k]}`).toBe(true);
     }
-    // an overhead may come out negative in a noisy run, but it is a number
-    expect(Number.isFinite(r.e1000FirewallOverheadPctBatch32), `${r.e1000FirewallOverheadPctBatch32}`).toBe(true);
+    // The e1000 rates: measured for every batch and driver; on a loaded machine a 150 ms window may see
+    // none forwarded (the section itself fails on any frame lost, reordered or outside DMA memory).
+    for (const b of [1, 8, 32, 64])
+      for (const k of [`e1000MppsFirewallBatch${b}`, `e1000MppsNoFirewallBatch${b}`, `e1000MppsBatch${b}C`])
+        expect((r[k] as number) >= 0, `${k} = ${r[k]}`).toBe(true);
   }, 120_000);
 
   it('--only runs the named sections and nothing else; an unknown section is refused by name', async () => {
