@@ -228,6 +228,7 @@ struct e_txd { uint64_t addr; uint16_t len; uint8_t cso; uint8_t cmd; uint8_t st
 #define R32(r, off) __atomic_load_n(&(r)[(off) >> 2], __ATOMIC_ACQUIRE)
 #define W32(r, off, v) __atomic_store_n(&(r)[(off) >> 2], (uint32_t)(v), __ATOMIC_RELEASE)
 
+static char e_first_error[256];
 static int e1000_device(long ms, uint64_t bus) {
 	uint32_t *reg = map(3, E_BAR0_SIZE);
 	uint8_t *dma = map(4, E_DMA_SIZE);
@@ -265,13 +266,13 @@ static int e1000_device(long ms, uint64_t bus) {
 			struct e_rxd *ring = (struct e_rxd *)E_AT(base, (uint64_t)rlen * 16);
 			uint32_t head = R32(reg, E_RDH), tail = R32(reg, E_RDT);
 			if (!ring || head >= rlen || tail >= rlen) {
-				if (!dma_errors++) fprintf(stderr, "e1000-device: RX ring at 0x%llx, %u descriptors, head %u, tail %u: outside the DMA memory\n", (unsigned long long)base, rlen, head, tail);
+				if (!dma_errors++) snprintf(e_first_error, sizeof e_first_error, "e1000-device: RX ring at 0x%llx, %u descriptors, head %u, tail %u: outside the DMA memory", (unsigned long long)base, rlen, head, tail);
 			} else if (head != tail) {
 				for (; head != tail; head = (head + 1) % rlen) {
 					struct e_rxd *d = &ring[head];
 					uint8_t *b = E_AT(d->addr, 2048);
 					if (!b) {
-						if (!dma_errors++) fprintf(stderr, "e1000-device: RX descriptor %u: buffer 0x%llx outside the DMA memory\n", head, (unsigned long long)d->addr);
+						if (!dma_errors++) snprintf(e_first_error, sizeof e_first_error, "e1000-device: RX descriptor %u: buffer 0x%llx outside the DMA memory", head, (unsigned long long)d->addr);
 						break;
 					}
 					memcpy(b, e_mac, 6);
@@ -296,14 +297,14 @@ static int e1000_device(long ms, uint64_t bus) {
 			struct e_txd *ring = (struct e_txd *)E_AT(base, (uint64_t)tlen * 16);
 			uint32_t head = R32(reg, E_TDH), tail = R32(reg, E_TDT);
 			if (!ring || head >= tlen || tail >= tlen) {
-				if (!dma_errors++) fprintf(stderr, "e1000-device: TX ring at 0x%llx, %u descriptors, head %u, tail %u: outside the DMA memory\n", (unsigned long long)base, tlen, head, tail);
+				if (!dma_errors++) snprintf(e_first_error, sizeof e_first_error, "e1000-device: TX ring at 0x%llx, %u descriptors, head %u, tail %u: outside the DMA memory", (unsigned long long)base, tlen, head, tail);
 			} else if (head != tail) {
 				for (; head != tail; head = (head + 1) % tlen) {
 					struct e_txd *d = &ring[head];
 					uint8_t *b = E_AT(d->addr, d->len);
 					uint32_t s = 0;
 					if (!b) {
-						if (!dma_errors++) fprintf(stderr, "e1000-device: TX descriptor %u: buffer 0x%llx+%u outside the DMA memory\n", head, (unsigned long long)d->addr, d->len);
+						if (!dma_errors++) snprintf(e_first_error, sizeof e_first_error, "e1000-device: TX descriptor %u: buffer 0x%llx+%u outside the DMA memory", head, (unsigned long long)d->addr, d->len);
 						break;
 					}
 					if (d->len >= 18) memcpy(&s, b + 14, 4);
@@ -316,9 +317,9 @@ static int e1000_device(long ms, uint64_t bus) {
 			}
 		}
 	}
-	printf("{\"generated\":%llu,\"transmitted\":%llu,\"errors\":%llu,\"dmaErrors\":%llu,\"resets\":%llu}\n",
+	printf("{\"generated\":%llu,\"transmitted\":%llu,\"errors\":%llu,\"dmaErrors\":%llu,\"resets\":%llu,\"firstError\":\"%s\"}\n",
 	       (unsigned long long)generated, (unsigned long long)transmitted, (unsigned long long)errors,
-	       (unsigned long long)dma_errors, (unsigned long long)resets);
+	       (unsigned long long)dma_errors, (unsigned long long)resets, e_first_error);
 	return 0;
 }
 

@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DeviceHandle, DeviceSpec } from '../device-spec.ts';
 import type { Driver } from '../driver.ts';
+import type { Fault } from '../faults.ts';
 import { Host } from '../host.ts';
 import { loadNative } from '../native.ts';
 import { E1000Client } from '../net/e1000.ts';
@@ -44,6 +45,7 @@ interface DeviceReport {
   errors: number;
   dmaErrors: number;
   resets: number;
+  firstError: string;
 }
 
 export async function benchE1000(a: {
@@ -63,6 +65,9 @@ export async function benchE1000(a: {
   const driver = join(root, 'build', 'drivers', 'e1000.wasm');
   const fds: number[] = [];
   const host = new Host();
+  // A fault would restart the driver mid-run and the figures would mean nothing: the run fails instead.
+  const faults: string[] = [];
+  host.on('fault', (f: Fault) => faults.push(`${f.kind} in ${f.phase}: ${f.message}`));
   // The device polls and so do the drivers: they need a CPU each (on one, each waits for the other's
   // time slice). Not pinned: pinned to CPU 1, the device on a loaded machine waited >100 ms for it and
   // the driver's probe gave up on CTRL.RST; unpinned, the scheduler spreads two spinners on two CPUs.
@@ -116,9 +121,10 @@ export async function benchE1000(a: {
         Atomics.store(reg, BENCH_QUIT >> 2, 1);
       }
       const dev = JSON.parse(await proc) as DeviceReport;
+      if (faults.length) throw new Error(`bench: the e1000 driver faulted: ${faults.join('; ')}`);
       if (dev.errors || dev.dmaErrors)
         throw new Error(
-          `bench: the e1000 device saw ${dev.errors} out-of-order or corrupt frames and ${dev.dmaErrors} descriptors outside its DMA memory`,
+          `bench: the e1000 device saw ${dev.errors} out-of-order or corrupt frames and ${dev.dmaErrors} descriptors outside its DMA memory${dev.firstError ? ` (first: ${dev.firstError})` : ''}`,
         );
       if (dev.transmitted !== claimed)
         throw new Error(
@@ -188,6 +194,8 @@ export async function benchE1000(a: {
     const cRun = await withDevice(async () => {
       let total = 0;
       for (const batch of BATCHES) {
+        // a C driver's reset drops what the previous one left in the TX ring: let the device send it
+        await drained();
         const r = JSON.parse(
           await a.runC(
             bin,
