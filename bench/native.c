@@ -260,8 +260,10 @@ static int e1000_device(long ms, uint64_t bus) {
 			continue;
 		}
 		/* Receive: fill every buffer the driver has given (RDH up to, not including, RDT). */
-		uint32_t rlen = R32(reg, E_RDLEN) / 16;
-		if ((R32(reg, E_RCTL) & RCTL_EN) && rlen) {
+		/* The enable bit first: a driver programs the ring before it sets EN, so the ring registers
+		   read after it are the programmed ones (read before it, they may predate a reprogramming). */
+		uint32_t rx_on = R32(reg, E_RCTL) & RCTL_EN, rlen = R32(reg, E_RDLEN) / 16;
+		if (rx_on && rlen) {
 			uint64_t base = (uint64_t)R32(reg, E_RDBAH) << 32 | R32(reg, E_RDBAL);
 			struct e_rxd *ring = (struct e_rxd *)E_AT(base, (uint64_t)rlen * 16);
 			uint32_t head = R32(reg, E_RDH), tail = R32(reg, E_RDT);
@@ -291,8 +293,8 @@ static int e1000_device(long ms, uint64_t bus) {
 			}
 		}
 		/* Transmit: every descriptor from TDH up to TDT; check it is the next frame, write DD if RS. */
-		uint32_t tlen = R32(reg, E_TDLEN) / 16;
-		if ((R32(reg, E_TCTL) & TCTL_EN) && tlen) {
+		uint32_t tx_on = R32(reg, E_TCTL) & TCTL_EN, tlen = R32(reg, E_TDLEN) / 16;
+		if (tx_on && tlen) {
 			uint64_t base = (uint64_t)R32(reg, E_TDBAH) << 32 | R32(reg, E_TDBAL);
 			struct e_txd *ring = (struct e_txd *)E_AT(base, (uint64_t)tlen * 16);
 			uint32_t head = R32(reg, E_TDH), tail = R32(reg, E_TDT);
