@@ -202,6 +202,14 @@ await step('uio_pci_generic comparison', async () => {
     const median = await roundTrip(drv);
     emit('METRIC', { name: 'interrupt round trip over uio_pci_generic INTx (same loop)', value: Math.round(median), unit: 'us median' });
     await drv.stop();
+    // The same C program's loop over the same line (bench/uio-intx.c), for the ratio.
+    try {
+      const c = JSON.parse(execFileSync(join(project, '.vm', 'uio-intx'), [dev.id, '500'], { encoding: 'utf8', timeout: 60000 }));
+      emit('METRIC', { name: 'interrupt round trip over uio_pci_generic INTx, C program (bench/uio-intx.c)', value: c.medianUs, unit: 'us median' });
+      emit('METRIC', { name: 'interrupt round trip over uio_pci_generic INTx, wasmdrv / C', value: Number((median / c.medianUs).toFixed(2)), unit: 'ratio' });
+    } catch (err) {
+      console.log(`uio-intx baseline failed (the metric is missing, the checks go on): ${err.stderr ?? err.message}`);
+    }
     // The control: the same hostile DMA without an IOMMU (passthrough domain) reaches the canary.
     const cfg = native.open(`/sys/bus/pci/devices/${slot}/config`);
     native.pwrite(cfg, 4, 2, native.pread(cfg, 4, 2) | 0x6); // memory + bus master, as a driver would
