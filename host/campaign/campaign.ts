@@ -88,6 +88,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
   };
   const count = (k: string) => (st.driverFaults[k] = (st.driverFaults[k] ?? 0) + 1);
   let reported = 0;
+  // Progress every 1% of the campaign (at least every 200 trials): a short one shows movement too.
+  const every = Math.max(1, Math.min(200, Math.ceil(o.faults / 100)));
 
   const jobs: Job[] = Array.from({ length: Math.max(1, o.jobs) }, (_, index) => {
     const size = CANARY + DMA_WINDOW + CANARY;
@@ -191,7 +193,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignStats> {
           if (m.t === 'trial') {
             record(m.result!);
             checkCanaries(job);
-            if (reported % 200 === 0) o.onProgress?.(snapshot());
+            if (reported % every === 0) o.onProgress?.(snapshot());
           } else if (m.t === 'recovery') {
             // after a killed (hung) or crashed trial: did a fresh driver bring the device back?
             st.dmaTransfers += m.dmaTransfers ?? 0;

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { runCampaign, type CampaignStats } from '../campaign/campaign.ts';
 import { action, wholeNumber } from './common.ts';
+import { progressBar } from './progress.ts';
 
 interface CampaignOptions {
   faults: number;
@@ -30,20 +31,16 @@ export function register(program: Command): void {
 async function campaign(o: CampaignOptions): Promise<number> {
   const line = (s: CampaignStats) =>
     `${s.faults} faults (${s.mutants} mutants, ${s.devices} devices) · detected ${s.faulted} · recovered ${s.recovered} · benign ${s.benign} · host crashes ${s.hostCrashes} · outside-grant writes ${s.outsideGrantWrites} · outside-window DMA bytes ${s.outsideDmaBytes} (of ${s.dmaTransfers} transfers) · ${s.faultsPerSec}/s`;
+  // A bar on a terminal only (progress.ts): piped, --json or under CI the output is the summary alone.
+  const bar = progressBar('fault campaign', o.faults, 'detected {faulted} · host crashes {crashes} · {rate}/s', o);
   const result = await runCampaign({
     faults: o.faults,
     seed: o.seed,
     jobs: o.jobs ?? Math.max(1, Math.min(4, availableParallelism())),
     trialDeadlineMs: o.deadline,
-    onProgress: (s) => {
-      if (process.stderr.isTTY) {
-        if (!o.json) process.stderr.write(`\r${line(s)}`);
-      } else if ((s.faults + s.notInjected) % 5000 < 200) {
-        process.stderr.write(`${line(s)}\n`);
-      }
-    },
-  });
-  if (!o.json && process.stderr.isTTY) process.stderr.write('\n');
+    onProgress: (s) =>
+      bar.update(s.faults + s.notInjected, { faulted: s.faulted, crashes: s.hostCrashes, rate: s.faultsPerSec }),
+  }).finally(() => bar.stop());
   console.log(line(result));
   const kinds = Object.entries(result.driverFaults).sort((a, b) => b[1] - a[1]);
   for (const [k, n] of kinds) console.log(`  ${k.padEnd(24)} ${n}`);
