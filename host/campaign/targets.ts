@@ -161,10 +161,10 @@ const uart16550: Target = {
 
 const MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
-/** A frame to the NIC's own MAC: 60..250 bytes (no short-frame padding), its payload numbered `n`. */
-function frame(n: number, len = 60 + ((n * 37) % 190)): Uint8Array {
+/** A frame to `to` (the NIC's MAC): 60..250 bytes (no short-frame padding), its payload numbered `n`. */
+function frame(n: number, to: ArrayLike<number> = MAC, len = 60 + ((n * 37) % 190)): Uint8Array {
   const f = new Uint8Array(len);
-  f.set(MAC, 0);
+  f.set(to, 0);
   f.set([0x02, 0, 0, 0, 0, 1], 6);
   f[12] = 0x88;
   f[13] = 0xb5;
@@ -220,7 +220,12 @@ const e1000: Target = {
     const sent = e1000Capture(wire);
     if (sent.length !== 2 || !sent.every((f, i) => same(f, out[i])))
       return `the wire carried ${sent.length} frames, not the 2 sent`;
-    const back = [frame(20), frame(21)];
+    // To the MAC the driver reports: a misbehaving device may have made an earlier driver program
+    // another one into RAL0 (RAH0.AV stuck clear: the MAC from a garbled EEPROM), which the device keeps.
+    const m = inst.request(E1000_OP.mac, new Uint8Array());
+    if (!(m instanceof Uint8Array) || m.length < 6)
+      return `the MAC request answered ${m instanceof Uint8Array ? `${m.length} bytes` : m}`;
+    const back = [frame(20, m.subarray(0, 6)), frame(21, m.subarray(0, 6))];
     feed(session, () => e1000Inject(wire, back));
     // Frames a faulted trial left on the wire may come first: the two injected must arrive last, in order.
     const got: Uint8Array[] = [];
