@@ -1,7 +1,8 @@
 // The C baseline for the INTx interrupt round trip over uio_pci_generic (test/vm/vfio.guest.mjs): the
-// same loop as the edu driver's OP_RAISE — re-enable the line through irqcontrol, write edu's raise
-// register, block in read() on /dev/uioN, acknowledge — with nothing in between. uio_pci_generic maps no
-// BAR, so BAR0 comes from sysfs (resource0), as wasmdrv's UIO backend takes it.
+// same loop as the edu driver's OP_RAISE — unmask the line, write edu's raise register, block in read()
+// on /dev/uioN, acknowledge — with nothing in between. uio_pci_generic has no irqcontrol (a write to
+// /dev/uioN is ENOSYS): it masks INTx through the command register's INTx-disable bit (PCI 2.3) and user
+// space unmasks by clearing it in config space. It maps no BAR either: BAR0 comes from sysfs (resource0).
 // Usage: uio-intx <uioN> [rounds]. Prints one JSON line: {"rounds":N,"medianUs":X}.
 #include <fcntl.h>
 #include <poll.h>
@@ -37,13 +38,18 @@ int main(int argc, char** argv) {
   if (bar < 0) die(path);
   volatile uint32_t* regs = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, bar, 0);
   if (regs == MAP_FAILED) die("mmap resource0");
+  snprintf(path, sizeof path, "/sys/class/uio/%s/device/config", argv[1]);
+  int cfg = open(path, O_RDWR);
+  if (cfg < 0) die(path);
   double* us = calloc(rounds, sizeof *us);
   for (int i = 0; i < rounds; i++) {
     struct timespec t0, t1;
-    int32_t on = 1;
+    uint16_t cmd;
     uint32_t count;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (write(fd, &on, sizeof on) != sizeof on) die("irqcontrol");  // unmask INTx (PCI 2.3 command bit)
+    if (pread(cfg, &cmd, 2, 4) != 2) die("pread command");
+    cmd &= ~0x400;  // INTx disable off: unmask
+    if (pwrite(cfg, &cmd, 2, 4) != 2) die("pwrite command");
     regs[0x60 / 4] = 0x1000;                                         // raise
     struct pollfd p = {.fd = fd, .events = POLLIN};
     if (poll(&p, 1, 2000) != 1) {
