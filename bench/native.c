@@ -376,16 +376,17 @@ static int e1000_driver(long ms, long batch, uint64_t bus) {
 			struct e_rxd *d = &rx[rx_next];
 			uint8_t st = __atomic_load_n(&d->status, __ATOMIC_ACQUIRE);
 			if (!(st & RXD_DD)) break;
-			if ((st & RXD_EOP) && !d->errors && d->len <= 1518) {
+			if ((st & RXD_EOP) && !d->errors && d->len && d->len <= 1518) {
 				struct e_txd *t = &tx[tx_tail];
 				memcpy(dma + E_TX_BUF + tx_tail * 1536, dma + E_RX_BUF + rx_next * 2048, d->len);
+				t->addr = bus + E_TX_BUF + (uint64_t)tx_tail * 1536;
 				t->len = d->len;
 				t->cmd = 0x01 | 0x02 | TXD_CMD_RS;
 				t->status = 0;
 				tx_tail = (tx_tail + 1) % E_N;
 				n++;
 			}
-			d->status = 0;
+			*d = (struct e_rxd){ .addr = bus + E_RX_BUF + (uint64_t)rx_next * 2048 }; /* re-armed whole */
 			last = (int)rx_next;
 			rx_next = (rx_next + 1) % E_N;
 		}

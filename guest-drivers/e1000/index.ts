@@ -374,16 +374,20 @@ function forward(args: Args): i32 {
       const status = load<u8>(d + RXD_STATUS);
       if ((status & RXD_DD) == 0) break;
       const len = <u32>load<u16>(d + D_LEN);
-      if ((status & RXD_EOP) != 0 && load<u8>(d + RXD_ERRORS) == 0 && len <= MAX_FRAME) {
+      // as collect(): a frame with an error, or a length of none or beyond a frame, is dropped
+      if ((status & RXD_EOP) != 0 && load<u8>(d + RXD_ERRORS) == 0 && len != 0 && len <= MAX_FRAME) {
         memory.copy(txBuf(txTail), rxBuf(rxNext), len);
         const t = txDesc(txTail);
+        store<u64>(t + D_ADDR, win.busAt(TX_BUF_AT + txTail * TX_BUF)); // whole, as send() does
         store<u16>(t + D_LEN, <u16>len);
         store<u8>(t + TXD_CMD, TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS);
         store<u8>(t + TXD_STATUS, 0);
         txTail = (txTail + 1) % TX_N;
         n++;
       }
-      store<u8>(d + RXD_STATUS, 0);
+      // re-armed whole, as collect() does
+      store<u64>(d + D_ADDR, win.busAt(RX_BUF_AT + rxNext * BUF));
+      store<u64>(d + D_LEN, 0);
       last = <i32>rxNext;
       rxNext = (rxNext + 1) % RX_N;
     }
