@@ -54,8 +54,9 @@ describe('progress on long work', () => {
     const c = piped(campaign);
     expect(c.status, c.stderr).toBe(0);
     expect(c.stderr).toBe('');
+    // 30 trials; a mutant trial that finds no valid mutation in 50 tries injects nothing and is not counted
     expect(c.stdout.split('\n')[0]).toMatch(
-      /^30 faults \(\d+ mutants, \d+ devices\) · detected \d+ · .* host crashes 0 /,
+      /^\d+ faults \(\d+ mutants, \d+ devices\) · detected \d+ · .* host crashes 0 /,
     );
     expect(c.stdout).not.toContain('\x1b');
     const f = piped(fuzzArgs(join(tmp, 'piped')));
@@ -71,7 +72,7 @@ describe('progress on long work', () => {
     expect(c.screen).toContain('\x1b[?25l'); // cursor hidden while the bar is up...
     expect(c.screen).toContain('\x1b[?25h'); // ...and shown again
     expect(c.screen).toMatch(/fault campaign .* \d+% \d+\/30 · detected \d+ · host crashes 0/);
-    expect(c.screen).toMatch(/30 faults \(\d+ mutants, \d+ devices\) · detected/);
+    expect(c.screen).toMatch(/\d+ faults \(\d+ mutants, \d+ devices\) · detected/);
     const f = onTerminal(fuzzArgs(join(tmp, 'tty')));
     expect(f.code, f.screen).toBe(0);
     expect(f.screen).toMatch(/fuzz .* \d+% \d+\/3000 · \d+\/s · coverage \d+ edges/);
@@ -83,11 +84,11 @@ describe('progress on long work', () => {
     expect(j.code, j.screen).toBe(0);
     expect(j.screen).not.toContain('fault campaign');
     expect(j.screen).not.toContain('\x1b[?25l');
-    expect(j.screen).toMatch(/^\{"faults":30,/m);
+    expect(j.screen).toMatch(/^\{.*"faults":\d+/m);
     const ci = onTerminal(campaign, { ...noCi, CI: 'true' });
     expect(ci.code, ci.screen).toBe(0);
     expect(ci.screen).not.toContain('fault campaign');
     expect(ci.screen).not.toContain('\x1b[');
-    expect(ci.screen).toMatch(/^30 faults \(/);
+    expect(ci.screen).toMatch(/^\d+ faults \(/);
   }, 240_000);
 });

@@ -97,7 +97,8 @@ export class E1000Client {
 
   /**
    * Reflect every received frame back out for `ms` milliseconds, at most `batch` per turn, inside the
-   * driver (one request for the whole run; npm run bench uses it). Returns the frames forwarded.
+   * driver (one request for the whole run; npm run bench uses it). The driver caps `ms` at 2000 (inside
+   * its manifest's 3000 ms deadline). Returns the frames forwarded.
    */
   async forward(batch: number, ms: number): Promise<number> {
     const args = new Uint8Array(8);
