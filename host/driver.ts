@@ -6,20 +6,17 @@
 // RequestError when the driver faulted, restarted, failed or stopped.
 
 import { EventEmitter } from 'node:events';
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import type { LogLevel } from './abi.ts';
 import type { DeviceSpec } from './device-spec.ts';
 import { type Fault, type RecorderEntry, LoadError, RequestError } from './faults.ts';
-import { loadNative, packageRoot } from './native.ts';
+import { loadNative } from './native.ts';
 import { DEFAULT_LIMITS, type Grant, type Limits } from './grant.ts';
-import type { FromWorker, ToWorker, WorkerBoot, WorkerInit } from './sandbox/protocol.ts';
-import { CTRL_STOP, DriverShared, STAT } from './sandbox/shared.ts';
+import type { FromWorker } from './sandbox/protocol.ts';
+import { DriverShared, STAT } from './sandbox/shared.ts';
 import type { GateMode } from './sandbox/gate.ts';
-import type { InlineGateBytes } from './sandbox/inline-gate.ts';
 import type { RingsState } from './sandbox/ring-hook.ts';
 import { prepareInlineGate } from './sandbox/inline-rewrite.ts';
+import { DriverWorker, type RegisterWrite, compileDriver, refillSpare } from './driver/thread.ts';
 
 export type DriverState = 'starting' | 'running' | 'faulted' | 'restarting' | 'failed' | 'stopped';
 
@@ -53,14 +50,6 @@ export interface DriverStats {
   logs: number;
   faults: number;
   restarts: number;
-}
-
-/** One register write of a user-given reset sequence, applied by the host before a restarted driver's probe. */
-export interface RegisterWrite {
-  region: number;
-  offset: number;
-  width: 1 | 2 | 4 | 8;
-  value: number | bigint;
 }
 
 /**
@@ -119,214 +108,6 @@ interface Pending {
   data: Uint8Array;
   resolve: (v: Uint8Array) => void;
   reject: (e: Error) => void;
-}
-
-/**
- * Threads that have booted (the worker bundle, the addon) and wait for a driver: one kept warm per
- * process, so that a restart or a load skips the thread's start. It is unref'd: a spare never keeps
- * a process alive.
- */
-class Spare {
-  constructor(
-    readonly worker: Worker,
-    readonly port: MessagePort,
-  ) {}
-  static spawn(): Spare {
-    const { port1, port2 } = new MessageChannel();
-    const boot: WorkerBoot = { port: port2 as MessagePort };
-    // Not the parent's --input-type/--eval flags: they are about the parent's own entry, and a worker refuses them.
-    const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a));
-    const worker = new Worker(join(packageRoot(), 'dist', 'worker.js'), {
-      workerData: boot,
-      transferList: [port2],
-      stdout: false,
-      stderr: false,
-      execArgv,
-    });
-    worker.unref();
-    // Until a driver takes it, an error of the spare's own start is nobody's fault; its exit drops it.
-    worker.on('error', () => {});
-    return new Spare(worker, port1 as MessagePort);
-  }
-}
-
-let spare: Spare | undefined;
-let spareWanted = true;
-
-/** Take the warm spare (or start a thread now when there is none). */
-function takeSpare(): Spare {
-  const s = spare ?? Spare.spawn();
-  spare = undefined;
-  s.worker.ref();
-  return s;
-}
-
-/** Boot the next spare once the caller's own worker is serving (it would compete for the CPU before). */
-function refillSpare(): void {
-  if (spare || !spareWanted) return;
-  spare = Spare.spawn();
-  // A spare that dies (it should not) is simply replaced next time.
-  const s = spare;
-  s.worker.once('exit', () => {
-    if (spare === s) spare = undefined;
-  });
-}
-
-/** Stop keeping a warm worker (and end the one there is): for processes that load once and exit. */
-export function disableStandby(): void {
-  spareWanted = false;
-  const s = spare;
-  spare = undefined;
-  void s?.worker.terminate();
-}
-
-/** Compiled modules by content: a driver compiles once per process, however often it loads or restarts. */
-const compiled = new Map<string, WebAssembly.Module>();
-const COMPILE_CACHE = 64;
-
-/** Compile (or find) `bytes`; undefined if it does not compile (the worker then reports why, as it always has). */
-export async function compileDriver(bytes: Uint8Array): Promise<WebAssembly.Module | undefined> {
-  const key = createHash('sha256').update(bytes).digest('hex');
-  const known = compiled.get(key);
-  if (known) {
-    compiled.delete(key);
-    compiled.set(key, known);
-    return known;
-  }
-  let m: WebAssembly.Module;
-  try {
-    m = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
-  } catch {
-    return undefined;
-  }
-  compiled.set(key, m);
-  if (compiled.size > COMPILE_CACHE) compiled.delete(compiled.keys().next().value!);
-  return m;
-}
-
-/** One worker: one instance of the driver over the device. */
-export class DriverWorker {
-  readonly worker: Worker;
-  readonly shared: DriverShared;
-  private readonly doorbellFd: number;
-  private readonly cancelFd: number;
-  private readonly port: MessagePort;
-  private exited = false;
-  readonly exitedPromise: Promise<void>;
-  private readonly onMessage: (m: FromWorker) => void;
-  get gone(): boolean {
-    return this.exited;
-  }
-
-  constructor(
-    label: string,
-    spec: DeviceSpec,
-    readonly bytes: Uint8Array,
-    module: WebAssembly.Module | undefined,
-    shared: DriverShared,
-    limits: Limits,
-    grant: Grant,
-    gate: GateMode,
-    extra: {
-      resetFirst?: boolean;
-      restoreState?: Uint8Array;
-      restoreRings?: RingsState;
-      resetSequence?: RegisterWrite[];
-      inlineGate?: InlineGateBytes;
-    },
-    onMessage: (m: FromWorker, w: DriverWorker) => void,
-    onExit: (w: DriverWorker) => void,
-  ) {
-    const native = loadNative();
-    this.shared = shared;
-    Atomics.store(this.shared.control, CTRL_STOP, 0);
-    this.doorbellFd = native.eventfdCreate(0);
-    this.cancelFd = native.eventfdCreate(0);
-    const { worker, port } = takeSpare();
-    this.worker = worker;
-    this.port = port;
-    this.onMessage = (m) => onMessage(m, this);
-    const init: WorkerInit = {
-      label,
-      spec,
-      shared: shared.area,
-      gate,
-      doorbellFd: this.doorbellFd,
-      cancelFd: this.cancelFd,
-      bytes,
-      module,
-      inlineGate: extra.inlineGate,
-      limits,
-      grant,
-      resetFirst: extra.resetFirst ?? false,
-      restoreState: extra.restoreState,
-      restoreRings: extra.restoreRings,
-      resetSequence: extra.resetSequence,
-    };
-    port.on('message', this.onMessage);
-    port.postMessage(init);
-    this.exitedPromise = new Promise((resolve) => {
-      const exited = () => {
-        if (this.exited) return;
-        this.exited = true;
-        // The 'exit' event can overtake messages still queued on our port (a fault report, say):
-        // take them first, so that a worker that reported and ended is never mistaken for one that died.
-        this.drain();
-        port.close();
-        this.closeFds();
-        onExit(this);
-        resolve();
-      };
-      worker.on('exit', exited);
-    });
-    worker.on('error', (err) =>
-      this.onMessage({
-        t: 'fault',
-        fault: {
-          driver: label,
-          kind: 'host-error',
-          message: `worker error: ${err.message}`,
-          phase: this.shared.phase,
-          stack: [],
-          time: Date.now(),
-        },
-      }),
-    );
-  }
-
-  /** Handle, now, every message the worker has posted so far. */
-  drain(): void {
-    if (this.fdsClosed) return; // the port is closed too
-    for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port))
-      this.onMessage(m.message as FromWorker);
-  }
-
-  send(m: ToWorker): void {
-    if (this.exited) return;
-    this.port.postMessage(m);
-    loadNative().eventfdWrite(this.doorbellFd, 1);
-  }
-
-  /**
-   * Stop now: mark stop (waits return "cancelled"), wake any poll through the cancel eventfd, then
-   * terminate (which also stops a driver spinning in Wasm). Resolves when the thread is gone.
-   */
-  async kill(): Promise<void> {
-    if (this.exited) return;
-    Atomics.store(this.shared.control, CTRL_STOP, 1);
-    loadNative().eventfdWrite(this.cancelFd, 1);
-    await this.worker.terminate();
-    await this.exitedPromise;
-  }
-
-  private fdsClosed = false;
-  private closeFds(): void {
-    if (this.fdsClosed) return;
-    this.fdsClosed = true;
-    const native = loadNative();
-    native.close(this.doorbellFd);
-    native.close(this.cancelFd);
-  }
 }
 
 const sharedAreas = new FinalizationRegistry<number>((fd) => {
