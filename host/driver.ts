@@ -17,6 +17,7 @@ import type { GateMode } from './sandbox/gate.ts';
 import type { RingsState } from './sandbox/ring-hook.ts';
 import { prepareInlineGate } from './sandbox/inline-rewrite.ts';
 import { DriverWorker, type RegisterWrite, compileDriver, refillSpare } from './driver/thread.ts';
+import { RequestQueue } from './driver/queue.ts';
 
 export type DriverState = 'starting' | 'running' | 'faulted' | 'restarting' | 'failed' | 'stopped';
 
@@ -103,13 +104,6 @@ export interface DriverOptions {
   recoverDevice?: () => string;
 }
 
-interface Pending {
-  op: number;
-  data: Uint8Array;
-  resolve: (v: Uint8Array) => void;
-  reject: (e: Error) => void;
-}
-
 const sharedAreas = new FinalizationRegistry<number>((fd) => {
   try {
     loadNative().close(fd);
@@ -124,12 +118,9 @@ export class Driver extends EventEmitter {
   readonly limits: Limits;
   readonly shared: DriverShared;
   private worker?: DriverWorker;
-  private readonly queue: Pending[] = [];
-  private inflight = new Map<number, Pending>();
-  private nextId = 1;
+  /** Every request from the caller's promise to its answer (host/driver/queue.ts). */
+  private readonly requests: RequestQueue;
   private watchdog?: NodeJS.Timeout;
-  /** A ref'd handle while any request is pending: the process does not exit under a waiting caller. */
-  private hold?: NodeJS.Timeout;
   /** The compiled module for `bytes`, shared with every worker of this driver. */
   private module?: { bytes: Uint8Array; module?: WebAssembly.Module };
   /** The worker of a driver that faulted in Wasm: sound, parked, reusable for the restart. */
@@ -162,6 +153,7 @@ export class Driver extends EventEmitter {
     readonly options: DriverOptions,
   ) {
     super();
+    this.requests = new RequestQueue(name, () => this.ioSize);
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.restartPolicy = options.restart === false ? false : { ...DEFAULT_RESTART, ...options.restart };
     // A memfd, so that the register gate in the worker can map it into its own memory. It stays open
@@ -241,33 +233,15 @@ export class Driver extends EventEmitter {
         return reject(new RequestError(`${this.name}: request of ${data.length} bytes is too large`, 'too-large'));
       if (this.state === 'stopped') return reject(new RequestError(`${this.name}: driver stopped`, 'driver-stopped'));
       if (this.state === 'faulted') return reject(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));
-      if (this.ioSize !== undefined && data.length > this.ioSize) return reject(this.tooLarge(data.length));
-      this.queue.push({ op, data, resolve, reject });
+      if (this.ioSize !== undefined && data.length > this.ioSize) return reject(this.requests.tooLarge(data.length));
+      this.requests.add(op, data, resolve, reject);
       this.pump();
     });
   }
 
   /** Forward queued requests to a running worker (the worker serialises them). */
   private pump(): void {
-    this.holdWhilePending();
-    if (this.state !== 'running' || !this.worker) return;
-    while (this.queue.length) {
-      const p = this.queue.shift()!;
-      if (this.ioSize !== undefined && p.data.length > this.ioSize) {
-        p.reject(this.tooLarge(p.data.length));
-        continue;
-      }
-      const id = this.nextId++;
-      this.inflight.set(id, p);
-      this.worker.send({ t: 'request', id, op: p.op, data: p.data });
-    }
-  }
-
-  private tooLarge(n: number): RequestError {
-    return new RequestError(
-      `${this.name}: request payload of ${n} bytes is larger than the driver's io buffer (${this.ioSize} bytes)`,
-      'payload-too-large',
-    );
+    this.requests.pump(this.state === 'running' ? this.worker : undefined);
   }
 
   /**
@@ -284,7 +258,7 @@ export class Driver extends EventEmitter {
       } catch (err) {
         return reject(err);
       }
-      const id = this.nextId++;
+      const id = this.requests.newId();
       this.reloads.set(id, (r) => {
         if (r.ok) {
           this.previous = { bytes: this.bytes, state: r.state, until: Date.now() + (opts.graceMs ?? 1000) };
@@ -345,7 +319,7 @@ export class Driver extends EventEmitter {
     const wasRunning = this.state === 'running';
     this.state = 'stopped';
     this.stopWatchdog();
-    this.failAll(new RequestError(`${this.name}: driver stopped`, 'driver-stopped'));
+    this.requests.failAll(new RequestError(`${this.name}: driver stopped`, 'driver-stopped'));
     // Stopped while loading (a probe that spins under a long deadline, say): the load fails now.
     this.ready?.reject(new LoadError(`${this.name}: stopped while loading`));
     this.ready = undefined;
@@ -406,23 +380,9 @@ export class Driver extends EventEmitter {
         if (restarting) this.emit('failed', this.lastFault);
         break;
       }
-      case 'response': {
-        const p = this.inflight.get(m.id);
-        if (!p) break;
-        this.inflight.delete(m.id);
-        if (m.error === 'payload-too-large') p.reject(this.tooLarge(p.data.length));
-        else if (m.data) p.resolve(m.data);
-        else
-          p.reject(
-            new RequestError(
-              `${this.name}: request ${p.op} failed with driver status ${m.status}`,
-              'driver-error',
-              m.status,
-            ),
-          );
-        this.holdWhilePending();
+      case 'response':
+        this.requests.respond(m);
         break;
-      }
       case 'log':
         this.emit('log', { driver: this.name, level: m.level as LogLevel, message: m.message });
         break;
@@ -490,7 +450,7 @@ export class Driver extends EventEmitter {
       this.previous = undefined;
       this.bytes = prev.bytes;
       this.dropParked();
-      this.takeBackInflight('driver restarted (reload rolled back)');
+      this.requests.takeBackInflight(this.shared.stats[STAT.serving], 'driver restarted (reload rolled back)');
       this.state = 'restarting';
       this.restarts++;
       this.oldGone
@@ -512,29 +472,12 @@ export class Driver extends EventEmitter {
     if (!this.restartPolicy) {
       this.dropParked();
       this.state = 'faulted';
-      this.failAll(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));
+      this.requests.failAll(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));
       return;
     }
-    this.takeBackInflight('driver restarted');
+    this.requests.takeBackInflight(this.shared.stats[STAT.serving], 'driver restarted');
     this.state = 'restarting';
     this.scheduleRestart();
-  }
-
-  /**
-   * After a fault: the request the driver held gets 'driver-restarted'; the ones sent behind it,
-   * which the driver never saw, go back to the front of the queue, in order, for the next instance.
-   */
-  private takeBackInflight(why: string): void {
-    const held = this.shared.stats[STAT.serving];
-    const back: Pending[] = [];
-    for (const [id, p] of this.inflight) {
-      if (id <= held)
-        p.reject(new RequestError(`${this.name}: ${why} while serving request ${p.op}`, 'driver-restarted'));
-      else back.push(p);
-    }
-    this.inflight.clear();
-    this.queue.unshift(...back);
-    this.holdWhilePending();
   }
 
   /** Down for good (stopped after a failed load, or failed): every pending request gets `err`. */
@@ -542,16 +485,7 @@ export class Driver extends EventEmitter {
     this.state = state;
     this.dropParked();
     if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.failAll(err);
-  }
-
-  private holdWhilePending(): void {
-    const pending = this.queue.length + this.inflight.size > 0;
-    if (pending && !this.hold) this.hold = setInterval(() => {}, 1 << 30);
-    else if (!pending && this.hold) {
-      clearInterval(this.hold);
-      this.hold = undefined;
-    }
+    this.requests.failAll(err);
   }
 
   private scheduleRestart(): void {
@@ -584,7 +518,7 @@ export class Driver extends EventEmitter {
           });
         } catch (err) {
           this.state = 'failed';
-          this.failAll(
+          this.requests.failAll(
             new RequestError(
               `${this.name}: driver failed (device recovery failed: ${(err as Error).message})`,
               'driver-failed',
@@ -648,13 +582,6 @@ export class Driver extends EventEmitter {
         time: Date.now(),
       });
     }
-  }
-
-  protected failAll(err: RequestError): void {
-    for (const p of this.inflight.values()) p.reject(err);
-    this.inflight.clear();
-    for (const p of this.queue.splice(0)) p.reject(err);
-    this.holdWhilePending();
   }
 
   // --- deadlines ---------------------------------------------------------------------------------------
