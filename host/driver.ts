@@ -18,27 +18,11 @@ import type { RingsState } from './sandbox/ring-hook.ts';
 import { prepareInlineGate } from './sandbox/inline-rewrite.ts';
 import { DriverWorker, type RegisterWrite, compileDriver, refillSpare } from './driver/thread.ts';
 import { RequestQueue } from './driver/queue.ts';
+import { type ReloadOptions, type ReloadResult, Reloads } from './driver/reload.ts';
 
 export type DriverState = 'starting' | 'running' | 'faulted' | 'restarting' | 'failed' | 'stopped';
 
-export interface ReloadOptions {
-  /** Skip the state transfer: the new module probes the device afresh. Default false. */
-  fresh?: boolean;
-  /** A fault of the new module within this many ms rolls back to the old module and its state. Default 1000. */
-  graceMs?: number;
-}
-
-export interface ReloadResult {
-  ok: boolean;
-  /** Why the swap was refused (the old driver kept running untouched). */
-  error?: string;
-  /** Time from the quiet point to the new instance serving, measured in the worker. */
-  swapMs: number;
-  /** Bytes of state carried over (0 for a fresh probe). */
-  stateBytes: number;
-  /** True when the new module restored the old one's state, false when it probed. */
-  restored: boolean;
-}
+export type { ReloadOptions, ReloadResult } from './driver/reload.ts';
 
 export interface DriverStats {
   regReads: number;
@@ -137,14 +121,8 @@ export class Driver extends EventEmitter {
   private restartTimes: number[] = [];
   private restartTimer?: NodeJS.Timeout;
   private ready?: { resolve: () => void; reject: (e: Error) => void };
-  private reloads = new Map<
-    number,
-    (r: { ok: boolean; error?: string; swapMs: number; restored: boolean; state?: Uint8Array; ioSize?: number }) => void
-  >();
-  /** The module (and its state) to roll back to if the new one faults within its grace period. */
-  private previous?: { bytes: Uint8Array; state?: Uint8Array; until: number };
-  /** The descriptor firewall's rings when the driver last faulted: a rollback restores them with the old state. */
-  private faultRings?: RingsState;
+  /** Reloads waiting for their answer, and what a young one would roll back to (host/driver/reload.ts). */
+  private readonly reloads = new Reloads();
 
   constructor(
     readonly name: string,
@@ -259,9 +237,9 @@ export class Driver extends EventEmitter {
         return reject(err);
       }
       const id = this.requests.newId();
-      this.reloads.set(id, (r) => {
+      this.reloads.expect(id, (r) => {
         if (r.ok) {
-          this.previous = { bytes: this.bytes, state: r.state, until: Date.now() + (opts.graceMs ?? 1000) };
+          this.reloads.keep(this.bytes, r.state, opts.graceMs ?? 1000);
           this.bytes = module;
           if (r.ioSize !== undefined) this.ioSize = r.ioSize;
           this.emit('reloaded', r);
@@ -386,17 +364,14 @@ export class Driver extends EventEmitter {
       case 'log':
         this.emit('log', { driver: this.name, level: m.level as LogLevel, message: m.message });
         break;
-      case 'reloaded': {
-        const done = this.reloads.get(m.id);
-        this.reloads.delete(m.id);
-        done?.(m);
+      case 'reloaded':
+        this.reloads.answer(m);
         break;
-      }
       case 'guest-error':
         this.emit('log', { driver: this.name, level: 'warn' as LogLevel, message: `device: ${m.message}` });
         break;
       case 'fault':
-        this.faultRings = m.rings;
+        this.reloads.faultRings = m.rings;
         // A driver's own fault is reported after its worker released the device; a host error may not be.
         this.onFault({ ...m.fault, recorder: this.shared.entries().slice(-32) }, m.fault.kind !== 'host-error');
         break;
@@ -441,13 +416,10 @@ export class Driver extends EventEmitter {
    * are served by the restarted driver, or get 'driver-failed' if it stays down.
    */
   protected handleFault(fault: Fault): void {
-    for (const done of this.reloads.values())
-      done({ ok: false, error: `driver faulted: ${fault.kind}`, swapMs: 0, restored: false });
-    this.reloads.clear();
-    const prev = this.previous;
-    if (prev && Date.now() <= prev.until) {
+    this.reloads.abandon(fault.kind);
+    const prev = this.reloads.takeRollback();
+    if (prev) {
       // The new module faulted within its grace period: back to the old module and the state it had.
-      this.previous = undefined;
       this.bytes = prev.bytes;
       this.dropParked();
       this.requests.takeBackInflight(this.shared.stats[STAT.serving], 'driver restarted (reload rolled back)');
@@ -457,7 +429,7 @@ export class Driver extends EventEmitter {
         .then(() =>
           this.state === 'restarting'
             ? this.start(
-                prev.state ? { restoreState: prev.state, restoreRings: this.faultRings } : { resetFirst: true },
+                prev.state ? { restoreState: prev.state, restoreRings: this.reloads.faultRings } : { resetFirst: true },
               )
             : undefined,
         )
