@@ -1,9 +1,13 @@
-// A loaded driver as applications see it: send requests, read status, listen for logs and faults.
+// A loaded driver as applications see it, the public handle: start and stop it, send requests,
+// reload it, read its state and status, listen for logs and faults.
 //
 // A Driver outlives its workers. Each worker is one "store" (STYLE.md): a fresh Wasm instance over
-// the device; a restart or reload makes a new one. The Driver owns the request queue so that no
-// request is ever dropped: every request is answered with a response, a driver error, or a distinct
-// RequestError when the driver faulted, restarted, failed or stopped.
+// the device; a restart or reload makes a new one. The Driver owns one of each part in host/driver/
+// and routes each message of its worker to the part it concerns: the worker threads (thread.ts), the
+// request queue (queue.ts: no request is ever dropped, every one is answered with a response, a driver
+// error, or a distinct RequestError when the driver faulted, restarted, failed or stopped), hot
+// reload's bookkeeping (reload.ts) and its supervisor (supervisor.ts: restart policy, backoff,
+// watchdog, the decision after a fault).
 
 import { EventEmitter } from 'node:events';
 import type { LogLevel } from './abi.ts';
@@ -14,14 +18,13 @@ import { DEFAULT_LIMITS, type Grant, type Limits } from './grant.ts';
 import type { FromWorker } from './sandbox/protocol.ts';
 import { DriverShared, STAT } from './sandbox/shared.ts';
 import type { GateMode } from './sandbox/gate.ts';
-import type { RingsState } from './sandbox/ring-hook.ts';
 import { prepareInlineGate } from './sandbox/inline-rewrite.ts';
-import { DriverWorker, type RegisterWrite, compileDriver, refillSpare } from './driver/thread.ts';
+import { DriverWorker, type RegisterWrite, type StartOptions, compileDriver, refillSpare } from './driver/thread.ts';
+import { type DriverState, type RestartPolicy, Supervisor } from './driver/supervisor.ts';
 import { RequestQueue } from './driver/queue.ts';
 import { type ReloadOptions, type ReloadResult, Reloads } from './driver/reload.ts';
 
-export type DriverState = 'starting' | 'running' | 'faulted' | 'restarting' | 'failed' | 'stopped';
-
+export type { DriverState } from './driver/supervisor.ts';
 export type { ReloadOptions, ReloadResult } from './driver/reload.ts';
 
 export interface DriverStats {
@@ -38,25 +41,11 @@ export interface DriverStats {
 }
 
 /**
- * The supervisor's restart policy: after a fault the driver restarts (device reset, then probe) after
- * `backoffMs` doubling per restart up to `maxBackoffMs`, at most `budget` times in `windowMs`; then it
- * is marked failed and stays down.
- */
-export interface RestartPolicy {
-  budget: number;
-  windowMs: number;
-  backoffMs: number;
-  maxBackoffMs: number;
-}
-
-/**
  * How long stop() lets a running driver's `remove` export finish before it ends the worker (cancel
  * fd, then terminate), whatever the driver's deadline: a driver that spins, or whose manifest asked
  * for a long deadline, is gone within about this plus the ~5-15 ms terminate takes.
  */
 export const STOP_GRACE_MS = 250;
-
-export const DEFAULT_RESTART: RestartPolicy = { budget: 5, windowMs: 60_000, backoffMs: 50, maxBackoffMs: 5_000 };
 
 export interface DriverOptions {
   name: string;
@@ -104,11 +93,8 @@ export class Driver extends EventEmitter {
   private worker?: DriverWorker;
   /** Every request from the caller's promise to its answer (host/driver/queue.ts). */
   private readonly requests: RequestQueue;
-  private watchdog?: NodeJS.Timeout;
   /** The compiled module for `bytes`, shared with every worker of this driver. */
   private module?: { bytes: Uint8Array; module?: WebAssembly.Module };
-  /** The worker of a driver that faulted in Wasm: sound, parked, reusable for the restart. */
-  private parked?: DriverWorker;
   faults = 0;
   restarts = 0;
   /** The driver's io buffer in bytes (reported at probe and reload); larger payloads are refused here. */
@@ -118,8 +104,8 @@ export class Driver extends EventEmitter {
   /** How the gate is linked: 'inline' (compiled into the driver), 'instance' (a second Wasm instance), 'off'. */
   gateKind: 'inline' | 'instance' | 'off' = 'off';
   readonly restartPolicy: RestartPolicy | false;
-  private restartTimes: number[] = [];
-  private restartTimer?: NodeJS.Timeout;
+  /** Restart policy, backoff, watchdog and the decision after a fault (host/driver/supervisor.ts). */
+  private readonly supervisor: Supervisor;
   private ready?: { resolve: () => void; reject: (e: Error) => void };
   /** Reloads waiting for their answer, and what a young one would roll back to (host/driver/reload.ts). */
   private readonly reloads = new Reloads();
@@ -133,7 +119,23 @@ export class Driver extends EventEmitter {
     super();
     this.requests = new RequestQueue(name, () => this.ioSize);
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.restartPolicy = options.restart === false ? false : { ...DEFAULT_RESTART, ...options.restart };
+    this.supervisor = new Supervisor(
+      this,
+      {
+        requests: this.requests,
+        reloads: this.reloads,
+        worker: () => this.worker,
+        dropWorker: () => {
+          this.worker = undefined;
+        },
+        failStart: (err) => {
+          this.ready?.reject(err);
+          this.ready = undefined;
+        },
+      },
+      options.restart,
+    );
+    this.restartPolicy = this.supervisor.policy;
     // A memfd, so that the register gate in the worker can map it into its own memory. It stays open
     // for restarts and reloads; it is closed when this handle is garbage.
     const area = DriverShared.createMapped(options.recorderSize ?? 256, `wasmdrv-shared:${name}`);
@@ -142,14 +144,7 @@ export class Driver extends EventEmitter {
   }
 
   /** Start a worker and wait for probe. Rejects with LoadError or an Error naming the probe status. */
-  async start(
-    extra: {
-      resetFirst?: boolean;
-      restoreState?: Uint8Array;
-      restoreRings?: RingsState;
-      resetSequence?: RegisterWrite[];
-    } = {},
-  ): Promise<void> {
+  async start(extra: StartOptions = {}): Promise<void> {
     if (this.module?.bytes !== this.bytes) this.module = { bytes: this.bytes, module: await compileDriver(this.bytes) };
     if (this.state === 'stopped' || this.state === 'failed') throw new LoadError(`${this.name}: stopped while loading`);
     return new Promise((resolve, reject) => {
@@ -158,8 +153,7 @@ export class Driver extends EventEmitter {
       // watchdog must not hold them against the new worker before it has set its own.
       this.shared.setPhase('idle');
       this.shared.stats[STAT.serving] = 0;
-      const parked = this.parked;
-      this.parked = undefined;
+      const parked = this.supervisor.takeParked();
       if (parked && !parked.gone && parked.bytes === this.bytes) {
         // Restart in place: a fresh instance and device session in the thread that reported the trap
         // (it keeps its setup, the rewritten module with the register gate included).
@@ -171,7 +165,7 @@ export class Driver extends EventEmitter {
           restoreRings: extra.restoreRings,
           resetSequence: extra.resetSequence,
         });
-        this.startWatchdog();
+        this.supervisor.startWatchdog();
         return;
       }
       void parked?.kill();
@@ -194,9 +188,9 @@ export class Driver extends EventEmitter {
             mode,
             { ...extra, inlineGate },
             (m, w) => this.onMessage(m, w),
-            (w) => this.onExit(w),
+            (w) => this.supervisor.workerExited(w),
           );
-          this.startWatchdog();
+          this.supervisor.startWatchdog();
         },
         reject,
       );
@@ -290,13 +284,13 @@ export class Driver extends EventEmitter {
 
   /** Call the driver's remove export, then end its worker. Queued requests get 'driver-stopped'. */
   async stop(): Promise<void> {
-    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.supervisor.cancelRestart();
     if (this.state === 'stopped') return;
-    this.dropParked();
+    this.supervisor.dropParked();
     const w = this.worker;
     const wasRunning = this.state === 'running';
     this.state = 'stopped';
-    this.stopWatchdog();
+    this.supervisor.stopWatchdog();
     this.requests.failAll(new RequestError(`${this.name}: driver stopped`, 'driver-stopped'));
     // Stopped while loading (a probe that spins under a long deadline, say): the load fails now.
     this.ready?.reject(new LoadError(`${this.name}: stopped while loading`));
@@ -334,30 +328,17 @@ export class Driver extends EventEmitter {
         this.ready = undefined;
         void this.worker?.kill();
         this.worker = undefined;
-        this.stopWatchdog();
-        // A restarted driver whose probe fails has not brought the device back: try again within budget.
-        if (this.state === 'restarting') this.scheduleRestart();
-        else
-          this.down(
-            'stopped',
-            new RequestError(
-              `${this.name}: probe of ${this.device.id} failed with status ${m.status}`,
-              'driver-failed',
-            ),
-          );
+        this.supervisor.probeFailed(
+          new RequestError(`${this.name}: probe of ${this.device.id} failed with status ${m.status}`, 'driver-failed'),
+        );
         break;
-      case 'load-error': {
+      case 'load-error':
         this.ready?.reject(new LoadError(m.message));
         this.ready = undefined;
         void this.worker?.kill();
         this.worker = undefined;
-        this.stopWatchdog();
-        // A restart that cannot even load will not load next time either.
-        const restarting = this.state === 'restarting';
-        this.down(restarting ? 'failed' : 'stopped', new RequestError(`${this.name}: ${m.message}`, 'driver-failed'));
-        if (restarting) this.emit('failed', this.lastFault);
+        this.supervisor.loadFailed(new RequestError(`${this.name}: ${m.message}`, 'driver-failed'));
         break;
-      }
       case 'response':
         this.requests.respond(m);
         break;
@@ -373,154 +354,20 @@ export class Driver extends EventEmitter {
       case 'fault':
         this.reloads.faultRings = m.rings;
         // A driver's own fault is reported after its worker released the device; a host error may not be.
-        this.onFault({ ...m.fault, recorder: this.shared.entries().slice(-32) }, m.fault.kind !== 'host-error');
+        this.supervisor.onFault(
+          { ...m.fault, recorder: this.shared.entries().slice(-32) },
+          m.fault.kind !== 'host-error',
+        );
         break;
       case 'stopped':
         break;
     }
   }
 
-  /** A fault ends this worker. The base policy: faulted and down; the supervisor overrides handleFault. */
-  private onFault(fault: Fault, released = false): void {
-    if (this.state === 'stopped' || this.state === 'failed') return;
-    const w = this.worker;
-    // Answers the worker posted before it faulted count: take them before deciding who lost what.
-    w?.drain();
-    if (this.worker !== w) return; // draining handled a fault already
-    this.faults++;
-    this.lastFault = fault;
-    this.stopWatchdog();
-    this.worker = undefined;
-    // A worker that reported its own fault has released the device; one stopped from here (deadline,
-    // a thread that died) may still touch it until it is gone: the restart waits for that.
-    this.dropParked();
-    if (released && w && this.restartPolicy) {
-      this.parked = w;
-      this.oldGone = Promise.resolve();
-    } else {
-      this.oldGone = w ? w.kill() : Promise.resolve();
-    }
-    this.emit('fault', fault);
-    if (this.ready) {
-      this.ready.reject(
-        Object.assign(new Error(`${this.name}: ${fault.kind} during ${fault.phase}: ${fault.message}`), { fault }),
-      );
-      this.ready = undefined;
-    }
-    this.handleFault(fault);
-  }
-
-  /**
-   * The supervisor. The worker has masked the line and is gone. Requests that were in the driver get
-   * 'driver-restarted' (or 'driver-failed'); requests arriving while it restarts wait in the queue and
-   * are served by the restarted driver, or get 'driver-failed' if it stays down.
-   */
-  protected handleFault(fault: Fault): void {
-    this.reloads.abandon(fault.kind);
-    const prev = this.reloads.takeRollback();
-    if (prev) {
-      // The new module faulted within its grace period: back to the old module and the state it had.
-      this.bytes = prev.bytes;
-      this.dropParked();
-      this.requests.takeBackInflight(this.shared.stats[STAT.serving], 'driver restarted (reload rolled back)');
-      this.state = 'restarting';
-      this.restarts++;
-      this.oldGone
-        .then(() =>
-          this.state === 'restarting'
-            ? this.start(
-                prev.state ? { restoreState: prev.state, restoreRings: this.reloads.faultRings } : { resetFirst: true },
-              )
-            : undefined,
-        )
-        .then(
-          () => this.emit('rolled-back', fault),
-          () => {
-            /* reported through the fault path */
-          },
-        );
-      return;
-    }
-    if (!this.restartPolicy) {
-      this.dropParked();
-      this.state = 'faulted';
-      this.requests.failAll(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));
-      return;
-    }
-    this.requests.takeBackInflight(this.shared.stats[STAT.serving], 'driver restarted');
-    this.state = 'restarting';
-    this.scheduleRestart();
-  }
-
-  /** Down for good (stopped after a failed load, or failed): every pending request gets `err`. */
-  private down(state: 'stopped' | 'failed', err: RequestError): void {
-    this.state = state;
-    this.dropParked();
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.requests.failAll(err);
-  }
-
-  private scheduleRestart(): void {
-    const policy = this.restartPolicy;
-    if (!policy) return;
-    const now = Date.now();
-    this.restartTimes = this.restartTimes.filter((t) => now - t < policy.windowMs);
-    if (this.restartTimes.length >= policy.budget) {
-      this.down(
-        'failed',
-        new RequestError(
-          `${this.name}: driver failed (${policy.budget} restarts in ${policy.windowMs} ms)`,
-          'driver-failed',
-        ),
-      );
-      this.emit('failed', this.lastFault);
-      return;
-    }
-    const delay = Math.min(policy.maxBackoffMs, policy.backoffMs * 2 ** this.restartTimes.length);
-    this.restartTimes.push(now);
-    const restart = () => {
-      this.restartTimer = undefined;
-      if (this.state !== 'restarting') return;
-      if (this.options.recoverDevice) {
-        try {
-          this.emit('log', {
-            driver: this.name,
-            level: 'info' as LogLevel,
-            message: `device recovery: ${this.options.recoverDevice()}`,
-          });
-        } catch (err) {
-          this.state = 'failed';
-          this.requests.failAll(
-            new RequestError(
-              `${this.name}: driver failed (device recovery failed: ${(err as Error).message})`,
-              'driver-failed',
-            ),
-          );
-          this.emit('failed', this.lastFault);
-          return;
-        }
-      }
-      this.restarts++;
-      this.start({ resetFirst: true, resetSequence: this.options.resetSequence }).then(
-        () => this.emit('restarted', { restarts: this.restarts }),
-        () => {
-          /* a fault or a failed probe during the restart was handled where it was reported */
-        },
-      );
-    };
-    // No backoff: restart as soon as the old worker no longer touches the device.
-    if (delay <= 0) {
-      void this.oldGone.then(restart);
-      return;
-    }
-    this.restartTimer = setTimeout(() => void this.oldGone.then(restart), delay);
-    this.restartTimer.unref();
-  }
-
   /** A fault the host saw on the device itself (an IOMMU fault in the kernel log): handled like the driver's own. */
   deviceFault(kind: 'iommu-fault', message: string): void {
     if (this.state !== 'running') return;
-    this.onFault({
+    this.supervisor.onFault({
       driver: this.name,
       kind,
       message,
@@ -529,60 +376,6 @@ export class Driver extends EventEmitter {
       recorder: this.shared.entries().slice(-32),
       time: Date.now(),
     });
-  }
-
-  private oldGone: Promise<void> = Promise.resolve();
-
-  private dropParked(): void {
-    const p = this.parked;
-    this.parked = undefined;
-    void p?.kill();
-  }
-
-  private onExit(w: DriverWorker): void {
-    if (w === this.parked) this.parked = undefined;
-    if (w !== this.worker) return;
-    if (this.state === 'running' || this.state === 'starting' || this.state === 'restarting') {
-      // The thread ended without saying why: the host's side broke, not the driver.
-      this.onFault({
-        driver: this.name,
-        kind: 'host-error',
-        message: 'driver worker exited unexpectedly',
-        phase: this.shared.phase,
-        stack: [],
-        recorder: [],
-        time: Date.now(),
-      });
-    }
-  }
-
-  // --- deadlines ---------------------------------------------------------------------------------------
-
-  private startWatchdog(): void {
-    this.stopWatchdog();
-    const tick = Math.max(5, Math.min(50, this.limits.deadlineMs / 4));
-    this.watchdog = setInterval(() => {
-      const phase = this.shared.phase;
-      if (phase === 'idle' || !this.worker) return;
-      const since = Date.now() - this.shared.stats[STAT.phaseStartMs];
-      if (since > this.limits.deadlineMs) {
-        this.onFault({
-          driver: this.name,
-          kind: 'deadline',
-          phase,
-          stack: [],
-          time: Date.now(),
-          message: `${this.name}: ${phase} ran ${since} ms, past its ${this.limits.deadlineMs} ms deadline`,
-          recorder: this.shared.entries().slice(-32),
-        });
-      }
-    }, tick);
-    this.watchdog.unref();
-  }
-
-  private stopWatchdog(): void {
-    if (this.watchdog) clearInterval(this.watchdog);
-    this.watchdog = undefined;
   }
 }
 

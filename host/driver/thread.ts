@@ -25,6 +25,14 @@ export interface RegisterWrite {
   value: number | bigint;
 }
 
+/** How a start brings the driver up: after a fault, reset first; after a rollback, restore a saved state. */
+export interface StartOptions {
+  resetFirst?: boolean;
+  restoreState?: Uint8Array;
+  restoreRings?: RingsState;
+  resetSequence?: RegisterWrite[];
+}
+
 /**
  * Threads that have booted (the worker bundle, the addon) and wait for a driver: one kept warm per
  * process, so that a restart or a load skips the thread's start. It is unref'd: a spare never keeps
@@ -131,13 +139,7 @@ export class DriverWorker {
     limits: Limits,
     grant: Grant,
     gate: GateMode,
-    extra: {
-      resetFirst?: boolean;
-      restoreState?: Uint8Array;
-      restoreRings?: RingsState;
-      resetSequence?: RegisterWrite[];
-      inlineGate?: InlineGateBytes;
-    },
+    extra: StartOptions & { inlineGate?: InlineGateBytes },
     onMessage: (m: FromWorker, w: DriverWorker) => void,
     onExit: (w: DriverWorker) => void,
   ) {
