@@ -213,7 +213,7 @@ export class Driver extends EventEmitter {
 
   /** Forward queued requests to a running worker (the worker serialises them). */
   private pump(): void {
-    this.requests.pump(this.state === 'running' ? this.worker : undefined);
+    this.requests.pump(this.state === 'running' && !this.reloads.preparing ? this.worker : undefined);
   }
 
   /**
@@ -236,12 +236,54 @@ export class Driver extends EventEmitter {
           this.reloads.keep(this.bytes, r.state, opts.graceMs ?? 1000);
           this.bytes = module;
           if (r.ioSize !== undefined) this.ioSize = r.ioSize;
+          if (r.gate) {
+            this.gateKind = r.gate.kind;
+            this.gateRegions = r.gate.regions;
+          }
           this.emit('reloaded', r);
         }
         resolve({ ok: r.ok, error: r.error, swapMs: r.swapMs, stateBytes: r.state?.length ?? 0, restored: r.restored });
       });
-      // Requests sent after this message queue behind it in the worker and are served by the new module.
-      this.worker.send({ t: 'reload', id, bytes: module, fresh: opts.fresh ?? false });
+      // Compile the new module and compile the register gate into it here, while the old one keeps
+      // serving: the worker's quiet point then only instantiates and transfers state. Requests made
+      // from now on wait in the queue and reach the worker after the reload message, so the new module
+      // serves them, as before.
+      this.reloads.preparing++;
+      const mode = this.options.registerGate ?? 'record-all';
+      Promise.all([
+        compileDriver(module),
+        prepareInlineGate(this.name, this.device, module, this.options.grant ?? {}, mode, this.shared.entryCount),
+      ])
+        .then(
+          ([compiledModule, inlineGate]) => {
+            if (this.state !== 'running' || !this.worker)
+              return this.reloads.refuse(id, {
+                ok: false,
+                error: `${this.name}: the driver is ${this.state}: not reloaded`,
+                swapMs: 0,
+                restored: false,
+              });
+            this.worker.send({
+              t: 'reload',
+              id,
+              bytes: module,
+              module: compiledModule,
+              inlineGate,
+              fresh: opts.fresh ?? false,
+            });
+          },
+          (err) =>
+            this.reloads.refuse(id, {
+              ok: false,
+              error: `${this.name}: ${(err as Error).message}`,
+              swapMs: 0,
+              restored: false,
+            }),
+        )
+        .finally(() => {
+          this.reloads.preparing--;
+          this.pump();
+        });
     });
   }
 
@@ -352,16 +394,35 @@ export class Driver extends EventEmitter {
         this.emit('log', { driver: this.name, level: 'warn' as LogLevel, message: `device: ${m.message}` });
         break;
       case 'fault':
-        this.reloads.faultRings = m.rings;
         // A driver's own fault is reported after its worker released the device; a host error may not be.
         this.supervisor.onFault(
           { ...m.fault, recorder: this.shared.entries().slice(-32) },
           m.fault.kind !== 'host-error',
+          m.rings,
         );
         break;
       case 'stopped':
         break;
     }
+  }
+
+  /**
+   * Kill the running driver as its watchdog kills a hung one: the worker is terminated wherever it is
+   * (a handler, a wait), its requests in flight are answered 'driver-restarted', and the supervisor
+   * restarts it under the restart policy (device reset, probe). For operators and outage tests.
+   */
+  kill(reason = 'killed by the operator'): void {
+    if (this.state !== 'running' || !this.worker)
+      throw new Error(`${this.name}: cannot kill a driver that is ${this.state}`);
+    this.supervisor.onFault({
+      driver: this.name,
+      kind: 'killed',
+      phase: this.shared.phase,
+      stack: [],
+      time: Date.now(),
+      message: `${this.name}: ${reason}`,
+      recorder: this.shared.entries().slice(-32),
+    });
   }
 
   /** A fault the host saw on the device itself (an IOMMU fault in the kernel log): handled like the driver's own. */

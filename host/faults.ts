@@ -44,6 +44,8 @@ export const FAULT_KINDS = [
   'irq-storm',
   /** The IOMMU blocked a DMA by the device (VFIO): the driver programmed a bus address outside its windows. */
   'iommu-fault',
+  /** The operator killed the driver (Driver.kill; SIGUSR1 to `wasmdrv net up`): restarted as after a crash. */
+  'killed',
   /** Host code failed while acting for the driver: not the driver's fault. */
   'host-error',
 ] as const;

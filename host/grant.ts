@@ -290,6 +290,18 @@ export function needsSlowWrite(policy: RegionPolicy, offset: number, width: numb
   return engineSpans(policy.dmaEngines).some(([s, e]) => offset < e && s < offset + width);
 }
 
+/**
+ * Byte spans [start, end) of each ring's registers (lowest to highest, 4 bytes each): with the descriptor
+ * firewall on, a read there must reach it (a head read copies write-backs; base and length read back what
+ * the firewall keeps), so the fast paths send reads in these spans to the checked path.
+ */
+export function ringRegisterSpans(policy: RegionPolicy): [number, number][] {
+  return (policy.rings ?? []).map((ring) => {
+    const regs = Object.values(ring.registers).filter((r): r is number => r !== undefined);
+    return [Math.min(...regs), Math.max(...regs) + 4];
+  });
+}
+
 /** True when some write in the region needs the slow path (a gate that cannot test spans sends the whole region). */
 export function regionHasCheckedWrites(policy: RegionPolicy): boolean {
   return !policy.write || !!policy.writable || !!policy.dmaEngines?.length || !!policy.rings?.length;

@@ -139,4 +139,26 @@ describe('e1000 hot reload with live rings', () => {
     for (let t = 0; t < 100 && got.length === 0; t++) got = await nic.recv(8, 20_000);
     expect(got.map(seqOf)).toEqual([602]);
   });
+
+  it('kill: a request in flight is answered driver-restarted, the NIC is reset and probed, traffic flows', async () => {
+    const probes = () => logs.filter((l) => l.includes('e1000: MAC ')).length;
+    const probed = probes();
+    const faults: string[] = [];
+    drv.on('fault', (f) => faults.push(f.kind));
+    const waiting = nic.recv(8, 2_000_000); // blocks in the driver until a frame or 2 s
+    await new Promise((r) => setTimeout(r, 50));
+    const restarted = new Promise((resolve) => drv.once('restarted', resolve));
+    drv.kill('test');
+    expect(await waiting.catch((e) => e.code)).toBe('driver-restarted');
+    await restarted;
+    expect(faults).toEqual(['killed']);
+    expect(drv.state).toBe('running');
+    expect(probes()).toBe(probed + 1);
+    expect(await nic.send([frame(PEER, 701)])).toBe(1);
+    expect(e1000Capture(dev.spec).map(seqOf)).toEqual([701]);
+    expect(e1000Inject(dev.spec, [frame(macBytes, 702)])).toBe(1);
+    let got: Uint8Array[] = [];
+    for (let t = 0; t < 100 && got.length === 0; t++) got = await nic.recv(8, 20_000);
+    expect(got.map(seqOf)).toEqual([702]);
+  });
 });

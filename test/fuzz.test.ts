@@ -224,6 +224,18 @@ describe('fuzzer', () => {
     expect(open.crashList.map((c) => c.kind)).not.toContain('dma-firewall');
   }, 60_000);
 
+  it('fuzzes the e1000 under its manifest: lying heads and write-backs meet the descriptor firewall as an oracle', async () => {
+    const where = join(root, 'guest-drivers', 'e1000', 'manifest.json');
+    const manifest = parseManifest(readFileSync(where, 'utf8'), where);
+    const { grant, limits } = grantFor(manifest, fuzzDeviceSpec('e1000'), where);
+    const r = fuzzJob(await inst('e1000'), { model: 'e1000', execs: 3000, seed: 3, grant, limits });
+    const kinds = new Set(r.crashList.map((c) => c.kind));
+    // A device that lies about its head (or writes back garbage) drives the driver into descriptor
+    // hand-overs the firewall refuses: typed faults, never a host error.
+    expect([...kinds].some((k) => k.startsWith('dma-descriptor-'))).toBe(true);
+    expect(kinds.has('host-error')).toBe(false);
+  }, 60_000);
+
   it('wasmdrv fuzz --json --jobs 2: JSON lines, a reproducer with its execution index and time, --replay reproduces', () => {
     const out = join(tmp, 'out');
     const run = cli(

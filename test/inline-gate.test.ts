@@ -118,7 +118,11 @@ describe('inline register gate', () => {
     const out = inlineGate(
       await loadBinaryen(),
       bytes,
-      { regions: [{ index: 0, size: 4096, read: true, write: true }], ringEntries: 256, recordReads: true },
+      {
+        regions: [{ index: 0, size: 4096, read: true, slowReads: [], write: true }],
+        ringEntries: 256,
+        recordReads: true,
+      },
       'x',
     )!;
     const own = new WebAssembly.Memory({ initial: 3 });
@@ -154,6 +158,66 @@ describe('inline register gate', () => {
     expect(regs[16]).toBe(7);
     const rec = drv.recorder().filter((e) => e.op === 'write');
     expect(rec.map((e) => [e.offset, Number(e.value)])).toEqual([[64, 7]]);
+    await drv.stop();
+  });
+
+  it('with the descriptor firewall on, reads of ring registers go to JavaScript; their neighbours stay inline', async () => {
+    // Reads at 0x27fc, 0x2800, 0x2818, 0x281c, 0x2816 (2 bytes) into the io buffer at 1028...
+    const reads = [
+      [0x27fc, 'rd'],
+      [0x2800, 'rd'],
+      [0x2818, 'rd'],
+      [0x281c, 'rd'],
+    ] as const;
+    const body = reads
+      .map(([off], i) => `(i32.store (i32.const ${1028 + i * 4}) (call $rd (i32.const 0) (i32.const ${off})))`)
+      .join(' ');
+    const bytes = driver('', body);
+    const out = inlineGate(
+      await loadBinaryen(),
+      bytes,
+      {
+        regions: [{ index: 0, size: 0x4000, read: true, slowReads: [[0x2800, 0x281c]], write: false }],
+        ringEntries: 256,
+        recordReads: false,
+      },
+      'x',
+    )!;
+    const own = new WebAssembly.Memory({ initial: 3 });
+    const shared = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+    const region0 = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+    const regs = new Uint32Array(region0.buffer);
+    for (const [off] of reads) regs[off >>> 2] = off; // the device's value is its offset
+    const slowCalls: number[] = [];
+    const slow = {
+      reg_read32: (_r: number, off: number) => {
+        slowCalls.push(off);
+        return 0xf00d;
+      },
+      reg_write32: () => {},
+    };
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(out), {
+      env: { memory: own },
+      wasmdrv: slow,
+      'wasmdrv-gate': { shared, region0 },
+    });
+    (inst.exports.request as (op: number, len: number) => number)(1, 0);
+    const got = [...new Uint32Array(own.buffer, 1028, reads.length)];
+    expect(got).toEqual([0x27fc, 0xf00d, 0xf00d, 0x281c]);
+    expect(slowCalls).toEqual([0x2800, 0x2818]);
+  });
+
+  it('a hot-reloaded module gets the gate compiled in too (made before the swap, in the main thread)', async () => {
+    const { dev, regs } = benchDevice();
+    regs[0] = 1234;
+    const drv = await host.load(driver(''), dev, { name: 'reload-inline', restart: false });
+    expect(drv.status().registerGate.kind).toBe('inline');
+    const next = driver('', '(call $wr (i32.const 0) (i32.const 8) (i32.const 99))');
+    const r = await drv.reload(next, { fresh: true });
+    expect(r.ok, r.error).toBe(true);
+    expect(drv.status().registerGate).toMatchObject({ kind: 'inline', regions: [0] });
+    expect(decodeResponse(await drv.request(1, u32(0))).u32[0]).toBe(1234); // served by the new module
+    expect(regs[2]).toBe(99);
     await drv.stop();
   });
 });

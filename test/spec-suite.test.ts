@@ -67,7 +67,7 @@ describe('the WebAssembly spec test suite on the load path', () => {
   it('the register-gate rewriter keeps every module V8 accepts valid, or refuses it with a LoadError', async () => {
     const binaryen = await loadBinaryen();
     const layout = {
-      regions: [{ index: 0, size: 4096, read: true, write: true }],
+      regions: [{ index: 0, size: 4096, read: true, slowReads: [], write: true }],
       ringEntries: 256,
       recordReads: true,
     };

@@ -280,6 +280,7 @@ function send(args: Args): i32 {
     if (next == txClean) { txFull++; break; } // ring full: the caller sends the rest later
     memory.copy(txBuf(txTail), args.ptr(at + 4), len);
     const d = txDesc(txTail);
+    store<u64>(d + D_ADDR, win.busAt(TX_BUF_AT + txTail * TX_BUF)); // whole, whatever the device left there
     store<u16>(d + D_LEN, <u16>len);
     store<u8>(d + TXD_CMD, TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS);
     store<u8>(d + TXD_STATUS, 0);
@@ -304,17 +305,20 @@ function collect(max: u32, out: Out, used: u32): u32 {
     const status = load<u8>(d + RXD_STATUS);
     if ((status & RXD_DD) == 0) break;
     const len = <u32>load<u16>(d + D_LEN);
-    const aligned = (4 + len + 3) & ~3;
+    const aligned = len <= BUF ? (4 + len + 3) & ~3 : 0;
     if (used + aligned > IO_BUFFER_SIZE) break; // no room left in this response: leave it for the next
-    if ((status & RXD_EOP) == 0 || load<u8>(d + RXD_ERRORS) != 0) {
-      logWarn("e1000: dropped a frame (status " + hex(status) + ", errors " + hex(load<u8>(d + RXD_ERRORS)) + ")");
+    // A length beyond the buffer (or none) is the device's error, not a frame: drop it, never read past.
+    if ((status & RXD_EOP) == 0 || load<u8>(d + RXD_ERRORS) != 0 || len == 0 || len > BUF) {
+      logWarn("e1000: dropped a frame (status " + hex(status) + ", errors " + hex(load<u8>(d + RXD_ERRORS)) + ", length " + len.toString() + ")");
     } else {
       out.u32(len).bytes(rxBuf(rxNext), len);
       out.bytes(changetype<usize>(ZERO), aligned - 4 - len); // records stay 4-byte aligned
       used += aligned;
       n++;
     }
-    store<u8>(d + RXD_STATUS, 0);
+    // Re-armed whole, as at setup: the device may have scribbled over the descriptor's other fields.
+    store<u64>(d + D_ADDR, win.busAt(RX_BUF_AT + rxNext * BUF));
+    store<u64>(d + D_LEN, 0);
     last = <i32>rxNext;
     rxNext = (rxNext + 1) % RX_N;
   }
@@ -383,8 +387,9 @@ export function probe(): i32 {
 
 export function remove(): void {
   bar0.write32(IMC, 0xffffffff);
-  bar0.clearBits32(RCTL, RCTL_EN);
-  bar0.clearBits32(TCTL, TCTL_EN);
+  // Written, not read-modify-written: a device that reads back garbage must not make us write it.
+  bar0.write32(RCTL, 0);
+  bar0.write32(TCTL, 0);
   bar0.read32(ICR);
 }
 

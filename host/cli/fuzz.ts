@@ -39,7 +39,7 @@ export function register(program: Command): void {
     'generic',
     ...simModels()
       .map((m) => m.name)
-      .filter((m) => m === 'edu' || m === 'uart16550'),
+      .filter((m) => m === 'edu' || m === 'uart16550' || m === 'e1000'),
   ];
   program
     .command('fuzz')

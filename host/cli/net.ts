@@ -7,6 +7,7 @@ import { Host } from '../host.ts';
 import { packageRoot } from '../native.ts';
 import { grantFor, parseManifest } from '../package/manifest.ts';
 import { TapBridge } from '../net/tap.ts';
+import { E1000_DMA_BYTES } from '../net/e1000.ts';
 import { action, checkDeviceId, wholeNumber } from './common.ts';
 import { userModels } from './run.ts';
 
@@ -16,19 +17,20 @@ export function register(program: Command): void {
     .command('up')
     .summary('the e1000 driver on a device, bridged to a TAP interface until SIGINT/SIGTERM')
     .description(
-      "Loads the e1000 driver on the device (UIO lines are re-armed through irqcontrol), creates the TAP interface NAME (default: the kernel's tapN) with the NIC's MAC and link state, brings it up and moves frames both ways until SIGINT or SIGTERM. SIGHUP hot-reloads the driver from its file (the new instance takes the live rings over; one line per reload). Prints one line when ready, and the counters at the end.",
+      "Loads the e1000 driver on the device (UIO lines are re-armed through irqcontrol), creates the TAP interface NAME (default: the kernel's tapN) with the NIC's MAC and link state, brings it up and moves frames both ways until SIGINT or SIGTERM. SIGHUP hot-reloads the driver from its file (the new instance takes the live rings over; one line per reload). SIGUSR1 kills the driver: the supervisor resets the NIC and probes it again (one line with the outage). Prints one line when ready, and the counters at the end.",
     )
-    .argument('<device>', 'uioN or sim:e1000')
+    .argument('<device>', 'uioN, vfio:SLOT or sim:e1000')
     .option('--tap <name>', 'the TAP interface name')
     .option('--driver <file>', 'the e1000 driver (default build/drivers/e1000.wasm)')
     .option('--wait-us <n>', 'how long the bridge waits for an interrupt, in microseconds', wholeNumber(0))
+    .option('--deadline <ms>', "per-call deadline in milliseconds (default: the manifest's)", wholeNumber(1))
     .option('--json', 'the ready line and the counters as JSON')
     .action(action(netUp));
 }
 
 async function netUp(
   device: string,
-  values: { tap?: string; driver?: string; waitUs?: number; json?: boolean },
+  values: { tap?: string; driver?: string; waitUs?: number; deadline?: number; json?: boolean },
 ): Promise<number> {
   checkDeviceId(device, userModels());
   const waitUs = values.waitUs;
@@ -39,8 +41,13 @@ async function netUp(
   host.on('log', (e) => console.error(`[${e.driver}] ${e.level}: ${e.message}`));
   host.on('fault', (f) => console.error(`[${f.driver}] fault ${f.kind}: ${f.message}`));
   try {
-    const dev = host.openDevice(device, { rearm: 'irqcontrol' });
+    // Under VFIO the host makes the DMA window: the size the e1000 driver's dma_area holds.
+    const dev = host.openDevice(device, {
+      rearm: 'irqcontrol',
+      vfio: { dma: [{ name: 'dma', size: E1000_DMA_BYTES }] },
+    });
     const { grant, limits } = grantFor(manifest, dev.spec, manifestPath);
+    if (values.deadline !== undefined) limits.deadlineMs = values.deadline;
     const drv = await host.load(values.driver ?? join(root, 'build', 'drivers', 'e1000.wasm'), dev, {
       name: 'e1000',
       grant,
@@ -64,11 +71,29 @@ async function netUp(
       );
     };
     process.on('SIGHUP', onHup);
+    // SIGUSR1 kills the driver (an outage test): the supervisor resets the NIC and probes it again.
+    let killedAt = 0;
+    const onUsr1 = () => {
+      try {
+        killedAt = performance.now();
+        drv.kill('killed by SIGUSR1');
+      } catch (err) {
+        console.error(`net: ${(err as Error).message}`);
+      }
+    };
+    drv.on('restarted', () => {
+      if (!killedAt) return;
+      const restart = { outageMs: +(performance.now() - killedAt).toFixed(1), restarts: drv.restarts };
+      killedAt = 0;
+      console.log(values.json ? JSON.stringify({ restart }) : `net: restart ${JSON.stringify(restart)}`);
+    });
+    process.on('SIGUSR1', onUsr1);
     await new Promise<void>((done) => {
       process.once('SIGINT', done);
       process.once('SIGTERM', done);
     });
     process.off('SIGHUP', onHup);
+    process.off('SIGUSR1', onUsr1);
     await bridge.close();
     console.log(
       values.json ? JSON.stringify({ stats: bridge.stats }) : `net: ${bridge.name}: ${JSON.stringify(bridge.stats)}`,

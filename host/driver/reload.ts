@@ -27,10 +27,20 @@ export interface ReloadResult {
 }
 
 /** The worker's answer to a reload (its 'reloaded' message), or the refusal a fault gives instead. */
-type Reloaded = { ok: boolean; error?: string; swapMs: number; restored: boolean; state?: Uint8Array; ioSize?: number };
+type Reloaded = {
+  ok: boolean;
+  error?: string;
+  swapMs: number;
+  restored: boolean;
+  state?: Uint8Array;
+  ioSize?: number;
+  gate?: { kind: 'inline' | 'instance' | 'off'; regions: number[] };
+};
 
 export class Reloads {
   private waiting = new Map<number, (r: Reloaded) => void>();
+  /** Reloads whose module is still being compiled: requests wait in the queue until it is sent. */
+  preparing = 0;
   /** The module (and its state) to roll back to if the new one faults within its grace period. */
   private previous?: { bytes: Uint8Array; state?: Uint8Array; until: number };
   /** The descriptor firewall's rings when the driver last faulted: a rollback restores them with the old state. */
@@ -39,6 +49,11 @@ export class Reloads {
   /** Wait for the worker's answer to reload `id`. */
   expect(id: number, done: (r: Reloaded) => void): void {
     this.waiting.set(id, done);
+  }
+
+  /** Reload `id` ends before its message reached the worker (its answer stays registered). */
+  refuse(id: number, r: Reloaded): void {
+    this.waiting.get(id)?.(r);
   }
 
   /** The worker answered reload `m.id`. */

@@ -12,6 +12,7 @@
 import type { LogLevel } from '../abi.ts';
 import { type Fault, RequestError } from '../faults.ts';
 import type { Limits } from '../grant.ts';
+import type { RingsState } from '../sandbox/ring-hook.ts';
 import { type DriverShared, STAT } from '../sandbox/shared.ts';
 import type { RequestQueue } from './queue.ts';
 import type { Reloads } from './reload.ts';
@@ -79,7 +80,7 @@ export class Supervisor {
   }
 
   /** A fault ends this worker. */
-  onFault(fault: Fault, released = false): void {
+  onFault(fault: Fault, released = false, rings?: RingsState): void {
     const d = this.d;
     if (d.state === 'stopped' || d.state === 'failed') return;
     const w = this.the.worker();
@@ -88,6 +89,8 @@ export class Supervisor {
     if (this.the.worker() !== w) return; // draining handled a fault already
     d.faults++;
     d.lastFault = fault;
+    // Only a worker that reported its own fault knows where its rings were; else a rollback starts them afresh.
+    this.the.reloads.faultRings = rings;
     this.stopWatchdog();
     this.the.dropWorker();
     // A worker that reported its own fault has released the device; one stopped from here (deadline,

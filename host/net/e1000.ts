@@ -7,6 +7,8 @@ export const E1000_OP = { send: 1, recv: 2, mac: 3, link: 4, stats: 5 } as const
 /** The driver's io buffer: one request carries at most this many bytes of records. */
 export const E1000_IO_BYTES = 8192;
 export const E1000_MAX_FRAME = 1518;
+/** The DMA window the driver's rings and buffers need (its dma_area_size; the stub's dma_size). */
+export const E1000_DMA_BYTES = 0x40000;
 
 export interface E1000Stats {
   /** The device's counters (accumulated by the driver; the registers clear on read). */

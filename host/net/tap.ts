@@ -12,6 +12,7 @@
 // in a bounded queue; beyond it they are dropped and counted, as a full qdisc would.
 
 import type { Driver } from '../driver.ts';
+import type { RequestError } from '../faults.ts';
 import { loadNative } from '../native.ts';
 import { E1000Client, E1000_MAX_FRAME } from './e1000.ts';
 
@@ -35,14 +36,24 @@ export interface TapBridgeStats {
   toKernel: number;
   /** Frames dropped: the TX queue was full, the TAP would block, or a frame had an impossible size. */
   dropped: number;
-  /** Driver requests that failed (a fault; the supervisor restarts the driver). */
+  /** Driver requests that failed for another reason than a restart. */
   errors: number;
+  /** Driver requests cut short by a fault or kill (answered 'driver-restarted'; the supervisor restarts it). */
+  interrupted: number;
   linkUp: boolean;
   linkChanges: number;
 }
 
 export class TapBridge {
-  readonly stats: TapBridgeStats = { toNic: 0, toKernel: 0, dropped: 0, errors: 0, linkUp: false, linkChanges: 0 };
+  readonly stats: TapBridgeStats = {
+    toNic: 0,
+    toKernel: 0,
+    dropped: 0,
+    errors: 0,
+    interrupted: 0,
+    linkUp: false,
+    linkChanges: 0,
+  };
   private closed = false;
   private readonly pending: Uint8Array[] = [];
   private readonly loopDone: Promise<void>;
@@ -115,9 +126,10 @@ export class TapBridge {
           this.stats.linkUp = link.up;
           this.stats.linkChanges = link.changes;
         }
-      } catch {
+      } catch (err) {
         if (this.closed) break;
-        this.stats.errors++;
+        if ((err as RequestError).code === 'driver-restarted') this.stats.interrupted++;
+        else this.stats.errors++;
         // The driver faulted: its supervisor restarts it; try again shortly.
         await new Promise((r) => setTimeout(r, 50));
       }

@@ -8,6 +8,7 @@ import { grantedSize, regionHasCheckedWrites, regionPolicy } from '../grant.ts';
 import type { FixedMapping } from '../native.ts';
 import { GATE_FUNCS, encodeGate, type GateMode, type GateRegion } from './gate.ts';
 import type { HostContext } from './host-context.ts';
+import { ringFirewallOn } from './ring-hook.ts';
 import {
   engineHasMultiMemory,
   inlineLayout,
@@ -81,6 +82,7 @@ export class GateLink {
       this.ctx.grant,
       shared.entryCount,
       recordReads,
+      ringFirewallOn(session.spec, this.ctx.grant),
     );
     if (!layout || JSON.stringify(layout) !== JSON.stringify(given.layout)) return undefined;
     const regions = layout.regions;
@@ -139,7 +141,8 @@ export class GateLink {
         index: i,
         size: grantedSize(p, reg.size),
         base: at,
-        read: p.read,
+        // With the descriptor firewall on, the ring registers' reads must reach it: this gate has no spans.
+        read: p.read && !(p.rings?.length && ringFirewallOn(session.spec, this.ctx.grant)),
         write: !regionHasCheckedWrites(p),
       });
       at += up(reg.size);

@@ -22,7 +22,7 @@
 
 import { LoadError } from '../faults.ts';
 import { MEMORY_IMPORT } from '../abi.ts';
-import { grantedSize, regionHasCheckedWrites, regionPolicy, type Grant } from '../grant.ts';
+import { grantedSize, regionHasCheckedWrites, regionPolicy, ringRegisterSpans, type Grant } from '../grant.ts';
 import { readWasm, type WasmInfo } from '../wasm/read.ts';
 
 export const GATE_MODULE = 'wasmdrv-gate';
@@ -33,6 +33,8 @@ export interface InlineRegion {
   /** Bytes the driver may touch from offset 0 (the grant's size). */
   size: number;
   read: boolean;
+  /** Reads in these byte spans go to JavaScript (the descriptor firewall's ring registers, when it is on). */
+  slowReads: [number, number][];
   /** Writes served inline (false when the grant has any write policy: those go to JavaScript). */
   write: boolean;
 }
@@ -98,6 +100,8 @@ export function inlineLayout(
   grant: Grant,
   ringEntries: number,
   recordReads: boolean,
+  /** The descriptor firewall is on (ring-hook.ts ringFirewallOn): ring register reads must reach it. */
+  ringFirewall: boolean,
 ): InlineLayout | undefined {
   const out: InlineRegion[] = [];
   for (const [i, reg] of regions.entries()) {
@@ -108,6 +112,7 @@ export function inlineLayout(
       index: i,
       size: grantedSize(p, reg.size),
       read: p.read,
+      slowReads: ringFirewall ? ringRegisterSpans(p) : [],
       write: !regionHasCheckedWrites(p),
     });
   }

@@ -22,6 +22,7 @@ import {
 } from './inline-gate.ts';
 import type { Grant } from '../grant.ts';
 import type { DeviceSpec } from '../device-spec.ts';
+import { ringFirewallOn } from './ring-hook.ts';
 import type { GateMode } from './gate.ts';
 
 type Binaryen = typeof binaryenNs;
@@ -50,6 +51,7 @@ export async function prepareInlineGate(
     grant,
     ringEntries,
     mode === 'record-all',
+    ringFirewallOn(spec, grant),
   );
   if (!layout) return undefined;
   try {
@@ -208,7 +210,14 @@ export function inlineGate(
                 m.return(get(v, vt)),
               ]
             : [m.return(load)];
-          arms.push(m.if(m.i32.eq(get(0, i32), c(r.index)), m.block(null, [...checks(r.size, width), ...body])));
+          // A read overlapping [lo, hi) goes slow: off in (lo - width, hi), one unsigned compare.
+          const ringChecks = r.slowReads.map(([lo, hi]) => {
+            const from = Math.max(0, lo - width + 1);
+            return m.br('slow', m.i32.lt_u(m.i32.sub(get(1, i32), c(from)), c(hi - from)));
+          });
+          arms.push(
+            m.if(m.i32.eq(get(0, i32), c(r.index)), m.block(null, [...checks(r.size, width), ...ringChecks, ...body])),
+          );
         }
         const fallback = m.return(m.call(slowName, [get(0, i32), get(1, i32)], vt));
         m.addFunction(

@@ -54,7 +54,15 @@ export type ToWorker =
   /** Driver.saveState → worker handle(): answered by 'state'. */
   | { t: 'save-state'; id: number }
   /** Driver.reload → worker reload(): swap the driver's module at this quiet point (see host/reload.ts); answered by 'reloaded'. */
-  | { t: 'reload'; id: number; bytes: Uint8Array; fresh: boolean }
+  /** module and inlineGate: compiled by the Driver beforehand, so the swap itself only instantiates. */
+  | {
+      t: 'reload';
+      id: number;
+      bytes: Uint8Array;
+      module?: WebAssembly.Module;
+      inlineGate?: InlineGateBytes;
+      fresh: boolean;
+    }
   /** Driver.stop → worker handle(): answered by 'stopped'. */
   | { t: 'stop' }
   /** Driver restart → a worker parked after its driver's fault: start the PreparedDriver again as a fresh instance. */
@@ -85,6 +93,8 @@ export type FromWorker =
       state?: Uint8Array;
       restored: boolean;
       ioSize?: number;
+      /** How the new module's register gate is linked (as in 'ready'). */
+      gate?: { kind: 'inline' | 'instance' | 'off'; regions: number[] };
     }
   | { t: 'log'; level: LogLevel; message: string }
   | { t: 'guest-error'; message: string }

@@ -192,7 +192,7 @@ function handle(msg: ToWorker): boolean {
       return true;
     }
     case 'reload':
-      post(reload(msg.id, msg.bytes, msg.fresh));
+      post(reload(msg));
       return true;
     case 'stop':
       run('remove', () => drv.remove());
@@ -228,7 +228,8 @@ function park(): StartOptions | undefined {
  * restores (or probes) cleanly; the new one inherits the interrupt count, so an interrupt that
  * arrived during the swap is delivered to it by the next poll.
  */
-function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
+function reload(msg: Extract<ToWorker, { t: 'reload' }>): FromWorker {
+  const { id, bytes, fresh } = msg;
   const t0 = performance.now();
   const old = instance!;
   const fail = (stage: string, err: unknown): FromWorker => {
@@ -251,9 +252,10 @@ function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
   let restored = false;
   shared.setPhase('restore');
   try {
-    const nextPrepared = prepare(init.label, bytes, shapeOf(session!), init.grant, init.limits);
+    const nextPrepared = prepare(init.label, bytes, shapeOf(session!), init.grant, init.limits, { module: msg.module });
     next = DriverInstance.instantiate(nextPrepared, session!, shared, {
       gate: init.gate,
+      inlineGate: msg.inlineGate,
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
       inheritCount: old.seenCount,
@@ -283,7 +285,16 @@ function reload(id: number, bytes: Uint8Array, fresh: boolean): FromWorker {
   }
   old.close();
   instance = next;
-  return { t: 'reloaded', id, ok: true, swapMs: performance.now() - t0, state, restored, ioSize: next.ioBufferSize };
+  return {
+    t: 'reloaded',
+    id,
+    ok: true,
+    swapMs: performance.now() - t0,
+    state,
+    restored,
+    ioSize: next.ioBufferSize,
+    gate: { kind: next.gateKind, regions: next.gateRegions },
+  };
 }
 
 function serve(): void {

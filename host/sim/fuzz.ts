@@ -1,5 +1,5 @@
 // The fuzzer's device: register reads, interrupt timing and the bytes the device writes by DMA come
-// from the fuzz input. Layered over a real model (edu, uart16550) so a driver gets past its probe,
+// from the fuzz input. Layered over a real model (edu, uart16550, e1000) so a driver gets past its probe,
 // or over nothing ("generic": every read comes from the input, 0 once it runs out).
 //
 // Register stream: for each read, one control byte. (ctrl & 3) == 0: the read returns the next 4
@@ -27,6 +27,9 @@ export const MODEL_DICTIONARY: Record<string, number[]> = {
   edu: [0x010000ed, 0xed, 0x01, 0x80, 0x81, 0x100, 0x101, 0x1, 0x2, 0x4, 0x7, 0x40000, 0x1000],
   // 16550: LSR data ready / THR empty / TEMT / errors, IIR causes and FIFO bits, MSR, scratch.
   uart16550: [0x01, 0x20, 0x40, 0x60, 0x61, 0x1e, 0xc1, 0xc2, 0xc4, 0xc6, 0xcc, 0x01, 0xb0, 0x55, 0xaa],
+  // e1000: STATUS link up/full duplex, ICR causes (TXDW 0x1, LSC 0x4, RXT0 0x80), EERD done, the
+  // descriptor status bits the device writes back (DD 0x1, EOP 0x2) and a frame length.
+  e1000: [0x80080783, 0x83, 0x01, 0x04, 0x80, 0x85, 0x10, 0x03, 0x02, 0x40, 0x5ea],
   generic: [],
 };
 
