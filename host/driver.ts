@@ -13,13 +13,19 @@ import { EventEmitter } from 'node:events';
 import type { LogLevel } from './abi.ts';
 import type { DeviceSpec } from './device-spec.ts';
 import { type Fault, type RecorderEntry, LoadError, RequestError } from './faults.ts';
-import { loadNative } from './native.ts';
 import { DEFAULT_LIMITS, type Grant, type Limits } from './grant.ts';
 import type { FromWorker } from './sandbox/protocol.ts';
-import { DriverShared, STAT } from './sandbox/shared.ts';
+import { type DriverShared, STAT } from './sandbox/shared.ts';
 import type { GateMode } from './sandbox/gate.ts';
 import { prepareInlineGate } from './sandbox/inline-rewrite.ts';
-import { DriverWorker, type RegisterWrite, type StartOptions, compileDriver, refillSpare } from './driver/thread.ts';
+import {
+  DriverWorker,
+  type RegisterWrite,
+  type StartOptions,
+  compileDriver,
+  refillSpare,
+  sharedArea,
+} from './driver/thread.ts';
 import { type DriverState, type RestartPolicy, Supervisor } from './driver/supervisor.ts';
 import { RequestQueue } from './driver/queue.ts';
 import { type ReloadOptions, type ReloadResult, Reloads } from './driver/reload.ts';
@@ -77,14 +83,6 @@ export interface DriverOptions {
   recoverDevice?: () => string;
 }
 
-const sharedAreas = new FinalizationRegistry<number>((fd) => {
-  try {
-    loadNative().close(fd);
-  } catch {
-    /* already closed */
-  }
-});
-
 export class Driver extends EventEmitter {
   state: DriverState = 'starting';
   lastFault?: Fault;
@@ -125,8 +123,8 @@ export class Driver extends EventEmitter {
         requests: this.requests,
         reloads: this.reloads,
         worker: () => this.worker,
-        dropWorker: () => {
-          this.worker = undefined;
+        setWorker: (w) => {
+          this.worker = w;
         },
         failStart: (err) => {
           this.ready?.reject(err);
@@ -136,11 +134,7 @@ export class Driver extends EventEmitter {
       options.restart,
     );
     this.restartPolicy = this.supervisor.policy;
-    // A memfd, so that the register gate in the worker can map it into its own memory. It stays open
-    // for restarts and reloads; it is closed when this handle is garbage.
-    const area = DriverShared.createMapped(options.recorderSize ?? 256, `wasmdrv-shared:${name}`);
-    this.shared = new DriverShared(area);
-    sharedAreas.register(this, area.fd);
+    this.shared = sharedArea(this, name, options.recorderSize ?? 256);
   }
 
   /** Start a worker and wait for probe. Rejects with LoadError or an Error naming the probe status. */
@@ -153,22 +147,7 @@ export class Driver extends EventEmitter {
       // watchdog must not hold them against the new worker before it has set its own.
       this.shared.setPhase('idle');
       this.shared.stats[STAT.serving] = 0;
-      const parked = this.supervisor.takeParked();
-      if (parked && !parked.gone && parked.bytes === this.bytes) {
-        // Restart in place: a fresh instance and device session in the thread that reported the trap
-        // (it keeps its setup, the rewritten module with the register gate included).
-        this.worker = parked;
-        parked.send({
-          t: 'restart',
-          resetFirst: extra.resetFirst ?? false,
-          restoreState: extra.restoreState,
-          restoreRings: extra.restoreRings,
-          resetSequence: extra.resetSequence,
-        });
-        this.supervisor.startWatchdog();
-        return;
-      }
-      void parked?.kill();
+      if (this.supervisor.restartInPlace(this.bytes, extra)) return;
       // The register gate is compiled into the module here, in the main thread (inline-rewrite.ts).
       const mode = this.options.registerGate ?? 'record-all';
       const bytes = this.bytes;
@@ -245,45 +224,29 @@ export class Driver extends EventEmitter {
         resolve({ ok: r.ok, error: r.error, swapMs: r.swapMs, stateBytes: r.state?.length ?? 0, restored: r.restored });
       });
       // Compile the new module and compile the register gate into it here, while the old one keeps
-      // serving: the worker's quiet point then only instantiates and transfers state. Requests made
-      // from now on wait in the queue and reach the worker after the reload message, so the new module
-      // serves them, as before.
-      this.reloads.preparing++;
+      // serving: the worker's quiet point then only instantiates and transfers state.
       const mode = this.options.registerGate ?? 'record-all';
-      Promise.all([
-        compileDriver(module),
-        prepareInlineGate(this.name, this.device, module, this.options.grant ?? {}, mode, this.shared.entryCount),
-      ])
-        .then(
-          ([compiledModule, inlineGate]) => {
-            if (this.state !== 'running' || !this.worker)
-              return this.reloads.refuse(id, {
-                ok: false,
-                error: `${this.name}: the driver is ${this.state}: not reloaded`,
-                swapMs: 0,
-                restored: false,
-              });
-            this.worker.send({
-              t: 'reload',
-              id,
-              bytes: module,
-              module: compiledModule,
-              inlineGate,
-              fresh: opts.fresh ?? false,
-            });
-          },
-          (err) =>
-            this.reloads.refuse(id, {
-              ok: false,
-              error: `${this.name}: ${(err as Error).message}`,
-              swapMs: 0,
-              restored: false,
-            }),
-        )
-        .finally(() => {
-          this.reloads.preparing--;
-          this.pump();
-        });
+      this.reloads.prepare(
+        this.name,
+        id,
+        Promise.all([
+          compileDriver(module),
+          prepareInlineGate(this.name, this.device, module, this.options.grant ?? {}, mode, this.shared.entryCount),
+        ]),
+        ([compiled, inlineGate]) => {
+          if (this.state !== 'running' || !this.worker)
+            return `${this.name}: the driver is ${this.state}: not reloaded`;
+          this.worker.send({
+            t: 'reload',
+            id,
+            bytes: module,
+            module: compiled,
+            inlineGate,
+            fresh: opts.fresh ?? false,
+          });
+        },
+        () => this.pump(),
+      );
     });
   }
 
@@ -366,20 +329,10 @@ export class Driver extends EventEmitter {
         refillSpare();
         break;
       case 'probe-failed':
-        this.ready?.reject(new LoadError(`${this.name}: probe of ${this.device.id} failed with status ${m.status}`));
-        this.ready = undefined;
-        void this.worker?.kill();
-        this.worker = undefined;
-        this.supervisor.probeFailed(
-          new RequestError(`${this.name}: probe of ${this.device.id} failed with status ${m.status}`, 'driver-failed'),
-        );
+        this.supervisor.probeFailed(`${this.name}: probe of ${this.device.id} failed with status ${m.status}`);
         break;
       case 'load-error':
-        this.ready?.reject(new LoadError(m.message));
-        this.ready = undefined;
-        void this.worker?.kill();
-        this.worker = undefined;
-        this.supervisor.loadFailed(new RequestError(`${this.name}: ${m.message}`, 'driver-failed'));
+        this.supervisor.loadFailed(m.message);
         break;
       case 'response':
         this.requests.respond(m);

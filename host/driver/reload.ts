@@ -51,9 +51,27 @@ export class Reloads {
     this.waiting.set(id, done);
   }
 
-  /** Reload `id` ends before its message reached the worker (its answer stays registered). */
-  refuse(id: number, r: Reloaded): void {
-    this.waiting.get(id)?.(r);
+  /**
+   * Hold requests back (`preparing`) until `ready` (the new module compiled, the register gate
+   * compiled into it) and `send` has posted the reload message; requests made meanwhile then reach the
+   * worker behind it, so the new module serves them. A failure, or a refusal `send` returns, answers
+   * reload `id` before its message reached the worker (the answer stays registered, as before).
+   */
+  prepare<T>(name: string, id: number, ready: Promise<T>, send: (r: T) => string | undefined, after: () => void): void {
+    this.preparing++;
+    const refuse = (error: string) => this.waiting.get(id)?.({ ok: false, error, swapMs: 0, restored: false });
+    ready
+      .then(
+        (r) => {
+          const refused = send(r);
+          if (refused !== undefined) refuse(refused);
+        },
+        (err) => refuse(`${name}: ${(err as Error).message}`),
+      )
+      .finally(() => {
+        this.preparing--;
+        after();
+      });
   }
 
   /** The worker answered reload `m.id`. */

@@ -10,7 +10,7 @@
 // runs: the interrupt storm in host/sandbox/interrupts.ts, the log flood in host/sandbox/limiter.ts.
 
 import type { LogLevel } from '../abi.ts';
-import { type Fault, RequestError } from '../faults.ts';
+import { type Fault, LoadError, RequestError } from '../faults.ts';
 import type { Limits } from '../grant.ts';
 import type { RingsState } from '../sandbox/ring-hook.ts';
 import { type DriverShared, STAT } from '../sandbox/shared.ts';
@@ -55,8 +55,8 @@ export interface DriverParts {
   readonly reloads: Reloads;
   /** The worker serving now, if any. */
   worker(): DriverWorker | undefined;
-  /** The serving worker is no longer the Driver's (the supervisor parks or kills it). */
-  dropWorker(): void;
+  /** The worker that serves from now on; undefined when the supervisor parks or kills it. */
+  setWorker(w: DriverWorker | undefined): void;
   /** A start still waiting for probe fails with `err`. */
   failStart(err: Error): void;
 }
@@ -92,7 +92,7 @@ export class Supervisor {
     // Only a worker that reported its own fault knows where its rings were; else a rollback starts them afresh.
     this.the.reloads.faultRings = rings;
     this.stopWatchdog();
-    this.the.dropWorker();
+    this.the.setWorker(undefined);
     // A worker that reported its own fault has released the device; one stopped from here (deadline,
     // a thread that died) may still touch it until it is gone: the restart waits for that.
     this.dropParked();
@@ -154,20 +154,26 @@ export class Supervisor {
     this.scheduleRestart();
   }
 
-  /** The probe of a start failed with `err` (its worker is gone): a restart tries again within budget. */
-  probeFailed(err: RequestError): void {
+  /** The probe of a start failed (`message` says how): its worker ends; a restart tries again within budget. */
+  probeFailed(message: string): void {
+    this.the.failStart(new LoadError(message));
+    void this.the.worker()?.kill();
+    this.the.setWorker(undefined);
     this.stopWatchdog();
     // A restarted driver whose probe fails has not brought the device back: try again within budget.
     if (this.d.state === 'restarting') this.scheduleRestart();
-    else this.down('stopped', err);
+    else this.down('stopped', new RequestError(message, 'driver-failed'));
   }
 
-  /** A start could not load the module (its worker is gone). */
-  loadFailed(err: RequestError): void {
+  /** A start could not load the module (`message` says why): its worker ends. */
+  loadFailed(message: string): void {
+    this.the.failStart(new LoadError(message));
+    void this.the.worker()?.kill();
+    this.the.setWorker(undefined);
     this.stopWatchdog();
     // A restart that cannot even load will not load next time either.
     const restarting = this.d.state === 'restarting';
-    this.down(restarting ? 'failed' : 'stopped', err);
+    this.down(restarting ? 'failed' : 'stopped', new RequestError(`${this.d.name}: ${message}`, 'driver-failed'));
     if (restarting) this.d.emit('failed', this.d.lastFault);
   }
 
@@ -242,11 +248,28 @@ export class Supervisor {
     if (this.restartTimer) clearTimeout(this.restartTimer);
   }
 
-  /** The parked worker, for a start to restart in place (it is no longer parked). */
-  takeParked(): DriverWorker | undefined {
+  /**
+   * Restart in place: a fresh instance and device session in the thread that reported the trap (it
+   * keeps its setup, the rewritten module with the register gate included). False when no sound
+   * thread is parked for `bytes`; one that cannot serve is ended, and the start takes a new thread.
+   */
+  restartInPlace(bytes: Uint8Array, extra: StartOptions): boolean {
     const parked = this.parked;
     this.parked = undefined;
-    return parked;
+    if (parked && !parked.gone && parked.bytes === bytes) {
+      this.the.setWorker(parked);
+      parked.send({
+        t: 'restart',
+        resetFirst: extra.resetFirst ?? false,
+        restoreState: extra.restoreState,
+        restoreRings: extra.restoreRings,
+        resetSequence: extra.resetSequence,
+      });
+      this.startWatchdog();
+      return true;
+    }
+    void parked?.kill();
+    return false;
   }
 
   dropParked(): void {

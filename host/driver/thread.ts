@@ -1,8 +1,8 @@
 // The main thread's side of a driver's worker threads: what it takes to have one instance of a
 // driver running in its own thread. Owns the warm spare thread (booted ahead, handed its driver by an
 // `init` message), the per-process cache of compiled modules (a driver compiles once however often it
-// loads, restarts or reloads), and `DriverWorker`: one thread, its doorbell and cancel eventfds and its
-// message port, and how to stop it. It knows nothing of requests, restarts or reloads (host/driver.ts
+// loads, restarts or reloads), the shared memory area every worker of a driver maps, and
+// `DriverWorker`: one thread, its doorbell and cancel eventfds and its message port, and how to stop it. It knows nothing of requests, restarts or reloads (host/driver.ts
 // and host/driver/supervisor.ts decide those); the thread's own side is host/sandbox/worker.ts.
 
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
@@ -12,7 +12,7 @@ import type { DeviceSpec } from '../device-spec.ts';
 import { loadNative, packageRoot } from '../native.ts';
 import type { Grant, Limits } from '../grant.ts';
 import type { FromWorker, ToWorker, WorkerBoot, WorkerInit } from '../sandbox/protocol.ts';
-import { CTRL_STOP, type DriverShared } from '../sandbox/shared.ts';
+import { CTRL_STOP, DriverShared } from '../sandbox/shared.ts';
 import type { GateMode } from '../sandbox/gate.ts';
 import type { InlineGateBytes } from '../sandbox/inline-gate.ts';
 import type { RingsState } from '../sandbox/ring-hook.ts';
@@ -90,6 +90,26 @@ export function disableStandby(): void {
   const s = spare;
   spare = undefined;
   void s?.worker.terminate();
+}
+
+const sharedAreas = new FinalizationRegistry<number>((fd) => {
+  try {
+    loadNative().close(fd);
+  } catch {
+    /* already closed */
+  }
+});
+
+/**
+ * The memory a driver shares with every worker it has (stats, phase, flight recorder): a memfd, so that
+ * the register gate in the worker can map it into its own memory. It stays open for restarts and
+ * reloads; it is closed when `owner` (the Driver) is garbage.
+ */
+export function sharedArea(owner: object, name: string, recorderSize: number): DriverShared {
+  const area = DriverShared.createMapped(recorderSize, `wasmdrv-shared:${name}`);
+  const shared = new DriverShared(area);
+  sharedAreas.register(owner, area.fd);
+  return shared;
 }
 
 /** Compiled modules by content: a driver compiles once per process, however often it loads or restarts. */
