@@ -48,9 +48,15 @@ export function driverFolder(dir: string): DriverFolder {
 }
 
 /** The asc arguments for a driver: the project's options, with the SDK's abort handler by package path. */
-export function ascArguments(configToArguments: (o: Record<string, unknown>) => string[]): string[] {
+export function ascArguments(
+  configToArguments: (o: Record<string, unknown>) => string[],
+  own: Record<string, unknown> = {},
+): string[] {
   const root = packageRoot();
-  const options = JSON.parse(readFileSync(join(root, 'asconfig.json'), 'utf8')).options as Record<string, unknown>;
+  const options = {
+    ...(JSON.parse(readFileSync(join(root, 'asconfig.json'), 'utf8')).options as Record<string, unknown>),
+    ...own,
+  };
   // In-tree drivers import the SDK by relative path (guest-drivers/sdk/index); a package import puts
   // it under ~lib/wasmdrv-sdk/index instead.
   options.use = [`abort=~lib/${SDK_PACKAGE}/index/sdkAbort`];
@@ -60,6 +66,23 @@ export function ascArguments(configToArguments: (o: Record<string, unknown>) => 
 export interface BuildResult {
   outFile: string;
   bytes: Uint8Array;
+}
+
+/**
+ * A driver folder's own asc options: "options" of DIR/asconfig.json (initialMemory, say, for a driver
+ * that reserves a large DMA area), over the project's. `use` (the SDK's abort handler) stays ours.
+ */
+function folderOptions(dir: string): Record<string, unknown> {
+  const file = join(dir, 'asconfig.json');
+  if (!existsSync(file)) return {};
+  let c: { options?: Record<string, unknown> };
+  try {
+    c = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`${file}: not valid JSON: ${(err as Error).message}`);
+  }
+  const { use: _use, ...options } = c.options ?? {};
+  return options;
 }
 
 /** Compile a driver folder with asc's JS API. Throws with the compiler's diagnostics on failure. */
@@ -89,7 +112,15 @@ export async function buildDriver(dir: string, o: { outFile?: string } = {}): Pr
   }
   mkdirSync(join(outFile, '..'), { recursive: true });
   const { error, stderr } = await asc.main(
-    [f.entry, ...ascArguments(asc.configToArguments), '--outFile', outFile, '--noColors', '--baseDir', f.dir],
+    [
+      f.entry,
+      ...ascArguments(asc.configToArguments, folderOptions(f.dir)),
+      '--outFile',
+      outFile,
+      '--noColors',
+      '--baseDir',
+      f.dir,
+    ],
     {},
   );
   if (error) throw new Error(`${f.entry}: build failed:\n${stderr.toString().trim()}`);

@@ -160,6 +160,20 @@ export class Host extends EventEmitter {
     return { tainted: this.taints.length > 0, taints: [...this.taints], drivers: this.drivers.map((d) => d.status()) };
   }
 
+  /**
+   * Stop one driver and release its device (closed, forgotten: a later openDevice of the same id opens
+   * it afresh). The daemon's config re-read uses this for entries the new config drops or changes.
+   */
+  async release(drv: Driver): Promise<void> {
+    await drv.stop();
+    const i = this.drivers.indexOf(drv);
+    if (i >= 0) this.drivers.splice(i, 1);
+    const id = drv.device.id;
+    if (this.owners.get(id) === drv) this.owners.delete(id);
+    this.devices.get(id)?.close();
+    this.devices.delete(id);
+  }
+
   /** Stop every driver, then release every device. */
   async close(): Promise<void> {
     // Drivers still probing are owners but not yet in `drivers`: stop them too.

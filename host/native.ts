@@ -134,6 +134,16 @@ export interface Native {
   /** getsockopt(SO_PEERCRED) on a connected UNIX socket: the peer's pid, uid and gid. */
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
 
+  /**
+   * One datagram to an AF_UNIX SOCK_DGRAM socket ("@name": abstract namespace): sd_notify(3)'s wire
+   * format, to $NOTIFY_SOCKET. Returns the bytes sent.
+   */
+  unixDgramSend(path: string, message: string): number;
+  /** A bound, non-blocking AF_UNIX datagram socket with SO_PASSCRED (the receiving end). Returns the fd. */
+  unixDgramBind(path: string): number;
+  /** One waiting datagram with its sender's credentials (SCM_CREDENTIALS), or null when none waits. */
+  unixDgramRecv(fd: number): { data: string; pid: number; uid: number; gid: number } | null;
+
   /** ioperm(base, count, 1) for the calling thread. Needs CAP_SYS_RAWIO (EPERM otherwise). */
   iopermGrant(base: number, count: number): void;
   /** ioperm(base, count, 0) for the calling thread. */

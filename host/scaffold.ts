@@ -1,4 +1,4 @@
-// `wasmdrv new NAME --device edu|uart16550|MANIFEST`: a driver folder that builds and passes its test
+// `wasmdrv new NAME --device edu|uart16550|e1000|MANIFEST`: a driver folder that builds and passes its test
 // right away — manifest.json, index.ts (probe / remove / interrupt / request for that device), a vitest
 // test against the simulated device, package.json, README.md.
 
@@ -11,14 +11,14 @@ import { parseManifest, type Manifest } from './package/manifest.ts';
 import { langSource } from './scaffold-c-rust.ts';
 
 export interface ScaffoldOptions {
-  /** edu, uart16550, or the path of a manifest.json to start from. */
+  /** edu, uart16550, e1000, or the path of a manifest.json to start from. */
   device: string;
   lang?: 'as' | 'c' | 'rust';
   /** Link wasmdrv and vitest from this installation into DIR/node_modules (no npm install needed). */
   link?: boolean;
 }
 
-export const BUILTIN_DEVICES = ['edu', 'uart16550'] as const;
+export const BUILTIN_DEVICES = ['edu', 'uart16550', 'e1000'] as const;
 
 interface Template {
   manifest: Manifest;
@@ -26,6 +26,10 @@ interface Template {
   /** The test's body: what the simulated device must answer. */
   test: string;
   sim?: string;
+  /** Options the test opens the simulated device with (host/sim/<model>.ts). */
+  simOptions?: Record<string, unknown>;
+  /** asc options of the folder's asconfig.json (wasmdrv build merges them over the project's). */
+  asc?: Record<string, unknown>;
 }
 
 const header = (name: string, what: string) => `// ${name}: a wasmdrv driver for ${what}.
@@ -204,6 +208,141 @@ export function request(op: u32, len: u32): i32 {
   };
 }
 
+/**
+ * The e1000 (82540EM): the grant of guest-drivers/e1000/manifest.json (BAR0 writes, RX/TX rings
+ * declared for the ring firewall, one DMA window) under the new name, and a driver that probes: reset,
+ * MAC from RAL0/RAH0, link up. The rings are declared, not yet driven: that is the driver's next step.
+ */
+function e1000Template(name: string): Template {
+  const file = join(packageRoot(), 'guest-drivers', 'e1000', 'manifest.json');
+  const base = parseManifest(readFileSync(file, 'utf8'), file);
+  return {
+    sim: 'e1000',
+    simOptions: { mac: '02:00:5e:10:00:01' },
+    // Its 256 KiB DMA area, io buffer and stack do not fit the default 2 pages (64 KiB each).
+    asc: { initialMemory: 8 },
+    manifest: {
+      ...base,
+      name,
+      version: '0.1.0',
+      description: `${name}: a driver for the Intel 82540EM (e1000) Ethernet controller`,
+    },
+    source: `${header(name, 'the Intel 82540EM Gigabit Ethernet controller (e1000, 8086:100e), as QEMU models it')}// Section numbers [x.y] are those of Intel's 8254x Software Developer's Manual (rev. 4.0); the init
+// order follows its chapter 14. manifest.json already declares the RX/TX rings and the DMA window a
+// full driver needs (see guest-drivers/e1000 in wasmdrv for one that sends and receives).
+import { Region, Args, Out, logInfo, logError, hex } from "${SDK_PACKAGE}";
+export { wasmdrv_abi_version, io_buffer, io_buffer_size } from "${SDK_PACKAGE}";
+
+// --- registers (BAR0, 32-bit) [13.3, table 13-2] ---------------------------------------------------
+const CTRL: u32 = 0x0000;   // [13.4.1] device control
+const STATUS: u32 = 0x0008; // [13.4.2] device status (RO)
+const ICR: u32 = 0x00c0;    // [13.4.17] interrupt cause read (read-to-clear)
+const IMC: u32 = 0x00d8;    // [13.4.21] interrupt mask clear
+const RAL0: u32 = 0x5400;   // [13.5.2] receive address 0 low: MAC bytes 0-3
+const RAH0: u32 = 0x5404;   // [13.5.3] receive address 0 high: MAC bytes 4-5, AV (bit 31)
+
+const CTRL_LRST: u32 = 1 << 3;     // link reset
+const CTRL_ASDE: u32 = 1 << 5;     // auto speed detection
+const CTRL_SLU: u32 = 1 << 6;      // set link up
+const CTRL_ILOS: u32 = 1 << 7;     // invert loss of signal
+const CTRL_RST: u32 = 1 << 26;     // device reset (self-clearing)
+const CTRL_PHY_RST: u32 = 1 << 31; // PHY reset
+const STATUS_LU: u32 = 1 << 1;     // link up
+const RAH_AV: u32 = 1 << 31;       // address valid
+
+const RESET_TIMEOUT_US: u32 = 100_000;
+
+/** Where the host maps DMA window 0 (the manifest asks for 256 KiB: the rings and their buffers). */
+const DMA_AREA_SIZE: u32 = 0x40000;
+const DMA_AREA: usize = memory.data(<i32>DMA_AREA_SIZE, 4096);
+export function dma_area(): usize { return DMA_AREA; }
+export function dma_area_size(): u32 { return DMA_AREA_SIZE; }
+
+// --- requests (op -> response) -----------------------------------------------------------------------
+const OP_MAC: u32 = 1;  // () -> u32 MAC bytes 0-3, u32 bytes 4-5
+const OP_LINK: u32 = 2; // () -> u32 up, u32 speed in Mb/s (0 when down)
+
+const bar0 = new Region(0);
+let macLo: u32 = 0;
+let macHi: u32 = 0;
+let interrupts: u32 = 0;
+
+/** [14.4, 13.4.1] Mask every interrupt, reset, mask again (the reset may have left IMS set). */
+function resetDevice(): bool {
+  bar0.write32(IMC, 0xffffffff);
+  bar0.setBits32(CTRL, CTRL_RST);
+  if (!bar0.waitBits32(CTRL, CTRL_RST, 0, RESET_TIMEOUT_US)) return false;
+  bar0.write32(IMC, 0xffffffff);
+  bar0.read32(ICR);
+  return true;
+}
+
+/** [14.3] Link: set link up with auto speed detection; clear link reset, PHY reset, ILOS. */
+function linkUp(): bool {
+  const ctrl = bar0.read32(CTRL);
+  bar0.write32(CTRL, (ctrl | CTRL_SLU | CTRL_ASDE) & ~(CTRL_LRST | CTRL_PHY_RST | CTRL_ILOS));
+  return (bar0.read32(STATUS) & STATUS_LU) != 0;
+}
+
+/** Called once the device is mapped: reset it, read its MAC, bring the link up. 0 or a negative errno. */
+export function probe(): i32 {
+  if (!resetDevice()) {
+    logError("${name}: CTRL.RST did not clear");
+    return -5; // EIO
+  }
+  // [13.5.3] QEMU (and the EEPROM loader of real hardware) presets RAL0/RAH0 with AV set. Without AV,
+  // read EEPROM words 0-2 through EERD [13.4.4], as guest-drivers/e1000 does.
+  const hi = bar0.read32(RAH0);
+  if ((hi & RAH_AV) == 0) {
+    logError("${name}: no MAC in RAL0/RAH0 (AV clear)");
+    return -19; // ENODEV
+  }
+  macLo = bar0.read32(RAL0);
+  macHi = hi & 0xffff;
+  const up = linkUp();
+  logInfo("${name}: MAC " + hex(macLo) + "/" + hex(macHi) + ", link " + (up ? "up" : "down"));
+  return 0;
+}
+
+/** Called before the driver goes away: mask every interrupt. */
+export function remove(): void {
+  bar0.write32(IMC, 0xffffffff);
+  bar0.read32(ICR);
+}
+
+/** Called for each interrupt the host saw: reading ICR clears the causes [13.4.17]. */
+export function interrupt(count: u32): void {
+  interrupts += count;
+  bar0.read32(ICR);
+}
+
+/** A client's request: arguments in the io buffer, the response written back there. */
+export function request(op: u32, len: u32): i32 {
+  const args = new Args(len);
+  if (op == OP_MAC) return new Out().u32(macLo).u32(macHi).end();
+  if (op == OP_LINK) {
+    const status = bar0.read32(STATUS);
+    const up = (status & STATUS_LU) != 0;
+    const bits = (status >> 6) & 3; // [13.4.2] SPEED: 00 10, 01 100, 1x 1000 Mb/s
+    const speed: u32 = bits == 0 ? 10 : bits == 1 ? 100 : 1000;
+    return new Out().u32(up ? 1 : 0).u32(up ? speed : 0).end();
+  }
+  return -22; // EINVAL: unknown op
+}
+`,
+    test: `  it('reads the MAC the device holds in RAL0/RAH0', async () => {
+    const [lo, hi] = words(await drv.request(1));
+    const mac = [lo, lo >>> 8, lo >>> 16, lo >>> 24, hi, hi >>> 8].map((b) => (b & 0xff).toString(16).padStart(2, '0'));
+    expect(mac.join(':')).toBe('02:00:5e:10:00:01');
+  });
+
+  it('brings the link up at 1000 Mb/s', async () => {
+    expect(words(await drv.request(2))).toEqual([1, 1000]);
+  });
+`,
+  };
+}
+
 function manifestTemplate(name: string, file: string): Template {
   let m: Manifest;
   try {
@@ -270,12 +409,16 @@ describe('${name}', () => {
 });
 `;
   }
-  return `// ${name} against wasmdrv's simulated ${t.sim} (run: npm test, which builds first).
+  return `// ${name} against wasmdrv's simulated ${t.sim} (run: npm test, which builds first), under the grant
+// of manifest.json: a register write or DMA it does not allow is a fault here, as in production.
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Host, type Driver } from 'wasmdrv';
+import { Host, parseManifest, type Driver } from 'wasmdrv';
 
 const wasm = fileURLToPath(new URL('../build/${name}.wasm', import.meta.url));
+const manifestFile = fileURLToPath(new URL('../manifest.json', import.meta.url));
+const manifest = parseManifest(readFileSync(manifestFile, 'utf8'), manifestFile);
 const u32 = (...v: number[]) => new Uint8Array(new Uint32Array(v).buffer);
 const words = (b: Uint8Array) => Array.from(new Uint32Array(b.buffer, b.byteOffset, b.byteLength >> 2));
 
@@ -283,7 +426,12 @@ describe('${name} on sim:${t.sim}', () => {
   const host = new Host();
   let drv: Driver;
   beforeAll(async () => {
-    drv = await host.load(wasm, 'sim:${t.sim}', { name: '${name}' });
+    ${
+      t.simOptions
+        ? `const dev = host.openDevice('sim:${t.sim}', { sim: ${JSON.stringify(t.simOptions)} });
+    drv = await host.load(wasm, dev, { name: '${name}', manifest });`
+        : `drv = await host.load(wasm, 'sim:${t.sim}', { name: '${name}', manifest });`
+    }
   });
   afterAll(() => host.close());
 
@@ -332,7 +480,9 @@ export function scaffold(
       ? eduTemplate(name)
       : o.device === 'uart16550'
         ? uartTemplate(name)
-        : manifestTemplate(name, o.device);
+        : o.device === 'e1000'
+          ? e1000Template(name)
+          : manifestTemplate(name, o.device);
   const lang = o.lang && o.lang !== 'as' ? langSource(o.lang, o.device, name) : undefined;
   const root = packageRoot();
   const rootPkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
@@ -363,6 +513,7 @@ export function scaffold(
           )
       : readme(name, t, o.device),
     '.gitignore': 'build/\nnode_modules/\n*.wdrv\n',
+    ...(t.asc && !lang ? { 'asconfig.json': `${JSON.stringify({ options: t.asc }, null, 2)}\n` } : {}),
   };
   for (const [f, text] of Object.entries(files)) {
     mkdirSync(join(dir, f, '..'), { recursive: true });

@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Host } from '../host/host.ts';
+import { parseManifest } from '../host/package/manifest.ts';
+import { e1000SetLink } from '../host/sim/e1000-wire.ts';
 import { root, u32, words } from './helpers.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'wasmdrv-new-'));
@@ -61,6 +63,59 @@ describe('wasmdrv new / build', () => {
     } finally {
       await host.close();
     }
+  }, 240_000);
+
+  it('scaffolds an e1000 driver with the rings declared that probes sim:e1000 and passes its own test', async () => {
+    const dir = join(tmp, 'nic');
+    const made = wasmdrv(['new', dir, '--device', 'e1000', '--link']);
+    expect(made.code, made.err).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    const shipped = JSON.parse(readFileSync(join(root, 'guest-drivers', 'e1000', 'manifest.json'), 'utf8'));
+    expect(manifest.name).toBe('nic');
+    // The same grant as the shipped e1000 driver: its RX/TX rings (for the ring firewall) and DMA window.
+    expect(manifest.rings.map((r: { name: string }) => r.name)).toEqual(['rx', 'tx']);
+    expect(manifest.rings).toEqual(shipped.rings);
+    expect(manifest.dma).toEqual(shipped.dma);
+    const built = wasmdrv(['build', dir]);
+    expect(built.code, built.err).toBe(0);
+    const t = spawnSync(process.execPath, [join(dir, 'node_modules', 'vitest', 'vitest.mjs'), 'run'], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(t.status, t.stdout + t.stderr).toBe(0);
+    expect(t.stdout).toMatch(/3 passed/);
+    // And from here, under its manifest, on a model with another MAC and the cable pulled.
+    const host = new Host();
+    try {
+      const dev = host.openDevice('sim:e1000', { sim: { mac: '52:54:00:ab:cd:ef' } });
+      const logs: string[] = [];
+      host.on('log', (e: { message: string }) => logs.push(e.message));
+      const drv = await host.load(join(dir, 'build', 'nic.wasm'), dev, {
+        name: 'nic',
+        manifest: parseManifest(readFileSync(join(dir, 'manifest.json'), 'utf8'), 'manifest.json'),
+      });
+      const [lo, hi] = words(await drv.request(1));
+      expect([lo & 0xff, (lo >>> 8) & 0xff, (lo >>> 16) & 0xff, lo >>> 24, hi & 0xff, hi >>> 8]).toEqual([
+        0x52, 0x54, 0x00, 0xab, 0xcd, 0xef,
+      ]);
+      expect(words(await drv.request(2))).toEqual([1, 1000]);
+      expect(logs.join('\n')).toContain('link up');
+      // The cable pulled: the model drops STATUS.LU when its thread next runs; the driver reports it.
+      e1000SetLink(dev.spec, false);
+      let link = words(await drv.request(2));
+      for (let i = 0; i < 200 && link[0] !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        link = words(await drv.request(2));
+      }
+      expect(link).toEqual([0, 0]);
+      expect(drv.status().stats.faults).toBe(0);
+    } finally {
+      await host.close();
+    }
+    const c = wasmdrv(['new', join(tmp, 'nic-c'), '--device', 'e1000', '--lang', 'c']);
+    expect(c.code).toBe(2);
+    expect(c.err.split('\n')[0]).toContain('templates exist for --device edu and uart16550');
   }, 240_000);
 
   for (const lang of ['c', 'rust'] as const) {

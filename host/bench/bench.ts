@@ -409,7 +409,7 @@ async function irqRound(a: {
     const pinger = new Worker(PINGER, {
       eval: true,
       workerData: {
-        addon: join(a.root, 'native', 'build', 'Release', 'wasmdrv.node'),
+        addon: nativeBinaryPath(),
         irqFd: a.irqFd,
         dmaFd: a.dmaFd,
         rounds: a.rounds,

@@ -1,42 +1,46 @@
-// One fault-injection trial, run inside a campaign worker: a mutated edu driver on a good device, or
-// the good driver on a misbehaving device; then, if anything went wrong, a recovery check: a fresh
-// good instance resets the device and must serve a factorial again.
+// One fault-injection trial, run inside a campaign worker: on one of the campaign's targets (edu,
+// uart16550, e1000: targets.ts), a mutated driver on a good device, or the good driver on a
+// misbehaving device; then, if anything went wrong, a recovery check: a fresh good instance resets
+// the device and must serve again.
 
 import { FaultError, LoadError, classify, type FaultKind } from '../faults.ts';
 import { loadNative } from '../native.ts';
-import type { DeviceSpec } from '../device-spec.ts';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { DmaRecord, dmaRecordOffset, simStateBytes } from '../sim/dma-record.ts';
-import { packageRoot } from '../native.ts';
-import { grantFor, parseManifest } from '../package/manifest.ts';
-import { edu } from '../sim/edu.ts';
-import type { Grant } from '../grant.ts';
+import { DmaRecord, dmaRecordOffset } from '../sim/dma-record.ts';
+import { simModelClass } from '../sim/registry.ts';
 import { DriverInstance } from '../sandbox/instance.ts';
 import { DeviceSession } from '../sandbox/session.ts';
 import type { DriverShared } from '../sandbox/shared.ts';
 import { readWasm } from '../wasm/read.ts';
+import { TARGETS, type Target, type TargetName, type TargetPort, targetGrant, targetSpec } from './targets.ts';
 
-export const DMA_WINDOW = 65536;
-export const CANARY = 4096;
-export const DMA_BUS = 0x0100_0000n;
+export { CANARY } from './targets.ts';
+
+/** What one target needs in a worker: its good driver (bytes, compiled module, code section) and grant. */
+export interface TargetEnv {
+  target: Target;
+  bytes: Uint8Array;
+  module: WebAssembly.Module;
+  code: { offset: number; size: number };
+  port: TargetPort;
+  /** The shipped manifest's grant: every trial runs under it (the DMA and descriptor firewalls included). */
+  grant: ReturnType<typeof targetGrant>;
+}
 
 export interface TrialEnv {
-  eduBytes: Uint8Array;
-  eduModule: WebAssembly.Module;
-  code: { offset: number; size: number };
+  targets: Partial<Record<TargetName, TargetEnv>>;
+  /** The campaign's targets, in the order the generator picks from. */
+  order: TargetName[];
   state: SharedArrayBuffer;
-  dmaFd: number;
   irqFd: number;
   cancelFd: number;
+  kickFd: number;
   shared: DriverShared;
-  /** The shipped edu manifest's grant: every trial runs under the DMA firewall and the write policy. */
-  grant: Grant;
 }
 
 export interface TrialResult {
   index: number;
   kind: 'mutant' | 'device';
+  target: TargetName;
   /** The fault the sandbox detected, 'load-refused', 'probe-refused', or undefined when the trial ran clean. */
   outcome?: FaultKind | 'load-refused' | 'probe-refused';
   recovered: boolean;
@@ -50,11 +54,6 @@ export interface TrialResult {
 }
 
 /** xorshift32 seeded per trial: a campaign is reproducible from its seed. */
-/** Whether trial `index` injects a misbehaving device or a mutant: the first draw of its generator. */
-export function trialKind(seed: number, index: number): TrialResult['kind'] {
-  return rng(seed, index)() & 1 ? 'device' : 'mutant';
-}
-
 export function rng(seed: number, index: number): () => number {
   let x = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35)) >>> 0 || 1;
   return () => {
@@ -65,29 +64,39 @@ export function rng(seed: number, index: number): () => number {
   };
 }
 
+/** What trial `index` injects and where: the first draw of its generator picks kind and target. */
+export function trialPlan(
+  seed: number,
+  index: number,
+  order: readonly TargetName[],
+): { kind: TrialResult['kind']; target: TargetName } {
+  const x = rng(seed, index)();
+  return { kind: x & 1 ? 'device' : 'mutant', target: order[(x >>> 1) % order.length] };
+}
+
 export function makeEnv(
-  eduBytes: Uint8Array,
-  state: SharedArrayBuffer,
-  dmaFd: number,
-  irqFd: number,
-  cancelFd: number,
+  drivers: Partial<Record<TargetName, Uint8Array>>,
+  order: TargetName[],
+  ports: Partial<Record<TargetName, TargetPort>>,
+  fds: { state: SharedArrayBuffer; irqFd: number; cancelFd: number; kickFd: number },
   shared: DriverShared,
 ): TrialEnv {
-  const info = readWasm(eduBytes);
-  if (!info.code) throw new Error('edu driver has no code section');
-  const env = {
-    eduBytes,
-    eduModule: new WebAssembly.Module(eduBytes as Uint8Array<ArrayBuffer>),
-    code: info.code,
-    state,
-    dmaFd,
-    irqFd,
-    cancelFd,
-    shared,
-    grant: {},
-  };
-  const where = join(packageRoot(), 'guest-drivers', 'edu', 'manifest.json');
-  env.grant = grantFor(parseManifest(readFileSync(where, 'utf8'), where), spec(env, 'edu', {}), where).grant;
+  const env: TrialEnv = { targets: {}, order, shared, ...fds };
+  for (const name of order) {
+    const bytes = drivers[name]!;
+    const info = readWasm(bytes);
+    if (!info.code) throw new Error(`${name} driver has no code section`);
+    const target = TARGETS[name];
+    const port = ports[name]!;
+    env.targets[name] = {
+      target,
+      bytes,
+      module: new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>),
+      code: info.code,
+      port,
+      grant: targetGrant(target, targetSpec(target, port, fds, target.model, {})),
+    };
+  }
   return env;
 }
 
@@ -95,12 +104,12 @@ export function makeEnv(
  * Random byte mutations of the code section (opcodes, immediates, local indices) until the module
  * still validates: the mutant is a different but well-formed program.
  */
-export function mutate(env: TrialEnv, r: () => number): Uint8Array | undefined {
+export function mutate(t: TargetEnv, r: () => number): Uint8Array | undefined {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const bytes = env.eduBytes.slice();
+    const bytes = t.bytes.slice();
     const flips = 1 + (r() % 3);
     for (let i = 0; i < flips; i++) {
-      const at = env.code.offset + 4 + (r() % (env.code.size - 4));
+      const at = t.code.offset + 4 + (r() % (t.code.size - 4));
       bytes[at] = r() % 4 === 0 ? bytes[at] ^ (1 << (r() % 8)) : r() & 0xff;
     }
     if (WebAssembly.validate(bytes)) return bytes;
@@ -108,74 +117,47 @@ export function mutate(env: TrialEnv, r: () => number): Uint8Array | undefined {
   return undefined;
 }
 
-function spec(env: TrialEnv, model: string, options: Record<string, unknown>): DeviceSpec {
-  return {
-    id: 'sim:campaign',
-    name: 'campaign edu',
-    regions: [{ name: 'bar0', size: 1 << 20, source: { kind: 'sim', index: 0 } }],
-    ports: [],
-    // The window sits between two canary pages of the same memfd: any write outside it is seen.
-    dma: [{ name: 'dma0', size: DMA_WINDOW, bus: DMA_BUS, source: { kind: 'fd', fd: env.dmaFd, offset: CANARY } }],
-    irq: { kind: 'sim', eventfd: env.irqFd },
-    sim: { model, options, state: env.state, kickFd: -1 },
-  };
-}
-
-const le32 = (...v: number[]) => new Uint8Array(Uint32Array.from(v).buffer);
-
-/** Run the good driver's smoke sequence; throws what the driver threw. */
-function exercise(inst: DriverInstance): 'probe-refused' | undefined {
-  if (inst.probe() !== 0) return 'probe-refused';
-  inst.request(1, new Uint8Array());
-  inst.request(2, le32(5));
-  inst.request(3, le32(3, 0x1000));
-  inst.request(
-    4,
-    Uint8Array.from({ length: 64 }, (_, i) => i),
-  );
-  return undefined;
-}
-
 const quiet = { log: () => {} };
+
+/** A fresh device: zero state, no pending interrupt or kick. */
+function freshDevice(env: TrialEnv, t: TargetEnv): void {
+  new Uint8Array(env.state, 0, t.target.stateBytes).fill(0);
+  const native = loadNative();
+  native.eventfdRead(env.irqFd);
+  native.eventfdRead(env.kickFd);
+}
 
 export function runTrial(env: TrialEnv, seed: number, index: number): TrialResult {
   const r = rng(seed, index);
-  r(); // the kind's draw (trialKind)
-  const kind = trialKind(seed, index);
-  new Uint8Array(env.state).fill(0);
-  loadNative().eventfdRead(env.irqFd);
-  let bytes = env.eduBytes;
-  let model = 'edu';
-  let options: Record<string, unknown> = {};
+  r(); // the plan's draw (trialPlan)
+  const { kind, target: name } = trialPlan(seed, index, env.order);
+  const t = env.targets[name]!;
+  freshDevice(env, t);
+  let bytes = t.bytes;
+  let model = t.target.model;
+  let options: Record<string, unknown> = t.target.modelOptions;
+  const none = { index, kind, target: name, recovered: false, dmaTransfers: 0, outsideDmaBytes: 0 };
   if (kind === 'mutant') {
-    const m = mutate(env, r);
-    if (!m) return { index, kind, recovered: false, injected: false, dmaTransfers: 0, outsideDmaBytes: 0 };
+    const m = mutate(t, r);
+    if (!m) return { ...none, injected: false };
     bytes = m;
   } else {
     model = 'faulty';
-    const p = (scale: number) => ((r() % 1000) / 1000) * scale;
-    options = {
-      inner: 'edu',
-      seed: r(),
-      garbageReads: p(0.3),
-      spuriousIrqs: p(0.2),
-      dropIrqs: p(0.5),
-      stuck:
-        r() % 3 === 0 ? { offset: [0x20, 0x24, 0x00, 0x08][r() % 4], mask: 1 << (r() % 32), value: r() } : undefined,
-    };
+    options = t.target.misbehave(r, t.grant);
   }
-  const result: TrialResult = { index, kind, recovered: false, injected: true, dmaTransfers: 0, outsideDmaBytes: 0 };
-  const session = new DeviceSession(spec(env, model, options), { virtual: true });
+  const result: TrialResult = { ...none, injected: true };
+  const spec = targetSpec(t.target, t.port, env, model, options);
+  const session = new DeviceSession(spec, { virtual: true });
   let inst: DriverInstance | undefined;
   try {
     inst = DriverInstance.create('trial', bytes, session, env.shared, {
       cancelFd: env.cancelFd,
-      grant: env.grant,
+      grant: t.grant,
       hooks: quiet,
       limits: { memoryPages: 64, logBurst: 200, logPerSec: 100 },
-      module: bytes === env.eduBytes ? env.eduModule : undefined,
+      module: bytes === t.bytes ? t.module : undefined,
     });
-    result.outcome = exercise(inst);
+    result.outcome = inst.probe() !== 0 ? 'probe-refused' : t.target.smoke(inst, session);
   } catch (err) {
     result.outcome = err instanceof LoadError ? 'load-refused' : classify(err, inst?.memoryUse).kind;
   } finally {
@@ -183,16 +165,18 @@ export function runTrial(env: TrialEnv, seed: number, index: number): TrialResul
     session.close();
   }
   if (result.outcome) {
-    result.whyNotRecovered = recoveryFailure(env);
+    result.whyNotRecovered = recoveryFailure(env, name);
     result.recovered = result.whyNotRecovered === undefined;
   }
-  Object.assign(result, dmaRecordOf(env));
+  Object.assign(result, dmaRecordOf(env, name));
   return result;
 }
 
 /** What the device's DMA record holds since the state was last cleared (the start of a trial). */
-export function dmaRecordOf(env: TrialEnv): { dmaTransfers: number; outsideDmaBytes: number } {
-  const r = new DmaRecord(env.state, dmaRecordOffset(edu.describe({}))).snapshot();
+export function dmaRecordOf(env: TrialEnv, name: TargetName): { dmaTransfers: number; outsideDmaBytes: number } {
+  const t = TARGETS[name];
+  const at = dmaRecordOffset(simModelClass(t.model).describe(t.modelOptions));
+  const r = new DmaRecord(env.state, at).snapshot();
   return { dmaTransfers: r.transfers, outsideDmaBytes: r.outsideReadBytes + r.outsideWriteBytes };
 }
 
@@ -200,24 +184,23 @@ export function dmaRecordOf(env: TrialEnv): { dmaTransfers: number; outsideDmaBy
  * The device comes back: a fresh good instance on a well-behaved view of the same device state.
  * Returns undefined when it served again, else why not.
  */
-export function recoveryFailure(env: TrialEnv): string | undefined {
-  const session = new DeviceSession(spec(env, 'edu', {}), { virtual: true });
+export function recoveryFailure(env: TrialEnv, name: TargetName): string | undefined {
+  const t = env.targets[name]!;
+  const spec = targetSpec(t.target, t.port, env, t.target.model, t.target.modelOptions);
+  const session = new DeviceSession(spec, { virtual: true });
   let inst: DriverInstance | undefined;
   try {
     loadNative().eventfdRead(env.irqFd);
-    inst = DriverInstance.create('recovery', env.eduBytes, session, env.shared, {
+    inst = DriverInstance.create('recovery', t.bytes, session, env.shared, {
       cancelFd: env.cancelFd,
       hooks: quiet,
-      module: env.eduModule,
-      grant: env.grant,
+      module: t.module,
+      grant: t.grant,
     });
     inst.reset();
     const status = inst.probe();
     if (status !== 0) return `probe returned ${status}`;
-    const r = inst.request(2, le32(5));
-    if (!(r instanceof Uint8Array)) return `5! answered with status ${r}`;
-    const v = new Uint32Array(r.slice().buffer)[0];
-    return v === 120 ? undefined : `5! answered ${v}`;
+    return t.target.serves(inst, session);
   } catch (err) {
     if (!(err instanceof FaultError) && !(err instanceof WebAssembly.RuntimeError)) throw err;
     return `${(err as Error).name}: ${(err as Error).message}`;
@@ -226,5 +209,3 @@ export function recoveryFailure(env: TrialEnv): string | undefined {
     session.close();
   }
 }
-
-export const EDU_STATE_BYTES = simStateBytes(edu.describe({}));

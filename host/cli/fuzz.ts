@@ -13,6 +13,7 @@ import { grantFor } from '../package/manifest.ts';
 import type { Grant, Limits } from '../grant.ts';
 import { simModels } from '../sim/registry.ts';
 import { action, readUserFile, UsageError, wholeNumber } from './common.ts';
+import { progressBar } from './progress.ts';
 
 interface FuzzOptions {
   model: string;
@@ -131,12 +132,18 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
     }
   }
 
-  const tty = process.stderr.isTTY && !values.json;
-  const line = (s: FuzzProgress) =>
-    `${(s.ms / 1000).toFixed(0)} s · execs ${s.execs} · ${s.execsPerSec}/s · coverage ${s.coverage} edges · corpus ${s.corpus} · crashes ${s.crashes}`;
   const execs = nums.execs === 0 ? Infinity : (nums.execs ?? 20000);
   if (!Number.isFinite(execs) && nums.seconds === undefined && !values.stopOnCrash)
     throw new UsageError('--execs 0 (no limit) needs --seconds or --stop-on-crash');
+  // A bar on a terminal only (progress.ts): piped, --json or under CI, crash lines and the summary alone.
+  // Its end is the execution count, or the time limit when the count has none.
+  const bySeconds = !Number.isFinite(execs) && nums.seconds !== undefined;
+  const bar = progressBar(
+    'fuzz',
+    bySeconds ? nums.seconds : execs,
+    `${bySeconds ? 'execs {execs} · ' : ''}{rate}/s · coverage {coverage} edges · corpus {corpus} · crashes {crashes}`,
+    values,
+  );
   const result = await runFuzz({
     driver,
     model,
@@ -149,10 +156,16 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
     grant,
     limits,
     fuel,
-    onProgress: (s) => {
+    onProgress: (s: FuzzProgress) => {
       if (values.json) console.log(JSON.stringify({ event: 'status', ...s }));
-      else if (tty) process.stderr.write(`\r${line(s)}\x1b[K`);
-      else process.stderr.write(`${line(s)}\n`);
+      else
+        bar.update(bySeconds ? Math.floor(s.ms / 1000) : s.execs, {
+          execs: s.execs,
+          rate: s.execsPerSec,
+          coverage: s.coverage,
+          corpus: s.corpus,
+          crashes: s.crashes,
+        });
     },
     onCrash: (c: FuzzCrash) => {
       const info = {
@@ -166,12 +179,11 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
       };
       if (values.json) console.log(JSON.stringify({ event: 'crash', ...info }));
       else
-        process.stderr.write(
-          `${tty ? '\r\x1b[K' : ''}crash: ${c.kind} at ${c.location} (execution ${c.exec} of job ${c.job}, after ${(c.ms / 1000).toFixed(1)} s)\n`,
+        bar.log(
+          `crash: ${c.kind} at ${c.location} (execution ${c.exec} of job ${c.job}, after ${(c.ms / 1000).toFixed(1)} s)`,
         );
     },
-  });
-  if (tty) process.stderr.write('\n');
+  }).finally(() => bar.stop());
   mkdirSync(values.out!, { recursive: true });
   const plot = join(values.out!, 'coverage.svg');
   writeFileSync(plot, coveragePlot(result, `${path} on ${model}`));

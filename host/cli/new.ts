@@ -1,4 +1,4 @@
-// wasmdrv new <dir> --device edu|uart16550|<manifest.json> [--lang as|c|rust] [--link]
+// wasmdrv new <dir> --device edu|uart16550|e1000|<manifest.json> [--lang as|c|rust] [--link]
 import { Option, type Command } from 'commander';
 import { BUILTIN_DEVICES, scaffold } from '../scaffold.ts';
 import { action, readUserText, UsageError } from './common.ts';

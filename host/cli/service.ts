@@ -1,4 +1,5 @@
 // wasmdrv serve | call | status | reload — the daemon and its clients (host/service/).
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { action, readUserFile, readUserText, UsageError } from './common.ts';
@@ -6,6 +7,7 @@ import { decodeResponse, encodeArgs } from '../payload.ts';
 import { parseConfig } from '../service/config.ts';
 import { Service } from '../service/daemon.ts';
 import { ServiceClient } from '../service/client.ts';
+import { systemdNotifier } from '../service/notify.ts';
 
 export const DEFAULT_SOCKET = process.env.WASMDRV_SOCKET ?? '/run/wasmdrv/wasmdrv.sock';
 const SOCKET_HELP = "the daemon's socket (default $WASMDRV_SOCKET or /run/wasmdrv/wasmdrv.sock)";
@@ -61,13 +63,43 @@ async function cmdServe(values: { config: string }): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const svc = new Service(config, (s) => say(/fault|refus|fail|error/i.test(s) ? 4 : 6, s), values.config);
-  await svc.start(); // closes what it started and throws on failure: exit 1, no hang
+  const log = (s: string) => say(/fault|refus|fail|error|not applied/i.test(s) ? 4 : 6, s);
+  // Type=notify: READY=1 once the socket is bound and every driver probed, RELOADING=1/READY=1 around
+  // a config re-read (SIGHUP, the unit's ExecReload), STOPPING=1 on the way out.
+  const svc = new Service(config, log, values.config, systemdNotifier(process.env.NOTIFY_SOCKET, log));
+  // SIGHUP before the start finished would kill the process by default: take it now, act once started.
+  let started = false;
+  let hupBeforeStart = false;
+  const reread = () => {
+    if (!started) {
+      hupBeforeStart = true;
+      return;
+    }
+    void svc.reconfigure(() => {
+      try {
+        return readFileSync(values.config, 'utf8');
+      } catch (err) {
+        throw new Error(`${values.config}: cannot read: ${(err as Error).message}`);
+      }
+    });
+  };
+  process.on('SIGHUP', reread);
+  try {
+    await svc.start(); // closes what it started and throws on failure: exit 1, no hang
+  } catch (err) {
+    process.off('SIGHUP', reread);
+    // The message names config, entry and field; as a plain error the CLI prints it as it is (a
+    // probe fault would otherwise be printed by the driver's name alone).
+    throw new Error((err as Error).message);
+  }
+  started = true;
   say(5, 'ready');
+  if (hupBeforeStart) reread();
   await new Promise<void>((done) => {
     process.once('SIGINT', () => done());
     process.once('SIGTERM', () => done());
   });
+  process.off('SIGHUP', reread);
   await svc.close();
   return 0;
 }

@@ -10,6 +10,8 @@
 // per driver and taken round-robin across clients, one at a time. Bad clients are bounded: a frame
 // limit (checked while the line arrives, never buffered past it), a limit on each client's queued
 // calls and on its unread replies, and a connection limit; each refusal is an error reply with a code.
+// The wire (error codes, line framing, the per-driver fair queue, client limits) is wire.ts; sd_notify is
+// notify.ts; the config and its schema config.ts.
 
 import { chmodSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -18,187 +20,39 @@ import type { Driver } from '../driver.ts';
 import { loadNative } from '../native.ts';
 import { isPackage, loadPackage } from '../package/load.ts';
 import { parseManifest } from '../package/manifest.ts';
-import { LoadError, type RequestError } from '../faults.ts';
-import type { ServiceConfig } from './config.ts';
+import { LoadError } from '../faults.ts';
+import { createHash } from 'node:crypto';
+import { parseConfig, type ServiceConfig } from './config.ts';
+import { monotonicUsec, type Notify } from './notify.ts';
+import {
+  type Client,
+  DEFAULT_SERVICE_LIMITS,
+  errorReply,
+  FairQueue,
+  type Id,
+  LineReader,
+  RPC,
+  RpcError,
+  type ServiceLimits,
+} from './wire.ts';
 
-interface Client {
-  socket: Socket;
-  uid: number;
-  gid: number;
-  pid: number;
-  closed: boolean;
-  /** Calls of this client queued or in a driver, across drivers. */
-  calls: number;
-}
+export { DEFAULT_SERVICE_LIMITS, RPC, type ServiceLimits } from './wire.ts';
 
-type Id = string | number | null;
+type DriverEntry = ServiceConfig['drivers'][number];
 
-interface Call {
-  client: Client;
-  id: Id;
-  op: number;
-  data: Uint8Array;
-}
-
-/** The daemon's limits on what one client, and all of them, may make it hold. */
-export interface ServiceLimits {
-  /** Longest message line, in bytes (without its newline). Default 2 MiB: a 1 MiB request in base64 fits. */
-  maxFrameBytes: number;
-  /** Calls one client may have queued or running at once. Default 1024. */
-  maxQueuedCalls: number;
-  /** Clients connected at once. Default 256. */
-  maxConnections: number;
-  /** Replies written to a client that it has not read yet, in bytes; past it the client is dropped. Default 16 MiB. */
-  maxUnreadReplyBytes: number;
-}
-
-export const DEFAULT_SERVICE_LIMITS: ServiceLimits = {
-  maxFrameBytes: 2 << 20,
-  maxQueuedCalls: 1024,
-  maxConnections: 256,
-  maxUnreadReplyBytes: 16 << 20,
-};
-
-/**
- * JSON-RPC error codes. -32700..-32600 are the standard's; the rest are the daemon's own, each with a
- * name in error.data.code (driver errors carry the supervisor's RequestError code there).
- */
-export const RPC = {
-  parseError: -32700,
-  invalidRequest: -32600,
-  methodNotFound: -32601,
-  invalidParams: -32602,
-  internal: -32603,
-  frameTooLarge: -32001,
-  tooManyCalls: -32002,
-  tooManyConnections: -32003,
-  permissionDenied: -32004,
-  noSuchDriver: -32005,
-  driverError: -32010,
-  operationFailed: -32011,
-} as const;
-
-const NAMES: Record<number, string> = {
-  [RPC.parseError]: 'parse-error',
-  [RPC.invalidRequest]: 'invalid-request',
-  [RPC.methodNotFound]: 'method-not-found',
-  [RPC.invalidParams]: 'invalid-params',
-  [RPC.internal]: 'internal-error',
-  [RPC.frameTooLarge]: 'frame-too-large',
-  [RPC.tooManyCalls]: 'too-many-calls',
-  [RPC.tooManyConnections]: 'too-many-connections',
-  [RPC.permissionDenied]: 'permission-denied',
-  [RPC.noSuchDriver]: 'no-such-driver',
-  [RPC.operationFailed]: 'operation-failed',
-};
-
-class RpcError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-    readonly name_ = NAMES[code] ?? 'error',
-    readonly extra: Record<string, unknown> = {},
-  ) {
-    super(message);
-  }
-}
-
-const errorReply = (id: Id, e: RpcError) => ({
-  jsonrpc: '2.0',
-  id,
-  error: { code: e.code, message: e.message, data: { code: e.name_, ...e.extra } },
-});
-
-/** Per driver: a FIFO per client, served round-robin, one call in the driver at a time. */
-class FairQueue {
-  private readonly queues = new Map<Client, Call[]>();
-  private order: Client[] = [];
-  private busy = false;
-  constructor(
-    private readonly drv: Driver,
-    private readonly reply: (c: Call, r: { result?: unknown; error?: RpcError }) => void,
-  ) {}
-
-  push(c: Call): void {
-    let q = this.queues.get(c.client);
-    if (!q) {
-      q = [];
-      this.queues.set(c.client, q);
-      this.order.push(c.client);
-    }
-    q.push(c);
-    this.pump();
-  }
-
-  /** A client went away: its queued calls go (the one in the driver finishes, its answer is dropped). */
-  drop(client: Client): void {
-    this.queues.delete(client);
-    this.order = this.order.filter((c) => c !== client);
-  }
-
-  private pump(): void {
-    if (this.busy || !this.order.length) return;
-    const client = this.order.shift()!;
-    const q = this.queues.get(client)!;
-    const call = q.shift()!;
-    if (q.length) this.order.push(client);
-    else this.queues.delete(client);
-    this.busy = true;
-    this.drv
-      .request(call.op, call.data)
-      .then(
-        (data) => this.reply(call, { result: { data: Buffer.from(data).toString('base64') } }),
-        (err) => {
-          const code = (err as RequestError).code ?? 'driver-error';
-          const extra: Record<string, unknown> = {};
-          if ((err as RequestError).status !== undefined) extra.status = (err as RequestError).status;
-          this.reply(call, { error: new RpcError(RPC.driverError, (err as Error).message, code, extra) });
-        },
-      )
-      .finally(() => {
-        this.busy = false;
-        this.pump();
-      });
-  }
-}
-
-/** Splits a byte stream into lines of at most `limit` bytes, holding at most `limit` bytes meanwhile. */
-class LineReader {
-  private parts: Buffer[] = [];
-  private held = 0;
-  constructor(
-    private readonly limit: number,
-    private readonly onLine: (line: Buffer) => void,
-    private readonly onOversize: () => void,
-  ) {}
-
-  /** Returns false once a line passed the limit (the caller stops reading). */
-  push(chunk: Buffer): boolean {
-    let at = 0;
-    for (;;) {
-      const nl = chunk.indexOf(0x0a, at);
-      const end = nl < 0 ? chunk.length : nl;
-      if (this.held + end - at > this.limit) {
-        this.parts = [];
-        this.held = 0;
-        this.onOversize();
-        return false;
-      }
-      if (nl < 0) {
-        if (end > at) {
-          this.parts.push(chunk.subarray(at));
-          this.held += end - at;
-        }
-        return true;
-      }
-      const piece = chunk.subarray(at, nl);
-      const line = this.parts.length ? Buffer.concat([...this.parts, piece]) : piece;
-      this.parts = [];
-      this.held = 0;
-      this.onLine(line);
-      at = nl + 1;
-    }
-  }
+/** What a config re-read did (Service.reconfigure). */
+export interface Reconfigured {
+  /** False: the config was not applied at all (error says why); the running set is as it was. */
+  ok: boolean;
+  error?: string;
+  added: string[];
+  removed: string[];
+  /** Hot-reloaded in place (the driver file changed). */
+  reloaded: string[];
+  /** Stopped and loaded anew (device, sim, manifest or allowUnsigned changed). */
+  replaced: string[];
+  /** Entries that could not be brought to what the new config says (each logged with its reason). */
+  failed?: string[];
 }
 
 type Params = Record<string, unknown>;
@@ -209,7 +63,12 @@ export class Service {
   private server?: Server;
   private readonly queues = new Map<string, FairQueue>();
   private readonly drivers = new Map<string, Driver>();
-  private readonly cfg = new Map<string, ServiceConfig['drivers'][number]>();
+  private readonly cfg = new Map<string, DriverEntry>();
+  /** Hash of each served entry's driver (and manifest) file as loaded. */
+  private readonly files = new Map<string, string>();
+  private reconfiguring: Promise<void> = Promise.resolve();
+  /** The trust policy's allowUnsigned names (the host holds this array; a config re-read updates it). */
+  private readonly allowUnsigned: string[] = [];
   private readonly clients = new Set<Client>();
   readonly limits: ServiceLimits;
   /** Method names are looked up here, never on an object (no "__proto__" or "constructor" surprises). */
@@ -224,11 +83,14 @@ export class Service {
    * `source` names the config in errors ("FILE: drivers[1] (edu): driver: ...": file, entry, field).
    */
   constructor(
-    readonly config: ServiceConfig,
+    public config: ServiceConfig,
     private readonly log: (s: string) => void = () => {},
     private readonly source = 'config',
+    /** sd_notify (notify.ts systemdNotifier): READY=1, STATUS=, RELOADING=1, STOPPING=1. */
+    private readonly notify: Notify = () => {},
   ) {
     this.limits = { ...DEFAULT_SERVICE_LIMITS, ...config.limits };
+    this.allowUnsigned.push(...config.drivers.filter((d) => d.allowUnsigned).map((d) => d.name));
     // With a trust store configured, every driver (package or bare module) and every reload passes
     // the trust policy; unsigned ones only when their entry says allowUnsigned (by that name).
     this.host = new Host({
@@ -237,7 +99,7 @@ export class Service {
         config.trust !== undefined
           ? {
               trust: config.trust,
-              allowUnsigned: config.drivers.filter((d) => d.allowUnsigned).map((d) => d.name),
+              allowUnsigned: this.allowUnsigned,
               onWarning: log,
             }
           : undefined,
@@ -247,10 +109,12 @@ export class Service {
   /**
    * Bind the socket first (a path that cannot be bound fails before any driver, and so any worker
    * blocked in poll(), exists), then load each driver. On any failure everything started is closed
-   * and the error rethrown: the caller exits non-zero instead of hanging.
+   * and the error rethrown: the caller exits non-zero instead of hanging. Under systemd READY=1 goes
+   * out only here, after the socket is bound and every driver has probed.
    */
   async start(): Promise<void> {
     try {
+      this.notify({ STATUS: `binding ${this.config.socket}` });
       if (existsSync(this.config.socket)) unlinkSync(this.config.socket);
       this.server = createServer((s) => this.accept(s));
       await new Promise<void>((resolve, reject) => {
@@ -260,59 +124,234 @@ export class Service {
         this.server!.listen(this.config.socket, () => resolve());
       });
       chmodSync(this.config.socket, parseInt(this.config.mode ?? '0660', 8));
-      for (const d of this.config.drivers) this.cfg.set(d.name, d);
+      const n = this.config.drivers.length;
       for (const [i, d] of this.config.drivers.entries()) {
+        this.notify({ STATUS: `probing ${d.name} on ${d.device} (${i + 1}/${n})` });
         const entry = `${this.source}: drivers[${i}] (${d.name})`;
-        let dev;
-        try {
-          dev = this.host.openDevice(d.device, { sim: d.sim });
-        } catch (err) {
-          throw new Error(`${entry}: device: ${(err as Error).message}`);
-        }
-        let bytes: Uint8Array;
-        try {
-          bytes = new Uint8Array(readFileSync(d.driver));
-        } catch (err) {
-          const e = err as NodeJS.ErrnoException;
-          throw new Error(
-            `${entry}: driver: ${d.driver}: cannot read: ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
-          );
-        }
-        let drv: Driver;
-        try {
-          const manifest =
-            d.manifest !== undefined ? parseManifest(readFileSync(d.manifest, 'utf8'), d.manifest) : undefined;
-          drv =
-            this.host.trust || !isPackage(bytes)
-              ? await this.host.load(bytes, dev, { name: d.name, manifest })
-              : await loadPackage(this.host, bytes, dev, {
-                  allowUnsigned: d.allowUnsigned ? [d.name] : [],
-                  name: d.name,
-                  onWarning: this.log,
-                });
-        } catch (err) {
-          // Keep the class (a LoadError stays one: callers and tests tell refusals from faults by it).
-          const Kind = err instanceof LoadError ? LoadError : Error;
-          throw Object.assign(new Kind(`${entry}: driver: ${d.driver}: ${(err as Error).message}`), {
-            fault: (err as { fault?: unknown }).fault,
-          });
-        }
-        drv.on('fault', (f) => this.log(`${d.name}: fault ${f.kind}: ${f.message}`));
-        this.drivers.set(d.name, drv);
-        this.queues.set(
-          d.name,
-          new FairQueue(drv, (c, r) => {
-            c.client.calls--;
-            this.send(c.client, r.error ? errorReply(c.id, r.error) : { jsonrpc: '2.0', id: c.id, result: r.result });
-          }),
-        );
-        this.log(`${d.name}: ${d.driver} on ${d.device}`);
+        this.attach(d, await this.loadEntry(d, entry, this.readEntry(d, entry)));
       }
     } catch (err) {
       await this.close();
       throw err;
     }
     this.log(`listening on ${this.config.socket}`);
+    this.notify({ READY: 1, STATUS: this.serving() });
+  }
+
+  private serving(): string {
+    return `serving ${this.drivers.size} driver(s) on ${this.config.socket}: ${[...this.drivers.keys()].join(', ')}`;
+  }
+
+  /** An entry's driver bytes (and manifest text), read now: errors name the entry and the field. */
+  private readEntry(d: DriverEntry, entry: string): { bytes: Uint8Array; manifest?: string } {
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(readFileSync(d.driver));
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new Error(
+        `${entry}: driver: ${d.driver}: cannot read: ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
+      );
+    }
+    if (d.manifest === undefined) return { bytes };
+    try {
+      return { bytes, manifest: readFileSync(d.manifest, 'utf8') };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new Error(
+        `${entry}: manifest: ${d.manifest}: cannot read: ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
+      );
+    }
+  }
+
+  /** Open the entry's device and load (probe) its driver. Errors name the entry and the field. */
+  private async loadEntry(d: DriverEntry, entry: string, files: { bytes: Uint8Array; manifest?: string }) {
+    let dev;
+    try {
+      dev = this.host.openDevice(d.device, { sim: d.sim });
+    } catch (err) {
+      throw new Error(`${entry}: device: ${(err as Error).message}`);
+    }
+    const { bytes } = files;
+    try {
+      const manifest = files.manifest !== undefined ? parseManifest(files.manifest, d.manifest!) : undefined;
+      return this.host.trust || !isPackage(bytes)
+        ? await this.host.load(bytes, dev, { name: d.name, manifest })
+        : await loadPackage(this.host, bytes, dev, {
+            allowUnsigned: d.allowUnsigned ? [d.name] : [],
+            name: d.name,
+            onWarning: this.log,
+          });
+    } catch (err) {
+      // Keep the class (a LoadError stays one: callers and tests tell refusals from faults by it).
+      const Kind = err instanceof LoadError ? LoadError : Error;
+      throw Object.assign(new Kind(`${entry}: driver: ${d.driver}: ${(err as Error).message}`), {
+        fault: (err as { fault?: unknown }).fault,
+      });
+    }
+  }
+
+  /** Serve a loaded driver under its entry's name. */
+  private attach(d: DriverEntry, drv: Driver): void {
+    drv.on('fault', (f) => this.log(`${d.name}: fault ${f.kind}: ${f.message}`));
+    this.cfg.set(d.name, d);
+    this.files.set(d.name, this.fileHash(d));
+    this.drivers.set(d.name, drv);
+    this.queues.set(
+      d.name,
+      new FairQueue(drv, (c, r) => {
+        c.client.calls--;
+        this.send(c.client, r.error ? errorReply(c.id, r.error) : { jsonrpc: '2.0', id: c.id, result: r.result });
+      }),
+    );
+    this.log(`${d.name}: ${d.driver} on ${d.device}`);
+  }
+
+  /** Stop a served driver and release its device; its queued calls get 'driver-stopped'. */
+  private async detach(name: string): Promise<void> {
+    const drv = this.drivers.get(name);
+    this.drivers.delete(name);
+    this.queues.delete(name);
+    this.cfg.delete(name);
+    this.files.delete(name);
+    if (drv) await this.host.release(drv);
+  }
+
+  /** What the bytes of an entry's files were when it loaded: a re-read reloads a driver whose file changed. */
+  private fileHash(d: DriverEntry): string {
+    const h = createHash('sha256');
+    for (const f of [d.driver, d.manifest]) {
+      if (f === undefined) continue;
+      try {
+        h.update(readFileSync(f));
+      } catch {
+        h.update('unreadable');
+      }
+    }
+    return h.digest('hex');
+  }
+
+  /**
+   * Re-read the config (SIGHUP, the unit's ExecReload): drivers the new config adds are loaded, those
+   * it drops are stopped, an entry whose driver file (path or bytes) changed is hot-reloaded, one whose
+   * device, sim, manifest or allowUnsigned changed is stopped and loaded anew. A config that does not
+   * parse, changes a field only a restart can change, names a file that cannot be read, or adds a driver
+   * that fails to load leaves the running set untouched, and the one error line names file, entry and
+   * field. Under systemd: RELOADING=1 before, READY=1 after, whatever the outcome. Re-reads run one at
+   * a time. Returns what changed, or the error.
+   */
+  reconfigure(text: string | (() => string)): Promise<Reconfigured> {
+    const run = this.reconfiguring.then(() => this.reconfigureNow(text));
+    this.reconfiguring = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
+  private async reconfigureNow(text: string | (() => string)): Promise<Reconfigured> {
+    this.notify({ RELOADING: 1, MONOTONIC_USEC: monotonicUsec(), STATUS: `re-reading ${this.source}` });
+    const done: Reconfigured = { ok: true, added: [], removed: [], reloaded: [], replaced: [] };
+    try {
+      await this.applyConfig(typeof text === 'string' ? text : text(), done);
+    } catch (err) {
+      done.ok = false;
+      done.error = (err as Error).message.split('\n')[0];
+      this.log(`config not applied, drivers unchanged: ${done.error}`);
+    }
+    const failed = done.failed?.length ? `; failed: ${done.failed.join(', ')}` : '';
+    if (done.ok)
+      this.log(
+        `config re-read: added [${done.added.join(', ')}] removed [${done.removed.join(', ')}] reloaded [${done.reloaded.join(', ')}] replaced [${done.replaced.join(', ')}]${failed}`,
+      );
+    this.notify({
+      READY: 1,
+      STATUS: done.ok ? `${this.serving()}${failed}` : `${this.serving()}; config not applied: ${done.error}`,
+    });
+    return done;
+  }
+
+  private async applyConfig(text: string, done: Reconfigured): Promise<void> {
+    const next = parseConfig(text, this.source);
+    for (const k of ['socket', 'mode', 'trust', 'limits', 'limitCaps'] as const) {
+      if (JSON.stringify(next[k]) !== JSON.stringify(this.config[k]))
+        throw new Error(`${this.source}: ${k}: changed: takes effect only on a restart (systemctl restart wasmdrv)`);
+    }
+    const names = new Set<string>();
+    for (const [i, d] of next.drivers.entries()) {
+      if (names.has(d.name)) throw new Error(`${this.source}: drivers[${i}] (${d.name}): name: given twice`);
+      names.add(d.name);
+    }
+    // Sort every entry into what happens to it, reading the files of all that load anything new now,
+    // before anything changes: an unreadable file stops the re-read with the running set untouched.
+    type Plan = { d: DriverEntry; entry: string; files: { bytes: Uint8Array; manifest?: string } };
+    const add: Plan[] = [];
+    const reload: Plan[] = [];
+    const replace: Plan[] = [];
+    for (const [i, d] of next.drivers.entries()) {
+      const entry = `${this.source}: drivers[${i}] (${d.name})`;
+      const old = this.cfg.get(d.name);
+      if (!old) add.push({ d, entry, files: this.readEntry(d, entry) });
+      else if (
+        old.device !== d.device ||
+        JSON.stringify(old.sim) !== JSON.stringify(d.sim) ||
+        old.manifest !== d.manifest ||
+        Boolean(old.allowUnsigned) !== Boolean(d.allowUnsigned)
+      )
+        replace.push({ d, entry, files: this.readEntry(d, entry) });
+      else if (old.driver !== d.driver || this.files.get(d.name) !== this.fileHash(d))
+        reload.push({ d, entry, files: this.readEntry(d, entry) });
+      else this.cfg.set(d.name, d); // unchanged driver; `allow` may have changed and applies at once
+    }
+    const remove = [...this.drivers.keys()].filter((n) => !names.has(n));
+    // A new entry on a device that an outgoing driver holds waits for it to go; the others load first,
+    // and if one of them fails, they are all stopped again and nothing else changes.
+    const leaving = new Set([...remove, ...replace.map((p) => p.d.name)].map((n) => this.cfg.get(n)!.device));
+    const early = add.filter((p) => !leaving.has(p.d.device));
+    const late = add.filter((p) => leaving.has(p.d.device));
+    const loaded: [DriverEntry, Driver][] = [];
+    const allowedBefore = this.allowUnsigned.splice(0);
+    this.allowUnsigned.push(...next.drivers.filter((d) => d.allowUnsigned).map((d) => d.name));
+    try {
+      for (const p of early) loaded.push([p.d, await this.loadEntry(p.d, p.entry, p.files)]);
+    } catch (err) {
+      for (const [, drv] of loaded) await this.host.release(drv);
+      this.allowUnsigned.splice(0, Infinity, ...allowedBefore);
+      throw err;
+    }
+    this.config = next;
+    for (const [d, drv] of loaded) {
+      this.attach(d, drv);
+      done.added.push(d.name);
+    }
+    // From here on the old set is being changed: a failure is reported per entry, the rest still applies.
+    const fail = (name: string, err: unknown) => {
+      (done.failed ??= []).push(name);
+      this.log(`config re-read: ${(err as Error).message.split('\n')[0]}`);
+    };
+    for (const name of remove) {
+      await this.detach(name);
+      done.removed.push(name);
+    }
+    for (const p of reload) {
+      const r = await this.drivers.get(p.d.name)!.reload(p.files.bytes);
+      if (!r.ok) {
+        fail(p.d.name, new Error(`${p.entry}: driver: ${p.d.driver}: reload refused: ${r.error}`));
+        continue;
+      }
+      this.cfg.set(p.d.name, p.d);
+      this.files.set(p.d.name, this.fileHash(p.d));
+      done.reloaded.push(p.d.name);
+    }
+    for (const p of [...replace, ...late]) {
+      if (this.drivers.has(p.d.name)) await this.detach(p.d.name);
+      try {
+        this.attach(p.d, await this.loadEntry(p.d, p.entry, p.files));
+        (replace.includes(p) ? done.replaced : done.added).push(p.d.name);
+      } catch (err) {
+        fail(p.d.name, err);
+      }
+    }
   }
 
   private accept(socket: Socket): void {
@@ -507,6 +546,7 @@ export class Service {
   }
 
   async close(): Promise<void> {
+    this.notify({ STOPPING: 1, STATUS: 'stopping' });
     for (const c of this.clients) c.socket.destroy();
     await new Promise<void>((r) => (this.server?.listening ? this.server.close(() => r()) : r()));
     await this.host.close();

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
 #include <time.h>
@@ -616,6 +617,102 @@ Napi::Value PeerCredentials(const Napi::CallbackInfo &info)
 	return o;
 }
 
+// sd_notify(3) without libsystemd: one datagram to the AF_UNIX socket systemd names in $NOTIFY_SOCKET
+// ("@name" is in the abstract namespace). Node has no UNIX datagram sockets, so the addon sends it.
+bool UnixAddress(const std::string &path, struct sockaddr_un *sa, socklen_t *len)
+{
+	memset(sa, 0, sizeof *sa);
+	sa->sun_family = AF_UNIX;
+	if (path.empty() || path.size() >= sizeof sa->sun_path)
+		return false;
+	memcpy(sa->sun_path, path.data(), path.size());
+	if (path[0] == '@')
+		sa->sun_path[0] = '\0';
+	*len = socklen_t(offsetof(struct sockaddr_un, sun_path) + path.size() +
+			 (path[0] == '@' ? 0 : 1));
+	return true;
+}
+
+Napi::Value UnixDgramSend(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	std::string path = Str(info, 0, "path");
+	std::string msg = Str(info, 1, "message");
+	struct sockaddr_un sa;
+	socklen_t len;
+	if (!UnixAddress(path, &sa, &len))
+		ThrowErrno(env, EINVAL, "sendto", path + " (not a UNIX socket address)");
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		ThrowErrno(env, errno, "socket", path);
+	ssize_t n = sendto(fd, msg.data(), msg.size(), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
+	int err = errno;
+	close(fd);
+	if (n < 0)
+		ThrowErrno(env, err, "sendto", path);
+	return Napi::Number::New(env, double(n));
+}
+
+// The receiving end (tests, and anyone standing in for systemd): bound, non-blocking, SO_PASSCRED on
+// so that each datagram says which process sent it (systemd's NotifyAccess=main checks exactly that).
+Napi::Value UnixDgramBind(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	std::string path = Str(info, 0, "path");
+	struct sockaddr_un sa;
+	socklen_t len;
+	if (!UnixAddress(path, &sa, &len))
+		ThrowErrno(env, EINVAL, "bind", path + " (not a UNIX socket address)");
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		ThrowErrno(env, errno, "socket", path);
+	int one = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0 ||
+	    bind(fd, (struct sockaddr *)&sa, len) != 0) {
+		int err = errno;
+		close(fd);
+		ThrowErrno(env, err, "bind", path);
+	}
+	return Napi::Number::New(env, fd);
+}
+
+// One datagram, or null when none is waiting: { data, pid, uid, gid }.
+Napi::Value UnixDgramRecv(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	int fd = int(Int(info, 0, "fd"));
+	std::vector<char> buf(65536);
+	union {
+		struct cmsghdr align;
+		char bytes[CMSG_SPACE(sizeof(struct ucred))];
+	} control;
+	struct iovec iov = { buf.data(), buf.size() };
+	struct msghdr mh;
+	memset(&mh, 0, sizeof mh);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = control.bytes;
+	mh.msg_controllen = sizeof control.bytes;
+	ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return env.Null();
+		ThrowErrno(env, errno, "recvmsg", "fd " + std::to_string(fd));
+	}
+	Napi::Object o = Napi::Object::New(env);
+	o.Set("data", Napi::String::New(env, buf.data(), size_t(n)));
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDENTIALS)
+			continue;
+		struct ucred cred;
+		memcpy(&cred, CMSG_DATA(c), sizeof cred);
+		o.Set("pid", Napi::Number::New(env, cred.pid));
+		o.Set("uid", Napi::Number::New(env, cred.uid));
+		o.Set("gid", Napi::Number::New(env, cred.gid));
+	}
+	return o;
+}
+
 // TAP interfaces (/dev/net/tun, IFF_TAP | IFF_NO_PI): one read or write is one Ethernet frame.
 Napi::Value TapOpen(const Napi::CallbackInfo &info)
 {
@@ -1077,6 +1174,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("pread", Napi::Function::New(env, Pread));
 	exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));
 	exports.Set("pwrite", Napi::Function::New(env, Pwrite));
+	exports.Set("unixDgramSend", Napi::Function::New(env, UnixDgramSend));
+	exports.Set("unixDgramBind", Napi::Function::New(env, UnixDgramBind));
+	exports.Set("unixDgramRecv", Napi::Function::New(env, UnixDgramRecv));
 	exports.Set("tapOpen", Napi::Function::New(env, TapOpen));
 	exports.Set("tapSetCarrier", Napi::Function::New(env, TapSetCarrier));
 	exports.Set("netSetMac", Napi::Function::New(env, NetSetMac));

@@ -47,6 +47,49 @@ try {
   sh('nsenter', [...ns, 'ip', 'addr', 'add', '10.0.0.2/24', 'dev', ethB]);
   sh('nsenter', [...ns, 'ip', 'link', 'set', ethB, 'up']);
 
+  // --- a TCP transfer, checksummed at both ends ----------------------------------------------------
+  let port = 5001;
+  const tcp = async (bytes, during) => {
+    const at = port++;
+    sh('sh', ['-c', `head -c ${bytes} /dev/urandom > /mnt/blob`]);
+    rmSync('/mnt/recv', { force: true });
+    const sent = sh('md5sum', ['/mnt/blob']).split(' ')[0];
+    const server = spawn('nsenter', [...ns, process.execPath, '-e',
+      `const net=require('net'),fs=require('fs');const s=net.createServer(c=>{c.pipe(fs.createWriteStream('/mnt/recv')).on('finish',()=>{console.log('received');s.close()})});s.listen(${at},'10.0.0.2',()=>console.log('listening'))`],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+    let serverOut = '';
+    server.stdout.on('data', (d) => (serverOut += d));
+    server.stderr.on('data', (d) => (serverOut += d));
+    await until(10000, () => serverOut.includes('listening'));
+    const t0 = Date.now();
+    let clientErr = '';
+    const client = spawn(process.execPath, ['-e', `const net=require('net'),fs=require('fs');const c=net.connect(${at},'10.0.0.2',()=>fs.createReadStream('/mnt/blob').pipe(c));c.on('error',e=>{console.error(e.message);process.exit(1)})`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    client.stderr.on('data', (d) => (clientErr += d));
+    const clientDone = new Promise((r) => client.once('exit', r));
+    if (during) await during();
+    const code = await Promise.race([clientDone, sleep(180000).then(() => 'timeout')]);
+    if (code !== 0) clientErr += ` client exit ${code}`;
+    await until(60000, () => serverOut.includes('received'));
+    const ms = Date.now() - t0;
+    const got = existsSync('/mnt/recv') ? sh('md5sum', ['/mnt/recv']).split(' ')[0] : 'none';
+    server.kill();
+    client.kill();
+    return { ok: got === sent && !clientErr.trim(), ms, detail: `sent ${sent}, received ${got} in ${ms} ms ${clientErr.trim()}` };
+  };
+  // --- the baseline: NIC A under the kernel's own e1000 driver, the same pings and TCP transfer ----------
+  const ethA0 = netdevByMac(A);
+  sh('ip', ['addr', 'add', '10.0.0.1/24', 'dev', ethA0]);
+  sh('ip', ['link', 'set', ethA0, 'up']);
+  await until(10000, () => carrier(ethA0) === '1');
+  let base;
+  try { base = sh('busybox', ['ping', '-c', '5', '-W', '5', '10.0.0.2']); } catch (e) { base = `${e.stdout}`; }
+  const baseRtt = Number(/= [\d.]+\/([\d.]+)\//.exec(base)?.[1] ?? NaN);
+  const baseTcp = await tcp(4194304);
+  emit('METRIC', { name: "ping RTT through the kernel's e1000 driver (TCG, baseline)", value: baseRtt, unit: 'ms avg' });
+  emit('METRIC', { name: "TCP 4 MiB through the kernel's e1000 driver (TCG, baseline)", value: Math.round((4 * 8 * 1000) / baseTcp.ms * 100) / 100, unit: 'Mbit/s' });
+  sh('ip', ['addr', 'flush', 'dev', ethA0]);
+  sh('ip', ['link', 'set', ethA0, 'down']);
+
   // --- NIC A: from the kernel's e1000 driver to the stub (driver_override), or to vfio-pci -----------
   const ethA = netdevByMac(A);
   const slot = basename(realpathSync(`/sys/class/net/${ethA}/device`));
@@ -86,44 +129,17 @@ try {
   const r1 = /(\d+) packets received/.exec(p1.out)?.[1];
   check(`${P}: ping from the TAP side to the kernel-driven NIC`, p1.code === 0 && r1 === '5', p1.out.trim().split('\n').slice(-2).join(' | '));
   const rtt1 = /= [\d.]+\/([\d.]+)\//.exec(p1.out)?.[1];
-  if (rtt1) emit('METRIC', { name: 'ping RTT through the sandboxed e1000 (TCG)', value: Number(rtt1), unit: 'ms avg' });
+  if (rtt1) emit('METRIC', { name: `ping RTT through the sandboxed e1000${vfio ? ' over VFIO' : ''} (TCG)`, value: Number(rtt1), unit: 'ms avg' });
+  if (rtt1 && baseRtt) emit('METRIC', { name: 'ping RTT, sandboxed / kernel driver', value: Number((Number(rtt1) / baseRtt).toFixed(2)), unit: 'ratio' });
   let p2;
   try { p2 = { code: 0, out: sh('nsenter', [...ns, 'busybox', 'ping', '-c', '5', '-W', '5', '10.0.0.1']) }; } catch (e) { p2 = { code: e.status, out: `${e.stdout}${e.stderr}` }; }
   const r2 = /(\d+) packets received/.exec(p2.out)?.[1];
   check(`${P}: ping from the kernel-driven NIC to the TAP side`, p2.code === 0 && r2 === '5', p2.out.trim().split('\n').slice(-2).join(' | '));
 
-  // --- a TCP transfer, checksummed at both ends ----------------------------------------------------
-  let port = 5001;
-  const tcp = async (bytes, during) => {
-    const at = port++;
-    sh('sh', ['-c', `head -c ${bytes} /dev/urandom > /mnt/blob`]);
-    rmSync('/mnt/recv', { force: true });
-    const sent = sh('md5sum', ['/mnt/blob']).split(' ')[0];
-    const server = spawn('nsenter', [...ns, process.execPath, '-e',
-      `const net=require('net'),fs=require('fs');const s=net.createServer(c=>{c.pipe(fs.createWriteStream('/mnt/recv')).on('finish',()=>{console.log('received');s.close()})});s.listen(${at},'10.0.0.2',()=>console.log('listening'))`],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-    let serverOut = '';
-    server.stdout.on('data', (d) => (serverOut += d));
-    server.stderr.on('data', (d) => (serverOut += d));
-    await until(10000, () => serverOut.includes('listening'));
-    const t0 = Date.now();
-    let clientErr = '';
-    const client = spawn(process.execPath, ['-e', `const net=require('net'),fs=require('fs');const c=net.connect(${at},'10.0.0.2',()=>fs.createReadStream('/mnt/blob').pipe(c));c.on('error',e=>{console.error(e.message);process.exit(1)})`], { stdio: ['ignore', 'ignore', 'pipe'] });
-    client.stderr.on('data', (d) => (clientErr += d));
-    const clientDone = new Promise((r) => client.once('exit', r));
-    if (during) await during();
-    const code = await Promise.race([clientDone, sleep(180000).then(() => 'timeout')]);
-    if (code !== 0) clientErr += ` client exit ${code}`;
-    await until(60000, () => serverOut.includes('received'));
-    const ms = Date.now() - t0;
-    const got = existsSync('/mnt/recv') ? sh('md5sum', ['/mnt/recv']).split(' ')[0] : 'none';
-    server.kill();
-    client.kill();
-    return { ok: got === sent && !clientErr.trim(), ms, detail: `sent ${sent}, received ${got} in ${ms} ms ${clientErr.trim()}` };
-  };
   const t1 = await tcp(4194304);
   check(`${P}: a 4 MiB TCP transfer arrives intact (md5 at both ends)`, t1.ok, t1.detail);
   emit('METRIC', { name: `TCP 4 MiB through the sandboxed e1000${vfio ? ' over VFIO' : ''} (TCG)`, value: Math.round((4 * 8 * 1000) / t1.ms * 100) / 100, unit: 'Mbit/s' });
+  emit('METRIC', { name: 'TCP throughput, sandboxed / kernel driver', value: Number((baseTcp.ms / t1.ms).toFixed(2)), unit: 'ratio' });
 
   // --- kill the driver mid-transfer: the supervisor resets the NIC, probes it, the link comes back ------
   const t2 = await tcp(4194304, async () => {

@@ -31,9 +31,11 @@ export default {
     const has = (m) => [dep, builtin].some((t) => new RegExp(`/${m.replace(/[-_]/g, '[-_]')}\\.ko`).test(t));
     this.modules = this.modules.filter(has);
     // The C baseline for the VFIO MSI round trip (the guest runs it from the shared root).
-    execFileSync('cc', ['-O2', '-Wall', join(ctx.root, 'bench', 'vfio-msi.c'), '-o', join(ctx.work, 'vfio-msi')], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    // ...and for the INTx round trip over uio_pci_generic.
+    for (const c of ['vfio-msi', 'uio-intx'])
+      execFileSync('cc', ['-O2', '-Wall', join(ctx.root, 'bench', `${c}.c`), '-o', join(ctx.work, c)], {
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
   },
   stub: null,
   needs: [
