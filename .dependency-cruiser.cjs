@@ -5,7 +5,7 @@
 //   package   host/package — manifests, grants, signatures
 //   sandbox   host/sandbox — one driver instance, its worker and the register gate
 //   devices   host/devices — opening a real or simulated device for a driver
-//   driver    driver.ts, supervisor, reload, host.ts, package/load.ts — lifecycle of drivers, loading one
+//   driver    driver.ts, driver/, reload.ts, host.ts, package/load.ts — lifecycle of drivers, loading one
 //   tools     fuzz/, campaign/, net/, bench/, service/ — built on drivers and sandboxes
 //   cli       host/cli, cli.ts, index.ts — the front door
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -22,7 +22,7 @@ const cli = ['cli/', 'cli\\.ts$', 'index\\.ts$'];
 // through the Host (it calls host.loadChecked and returns a Driver, and asks devices/confinement.ts
 // whether the device's DMA is confined). It therefore sits in the driver layer with host.ts, above
 // devices/ and driver.ts; the package layer below keeps manifests, rings, signatures and licences.
-const driver = ['driver\\.ts$', 'supervisor', 'reload\\.ts$', 'host\\.ts$', 'package/load\\.ts$'];
+const driver = ['driver\\.ts$', 'driver/', 'reload\\.ts$', 'host\\.ts$', 'package/load\\.ts$'];
 module.exports = {
   forbidden: [
     { name: 'no-circular', severity: 'error', comment: 'import cycles hide the layering', from: {}, to: { circular: true } },
@@ -31,7 +31,7 @@ module.exports = {
     layer('package', '^host/package/(?!load\\.ts$)', ['sandbox/', 'devices/', ...driver, ...tools, ...cli]),
     layer('sandbox', '^host/sandbox/', ['devices/', ...driver, ...tools, ...cli]),
     layer('devices', '^host/devices/', [...driver, ...tools, ...cli]),
-    layer('driver', '^host/(driver|reload|supervisor|host\\.ts$|package/load\\.ts$)', [...tools, ...cli]),
+    layer('driver', '^host/(driver\\.ts$|driver/|reload\\.ts$|host\\.ts$|package/load\\.ts$)', [...tools, ...cli]),
     layer('tools', '^host/(fuzz|campaign|net|bench|service)/', cli),
   ],
   options: {

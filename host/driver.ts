@@ -1,46 +1,37 @@
-// A loaded driver as applications see it: send requests, read status, listen for logs and faults.
+// A loaded driver as applications see it, the public handle: start and stop it, send requests,
+// reload it, read its state and status, listen for logs and faults.
 //
 // A Driver outlives its workers. Each worker is one "store" (STYLE.md): a fresh Wasm instance over
-// the device; a restart or reload makes a new one. The Driver owns the request queue so that no
-// request is ever dropped: every request is answered with a response, a driver error, or a distinct
-// RequestError when the driver faulted, restarted, failed or stopped.
+// the device; a restart or reload makes a new one. The Driver owns one of each part in host/driver/
+// and routes each message of its worker to the part it concerns: the worker threads (thread.ts), the
+// request queue (queue.ts: no request is ever dropped, every one is answered with a response, a driver
+// error, or a distinct RequestError when the driver faulted, restarted, failed or stopped), hot
+// reload's bookkeeping (reload.ts) and its supervisor (supervisor.ts: restart policy, backoff,
+// watchdog, the decision after a fault).
 
 import { EventEmitter } from 'node:events';
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import type { LogLevel } from './abi.ts';
 import type { DeviceSpec } from './device-spec.ts';
 import { type Fault, type RecorderEntry, LoadError, RequestError } from './faults.ts';
-import { loadNative, packageRoot } from './native.ts';
 import { DEFAULT_LIMITS, type Grant, type Limits } from './grant.ts';
-import type { FromWorker, ToWorker, WorkerBoot, WorkerInit } from './sandbox/protocol.ts';
-import { CTRL_STOP, DriverShared, STAT } from './sandbox/shared.ts';
+import type { FromWorker } from './sandbox/protocol.ts';
+import { type DriverShared, STAT } from './sandbox/shared.ts';
 import type { GateMode } from './sandbox/gate.ts';
-import type { InlineGateBytes } from './sandbox/inline-gate.ts';
-import type { RingsState } from './sandbox/ring-hook.ts';
 import { prepareInlineGate } from './sandbox/inline-rewrite.ts';
+import {
+  DriverWorker,
+  type RegisterWrite,
+  type StartOptions,
+  compileDriver,
+  refillSpare,
+  sharedArea,
+} from './driver/thread.ts';
+import { type DriverState, type RestartPolicy, Supervisor } from './driver/supervisor.ts';
+import { RequestQueue } from './driver/queue.ts';
+import { type ReloadOptions, type ReloadResult, Reloads } from './driver/reload.ts';
 
-export type DriverState = 'starting' | 'running' | 'faulted' | 'restarting' | 'failed' | 'stopped';
-
-export interface ReloadOptions {
-  /** Skip the state transfer: the new module probes the device afresh. Default false. */
-  fresh?: boolean;
-  /** A fault of the new module within this many ms rolls back to the old module and its state. Default 1000. */
-  graceMs?: number;
-}
-
-export interface ReloadResult {
-  ok: boolean;
-  /** Why the swap was refused (the old driver kept running untouched). */
-  error?: string;
-  /** Time from the quiet point to the new instance serving, measured in the worker. */
-  swapMs: number;
-  /** Bytes of state carried over (0 for a fresh probe). */
-  stateBytes: number;
-  /** True when the new module restored the old one's state, false when it probed. */
-  restored: boolean;
-}
+export type { DriverState } from './driver/supervisor.ts';
+export type { ReloadOptions, ReloadResult } from './driver/reload.ts';
 
 export interface DriverStats {
   regReads: number;
@@ -55,34 +46,12 @@ export interface DriverStats {
   restarts: number;
 }
 
-/** One register write of a user-given reset sequence, applied by the host before a restarted driver's probe. */
-export interface RegisterWrite {
-  region: number;
-  offset: number;
-  width: 1 | 2 | 4 | 8;
-  value: number | bigint;
-}
-
-/**
- * The supervisor's restart policy: after a fault the driver restarts (device reset, then probe) after
- * `backoffMs` doubling per restart up to `maxBackoffMs`, at most `budget` times in `windowMs`; then it
- * is marked failed and stays down.
- */
-export interface RestartPolicy {
-  budget: number;
-  windowMs: number;
-  backoffMs: number;
-  maxBackoffMs: number;
-}
-
 /**
  * How long stop() lets a running driver's `remove` export finish before it ends the worker (cancel
  * fd, then terminate), whatever the driver's deadline: a driver that spins, or whose manifest asked
  * for a long deadline, is gone within about this plus the ~5-15 ms terminate takes.
  */
 export const STOP_GRACE_MS = 250;
-
-export const DEFAULT_RESTART: RestartPolicy = { budget: 5, windowMs: 60_000, backoffMs: 50, maxBackoffMs: 5_000 };
 
 export interface DriverOptions {
   name: string;
@@ -114,245 +83,16 @@ export interface DriverOptions {
   recoverDevice?: () => string;
 }
 
-interface Pending {
-  op: number;
-  data: Uint8Array;
-  resolve: (v: Uint8Array) => void;
-  reject: (e: Error) => void;
-}
-
-/**
- * Threads that have booted (the worker bundle, the addon) and wait for a driver: one kept warm per
- * process, so that a restart or a load skips the thread's start. It is unref'd: a spare never keeps
- * a process alive.
- */
-class Spare {
-  constructor(
-    readonly worker: Worker,
-    readonly port: MessagePort,
-  ) {}
-  static spawn(): Spare {
-    const { port1, port2 } = new MessageChannel();
-    const boot: WorkerBoot = { port: port2 as MessagePort };
-    // Not the parent's --input-type/--eval flags: they are about the parent's own entry, and a worker refuses them.
-    const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a));
-    const worker = new Worker(join(packageRoot(), 'dist', 'worker.js'), {
-      workerData: boot,
-      transferList: [port2],
-      stdout: false,
-      stderr: false,
-      execArgv,
-    });
-    worker.unref();
-    // Until a driver takes it, an error of the spare's own start is nobody's fault; its exit drops it.
-    worker.on('error', () => {});
-    return new Spare(worker, port1 as MessagePort);
-  }
-}
-
-let spare: Spare | undefined;
-let spareWanted = true;
-
-/** Take the warm spare (or start a thread now when there is none). */
-function takeSpare(): Spare {
-  const s = spare ?? Spare.spawn();
-  spare = undefined;
-  s.worker.ref();
-  return s;
-}
-
-/** Boot the next spare once the caller's own worker is serving (it would compete for the CPU before). */
-function refillSpare(): void {
-  if (spare || !spareWanted) return;
-  spare = Spare.spawn();
-  // A spare that dies (it should not) is simply replaced next time.
-  const s = spare;
-  s.worker.once('exit', () => {
-    if (spare === s) spare = undefined;
-  });
-}
-
-/** Stop keeping a warm worker (and end the one there is): for processes that load once and exit. */
-export function disableStandby(): void {
-  spareWanted = false;
-  const s = spare;
-  spare = undefined;
-  void s?.worker.terminate();
-}
-
-/** Compiled modules by content: a driver compiles once per process, however often it loads or restarts. */
-const compiled = new Map<string, WebAssembly.Module>();
-const COMPILE_CACHE = 64;
-
-/** Compile (or find) `bytes`; undefined if it does not compile (the worker then reports why, as it always has). */
-export async function compileDriver(bytes: Uint8Array): Promise<WebAssembly.Module | undefined> {
-  const key = createHash('sha256').update(bytes).digest('hex');
-  const known = compiled.get(key);
-  if (known) {
-    compiled.delete(key);
-    compiled.set(key, known);
-    return known;
-  }
-  let m: WebAssembly.Module;
-  try {
-    m = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
-  } catch {
-    return undefined;
-  }
-  compiled.set(key, m);
-  if (compiled.size > COMPILE_CACHE) compiled.delete(compiled.keys().next().value!);
-  return m;
-}
-
-/** One worker: one instance of the driver over the device. */
-export class DriverWorker {
-  readonly worker: Worker;
-  readonly shared: DriverShared;
-  private readonly doorbellFd: number;
-  private readonly cancelFd: number;
-  private readonly port: MessagePort;
-  private exited = false;
-  readonly exitedPromise: Promise<void>;
-  private readonly onMessage: (m: FromWorker) => void;
-  get gone(): boolean {
-    return this.exited;
-  }
-
-  constructor(
-    label: string,
-    spec: DeviceSpec,
-    readonly bytes: Uint8Array,
-    module: WebAssembly.Module | undefined,
-    shared: DriverShared,
-    limits: Limits,
-    grant: Grant,
-    gate: GateMode,
-    extra: {
-      resetFirst?: boolean;
-      restoreState?: Uint8Array;
-      restoreRings?: RingsState;
-      resetSequence?: RegisterWrite[];
-      inlineGate?: InlineGateBytes;
-    },
-    onMessage: (m: FromWorker, w: DriverWorker) => void,
-    onExit: (w: DriverWorker) => void,
-  ) {
-    const native = loadNative();
-    this.shared = shared;
-    Atomics.store(this.shared.control, CTRL_STOP, 0);
-    this.doorbellFd = native.eventfdCreate(0);
-    this.cancelFd = native.eventfdCreate(0);
-    const { worker, port } = takeSpare();
-    this.worker = worker;
-    this.port = port;
-    this.onMessage = (m) => onMessage(m, this);
-    const init: WorkerInit = {
-      label,
-      spec,
-      shared: shared.area,
-      gate,
-      doorbellFd: this.doorbellFd,
-      cancelFd: this.cancelFd,
-      bytes,
-      module,
-      inlineGate: extra.inlineGate,
-      limits,
-      grant,
-      resetFirst: extra.resetFirst ?? false,
-      restoreState: extra.restoreState,
-      restoreRings: extra.restoreRings,
-      resetSequence: extra.resetSequence,
-    };
-    port.on('message', this.onMessage);
-    port.postMessage(init);
-    this.exitedPromise = new Promise((resolve) => {
-      const exited = () => {
-        if (this.exited) return;
-        this.exited = true;
-        // The 'exit' event can overtake messages still queued on our port (a fault report, say):
-        // take them first, so that a worker that reported and ended is never mistaken for one that died.
-        this.drain();
-        port.close();
-        this.closeFds();
-        onExit(this);
-        resolve();
-      };
-      worker.on('exit', exited);
-    });
-    worker.on('error', (err) =>
-      this.onMessage({
-        t: 'fault',
-        fault: {
-          driver: label,
-          kind: 'host-error',
-          message: `worker error: ${err.message}`,
-          phase: this.shared.phase,
-          stack: [],
-          time: Date.now(),
-        },
-      }),
-    );
-  }
-
-  /** Handle, now, every message the worker has posted so far. */
-  drain(): void {
-    if (this.fdsClosed) return; // the port is closed too
-    for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port))
-      this.onMessage(m.message as FromWorker);
-  }
-
-  send(m: ToWorker): void {
-    if (this.exited) return;
-    this.port.postMessage(m);
-    loadNative().eventfdWrite(this.doorbellFd, 1);
-  }
-
-  /**
-   * Stop now: mark stop (waits return "cancelled"), wake any poll through the cancel eventfd, then
-   * terminate (which also stops a driver spinning in Wasm). Resolves when the thread is gone.
-   */
-  async kill(): Promise<void> {
-    if (this.exited) return;
-    Atomics.store(this.shared.control, CTRL_STOP, 1);
-    loadNative().eventfdWrite(this.cancelFd, 1);
-    await this.worker.terminate();
-    await this.exitedPromise;
-  }
-
-  private fdsClosed = false;
-  private closeFds(): void {
-    if (this.fdsClosed) return;
-    this.fdsClosed = true;
-    const native = loadNative();
-    native.close(this.doorbellFd);
-    native.close(this.cancelFd);
-  }
-}
-
-const sharedAreas = new FinalizationRegistry<number>((fd) => {
-  try {
-    loadNative().close(fd);
-  } catch {
-    /* already closed */
-  }
-});
-
 export class Driver extends EventEmitter {
   state: DriverState = 'starting';
   lastFault?: Fault;
   readonly limits: Limits;
   readonly shared: DriverShared;
   private worker?: DriverWorker;
-  private readonly queue: Pending[] = [];
-  private inflight = new Map<number, Pending>();
-  private nextId = 1;
-  private watchdog?: NodeJS.Timeout;
-  /** A ref'd handle while any request is pending: the process does not exit under a waiting caller. */
-  private hold?: NodeJS.Timeout;
+  /** Every request from the caller's promise to its answer (host/driver/queue.ts). */
+  private readonly requests: RequestQueue;
   /** The compiled module for `bytes`, shared with every worker of this driver. */
   private module?: { bytes: Uint8Array; module?: WebAssembly.Module };
-  /** The worker of a driver that faulted in Wasm: sound, parked, reusable for the restart. */
-  private parked?: DriverWorker;
   faults = 0;
   restarts = 0;
   /** The driver's io buffer in bytes (reported at probe and reload); larger payloads are refused here. */
@@ -362,27 +102,11 @@ export class Driver extends EventEmitter {
   /** How the gate is linked: 'inline' (compiled into the driver), 'instance' (a second Wasm instance), 'off'. */
   gateKind: 'inline' | 'instance' | 'off' = 'off';
   readonly restartPolicy: RestartPolicy | false;
-  private restartTimes: number[] = [];
-  private restartTimer?: NodeJS.Timeout;
+  /** Restart policy, backoff, watchdog and the decision after a fault (host/driver/supervisor.ts). */
+  private readonly supervisor: Supervisor;
   private ready?: { resolve: () => void; reject: (e: Error) => void };
-  /** Reloads whose module is still being compiled: requests wait in the queue until it is sent. */
-  private reloadsPreparing = 0;
-  private reloads = new Map<
-    number,
-    (r: {
-      ok: boolean;
-      error?: string;
-      swapMs: number;
-      restored: boolean;
-      state?: Uint8Array;
-      ioSize?: number;
-      gate?: { kind: 'inline' | 'instance' | 'off'; regions: number[] };
-    }) => void
-  >();
-  /** The module (and its state) to roll back to if the new one faults within its grace period. */
-  private previous?: { bytes: Uint8Array; state?: Uint8Array; until: number };
-  /** The descriptor firewall's rings when the driver last faulted: a rollback restores them with the old state. */
-  private faultRings?: RingsState;
+  /** Reloads waiting for their answer, and what a young one would roll back to (host/driver/reload.ts). */
+  private readonly reloads = new Reloads();
 
   constructor(
     readonly name: string,
@@ -391,24 +115,30 @@ export class Driver extends EventEmitter {
     readonly options: DriverOptions,
   ) {
     super();
+    this.requests = new RequestQueue(name, () => this.ioSize);
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.restartPolicy = options.restart === false ? false : { ...DEFAULT_RESTART, ...options.restart };
-    // A memfd, so that the register gate in the worker can map it into its own memory. It stays open
-    // for restarts and reloads; it is closed when this handle is garbage.
-    const area = DriverShared.createMapped(options.recorderSize ?? 256, `wasmdrv-shared:${name}`);
-    this.shared = new DriverShared(area);
-    sharedAreas.register(this, area.fd);
+    this.supervisor = new Supervisor(
+      this,
+      {
+        requests: this.requests,
+        reloads: this.reloads,
+        worker: () => this.worker,
+        setWorker: (w) => {
+          this.worker = w;
+        },
+        failStart: (err) => {
+          this.ready?.reject(err);
+          this.ready = undefined;
+        },
+      },
+      options.restart,
+    );
+    this.restartPolicy = this.supervisor.policy;
+    this.shared = sharedArea(this, name, options.recorderSize ?? 256);
   }
 
   /** Start a worker and wait for probe. Rejects with LoadError or an Error naming the probe status. */
-  async start(
-    extra: {
-      resetFirst?: boolean;
-      restoreState?: Uint8Array;
-      restoreRings?: RingsState;
-      resetSequence?: RegisterWrite[];
-    } = {},
-  ): Promise<void> {
+  async start(extra: StartOptions = {}): Promise<void> {
     if (this.module?.bytes !== this.bytes) this.module = { bytes: this.bytes, module: await compileDriver(this.bytes) };
     if (this.state === 'stopped' || this.state === 'failed') throw new LoadError(`${this.name}: stopped while loading`);
     return new Promise((resolve, reject) => {
@@ -417,23 +147,7 @@ export class Driver extends EventEmitter {
       // watchdog must not hold them against the new worker before it has set its own.
       this.shared.setPhase('idle');
       this.shared.stats[STAT.serving] = 0;
-      const parked = this.parked;
-      this.parked = undefined;
-      if (parked && !parked.gone && parked.bytes === this.bytes) {
-        // Restart in place: a fresh instance and device session in the thread that reported the trap
-        // (it keeps its setup, the rewritten module with the register gate included).
-        this.worker = parked;
-        parked.send({
-          t: 'restart',
-          resetFirst: extra.resetFirst ?? false,
-          restoreState: extra.restoreState,
-          restoreRings: extra.restoreRings,
-          resetSequence: extra.resetSequence,
-        });
-        this.startWatchdog();
-        return;
-      }
-      void parked?.kill();
+      if (this.supervisor.restartInPlace(this.bytes, extra)) return;
       // The register gate is compiled into the module here, in the main thread (inline-rewrite.ts).
       const mode = this.options.registerGate ?? 'record-all';
       const bytes = this.bytes;
@@ -453,9 +167,9 @@ export class Driver extends EventEmitter {
             mode,
             { ...extra, inlineGate },
             (m, w) => this.onMessage(m, w),
-            (w) => this.onExit(w),
+            (w) => this.supervisor.workerExited(w),
           );
-          this.startWatchdog();
+          this.supervisor.startWatchdog();
         },
         reject,
       );
@@ -470,33 +184,15 @@ export class Driver extends EventEmitter {
         return reject(new RequestError(`${this.name}: request of ${data.length} bytes is too large`, 'too-large'));
       if (this.state === 'stopped') return reject(new RequestError(`${this.name}: driver stopped`, 'driver-stopped'));
       if (this.state === 'faulted') return reject(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));
-      if (this.ioSize !== undefined && data.length > this.ioSize) return reject(this.tooLarge(data.length));
-      this.queue.push({ op, data, resolve, reject });
+      if (this.ioSize !== undefined && data.length > this.ioSize) return reject(this.requests.tooLarge(data.length));
+      this.requests.add(op, data, resolve, reject);
       this.pump();
     });
   }
 
   /** Forward queued requests to a running worker (the worker serialises them). */
   private pump(): void {
-    this.holdWhilePending();
-    if (this.state !== 'running' || !this.worker || this.reloadsPreparing) return;
-    while (this.queue.length) {
-      const p = this.queue.shift()!;
-      if (this.ioSize !== undefined && p.data.length > this.ioSize) {
-        p.reject(this.tooLarge(p.data.length));
-        continue;
-      }
-      const id = this.nextId++;
-      this.inflight.set(id, p);
-      this.worker.send({ t: 'request', id, op: p.op, data: p.data });
-    }
-  }
-
-  private tooLarge(n: number): RequestError {
-    return new RequestError(
-      `${this.name}: request payload of ${n} bytes is larger than the driver's io buffer (${this.ioSize} bytes)`,
-      'payload-too-large',
-    );
+    this.requests.pump(this.state === 'running' && !this.reloads.preparing ? this.worker : undefined);
   }
 
   /**
@@ -513,10 +209,10 @@ export class Driver extends EventEmitter {
       } catch (err) {
         return reject(err);
       }
-      const id = this.nextId++;
-      this.reloads.set(id, (r) => {
+      const id = this.requests.newId();
+      this.reloads.expect(id, (r) => {
         if (r.ok) {
-          this.previous = { bytes: this.bytes, state: r.state, until: Date.now() + (opts.graceMs ?? 1000) };
+          this.reloads.keep(this.bytes, r.state, opts.graceMs ?? 1000);
           this.bytes = module;
           if (r.ioSize !== undefined) this.ioSize = r.ioSize;
           if (r.gate) {
@@ -528,45 +224,29 @@ export class Driver extends EventEmitter {
         resolve({ ok: r.ok, error: r.error, swapMs: r.swapMs, stateBytes: r.state?.length ?? 0, restored: r.restored });
       });
       // Compile the new module and compile the register gate into it here, while the old one keeps
-      // serving: the worker's quiet point then only instantiates and transfers state. Requests made
-      // from now on wait in the queue and reach the worker after the reload message, so the new module
-      // serves them, as before.
-      this.reloadsPreparing++;
+      // serving: the worker's quiet point then only instantiates and transfers state.
       const mode = this.options.registerGate ?? 'record-all';
-      Promise.all([
-        compileDriver(module),
-        prepareInlineGate(this.name, this.device, module, this.options.grant ?? {}, mode, this.shared.entryCount),
-      ])
-        .then(
-          ([compiledModule, inlineGate]) => {
-            if (this.state !== 'running' || !this.worker)
-              return this.reloads.get(id)?.({
-                ok: false,
-                error: `${this.name}: the driver is ${this.state}: not reloaded`,
-                swapMs: 0,
-                restored: false,
-              });
-            this.worker.send({
-              t: 'reload',
-              id,
-              bytes: module,
-              module: compiledModule,
-              inlineGate,
-              fresh: opts.fresh ?? false,
-            });
-          },
-          (err) =>
-            this.reloads.get(id)?.({
-              ok: false,
-              error: `${this.name}: ${(err as Error).message}`,
-              swapMs: 0,
-              restored: false,
-            }),
-        )
-        .finally(() => {
-          this.reloadsPreparing--;
-          this.pump();
-        });
+      this.reloads.prepare(
+        this.name,
+        id,
+        Promise.all([
+          compileDriver(module),
+          prepareInlineGate(this.name, this.device, module, this.options.grant ?? {}, mode, this.shared.entryCount),
+        ]),
+        ([compiled, inlineGate]) => {
+          if (this.state !== 'running' || !this.worker)
+            return `${this.name}: the driver is ${this.state}: not reloaded`;
+          this.worker.send({
+            t: 'reload',
+            id,
+            bytes: module,
+            module: compiled,
+            inlineGate,
+            fresh: opts.fresh ?? false,
+          });
+        },
+        () => this.pump(),
+      );
     });
   }
 
@@ -609,14 +289,14 @@ export class Driver extends EventEmitter {
 
   /** Call the driver's remove export, then end its worker. Queued requests get 'driver-stopped'. */
   async stop(): Promise<void> {
-    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.supervisor.cancelRestart();
     if (this.state === 'stopped') return;
-    this.dropParked();
+    this.supervisor.dropParked();
     const w = this.worker;
     const wasRunning = this.state === 'running';
     this.state = 'stopped';
-    this.stopWatchdog();
-    this.failAll(new RequestError(`${this.name}: driver stopped`, 'driver-stopped'));
+    this.supervisor.stopWatchdog();
+    this.requests.failAll(new RequestError(`${this.name}: driver stopped`, 'driver-stopped'));
     // Stopped while loading (a probe that spins under a long deadline, say): the load fails now.
     this.ready?.reject(new LoadError(`${this.name}: stopped while loading`));
     this.ready = undefined;
@@ -649,66 +329,26 @@ export class Driver extends EventEmitter {
         refillSpare();
         break;
       case 'probe-failed':
-        this.ready?.reject(new LoadError(`${this.name}: probe of ${this.device.id} failed with status ${m.status}`));
-        this.ready = undefined;
-        void this.worker?.kill();
-        this.worker = undefined;
-        this.stopWatchdog();
-        // A restarted driver whose probe fails has not brought the device back: try again within budget.
-        if (this.state === 'restarting') this.scheduleRestart();
-        else
-          this.down(
-            'stopped',
-            new RequestError(
-              `${this.name}: probe of ${this.device.id} failed with status ${m.status}`,
-              'driver-failed',
-            ),
-          );
+        this.supervisor.probeFailed(`${this.name}: probe of ${this.device.id} failed with status ${m.status}`);
         break;
-      case 'load-error': {
-        this.ready?.reject(new LoadError(m.message));
-        this.ready = undefined;
-        void this.worker?.kill();
-        this.worker = undefined;
-        this.stopWatchdog();
-        // A restart that cannot even load will not load next time either.
-        const restarting = this.state === 'restarting';
-        this.down(restarting ? 'failed' : 'stopped', new RequestError(`${this.name}: ${m.message}`, 'driver-failed'));
-        if (restarting) this.emit('failed', this.lastFault);
+      case 'load-error':
+        this.supervisor.loadFailed(m.message);
         break;
-      }
-      case 'response': {
-        const p = this.inflight.get(m.id);
-        if (!p) break;
-        this.inflight.delete(m.id);
-        if (m.error === 'payload-too-large') p.reject(this.tooLarge(p.data.length));
-        else if (m.data) p.resolve(m.data);
-        else
-          p.reject(
-            new RequestError(
-              `${this.name}: request ${p.op} failed with driver status ${m.status}`,
-              'driver-error',
-              m.status,
-            ),
-          );
-        this.holdWhilePending();
+      case 'response':
+        this.requests.respond(m);
         break;
-      }
       case 'log':
         this.emit('log', { driver: this.name, level: m.level as LogLevel, message: m.message });
         break;
-      case 'reloaded': {
-        const done = this.reloads.get(m.id);
-        this.reloads.delete(m.id);
-        done?.(m);
+      case 'reloaded':
+        this.reloads.answer(m);
         break;
-      }
       case 'guest-error':
         this.emit('log', { driver: this.name, level: 'warn' as LogLevel, message: `device: ${m.message}` });
         break;
       case 'fault':
         // A driver's own fault is reported after its worker released the device; a host error may not be.
-        this.onFault(
+        this.supervisor.onFault(
           { ...m.fault, recorder: this.shared.entries().slice(-32) },
           m.fault.kind !== 'host-error',
           m.rings,
@@ -719,220 +359,6 @@ export class Driver extends EventEmitter {
     }
   }
 
-  /** A fault ends this worker. The base policy: faulted and down; the supervisor overrides handleFault. */
-  private onFault(fault: Fault, released = false, rings?: RingsState): void {
-    if (this.state === 'stopped' || this.state === 'failed') return;
-    const w = this.worker;
-    // Answers the worker posted before it faulted count: take them before deciding who lost what.
-    w?.drain();
-    if (this.worker !== w) return; // draining handled a fault already
-    this.faults++;
-    this.lastFault = fault;
-    // Only a worker that reported its own fault knows where its rings were; else a rollback starts them afresh.
-    this.faultRings = rings;
-    this.stopWatchdog();
-    this.worker = undefined;
-    // A worker that reported its own fault has released the device; one stopped from here (deadline,
-    // a thread that died) may still touch it until it is gone: the restart waits for that.
-    this.dropParked();
-    if (released && w && this.restartPolicy) {
-      this.parked = w;
-      this.oldGone = Promise.resolve();
-    } else {
-      this.oldGone = w ? w.kill() : Promise.resolve();
-    }
-    this.emit('fault', fault);
-    if (this.ready) {
-      this.ready.reject(
-        Object.assign(new Error(`${this.name}: ${fault.kind} during ${fault.phase}: ${fault.message}`), { fault }),
-      );
-      this.ready = undefined;
-    }
-    this.handleFault(fault);
-  }
-
-  /**
-   * The supervisor. The worker has masked the line and is gone. Requests that were in the driver get
-   * 'driver-restarted' (or 'driver-failed'); requests arriving while it restarts wait in the queue and
-   * are served by the restarted driver, or get 'driver-failed' if it stays down.
-   */
-  protected handleFault(fault: Fault): void {
-    for (const done of this.reloads.values())
-      done({ ok: false, error: `driver faulted: ${fault.kind}`, swapMs: 0, restored: false });
-    this.reloads.clear();
-    const prev = this.previous;
-    if (prev && Date.now() <= prev.until) {
-      // The new module faulted within its grace period: back to the old module and the state it had.
-      this.previous = undefined;
-      this.bytes = prev.bytes;
-      this.dropParked();
-      this.takeBackInflight('driver restarted (reload rolled back)');
-      this.state = 'restarting';
-      this.restarts++;
-      this.oldGone
-        .then(() =>
-          this.state === 'restarting'
-            ? this.start(
-                prev.state ? { restoreState: prev.state, restoreRings: this.faultRings } : { resetFirst: true },
-              )
-            : undefined,
-        )
-        .then(
-          () => this.emit('rolled-back', fault),
-          () => {
-            /* reported through the fault path */
-          },
-        );
-      return;
-    }
-    if (!this.restartPolicy) {
-      this.dropParked();
-      this.state = 'faulted';
-      this.failAll(new RequestError(`${this.name}: driver faulted`, 'driver-faulted'));
-      return;
-    }
-    this.takeBackInflight('driver restarted');
-    this.state = 'restarting';
-    this.scheduleRestart();
-  }
-
-  /**
-   * After a fault: the request the driver held gets 'driver-restarted'; the ones sent behind it,
-   * which the driver never saw, go back to the front of the queue, in order, for the next instance.
-   */
-  private takeBackInflight(why: string): void {
-    const held = this.shared.stats[STAT.serving];
-    const back: Pending[] = [];
-    for (const [id, p] of this.inflight) {
-      if (id <= held)
-        p.reject(new RequestError(`${this.name}: ${why} while serving request ${p.op}`, 'driver-restarted'));
-      else back.push(p);
-    }
-    this.inflight.clear();
-    this.queue.unshift(...back);
-    this.holdWhilePending();
-  }
-
-  /** Down for good (stopped after a failed load, or failed): every pending request gets `err`. */
-  private down(state: 'stopped' | 'failed', err: RequestError): void {
-    this.state = state;
-    this.dropParked();
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.failAll(err);
-  }
-
-  private holdWhilePending(): void {
-    const pending = this.queue.length + this.inflight.size > 0;
-    if (pending && !this.hold) this.hold = setInterval(() => {}, 1 << 30);
-    else if (!pending && this.hold) {
-      clearInterval(this.hold);
-      this.hold = undefined;
-    }
-  }
-
-  private scheduleRestart(): void {
-    const policy = this.restartPolicy;
-    if (!policy) return;
-    const now = Date.now();
-    this.restartTimes = this.restartTimes.filter((t) => now - t < policy.windowMs);
-    if (this.restartTimes.length >= policy.budget) {
-      this.down(
-        'failed',
-        new RequestError(
-          `${this.name}: driver failed (${policy.budget} restarts in ${policy.windowMs} ms)`,
-          'driver-failed',
-        ),
-      );
-      this.emit('failed', this.lastFault);
-      return;
-    }
-    const delay = Math.min(policy.maxBackoffMs, policy.backoffMs * 2 ** this.restartTimes.length);
-    this.restartTimes.push(now);
-    const restart = () => {
-      this.restartTimer = undefined;
-      if (this.state !== 'restarting') return;
-      if (this.options.recoverDevice) {
-        try {
-          this.emit('log', {
-            driver: this.name,
-            level: 'info' as LogLevel,
-            message: `device recovery: ${this.options.recoverDevice()}`,
-          });
-        } catch (err) {
-          this.state = 'failed';
-          this.failAll(
-            new RequestError(
-              `${this.name}: driver failed (device recovery failed: ${(err as Error).message})`,
-              'driver-failed',
-            ),
-          );
-          this.emit('failed', this.lastFault);
-          return;
-        }
-      }
-      this.restarts++;
-      this.start({ resetFirst: true, resetSequence: this.options.resetSequence }).then(
-        () => this.emit('restarted', { restarts: this.restarts }),
-        () => {
-          /* a fault or a failed probe during the restart was handled where it was reported */
-        },
-      );
-    };
-    // No backoff: restart as soon as the old worker no longer touches the device.
-    if (delay <= 0) {
-      void this.oldGone.then(restart);
-      return;
-    }
-    this.restartTimer = setTimeout(() => void this.oldGone.then(restart), delay);
-    this.restartTimer.unref();
-  }
-
-  /** A fault the host saw on the device itself (an IOMMU fault in the kernel log): handled like the driver's own. */
-  deviceFault(kind: 'iommu-fault', message: string): void {
-    if (this.state !== 'running') return;
-    this.onFault({
-      driver: this.name,
-      kind,
-      message,
-      phase: this.shared.phase,
-      stack: [],
-      recorder: this.shared.entries().slice(-32),
-      time: Date.now(),
-    });
-  }
-
-  private oldGone: Promise<void> = Promise.resolve();
-
-  private dropParked(): void {
-    const p = this.parked;
-    this.parked = undefined;
-    void p?.kill();
-  }
-
-  private onExit(w: DriverWorker): void {
-    if (w === this.parked) this.parked = undefined;
-    if (w !== this.worker) return;
-    if (this.state === 'running' || this.state === 'starting' || this.state === 'restarting') {
-      // The thread ended without saying why: the host's side broke, not the driver.
-      this.onFault({
-        driver: this.name,
-        kind: 'host-error',
-        message: 'driver worker exited unexpectedly',
-        phase: this.shared.phase,
-        stack: [],
-        recorder: [],
-        time: Date.now(),
-      });
-    }
-  }
-
-  protected failAll(err: RequestError): void {
-    for (const p of this.inflight.values()) p.reject(err);
-    this.inflight.clear();
-    for (const p of this.queue.splice(0)) p.reject(err);
-    this.holdWhilePending();
-  }
-
   /**
    * Kill the running driver as its watchdog kills a hung one: the worker is terminated wherever it is
    * (a handler, a wait), its requests in flight are answered 'driver-restarted', and the supervisor
@@ -941,7 +367,7 @@ export class Driver extends EventEmitter {
   kill(reason = 'killed by the operator'): void {
     if (this.state !== 'running' || !this.worker)
       throw new Error(`${this.name}: cannot kill a driver that is ${this.state}`);
-    this.onFault({
+    this.supervisor.onFault({
       driver: this.name,
       kind: 'killed',
       phase: this.shared.phase,
@@ -952,33 +378,18 @@ export class Driver extends EventEmitter {
     });
   }
 
-  // --- deadlines ---------------------------------------------------------------------------------------
-
-  private startWatchdog(): void {
-    this.stopWatchdog();
-    const tick = Math.max(5, Math.min(50, this.limits.deadlineMs / 4));
-    this.watchdog = setInterval(() => {
-      const phase = this.shared.phase;
-      if (phase === 'idle' || !this.worker) return;
-      const since = Date.now() - this.shared.stats[STAT.phaseStartMs];
-      if (since > this.limits.deadlineMs) {
-        this.onFault({
-          driver: this.name,
-          kind: 'deadline',
-          phase,
-          stack: [],
-          time: Date.now(),
-          message: `${this.name}: ${phase} ran ${since} ms, past its ${this.limits.deadlineMs} ms deadline`,
-          recorder: this.shared.entries().slice(-32),
-        });
-      }
-    }, tick);
-    this.watchdog.unref();
-  }
-
-  private stopWatchdog(): void {
-    if (this.watchdog) clearInterval(this.watchdog);
-    this.watchdog = undefined;
+  /** A fault the host saw on the device itself (an IOMMU fault in the kernel log): handled like the driver's own. */
+  deviceFault(kind: 'iommu-fault', message: string): void {
+    if (this.state !== 'running') return;
+    this.supervisor.onFault({
+      driver: this.name,
+      kind,
+      message,
+      phase: this.shared.phase,
+      stack: [],
+      recorder: this.shared.entries().slice(-32),
+      time: Date.now(),
+    });
   }
 }
 

@@ -84,7 +84,7 @@ describe('progress on long work', () => {
     expect(j.code, j.screen).toBe(0);
     expect(j.screen).not.toContain('fault campaign');
     expect(j.screen).not.toContain('\x1b[?25l');
-    expect(j.screen).toMatch(/^\{.*"faults":\d+/m);
+    expect(j.screen).toMatch(/^\{.*"faults":\d+,/m);
     const ci = onTerminal(campaign, { ...noCi, CI: 'true' });
     expect(ci.code, ci.screen).toBe(0);
     expect(ci.screen).not.toContain('fault campaign');
