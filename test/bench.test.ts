@@ -1,11 +1,19 @@
 // npm run bench in its quick mode produces every named figure (the values are for the report, never
 // asserted: timings belong in benchmarks, not in pass/fail tests).
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBench } from '../host/bench/bench.ts';
 
 describe('bench --quick', () => {
   it('measures the sandbox and the C baselines side by side and reports every named figure', async () => {
-    const r = await runBench({ quick: true, json: false, plot: false });
+    const out = mkdtempSync(join(tmpdir(), 'wasmdrv-bench-'));
+    const r = await runBench({ quick: true, json: false, plot: true, out });
+    // Results and the plot go where the user said, nowhere in the project.
+    expect(JSON.parse(readFileSync(join(out, 'quick.json'), 'utf8')).regReadNs).toBe(r.regReadNs);
+    expect(readFileSync(join(out, 'irq-cdf.svg'), 'utf8')).toContain('<svg');
+    expect(existsSync(join(out, 'results.json'))).toBe(false);
     for (const k of [
       'regReadNs',
       'regReadNsC',
@@ -49,12 +57,17 @@ describe('bench --quick', () => {
   }, 120_000);
 
   it('--only runs the named sections and nothing else; an unknown section is refused by name', async () => {
-    const r = await runBench({ quick: true, json: false, plot: false, only: ['dma'] });
+    const r = await runBench({
+      quick: true,
+      json: false,
+      plot: false,
+      only: ['dma'],
+      out: mkdtempSync(join(tmpdir(), 'wasmdrv-bench-')),
+    });
     expect(typeof r.dmaWindowRatio).toBe('number');
     expect(r.regReadNs).toBeUndefined();
     expect(r.irqMedianRatio).toBeUndefined();
     const { spawnSync } = await import('node:child_process');
-    const { join } = await import('node:path');
     const { packageRoot } = await import('../host/native.ts');
     const cli = spawnSync(process.execPath, [join(packageRoot(), 'bin', 'wasmdrv.js'), 'bench', '--only', 'dma,irqs'], {
       encoding: 'utf8',

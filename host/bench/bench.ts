@@ -9,7 +9,7 @@ import { measureFuzz } from '../fuzz/fuzz.ts';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Host } from '../host.ts';
 import { loadNative, nativeBinaryPath, packageRoot } from '../native.ts';
 import { measureReload } from '../reload.ts';
@@ -19,8 +19,10 @@ import type { Driver } from '../driver.ts';
 export interface BenchOptions {
   quick: boolean;
   json: boolean;
-  /** Write docs/benchmarks-irq-cdf.svg. */
+  /** Write the interrupt latency CDF (irq-cdf.svg) into `out`. */
   plot: boolean;
+  /** Where the results (results.json, and the plot) go. Default: bench-results/ in the current directory. */
+  out?: string;
   /** Run only these sections (default: all). */
   only?: BenchSection[];
 }
@@ -198,7 +200,10 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
         say(
           `  sandbox median ${out.irqMedianUsProcess} us p99 ${out.irqP99UsProcess} us   C median ${out.irqMedianUsProcessC} us p99 ${out.irqP99UsProcessC} us   ratios ${out.irqMedianRatioProcess} / ${out.irqP99RatioProcess}`,
         );
-        if (o.plot) writeCdf(join(root, 'docs', 'benchmarks-irq-cdf.svg'), lat.sandbox, lat.c);
+        if (o.plot) {
+          mkdirSync(outDir(o), { recursive: true });
+          writeCdf(join(outDir(o), 'irq-cdf.svg'), lat.sandbox, lat.c);
+        }
         // The spread: one draw says little (the tail moved 1.6-3.7x between runs on the same code).
         const per = o.quick ? 200 : 2000;
         const spread = [];
@@ -286,12 +291,14 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
   if (want('languages')) Object.assign(out, await benchLanguages(root, !!o.quick, say));
   out.machine = `${cpus().length} x ${cpus()[0]?.model ?? '?'}, node ${process.version}`;
   if (o.json) console.log(JSON.stringify(out));
-  const resultsDir = join(root, 'bench', 'results');
-  mkdirSync(resultsDir, { recursive: true });
-  const file = o.only ? 'partial.json' : o.quick ? 'quick.json' : 'latest.json';
-  writeFileSync(join(resultsDir, file), `${JSON.stringify(out, null, 2)}\n`);
+  // The user's folder, never a tracked file: a full run, a --quick run and an --only run each keep their own.
+  mkdirSync(outDir(o), { recursive: true });
+  const file = o.only ? 'partial.json' : o.quick ? 'quick.json' : 'results.json';
+  writeFileSync(join(outDir(o), file), `${JSON.stringify(out, null, 2)}\n`);
   return out;
 }
+
+const outDir = (o: BenchOptions) => resolve(o.out ?? 'bench-results');
 
 /**
  * Interrupt wake-up: a pinger stamps CLOCK_MONOTONIC into the handshake page (the DMA window's first

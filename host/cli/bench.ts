@@ -1,4 +1,4 @@
-// wasmdrv bench [--quick] [--json] [--plot] [--only regs,dma,irq,ring,lifecycle] — see host/bench/bench.ts.
+// wasmdrv bench [--quick] [--json] [--plot] [--only SECTIONS] [--out DIR] — see host/bench/bench.ts.
 import type { Command } from 'commander';
 import { BENCH_SECTIONS, runBench, type BenchSection } from '../bench/bench.ts';
 import { action, UsageError } from './common.ts';
@@ -9,10 +9,11 @@ export function register(program: Command): void {
     .summary('measure register, DMA, interrupt and lifecycle costs against baselines from the same run')
     .option('--quick', 'fewer iterations (a smoke run)')
     .option('--json', 'results as one JSON object')
-    .option('--plot', 'write the interrupt latency plot')
+    .option('--plot', 'write the interrupt latency plot (DIR/irq-cdf.svg)')
+    .option('--out <dir>', 'where results.json (quick.json, partial.json) and the plot go', 'bench-results')
     .option('--only <sections>', `comma-separated sections (${BENCH_SECTIONS.join(', ')})`)
     .action(
-      action(async (o: { quick?: boolean; json?: boolean; plot?: boolean; only?: string }) => {
+      action(async (o: { quick?: boolean; json?: boolean; plot?: boolean; only?: string; out: string }) => {
         let only: BenchSection[] | undefined;
         if (o.only !== undefined) {
           only = o.only.split(',').map((s) => s.trim()) as BenchSection[];
@@ -23,7 +24,7 @@ export function register(program: Command): void {
             );
         }
         try {
-          await runBench({ quick: !!o.quick, json: !!o.json, plot: !!o.plot, only });
+          await runBench({ quick: !!o.quick, json: !!o.json, plot: !!o.plot, only, out: o.out });
         } catch (err) {
           // --json promises one object on the last line, whatever happened
           if (o.json) {
