@@ -1,4 +1,4 @@
-// Progress bars on long work (fault campaign, fuzz) only for a person at a terminal: piped output is
+// Progress bars on long work (fault campaign, fuzz, bench) only for a person at a terminal: piped output is
 // the summary alone (no progress lines), and on a pseudo-terminal (util-linux `script`, standing in
 // for a person) the bar is drawn, unless --json or CI says otherwise.
 import { spawnSync } from 'node:child_process';
@@ -90,5 +90,18 @@ describe('progress on long work', () => {
     expect(ci.screen).not.toContain('fault campaign');
     expect(ci.screen).not.toContain('\x1b[');
     expect(ci.screen).toMatch(/^\d+ faults \(/);
+  }, 240_000);
+
+  it('bench: a bar over its sections on a terminal, the report lines above it; piped, the report alone', () => {
+    const args = ['bench', '--quick', '--only', 'dma,lifecycle', '--out', join(tmp, 'bench')];
+    const t = onTerminal(args);
+    expect(t.code, t.screen).toBe(0);
+    expect(t.screen).toMatch(/bench .* \d+% \d+\/2 · section (dma|lifecycle)/);
+    expect(t.screen).toMatch(/DMA window load/);
+    const p = piped(args);
+    expect(p.status, p.stderr).toBe(0);
+    expect(p.stderr).toBe('');
+    expect(p.stdout).toMatch(/^DMA window load/m);
+    expect(p.stdout).not.toContain('\x1b');
   }, 240_000);
 });

@@ -23,6 +23,10 @@ export interface BenchOptions {
   plot: boolean;
   /** Where the results (results.json, and the plot) go. Default: bench-results/ in the current directory. */
   out?: string;
+  /** Told when each section starts (the CLI's progress bar): its name, how many started before it, of how many. */
+  onSection?: (section: BenchSection, started: number, total: number) => void;
+  /** Where the report's lines go (default: stdout); the CLI sends them above its bar on a terminal. */
+  log?: (line: string) => void;
   /** Run only these sections (default: all). */
   only?: BenchSection[];
 }
@@ -84,9 +88,16 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
   const bin = compileC(root);
   const out: Record<string, number | string> = {};
   const say = (s: string) => {
-    if (!o.json) console.log(s);
+    if (!o.json) (o.log ?? console.log)(s);
   };
-  const want = (s: BenchSection) => !o.only || o.only.includes(s);
+  const wanted = BENCH_SECTIONS.filter((s) => !o.only || o.only.includes(s));
+  const started = new Set<BenchSection>();
+  const want = (s: BenchSection) => {
+    if (!wanted.includes(s)) return false;
+    if (!started.has(s)) o.onSection?.(s, started.size, wanted.length);
+    started.add(s);
+    return true;
+  };
   const host = new Host();
   try {
     const dev = host.openDevice('sim:bench');

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { BENCH_SECTIONS, runBench, type BenchSection } from '../bench/bench.ts';
 import { action, UsageError } from './common.ts';
+import { progressBar, progressWanted } from './progress.ts';
 
 export function register(program: Command): void {
   program
@@ -23,8 +24,19 @@ export function register(program: Command): void {
               `--only: unknown section ${bad.map((b) => JSON.stringify(b)).join(', ')} (sections: ${BENCH_SECTIONS.join(', ')})`,
             );
         }
+        // A bar over the sections on a terminal only (progress.ts); the report's lines print above it.
+        const bar = progressBar('bench', (only ?? BENCH_SECTIONS).length, 'section {section}', o);
+        const onTerminal = progressWanted(o);
         try {
-          await runBench({ quick: !!o.quick, json: !!o.json, plot: !!o.plot, only, out: o.out });
+          await runBench({
+            quick: !!o.quick,
+            json: !!o.json,
+            plot: !!o.plot,
+            only,
+            out: o.out,
+            onSection: (section, done) => bar.update(done, { section }),
+            log: onTerminal ? (line) => bar.log(line) : undefined,
+          }).finally(() => bar.stop());
         } catch (err) {
           // --json promises one object on the last line, whatever happened
           if (o.json) {
