@@ -28,6 +28,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import cliProgress from 'cli-progress';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const work = join(root, '.vm');
@@ -307,6 +308,40 @@ async function runScenario(scenario, kver) {
   return { passed: checks.length - failed.length, failed: failed.length + problems.length };
 }
 
+/**
+ * A bar over the scenarios for a person at a terminal (stdout and stderr terminals, not under CI, as
+ * the CLI's progress.ts decides); every line the harness prints goes above it. Otherwise nothing
+ * changes: the [vm] lines are the log CI keeps.
+ */
+function progress(total) {
+  const ci = process.env.CI !== undefined && !['', '0', 'false'].includes(process.env.CI.toLowerCase());
+  if (ci || !process.stdout.isTTY || !process.stderr.isTTY) return { update() {}, done() {}, stop() {} };
+  const multi = new cliProgress.MultiBar(
+    {
+      format: 'vm {bar} {value}/{total} scenarios · {scenario} · checks passed {passed}, failed {failed} · {duration_formatted}',
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: true,
+      fps: 2,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const bar = multi.create(total, 0, { scenario: '', passed: 0, failed: 0 });
+  const out = console.log;
+  const err = console.error;
+  console.log = (...a) => multi.log(`${a.join(' ')}\n`);
+  console.error = (...a) => multi.log(`${a.join(' ')}\n`);
+  return {
+    update: (fields) => bar.update(fields),
+    done: (fields) => bar.increment(1, fields),
+    stop() {
+      multi.stop();
+      console.log = out;
+      console.error = err;
+    },
+  };
+}
+
 async function main() {
   mkdirSync(work, { recursive: true });
   const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -314,8 +349,10 @@ async function main() {
   const kernels = kernelsToRun();
   let passed = 0;
   let failed = 0;
+  const bar = progress(kernels.length * scenarios.length);
   for (const kver of kernels) {
     for (const s of scenarios) {
+      bar.update({ scenario: `${s.name} on ${kver}`, passed, failed });
       try {
         const r = await runScenario(s, kver);
         passed += r.passed;
@@ -324,8 +361,10 @@ async function main() {
         console.error(`[vm] ${s.name} on ${kver}: ${err.stack ?? err}`);
         failed++;
       }
+      bar.done({ passed, failed });
     }
   }
+  bar.stop();
   log(
     `total ${((Date.now() - started) / 1000).toFixed(1)} s, scenarios ${scenarios.map((s) => s.name).join(', ')} on ${kernels.join(', ')}`,
   );
