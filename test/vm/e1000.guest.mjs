@@ -155,7 +155,7 @@ try {
 
   // --- hot reload during a ping flood: SIGHUP makes `net up` reload the driver, which takes the rings over --
   const RELOADS = 5;
-  const flood = spawn('busybox', ['ping', '-A', '-i', '0.05', '-c', '1500', '-W', '5', '-q', '10.0.0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const flood = spawn('busybox', ['ping', '-A', '-i', '0.05', '-c', '400', '-W', '5', '-q', '10.0.0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let floodOut = '';
   flood.stdout.on('data', (d) => (floodOut += d));
   flood.stderr.on('data', (d) => (floodOut += d));
