@@ -318,7 +318,8 @@ function progress(total) {
   if (ci || !process.stdout.isTTY || !process.stderr.isTTY) return { update() {}, done() {}, stop() {} };
   const multi = new cliProgress.MultiBar(
     {
-      format: 'vm {bar} {value}/{total} scenarios · {scenario} · checks passed {passed}, failed {failed} · {duration_formatted}',
+      format:
+        'vm {bar} {value}/{total} scenarios · {scenario} · checks passed {passed}, failed {failed} · {duration_formatted}',
       stream: process.stderr,
       hideCursor: true,
       clearOnComplete: true,
