@@ -152,6 +152,21 @@ export function registerImports(ctx: HostContext) {
     if (r >>> 0 >= nRegions || !accessFits(off, width, granted[r])) fail(r, off, width);
   };
   const views = regions.map((reg) => ({ sim: reg.sim, u8: reg.u8, u16: reg.u16, u32: reg.u32 }));
+  /**
+   * The descriptor firewall that serves this access (a 4-byte access to one of its ring registers),
+   * or undefined when the access touches no ring register; any other access that touches one (narrow,
+   * 8 bytes, straddling) is refused: it would read the real ring's state past the firewall, or write
+   * part of a register the firewall owns.
+   */
+  const ringAt = (r: number, off: number, width: number, what: 'reads' | 'writes') => {
+    const ring = ctx.rings.guard?.byRegion[r];
+    if (!ring?.overlaps(off, width)) return undefined;
+    if (width === 4 && ring.claims(off)) return ring;
+    throw new FaultError(
+      'access-denied',
+      `${label}: ${where('region', r, off, width)}: ring registers take 4-byte ${what}`,
+    );
+  };
   const makeRead = (width: 1 | 2 | 4) => {
     const shift = width >>> 1;
     return (r: number, off: number): number => {
@@ -160,8 +175,8 @@ export function registerImports(ctx: HostContext) {
       if (checked[r]) policyCheck(r, off, width, 0n, false);
       const view = views[r];
       let v: number;
-      const ring = ctx.rings.guard?.byRegion[r];
-      if (ring && width === 4 && ring.claims(off)) v = ring.read(off);
+      const ring = ringAt(r, off, width, 'reads');
+      if (ring) v = ring.read(off);
       else if (view.sim >= 0) v = Number(s.readSim(view.sim, off, width));
       else v = width === 4 ? view.u32![off >>> 2] : width === 2 ? view.u16![off >>> shift] : view.u8![off];
       stats[0]++; // STAT.regReads
@@ -179,15 +194,9 @@ export function registerImports(ctx: HostContext) {
       const view = views[r];
       shared.record(OP.write, r, off, width, v, 0);
       stats[1]++; // STAT.regWrites
-      const ring = ctx.rings.guard?.byRegion[r];
-      if (ring?.claims(off)) {
-        if (width !== 4)
-          throw new FaultError(
-            'access-denied',
-            `${label}: ${where('region', r, off, width)}: ring registers take 4-byte writes`,
-          );
-        ring.write(off, v);
-      } else if (view.sim >= 0) s.writeSim(view.sim, off, width, v);
+      const ring = ringAt(r, off, width, 'writes');
+      if (ring) ring.write(off, v);
+      else if (view.sim >= 0) s.writeSim(view.sim, off, width, v);
       else if (width === 4) view.u32![off >>> 2] = v;
       else if (width === 2) view.u16![off >>> 1] = v;
       else view.u8![off] = v;
@@ -196,6 +205,7 @@ export function registerImports(ctx: HostContext) {
     off >>>= 0;
     check(r, off, 8);
     if (checked[r]) policyCheck(r, off, 8, 0n, false);
+    ringAt(r, off, 8, 'reads');
     const reg = regions[r];
     const v = reg.sim >= 0 ? BigInt.asUintN(64, BigInt(s.readSim(reg.sim, off, 8))) : reg.u64![off >>> 3];
     stats[STAT.regReads]++;
@@ -207,12 +217,7 @@ export function registerImports(ctx: HostContext) {
     check(r, off, 8);
     const v = BigInt.asUintN(64, value);
     if (checked[r]) policyCheck(r, off, 8, v, true);
-    const ring = ctx.rings.guard?.byRegion[r];
-    if (ring?.claims(off) || ring?.claims(off + 4))
-      throw new FaultError(
-        'access-denied',
-        `${label}: ${where('region', r, off, 8)}: ring registers take 4-byte writes`,
-      );
+    ringAt(r, off, 8, 'writes');
     const reg = regions[r];
     shared.record(OP.write, r, off, 8, Number(v & 0xffffffffn), Number(v >> 32n));
     stats[STAT.regWrites]++;

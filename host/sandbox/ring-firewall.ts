@@ -193,6 +193,12 @@ export class RingFirewall {
     return this.regs.has(offset);
   }
 
+  /** True when an access of `width` bytes at `offset` touches a byte of a ring register. */
+  overlaps(offset: number, width: number): boolean {
+    for (const reg of this.regs.keys()) if (offset < reg + 4 && reg < offset + width) return true;
+    return false;
+  }
+
   /** Offsets of every ring register (the fast paths must send these to the checked path). */
   registers(): number[] {
     return [...this.regs.keys()];

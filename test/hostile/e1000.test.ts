@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Host, type DeviceHandle, type Driver, type FaultKind } from '../../host/index.ts';
 import { E1000Client } from '../../host/net/e1000.ts';
 import { grantFor, parseManifest } from '../../host/package/manifest.ts';
+import { loadNative } from '../../host/native.ts';
 import { DeviceSession } from '../../host/sandbox/session.ts';
 import { e1000Capture, e1000Dma, e1000Inject } from '../../host/sim/e1000.ts';
 import { driverPath, root } from '../helpers.ts';
@@ -24,7 +25,7 @@ const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath)
 const { rings: _rings, ...withoutRings } = manifest;
 
 const HOSTILE = 'test/hostile-e1000';
-const OP = { send: 1, txAt: 2, rxAt: 3, rewrite: 4, reg: 5, wrap: 6 } as const;
+const OP = { send: 1, txAt: 2, rxAt: 3, rewrite: 4, reg: 5, wrap: 6, read: 7 } as const;
 const TCTL = 0x0400;
 const RDBAL = 0x2800;
 const RDT = 0x2818;
@@ -363,6 +364,33 @@ describe('hostile e1000 drivers under the descriptor firewall', () => {
     });
   });
 
+  describe('reads of the ring registers reach the firewall, or are refused', () => {
+    it.each([
+      ['2 bytes of TDBAL', TDBAL + 2, 2],
+      ['1 byte of TDH', TDH, 1],
+      ['8 bytes over TDBAL and TDBAH', TDBAL, 8],
+    ])('%s: access-denied (it would read the real ring past the firewall)', async (_, offset, width) => {
+      const { drv, dev } = await hostile();
+      contained(
+        await attack(drv, OP.read, words(offset, width)),
+        drv,
+        'access-denied',
+        /ring registers take 4-byte reads/,
+      );
+      untouched(dev);
+    });
+
+    it('self-test: the same narrow and wide reads of other registers are served (the refusal is the ring registers only)', async () => {
+      const { drv } = await hostile();
+      const status = await attack(drv, OP.read, words(0x0008, 2)); // STATUS, low half
+      expect(status.fault).toBeUndefined();
+      expect(u32At(status.response) & 2).toBe(2); // LU: the link is up
+      const wide = await attack(drv, OP.read, words(0x0000, 8)); // CTRL and the word after it
+      expect(wide.fault).toBeUndefined();
+      expect(drv.state).toBe('running');
+    });
+  });
+
   it('(7) a tail beyond the ring: dma-descriptor-bad-index', async () => {
     const { drv, dev } = await hostile();
     contained(
@@ -421,5 +449,73 @@ describe('self-test: with the firewall off the same attacks escape, and the orac
     expect(hexOf(wire[0])).toBe(hexOf(new Uint8Array(180).fill(0xee)));
     expect(e1000Dma(dev.spec)).toMatchObject({ outside: 1, lastOutside: OUTSIDE });
     await drv.stop();
+  });
+});
+
+describe('on a memory-backed BAR (as under UIO), with the register gate compiled into the driver', () => {
+  // The e1000's BAR0 and DMA memory as memfds, the way a UIO map is a mapping: no device model behind
+  // them, so the test plays the device by reading and writing the same pages. Register reads the grant
+  // allows are served inline here, which is why the ring registers' reads must leave that path.
+  const native = loadNative();
+  const BAR0 = 0x20000;
+  async function onMemfds() {
+    const barFd = native.memfdCreate('hostile-e1000-bar0', BAR0);
+    const dmaFd = native.memfdCreate('hostile-e1000-dma', Number(WIN_SIZE));
+    const irqFd = native.eventfdCreate(0);
+    const bar = native.mapFd(barFd, BAR0, 0);
+    const spec = {
+      id: 'memfd:e1000',
+      name: 'e1000 registers on a memfd',
+      regions: [{ name: 'BAR0', size: BAR0, source: { kind: 'fd' as const, fd: barFd, offset: 0 } }],
+      ports: [],
+      dma: [{ name: 'dma', size: Number(WIN_SIZE), bus: WIN, source: { kind: 'fd' as const, fd: dmaFd, offset: 0 } }],
+      irq: { kind: 'eventfd' as const, eventfd: irqFd },
+    };
+    const { grant, limits } = grantFor(manifest, spec, manifestPath);
+    const drv = await host.load(
+      driverPath(HOSTILE),
+      { spec, close: () => {} },
+      { grant, limits, name: 'hostile-e1000-memfd', restart: false },
+    );
+    const close = async () => {
+      await drv.stop();
+      bar.close();
+      for (const fd of [barFd, dmaFd, irqFd]) native.close(fd);
+    };
+    return { drv, regs: new Uint32Array(bar.buffer()), close };
+  }
+
+  it('a 4-byte read of a ring register gets what the firewall keeps, never the real ring the device holds', async () => {
+    const { drv, regs, close } = await onMemfds();
+    try {
+      expect(drv.status().registerGate.kind).toBe('inline');
+      // The detector's two sources differ: the device holds the host's real TX ring (the window's last
+      // page), the driver wrote its shadow (window offset 0x400). A gate that served the read from the
+      // device would return the first.
+      expect(regs[TDBAL >> 2]).toBe(Number(WIN + WIN_SIZE - 0x1000n));
+      const r = await attack(drv, OP.read, words(TDBAL, 4));
+      expect(r.fault).toBeUndefined();
+      expect(u32At(r.response)).toBe(Number(WIN + 0x400n));
+      expect(u32At(r.response)).not.toBe(regs[TDBAL >> 2]);
+      // A non-ring register beside them is served inline from the device as always.
+      regs[0x0008 >> 2] = 0x80080783;
+      expect(u32At((await attack(drv, OP.read, words(0x0008, 4))).response)).toBe(0x80080783);
+    } finally {
+      await close();
+    }
+  });
+
+  it('a 2-byte read of a ring register on the inline path is refused too', async () => {
+    const { drv, close } = await onMemfds();
+    try {
+      contained(
+        await attack(drv, OP.read, words(TDBAL + 2, 2)),
+        drv,
+        'access-denied',
+        /ring registers take 4-byte reads/,
+      );
+    } finally {
+      await close();
+    }
   });
 });
