@@ -55,11 +55,11 @@ export class Reloads {
    * Hold requests back (`preparing`) until `ready` (the new module compiled, the register gate
    * compiled into it) and `send` has posted the reload message; requests made meanwhile then reach the
    * worker behind it, so the new module serves them. A failure, or a refusal `send` returns, answers
-   * reload `id` before its message reached the worker (the answer stays registered, as before).
+   * reload `id` before its message reached the worker, once (as the worker's answer would).
    */
   prepare<T>(name: string, id: number, ready: Promise<T>, send: (r: T) => string | undefined, after: () => void): void {
     this.preparing++;
-    const refuse = (error: string) => this.waiting.get(id)?.({ ok: false, error, swapMs: 0, restored: false });
+    const refuse = (error: string) => this.answer({ id, ok: false, error, swapMs: 0, restored: false });
     ready
       .then(
         (r) => {
