@@ -2,31 +2,16 @@
 // takes the live rings over through state_save/state_restore (no reset, no ring rewrite), so no frame is
 // lost, duplicated or reordered in either direction, and the statistics carry over.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Host, type DeviceHandle, type Driver } from '../host/index.ts';
 import { e1000Capture, e1000Inject } from '../host/sim/e1000.ts';
 import { E1000Client } from '../host/net/e1000.ts';
-import { grantFor, parseManifest } from '../host/package/manifest.ts';
-import { driverPath, root } from './helpers.ts';
+import { grantFor } from '../host/package/manifest.ts';
+import { driverPath } from './helpers.ts';
+import { e1000Manifest, e1000ManifestPath, frame, macBytes, PEER, seqOf } from './e1000-frames.ts';
 
 const MAC = '02:00:00:aa:bb:02';
-const PEER = [0x02, 0x00, 0x00, 0xaa, 0xbb, 0x99];
-const macBytes = MAC.split(':').map((h) => parseInt(h, 16));
-const manifestPath = join(root, 'guest-drivers', 'e1000', 'manifest.json');
-const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath);
-
-function frame(dst: number[], seq: number, size = 128): Uint8Array {
-  const f = new Uint8Array(size);
-  f.set(dst, 0);
-  f.set(PEER, 6);
-  f[12] = 0x88;
-  f[13] = 0xb5;
-  new DataView(f.buffer).setUint32(14, seq, true);
-  for (let i = 18; i < size; i++) f[i] = (seq * 7 + i) & 0xff;
-  return f;
-}
-const seqOf = (f: Uint8Array) => new DataView(f.buffer, f.byteOffset).getUint32(14, true);
+const macOf = macBytes(MAC);
 
 describe('e1000 hot reload with live rings', () => {
   const host = new Host();
@@ -39,7 +24,7 @@ describe('e1000 hot reload with live rings', () => {
   beforeAll(async () => {
     host.on('log', (e) => logs.push(e.message));
     dev = host.openDevice('sim:e1000', { sim: { mac: MAC, rctlHoldNs: 5_000_000 } });
-    const { grant, limits } = grantFor(manifest, dev.spec, manifestPath);
+    const { grant, limits } = grantFor(e1000Manifest, dev.spec, e1000ManifestPath);
     drv = await host.load(driverPath('e1000'), dev, { grant, limits });
     nic = new E1000Client(drv);
   });
@@ -57,7 +42,7 @@ describe('e1000 hot reload with live rings', () => {
       expect(
         e1000Inject(
           dev.spec,
-          Array.from({ length: PER }, (_, k) => frame(macBytes, 1000 + r * PER + k)),
+          Array.from({ length: PER }, (_, k) => frame(macOf, 1000 + r * PER + k)),
         ),
       ).toBe(PER);
       const out = Array.from({ length: PER }, (_, k) => frame(PEER, 5000 + r * PER + k, 60 + k * 10));
@@ -94,7 +79,7 @@ describe('e1000 hot reload with live rings', () => {
     const fresh = await drv.reload(bytes(), { fresh: true });
     expect(fresh.ok, fresh.error).toBe(true);
     expect(fresh.restored).toBe(false);
-    expect(e1000Inject(dev.spec, [frame(macBytes, 77)])).toBe(1);
+    expect(e1000Inject(dev.spec, [frame(macOf, 77)])).toBe(1);
     let got: Uint8Array[] = [];
     for (let t = 0; t < 100 && got.length === 0; t++) got = await nic.recv(8, 20_000);
     expect(got.map(seqOf)).toEqual([77]);
@@ -107,7 +92,7 @@ describe('e1000 hot reload with live rings', () => {
     const r = await drv.reload(faulty, { graceMs: 10_000 });
     expect(r).toMatchObject({ ok: true, restored: true });
     // Frames arrive while the faulty module runs; it never reads them.
-    expect(e1000Inject(dev.spec, [frame(macBytes, 501), frame(macBytes, 502)])).toBe(2);
+    expect(e1000Inject(dev.spec, [frame(macOf, 501), frame(macOf, 502)])).toBe(2);
     const rolledBack = new Promise((resolve) => drv.once('rolled-back', resolve));
     expect(await drv.request(99).catch((e) => e.code)).toBe('driver-restarted');
     await rolledBack;
@@ -134,7 +119,7 @@ describe('e1000 hot reload with live rings', () => {
     expect(drv.state).toBe('running');
     expect(probes()).toBe(probed + 1); // the old module refused the stale state; the restart reset and probed
     expect(e1000Capture(dev.spec).map(seqOf)).toEqual([601]);
-    expect(e1000Inject(dev.spec, [frame(macBytes, 602)])).toBe(1);
+    expect(e1000Inject(dev.spec, [frame(macOf, 602)])).toBe(1);
     let got: Uint8Array[] = [];
     for (let t = 0; t < 100 && got.length === 0; t++) got = await nic.recv(8, 20_000);
     expect(got.map(seqOf)).toEqual([602]);
@@ -156,7 +141,7 @@ describe('e1000 hot reload with live rings', () => {
     expect(probes()).toBe(probed + 1);
     expect(await nic.send([frame(PEER, 701)])).toBe(1);
     expect(e1000Capture(dev.spec).map(seqOf)).toEqual([701]);
-    expect(e1000Inject(dev.spec, [frame(macBytes, 702)])).toBe(1);
+    expect(e1000Inject(dev.spec, [frame(macOf, 702)])).toBe(1);
     let got: Uint8Array[] = [];
     for (let t = 0; t < 100 && got.length === 0; t++) got = await nic.recv(8, 20_000);
     expect(got.map(seqOf)).toEqual([702]);

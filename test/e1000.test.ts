@@ -1,33 +1,17 @@
 // The e1000 driver end to end on the simulated 82540EM: rings, batches, interrupts, link, statistics,
 // under the manifest's grant, with the model as the DMA oracle (every access it made was inside the window).
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Host, type DeviceHandle, type Driver } from '../host/index.ts';
 import { e1000Capture, e1000Dma, e1000Inject, e1000SetLink } from '../host/sim/e1000.ts';
 import { E1000Client } from '../host/net/e1000.ts';
 import { grantFor, parseManifest } from '../host/package/manifest.ts';
 import { ringLayouts } from '../host/package/rings.ts';
-import { driverPath, root } from './helpers.ts';
+import { driverPath } from './helpers.ts';
+import { e1000Manifest, e1000ManifestPath, frame, macBytes, PEER, seqOf } from './e1000-frames.ts';
 
 const MAC = '02:00:00:aa:bb:01';
-const PEER = [0x02, 0x00, 0x00, 0xaa, 0xbb, 0x99];
-const manifestPath = join(root, 'guest-drivers', 'e1000', 'manifest.json');
-const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath);
 
-/** An Ethernet frame to `dst` whose payload encodes `seq` and is `size` bytes long in all. */
-function frame(dst: number[], seq: number, size = 128): Uint8Array {
-  const f = new Uint8Array(size);
-  f.set(dst, 0);
-  f.set(PEER, 6);
-  f[12] = 0x88;
-  f[13] = 0xb5; // local experimental EtherType
-  new DataView(f.buffer).setUint32(14, seq, true);
-  for (let i = 18; i < size; i++) f[i] = (seq * 7 + i) & 0xff;
-  return f;
-}
-const macBytes = MAC.split(':').map((h) => parseInt(h, 16));
-const seqOf = (f: Uint8Array) => new DataView(f.buffer, f.byteOffset).getUint32(14, true);
+const macOf = macBytes(MAC);
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, tries = 200): Promise<T> {
   for (let i = 0; i < tries; i++) {
@@ -53,7 +37,7 @@ describe('e1000 driver on the simulated 82540EM', () => {
     });
     // A 5 ms RCTL hold instead of QEMU's 1 s keeps the test short; the behaviour is the same.
     dev = host.openDevice('sim:e1000', { sim: { mac: MAC, rctlHoldNs: 5_000_000 } });
-    const { grant, limits } = grantFor(manifest, dev.spec, manifestPath);
+    const { grant, limits } = grantFor(e1000Manifest, dev.spec, e1000ManifestPath);
     drv = await host.load(driverPath('e1000'), dev, { grant, limits });
     nic = new E1000Client(drv);
   });
@@ -78,7 +62,7 @@ describe('e1000 driver on the simulated 82540EM', () => {
   });
 
   it('receives injected frames intact, broadcast too; frames for another MAC are filtered', async () => {
-    const mine = Array.from({ length: 10 }, (_, i) => frame(macBytes, 1000 + i, 64 + i * 100));
+    const mine = Array.from({ length: 10 }, (_, i) => frame(macOf, 1000 + i, 64 + i * 100));
     const bcast = frame([0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 2000);
     const other = frame([0x02, 0, 0, 0, 0, 0x42], 3000);
     expect(e1000Inject(dev.spec, [...mine.slice(0, 5), other, bcast, ...mine.slice(5)])).toBe(12);
@@ -93,7 +77,7 @@ describe('e1000 driver on the simulated 82540EM', () => {
   });
 
   it('pads a short received frame to 60 bytes, as the device does', async () => {
-    const short = frame(macBytes, 4000, 42);
+    const short = frame(macOf, 4000, 42);
     e1000Inject(dev.spec, [short]);
     const [f] = await until('the short frame', async () => {
       const r = await nic.recv(1, 20_000);
@@ -117,7 +101,7 @@ describe('e1000 driver on the simulated 82540EM', () => {
     const seen: number[] = [];
     for (let i = 0; i < N; i += 40) {
       // 40 at a time: fewer than the 63 buffers the RX ring holds, so nothing waits on the wire for long.
-      const batch = Array.from({ length: 40 }, (_, k) => frame(macBytes, 50_000 + i + k, 60 + ((i + k) % 30) * 40));
+      const batch = Array.from({ length: 40 }, (_, k) => frame(macOf, 50_000 + i + k, 60 + ((i + k) % 30) * 40));
       expect(e1000Inject(dev.spec, batch)).toBe(40);
       await until(`frames up to ${i + 40}`, async () => {
         for (const f of await nic.recv(64, 20_000)) {
@@ -132,7 +116,7 @@ describe('e1000 driver on the simulated 82540EM', () => {
 
   it('holds frames on the wire while the RX ring has no free buffers (RDH == RDT), then delivers them', async () => {
     // 100 frames exceed the 63 usable buffers: the rest wait until the driver gives buffers back.
-    const batch = Array.from({ length: 100 }, (_, k) => frame(macBytes, 90_000 + k, 200));
+    const batch = Array.from({ length: 100 }, (_, k) => frame(macOf, 90_000 + k, 200));
     expect(e1000Inject(dev.spec, batch)).toBe(100);
     const seen: number[] = [];
     await until('100 frames', async () => {
@@ -166,7 +150,7 @@ describe('e1000 driver on the simulated 82540EM', () => {
       return l.up ? undefined : l;
     });
     expect(down).toEqual({ up: false, speedMbps: 0, changes: 1 });
-    e1000Inject(dev.spec, [frame(macBytes, 7777)]);
+    e1000Inject(dev.spec, [frame(macOf, 7777)]);
     expect(await nic.recv(8, 20_000)).toEqual([]);
     e1000SetLink(dev.spec, true);
     const up = await until('link up', async () => {
@@ -175,7 +159,7 @@ describe('e1000 driver on the simulated 82540EM', () => {
     });
     expect(up).toEqual({ up: true, speedMbps: 1000, changes: 2 });
     expect(e1000Dma(dev.spec).linkDrops).toBe(1);
-    e1000Inject(dev.spec, [frame(macBytes, 7778)]);
+    e1000Inject(dev.spec, [frame(macOf, 7778)]);
     const [f] = await until('a frame after link up', async () => {
       const r = await nic.recv(8, 20_000);
       return r.length ? r : undefined;
@@ -214,7 +198,7 @@ describe('the simulated e1000 records DMA outside the windows', () => {
     const host = new Host();
     try {
       const dev = host.openDevice('sim:e1000');
-      const { grant } = grantFor(manifest, dev.spec, manifestPath);
+      const { grant } = grantFor(e1000Manifest, dev.spec, e1000ManifestPath);
       const p = grant.regions![0];
       expect(p.writable?.filter((w) => w.offset === 0x2804 || w.offset === 0x3804).map((w) => w.mask)).toEqual([
         0n,
@@ -252,7 +236,7 @@ describe('the simulated e1000 records DMA outside the windows', () => {
 
 describe('the e1000 manifest describes its rings for the descriptor firewall', () => {
   it('parses into ring layouts naming the registers and fields', () => {
-    const rings = ringLayouts(manifest, manifestPath);
+    const rings = ringLayouts(e1000Manifest, e1000ManifestPath);
     expect(rings.map((r) => [r.name, r.direction, r.registers])).toEqual([
       ['rx', 'device-writes', { baseLow: 0x2800, baseHigh: 0x2804, length: 0x2808, head: 0x2810, tail: 0x2818 }],
       ['tx', 'device-reads', { baseLow: 0x3800, baseHigh: 0x3804, length: 0x3808, head: 0x3810, tail: 0x3818 }],
@@ -265,7 +249,7 @@ describe('the e1000 manifest describes its rings for the descriptor firewall', (
   });
 
   it('refuses a field that runs past the descriptor, naming ring and field', () => {
-    const bad = JSON.parse(JSON.stringify(manifest));
+    const bad = JSON.parse(JSON.stringify(e1000Manifest));
     bad.rings[0].fields[1].offset = 15;
     expect(() => parseManifest(JSON.stringify(bad), 'bad.json')).toThrow(
       /bad\.json: ring "rx": field "length" \(offset 15, width 2\) runs past the 16-byte descriptor/,
