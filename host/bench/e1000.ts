@@ -22,7 +22,7 @@ import type { Driver } from '../driver.ts';
 import type { Fault } from '../faults.ts';
 import { Host } from '../host.ts';
 import { loadNative } from '../native.ts';
-import { E1000Client } from '../net/e1000.ts';
+import { E1000_DMA_BYTES, E1000Client } from '../net/e1000.ts';
 import { grantFor, parseManifest, type Manifest } from '../package/manifest.ts';
 import { ringLayouts } from '../package/rings.ts';
 import { RingFirewall, carveRealRings, ringReserveBytes } from '../sandbox/ring-firewall.ts';
@@ -30,7 +30,7 @@ import { RingFirewall, carveRealRings, ringReserveBytes } from '../sandbox/ring-
 type RunC = (bin: string, args: string[], fds: number[], pin: boolean) => Promise<string>;
 
 const BAR0_SIZE = 0x20000;
-const DMA_SIZE = 0x40000;
+const DMA_SIZE = E1000_DMA_BYTES;
 const BUS = 0x1000_0000;
 const STATUS = 0x0008;
 const RDBAL = 0x2800;

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { DeviceSpec } from '../device-spec.ts';
 import type { Grant, RingLayout } from '../grant.ts';
 import { packageRoot } from '../native.ts';
-import { E1000_OP, decodeFrames, encodeFrames } from '../net/e1000.ts';
+import { E1000_DMA_BYTES, E1000_OP, decodeFrames, encodeFrames } from '../net/e1000.ts';
 import { grantFor, parseManifest } from '../package/manifest.ts';
 import type { DriverInstance } from '../sandbox/instance.ts';
 import type { DeviceSession } from '../sandbox/session.ts';
@@ -200,7 +200,7 @@ const e1000: Target = {
   manifest: 'e1000',
   model: 'e1000',
   modelOptions: {},
-  window: 0x40000, // 256 KiB, as the VM test's dma_size; the firewall keeps its last pages for the real rings
+  window: E1000_DMA_BYTES, // 256 KiB, as the VM test's dma_size; the firewall keeps its last pages for the real rings
   stateBytes: describe('e1000', {}),
   smoke(inst, session) {
     inst.request(E1000_OP.send, encodeFrames([frame(1), frame(2), frame(3)]).payload);

@@ -8,7 +8,8 @@
 //
 // A scenario (scripts/vm/scenarios/NAME.mjs) exports { name, guest, qemu(ctx), expected, and optionally
 // description, machine (replaces '-machine'), append (kernel command line), modules (kernel modules to
-// insmod, dependencies resolved from modules.dep), stub (insmod arguments for kernel-stub, or null: not
+// insmod, dependencies resolved from modules.dep), optionalModules (of those, the ones a kernel may
+// lack, e.g. vfio_virqfd, folded into vfio in 6.2: skipped where neither a module nor built in), stub (insmod arguments for kernel-stub, or null: not
 // loaded), needs (files that must exist), timeoutMs, prepare(ctx), started(ctx), onTag(ctx, tag, rest),
 // finished(ctx) -> checks }. The guest reports `@@CHECK {...}`, `@@METRIC {...}`, `@@DONE`.
 //
@@ -72,7 +73,7 @@ function kernelsToRun() {
 }
 
 /** Modules to load in the guest, dependencies first, from the kernel's modules.dep. */
-function moduleChain(kver, wanted) {
+function moduleChain(kver, wanted, optional = []) {
   const base = `/lib/modules/${kver}`;
   const deps = new Map();
   for (const line of readFileSync(`${base}/modules.dep`, 'utf8').split('\n')) {
@@ -105,7 +106,8 @@ function moduleChain(kver, wanted) {
   for (const name of wanted) {
     const path = byName.get(name.replace(/-/g, '_'));
     if (path) visit(path);
-    else if (!builtin.has(name.replace(/-/g, '_'))) throw new Error(`kernel ${kver} has no module ${name}`);
+    else if (!builtin.has(name.replace(/-/g, '_')) && !optional.includes(name))
+      throw new Error(`kernel ${kver} has no module ${name}`);
   }
   return order.map((p) => join(base, p));
 }
@@ -137,7 +139,11 @@ function buildInitramfs(kver, scenario) {
   copyFileSync(join(root, 'test', 'vm', 'init.sh'), join(dir, 'init'));
   chmodSync(join(dir, 'init'), 0o755);
   if (scenario.stub !== null) copyFileSync(buildStub(kver), join(dir, 'wasmdrv_uio.ko'));
-  const chain = moduleChain(kver, ['virtio_pci', '9pnet_virtio', '9p', ...(scenario.modules ?? [])]);
+  const chain = moduleChain(
+    kver,
+    ['virtio_pci', '9pnet_virtio', '9p', ...(scenario.modules ?? [])],
+    scenario.optionalModules,
+  );
   const names = [];
   for (const m of chain) {
     let name = basename(m);

@@ -13,6 +13,7 @@ export default {
   machine: vfio.machine,
   append: vfio.append,
   modules: [...vfio.modules],
+  optionalModules: vfio.optionalModules,
   prepare(ctx) {
     vfio.prepare.call(this, ctx);
     return stageService(ctx.root, ctx.work);
