@@ -150,7 +150,7 @@ try {
   const restartLine = bridgeOut.split('\n').find((l) => l.includes('"restart"'));
   const restart = restartLine ? JSON.parse(restartLine).restart : undefined;
   check(`${P}: kill mid-transfer: the driver restarts (reset, probe), link up, the TCP transfer completes intact`,
-    t2.ok && restart && carrier('wd0') === '1', `${t2.detail}; restart ${JSON.stringify(restart)}; wd0 carrier ${carrier('wd0')}`);
+    t2.ok && restart && carrier('wd0') === '1', `${t2.detail}; restart ${JSON.stringify(restart)}; wd0 carrier ${carrier('wd0')}; net up exit ${bridge.exitCode} ${bridge.signalCode ?? ''}; ${bridgeErr.trim().split('\n').slice(-4).join(' | ')}`);
   if (restart) emit('METRIC', { name: `outage of a killed e1000 driver${vfio ? ' over VFIO' : ''} (kill to probed, TCG)`, value: restart.outageMs, unit: 'ms' });
 
   // --- hot reload during a ping flood: SIGHUP makes `net up` reload the driver, which takes the rings over --
