@@ -20,9 +20,11 @@
 //   Frame records are padded with zeros to a multiple of 4 bytes; frames are 14..1518 bytes.
 //   OP_MAC    ()                            → 6 bytes of MAC, 2 zero bytes, u32 source (0 RAL0, 1 EEPROM)
 //   OP_LINK   ()                            → u32 up, u32 speed (Mb/s), u32 link changes seen
-//   OP_STATS  ()                            → u64 × 10: the device's GPRC, GPTC, GORC, GOTC, TPR, TPT
+//   OP_STATS  ()                            → u64 × 13: the device's GPRC, GPTC, GORC, GOTC, TPR, TPT
 //                                            (accumulated: the registers clear on read), then the
-//                                            driver's frames received, sent, interrupts, TX-ring-full
+//                                            driver's frames received, sent, interrupts, TX-ring-full,
+//                                            then the device's MPC and RNBC, then the frames the
+//                                            driver dropped (error, bad length)
 //   OP_FORWARD (u32 batch, u32 ms ≤ 2000)   → u64 frames forwarded: for ms milliseconds, send every frame
 //                                            received back out (a reflector; npm run bench's e1000
 //                                            section), at most batch per turn, one RDT and one TDT write
@@ -68,6 +70,8 @@ const GOTCL: u32 = 0x4090;   // [13.7] good octets transmitted (low, then high)
 const GOTCH: u32 = 0x4094;
 const TPR: u32 = 0x40d0;     // [13.7] total packets received
 const TPT: u32 = 0x40d4;     // [13.7] total packets transmitted
+const MPC: u32 = 0x4010;     // [13.7] missed packets (no room on the chip: QEMU counts it with RNBC)
+const RNBC: u32 = 0x40a0;    // [13.7] receive no buffers (a frame arrived with RDH == RDT)
 const RAL0: u32 = 0x5400;    // [13.5.2] receive address 0 low
 const RAH0: u32 = 0x5404;    // [13.5.3] receive address 0 high
 
@@ -157,6 +161,7 @@ let linkChanges: u32 = 0;
 // statistics: the device's counters clear on read, so the driver accumulates them [13.7]
 let gprc: u64 = 0, gptc: u64 = 0, gorc: u64 = 0, gotc: u64 = 0, tpr: u64 = 0, tpt: u64 = 0;
 let rxFrames: u64 = 0, txFrames: u64 = 0, interrupts: u64 = 0, txFull: u64 = 0;
+let mpc: u64 = 0, rnbc: u64 = 0, rxBad: u64 = 0;
 
 // --- descriptor access (the window is plain memory shared with the device) --------------------------------
 
@@ -314,6 +319,7 @@ function collect(max: u32, out: Out, used: u32): u32 {
     if (used + aligned > IO_BUFFER_SIZE) break; // no room left in this response: leave it for the next
     // A length beyond the buffer (or none) is the device's error, not a frame: drop it, never read past.
     if ((status & RXD_EOP) == 0 || load<u8>(d + RXD_ERRORS) != 0 || len == 0 || len > BUF) {
+      rxBad++;
       logWarn("e1000: dropped a frame (status " + hex(status) + ", errors " + hex(load<u8>(d + RXD_ERRORS)) + ", length " + len.toString() + ")");
     } else {
       out.u32(len).bytes(rxBuf(rxNext), len);
@@ -415,6 +421,8 @@ function readStats(): void {
   gotc += <u64>tl | (<u64>bar0.read32(GOTCH) << 32);
   tpr += bar0.read32(TPR);
   tpt += bar0.read32(TPT);
+  mpc += bar0.read32(MPC);
+  rnbc += bar0.read32(RNBC);
 }
 
 // --- the ABI exports ---------------------------------------------------------------------------------------
@@ -434,7 +442,7 @@ export function probe(): i32 {
   txSetup();
   rxSetup();
   readStats(); // start the counters from zero
-  gprc = 0; gptc = 0; gorc = 0; gotc = 0; tpr = 0; tpt = 0;
+  gprc = 0; gptc = 0; gorc = 0; gotc = 0; tpr = 0; tpt = 0; mpc = 0; rnbc = 0;
   bar0.write32(IMS, ICR_RXT0 | ICR_TXDW | ICR_LSC); // [13.4.20]
   takeCauses();
   logInfo("e1000: MAC " + macString() + (macSource == 0 ? " (RAL0)" : " (EEPROM)") + ", link " + (linkUp ? "up" : "down") +
@@ -476,7 +484,7 @@ export function request(op: u32, len: u32): i32 {
   if (op == OP_STATS) {
     readStats();
     return new Out().u64(gprc).u64(gptc).u64(gorc).u64(gotc).u64(tpr).u64(tpt)
-      .u64(rxFrames).u64(txFrames).u64(interrupts).u64(txFull).end();
+      .u64(rxFrames).u64(txFrames).u64(interrupts).u64(txFull).u64(mpc).u64(rnbc).u64(rxBad).end();
   }
   if (op == OP_FORWARD) return forward(args);
   logWarn("e1000: unknown request op " + op.toString());
@@ -492,7 +500,7 @@ export function state_save(): i32 {
   return new Out().u32(STATE_VERSION).u32(RX_N).u32(TX_N).u32(rxNext).u32(txTail).u32(txClean)
     .u32(macLo).u32(macHi).u32(macSource).u32(linkUp ? 1 : 0).u32(linkChanges)
     .u64(gprc).u64(gptc).u64(gorc).u64(gotc).u64(tpr).u64(tpt)
-    .u64(rxFrames).u64(txFrames).u64(interrupts).u64(txFull).end();
+    .u64(rxFrames).u64(txFrames).u64(interrupts).u64(txFull).u64(mpc).u64(rnbc).u64(rxBad).end();
 }
 
 export function state_restore(len: u32): i32 {
@@ -516,6 +524,8 @@ export function state_restore(len: u32): i32 {
   linkUp = s.u32() != 0; linkChanges = s.u32();
   gprc = s.u64(); gptc = s.u64(); gorc = s.u64(); gotc = s.u64(); tpr = s.u64(); tpt = s.u64();
   rxFrames = s.u64(); txFrames = s.u64(); interrupts = s.u64(); txFull = s.u64();
+  // Added later (MPC, RNBC, frames dropped for errors): a state saved without them starts them at 0.
+  if (len >= STATE_LEN + 8 * 3) { mpc = s.u64(); rnbc = s.u64(); rxBad = s.u64(); }
   bar0.write32(IMS, ICR_RXT0 | ICR_TXDW | ICR_LSC); // idempotent: the causes stay enabled
   txReclaim();
   logInfo("e1000: took over the running rings (RX next " + rn.toString() + ", TX " + tc.toString() + ".." + tt.toString() + ")");

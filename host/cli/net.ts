@@ -7,7 +7,7 @@ import { Host } from '../host.ts';
 import { packageRoot } from '../native.ts';
 import { grantFor, parseManifest } from '../package/manifest.ts';
 import { TapBridge } from '../net/tap.ts';
-import { E1000_DMA_BYTES } from '../net/e1000.ts';
+import { E1000Client, E1000_DMA_BYTES } from '../net/e1000.ts';
 import { action, checkDeviceId, wholeNumber } from './common.ts';
 import { userModels } from './run.ts';
 
@@ -61,10 +61,39 @@ async function netUp(
         : `net: ${bridge.name} up on ${device}, MAC ${bridge.mac}, link ${ready.link}`,
     );
     const driverFile = values.driver ?? join(root, 'build', 'drivers', 'e1000.wasm');
+    const nic = new E1000Client(drv);
+    const counters = async () => {
+      const s = await nic.stats();
+      const b = bridge.stats;
+      return {
+        tpr: Number(s.tpr),
+        gprc: Number(s.gprc),
+        gptc: Number(s.gptc),
+        mpc: Number(s.mpc),
+        rnbc: Number(s.rnbc),
+        rxBad: Number(s.rxBad),
+        toNic: b.toNic,
+        toKernel: b.toKernel,
+        dropped: b.dropped,
+      };
+    };
     const onHup = () => {
+      const t0 = performance.now();
+      // The device's and the bridge's counters just before the reload (queued ahead of it) and after it.
+      const before = counters().catch(() => undefined);
       drv.reload(new Uint8Array(readFileSync(driverFile))).then(
-        (r) => {
-          const reload = { ok: r.ok, restored: r.restored, swapMs: r.swapMs, error: r.error };
+        async (r) => {
+          const totalMs = +(performance.now() - t0).toFixed(1);
+          const after = await counters().catch(() => undefined);
+          const reload = {
+            ok: r.ok,
+            restored: r.restored,
+            swapMs: r.swapMs,
+            totalMs,
+            error: r.error,
+            before: await before,
+            after,
+          };
           console.log(values.json ? JSON.stringify({ reload }) : `net: reload ${JSON.stringify(reload)}`);
         },
         (err) => console.error(`net: reload failed: ${err instanceof Error ? err.message : err}`),
@@ -94,9 +123,12 @@ async function netUp(
     });
     process.off('SIGHUP', onHup);
     process.off('SIGUSR1', onUsr1);
+    const onDevice = drv.state === 'running' ? await counters().catch(() => undefined) : undefined;
     await bridge.close();
     console.log(
-      values.json ? JSON.stringify({ stats: bridge.stats }) : `net: ${bridge.name}: ${JSON.stringify(bridge.stats)}`,
+      values.json
+        ? JSON.stringify({ stats: bridge.stats, device: onDevice })
+        : `net: ${bridge.name}: ${JSON.stringify(bridge.stats)}; device ${JSON.stringify(onDevice)}`,
     );
     return drv.state === 'running' ? 0 : 1;
   } finally {

@@ -23,6 +23,11 @@ export interface E1000Stats {
   txFrames: bigint;
   interrupts: bigint;
   txRingFull: bigint;
+  /** The device's missed packets (MPC) and receive-no-buffers (RNBC): frames it had no RX buffer for. */
+  mpc: bigint;
+  rnbc: bigint;
+  /** Frames the driver dropped: a descriptor with an error, no EOP or an impossible length. */
+  rxBad: bigint;
 }
 
 export interface E1000Link {
@@ -134,9 +139,13 @@ export class E1000Client {
       'txFrames',
       'interrupts',
       'txRingFull',
+      'mpc',
+      'rnbc',
+      'rxBad',
     ] as const;
     const out = {} as E1000Stats;
-    k.forEach((name, i) => (out[name] = dv.getBigUint64(i * 8, true)));
+    // An older driver answers the first ten only: the rest read as 0.
+    k.forEach((name, i) => (out[name] = (i + 1) * 8 <= r.byteLength ? dv.getBigUint64(i * 8, true) : 0n));
     return out;
   }
 }

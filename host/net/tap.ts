@@ -42,6 +42,8 @@ export interface TapBridgeStats {
   interrupted: number;
   linkUp: boolean;
   linkChanges: number;
+  /** The longest turn of the loop (ms): how long the TAP went unread, e.g. across a reload. */
+  longestTurnMs: number;
 }
 
 export class TapBridge {
@@ -53,6 +55,7 @@ export class TapBridge {
     interrupted: 0,
     linkUp: false,
     linkChanges: 0,
+    longestTurnMs: 0,
   };
   private closed = false;
   private readonly pending: Uint8Array[] = [];
@@ -97,7 +100,11 @@ export class TapBridge {
   private async loop(): Promise<void> {
     const native = loadNative();
     let linkAt = 0;
+    let turnAt = performance.now();
     while (!this.closed) {
+      const t = performance.now();
+      if (t - turnAt > this.stats.longestTurnMs) this.stats.longestTurnMs = +(t - turnAt).toFixed(1);
+      turnAt = t;
       try {
         // kernel → NIC
         while (this.pending.length < this.opts.queue) {

@@ -5,7 +5,7 @@
 // Guest: test/vm/e1000.guest.mjs with wasmdrv.backend=vfio.
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
-import e1000, { checks } from './e1000.mjs';
+import e1000, { checks, ONLY } from './e1000.mjs';
 
 export default {
   ...e1000,
@@ -14,7 +14,7 @@ export default {
   machine: ['-machine', 'q35', '-device', 'intel-iommu'],
   // As in the vfio scenario: no_timer_check because the boot-time timer check through the remapped
   // IO-APIC sometimes panics on a loaded TCG host.
-  append: 'intel_iommu=on iommu.passthrough=1 no_timer_check wasmdrv.backend=vfio',
+  append: `intel_iommu=on iommu.passthrough=1 no_timer_check wasmdrv.backend=vfio${ONLY ? ` wasmdrv.e1000=${ONLY}` : ''}`,
   modules: ['irqbypass', 'vfio', 'vfio_iommu_type1', 'vfio_virqfd', 'vfio-pci-core', 'vfio-pci', 'e1000', 'tun'],
   optionalModules: ['vfio_virqfd'],
   stub: null,
