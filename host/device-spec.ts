@@ -70,8 +70,23 @@ export interface DeviceSpec {
   irq: IrqSpec | null;
   sim?: SimSpec;
   /** Set by backends that know how the device's DMA is confined (vfio.ts: 'iommu' or 'none'). */
-  dmaConfinement?: 'iommu' | 'register-firewall' | 'descriptor-firewall' | 'none' | 'no-dma' | 'simulated';
+  dmaConfinement?: DmaConfinement;
 }
+
+/** How a device's DMA is kept inside what the host granted. */
+export type DmaConfinement =
+  /** VFIO with an IOMMU: the device can reach only the IOVAs the host mapped. */
+  | 'iommu'
+  /** UIO: the host checks the bus addresses the driver writes into declared DMA address registers. */
+  | 'register-firewall'
+  /** UIO, a ring device: the host checks every descriptor the driver hands over at the doorbell (sandbox/ring-firewall.ts). */
+  | 'descriptor-firewall'
+  /** Nothing stops the device: VFIO no-IOMMU, or a bus-master device whose DMA registers nobody checks. */
+  | 'none'
+  /** The device cannot master the bus (port I/O, no PCI parent). */
+  | 'no-dma'
+  /** A simulated model: its DMA reaches only the windows the host gave it. */
+  | 'simulated';
 
 /** An opened device: its spec, and what the backend does on close and on recovery. */
 export interface DeviceHandle {

@@ -28,14 +28,9 @@ export { ServiceClient, ServiceError } from './service/client.ts';
 export { parseConfig, type ServiceConfig } from './service/config.ts';
 export { TapBridge, type TapBridgeOptions, type TapBridgeStats } from './net/tap.ts';
 export { E1000Client, encodeFrames, decodeFrames, type E1000Stats, type E1000Link } from './net/e1000.ts';
-export {
-  openVfioDevice,
-  discoverPci,
-  planVfio,
-  VfioError,
-  type VfioDevice,
-  type DmaConfinement,
-} from './devices/vfio.ts';
+export { openVfioDevice, type VfioDevice } from './devices/vfio.ts';
+export { discoverPci, planVfio, VfioError } from './devices/vfio-plan.ts';
+export type { DmaConfinement } from './device-spec.ts';
 export { dmaConfinement, describeConfinement } from './devices/confinement.ts';
 export { loadNative } from './native.ts';
 export { compileDriver, finishDriver, missingToolchain, type DriverLang } from './build-c-rust.ts';

@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadNative } from '../host/native.ts';
-import { discoverPci, iommuFaultMentions, memlockLimit, openVfioDevice, planVfio } from '../host/devices/vfio.ts';
+import { iommuFaultMentions } from '../host/devices/iommu-faults.ts';
+import { openVfioDevice } from '../host/devices/vfio.ts';
+import { discoverPci, memlockLimit, planVfio } from '../host/devices/vfio-plan.ts';
 
 const native = loadNative();
 

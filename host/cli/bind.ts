@@ -3,11 +3,12 @@
 // driver_override, unbind it from its current driver, ask the kernel to probe it again, check who took it.
 // driver_override (not new_id) binds exactly this device, not every device with its vendor:device.
 
-import { existsSync, readlinkSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
+import { linkName } from '../devices/pci.ts';
 import { action, CliError, UsageError } from './common.ts';
-import { BDF_RE, pciDevice, planVfio, VfioError, type VfioRoots } from '../devices/vfio.ts';
+import { BDF_RE, pciDevice, planVfio, VfioError, type VfioRoots } from '../devices/vfio-plan.ts';
 
 export class BindError extends Error {}
 
@@ -21,13 +22,7 @@ export interface BindResult {
 
 const MODULE_OF: Record<string, string> = { 'vfio-pci': 'vfio-pci', uio_pci_generic: 'uio_pci_generic' };
 
-function driverOf(dev: string): string | undefined {
-  try {
-    return basename(readlinkSync(join(dev, 'driver')));
-  } catch {
-    return undefined;
-  }
-}
+const driverOf = (dev: string) => linkName(join(dev, 'driver'));
 
 /** Bind `slot` to `target` ("vfio-pci", "uio_pci_generic", or "" for the kernel's choice). Throws BindError. */
 export function bindDevice(slot: string, target: string, roots: VfioRoots = {}): BindResult {

@@ -6,8 +6,7 @@
 // that package by name.
 
 import type { Manifest } from '../package/manifest.ts';
-import type { DeviceSpec } from '../device-spec.ts';
-import type { DmaConfinement } from './vfio.ts';
+import type { DeviceSpec, DmaConfinement } from '../device-spec.ts';
 
 export type { DmaConfinement };
 

@@ -100,7 +100,8 @@ export interface PciOptions {
   pciIds?: string | null;
 }
 
-function readOpt(path: string): string | undefined {
+/** A sysfs attribute's text, trimmed; undefined when it cannot be read. */
+export function readOpt(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8').trim();
   } catch {
@@ -108,7 +109,8 @@ function readOpt(path: string): string | undefined {
   }
 }
 
-function linkName(path: string): string | undefined {
+/** The last component of a symlink's target (a driver's or an IOMMU group's name); undefined if none. */
+export function linkName(path: string): string | undefined {
   try {
     return basename(readlinkSync(path));
   } catch {
@@ -119,6 +121,45 @@ function linkName(path: string): string | undefined {
 const num = (s: string | undefined) =>
   s === undefined || s === '' ? undefined : Number.isNaN(parseInt(s, 16)) ? undefined : parseInt(s, 16);
 
+/** What sysfs says of one PCI function; an attribute that cannot be read is undefined. */
+export interface PciFunction {
+  /** The function's sysfs directory. */
+  path: string;
+  vendor?: number;
+  device?: number;
+  subsystemVendor?: number;
+  subsystemDevice?: number;
+  class?: number;
+  revision?: number;
+  /** The kernel driver bound to it. */
+  driver?: string;
+  /** The IOMMU group's name (a number), when an IOMMU isolates the function. */
+  iommuGroup?: string;
+  /** The group is VFIO's fake no-IOMMU group (nothing confines the function's DMA). */
+  noiommu: boolean;
+}
+
+/**
+ * The one reader of a PCI function's sysfs directory (`wasmdrv devices`, the VFIO preflight and the
+ * UIO backend's PCI parent all go through it). `sysfs` is the root holding kernel/iommu_groups.
+ */
+export function readPciFunction(path: string, sysfs = '/sys'): PciFunction {
+  const iommuGroup = linkName(join(path, 'iommu_group'));
+  return {
+    path,
+    vendor: num(readOpt(join(path, 'vendor'))),
+    device: num(readOpt(join(path, 'device'))),
+    subsystemVendor: num(readOpt(join(path, 'subsystem_vendor'))),
+    subsystemDevice: num(readOpt(join(path, 'subsystem_device'))),
+    class: num(readOpt(join(path, 'class'))),
+    revision: num(readOpt(join(path, 'revision'))),
+    driver: linkName(join(path, 'driver')),
+    iommuGroup,
+    noiommu:
+      iommuGroup !== undefined && readOpt(join(sysfs, 'kernel', 'iommu_groups', iommuGroup, 'name')) === 'vfio-noiommu',
+  };
+}
+
 /** Every PCI device under <sysfs>/bus/pci/devices, in address order; [] when there is no PCI bus. */
 export function listPci(o: PciOptions = {}): PciDevice[] {
   const dir = join(o.sysfs ?? '/sys', 'bus', 'pci', 'devices');
@@ -127,8 +168,8 @@ export function listPci(o: PciOptions = {}): PciDevice[] {
     .sort()
     .map((address) => {
       const d = join(dir, address);
-      const driver = linkName(join(d, 'driver'));
-      const iommuGroup = linkName(join(d, 'iommu_group'));
+      const f = readPciFunction(d, o.sysfs);
+      const { driver, iommuGroup } = f;
       const uio = existsSync(join(d, 'uio'))
         ? readdirSync(join(d, 'uio'))
             .filter((e) => /^uio\d+$/.test(e))
@@ -136,23 +177,20 @@ export function listPci(o: PciOptions = {}): PciDevice[] {
         : [];
       const dev: PciDevice = {
         address,
-        vendor: num(readOpt(join(d, 'vendor'))) ?? 0xffff,
-        device: num(readOpt(join(d, 'device'))) ?? 0xffff,
-        subsystemVendor: num(readOpt(join(d, 'subsystem_vendor'))),
-        subsystemDevice: num(readOpt(join(d, 'subsystem_device'))),
-        class: num(readOpt(join(d, 'class'))) ?? 0,
-        revision: num(readOpt(join(d, 'revision'))),
+        vendor: f.vendor ?? 0xffff,
+        device: f.device ?? 0xffff,
+        subsystemVendor: f.subsystemVendor,
+        subsystemDevice: f.subsystemDevice,
+        class: f.class ?? 0,
+        revision: f.revision,
         driver,
         iommuGroup,
         uio,
         backends: {},
       };
       if (driver && UIO_DRIVERS.includes(driver) && uio.length) dev.backends.uio = { device: uio[0] };
-      if (iommuGroup !== undefined) {
-        const noiommu =
-          readOpt(join(o.sysfs ?? '/sys', 'kernel', 'iommu_groups', iommuGroup, 'name')) === 'vfio-noiommu';
-        dev.backends.vfio = { group: iommuGroup, bound: driver === 'vfio-pci', noiommu };
-      }
+      if (iommuGroup !== undefined)
+        dev.backends.vfio = { group: iommuGroup, bound: driver === 'vfio-pci', noiommu: f.noiommu };
       return dev;
     });
   const idsFile = o.pciIds === undefined ? PCI_IDS_PATHS.find((p) => existsSync(p)) : (o.pciIds ?? undefined);

@@ -3,7 +3,7 @@
 //   /sys/class/uio/uioN/{name,version}
 //   /sys/class/uio/uioN/maps/mapI/{name,addr,size,offset}   map I is mmap offset I × page size on /dev/uioN
 //   /sys/class/uio/uioN/portio/portI/{name,start,size,porttype}
-//   /sys/class/uio/uioN/device -> the parent (a PCI device: vendor, device, class, resourceN, config)
+//   /sys/class/uio/uioN/device -> the parent (a PCI device: vendor, device, class (read by pci.ts), resourceN, config)
 //
 // Maps whose name starts with "dma" are DMA windows (the kernel stub's coherent buffer): their `addr`
 // is the bus address the device uses. A device bound to uio_pci_generic has no maps: its BARs come
@@ -12,6 +12,7 @@
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { DeviceSpec, DmaSpec, IrqSpec, PortSpec, RegionSpec } from '../device-spec.ts';
+import { readPciFunction } from './pci.ts';
 
 export interface UioRoots {
   /** Default "/sys". Tests point this at a fake tree. */
@@ -92,9 +93,8 @@ function describeUio(id: string, dir: string, dev: string): UioInfo {
     })),
   };
   const devDir = join(dir, 'device');
-  const vendor = readOpt(join(devDir, 'vendor'));
-  const device = readOpt(join(devDir, 'device'));
-  if (vendor && device) {
+  const parent = readPciFunction(devDir);
+  if (parent.vendor !== undefined && parent.device !== undefined) {
     const pciDir = realpathSync(devDir);
     const slot = basename(pciDir);
     const resources = (readOpt(join(devDir, 'resource')) ?? '')
@@ -114,9 +114,9 @@ function describeUio(id: string, dir: string, dev: string): UioInfo {
       .filter((r) => r.size > 0 && r.index < 6);
     info.pci = {
       slot,
-      vendor: Number(vendor),
-      device: Number(device),
-      class: Number(readOpt(join(devDir, 'class')) ?? '0'),
+      vendor: parent.vendor,
+      device: parent.device,
+      class: parent.class ?? 0,
       path: pciDir,
       resources,
     };

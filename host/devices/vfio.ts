@@ -12,32 +12,13 @@
 //
 // Kernel 6.1 has only the container/group API (iommufd came in 6.2, the vfio cdev in 6.6).
 //
-//   /sys/bus/pci/devices/<BDF>/{vendor,device,class,driver,iommu_group}
-//   /sys/kernel/iommu_groups/<N>/{devices/*,name}      name "vfio-noiommu" for a fake group
-//   /dev/vfio/<N>  (/dev/vfio/noiommu-<N> in VFIO's unsafe no-IOMMU mode)
+// The checks made before any of that, from sysfs and /proc, are in vfio-plan.ts.
 
-import {
-  closeSync,
-  existsSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  readSync,
-  readlinkSync,
-  constants as fsc,
-} from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
+import type { DeviceSpec, DmaConfinement, DmaSpec, IrqSpec, RegionSpec } from '../device-spec.ts';
 import { loadNative, type Mapping, type NativeError } from '../native.ts';
-import type { DeviceSpec, DmaSpec, IrqSpec, RegionSpec } from '../device-spec.ts';
-
-export interface VfioRoots {
-  /** Default "/sys". Tests point this at a fake tree. */
-  sysfs?: string;
-  /** Default "/dev". */
-  dev?: string;
-  /** Default "/proc" (RLIMIT_MEMLOCK from /proc/self/limits). */
-  proc?: string;
-}
+import { watchIommuFaults } from './iommu-faults.ts';
+import { hasIpcLock, memlockLimit, pciDevice, planVfio, VfioError, type VfioRoots } from './vfio-plan.ts';
 
 // include/uapi/linux/vfio.h
 export const VFIO = {
@@ -69,162 +50,6 @@ const PCI_COMMAND = 0x04;
 const CMD_MEMORY = 1 << 1;
 const CMD_BUS_MASTER = 1 << 2;
 const CMD_INTX_DISABLE = 1 << 10;
-
-/** How a device's DMA is kept inside what the host granted. */
-export type DmaConfinement =
-  /** VFIO with an IOMMU: the device can reach only the IOVAs the host mapped. */
-  | 'iommu'
-  /** UIO: the host checks the bus addresses the driver writes into declared DMA address registers. */
-  | 'register-firewall'
-  /** UIO, a ring device: the host checks every descriptor the driver hands over at the doorbell (sandbox/ring-firewall.ts). */
-  | 'descriptor-firewall'
-  /** Nothing stops the device: VFIO no-IOMMU, or a bus-master device whose DMA registers nobody checks. */
-  | 'none'
-  /** The device cannot master the bus (port I/O, no PCI parent). */
-  | 'no-dma'
-  /** A simulated model: its DMA reaches only the windows the host gave it. */
-  | 'simulated';
-
-export class VfioError extends Error {
-  /** The errno-carrying error underneath, when a syscall failed. */
-  readonly cause?: NativeError;
-  constructor(message: string, cause?: unknown) {
-    super(message);
-    this.name = 'VfioError';
-    if (cause) this.cause = cause as NativeError;
-  }
-}
-
-export interface PciDevice {
-  slot: string;
-  vendor: number;
-  device: number;
-  class: number;
-  /** The bound kernel driver ("vfio-pci", "uio_pci_generic", "e1000"), or undefined. */
-  driver?: string;
-  /** IOMMU group number, or undefined when the kernel has no IOMMU for it. */
-  iommuGroup?: number;
-  /** True when the group is VFIO's fake no-IOMMU group. */
-  noiommu: boolean;
-  /** Backends that could take it ("vfio", "uio"), given how it is bound now or could be bound. */
-  backends: string[];
-}
-
-function readOpt(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
-
-function linkName(path: string): string | undefined {
-  try {
-    return basename(readlinkSync(path));
-  } catch {
-    return undefined;
-  }
-}
-
-export const BDF_RE = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
-
-/** Every PCI device in sysfs with its driver, IOMMU group and the backends that could take it. */
-export function discoverPci(roots: VfioRoots = {}): PciDevice[] {
-  const sysfs = roots.sysfs ?? '/sys';
-  const dir = join(sysfs, 'bus', 'pci', 'devices');
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((s) => BDF_RE.test(s))
-    .sort()
-    .map((slot) => pciDevice(slot, roots));
-}
-
-export function pciDevice(slot: string, roots: VfioRoots = {}): PciDevice {
-  const sysfs = roots.sysfs ?? '/sys';
-  const d = join(sysfs, 'bus', 'pci', 'devices', slot);
-  if (!existsSync(d)) throw new VfioError(`${slot}: no such PCI device (${d} is missing)`);
-  const group = linkName(join(d, 'iommu_group'));
-  const iommuGroup = group !== undefined && /^\d+$/.test(group) ? Number(group) : undefined;
-  const noiommu =
-    iommuGroup !== undefined &&
-    readOpt(join(sysfs, 'kernel', 'iommu_groups', String(iommuGroup), 'name')) === 'vfio-noiommu';
-  const cls = Number(readOpt(join(d, 'class')) ?? '0');
-  const backends: string[] = [];
-  // Bridges stay with the kernel; anything else can go to vfio-pci (with an IOMMU) or uio_pci_generic.
-  if (cls >> 16 !== 0x06) {
-    if (iommuGroup !== undefined) backends.push('vfio');
-    backends.push('uio');
-  }
-  return {
-    slot,
-    vendor: Number(readOpt(join(d, 'vendor')) ?? '0'),
-    device: Number(readOpt(join(d, 'device')) ?? '0'),
-    class: cls,
-    driver: linkName(join(d, 'driver')),
-    iommuGroup,
-    noiommu,
-    backends,
-  };
-}
-
-/** RLIMIT_MEMLOCK soft limit in bytes (Infinity for "unlimited"), from /proc/self/limits. */
-export function memlockLimit(roots: VfioRoots = {}): number {
-  const text = readOpt(join(roots.proc ?? '/proc', 'self', 'limits')) ?? '';
-  const m = /^Max locked memory\s+(\S+)/m.exec(text);
-  if (!m) return Infinity;
-  return m[1] === 'unlimited' ? Infinity : Number(m[1]);
-}
-
-/** CAP_IPC_LOCK in the effective set: the kernel does not charge pinned pages against the limit then. */
-function hasIpcLock(roots: VfioRoots): boolean {
-  const text = readOpt(join(roots.proc ?? '/proc', 'self', 'status')) ?? '';
-  const m = /^CapEff:\s+([0-9a-f]+)/m.exec(text);
-  return !!m && (BigInt(`0x${m[1]}`) & (1n << 14n)) !== 0n;
-}
-
-export interface VfioPlan {
-  slot: string;
-  group: number;
-  groupNode: string;
-  noiommu: boolean;
-}
-
-/**
- * Check that `slot` can be opened through VFIO, before touching /dev/vfio: bound to vfio-pci, in an
- * IOMMU group whose every other member is bound to vfio-pci or to nothing (bridges excepted), a group
- * node present. Each refusal is one sentence naming the device and the fix.
- */
-export function planVfio(slot: string, roots: VfioRoots = {}): VfioPlan {
-  if (!BDF_RE.test(slot)) throw new VfioError(`"${slot}" is not a PCI address (want DDDD:BB:DD.F, e.g. 0000:00:03.0)`);
-  const sysfs = roots.sysfs ?? '/sys';
-  const dev = pciDevice(slot, roots);
-  if (dev.driver !== 'vfio-pci') {
-    throw new VfioError(
-      `${slot} is ${dev.driver ? `bound to ${dev.driver}` : 'bound to no driver'}, not vfio-pci: run \`wasmdrv bind ${slot} --vfio\``,
-    );
-  }
-  if (dev.iommuGroup === undefined) {
-    throw new VfioError(
-      `${slot} has no IOMMU group: the kernel runs without an IOMMU (boot with intel_iommu=on or amd_iommu=on, and enable VT-d/AMD-Vi in the firmware)`,
-    );
-  }
-  const members = readdirSync(join(sysfs, 'kernel', 'iommu_groups', String(dev.iommuGroup), 'devices'))
-    .filter((s) => s !== slot)
-    .sort();
-  for (const other of members) {
-    const o = pciDevice(other, roots);
-    if (o.driver && o.driver !== 'vfio-pci' && o.driver !== 'pcieport' && o.class >> 16 !== 0x06) {
-      throw new VfioError(
-        `IOMMU group ${dev.iommuGroup} of ${slot} is not viable: ${other} in the same group is bound to ${o.driver}; run \`wasmdrv bind ${other} --vfio\` (or unbind it) first`,
-      );
-    }
-  }
-  const devDir = join(roots.dev ?? '/dev', 'vfio');
-  const groupNode = join(devDir, dev.noiommu ? `noiommu-${dev.iommuGroup}` : String(dev.iommuGroup));
-  if (!existsSync(groupNode))
-    throw new VfioError(`${slot}: ${groupNode} is missing (is the vfio-pci module loaded and udev done?)`);
-  return { slot, group: dev.iommuGroup, groupNode, noiommu: dev.noiommu };
-}
 
 export interface VfioOpenOptions {
   roots?: VfioRoots;
@@ -464,8 +289,7 @@ export function openVfioDevice(slot: string, opts: VfioOpenOptions = {}): VfioDe
       irq,
       dmaConfinement: confinement,
     };
-    let kmsg = -1;
-    let kmsgTimer: NodeJS.Timeout | undefined;
+    let kmsg: { close(): void } | undefined;
     let closed = false;
     const canReset = (info.flags & VFIO.DEVICE_FLAGS_RESET) !== 0;
 
@@ -524,38 +348,13 @@ export function openVfioDevice(slot: string, opts: VfioOpenOptions = {}): VfioDe
         return { reset, detail, dmaRemapped: windows.length };
       },
       watchFaults(onFault: (line: string) => void): boolean {
-        if (kmsg >= 0) return true;
-        try {
-          kmsg = openSync(join(roots.dev ?? '/dev', 'kmsg'), fsc.O_RDONLY | fsc.O_NONBLOCK);
-        } catch {
-          return false;
-        }
-        const buf = Buffer.alloc(8192);
-        const drain = (deliver: boolean) => {
-          for (;;) {
-            let n: number;
-            try {
-              n = readSync(kmsg, buf, 0, buf.length, null);
-            } catch (err) {
-              const code = (err as { code?: string }).code;
-              if (code === 'EPIPE') continue; // records were overwritten; the next read resumes
-              return;
-            }
-            if (n <= 0) return;
-            const line = buf.toString('utf8', 0, n);
-            if (deliver && iommuFaultMentions(line, slot)) onFault(line.slice(line.indexOf(';') + 1).trim());
-          }
-        };
-        drain(false); // what was logged before we opened the device is not ours
-        kmsgTimer = setInterval(() => drain(true), 100);
-        kmsgTimer.unref();
-        return true;
+        kmsg ??= watchIommuFaults(join(roots.dev ?? '/dev', 'kmsg'), slot, onFault);
+        return kmsg !== undefined;
       },
       close(): void {
         if (closed) return;
         closed = true;
-        if (kmsgTimer) clearInterval(kmsgTimer);
-        if (kmsg >= 0) closeSync(kmsg);
+        kmsg?.close();
         try {
           if (irqIndex >= 0) native.vfioSetIrqs(device, irqIndex, 0, VFIO.ACTION_TRIGGER, 0, label);
           setCommand(0, CMD_BUS_MASTER);
@@ -570,15 +369,4 @@ export function openVfioDevice(slot: string, opts: VfioOpenOptions = {}): VfioDe
     if (err instanceof VfioError) throw err;
     return wrap('open', err);
   }
-}
-
-/** Does a kernel log record report an IOMMU fault for `slot` ("0000:00:03.0")? Intel DMAR and AMD-Vi formats. */
-export function iommuFaultMentions(record: string, slot: string): boolean {
-  const short = slot.slice(5); // "00:03.0": DMAR prints the bus:dev.fn without the domain
-  if (/DMAR:.*Request device \[([0-9a-f:.]+)\]/i.test(record)) {
-    const m = /Request device \[([0-9a-f:.]+)\]/i.exec(record)!;
-    return m[1] === short || m[1] === slot;
-  }
-  const amd = /AMD-Vi:.*IO_PAGE_FAULT.*device=([0-9a-f:.]+)/i.exec(record);
-  return !!amd && (amd[1] === short || amd[1] === slot);
 }
