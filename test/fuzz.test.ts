@@ -144,6 +144,41 @@ describe('fuzzer', () => {
     }, 60_000);
   }
 
+  it('finds the bug behind a descriptor write-back (test/fuzz-rx-bug: an unchecked received length) within 20,000 executions; the clean twin never crashes', async () => {
+    const r = fuzzJob(await inst('test/fuzz-rx-bug'), { model: 'e1000', execs: 20_000, seed: 7, stopOnCrash: true });
+    const crash = r.crashList.find((c) => c.kind === 'panic');
+    expect(crash, `crashes: ${JSON.stringify(r.crashList)}`).toBeDefined();
+    expect(crash!.message, crash!.location).toMatch(/out of range/i);
+    expect(crash!.exec).toBeLessThanOrEqual(20_000);
+    const ex = new Executor(await inst('test/fuzz-rx-bug'), 'e1000');
+    try {
+      expect(ex.receivesFrames).toBe(true);
+      expect(crashKey(ex.run(Uint8Array.from(crash!.input)).crash!)).toBe(crashKey(crash!));
+      // By hand: a frame whose write-back says 0x0800 bytes (beyond a frame), then a receive request.
+      const oversize = [0x04, 0x41, 0x00, 0x08, 0x03, 0x00, 4, 1, 2, 3, 4, 0x02, 0];
+      expect(ex.run(Uint8Array.from(oversize)).crash?.kind).toBe('panic');
+      // The same frame with the device's own write-back (its 4 bytes' length) is a frame like any other.
+      expect(ex.run(Uint8Array.from([0x04, 0x40, 4, 1, 2, 3, 4, 0x02, 0])).crash).toBeUndefined();
+    } finally {
+      ex.close();
+    }
+    const clean = fuzzJob(await inst('test/fuzz-rx-clean'), { model: 'e1000', execs: 20_000, seed: 7 });
+    expect(clean.crashList).toEqual([]);
+    expect(clean.execs).toBe(20_000);
+  }, 120_000);
+
+  it('a frame event is a request for a model that receives no frames (edu): inputs keep their meaning there', async () => {
+    const ex = new Executor(await inst('edu'), 'edu');
+    try {
+      expect(ex.receivesFrames).toBe(false);
+      const calls = ex.calls;
+      ex.run(Uint8Array.of(0, 0x41, 0));
+      expect(ex.calls - calls).toBe(1); // request op 1, not a frame
+    } finally {
+      ex.close();
+    }
+  });
+
   it('is deterministic for a seed', async () => {
     const a = fuzzJob(await inst('edu'), { model: 'edu', execs: 3000, seed: 3 });
     const b = fuzzJob(await inst('edu'), { model: 'edu', execs: 3000, seed: 3 });

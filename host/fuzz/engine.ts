@@ -24,8 +24,8 @@ import { simModelClass } from '../sim/registry.ts';
 import { Coverage, readComparisons } from './coverage.ts';
 import { type Crash, crashOf } from './crash.ts';
 import { fuzzDeviceSpec } from './device.ts';
-import { parseInput, skipEvent, slice } from './input.ts';
-import { chunkMask, copyChunks, type Snapshot } from './snapshot.ts';
+import { isFrame, parseInput, skipEvent, slice } from './input.ts';
+import { copyChunks, hostChunks, type Snapshot } from './snapshot.ts';
 
 export { type Crash, type CrashKind, crashKey } from './crash.ts';
 
@@ -44,6 +44,8 @@ export interface ExecutorOptions {
   limits?: Partial<Limits>;
   /** Loop iterations per driver call before it is a hang. Default DEFAULT_FUEL. */
   fuel?: number;
+  /** Request ops never made (a manifest's `fuzz.skipRequests`: bench-only ops that run for wall-clock time). */
+  skipRequests?: number[];
 }
 
 /** Loop iterations one driver call may run before it counts as a hang (a `deadline` fault). */
@@ -99,6 +101,8 @@ export class Executor {
   private probed?: Snapshot;
   private epoch = 0;
   private readonly coverage: Coverage;
+  /** Bit k set: request op k is not made. */
+  private readonly skipOps: number;
   private loadError?: Crash;
   private callFuel = 0;
 
@@ -111,6 +115,7 @@ export class Executor {
     this.sites = inst.sites;
     this.mapSize = inst.mapSize;
     this.coverage = new Coverage(inst.mapSize);
+    this.skipOps = (o.skipRequests ?? []).reduce((m, op) => m | (1 << (op & 0x0f)), 0);
     this.fuel = o.fuel ?? DEFAULT_FUEL;
     this.quickFuel = Math.max(32, this.fuel >> 5);
     this.grant = o.grant ?? {};
@@ -189,16 +194,8 @@ export class Executor {
     const bytes = this.driver.memory.buffer.byteLength;
     this.dshift = Math.max(12, Math.ceil(Math.log2(bytes / 64)));
     ex.__dshift.value = this.dshift;
-    // Always restored: the chunks the host itself writes (the io buffer, the DMA window's input bytes).
     const fx = ex as unknown as Record<string, () => number>;
-    const chunks = (at: number, len: number) => chunkMask(at, len, this.dshift);
-    this.hostChunks = chunks(fx.io_buffer() >>> 0, fx.io_buffer_size() >>> 0);
-    this.dmaChunks = 0n;
-    if (this.spec.dma.length && typeof fx.dma_area === 'function') {
-      const area = fx.dma_area() >>> 0;
-      this.hostChunks |= chunks(area, 64);
-      this.dmaChunks = chunks(area, this.spec.dma[0].size);
-    }
+    ({ host: this.hostChunks, dma: this.dmaChunks } = hostChunks(fx, this.spec.dma[0]?.size ?? 0, this.dshift));
     this.globals = this.inst.globals.map((n) => ex[n]);
     this.fresh = this.snapshot();
     this.probed = undefined;
@@ -283,13 +280,12 @@ export class Executor {
   private runWith(input: Uint8Array, fuel: number): ExecResult {
     this.callFuel = fuel;
     if (this.loadError) return { crash: this.loadError, fresh: 0, edges: 0 };
-    const { mode, events, state, eventsAt, dmaAt, dmaLen, streamAt } = parseInput(input, !!this.probed);
+    const frames = this.device.receivesFrames;
+    const { mode, events, state, eventsAt, dmaAt, dmaLen, streamAt } = parseInput(input, !!this.probed, frames);
     this.restore(mode < 2 ? this.probed! : this.fresh);
     if (this.loadError) return { crash: this.loadError, fresh: 0, edges: 0 };
-    if (this.dmaBytes.length) {
-      this.dmaBytes.fill(0, 0, 64);
-      if (dmaLen) this.dmaBytes.set(input.subarray(dmaAt, Math.min(input.length, dmaAt + dmaLen)), 0);
-    }
+    // The DMA bytes replace the window's first bytes (the restore put back the snapshot's).
+    if (this.dmaBytes.length && dmaLen) this.dmaBytes.set(slice(input, dmaAt, dmaLen), 0);
     this.device.load(input, streamAt);
     this.prevGlobal.value = 0;
     this.epochGlobal.value = ++this.epoch;
@@ -311,7 +307,23 @@ export class Executor {
       let at = eventsAt;
       for (let k = 0; ok && k < events; k++) {
         const e = at < input.length ? input[at++] : 0;
-        const end = skipEvent(input, at, e);
+        const end = skipEvent(input, at, e, frames);
+        if (isFrame(e, frames)) {
+          // The device receives a frame: contents and write-back as the input gives them.
+          const wb = e & 1 ? slice(input, at, 4) : undefined;
+          const n = end - at - (wb ? 5 : 1);
+          this.device.receiveFrame(
+            slice(input, end - n, n),
+            wb && { length: wb[0] | (wb[1] << 8), status: wb[2], errors: wb[3] },
+            (e & 2) !== 0,
+          );
+          at = end;
+          continue;
+        }
+        if (e < 0x80 && (this.skipOps >>> (e & 0x0f)) & 1) {
+          at = end; // a request the manifest says not to fuzz
+          continue;
+        }
         this.fuelGlobal.value = fuel;
         this.calls++;
         if (e < 0x80) {
@@ -361,6 +373,11 @@ export class Executor {
   /** Comparison operands the last execution logged (both sides of each comparison site it ran). */
   comparisons(): (number | bigint)[] {
     return readComparisons(this.cmpView, this.inst.cmpSites, this.epoch);
+  }
+
+  /** Does the device receive frames from the input (host/fuzz/input.ts)? */
+  get receivesFrames(): boolean {
+    return this.device.receivesFrames;
   }
 
   /** Where the last execution's register reads sit in its input: [ctrl offset, value offset] pairs (-1: none). */

@@ -205,7 +205,7 @@ function loop(ex: Executor, o: JobOptions): FuzzResult {
     }
   };
 
-  const seeds = o.seedCorpus?.length ? o.seedCorpus : defaultSeeds();
+  const seeds = o.seedCorpus?.length ? o.seedCorpus : defaultSeeds(ex.receivesFrames);
   // A reload carrying the driver's own saved state: mutations of it fuzz state_restore's checks.
   const st = ex.savedState;
   if (!o.seedCorpus?.length && st && st.length < 256)

@@ -134,13 +134,24 @@ export function mutate(parent: Entry, r: Rng, corpus: Entry[], dictionary: numbe
   return Uint8Array.from(b.slice(0, MAX_INPUT));
 }
 
-/** Default seeds: each start mode, one request of each op with a small argument, an interrupt. */
-export function defaultSeeds(): Uint8Array[] {
+/** An Ethernet header (broadcast, from a local address, IPv4): the contents of a seed's received frame. */
+const FRAME = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+
+/**
+ * Default seeds: each start mode, one request of each op with a small argument, an interrupt; with a
+ * model that receives frames, also a received frame (the device's own write-back) before each op.
+ */
+export function defaultSeeds(frames = false): Uint8Array[] {
+  const ops = (pre: number[]) =>
+    Array.from({ length: 8 }, (_, op) =>
+      Uint8Array.of(...pre, op, ...(pre.length ? [8, 0, 0, 0, 0] : [4]), 5, 0, 0, 0),
+    );
   return [
     new Uint8Array(),
     Uint8Array.of(2),
     Uint8Array.of(3),
     Uint8Array.of(0, 0x80),
-    ...Array.from({ length: 8 }, (_, op) => Uint8Array.of(0, op, 4, 5, 0, 0, 0)),
+    ...ops([]).map((s) => Uint8Array.of(0, ...s)),
+    ...(frames ? ops([0x40, FRAME.length, ...FRAME]).map((s) => Uint8Array.of(0x04, ...s)) : []),
   ];
 }

@@ -34,3 +34,22 @@ export function copyChunks(to: Uint8Array, from: Uint8Array, dirty: bigint, shif
   }
   return copied;
 }
+
+/**
+ * The chunks a restore always copies (`host`: those the host itself writes, the io buffer and the DMA
+ * window's input bytes) and those of the whole DMA window (`dma`: copied when the device wrote by DMA).
+ */
+export function hostChunks(
+  fx: Record<string, () => number>,
+  dmaSize: number,
+  shift: number,
+): { host: bigint; dma: bigint } {
+  let host = chunkMask(fx.io_buffer() >>> 0, fx.io_buffer_size() >>> 0, shift);
+  let dma = 0n;
+  if (dmaSize && typeof fx.dma_area === 'function') {
+    const area = fx.dma_area() >>> 0;
+    host |= chunkMask(area, 64, shift);
+    dma = chunkMask(area, dmaSize, shift);
+  }
+  return { host, dma };
+}
