@@ -179,6 +179,25 @@ describe('fuzzer', () => {
     }
   });
 
+  it("never makes the requests a manifest's fuzz.skipRequests names (the e1000's bench-only forward, op 6)", async () => {
+    const where = join(root, 'guest-drivers', 'e1000', 'manifest.json');
+    const manifest = parseManifest(readFileSync(where, 'utf8'), where);
+    expect(manifest.fuzz?.skipRequests).toEqual([6]);
+    const forward = Uint8Array.of(0, 0x06, 8, 0, 0, 0, 0, 0xe8, 0x03, 0, 0); // forward for 1000 ms
+    const open = new Executor(await inst('e1000'), 'e1000');
+    const skip = new Executor(await inst('e1000'), 'e1000', { skipRequests: manifest.fuzz!.skipRequests });
+    try {
+      expect(open.run(forward).crash?.kind).toBe('deadline'); // virtual time: a hang
+      const calls = skip.calls;
+      expect(skip.run(forward).crash).toBeUndefined();
+      expect(skip.calls).toBe(calls);
+    } finally {
+      open.close();
+      skip.close();
+    }
+    expect(() => parseManifest(JSON.stringify({ ...manifest, fuzz: { skipRequests: [16] } }), 'bad')).toThrow(/bad/);
+  });
+
   it('is deterministic for a seed', async () => {
     const a = fuzzJob(await inst('edu'), { model: 'edu', execs: 3000, seed: 3 });
     const b = fuzzJob(await inst('edu'), { model: 'edu', execs: 3000, seed: 3 });

@@ -85,11 +85,13 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
   const driver = readUserFile(path, 'driver file');
   // A package: its manifest's grant and limits, as `wasmdrv run` would enforce them.
   let grant: Grant | undefined;
+  let skipRequests: number[] | undefined;
   let limits: Partial<Limits> | undefined;
   if (isPackage(driver)) {
     const pkg = readPackage(driver, path);
     try {
       ({ grant, limits } = grantFor(pkg.manifest, fuzzDeviceSpec(model), path));
+      skipRequests = pkg.manifest.fuzz?.skipRequests;
     } catch (err) {
       throw new LoadError((err as Error).message);
     }
@@ -105,7 +107,7 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
   if (values.replay || values.minimize) {
     const file = (values.replay ?? values.minimize)!;
     const input = readUserFile(file, 'fuzz input');
-    const ex = new Executor(inst, model, { grant, limits, fuel });
+    const ex = new Executor(inst, model, { grant, limits, fuel, skipRequests });
     try {
       const res = ex.run(input);
       const out: Record<string, unknown> = { input: file, crash: res.crash ?? null, edges: res.edges };
@@ -160,6 +162,7 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
     grant,
     limits,
     fuel,
+    skipRequests,
     onProgress: (s: FuzzProgress) => {
       if (values.json) console.log(JSON.stringify({ event: 'status', ...s }));
       else

@@ -25,6 +25,8 @@ export interface FuzzOptions {
   grant?: Grant;
   limits?: Partial<Limits>;
   fuel?: number;
+  /** Request ops never made (a manifest's fuzz.skipRequests). */
+  skipRequests?: number[];
   /** Where new-coverage inputs (corpus/) and reproducers (crashes/) go; undefined: keep them in memory. */
   outDir?: string;
   onProgress?: (s: FuzzProgress) => void;
@@ -80,6 +82,8 @@ export interface JobOptions {
   grant?: Grant;
   limits?: Partial<Limits>;
   fuel?: number;
+  /** Request ops never made (a manifest's fuzz.skipRequests). */
+  skipRequests?: number[];
   corpusDir?: string;
   crashDir?: string;
   progress?: (s: FuzzProgress) => void;
@@ -103,7 +107,12 @@ export const crashFileName = (c: Crash) =>
 
 /** One job: fuzz in this thread until a budget runs out. */
 export function fuzzJob(inst: Instrumented, o: JobOptions): FuzzResult {
-  const ex = new Executor(inst, o.model, { grant: o.grant, limits: o.limits, fuel: o.fuel });
+  const ex = new Executor(inst, o.model, {
+    grant: o.grant,
+    limits: o.limits,
+    fuel: o.fuel,
+    skipRequests: o.skipRequests,
+  });
   try {
     return loop(ex, o);
   } finally {

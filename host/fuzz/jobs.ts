@@ -39,6 +39,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
     grant: o.grant,
     limits: o.limits,
     fuel: o.fuel,
+    skipRequests: o.skipRequests,
     corpusDir,
     crashDir,
     startedAt,
