@@ -307,6 +307,7 @@ describe('fuzzer', () => {
       '--out',
       out,
       '--json',
+      '--plot',
     );
     expect(run.status, run.stderr).toBe(0);
     const lines = run.stdout
@@ -318,7 +319,9 @@ describe('fuzzer', () => {
     expect(lines.some((l) => l.event === 'crash' && l.kind === 'divide-by-zero')).toBe(true);
     expect(r.execs).toBeGreaterThanOrEqual(4000);
     expect(r.coverage).toBeGreaterThan(0);
-    expect(readFileSync(r.plot, 'utf8')).toContain('<svg');
+    const svg = readFileSync(r.plot, 'utf8');
+    expect(svg).toContain('<svg');
+    expect(svg).toMatch(/<polyline [^>]*points="(\S+,\S+ ){2,}/); // a line over time, not just the origin
     const div = r.crashes.find((c: { kind: string }) => c.kind === 'divide-by-zero');
     expect(div).toBeDefined();
     expect(existsSync(div.reproducer)).toBe(true);
@@ -348,6 +351,7 @@ describe('fuzzer', () => {
     expect(stop.status, stop.stderr).toBe(0);
     const done = JSON.parse(stop.stdout.trim().split('\n').at(-1)!);
     expect(done.crashes.length).toBe(1);
+    expect(existsSync(join(tmp, 'stop', 'coverage.svg'))).toBe(false); // no --plot, no plot
     expect(done.execs).toBeLessThan(20_000);
     const help = cli('--help');
     expect(help.status).toBe(0);

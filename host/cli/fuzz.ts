@@ -31,6 +31,7 @@ interface FuzzOptions {
   seconds?: number;
   fuel?: number;
   stopOnCrash?: boolean;
+  plot?: boolean;
 }
 
 function seconds(v: string): number {
@@ -50,7 +51,7 @@ export function register(program: Command): void {
     .command('fuzz')
     .summary('coverage-guided fuzzing of a driver with device-side inputs')
     .description(
-      "Coverage- and comparison-guided fuzzing of a driver against a device whose register values, interrupts and DMA writes come from the input; every export is an entry point (probe, request, interrupt, reset, remove, state_restore). A package is fuzzed under its manifest's grant. Reproducers (with their execution index and time) go to DIR/crashes, the plot to DIR/coverage.svg. Exit 1 when --replay or --minimize reproduces a crash.",
+      "Coverage- and comparison-guided fuzzing of a driver against a device whose register values, interrupts and DMA writes come from the input; every export is an entry point (probe, request, interrupt, reset, remove, state_restore). A package is fuzzed under its manifest's grant. Reproducers (with their execution index and time) go to DIR/crashes, with --plot coverage over time to DIR/coverage.svg. Exit 1 when --replay or --minimize reproduces a crash.",
     )
     .argument('<driver>', 'a .wasm driver or a .wdrv package')
     .addOption(new Option('--model <model>', 'the device model the inputs drive').choices(known).makeOptionMandatory())
@@ -65,6 +66,7 @@ export function register(program: Command): void {
     .option('--seed <s>', 'deterministic per seed', wholeNumber(0), 1)
     .option('--fuel <n>', 'loop iterations per driver call before it is a hang (default 2000)', wholeNumber(1))
     .option('--out <dir>', 'corpus/, crashes/ (reproducers + .json), coverage.svg', 'fuzz-out')
+    .option('--plot', 'write coverage over time as DIR/coverage.svg')
     .option('--stop-on-crash', 'stop at the first crash')
     .option('--replay <file>', 'run one reproducer; exit 1 if it crashes')
     .option('--minimize <file>', 'shrink a reproducer to FILE.min, keeping its crash')
@@ -192,8 +194,8 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
     },
   }).finally(() => bar.stop());
   mkdirSync(values.out!, { recursive: true });
-  const plot = join(values.out!, 'coverage.svg');
-  writeFileSync(plot, coveragePlot(result, `${path} on ${model}`));
+  const plot = values.plot ? join(values.out!, 'coverage.svg') : undefined;
+  if (plot) writeFileSync(plot, coveragePlot(result, `${path} on ${model}`));
   const summary = {
     execs: result.execs,
     execsPerSec: result.execsPerSec,
@@ -213,7 +215,7 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
   if (values.json) console.log(JSON.stringify({ event: 'done', ...summary }));
   else {
     console.log(
-      `${result.execs} execs at ${result.execsPerSec}/s, coverage ${result.coverage} edges (${result.blocks} sites), corpus ${result.corpus}, plot ${plot}`,
+      `${result.execs} execs at ${result.execsPerSec}/s, coverage ${result.coverage} edges (${result.blocks} sites), corpus ${result.corpus}${plot ? `, plot ${plot}` : ''}`,
     );
     for (const c of summary.crashes)
       console.log(
