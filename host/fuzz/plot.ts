@@ -25,7 +25,7 @@ export function coveragePlot(r: FuzzResult, title: string): string {
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * maxX);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
-<text x="${W / 2}" y="16" text-anchor="middle">${escape(title)}: ${r.coverage} edges after ${r.execs} executions</text>
+<text x="${W / 2}" y="16" text-anchor="middle">${xmlText(title)}: ${r.coverage} edges after ${r.execs} executions</text>
 <line x1="${L}" y1="${H - B}" x2="${W - 20}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="30" x2="${L}" y2="${H - B}" stroke="black"/>
 ${ticks.map((t) => `<text x="${x(t).toFixed(1)}" y="${H - B + 16}" text-anchor="middle">${t.toFixed(t < 10 ? 1 : 0)} s</text>`).join('\n')}
 <text x="${L - 6}" y="34" text-anchor="end">${r.coverage}</text><text x="${L - 6}" y="${H - B}" text-anchor="end">0</text>
@@ -34,4 +34,4 @@ ${ticks.map((t) => `<text x="${x(t).toFixed(1)}" y="${H - B + 16}" text-anchor="
 `;
 }
 
-const escape = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const xmlText = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
