@@ -59,6 +59,9 @@ export interface Instrumented {
 }
 
 export async function instrument(input: Uint8Array, label = 'driver'): Promise<Instrumented> {
+  // binaryen reads some invalid modules leniently and writes them out valid: refuse them first.
+  if (!WebAssembly.validate(input as Uint8Array<ArrayBuffer>))
+    throw new Error(`${label}: not a valid WebAssembly module (this Node's V8 refuses it)`);
   const b = await loadBinaryen();
   let m: BinaryenModule;
   try {
