@@ -2,12 +2,14 @@
 // 32-bit magic value from a device register, a bug in an interrupt handler, the older ring/divide
 // fixtures) are found within a fixed execution budget, their clean twins never crash; reproducers
 // replay deterministically and shrink; the grant is enforced; the CLI's budgets, JSON lines, help.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { crashKey, Executor, fuzzDeviceSpec, minimize } from '../host/fuzz/engine.ts';
+import { fuzzDeviceSpec } from '../host/fuzz/device.ts';
+import { crashKey, Executor } from '../host/fuzz/engine.ts';
+import { minimize } from '../host/fuzz/minimize.ts';
 import { grantFor, parseManifest } from '../host/package/manifest.ts';
 import { fuzzJob } from '../host/fuzz/fuzz.ts';
 import { instrument, loadBinaryen, PROBE_MODULE, type Instrumented } from '../host/fuzz/instrument.ts';
@@ -95,9 +97,37 @@ describe('fuzzer instrumentation (binaryen)', () => {
     expect(() => starved.f(0)).toThrow(WebAssembly.RuntimeError);
   });
 
+  it("the spec suite's 3,707 modules: every valid one comes out valid or is refused, every invalid one refused, each error naming the module", async () => {
+    const dir = mkdtempSync(join(tmp, 'spec-'));
+    execFileSync('tar', ['-xzf', join(root, 'test', 'fixtures', 'spec-modules.tar.gz'), '-C', dir]);
+    const files = readdirSync(dir).filter((f) => f.endsWith('.wasm'));
+    expect(files.length).toBeGreaterThan(3000);
+    const wrong: string[] = [];
+    let valid = 0,
+      instrumented = 0;
+    for (const f of files) {
+      const b = new Uint8Array(readFileSync(join(dir, f)));
+      const ok = WebAssembly.validate(b);
+      if (ok) valid++;
+      try {
+        const r = await instrument(b, f);
+        if (!ok) wrong.push(`${f}: invalid, but instrumented`);
+        else if (!WebAssembly.validate(r.bytes as Uint8Array<ArrayBuffer>)) wrong.push(`${f}: came out invalid`);
+        else instrumented++;
+      } catch (err) {
+        const m = (err as Error).message;
+        if (!m.startsWith(`${f}: `) || m.includes('\n')) wrong.push(`${f}: unclear error ${m}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+    // Refused valid ones are those binaryen cannot read with the features Node runs (177 on 2026-12-02).
+    expect(instrumented).toBeGreaterThanOrEqual(1000);
+    expect(valid - instrumented).toBeLessThanOrEqual(177);
+  }, 300_000);
+
   it('refuses what it cannot read with an error naming the module', async () => {
     await expect(instrument(Uint8Array.of(0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 0xff, 0xff), 'junk.wasm')).rejects.toThrow(
-      /junk\.wasm: binaryen cannot read/,
+      /junk\.wasm: not a valid WebAssembly module/,
     );
   });
 });
@@ -141,6 +171,60 @@ describe('fuzzer', () => {
       expect(hasMagic).toBe(true);
     }, 60_000);
   }
+
+  it('finds the bug behind a descriptor write-back (test/fuzz-rx-bug: an unchecked received length) within 20,000 executions; the clean twin never crashes', async () => {
+    const r = fuzzJob(await inst('test/fuzz-rx-bug'), { model: 'e1000', execs: 20_000, seed: 7, stopOnCrash: true });
+    const crash = r.crashList.find((c) => c.kind === 'panic');
+    expect(crash, `crashes: ${JSON.stringify(r.crashList)}`).toBeDefined();
+    expect(crash!.message, crash!.location).toMatch(/out of range/i);
+    expect(crash!.exec).toBeLessThanOrEqual(20_000);
+    const ex = new Executor(await inst('test/fuzz-rx-bug'), 'e1000');
+    try {
+      expect(ex.receivesFrames).toBe(true);
+      expect(crashKey(ex.run(Uint8Array.from(crash!.input)).crash!)).toBe(crashKey(crash!));
+      // By hand: a frame whose write-back says 0x0800 bytes (beyond a frame), then a receive request.
+      const oversize = [0x04, 0x41, 0x00, 0x08, 0x03, 0x00, 4, 1, 2, 3, 4, 0x02, 0];
+      expect(ex.run(Uint8Array.from(oversize)).crash?.kind).toBe('panic');
+      // The same frame with the device's own write-back (its 4 bytes' length) is a frame like any other.
+      expect(ex.run(Uint8Array.from([0x04, 0x40, 4, 1, 2, 3, 4, 0x02, 0])).crash).toBeUndefined();
+    } finally {
+      ex.close();
+    }
+    const clean = fuzzJob(await inst('test/fuzz-rx-clean'), { model: 'e1000', execs: 20_000, seed: 7 });
+    expect(clean.crashList).toEqual([]);
+    expect(clean.execs).toBe(20_000);
+  }, 120_000);
+
+  it('a frame event is a request for a model that receives no frames (edu): inputs keep their meaning there', async () => {
+    const ex = new Executor(await inst('edu'), 'edu');
+    try {
+      expect(ex.receivesFrames).toBe(false);
+      const calls = ex.calls;
+      ex.run(Uint8Array.of(0, 0x41, 0));
+      expect(ex.calls - calls).toBe(1); // request op 1, not a frame
+    } finally {
+      ex.close();
+    }
+  });
+
+  it("never makes the requests a manifest's fuzz.skipRequests names (the e1000's bench-only forward, op 6)", async () => {
+    const where = join(root, 'guest-drivers', 'e1000', 'manifest.json');
+    const manifest = parseManifest(readFileSync(where, 'utf8'), where);
+    expect(manifest.fuzz?.skipRequests).toEqual([6]);
+    const forward = Uint8Array.of(0, 0x06, 8, 0, 0, 0, 0, 0xe8, 0x03, 0, 0); // forward for 1000 ms
+    const open = new Executor(await inst('e1000'), 'e1000');
+    const skip = new Executor(await inst('e1000'), 'e1000', { skipRequests: manifest.fuzz!.skipRequests });
+    try {
+      expect(open.run(forward).crash?.kind).toBe('deadline'); // virtual time: a hang
+      const calls = skip.calls;
+      expect(skip.run(forward).crash).toBeUndefined();
+      expect(skip.calls).toBe(calls);
+    } finally {
+      open.close();
+      skip.close();
+    }
+    expect(() => parseManifest(JSON.stringify({ ...manifest, fuzz: { skipRequests: [16] } }), 'bad')).toThrow(/bad/);
+  });
 
   it('is deterministic for a seed', async () => {
     const a = fuzzJob(await inst('edu'), { model: 'edu', execs: 3000, seed: 3 });
@@ -251,6 +335,7 @@ describe('fuzzer', () => {
       '--out',
       out,
       '--json',
+      '--plot',
     );
     expect(run.status, run.stderr).toBe(0);
     const lines = run.stdout
@@ -262,7 +347,9 @@ describe('fuzzer', () => {
     expect(lines.some((l) => l.event === 'crash' && l.kind === 'divide-by-zero')).toBe(true);
     expect(r.execs).toBeGreaterThanOrEqual(4000);
     expect(r.coverage).toBeGreaterThan(0);
-    expect(readFileSync(r.plot, 'utf8')).toContain('<svg');
+    const svg = readFileSync(r.plot, 'utf8');
+    expect(svg).toContain('<svg');
+    expect(svg).toMatch(/<polyline [^>]*points="(\S+,\S+ ){2,}/); // a line over time, not just the origin
     const div = r.crashes.find((c: { kind: string }) => c.kind === 'divide-by-zero');
     expect(div).toBeDefined();
     expect(existsSync(div.reproducer)).toBe(true);
@@ -292,6 +379,7 @@ describe('fuzzer', () => {
     expect(stop.status, stop.stderr).toBe(0);
     const done = JSON.parse(stop.stdout.trim().split('\n').at(-1)!);
     expect(done.crashes.length).toBe(1);
+    expect(existsSync(join(tmp, 'stop', 'coverage.svg'))).toBe(false); // no --plot, no plot
     expect(done.execs).toBeLessThan(20_000);
     const help = cli('--help');
     expect(help.status).toBe(0);

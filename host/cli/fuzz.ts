@@ -5,8 +5,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { LoadError } from '../faults.ts';
-import { crashKey, Executor, fuzzDeviceSpec, minimize } from '../fuzz/engine.ts';
-import { coveragePlot, runFuzz, type FuzzCrash, type FuzzProgress } from '../fuzz/fuzz.ts';
+import { fuzzDeviceSpec } from '../fuzz/device.ts';
+import { crashKey, Executor } from '../fuzz/engine.ts';
+import { minimize } from '../fuzz/minimize.ts';
+import type { FuzzCrash, FuzzProgress } from '../fuzz/fuzz.ts';
+import { runFuzz } from '../fuzz/jobs.ts';
+import { coveragePlot } from '../fuzz/plot.ts';
 import { instrument } from '../fuzz/instrument.ts';
 import { isPackage, readPackage } from '../package/load.ts';
 import { grantFor } from '../package/manifest.ts';
@@ -27,6 +31,7 @@ interface FuzzOptions {
   seconds?: number;
   fuel?: number;
   stopOnCrash?: boolean;
+  plot?: boolean;
 }
 
 function seconds(v: string): number {
@@ -46,7 +51,7 @@ export function register(program: Command): void {
     .command('fuzz')
     .summary('coverage-guided fuzzing of a driver with device-side inputs')
     .description(
-      "Coverage- and comparison-guided fuzzing of a driver against a device whose register values, interrupts and DMA writes come from the input; every export is an entry point (probe, request, interrupt, reset, remove, state_restore). A package is fuzzed under its manifest's grant. Reproducers (with their execution index and time) go to DIR/crashes, the plot to DIR/coverage.svg. Exit 1 when --replay or --minimize reproduces a crash.",
+      "Coverage- and comparison-guided fuzzing of a driver against a device whose register values, interrupts and DMA writes come from the input; every export is an entry point (probe, request, interrupt, reset, remove, state_restore). A package is fuzzed under its manifest's grant. Reproducers (with their execution index and time) go to DIR/crashes, with --plot coverage over time to DIR/coverage.svg. Exit 1 when --replay or --minimize reproduces a crash.",
     )
     .argument('<driver>', 'a .wasm driver or a .wdrv package')
     .addOption(new Option('--model <model>', 'the device model the inputs drive').choices(known).makeOptionMandatory())
@@ -61,6 +66,7 @@ export function register(program: Command): void {
     .option('--seed <s>', 'deterministic per seed', wholeNumber(0), 1)
     .option('--fuel <n>', 'loop iterations per driver call before it is a hang (default 2000)', wholeNumber(1))
     .option('--out <dir>', 'corpus/, crashes/ (reproducers + .json), coverage.svg', 'fuzz-out')
+    .option('--plot', 'write coverage over time as DIR/coverage.svg')
     .option('--stop-on-crash', 'stop at the first crash')
     .option('--replay <file>', 'run one reproducer; exit 1 if it crashes')
     .option('--minimize <file>', 'shrink a reproducer to FILE.min, keeping its crash')
@@ -81,11 +87,13 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
   const driver = readUserFile(path, 'driver file');
   // A package: its manifest's grant and limits, as `wasmdrv run` would enforce them.
   let grant: Grant | undefined;
+  let skipRequests: number[] | undefined;
   let limits: Partial<Limits> | undefined;
   if (isPackage(driver)) {
     const pkg = readPackage(driver, path);
     try {
       ({ grant, limits } = grantFor(pkg.manifest, fuzzDeviceSpec(model), path));
+      skipRequests = pkg.manifest.fuzz?.skipRequests;
     } catch (err) {
       throw new LoadError((err as Error).message);
     }
@@ -101,7 +109,7 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
   if (values.replay || values.minimize) {
     const file = (values.replay ?? values.minimize)!;
     const input = readUserFile(file, 'fuzz input');
-    const ex = new Executor(inst, model, { grant, limits, fuel });
+    const ex = new Executor(inst, model, { grant, limits, fuel, skipRequests });
     try {
       const res = ex.run(input);
       const out: Record<string, unknown> = { input: file, crash: res.crash ?? null, edges: res.edges };
@@ -156,6 +164,7 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
     grant,
     limits,
     fuel,
+    skipRequests,
     onProgress: (s: FuzzProgress) => {
       if (values.json) console.log(JSON.stringify({ event: 'status', ...s }));
       else
@@ -185,8 +194,8 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
     },
   }).finally(() => bar.stop());
   mkdirSync(values.out!, { recursive: true });
-  const plot = join(values.out!, 'coverage.svg');
-  writeFileSync(plot, coveragePlot(result, `${path} on ${model}`));
+  const plot = values.plot ? join(values.out!, 'coverage.svg') : undefined;
+  if (plot) writeFileSync(plot, coveragePlot(result, `${path} on ${model}`));
   const summary = {
     execs: result.execs,
     execsPerSec: result.execsPerSec,
@@ -206,7 +215,7 @@ async function fuzz(driverPath: string, values: FuzzOptions): Promise<number> {
   if (values.json) console.log(JSON.stringify({ event: 'done', ...summary }));
   else {
     console.log(
-      `${result.execs} execs at ${result.execsPerSec}/s, coverage ${result.coverage} edges (${result.blocks} sites), corpus ${result.corpus}, plot ${plot}`,
+      `${result.execs} execs at ${result.execsPerSec}/s, coverage ${result.coverage} edges (${result.blocks} sites), corpus ${result.corpus}${plot ? `, plot ${plot}` : ''}`,
     );
     for (const c of summary.crashes)
       console.log(

@@ -6,25 +6,11 @@
 // snapshots: `fresh` (instantiated, nothing called) and `probed` (after a probe against the device
 // with no fuzzed values). The device session, the DMA mapping and the shared area are made once.
 // Only an execution that grows linear memory costs a new instance (V8 cannot shrink a memory).
-//
-// Input layout (missing bytes read as 0):
-//   byte 0       mode = b & 3: 0, 1 start after the clean probe; 2 run probe against the fuzzed
-//                device; 3 a reload: state_restore(bytes) instead of probe (probe when the driver has
-//                no state_restore). Then 1 + ((b >> 2) & 7) events.
-//   mode 3       one length byte L, then L bytes of saved state.
-//   per event    e < 0x80: request op (e & 0x0f) with (next & 0x1f) payload bytes that follow;
-//                0x80-0xbf: an interrupt: the device's count advances by 1 + (e & 3) and the driver's
-//                `interrupt` export is called with it (as the host's loop would, when the driver
-//                has interrupts enabled); 0xc0-0xff: even: reset(), odd: remove() (ends the run).
-//   DMA          one length byte D, then (D & 0x3f) bytes: the DMA window's first bytes.
-//   the rest     the register stream of the fuzzing device (host/sim/fuzz.ts).
-//
-// Every call (probe, each request, each interrupt...) gets its own fuel: loop iterations before it
+// What an input means: host/fuzz/input.ts. Every call (probe, each request, each interrupt...) gets its own fuel: loop iterations before it
 // counts as a hang (`deadline`). Coverage and comparison operands come from the probe module
 // (host/fuzz/instrument.ts); the grant, when given, is enforced as under `wasmdrv run`.
 
 import { loadNative } from '../native.ts';
-import { classify, LoadError, wasmStack, type FaultKind } from '../faults.ts';
 import type { DeviceSpec } from '../device-spec.ts';
 import { SIM_IRQ_BYTES } from '../sim/irq.ts';
 import { DEFAULT_LIMITS, type Grant, type Limits } from '../grant.ts';
@@ -32,18 +18,16 @@ import { checkModule, DriverInstance } from '../sandbox/instance.ts';
 import type { WasmInfo } from '../wasm/read.ts';
 import { DeviceSession } from '../sandbox/session.ts';
 import { DriverShared } from '../sandbox/shared.ts';
-import { CMP_ENTRY, PROBE_MODULE, type Instrumented } from './instrument.ts';
+import { PROBE_MODULE, type Instrumented } from './instrument.ts';
 import { type FuzzDevice, MODEL_DICTIONARY } from '../sim/fuzz.ts';
 import { simModelClass } from '../sim/registry.ts';
+import { Coverage, readComparisons } from './coverage.ts';
+import { type Crash, crashOf } from './crash.ts';
+import { fuzzDeviceSpec } from './device.ts';
+import { isFrame, parseInput, skipEvent, slice } from './input.ts';
+import { copyChunks, hostChunks, type Snapshot } from './snapshot.ts';
 
-export type CrashKind = FaultKind | 'load-refused';
-
-export interface Crash {
-  kind: CrashKind;
-  /** Function and code offset (in the instrumented module) of the innermost driver frame. */
-  location: string;
-  message: string;
-}
+export { type Crash, type CrashKind, crashKey } from './crash.ts';
 
 export interface ExecResult {
   /** Set when the execution ended in a fault (or a refused load): kind and where. */
@@ -60,25 +44,12 @@ export interface ExecutorOptions {
   limits?: Partial<Limits>;
   /** Loop iterations per driver call before it is a hang. Default DEFAULT_FUEL. */
   fuel?: number;
+  /** Request ops never made (a manifest's `fuzz.skipRequests`: bench-only ops that run for wall-clock time). */
+  skipRequests?: number[];
 }
 
 /** Loop iterations one driver call may run before it counts as a hang (a `deadline` fault). */
 export const DEFAULT_FUEL = 2_000;
-const MAX_EVENTS = 8;
-
-// AFL's hit-count buckets: a count maps to one bit, so that 1, 2, 3, 4-7, 8-15, 16-31, 32-127, 128+
-// hits of an edge are different coverage.
-const BUCKET = new Uint8Array(256);
-for (let c = 1; c < 256; c++)
-  BUCKET[c] = c === 1 ? 1 : c === 2 ? 2 : c === 3 ? 4 : c < 8 ? 8 : c < 16 ? 16 : c < 32 ? 32 : c < 128 ? 64 : 128;
-
-interface Snapshot {
-  memory: Uint8Array;
-  globals: (number | bigint)[];
-  state: Uint8Array;
-  now: number;
-  host: { count: number; irqEnabled: boolean };
-}
 
 export class Executor {
   readonly sites: number;
@@ -129,14 +100,11 @@ export class Executor {
   private fresh!: Snapshot;
   private probed?: Snapshot;
   private epoch = 0;
-  /** Buckets seen so far, per map entry. */
-  readonly virgin: Uint8Array;
-  /** Map entries seen so far. */
-  covered = 0;
+  private readonly coverage: Coverage;
+  /** Bit k set: request op k is not made. */
+  private readonly skipOps: number;
   private loadError?: Crash;
   private callFuel = 0;
-  /** What the last accounted execution added to `virgin` (undone when a quick run is run again). */
-  private added: number[] = [];
 
   constructor(
     inst: Instrumented,
@@ -146,7 +114,8 @@ export class Executor {
     this.inst = inst;
     this.sites = inst.sites;
     this.mapSize = inst.mapSize;
-    this.virgin = new Uint8Array(inst.mapSize);
+    this.coverage = new Coverage(inst.mapSize);
+    this.skipOps = (o.skipRequests ?? []).reduce((m, op) => m | (1 << (op & 0x0f)), 0);
     this.fuel = o.fuel ?? DEFAULT_FUEL;
     this.quickFuel = Math.max(32, this.fuel >> 5);
     this.grant = o.grant ?? {};
@@ -225,20 +194,8 @@ export class Executor {
     const bytes = this.driver.memory.buffer.byteLength;
     this.dshift = Math.max(12, Math.ceil(Math.log2(bytes / 64)));
     ex.__dshift.value = this.dshift;
-    // Always restored: the chunks the host itself writes (the io buffer, the DMA window's input bytes).
     const fx = ex as unknown as Record<string, () => number>;
-    const chunks = (at: number, len: number) => {
-      let m = 0n;
-      for (let c = at >>> this.dshift; c <= (at + Math.max(1, len) - 1) >>> this.dshift; c++) m |= 1n << BigInt(c);
-      return m;
-    };
-    this.hostChunks = chunks(fx.io_buffer() >>> 0, fx.io_buffer_size() >>> 0);
-    this.dmaChunks = 0n;
-    if (this.spec.dma.length && typeof fx.dma_area === 'function') {
-      const area = fx.dma_area() >>> 0;
-      this.hostChunks |= chunks(area, 64);
-      this.dmaChunks = chunks(area, this.spec.dma[0].size);
-    }
+    ({ host: this.hostChunks, dma: this.dmaChunks } = hostChunks(fx, this.spec.dma[0]?.size ?? 0, this.dshift));
     this.globals = this.inst.globals.map((n) => ex[n]);
     this.fresh = this.snapshot();
     this.probed = undefined;
@@ -285,15 +242,7 @@ export class Executor {
       // host's own writes, and the whole DMA window when the device wrote into it.
       let dirty = BigInt.asUintN(64, this.dirtyGlobal.value as bigint) | this.hostChunks;
       if (this.device.dmaWritten) dirty |= this.dmaChunks;
-      const size = 1 << this.dshift;
-      for (let c = 0; dirty !== 0n; c++, dirty >>= 1n) {
-        if ((dirty & 1n) === 0n) continue;
-        const at = c * size;
-        if (at >= u8.length) break;
-        const end = Math.min(u8.length, at + size);
-        u8.set(s.memory.subarray(at, end), at);
-        this.restoredBytes += end - at;
-      }
+      this.restoredBytes += copyChunks(u8, s.memory, dirty, this.dshift);
     }
     this.dirtyGlobal.value = 0n;
     this.device.dmaWritten = false;
@@ -317,7 +266,7 @@ export class Executor {
       this.knownHangRuns++;
       return quick;
     }
-    this.rollback(quick);
+    this.coverage.rollback();
     const full = this.runWith(input, this.fuel);
     if (full.crash?.kind === 'deadline') this.knownHangs.add(full.crash.location);
     return full;
@@ -331,35 +280,12 @@ export class Executor {
   private runWith(input: Uint8Array, fuel: number): ExecResult {
     this.callFuel = fuel;
     if (this.loadError) return { crash: this.loadError, fresh: 0, edges: 0 };
-    let at = 0;
-    const next = () => (at < input.length ? input[at++] : 0);
-    const head = next();
-    let mode = head & 3;
-    if (mode < 2 && !this.probed) mode = 2;
-    const events = 1 + ((head >> 2) & (MAX_EVENTS - 1));
-    let state: Uint8Array | undefined;
-    if (mode === 3) {
-      const n = next();
-      state = input.subarray(at, Math.min(input.length, at + n));
-      at += n;
-    }
-    // Events are parsed as they run (a payload slice is a view, no copy).
-    const eventsAt = at;
-    for (let k = 0; k < events; k++) {
-      const e = next();
-      if (e < 0x80) at += next() & 0x1f;
-    }
-    const dmaLen = next() & 0x3f;
-    const dmaAt = at;
-    at += dmaLen;
-    const streamAt = Math.min(at, input.length);
-
+    const frames = this.device.receivesFrames;
+    const { mode, events, state, eventsAt, dmaAt, dmaLen, streamAt } = parseInput(input, !!this.probed, frames);
     this.restore(mode < 2 ? this.probed! : this.fresh);
     if (this.loadError) return { crash: this.loadError, fresh: 0, edges: 0 };
-    if (this.dmaBytes.length) {
-      this.dmaBytes.fill(0, 0, 64);
-      if (dmaLen) this.dmaBytes.set(input.subarray(dmaAt, Math.min(input.length, dmaAt + dmaLen)), 0);
-    }
+    // The DMA bytes replace the window's first bytes (the restore put back the snapshot's).
+    if (this.dmaBytes.length && dmaLen) this.dmaBytes.set(slice(input, dmaAt, dmaLen), 0);
     this.device.load(input, streamAt);
     this.prevGlobal.value = 0;
     this.epochGlobal.value = ++this.epoch;
@@ -377,16 +303,31 @@ export class Executor {
         const r = d.restoreState(state!) ?? d.probe();
         ok = r >= 0;
       }
-      at = eventsAt;
+      // Events are parsed as they run (a payload is a view into the input, no copy).
+      let at = eventsAt;
       for (let k = 0; ok && k < events; k++) {
-        const e = next();
+        const e = at < input.length ? input[at++] : 0;
+        const end = skipEvent(input, at, e, frames);
+        if (isFrame(e, frames)) {
+          // The device receives a frame: contents and write-back as the input gives them.
+          const wb = e & 1 ? slice(input, at, 4) : undefined;
+          const n = end - at - (wb ? 5 : 1);
+          this.device.receiveFrame(
+            slice(input, end - n, n),
+            wb && { length: wb[0] | (wb[1] << 8), status: wb[2], errors: wb[3] },
+            (e & 2) !== 0,
+          );
+          at = end;
+          continue;
+        }
+        if (e < 0x80 && (this.skipOps >>> (e & 0x0f)) & 1) {
+          at = end; // a request the manifest says not to fuzz
+          continue;
+        }
         this.fuelGlobal.value = fuel;
         this.calls++;
         if (e < 0x80) {
-          const len = next() & 0x1f;
-          const payload = input.subarray(Math.min(at, input.length), Math.min(input.length, at + len));
-          at += len;
-          d.request(e & 0x0f, payload.length === len ? payload : padded(payload, len));
+          d.request(e & 0x0f, slice(input, at + 1, end - at - 1));
         } else if (e < 0xc0) {
           const count = (this.irqWords[2] = (this.irqWords[2] + 1 + (e & 3)) | 0) >>> 0;
           if (d.wantsInterrupts) {
@@ -399,6 +340,7 @@ export class Executor {
         } else {
           d.reset();
         }
+        at = end;
       }
     } catch (err) {
       result.crash = this.crashOf(err);
@@ -408,77 +350,34 @@ export class Executor {
   }
 
   private crashOf(err: unknown): Crash {
-    if (err instanceof LoadError) return { kind: 'load-refused', location: 'load', message: err.message };
     // A hang is told by the fuel, located by the loop that spent it: no stack trace to format.
-    if (err instanceof WebAssembly.RuntimeError && this.fuelGlobal?.value === 0 && this.hangGlobal.value >= 0) {
-      const site = this.inst.hangSites[this.hangGlobal.value] ?? 'unknown loop';
-      this.hangGlobal.value = -1;
-      return {
-        kind: 'deadline',
-        location: site,
-        message: `ran out of fuel (${this.callFuel} loop iterations in one call): a hang`,
-      };
-    }
-    const { kind, message } = classify(err, this.driver?.memoryUse);
-    const frame = wasmStack(err)[0] ?? 'host';
-    return {
-      kind,
-      location: frame.replace(/\(wasm:\/\/wasm\/[0-9a-f]+:/, '(').replace(/^(\S+) \((.*)\)$/, '$1 $2'),
-      message,
-    };
+    const hung = err instanceof WebAssembly.RuntimeError && this.fuelGlobal?.value === 0 && this.hangGlobal.value >= 0;
+    const site = hung ? (this.inst.hangSites[this.hangGlobal.value] ?? 'unknown loop') : undefined;
+    if (hung) this.hangGlobal.value = -1;
+    return crashOf(err, site, this.callFuel, this.driver?.memoryUse);
+  }
+
+  /** Map entries seen so far. */
+  get covered(): number {
+    return this.coverage.covered;
   }
 
   /** Read the coverage of the last execution (only the entries it touched) and clear them. */
   private account(r: ExecResult): void {
-    const map = this.map,
-      virgin = this.virgin,
-      touched = this.touched;
-    const n = Math.min(this.touchedGlobal.value, touched.length);
-    this.added.length = 0;
-    let fresh = 0;
-    for (let j = 0; j < n; j++) {
-      const i = touched[j];
-      const bit = BUCKET[map[i]];
-      map[i] = 0;
-      if ((virgin[i] & bit) === 0) {
-        if (virgin[i] === 0) this.covered++;
-        this.added.push(i, virgin[i]);
-        virgin[i] |= bit;
-        fresh++;
-      }
-    }
+    const n = Math.min(this.touchedGlobal.value, this.touched.length);
+    r.fresh = this.coverage.account(this.map, this.touched, n);
     this.touchedGlobal.value = 0;
     r.edges = n;
-    r.fresh = fresh;
-  }
-
-  /** Forget the coverage a run added (its result is replaced by a run with more fuel). */
-  private rollback(r: ExecResult): void {
-    const a = this.added;
-    for (let j = a.length - 2; j >= 0; j -= 2) {
-      if (a[j + 1] === 0) this.covered--;
-      this.virgin[a[j]] = a[j + 1];
-    }
-    a.length = 0;
-    r.fresh = 0;
   }
 
   /** Comparison operands the last execution logged (both sides of each comparison site it ran). */
   comparisons(): (number | bigint)[] {
-    const out: (number | bigint)[] = [];
-    const v = this.cmpView;
-    const n = this.inst.cmpSites;
-    for (let s = 0; s < n; s++) {
-      const at = s * CMP_ENTRY;
-      if (v.getInt32(at + 16, true) !== this.epoch) continue;
-      const kind = v.getInt32(at + 20, true);
-      const a = v.getBigUint64(at, true),
-        b = v.getBigUint64(at + 8, true);
-      if (kind === 1) continue; // br_table: its cases are in the dictionary
-      if (a === b) continue;
-      for (const x of [a, b]) out.push(x <= 0xffffffffn ? Number(x) : x);
-    }
-    return out;
+    return readComparisons(this.cmpView, this.inst.cmpSites, this.epoch);
+  }
+
+  /** Does the device receive frames from the input (host/fuzz/input.ts)? */
+  get receivesFrames(): boolean {
+    return this.device.receivesFrames;
   }
 
   /** Where the last execution's register reads sit in its input: [ctrl offset, value offset] pairs (-1: none). */
@@ -494,64 +393,4 @@ export class Executor {
     native.close(this.cancelFd);
     if (this.dmaFd >= 0) native.close(this.dmaFd);
   }
-}
-
-/** The device the fuzzed driver sees (for a package's grantFor, the fds and state may be left out). */
-export function fuzzDeviceSpec(
-  model: string,
-  o: { dmaFd?: number; irqFd?: number; state?: SharedArrayBuffer } = {},
-): DeviceSpec {
-  const desc = simModelClass('fuzz').describe({ inner: model, stream: new Uint8Array() });
-  const dma = desc.dma[0];
-  return {
-    id: 'sim:fuzz',
-    name: `fuzzed ${model}`,
-    pci: desc.pci,
-    regions: desc.regions.map((r, index) => ({ name: r.name, size: r.size, source: { kind: 'sim', index } })),
-    ports: desc.ports.map((p, index) => ({ name: p.name, base: 0x2f8, size: p.size, source: { kind: 'sim', index } })),
-    dma: dma
-      ? [{ name: 'dma', size: dma.size, bus: dma.bus, source: { kind: 'fd', fd: o.dmaFd ?? -1, offset: 0 } }]
-      : [],
-    irq: { kind: 'sim', eventfd: o.irqFd ?? -1 },
-    sim: {
-      model: 'fuzz',
-      options: { inner: model, stream: new Uint8Array() } as unknown as Record<string, unknown>,
-      state: o.state ?? new SharedArrayBuffer(SIM_IRQ_BYTES + desc.stateBytes),
-      kickFd: -1,
-    },
-  };
-}
-
-function padded(b: Uint8Array, len: number): Uint8Array {
-  const out = new Uint8Array(len);
-  out.set(b);
-  return out;
-}
-
-export function crashKey(c: Crash): string {
-  return `${c.kind}@${c.location}`;
-}
-
-/** Shrink an input while it still crashes the same way (same kind and location). */
-export function minimize(ex: Executor, input: Uint8Array): Uint8Array {
-  const first = ex.run(input).crash;
-  if (!first) throw new Error('minimize: the input does not crash');
-  const key = crashKey(first);
-  let best = input;
-  for (let chunk = best.length >> 1; chunk >= 1; chunk >>= 1) {
-    for (let at = 0; at < best.length; ) {
-      const cand = Uint8Array.from([...best.subarray(0, at), ...best.subarray(at + chunk)]);
-      const c = ex.run(cand).crash;
-      if (c && crashKey(c) === key) best = cand;
-      else at += chunk;
-    }
-  }
-  for (let at = 0; at < best.length; at++) {
-    if (best[at] === 0) continue;
-    const cand = best.slice();
-    cand[at] = 0;
-    const c = ex.run(cand).crash;
-    if (c && crashKey(c) === key) best = cand;
-  }
-  return best;
 }

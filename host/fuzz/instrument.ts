@@ -25,13 +25,12 @@
 // Every valid module comes out valid (binaryen re-encodes it: sections in order, data count kept);
 // one binaryen cannot read, or whose output does not validate, is refused with an error naming it.
 
-type Binaryen = typeof import('binaryen').default;
-let loaded: Binaryen | undefined;
+import { StoreMarks } from './dirty.ts';
+import { PROBE_MODULE, probeModule } from './probe.ts';
+import { type Binaryen, type BinaryenModule, loadBinaryen } from './binaryen.ts';
 
-/** binaryen is large (its own Wasm build): loaded on first use, only by the fuzzer. */
-export async function loadBinaryen(): Promise<Binaryen> {
-  return (loaded ??= (await import('binaryen')).default);
-}
+export { loadBinaryen } from './binaryen.ts';
+export { CMP_ENTRY, PROBE_MODULE } from './probe.ts';
 
 export interface Instrumented {
   /** The module as given (checked against the ABI and the grant; the instrumented one imports more). */
@@ -59,18 +58,14 @@ export interface Instrumented {
   probe: Uint8Array;
 }
 
-export const PROBE_MODULE = '__fuzz';
-/** Per comparison site in the log: a (i64), b (i64), epoch (i32), kind (i32: 4, 8 or 1 = br_table). */
-export const CMP_ENTRY = 24;
-
 export async function instrument(input: Uint8Array, label = 'driver'): Promise<Instrumented> {
+  // binaryen reads some invalid modules leniently and writes them out valid: refuse them first.
+  if (!WebAssembly.validate(input as Uint8Array<ArrayBuffer>))
+    throw new Error(`${label}: not a valid WebAssembly module (this Node's V8 refuses it)`);
   const b = await loadBinaryen();
-  let m: ReturnType<Binaryen['readBinary']>;
+  let m: BinaryenModule;
   try {
-    m = (b.readBinary as (data: Uint8Array, features: number) => ReturnType<Binaryen['readBinary']>)(
-      input,
-      nodeFeatures(b),
-    );
+    m = (b.readBinary as (data: Uint8Array, features: number) => BinaryenModule)(input, nodeFeatures(b));
   } catch (err) {
     throw new Error(
       `${label}: binaryen cannot read the module for instrumentation: ${(err as Error).message.split('\n')[0]}`,
@@ -112,7 +107,7 @@ const CMP_OPS = (b: Binaryen) => {
   return { i32, i64 };
 };
 
-function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string): Omit<Instrumented, 'original'> {
+function build(b: Binaryen, m: BinaryenModule, label: string): Omit<Instrumented, 'original'> {
   const { i32: cmp32, i64: cmp64 } = CMP_OPS(b);
   const none = b.none,
     i32 = b.i32,
@@ -163,8 +158,6 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
   let inRuntime = false;
   /** False once a subtree was skipped: a store in it would go untracked (then every restore is full). */
   let complete = true;
-  let tmp = -1; // the function's scratch local for store addresses
-  let curFn = 0;
   const LEAVES = new Set([
     b.ConstId,
     b.LocalGetId,
@@ -174,70 +167,7 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
     b.MemorySizeId,
     b.DataDropId,
   ]);
-  const bit = (addr: number) =>
-    m.i64.shl(
-      (m.i64.const as unknown as (v: bigint) => number)(1n),
-      m.i64.extend_u(m.i32.shr_u(addr, m.global.get('__fz_dshift', i32))),
-    );
-  const i64c = m.i64.const as unknown as (v: bigint) => number;
-  let tDest = -1,
-    tSize = -1;
-  const addVar = (t: number) =>
-    (b as unknown as { _BinaryenFunctionAddVar(f: number, t: number): number })._BinaryenFunctionAddVar(curFn, t);
-  // A bulk operation (fill, copy, init): its dest operand is kept in a local, and its size operand
-  // (evaluated last) marks the chunks dest .. dest+size-1 before it yields the size.
-  const bulkDest = (dest: number) => {
-    if (tDest < 0) {
-      tDest = addVar(i32);
-      tSize = addVar(i32);
-    }
-    return m.local.tee(tDest, dest, i32);
-  };
-  const bulkSize = (size: number) => {
-    const sh = () => m.global.get('__fz_dshift', i32);
-    const lo = () => m.i32.shr_u(m.local.get(tDest, i32), sh());
-    const hi = m.i32.shr_u(
-      m.i32.sub(m.i32.add(m.local.get(tDest, i32), m.local.get(tSize, i32)), m.i32.const(1)),
-      sh(),
-    );
-    const cnt = m.i64.extend_u(m.i32.add(m.i32.sub(hi, lo()), m.i32.const(1)));
-    const run = m.i64.shl(m.i64.sub(m.i64.shl(i64c(1n), cnt), i64c(1n)), m.i64.extend_u(lo()));
-    const cntAgain = m.i32.add(
-      m.i32.sub(
-        m.i32.shr_u(m.i32.sub(m.i32.add(m.local.get(tDest, i32), m.local.get(tSize, i32)), m.i32.const(1)), sh()),
-        lo(),
-      ),
-      m.i32.const(1),
-    );
-    const bits = m.select(m.i32.ge_u(cntAgain, m.i32.const(64)), i64c(-1n), run);
-    return m.block(
-      null,
-      [
-        m.local.set(tSize, size),
-        m.if(m.local.get(tSize, i32), m.global.set('__fz_dirty', m.i64.or(m.global.get('__fz_dirty', i64), bits))),
-        m.local.get(tSize, i32),
-      ],
-      i32,
-    );
-  };
-  // Mark the chunks a store at ptr+offset of `bytes` bytes touches (first and last byte), then yield ptr.
-  const markStore = (ptr: number, offset: number, bytes: number) => {
-    if (tmp < 0)
-      tmp = (b as unknown as { _BinaryenFunctionAddVar(f: number, t: number): number })._BinaryenFunctionAddVar(
-        curFn,
-        i32,
-      );
-    const at = (k: number) => m.i32.add(m.local.get(tmp, i32), m.i32.const(offset + k));
-    return m.block(
-      null,
-      [
-        m.local.set(tmp, ptr),
-        m.global.set('__fz_dirty', m.i64.or(m.global.get('__fz_dirty', i64), m.i64.or(bit(at(0)), bit(at(bytes - 1))))),
-        m.local.get(tmp, i32),
-      ],
-      i32,
-    );
-  };
+  const marks = new StoreMarks(b, m);
 
   // Visit an expression tree, instrumenting in place (every change is a setter on the node itself,
   // so no parent needs rewriting). Kinds not listed keep their children uninstrumented: still valid.
@@ -342,7 +272,7 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
         visit(E.Store.getPtr(e));
         visit(E.Store.getValue(e));
         if (E.Store.isAtomic(e)) complete = false;
-        E.Store.setPtr(e, markStore(E.Store.getPtr(e), E.Store.getOffset(e), E.Store.getBytes(e)));
+        E.Store.setPtr(e, marks.store(E.Store.getPtr(e), E.Store.getOffset(e), E.Store.getBytes(e)));
         return;
       case b.UnaryId:
         return visit(E.Unary.getValue(e));
@@ -360,20 +290,20 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
         visit(E.MemoryInit.getDest(e));
         visit(E.MemoryInit.getOffset(e));
         visit(E.MemoryInit.getSize(e));
-        E.MemoryInit.setDest(e, bulkDest(E.MemoryInit.getDest(e)));
-        return E.MemoryInit.setSize(e, bulkSize(E.MemoryInit.getSize(e)));
+        E.MemoryInit.setDest(e, marks.bulkDest(E.MemoryInit.getDest(e)));
+        return E.MemoryInit.setSize(e, marks.bulkSize(E.MemoryInit.getSize(e)));
       case b.MemoryCopyId:
         visit(E.MemoryCopy.getDest(e));
         visit(E.MemoryCopy.getSource(e));
         visit(E.MemoryCopy.getSize(e));
-        E.MemoryCopy.setDest(e, bulkDest(E.MemoryCopy.getDest(e)));
-        return E.MemoryCopy.setSize(e, bulkSize(E.MemoryCopy.getSize(e)));
+        E.MemoryCopy.setDest(e, marks.bulkDest(E.MemoryCopy.getDest(e)));
+        return E.MemoryCopy.setSize(e, marks.bulkSize(E.MemoryCopy.getSize(e)));
       case b.MemoryFillId:
         visit(E.MemoryFill.getDest(e));
         visit(E.MemoryFill.getValue(e));
         visit(E.MemoryFill.getSize(e));
-        E.MemoryFill.setDest(e, bulkDest(E.MemoryFill.getDest(e)));
-        return E.MemoryFill.setSize(e, bulkSize(E.MemoryFill.getSize(e)));
+        E.MemoryFill.setDest(e, marks.bulkDest(E.MemoryFill.getDest(e)));
+        return E.MemoryFill.setSize(e, marks.bulkSize(E.MemoryFill.getSize(e)));
       default:
         if (!LEAVES.has(id)) complete = false;
         return;
@@ -388,10 +318,7 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
     inRuntime = info.name.startsWith('~lib/');
     fnName = info.name;
     loopsInFn = 0;
-    curFn = f as unknown as number;
-    tmp = -1;
-    tDest = -1;
-    tSize = -1;
+    marks.startFunction(f as unknown as number);
     const body = info.body;
     visit(body);
     E.Function.setBody(f as unknown as number, m.block(null, [hit(), body], b.auto));
@@ -432,58 +359,4 @@ function build(b: Binaryen, m: ReturnType<Binaryen['readBinary']>, label: string
     dictionary: [...dict],
     probe: probeModule(b, mapSize, cmpSites),
   };
-}
-
-/**
- * The probe module: memory = coverage map (mapSize bytes), the list of map entries this execution
- * touched first (u32 each, `ntouched` of them: the host reads and clears only those), then the
- * comparison log (cmpSites × CMP_ENTRY bytes). Exports: memory, `ntouched`, `epoch`, `prev`, the hooks.
- */
-function probeModule(b: Binaryen, mapSize: number, cmpSites: number): Uint8Array {
-  const pages = Math.ceil((5 * mapSize + Math.max(1, cmpSites) * CMP_ENTRY) / 65536);
-  const mask = mapSize - 1;
-  const touched = mapSize;
-  const cmp = 5 * mapSize;
-  const logBody = (ty: 'i32' | 'i64', side: 'l' | 'r') => {
-    const at = `(i32.add (i32.const ${cmp}) (i32.mul (local.get 1) (i32.const ${CMP_ENTRY})))`;
-    const val = ty === 'i32' ? '(i64.extend_i32_u (local.get 0))' : '(local.get 0)';
-    const store = `(i64.store offset=${side === 'l' ? 0 : 8} ${at} ${val})`;
-    const mark =
-      side === 'r'
-        ? `(i32.store offset=16 ${at} (global.get $epoch)) (i32.store offset=20 ${at} (i32.const ${ty === 'i32' ? 4 : 8}))`
-        : '';
-    return `${store} ${mark} (local.get 0)`;
-  };
-  const wat = `(module
-  (memory (export "memory") ${pages} ${pages})
-  (global $prev (export "prev") (mut i32) (i32.const 0))
-  (global $ntouched (export "ntouched") (mut i32) (i32.const 0))
-  (global $epoch (export "epoch") (mut i32) (i32.const 0))
-  (func $__wasmdrv_fuzz_hit (export "hit") (param i32) (local i32) (local i32)
-    (local.set 1 (i32.and (i32.xor (local.get 0) (global.get $prev)) (i32.const ${mask})))
-    (local.set 2 (i32.load8_u (local.get 1)))
-    (if (i32.eqz (local.get 2)) (then
-      (i32.store (i32.add (i32.const ${touched}) (i32.shl (global.get $ntouched) (i32.const 2))) (local.get 1))
-      (global.set $ntouched (i32.add (global.get $ntouched) (i32.const 1)))))
-    (i32.store8 (local.get 1) (i32.add (local.get 2) (i32.ne (local.get 2) (i32.const 255))))
-    (global.set $prev (i32.shr_u (local.get 0) (i32.const 1))))
-  (func $__wasmdrv_fuzz_cmpl32 (export "cmpl32") (param i32 i32) (result i32) ${logBody('i32', 'l')})
-  (func $__wasmdrv_fuzz_cmpr32 (export "cmpr32") (param i32 i32) (result i32) ${logBody('i32', 'r')})
-  (func $__wasmdrv_fuzz_cmpl64 (export "cmpl64") (param i64 i32) (result i64) ${logBody('i64', 'l')})
-  (func $__wasmdrv_fuzz_cmpr64 (export "cmpr64") (param i64 i32) (result i64) ${logBody('i64', 'r')})
-  (func $__wasmdrv_fuzz_swi (export "swi") (param i32 i32 i32) (result i32)
-    (i64.store offset=0 (i32.add (i32.const ${cmp}) (i32.mul (local.get 1) (i32.const ${CMP_ENTRY}))) (i64.extend_i32_u (local.get 0)))
-    (i64.store offset=8 (i32.add (i32.const ${cmp}) (i32.mul (local.get 1) (i32.const ${CMP_ENTRY}))) (i64.extend_i32_u (local.get 2)))
-    (i32.store offset=16 (i32.add (i32.const ${cmp}) (i32.mul (local.get 1) (i32.const ${CMP_ENTRY}))) (global.get $epoch))
-    (i32.store offset=20 (i32.add (i32.const ${cmp}) (i32.mul (local.get 1) (i32.const ${CMP_ENTRY}))) (i32.const 1))
-    (local.get 0))
-)`;
-  const m = b.parseText(wat);
-  try {
-    b.setDebugInfo(true);
-    return m.emitBinary();
-  } finally {
-    b.setDebugInfo(false);
-    m.dispose();
-  }
 }

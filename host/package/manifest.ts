@@ -34,6 +34,8 @@ export interface Manifest {
   /** Descriptor rings (host/package/rings.ts), for the descriptor firewall. */
   rings?: RingDecl[];
   interrupts?: boolean;
+  /** For `wasmdrv fuzz`: request ops it never makes (bench-only ops that run for wall-clock time). */
+  fuzz?: { skipRequests?: number[] };
   limits?: Partial<Limits>;
 }
 
@@ -170,6 +172,13 @@ export const MANIFEST_SCHEMA = {
     },
     rings: RINGS_SCHEMA,
     interrupts: { type: 'boolean' },
+    fuzz: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        skipRequests: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 15 }, uniqueItems: true },
+      },
+    },
     limits: {
       type: 'object',
       additionalProperties: false,

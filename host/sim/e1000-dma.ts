@@ -1,7 +1,7 @@
 // The simulated e1000's DMA: transmit and receive through the session's windows, every access
 // counted (sim/e1000.ts holds the registers, interrupts and link; this their ring side).
 
-import type { SimContext } from './model.ts';
+import type { RawWriteback, SimContext } from './model.ts';
 import {
   F64,
   GORCL,
@@ -302,5 +302,30 @@ export abstract class E1000Dma {
     const rdmts = (this.r[RCTL >> 2] >>> 8) & 3;
     if (this.freeRxDescriptors() * 16 <= this.r[RDLEN >> 2] >>> (rdmts + 1)) cause |= ICR_RXDMT0;
     this.raise(cause);
+  }
+
+  /**
+   * The fuzzer's received frame (SimModel.receiveRaw): into the buffer of the descriptor at RDH, as
+   * deliver() writes one, but with the write-back given (any length, reserved status bits, DD
+   * clear), whatever RCTL and the free descriptors say; RDH stays when `stay`.
+   */
+  receiveRaw(frame: Uint8Array, wb: RawWriteback | undefined, stay: boolean): void {
+    const n = this.r[RDLEN >> 2] / 16;
+    const h = this.r[RDH >> 2];
+    if (h >= n) return; // no ring, or a head beyond it: nowhere to write
+    const at = this.ringBase(RDBAL, RDBAH) + BigInt(h * 16);
+    const d = this.dmaRead(at, 16, `RX descriptor ${h}`);
+    if (!d) return;
+    const addr = new DataView(d.buffer, d.byteOffset, 16).getBigUint64(0, true);
+    const data = frame.subarray(0, this.rxBufSize());
+    if (addr !== 0n && data.length && !this.dmaWrite(addr, data, `RX buffer of descriptor ${h}`)) return;
+    const back = d.slice(8, 16);
+    back[0] = wb ? wb.length & 0xff : data.length & 0xff;
+    back[1] = wb ? (wb.length >>> 8) & 0xff : data.length >>> 8;
+    back[4] = wb ? wb.status : RXD_DD | RXD_EOP | RXD_IXSM;
+    back[5] = wb ? wb.errors : 0;
+    if (!this.dmaWrite(at + 8n, back, `RX descriptor ${h} write-back`)) return;
+    if (!stay) this.r[RDH >> 2] = h + 1 >= n ? 0 : h + 1;
+    this.raise(ICR_RXT0);
   }
 }

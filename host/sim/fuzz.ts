@@ -8,12 +8,16 @@
 // Each DMA transfer the inner model makes into memory takes one control byte too: (ctrl & 3) == 0:
 // the first 1 + (ctrl >> 2) bytes it writes are the next input bytes instead of the device's.
 //
+// A received frame (a NIC model underneath, one with receiveRaw: the e1000) comes from the input as
+// a whole (host/fuzz/input.ts): its contents and the descriptor write-back are written as given,
+// without control bytes.
+//
 // The device records where each read's bytes sit in the input (reads()), so that the fuzzer can
 // put a comparison operand exactly where the driver will read it (host/fuzz/fuzz.ts, cmplog).
 // The inner model is named by string and looked up in the catalogue handed to fuzzModel(), so this
 // file imports no other model (the catalogue imports it: no cycle).
 
-import type { ModelLookup, SimContext, SimDescription, SimModel, SimModelClass, Width } from './model.ts';
+import type { ModelLookup, RawWriteback, SimContext, SimDescription, SimModel, SimModelClass, Width } from './model.ts';
 
 export interface FuzzModelOptions {
   inner: string; // a model name, or 'generic'
@@ -46,6 +50,8 @@ export class FuzzDevice implements SimModel {
   readCount = 0;
   /** Set when the model wrote into a DMA window (the host restores the whole window). */
   dmaWritten = false;
+  /** Set while a received frame from the input is written: its bytes pass as they are. */
+  private direct = false;
 
   constructor(
     private readonly ctx: SimContext,
@@ -63,7 +69,7 @@ export class FuzzDevice implements SimModel {
         ...ctx,
         dmaWrite: (bus, data) => {
           this.dmaWritten = true;
-          return ctx.dmaWrite(bus, this.dmaBytes(data));
+          return ctx.dmaWrite(bus, this.direct ? data : this.dmaBytes(data));
         },
       };
       this.inner = models(o.inner).create(inner, state, offset, {});
@@ -76,6 +82,21 @@ export class FuzzDevice implements SimModel {
     this.at = start;
     this.end = input.length;
     this.readCount = 0;
+  }
+
+  /** Does the model underneath receive frames (the input's frame events)? */
+  get receivesFrames(): boolean {
+    return typeof this.inner?.receiveRaw === 'function';
+  }
+
+  /** The device receives `frame` (see SimModel.receiveRaw). */
+  receiveFrame(frame: Uint8Array, writeback: RawWriteback | undefined, stay: boolean): void {
+    this.direct = true;
+    try {
+      this.inner?.receiveRaw?.(frame, writeback, stay);
+    } finally {
+      this.direct = false;
+    }
   }
 
   private byte(): number | undefined {

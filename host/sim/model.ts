@@ -94,6 +94,20 @@ export interface SimModel {
    * line level stale, and a stale high level would swallow the next rising edge.
    */
   irqLevel?(): boolean;
+  /**
+   * A NIC's received frame as the fuzzer dictates it (host/sim/fuzz.ts): `frame` into the buffer of
+   * the descriptor at the device's RX head, and the descriptor written back with `writeback` when
+   * given (any length or status: a device that lies), else as the device would; the head stays put
+   * when `stay` (the same descriptor marked done again).
+   */
+  receiveRaw?(frame: Uint8Array, writeback: RawWriteback | undefined, stay: boolean): void;
+}
+
+/** The fields of a receive descriptor a device writes back (receiveRaw). */
+export interface RawWriteback {
+  length: number;
+  status: number;
+  errors: number;
 }
 
 export interface SimModelClass<O = Record<string, unknown>> {
