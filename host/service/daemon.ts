@@ -10,25 +10,22 @@
 // per driver and taken round-robin across clients, one at a time. Bad clients are bounded: a frame
 // limit (checked while the line arrives, never buffered past it), a limit on each client's queued
 // calls and on its unread replies, and a connection limit; each refusal is an error reply with a code.
-// The wire (error codes, line framing, the per-driver fair queue, client limits) is wire.ts; sd_notify is
-// notify.ts; the config and its schema config.ts.
+// The wire (error codes, line framing, the per-driver fair queue, client limits) is wire.ts; the served
+// set of drivers and a config re-read's plan roster.ts; sd_notify is notify.ts; the config and its
+// schema config.ts.
 
 import { chmodSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Host } from '../host.ts';
 import type { Driver } from '../driver.ts';
 import { loadNative } from '../native.ts';
-import { isPackage, loadPackage } from '../package/load.ts';
-import { parseManifest } from '../package/manifest.ts';
-import { LoadError } from '../faults.ts';
-import { createHash } from 'node:crypto';
 import { parseConfig, type ServiceConfig } from './config.ts';
 import { monotonicUsec, type Notify } from './notify.ts';
+import { type Reconfigured, Roster } from './roster.ts';
 import {
   type Client,
   DEFAULT_SERVICE_LIMITS,
   errorReply,
-  FairQueue,
   type Id,
   LineReader,
   RPC,
@@ -37,23 +34,7 @@ import {
 } from './wire.ts';
 
 export { DEFAULT_SERVICE_LIMITS, RPC, type ServiceLimits } from './wire.ts';
-
-type DriverEntry = ServiceConfig['drivers'][number];
-
-/** What a config re-read did (Service.reconfigure). */
-export interface Reconfigured {
-  /** False: the config was not applied at all (error says why); the running set is as it was. */
-  ok: boolean;
-  error?: string;
-  added: string[];
-  removed: string[];
-  /** Hot-reloaded in place (the driver file changed). */
-  reloaded: string[];
-  /** Stopped and loaded anew (device, sim, manifest or allowUnsigned changed). */
-  replaced: string[];
-  /** Entries that could not be brought to what the new config says (each logged with its reason). */
-  failed?: string[];
-}
+export type { Reconfigured } from './roster.ts';
 
 type Params = Record<string, unknown>;
 type Method = (client: Client, id: Id, params: Params) => unknown | Promise<unknown>;
@@ -61,11 +42,8 @@ type Method = (client: Client, id: Id, params: Params) => unknown | Promise<unkn
 export class Service {
   readonly host: Host;
   private server?: Server;
-  private readonly queues = new Map<string, FairQueue>();
-  private readonly drivers = new Map<string, Driver>();
-  private readonly cfg = new Map<string, DriverEntry>();
-  /** Hash of each served entry's driver (and manifest) file as loaded. */
-  private readonly files = new Map<string, string>();
+  /** The served drivers, their queues and config entries (roster.ts). */
+  private readonly roster: Roster;
   private reconfiguring: Promise<void> = Promise.resolve();
   /** The trust policy's allowUnsigned names (the host holds this array; a config re-read updates it). */
   private readonly allowUnsigned: string[] = [];
@@ -104,6 +82,7 @@ export class Service {
             }
           : undefined,
     });
+    this.roster = new Roster(this.host, this.allowUnsigned, log, source, (c, msg) => this.send(c, msg));
   }
 
   /**
@@ -128,7 +107,7 @@ export class Service {
       for (const [i, d] of this.config.drivers.entries()) {
         this.notify({ STATUS: `probing ${d.name} on ${d.device} (${i + 1}/${n})` });
         const entry = `${this.source}: drivers[${i}] (${d.name})`;
-        this.attach(d, await this.loadEntry(d, entry, this.readEntry(d, entry)));
+        this.roster.attach(d, await this.roster.loadEntry(d, entry, this.roster.readEntry(d, entry)));
       }
     } catch (err) {
       await this.close();
@@ -139,96 +118,7 @@ export class Service {
   }
 
   private serving(): string {
-    return `serving ${this.drivers.size} driver(s) on ${this.config.socket}: ${[...this.drivers.keys()].join(', ')}`;
-  }
-
-  /** An entry's driver bytes (and manifest text), read now: errors name the entry and the field. */
-  private readEntry(d: DriverEntry, entry: string): { bytes: Uint8Array; manifest?: string } {
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(readFileSync(d.driver));
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new Error(
-        `${entry}: driver: ${d.driver}: cannot read: ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
-      );
-    }
-    if (d.manifest === undefined) return { bytes };
-    try {
-      return { bytes, manifest: readFileSync(d.manifest, 'utf8') };
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new Error(
-        `${entry}: manifest: ${d.manifest}: cannot read: ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
-      );
-    }
-  }
-
-  /** Open the entry's device and load (probe) its driver. Errors name the entry and the field. */
-  private async loadEntry(d: DriverEntry, entry: string, files: { bytes: Uint8Array; manifest?: string }) {
-    let dev;
-    try {
-      dev = this.host.openDevice(d.device, { sim: d.sim });
-    } catch (err) {
-      throw new Error(`${entry}: device: ${(err as Error).message}`);
-    }
-    const { bytes } = files;
-    try {
-      const manifest = files.manifest !== undefined ? parseManifest(files.manifest, d.manifest!) : undefined;
-      return this.host.trust || !isPackage(bytes)
-        ? await this.host.load(bytes, dev, { name: d.name, manifest })
-        : await loadPackage(this.host, bytes, dev, {
-            allowUnsigned: d.allowUnsigned ? [d.name] : [],
-            name: d.name,
-            onWarning: this.log,
-          });
-    } catch (err) {
-      // Keep the class (a LoadError stays one: callers and tests tell refusals from faults by it).
-      const Kind = err instanceof LoadError ? LoadError : Error;
-      throw Object.assign(new Kind(`${entry}: driver: ${d.driver}: ${(err as Error).message}`), {
-        fault: (err as { fault?: unknown }).fault,
-      });
-    }
-  }
-
-  /** Serve a loaded driver under its entry's name. */
-  private attach(d: DriverEntry, drv: Driver): void {
-    drv.on('fault', (f) => this.log(`${d.name}: fault ${f.kind}: ${f.message}`));
-    this.cfg.set(d.name, d);
-    this.files.set(d.name, this.fileHash(d));
-    this.drivers.set(d.name, drv);
-    this.queues.set(
-      d.name,
-      new FairQueue(drv, (c, r) => {
-        c.client.calls--;
-        this.send(c.client, r.error ? errorReply(c.id, r.error) : { jsonrpc: '2.0', id: c.id, result: r.result });
-      }),
-    );
-    this.log(`${d.name}: ${d.driver} on ${d.device}`);
-  }
-
-  /** Stop a served driver and release its device; its queued calls get 'driver-stopped'. */
-  private async detach(name: string): Promise<void> {
-    const drv = this.drivers.get(name);
-    this.drivers.delete(name);
-    this.queues.delete(name);
-    this.cfg.delete(name);
-    this.files.delete(name);
-    if (drv) await this.host.release(drv);
-  }
-
-  /** What the bytes of an entry's files were when it loaded: a re-read reloads a driver whose file changed. */
-  private fileHash(d: DriverEntry): string {
-    const h = createHash('sha256');
-    for (const f of [d.driver, d.manifest]) {
-      if (f === undefined) continue;
-      try {
-        h.update(readFileSync(f));
-      } catch {
-        h.update('unreadable');
-      }
-    }
-    return h.digest('hex');
+    return `serving ${this.roster.drivers.size} driver(s) on ${this.config.socket}: ${[...this.roster.drivers.keys()].join(', ')}`;
   }
 
   /**
@@ -277,81 +167,8 @@ export class Service {
       if (JSON.stringify(next[k]) !== JSON.stringify(this.config[k]))
         throw new Error(`${this.source}: ${k}: changed: takes effect only on a restart (systemctl restart wasmdrv)`);
     }
-    const names = new Set<string>();
-    for (const [i, d] of next.drivers.entries()) {
-      if (names.has(d.name)) throw new Error(`${this.source}: drivers[${i}] (${d.name}): name: given twice`);
-      names.add(d.name);
-    }
-    // Sort every entry into what happens to it, reading the files of all that load anything new now,
-    // before anything changes: an unreadable file stops the re-read with the running set untouched.
-    type Plan = { d: DriverEntry; entry: string; files: { bytes: Uint8Array; manifest?: string } };
-    const add: Plan[] = [];
-    const reload: Plan[] = [];
-    const replace: Plan[] = [];
-    for (const [i, d] of next.drivers.entries()) {
-      const entry = `${this.source}: drivers[${i}] (${d.name})`;
-      const old = this.cfg.get(d.name);
-      if (!old) add.push({ d, entry, files: this.readEntry(d, entry) });
-      else if (
-        old.device !== d.device ||
-        JSON.stringify(old.sim) !== JSON.stringify(d.sim) ||
-        old.manifest !== d.manifest ||
-        Boolean(old.allowUnsigned) !== Boolean(d.allowUnsigned)
-      )
-        replace.push({ d, entry, files: this.readEntry(d, entry) });
-      else if (old.driver !== d.driver || this.files.get(d.name) !== this.fileHash(d))
-        reload.push({ d, entry, files: this.readEntry(d, entry) });
-      else this.cfg.set(d.name, d); // unchanged driver; `allow` may have changed and applies at once
-    }
-    const remove = [...this.drivers.keys()].filter((n) => !names.has(n));
-    // A new entry on a device that an outgoing driver holds waits for it to go; the others load first,
-    // and if one of them fails, they are all stopped again and nothing else changes.
-    const leaving = new Set([...remove, ...replace.map((p) => p.d.name)].map((n) => this.cfg.get(n)!.device));
-    const early = add.filter((p) => !leaving.has(p.d.device));
-    const late = add.filter((p) => leaving.has(p.d.device));
-    const loaded: [DriverEntry, Driver][] = [];
-    const allowedBefore = this.allowUnsigned.splice(0);
-    this.allowUnsigned.push(...next.drivers.filter((d) => d.allowUnsigned).map((d) => d.name));
-    try {
-      for (const p of early) loaded.push([p.d, await this.loadEntry(p.d, p.entry, p.files)]);
-    } catch (err) {
-      for (const [, drv] of loaded) await this.host.release(drv);
-      this.allowUnsigned.splice(0, Infinity, ...allowedBefore);
-      throw err;
-    }
+    await this.roster.apply(next, done);
     this.config = next;
-    for (const [d, drv] of loaded) {
-      this.attach(d, drv);
-      done.added.push(d.name);
-    }
-    // From here on the old set is being changed: a failure is reported per entry, the rest still applies.
-    const fail = (name: string, err: unknown) => {
-      (done.failed ??= []).push(name);
-      this.log(`config re-read: ${(err as Error).message.split('\n')[0]}`);
-    };
-    for (const name of remove) {
-      await this.detach(name);
-      done.removed.push(name);
-    }
-    for (const p of reload) {
-      const r = await this.drivers.get(p.d.name)!.reload(p.files.bytes);
-      if (!r.ok) {
-        fail(p.d.name, new Error(`${p.entry}: driver: ${p.d.driver}: reload refused: ${r.error}`));
-        continue;
-      }
-      this.cfg.set(p.d.name, p.d);
-      this.files.set(p.d.name, this.fileHash(p.d));
-      done.reloaded.push(p.d.name);
-    }
-    for (const p of [...replace, ...late]) {
-      if (this.drivers.has(p.d.name)) await this.detach(p.d.name);
-      try {
-        this.attach(p.d, await this.loadEntry(p.d, p.entry, p.files));
-        (replace.includes(p) ? done.replaced : done.added).push(p.d.name);
-      } catch (err) {
-        fail(p.d.name, err);
-      }
-    }
   }
 
   private accept(socket: Socket): void {
@@ -399,7 +216,7 @@ export class Service {
     const gone = () => {
       if (!this.clients.delete(client)) return;
       client.closed = true;
-      for (const q of this.queues.values()) q.drop(client);
+      for (const q of this.roster.queues.values()) q.drop(client);
     };
     socket.on('close', gone);
     socket.on('error', gone);
@@ -407,7 +224,7 @@ export class Service {
 
   private allowed(client: Client, driver: string, what: 'call' | 'admin'): boolean {
     if (client.uid === 0 || client.uid === process.getuid?.()) return true;
-    const rule = this.cfg.get(driver)?.allow?.[what];
+    const rule = this.roster.cfg.get(driver)?.allow?.[what];
     if (!rule) return what === 'call'; // calls: whoever the socket's permissions let in; admin: root and the daemon's user
     return (rule.uids ?? []).includes(client.uid) || (rule.gids ?? []).includes(client.gid);
   }
@@ -490,11 +307,11 @@ export class Service {
     if (typeof p.driver !== 'string')
       throw new RpcError(RPC.invalidParams, `${method}: params.driver must be a string`);
     const name = p.driver;
-    const drv = this.drivers.get(name);
+    const drv = this.roster.drivers.get(name);
     if (!drv)
       throw new RpcError(
         RPC.noSuchDriver,
-        `no driver "${name.slice(0, 64)}" (serving: ${[...this.drivers.keys()].join(', ')})`,
+        `no driver "${name.slice(0, 64)}" (serving: ${[...this.roster.drivers.keys()].join(', ')})`,
       );
     if (!this.allowed(client, name, what))
       throw new RpcError(
@@ -518,7 +335,7 @@ export class Service {
       );
     }
     client.calls++;
-    this.queues.get(name)!.push({
+    this.roster.queues.get(name)!.push({
       client,
       id,
       op: p.op,
