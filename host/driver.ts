@@ -42,6 +42,9 @@ export interface DriverStats {
   coalesced: number;
   requests: number;
   logs: number;
+  /** Ring doorbells and head reads the descriptor firewall's Wasm path served (with the gate compiled in). */
+  ringFastDoorbells: number;
+  ringFastHeads: number;
   faults: number;
   restarts: number;
 }
@@ -261,6 +264,8 @@ export class Driver extends EventEmitter {
       coalesced: s[STAT.coalesced],
       requests: s[STAT.requests],
       logs: s[STAT.logs],
+      ringFastDoorbells: s[STAT.ringFastDoorbells],
+      ringFastHeads: s[STAT.ringFastHeads],
       faults: this.faults,
       restarts: this.restarts,
     };

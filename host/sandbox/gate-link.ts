@@ -8,11 +8,12 @@ import { grantedSize, regionHasCheckedWrites, regionPolicy } from '../grant.ts';
 import type { FixedMapping } from '../native.ts';
 import { GATE_FUNCS, encodeGate, type GateMode, type GateRegion } from './gate.ts';
 import type { HostContext } from './host-context.ts';
-import { ringFirewallOn } from './ring-hook.ts';
+import { ringFirewallOn, ringReserve, ringsMemoryStateBytes } from './ring-hook.ts';
 import {
   engineHasMultiMemory,
   inlineLayout,
   regionImport,
+  RINGS_IMPORT,
   SHARED_IMPORT,
   type InlineGateBytes,
 } from './inline-gate.ts';
@@ -29,6 +30,11 @@ export class GateLink {
   regions: number[] = [];
   /** The memories of the inline gate (module GATE_MODULE's imports), empty otherwise. */
   readonly gateImports: Record<string, WebAssembly.Memory> = {};
+  /**
+   * wasmdrv-gate.rings (inline gate with rings it serves): the descriptor firewall's state block, then
+   * the real rings (the DMA window's last pages, which the driver is never given) mapped after it.
+   */
+  ringsMemory?: WebAssembly.Memory;
   /** The gate instance's memory, kept alive as long as the instance: closing the mappings writes over its pages. */
   memory?: WebAssembly.Memory;
   private memories: WebAssembly.Memory[] = [];
@@ -57,6 +63,7 @@ export class GateLink {
   close(): void {
     for (const m of this.mappings) m.close();
     this.memory = undefined;
+    this.ringsMemory = undefined;
     this.memories = [];
   }
 
@@ -108,6 +115,30 @@ export class GateLink {
         if (src.owned) native.close(src.fd);
       }
       this.gateImports[regionImport(r.index)] = mem;
+    }
+    if (layout.rings?.length) {
+      const spec = session.spec;
+      const last = spec.dma[spec.dma.length - 1];
+      const reserve = ringReserve(spec, this.ctx.grant, page);
+      const state = ringsMemoryStateBytes(page);
+      const mem = memoryOver(state + reserve);
+      const src = session.openDmaSource(last);
+      try {
+        this.mappings.push(
+          native.mapIntoBuffer(
+            mem.buffer,
+            state,
+            reserve,
+            src.fd,
+            src.offset + last.size - reserve,
+            src.path ?? `${this.ctx.label}: DMA window ${last.name}`,
+          ),
+        );
+      } finally {
+        if (src.owned) native.close(src.fd);
+      }
+      this.gateImports[RINGS_IMPORT] = mem;
+      this.ringsMemory = mem;
     }
     let compiled: WebAssembly.Module;
     try {

@@ -24,6 +24,7 @@ import { LoadError } from '../faults.ts';
 import { MEMORY_IMPORT } from '../abi.ts';
 import { grantedSize, regionHasCheckedWrites, regionPolicy, ringRegisterSpans, type Grant } from '../grant.ts';
 import { readWasm, type WasmInfo } from '../wasm/read.ts';
+import { fastRings, type FastRing } from './ring-state.ts';
 
 export const GATE_MODULE = 'wasmdrv-gate';
 
@@ -45,6 +46,11 @@ export interface InlineLayout {
   ringEntries: number;
   /** Count and record the reads served inline (false: 'record-writes'). */
   recordReads: boolean;
+  /**
+   * The rings whose doorbell (tail write) and head read are served in Wasm, with the descriptor firewall
+   * on (ring-state.ts, ring-fast.ts): their state block and real rings are the memory wasmdrv-gate.rings.
+   */
+  rings?: FastRing[];
 }
 
 /**
@@ -88,6 +94,7 @@ export function engineHasMultiMemory(): boolean {
 /** Memory import names of the host's memories (module GATE_MODULE). */
 export const SHARED_IMPORT = 'shared';
 export const regionImport = (index: number) => `region${index}`;
+export { RINGS_IMPORT } from './ring-state.ts';
 
 /**
  * What the inline gate serves for these regions under `grant`, or undefined when nothing (no
@@ -104,6 +111,7 @@ export function inlineLayout(
   ringFirewall: boolean,
 ): InlineLayout | undefined {
   const out: InlineRegion[] = [];
+  const rings: FastRing[] = [];
   for (const [i, reg] of regions.entries()) {
     const p = regionPolicy(grant, i);
     if (!reg.memory || (!p.read && !p.write)) continue;
@@ -115,8 +123,9 @@ export function inlineLayout(
       slowReads: ringFirewall ? ringRegisterSpans(p) : [],
       write: !regionHasCheckedWrites(p),
     });
+    if (ringFirewall && !process.env.WASMDRV_RING_SLOW_ONLY) rings.push(...fastRings(grant, i));
   }
-  return out.length ? { regions: out, ringEntries, recordReads } : undefined;
+  return out.length ? { regions: out, ringEntries, recordReads, rings } : undefined;
 }
 
 /** The rewritten module and the layout it was made for (main thread → worker). */

@@ -17,6 +17,7 @@ import {
   engineHasMultiMemory,
   inlineLayout,
   regionImport,
+  RINGS_IMPORT,
   type InlineGateBytes,
   type InlineLayout,
 } from './inline-gate.ts';
@@ -24,6 +25,7 @@ import type { Grant } from '../grant.ts';
 import type { DeviceSpec } from '../device-spec.ts';
 import { ringFirewallOn } from './ring-hook.ts';
 import type { GateMode } from './gate.ts';
+import { addRingFunctions } from './ring-fast.ts';
 
 type Binaryen = typeof binaryenNs;
 let loaded: Promise<Binaryen> | undefined;
@@ -123,6 +125,15 @@ export function inlineGate(
       return n;
     };
     const shared = `${GATE_MODULE}.${SHARED_IMPORT}`;
+    const ringsMem = `${GATE_MODULE}.${RINGS_IMPORT}`;
+    // Before any memory is added: the ring functions' unnamed accesses resolve to memory 0 (ring-fast.ts).
+    const ringFuncs = addRingFunctions(
+      binaryen,
+      m,
+      layout.rings ?? [],
+      { rings: ringsMem, region: (i) => `${GATE_MODULE}.${regionImport(i)}` },
+      fresh,
+    );
     m.addMemoryImport(shared, GATE_MODULE, SHARED_IMPORT, false);
     const regionMemory = new Map<number, string>();
     for (const r of layout.regions) {
@@ -130,6 +141,8 @@ export function inlineGate(
       m.addMemoryImport(name, GATE_MODULE, regionImport(r.index), false);
       regionMemory.set(r.index, name);
     }
+    if (layout.rings?.length) m.addMemoryImport(ringsMem, GATE_MODULE, RINGS_IMPORT, false);
+    const fastOf = (region: number) => (layout.rings ?? []).filter((f) => f.region === region);
 
     const i32 = binaryen.i32,
       i64 = binaryen.i64;
@@ -215,8 +228,29 @@ export function inlineGate(
             const from = Math.max(0, lo - width + 1);
             return m.br('slow', m.i32.lt_u(m.i32.sub(get(1, i32), c(from)), c(hi - from)));
           });
+          // The descriptor firewall's head reads (ring-fast.ts): served here unless its sync says slow.
+          const heads =
+            width !== 4
+              ? []
+              : fastOf(r.index).map((f) =>
+                  m.if(
+                    m.i32.eq(get(1, i32), c(f.head)),
+                    m.block(null, [
+                      m.local.set(v, m.call(ringFuncs.get(f.slot)!.sync, [], i32)),
+                      m.br('slow', m.i32.lt_s(get(v, i32), c(0))),
+                      bumpStat(STAT.ringFastHeads),
+                      ...(layout.recordReads
+                        ? [bumpStat(STAT.regReads), ...record(OP.read, width, e, get(v, i32), c(0))]
+                        : []),
+                      m.return(get(v, i32)),
+                    ]),
+                  ),
+                );
           arms.push(
-            m.if(m.i32.eq(get(0, i32), c(r.index)), m.block(null, [...checks(r.size, width), ...ringChecks, ...body])),
+            m.if(
+              m.i32.eq(get(0, i32), c(r.index)),
+              m.block(null, [...checks(r.size, width), ...heads, ...ringChecks, ...body]),
+            ),
           );
         }
         const fallback = m.return(m.call(slowName, [get(0, i32), get(1, i32)], vt));
@@ -233,6 +267,28 @@ export function inlineGate(
         const pre: binaryenNs.ExpressionRef[] = [];
         // Narrow writes record the value as stored: value & 0xff / 0xffff, like the JavaScript path.
         if (width < 4) pre.push(m.local.set(2, m.i32.and(get(2, i32), c(width === 2 ? 0xffff : 0xff))));
+        // The descriptor firewall's doorbells (ring-fast.ts): checked and copied in Wasm, or the JavaScript
+        // import decides (nothing recorded or changed before the check has passed). local 4: fresh.
+        for (const r of width === 4 ? layout.regions : []) {
+          const bells = fastOf(r.index).map((f) => {
+            const fn = ringFuncs.get(f.slot)!;
+            return m.if(
+              m.i32.eq(get(1, i32), c(f.tail)),
+              m.block(null, [
+                ...(f.tailMask === undefined ? [] : [m.br('slow', m.i32.and(get(2, i32), c(~f.tailMask)))]),
+                m.local.set(4, m.call(fn.check, [get(2, i32)], i32)),
+                m.br('slow', m.i32.lt_s(get(4, i32), c(0))),
+                ...record(OP.write, width, e, get(2, i32), c(0)),
+                bumpStat(STAT.regWrites),
+                bumpStat(STAT.ringFastDoorbells),
+                m.call(fn.commit, [get(2, i32), get(4, i32)], binaryen.none),
+                m.return(),
+              ]),
+            );
+          });
+          if (bells.length)
+            arms.push(m.if(m.i32.eq(get(0, i32), c(r.index)), m.block(null, [...checks(r.size, width), ...bells])));
+        }
         for (const r of layout.regions) {
           if (!r.write || r.size < width) continue;
           const mem = regionMemory.get(r.index)!;
@@ -265,7 +321,7 @@ export function inlineGate(
           info.name,
           info.params,
           info.results,
-          [i32],
+          [i32, i32],
           m.block(null, [...pre, m.block('slow', arms.length ? arms : [m.nop()]), fallback]),
         );
       }

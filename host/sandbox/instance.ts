@@ -146,6 +146,7 @@ export class DriverInstance {
         ctx.native,
         opts.rings,
         (why) => opts.hooks.log('warn', why),
+        this.gate.ringsMemory,
       );
       if (guard.on) this.rings.guard = guard;
     } catch (err) {

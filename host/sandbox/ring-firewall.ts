@@ -24,147 +24,65 @@
 //
 // A bad descriptor ends the driver with a typed fault naming ring, index, field and address; the
 // tail is not written, so the device never sees it. Nothing here knows about the e1000.
+//
+// The check and copy core (real rings, ring state, THE descriptor check) is ring-check.ts. Each
+// ring's state lives in a state block (ring-state.ts): with the register gate compiled into the
+// driver, the doorbell and head read are served by generated Wasm (ring-fast.ts) that reads and
+// writes the same block, and calls this class (the same register write) for anything it does not pass.
 
 import { FaultError, type FaultKind } from '../faults.ts';
 import type { RingLayout } from '../grant.ts';
+import {
+  Ring,
+  checkDescriptor,
+  hex,
+  passes,
+  windowOf,
+  type DataWindow,
+  type DeviceRegisters,
+  type RealRing,
+  type RingState,
+} from './ring-check.ts';
+import { MAX_WINDOWS, STATE_BYTES, ST_ENABLED, ST_WINDOWS, WINDOW_BYTES, WINDOWS_AT } from './ring-state.ts';
 
-export interface DataWindow {
-  bus: bigint;
-  size: number;
-  /** The window's bytes as the host sees them (the driver's DMA memory). */
-  bytes(): Uint8Array;
-}
-
-/** 32-bit register access to the device, bypassing the driver's policy (the host's own writes). */
-export interface DeviceRegisters {
-  read32(offset: number): number;
-  write32(offset: number, value: number): void;
-}
-
-/** The host-owned memory a real ring lives in: its bus address and bytes. */
-export interface RealRing {
-  bus: bigint;
-  bytes: Uint8Array;
-}
-
-/** Bytes of host-reserved memory the rings need (each ring page-aligned at its maximum size). */
-export function ringReserveBytes(rings: RingLayout[], page = 4096): number {
-  return rings.reduce((n, r) => n + Math.ceil((r.maxDescriptors * r.descriptorSize) / page) * page, 0);
-}
-
-/** Split `bytes` (at bus `bus`) into one page-aligned real ring per layout, in order. */
-export function carveRealRings(rings: RingLayout[], bus: bigint, bytes: Uint8Array, page = 4096): RealRing[] {
-  let at = 0;
-  return rings.map((r) => {
-    const size = Math.ceil((r.maxDescriptors * r.descriptorSize) / page) * page;
-    const out = { bus: bus + BigInt(at), bytes: bytes.subarray(at, at + size) };
-    at += size;
-    return out;
-  });
-}
-
-/**
- * What the host knows of one ring beyond the device's registers: where the driver's shadow lies,
- * the count, the tail it last checked, and how far write-backs were copied. A hot reload (and a
- * rollback to the previous module) hands it to the next instance's firewall, which takes the
- * running ring over instead of emptying it (adopt()).
- */
-export interface RingState {
-  name: string;
-  shadowLow: number;
-  shadowHigh: number;
-  count: number;
-  tail: number;
-  synced: number;
-}
+export {
+  carveRealRings,
+  ringReserveBytes,
+  type DataWindow,
+  type DeviceRegisters,
+  type RealRing,
+  type RingState,
+} from './ring-check.ts';
 
 type Reg = 'baseLow' | 'baseHigh' | 'length' | 'head' | 'tail';
 
-interface FieldPlan {
-  name: string;
-  offset: number;
-  width: number;
-  meaning: RingLayout['fields'][number]['meaning'];
-  bufferBytes?: number;
-  lengthAt?: { offset: number; width: number };
-  mustBeClear?: bigint;
+/** The state block the rings' state lives in (ring-state.ts), and the slot of this firewall's first ring. */
+export interface StateBlock {
+  bytes: Uint8Array;
+  firstSlot: number;
 }
 
-class Ring {
-  shadowLow = 0;
-  shadowHigh = 0;
-  count = 0;
-  tail = 0;
-  /** Descriptors before this index (from the last sync) have had their write-backs copied. */
-  synced = 0;
-  readonly addresses: FieldPlan[];
-  readonly commands: FieldPlan[];
-  /** Byte ranges the device writes back, copied into the shadow on sync. */
-  readonly writeBacks: { offset: number; width: number }[];
-  readonly scratch: Uint8Array;
-  /**
-   * The doorbell's fast check, in plain numbers (no BigInt, no allocation): what it passes is what
-   * check() passes; anything it does not pass goes to check(), which decides and names the fault.
-   * Undefined when a field is wider than it handles (check() alone then).
-   */
-  readonly fast?: {
-    addresses: { offset: number; width: number; fixedLen: number; lenOffset: number; lenWidth: number }[];
-    commands: { offset: number; width: number; mask: number }[];
-  };
-  /** Byte offsets in a descriptor of every written-back byte (the sync copies these). */
-  readonly writeBackBytes: number[];
-
-  constructor(
-    readonly layout: RingLayout,
-    readonly real: RealRing,
-  ) {
-    const byName = new Map(layout.fields.map((f) => [f.name, f]));
-    const plan = (f: RingLayout['fields'][number]): FieldPlan => {
-      const len = f.lengthField === undefined ? undefined : byName.get(f.lengthField);
-      return { ...f, lengthAt: len && { offset: len.offset, width: len.width } };
-    };
-    this.addresses = layout.fields.filter((f) => f.meaning === 'buffer-address').map(plan);
-    this.commands = layout.fields.filter((f) => f.meaning === 'command' && f.mustBeClear).map(plan);
-    this.writeBacks = layout.fields
-      .filter((f) => f.meaning === 'status' || f.meaning === 'written-length')
-      .map((f) => ({ offset: f.offset, width: f.width }));
-    this.scratch = new Uint8Array(layout.descriptorSize);
-    this.writeBackBytes = this.writeBacks.flatMap((f) => Array.from({ length: f.width }, (_, k) => f.offset + k));
-    const fits =
-      this.addresses.every((a) => (a.width === 4 || a.width === 8) && (a.lengthAt?.width ?? 4) <= 4) &&
-      this.commands.every((c) => c.width <= 4);
-    if (fits)
-      this.fast = {
-        addresses: this.addresses.map((a) => ({
-          offset: a.offset,
-          width: a.width,
-          fixedLen: a.lengthAt ? -1 : (a.bufferBytes ?? 0),
-          lenOffset: a.lengthAt?.offset ?? 0,
-          lenWidth: a.lengthAt?.width ?? 0,
-        })),
-        commands: this.commands.map((c) => ({ offset: c.offset, width: c.width, mask: Number(c.mustBeClear!) })),
-      };
-  }
-
-  get shadowBase(): bigint {
-    return (BigInt(this.shadowHigh >>> 0) << 32n) | BigInt(this.shadowLow >>> 0);
-  }
+/**
+ * Open the block to the Wasm path once every firewall on it is started or has adopted its rings: the
+ * driver's windows go into its table and `enabled` is set. Left closed (the Wasm path then always calls
+ * JavaScript) when there are more windows than the table holds or one has no place in driver memory.
+ */
+export function openStateBlock(bytes: Uint8Array, windows: DataWindow[]): boolean {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, STATE_BYTES);
+  if (windows.length === 0 || windows.length > MAX_WINDOWS || windows.some((w) => w.at === undefined)) return false;
+  windows.forEach((w, i) => {
+    dv.setBigUint64(WINDOWS_AT + i * WINDOW_BYTES, w.bus, true);
+    dv.setBigUint64(WINDOWS_AT + i * WINDOW_BYTES + 8, BigInt(w.size), true);
+  });
+  dv.setUint32(ST_WINDOWS, windows.length, true);
+  dv.setUint32(ST_ENABLED, 1, true);
+  return true;
 }
-
-function readLE(b: Uint8Array, at: number, width: number): bigint {
-  let v = 0n;
-  for (let i = width - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[at + i]);
-  return v;
-}
-
-const hex = (v: bigint | number) => `0x${v.toString(16)}`;
 
 export class RingFirewall {
   private readonly rings: Ring[];
   /** Register offset → ring and which of its registers. */
   private readonly regs = new Map<number, { ring: Ring; reg: Reg }>();
-  /** Descriptors checked and copied, for the stats and the tests. */
-  checked = 0;
   /** start, end of each window as numbers, flat (undefined: a window reaches past 2^52; check() alone). */
   private readonly spans?: number[];
 
@@ -174,8 +92,12 @@ export class RingFirewall {
     real: RealRing[],
     private readonly windows: DataWindow[],
     private readonly device: DeviceRegisters,
+    block: StateBlock = { bytes: new Uint8Array(STATE_BYTES), firstSlot: 0 },
   ) {
-    this.rings = layouts.map((l, i) => new Ring(l, real[i]));
+    const b = block.bytes;
+    const i32 = new Int32Array(b.buffer, b.byteOffset, STATE_BYTES >> 2);
+    const f64 = new Float64Array(b.buffer, b.byteOffset, STATE_BYTES >> 3);
+    this.rings = layouts.map((l, i) => new Ring(l, real[i], i32, f64, block.firstSlot + i));
     // The windows as numbers for the fast check, when every address in them is exact as a double.
     const LIMIT = 2 ** 52;
     if (windows.every((w) => w.bus + BigInt(w.size) <= BigInt(LIMIT)))
@@ -186,6 +108,25 @@ export class RingFirewall {
       if (ring.real.bytes.length < ring.layout.maxDescriptors * ring.layout.descriptorSize)
         throw new Error(`ring "${ring.layout.name}": the host's real ring is smaller than maxDescriptors`);
     }
+  }
+
+  /** Descriptors checked and copied (by either path), for the stats and the tests. */
+  get checked(): number {
+    return this.rings.reduce((n, r) => n + r.checked, 0);
+  }
+
+  /** Doorbells and head reads the Wasm path served (ring-fast.ts), for the stats and the tests. */
+  get fast(): { doorbells: number; heads: number } {
+    return {
+      doorbells: this.rings.reduce((n, r) => n + r.fastDoorbells, 0),
+      heads: this.rings.reduce((n, r) => n + r.fastHeads, 0),
+    };
+  }
+
+  /** Where the shadow ring lies in the driver's memory for the Wasm path (-1: not wholly in one window). */
+  private placeShadow(ring: Ring): void {
+    const w = windowOf(this.windows, ring.shadowBase, BigInt(ring.count * ring.layout.descriptorSize));
+    ring.shadowAt = w?.at === undefined ? -1 : w.at + Number(ring.shadowBase - w.bus);
   }
 
   /** True when `offset` is one of the rings' registers (its accesses come here, never straight to the device). */
@@ -220,6 +161,7 @@ export class RingFirewall {
       this.device.write32(r.length, this.lengthValue(ring, ring.count));
       ring.tail = 0;
       ring.synced = 0;
+      this.placeShadow(ring);
     }
   }
 
@@ -269,6 +211,7 @@ export class RingFirewall {
       ring.count = s.count;
       ring.tail = s.tail;
       ring.synced = s.synced;
+      this.placeShadow(ring);
     }
     return undefined;
   }
@@ -288,10 +231,10 @@ export class RingFirewall {
     switch (reg) {
       case 'baseLow':
         ring.shadowLow = v;
-        return;
+        return this.placeShadow(ring);
       case 'baseHigh':
         ring.shadowHigh = v;
-        return;
+        return this.placeShadow(ring);
       case 'length':
         return this.setLength(ring, v);
       case 'head':
@@ -336,6 +279,7 @@ export class RingFirewall {
     ring.count = count;
     ring.tail = 0;
     ring.synced = 0;
+    this.placeShadow(ring);
   }
 
   private setHead(ring: Ring, v: number): void {
@@ -376,10 +320,10 @@ export class RingFirewall {
         // One copy out of the driver's memory; everything below reads the copy.
         const at = i * size;
         for (let b = 0; b < size; b++) d[b] = shadow[at + b];
-        if (!this.passes(ring, d)) this.check(ring, i, d);
+        if (!passes(ring, this.spans, d)) checkDescriptor(this.label, ring, this.windows, i, d);
         for (let b = 0; b < size; b++) real[at + b] = d[b];
       }
-      this.checked += fresh;
+      ring.checked += fresh;
     }
     ring.tail = newTail;
     this.device.write32(l.registers.tail, newTail);
@@ -390,7 +334,7 @@ export class RingFirewall {
   private shadowBytes(ring: Ring): Uint8Array {
     const base = ring.shadowBase;
     const len = ring.count * ring.layout.descriptorSize;
-    const w = this.windowOf(base, BigInt(len));
+    const w = windowOf(this.windows, base, BigInt(len));
     if (!w)
       this.fault(
         'dma-descriptor-outside-grant',
@@ -399,68 +343,6 @@ export class RingFirewall {
       );
     const at = Number(base - w.bus);
     return w.bytes().subarray(at, at + len);
-  }
-
-  private windowOf(addr: bigint, len: bigint): DataWindow | undefined {
-    return this.windows.find((w) => addr >= w.bus && addr + len <= w.bus + BigInt(w.size));
-  }
-
-  /** The fast check (Ring.fast): true when the descriptor certainly passes check(). */
-  private passes(ring: Ring, d: Uint8Array): boolean {
-    const f = ring.fast;
-    const spans = this.spans;
-    if (!f || !spans) return false;
-    for (let j = 0; j < f.commands.length; j++) {
-      const c = f.commands[j];
-      let v = 0;
-      for (let k = 0; k < c.width; k++) v |= d[c.offset + k] << (8 * k);
-      if ((v >>> 0) & c.mask) return false;
-    }
-    for (let j = 0; j < f.addresses.length; j++) {
-      const a = f.addresses[j];
-      const o = a.offset;
-      const lo = (d[o] | (d[o + 1] << 8) | (d[o + 2] << 16) | (d[o + 3] << 24)) >>> 0;
-      const hi = a.width === 8 ? (d[o + 4] | (d[o + 5] << 8) | (d[o + 6] << 16) | (d[o + 7] << 24)) >>> 0 : 0;
-      if (hi >= 0x100000) return false; // at or past 2^52: check() decides
-      const addr = hi * 4294967296 + lo;
-      let len = a.fixedLen;
-      if (len < 0) {
-        len = 0;
-        for (let k = 0; k < a.lenWidth; k++) len += d[a.lenOffset + k] * 2 ** (8 * k);
-      }
-      let inside = false;
-      for (let w = 0; w < spans.length; w += 2)
-        if (addr >= spans[w] && addr + len <= spans[w + 1]) {
-          inside = true;
-          break;
-        }
-      if (!inside) return false;
-    }
-    return true;
-  }
-
-  private check(ring: Ring, index: number, d: Uint8Array): void {
-    for (const c of ring.commands) {
-      const v = readLE(d, c.offset, c.width);
-      if (v & c.mustBeClear!)
-        this.fault(
-          'dma-descriptor-bad-command',
-          ring,
-          `descriptor ${index} field "${c.name}": value ${hex(v)} sets bits ${hex(v & c.mustBeClear!)} the manifest refuses`,
-        );
-    }
-    for (const a of ring.addresses) {
-      const addr = readLE(d, a.offset, a.width);
-      const len = a.lengthAt ? readLE(d, a.lengthAt.offset, a.lengthAt.width) : BigInt(a.bufferBytes ?? 0);
-      if (this.windowOf(addr, len)) continue;
-      const high = a.width === 8 && addr >> 32n ? ' (the high half is set)' : '';
-      const grants = this.windows.map((w) => `${hex(w.bus)}+${hex(w.size)}`).join(', ') || 'none';
-      this.fault(
-        'dma-descriptor-outside-grant',
-        ring,
-        `descriptor ${index} field "${a.name}": buffer ${hex(addr)}+${len}${high} lies outside every granted DMA window (${grants})`,
-      );
-    }
   }
 
   /** Copy the write-backs of what the device finished into every shadow ring. */
@@ -472,7 +354,7 @@ export class RingFirewall {
   private syncRing(ring: Ring): number {
     const head = this.device.read32(ring.layout.registers.head) & 0xffff;
     if (head === ring.synced || head >= ring.count) return head;
-    const w = this.windowOf(ring.shadowBase, BigInt(ring.count * ring.layout.descriptorSize));
+    const w = windowOf(this.windows, ring.shadowBase, BigInt(ring.count * ring.layout.descriptorSize));
     if (!w) {
       ring.synced = head; // no shadow to copy into (the driver moved it away): nothing the device did is lost to it
       return head;

@@ -11,7 +11,15 @@ import type { Native } from '../native.ts';
 import type { DeviceSpec } from '../device-spec.ts';
 import type { RingLayout } from '../grant.ts';
 import type { DeviceSession } from './session.ts';
-import { RingFirewall, carveRealRings, ringReserveBytes, type DataWindow, type RingState } from './ring-firewall.ts';
+import {
+  RingFirewall,
+  carveRealRings,
+  openStateBlock,
+  ringReserveBytes,
+  type DataWindow,
+  type RingState,
+} from './ring-firewall.ts';
+import { STATE_BYTES, declaredRings } from './ring-state.ts';
 
 /** Every firewall's RingState, by region: what a reload or rollback hands to the next instance. */
 export type RingsState = Record<number, RingState[]>;
@@ -21,11 +29,10 @@ export interface RingGrant {
   regions?: Record<number, { rings?: RingLayout[] }>;
 }
 
-function declared(grant: RingGrant): { region: number; rings: RingLayout[] }[] {
-  return Object.entries(grant.regions ?? {})
-    .filter(([, p]) => p.rings?.length)
-    .map(([r, p]) => ({ region: Number(r), rings: p.rings! }));
-}
+const declared = declaredRings;
+
+/** The first page(s) of `wasmdrv-gate.rings` hold the state block; the real rings follow (ring-state.ts). */
+export const ringsMemoryStateBytes = (page: number) => Math.ceil(STATE_BYTES / page) * page;
 
 /** Is the descriptor firewall on for this device under this grant? */
 export function ringFirewallOn(spec: DeviceSpec, grant: RingGrant): boolean {
@@ -74,20 +81,33 @@ export class RingGuard {
     takeover?: RingsState,
     /** Told why a takeover was refused (the rings were started afresh instead). */
     onRefused?: (why: string) => void,
+    /**
+     * The memory `wasmdrv-gate.rings` the gate link made (the register gate compiled in, with rings it
+     * serves): its first page is the state block the Wasm doorbell shares, the real rings are mapped after it.
+     */
+    ringsMemory?: WebAssembly.Memory,
   ) {
     const spec = session.spec;
     if (!ringFirewallOn(spec, grant)) return;
     const page = native.pageSize();
     const last = spec.dma[spec.dma.length - 1];
     const reserve = ringReserve(spec, grant, page);
-    const src = session.openDmaSource(last);
     let bytes: Uint8Array;
-    try {
-      const m = native.mapFd(src.fd, last.size, src.offset, src.path ?? `${label}: DMA window ${last.name}`);
-      this.mapping = m;
-      bytes = new Uint8Array(m.buffer(), last.size - reserve, reserve);
-    } finally {
-      if (src.owned) native.close(src.fd);
+    let block: Uint8Array;
+    const realAt = ringsMemory ? ringsMemoryStateBytes(page) : undefined;
+    if (ringsMemory) {
+      block = new Uint8Array(ringsMemory.buffer, 0, STATE_BYTES);
+      bytes = new Uint8Array(ringsMemory.buffer, realAt, reserve);
+    } else {
+      block = new Uint8Array(STATE_BYTES);
+      const src = session.openDmaSource(last);
+      try {
+        const m = native.mapFd(src.fd, last.size, src.offset, src.path ?? `${label}: DMA window ${last.name}`);
+        this.mapping = m;
+        bytes = new Uint8Array(m.buffer(), last.size - reserve, reserve);
+      } finally {
+        if (src.owned) native.close(src.fd);
+      }
     }
     let cache: { buf: ArrayBufferLike; views: Uint8Array[] } | undefined;
     const view = (i: number) => {
@@ -98,9 +118,9 @@ export class RingGuard {
         };
       return cache.views[i];
     };
-    const data: DataWindow[] = windows.map((w, i) => ({ bus: w.bus, size: w.size, bytes: () => view(i) }));
+    const data: DataWindow[] = windows.map((w, i) => ({ bus: w.bus, size: w.size, at: w.addr, bytes: () => view(i) }));
     let at = 0;
-    for (const { region, rings } of declared(grant)) {
+    for (const { region, rings, firstSlot } of declared(grant)) {
       const size = ringReserveBytes(rings, page);
       const real = carveRealRings(
         rings,
@@ -108,6 +128,8 @@ export class RingGuard {
         bytes.subarray(at, at + size),
         page,
       );
+      if (realAt !== undefined)
+        for (const r of real) r.at = realAt + Number(r.bus - (last.bus + BigInt(last.size - reserve)));
       at += size;
       const reg = session.regions[region];
       const device =
@@ -122,7 +144,7 @@ export class RingGuard {
                 reg.u32![o >>> 2] = v >>> 0;
               },
             };
-      const fw = new RingFirewall(`${label}: region ${region}`, rings, real, data, device);
+      const fw = new RingFirewall(`${label}: region ${region}`, rings, real, data, device, { bytes: block, firstSlot });
       const saved = takeover?.[region];
       const refused = saved ? fw.adopt(saved) : 'no saved state';
       if (refused) {
@@ -132,6 +154,8 @@ export class RingGuard {
       this.byRegion[region] = fw;
       this.all.push(fw);
     }
+    // Only now may the generated doorbell run: every ring is started or adopted.
+    if (ringsMemory) openStateBlock(block, data);
   }
 
   get on(): boolean {
@@ -141,6 +165,12 @@ export class RingGuard {
   /** Descriptors checked and copied so far. */
   get checked(): number {
     return this.all.reduce((n, f) => n + f.checked, 0);
+  }
+
+  /** Doorbells and head reads the Wasm path served (the register gate compiled in). */
+  get fast(): { doorbells: number; heads: number } {
+    const f = this.all.map((x) => x.fast);
+    return { doorbells: f.reduce((n, x) => n + x.doorbells, 0), heads: f.reduce((n, x) => n + x.heads, 0) };
   }
 
   /** Copy the device's write-backs into the driver's shadow rings (before an interrupt or a request). */

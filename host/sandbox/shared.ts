@@ -25,6 +25,8 @@ export const STAT = {
   phaseStartMs: 8, // Date.now() when the current phase began
   recorderTotal: 9,
   serving: 10, // id of the last request the worker handed to the driver
+  ringFastDoorbells: 11, // ring tail writes the descriptor firewall's Wasm path served (ring-fast.ts)
+  ringFastHeads: 12, // ring head reads it served
 } as const;
 const STAT_SLOTS = 16;
 

@@ -505,6 +505,35 @@ describe('on a memory-backed BAR (as under UIO), with the register gate compiled
     }
   });
 
+  it('an honest frame: the doorbell is served by the Wasm fast path (counted), the device gets the checked copy', async () => {
+    const { drv, regs, close } = await onMemfds();
+    try {
+      const before = drv.stats().ringFastDoorbells;
+      const r = await attack(drv, OP.send, words(64));
+      expect(r.fault).toBeUndefined();
+      expect(drv.stats().ringFastDoorbells).toBeGreaterThan(before);
+      expect(regs[TDT >> 2]).toBe(1);
+    } finally {
+      await close();
+    }
+  });
+
+  it('a hostile TX buffer through the fast path: the same typed fault and message as the JavaScript path; the tail stays', async () => {
+    const { drv, regs, close } = await onMemfds();
+    try {
+      const r = await attack(drv, OP.txAt, words(...addr(OUTSIDE), 64));
+      contained(
+        r,
+        drv,
+        'dma-descriptor-outside-grant',
+        /ring "tx": descriptor 0 field "buffer": buffer 0x50000000\+64 lies outside every granted DMA window/,
+      );
+      expect(regs[TDT >> 2]).toBe(0);
+    } finally {
+      await close();
+    }
+  });
+
   it('a 2-byte read of a ring register on the inline path is refused too', async () => {
     const { drv, close } = await onMemfds();
     try {
