@@ -42,12 +42,6 @@ export interface RingFuncs {
   sync: string;
 }
 
-/**
- * Test-only (WASMDRV_TEST_RING_UNCHECKED=1 in the process that rewrites): the generated check passes
- * every descriptor. The self-test of the hostile tests uses it to show the check is what refuses them.
- */
-const unchecked = () => process.env.WASMDRV_TEST_RING_UNCHECKED === '1';
-
 export function addRingFunctions(
   binaryen: Binaryen,
   m: binaryenNs.Module,
@@ -61,7 +55,6 @@ export function addRingFunctions(
   const c = (n: number) => m.i32.const(n);
   const RM = mem.rings;
   const out = new Map<number, RingFuncs>();
-  const skip = unchecked();
   for (const ring of rings) {
     const S = RINGS_AT + ring.slot * RING_BYTES;
     const REG = mem.region(ring.region);
@@ -90,44 +83,40 @@ export function addRingFunctions(
     for (let b = size - (size % 8); b < size; b++)
       copy.push(m.i32.store8(b, 0, get(re), m.i32.load8_u(b, 0, get(sh)), RM));
     const checks: Expr[] = [];
-    if (!skip) {
-      for (const cmd of ring.commands)
-        checks.push(slow(m.i32.and(loadRM(cmd.width, get(re), cmd.offset, 'i32'), c(cmd.mask | 0))));
-      for (const a of ring.addresses) {
-        checks.push(set(addr, loadRM(a.width, get(re), a.offset, 'i64')));
-        checks.push(
-          set(
-            len,
-            a.fixedLen >= 0
-              ? m.i64.const(BigInt(a.fixedLen) as never)
-              : loadRM(a.lenWidth, get(re), a.lenOffset, 'i64'),
-          ),
-        );
-        checks.push(set(w, c(0)));
-        const at = m.i32.add(c(WINDOWS_AT), m.i32.mul(get(w), c(WINDOW_BYTES)));
-        checks.push(
-          m.block('inside', [
-            m.loop(
-              'window',
-              m.block(null, [
-                slow(m.i32.ge_u(get(w), m.i32.load(ST_WINDOWS, 0, c(0), RM))),
-                slow(m.i32.ge_u(get(w), c(MAX_WINDOWS))),
-                set(wb, m.i64.load(0, 0, at, RM)),
-                set(wsz, m.i64.load(8, 0, at, RM)),
-                m.br(
-                  'inside',
-                  m.i32.and(
-                    m.i32.and(m.i64.ge_u(get(addr, i64), get(wb, i64)), m.i64.le_u(get(len, i64), get(wsz, i64))),
-                    m.i64.le_u(m.i64.sub(get(addr, i64), get(wb, i64)), m.i64.sub(get(wsz, i64), get(len, i64))),
-                  ),
+    for (const cmd of ring.commands)
+      checks.push(slow(m.i32.and(loadRM(cmd.width, get(re), cmd.offset, 'i32'), c(cmd.mask | 0))));
+    for (const a of ring.addresses) {
+      checks.push(set(addr, loadRM(a.width, get(re), a.offset, 'i64')));
+      checks.push(
+        set(
+          len,
+          a.fixedLen >= 0 ? m.i64.const(BigInt(a.fixedLen) as never) : loadRM(a.lenWidth, get(re), a.lenOffset, 'i64'),
+        ),
+      );
+      checks.push(set(w, c(0)));
+      const at = m.i32.add(c(WINDOWS_AT), m.i32.mul(get(w), c(WINDOW_BYTES)));
+      checks.push(
+        m.block('inside', [
+          m.loop(
+            'window',
+            m.block(null, [
+              slow(m.i32.ge_u(get(w), m.i32.load(ST_WINDOWS, 0, c(0), RM))),
+              slow(m.i32.ge_u(get(w), c(MAX_WINDOWS))),
+              set(wb, m.i64.load(0, 0, at, RM)),
+              set(wsz, m.i64.load(8, 0, at, RM)),
+              m.br(
+                'inside',
+                m.i32.and(
+                  m.i32.and(m.i64.ge_u(get(addr, i64), get(wb, i64)), m.i64.le_u(get(len, i64), get(wsz, i64))),
+                  m.i64.le_u(m.i64.sub(get(addr, i64), get(wb, i64)), m.i64.sub(get(wsz, i64), get(len, i64))),
                 ),
-                set(w, m.i32.add(get(w), c(1))),
-                m.br('window'),
-              ]),
-            ),
-          ]),
-        );
-      }
+              ),
+              set(w, m.i32.add(get(w), c(1))),
+              m.br('window'),
+            ]),
+          ),
+        ]),
+      );
     }
     const check = fresh(`wasmdrv-gate.ring${ring.slot}.check`);
     m.addFunction(
