@@ -29,25 +29,11 @@ import {
 import { type DriverState, type RestartPolicy, Supervisor } from './driver/supervisor.ts';
 import { RequestQueue } from './driver/queue.ts';
 import { type ReloadOptions, type ReloadResult, Reloads } from './driver/reload.ts';
+import { type DriverStats, sharedStats } from './driver/stats.ts';
 
 export type { DriverState } from './driver/supervisor.ts';
 export type { ReloadOptions, ReloadResult } from './driver/reload.ts';
-
-export interface DriverStats {
-  regReads: number;
-  regWrites: number;
-  portIns: number;
-  portOuts: number;
-  interrupts: number;
-  coalesced: number;
-  requests: number;
-  logs: number;
-  /** Ring doorbells and head reads the descriptor firewall's Wasm path served (with the gate compiled in). */
-  ringFastDoorbells: number;
-  ringFastHeads: number;
-  faults: number;
-  restarts: number;
-}
+export type { DriverStats } from './driver/stats.ts';
 
 /**
  * How long stop() lets a running driver's `remove` export finish before it ends the worker (cancel
@@ -254,21 +240,7 @@ export class Driver extends EventEmitter {
   }
 
   stats(): DriverStats {
-    const s = this.shared.stats;
-    return {
-      regReads: s[STAT.regReads],
-      regWrites: s[STAT.regWrites],
-      portIns: s[STAT.portIns],
-      portOuts: s[STAT.portOuts],
-      interrupts: s[STAT.interrupts],
-      coalesced: s[STAT.coalesced],
-      requests: s[STAT.requests],
-      logs: s[STAT.logs],
-      ringFastDoorbells: s[STAT.ringFastDoorbells],
-      ringFastHeads: s[STAT.ringFastHeads],
-      faults: this.faults,
-      restarts: this.restarts,
-    };
+    return sharedStats(this.shared.stats, this.faults, this.restarts);
   }
 
   recorder(): RecorderEntry[] {
