@@ -8,7 +8,7 @@ import { grantedSize, regionHasCheckedWrites, regionPolicy } from '../grant.ts';
 import type { FixedMapping } from '../native.ts';
 import { GATE_FUNCS, encodeGate, type GateMode, type GateRegion } from './gate.ts';
 import type { HostContext } from './host-context.ts';
-import { ringFirewallOn, ringReserve, ringsMemoryStateBytes } from './ring-hook.ts';
+import { ringFirewallOn, ringsMemoryStateBytes } from './ring-hook.ts';
 import {
   engineHasMultiMemory,
   inlineLayout,
@@ -119,18 +119,19 @@ export class GateLink {
     if (layout.rings?.length) {
       const spec = session.spec;
       const last = spec.dma[spec.dma.length - 1];
-      const reserve = ringReserve(spec, this.ctx.grant, page);
+      // The whole last window, not only its ring pages: a UIO map is mmapped from its start (the offset
+      // names the map), so a mapping that begins at the ring pages fails with EINVAL on /dev/uioN.
       const state = ringsMemoryStateBytes(page);
-      const mem = memoryOver(state + reserve);
+      const mem = memoryOver(state + last.size);
       const src = session.openDmaSource(last);
       try {
         this.mappings.push(
           native.mapIntoBuffer(
             mem.buffer,
             state,
-            reserve,
+            last.size,
             src.fd,
-            src.offset + last.size - reserve,
+            src.offset,
             src.path ?? `${this.ctx.label}: DMA window ${last.name}`,
           ),
         );

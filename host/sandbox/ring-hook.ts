@@ -94,10 +94,11 @@ export class RingGuard {
     const reserve = ringReserve(spec, grant, page);
     let bytes: Uint8Array;
     let block: Uint8Array;
-    const realAt = ringsMemory ? ringsMemoryStateBytes(page) : undefined;
+    // With the rings memory: the last DMA window is mapped whole right after the state block (gate-link.ts).
+    const windowAt = ringsMemory ? ringsMemoryStateBytes(page) : undefined;
     if (ringsMemory) {
       block = new Uint8Array(ringsMemory.buffer, 0, STATE_BYTES);
-      bytes = new Uint8Array(ringsMemory.buffer, realAt, reserve);
+      bytes = new Uint8Array(ringsMemory.buffer, windowAt! + last.size - reserve, reserve);
     } else {
       block = new Uint8Array(STATE_BYTES);
       const src = session.openDmaSource(last);
@@ -128,8 +129,7 @@ export class RingGuard {
         bytes.subarray(at, at + size),
         page,
       );
-      if (realAt !== undefined)
-        for (const r of real) r.at = realAt + Number(r.bus - (last.bus + BigInt(last.size - reserve)));
+      if (windowAt !== undefined) for (const r of real) r.at = windowAt + Number(r.bus - last.bus);
       at += size;
       const reg = session.regions[region];
       const device =
