@@ -458,7 +458,8 @@ describe('on a memory-backed BAR (as under UIO), with the register gate compiled
   // allows are served inline here, which is why the ring registers' reads must leave that path.
   const native = loadNative();
   const BAR0 = 0x20000;
-  async function onMemfds() {
+  /** `confinement: 'iommu'` turns the descriptor firewall off (as under VFIO): the self-test's control. */
+  async function onMemfds(confinement?: 'iommu') {
     const barFd = native.memfdCreate('hostile-e1000-bar0', BAR0);
     const dmaFd = native.memfdCreate('hostile-e1000-dma', Number(WIN_SIZE));
     const irqFd = native.eventfdCreate(0);
@@ -470,6 +471,7 @@ describe('on a memory-backed BAR (as under UIO), with the register gate compiled
       ports: [],
       dma: [{ name: 'dma', size: Number(WIN_SIZE), bus: WIN, source: { kind: 'fd' as const, fd: dmaFd, offset: 0 } }],
       irq: { kind: 'eventfd' as const, eventfd: irqFd },
+      ...(confinement ? { dmaConfinement: confinement } : {}),
     };
     const { grant, limits } = grantFor(manifest, spec, manifestPath);
     const drv = await host.load(
@@ -529,6 +531,17 @@ describe('on a memory-backed BAR (as under UIO), with the register gate compiled
         /ring "tx": descriptor 0 field "buffer": buffer 0x50000000\+64 lies outside every granted DMA window/,
       );
       expect(regs[TDT >> 2]).toBe(0);
+    } finally {
+      await close();
+    }
+  });
+
+  it('self-test: with the firewall off (IOMMU-confined spec) the same TX buffer reaches the device, so the tail check above can fire', async () => {
+    const { drv, regs, close } = await onMemfds('iommu');
+    try {
+      const r = await attack(drv, OP.txAt, words(...addr(OUTSIDE), 64));
+      expect(r.fault).toBeUndefined();
+      expect(regs[TDT >> 2]).toBe(1);
     } finally {
       await close();
     }
