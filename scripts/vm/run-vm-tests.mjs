@@ -349,8 +349,30 @@ function progress(total) {
   };
 }
 
+/**
+ * The guests run the daemon as an ordinary user (uid 4242) from this checkout, shared over 9p with the
+ * host's permissions: every directory above the project must let others search it. A clone in a
+ * `mktemp -d` folder (mode 0700) does not, and the daemon's spawn of node fails with EACCES. Give such a
+ * folder, when it is ours, search permission (x) for others only: no one can list or read it through that.
+ */
+function letTheGuestUserReachTheProject() {
+  for (let d = root; d !== dirname(d); d = dirname(d)) {
+    const st = statSync(d);
+    if (st.mode & 0o001) continue;
+    if (st.uid !== process.getuid?.())
+      throw new Error(
+        `${d}: others may not search it (mode ${(st.mode & 0o777).toString(8)}), so the guest's daemon test (uid 4242) cannot reach the project: chmod o+x ${d}`,
+      );
+    chmodSync(d, (st.mode & 0o7777) | 0o001);
+    log(
+      `${d}: gave others search permission (o+x) so that the guest's unprivileged daemon (uid 4242) can reach the project`,
+    );
+  }
+}
+
 async function main() {
   mkdirSync(work, { recursive: true });
+  letTheGuestUserReachTheProject();
   const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const scenarios = await loadScenarios(names);
   const kernels = kernelsToRun();
