@@ -37,6 +37,9 @@ export const MODEL_DICTIONARY: Record<string, number[]> = {
   generic: [],
 };
 
+/** The generic device's nominal first port (its port range stands for a 16550's, at COM2). */
+const GENERIC_PORT_BASE = 0x2f8;
+
 /** Most reads one execution records for the cmplog mutation. */
 export const MAX_READS = 256;
 
@@ -180,7 +183,7 @@ export const fuzzModel = (models: ModelLookup): SimModelClass<FuzzModelOptions> 
       return {
         model: 'fuzz',
         regions: [{ name: 'bar0', size: 1 << 20 }],
-        ports: [{ name: 'ports', size: 8 }],
+        ports: [{ name: 'ports', size: 8, base: GENERIC_PORT_BASE }],
         dma: [{ name: 'dma', size: 65536, bus: 0x0100_0000n }],
         irq: { mode: 'mask' },
         stateBytes: 0,

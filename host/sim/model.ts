@@ -18,6 +18,11 @@ export interface SimRegion {
   memory?: boolean;
 }
 
+/** A port range: a region with a nominal first port (simulated ports are never real I/O ports). */
+export interface SimPortRange extends SimRegion {
+  base: number;
+}
+
 export interface SimDmaWindow {
   name: string;
   size: number;
@@ -44,7 +49,7 @@ export interface SimDescription {
   model: string;
   pci?: { vendor: number; device: number };
   regions: SimRegion[];
-  ports: SimRegion[];
+  ports: SimPortRange[];
   dma: SimDmaWindow[];
   irq: SimIrqMode | null;
   /** Bytes of model state in the shared state buffer. */

@@ -62,8 +62,11 @@ const IN_AT = FIFO_AT + FIFO;
 const OUT_AT = IN_AT + RING;
 const STATE_BYTES = OUT_AT + RING;
 
+/** The port base a simulated 16550 shows its driver: COM2's (nominal: simulated ports are no real I/O ports). */
+export const UART_BASE = 0x2f8;
+
 export interface UartOptions {
-  /** Port base shown to the driver (nominal for a simulated device). Default 0x2f8 (COM2). */
+  /** Port base shown to the driver (nominal for a simulated device). Default UART_BASE (COM2). */
   base?: number;
 }
 
@@ -259,11 +262,11 @@ class Uart implements SimModel {
 export const uart16550: SimModelClass<UartOptions> = {
   name: 'uart16550',
   summary: '16550A UART on 8 I/O ports (COM2): transmit, receive FIFO, interrupts',
-  describe(): SimDescription {
+  describe(o: UartOptions = {}): SimDescription {
     return {
       model: 'uart16550',
       regions: [],
-      ports: [{ name: 'uart', size: 8 }],
+      ports: [{ name: 'uart', size: 8, base: Number(o.base ?? UART_BASE) }],
       dma: [],
       irq: { mode: 'model' },
       stateBytes: STATE_BYTES,
