@@ -182,8 +182,9 @@ export const fuzzModel = (models: ModelLookup): SimModelClass<FuzzModelOptions> 
     if (o.inner === 'generic') {
       return {
         model: 'fuzz',
-        regions: [{ name: 'bar0', size: 1 << 20 }],
-        ports: [{ name: 'ports', size: 8, base: GENERIC_PORT_BASE }],
+        // No device behind it: every width the sandbox passes (aligned) is served from the input.
+        regions: [{ name: 'bar0', size: 1 << 20, valid: [{ min: 1, max: 8 }] }],
+        ports: [{ name: 'ports', size: 8, base: GENERIC_PORT_BASE, valid: [{ min: 1, max: 4 }] }],
         dma: [{ name: 'dma', size: 65536, bus: 0x0100_0000n }],
         irq: { mode: 'mask' },
         stateBytes: 0,
