@@ -89,14 +89,8 @@ function startThread(): NonNullable<typeof thread> {
  * prepareInlineGate (sandbox/inline-rewrite.ts) in the compile thread: the module with the register
  * gate compiled in, or undefined when the gate is not served inline.
  */
-export function prepareGate(
-  label: string,
-  spec: DeviceSpec,
-  bytes: Uint8Array,
-  grant: Grant,
-  mode: GateMode,
-  ringEntries: number,
-): Promise<InlineGateBytes | undefined> {
+export function prepareGate(...args: Parameters<typeof prepareInlineGate>): Promise<InlineGateBytes | undefined> {
+  const [label, spec, bytes, grant, mode, ringEntries] = args;
   const job: GateJob = { id: nextId++, label, spec, bytes, grant, mode, ringEntries, env: wasmdrvEnv() };
   if (mode === 'off') return Promise.resolve(undefined);
   let t: NonNullable<typeof thread>;
