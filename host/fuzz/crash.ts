@@ -1,6 +1,6 @@
 // What a crash is to the fuzzer: a fault kind and the site it happened at, the key it is deduplicated by.
 
-import { classify, type FaultKind, LoadError, wasmStack } from '../faults.ts';
+import { classify, type FaultKind, LoadError, type MemoryUse, wasmStack } from '../faults.ts';
 
 export type CrashKind = FaultKind | 'load-refused';
 
@@ -21,12 +21,7 @@ export function stackLocation(err: unknown): string {
  * The crash an execution's error is: a refused load, a hang (`hangSite`: the loop that ran out of
  * `fuel`), or a fault, classified as the sandbox does.
  */
-export function crashOf(
-  err: unknown,
-  hangSite: string | undefined,
-  fuel: number,
-  memoryUse?: { bytes: number; maxBytes: number },
-): Crash {
+export function crashOf(err: unknown, hangSite: string | undefined, fuel: number, memoryUse?: MemoryUse): Crash {
   if (err instanceof LoadError) return { kind: 'load-refused', location: 'load', message: err.message };
   if (hangSite !== undefined)
     return {
