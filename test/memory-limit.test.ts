@@ -120,6 +120,7 @@ describe('memory-limit', () => {
       expect(c?.message).toMatch(
         /^memory\.grow of 65536 pages \(4294967296 bytes\) refused: memory is \d+ bytes, its limit 4194304 bytes$/,
       );
+      expect(c?.location).toMatch(/^grow_until_refused /); // the driver's call site, not the host's checked grow
       expect(ex.run(Uint8Array.of(0, 0x03, 0))?.crash?.kind).toBe('unreachable'); // op 3 traps
     } finally {
       ex.close();

@@ -38,7 +38,9 @@ export const GROW_REFUSED_EXPORT = 'wasmdrv:grow-refused';
 /** The module's start function, exported instead of run at instantiation. */
 export const START_EXPORT = 'wasmdrv:start';
 /** The name the appended function gets in the name section (fault stacks show it). */
-const GROW_NAME = 'wasmdrv:memory.grow (checked)';
+export const GROW_NAME = 'wasmdrv:memory.grow (checked)';
+/** Export names a driver may not use: the host's. */
+const RESERVED_PREFIX = 'wasmdrv:';
 
 /** Section order of the binary format: custom sections aside, every section comes at its rank. */
 const RANK = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11];
@@ -50,13 +52,14 @@ const done = new WeakMap<Uint8Array, Uint8Array>();
  * `bytes` with every memory.grow on memory 0 turned into the checked call; `bytes` itself when there
  * is none, when the module has no 32-bit memory 0,
  * or when the module is not valid Wasm (its compile names the problem). Throws LoadError when the
- * module already exports a name the rewrite needs.
+ * module exports a name of the host's (`wasmdrv:...`).
  */
 export function checkedGrow(bytes: Uint8Array, label: string): Uint8Array<ArrayBuffer> {
   const known = done.get(bytes);
   if (known) return known as Uint8Array<ArrayBuffer>;
   const out = rewrite(bytes, label) ?? bytes;
   done.set(bytes, out);
+  done.set(out, out); // rewritten bytes are final (they carry the host's exports)
   return out as Uint8Array<ArrayBuffer>;
 }
 
@@ -76,6 +79,10 @@ function rewrite(bytes: Uint8Array, label: string): Uint8Array | undefined {
   } catch {
     return undefined;
   }
+  // The host's names, whether or not this module gets them: a driver exporting its own
+  // `wasmdrv:grow-refused` could otherwise pass its traps off as refused grows.
+  const reserved = info.exports.find((e) => e.name.startsWith(RESERVED_PREFIX));
+  if (reserved) throw new LoadError(`${label}: export ${reserved.name} is reserved for the host (${RESERVED_PREFIX}*)`);
   const sections: Section[] = info.sections.map((s) => {
     const r = new Reader(bytes, s.start + 1, s.end);
     r.u32();
@@ -123,10 +130,6 @@ function rewrite(bytes: Uint8Array, label: string): Uint8Array | undefined {
   // Only a valid module: an index the module names beyond its own must not come to mean ours.
   if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) return undefined;
   const start = section(8);
-  for (const reserved of [GROW_REFUSED_EXPORT, ...(start ? [START_EXPORT] : [])]) {
-    if (info.exports.some((e) => e.name === reserved))
-      throw new LoadError(`${label}: export ${reserved} is reserved for the host`);
-  }
 
   const countOf = (s: Section | undefined) => (s ? new Reader(bytes, s.body, s.end).u32() : 0);
   const importedGlobals = info.imports.filter((i) => i.desc.kind === 'global').length;
