@@ -109,13 +109,16 @@ describe('memory.grow as a checked call', () => {
     const dir = mkdtempSync(join(tmpdir(), 'wasmdrv-grow-spec-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-    it('every module V8 accepts stays valid after the rewrite', () => {
+    it('every module V8 accepts stays valid after the rewrite; every other one is left as it is', () => {
       execFileSync('tar', ['-xzf', join(root, 'test', 'fixtures', 'spec-modules.tar.gz'), '-C', dir]);
       const bad: string[] = [];
       let rewritten = 0;
       for (const f of readdirSync(dir).filter((n) => n.endsWith('.wasm'))) {
         const bytes = readFileSync(join(dir, f));
-        if (!WebAssembly.validate(bytes)) continue;
+        if (!WebAssembly.validate(bytes)) {
+          if (checkedGrow(bytes, f) !== bytes) bad.push(`${f}: an invalid module was rewritten`);
+          continue;
+        }
         let out: Uint8Array;
         try {
           out = checkedGrow(bytes, f);
@@ -128,7 +131,6 @@ describe('memory.grow as a checked call', () => {
         if (!WebAssembly.validate(out as Uint8Array<ArrayBuffer>)) bad.push(`${f}: invalid after the rewrite`);
       }
       expect(bad).toEqual([]);
-      console.log('REWRITTEN', rewritten);
       expect(rewritten).toBeGreaterThanOrEqual(15); // 18 with this fixture
     });
   });
