@@ -50,9 +50,8 @@ const done = new WeakMap<Uint8Array, Uint8Array>();
 
 /**
  * `bytes` with every memory.grow on memory 0 turned into the checked call; `bytes` itself when there
- * is none, when the module has no 32-bit memory 0,
- * or when the module is not valid Wasm (its compile names the problem). Throws LoadError when the
- * module exports a name of the host's (`wasmdrv:...`).
+ * is none, when the module has no 32-bit memory 0, or when it is not valid Wasm (its compile names
+ * the problem). Throws LoadError when the module exports a name of the host's (`wasmdrv:...`).
  */
 export function checkedGrow(bytes: Uint8Array, label: string): Uint8Array<ArrayBuffer> {
   const known = done.get(bytes);
