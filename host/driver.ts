@@ -223,13 +223,16 @@ export class Driver extends EventEmitter {
         id,
         Promise.all([
           compileDriver(module),
-          prepareInlineGate(
-            this.name,
-            this.device,
-            checkedGrow(module, this.name),
-            this.options.grant ?? {},
-            mode,
-            this.shared.entryCount,
+          // A module the checked grow refuses (memory-grow.ts) is a refused reload, like one that does not compile.
+          Promise.resolve().then(() =>
+            prepareInlineGate(
+              this.name,
+              this.device,
+              checkedGrow(module, 'the new module'),
+              this.options.grant ?? {},
+              mode,
+              this.shared.entryCount,
+            ),
           ),
         ]),
         ([compiled, inlineGate]) => {

@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import binaryen from 'binaryen';
 import { afterAll, describe, expect, it } from 'vitest';
 import { classify, LoadError } from '../host/faults.ts';
-import { checkedGrow, GROW_REFUSED_EXPORT, START_EXPORT } from '../host/sandbox/memory-grow.ts';
+import { checkedGrow, GROW_NAME, GROW_REFUSED_EXPORT, START_EXPORT } from '../host/sandbox/memory-grow.ts';
 import { readWasm } from '../host/wasm/read.ts';
+import { withoutCustomSections } from '../host/wasm/write.ts';
 import { root } from './helpers.ts';
 
 function wat(text: string): Uint8Array<ArrayBuffer> {
@@ -70,7 +71,7 @@ describe('memory.grow as a checked call', () => {
     const info = readWasm(out);
     expect(info.functionNames.get(0)).toBe('never_called');
     expect(info.functionNames.get(1)).toBe('grow');
-    expect([...info.functionNames.values()]).toContain('wasmdrv:memory.grow (checked)');
+    expect([...info.functionNames.values()]).toContain(GROW_NAME);
   });
 
   it('without the rewrite the same module only sees -1 (the test above depends on the rewrite)', () => {
@@ -84,6 +85,10 @@ describe('memory.grow as a checked call', () => {
     const out = checkedGrow(bare, 'bare');
     expect(WebAssembly.validate(out)).toBe(true);
     expect(readWasm(out).exports.map((e) => e.name)).toEqual([GROW_REFUSED_EXPORT]);
+    // Without a name section of its own the module gets one naming the checked grow alone.
+    const unnamed = withoutCustomSections(bare, 'name');
+    expect(readWasm(unnamed).functionNames.size).toBe(0);
+    expect([...readWasm(checkedGrow(unnamed, 'unnamed')).functionNames]).toEqual([[1, GROW_NAME]]);
     const none = wat(`(module (import "env" "memory" (memory 1 2)) (func $f (drop (memory.size))))`);
     expect(checkedGrow(none, 'none')).toBe(none);
   });

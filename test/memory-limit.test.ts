@@ -3,10 +3,11 @@
 // go by), with the register gate compiled in, as a separate instance, or absent (a driver without
 // register imports), and in the fuzzer's in-process load. The rewrite is host/sandbox/memory-grow.ts.
 import { readFileSync } from 'node:fs';
+import binaryen from 'binaryen';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Executor } from '../host/fuzz/engine.ts';
 import { instrument } from '../host/fuzz/instrument.ts';
-import { Host, type Fault } from '../host/index.ts';
+import { Host, LoadError, type Fault } from '../host/index.ts';
 import { driverPath, u32, words } from './helpers.ts';
 
 const PAGE = 65536;
@@ -109,6 +110,25 @@ describe('memory-limit', () => {
     expect(gate).toBe('inline');
     expect(f.kind).toBe('memory-limit');
     expect(f.message).toMatch(message(5, 40));
+  });
+
+  it("a driver exporting a name of the host's (wasmdrv:...) is refused at load and at reload", async () => {
+    const m = binaryen.readBinary(readFileSync(driverPath('test/grow-c')));
+    let sly: Uint8Array;
+    try {
+      m.addFunctionExport(binaryen.getExportInfo(m.getExport('probe')).value, 'wasmdrv:grow-refused');
+      sly = m.emitBinary();
+    } finally {
+      m.dispose();
+    }
+    const err = await host.load(sly, device(), { name: 'sly', restart: false }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(LoadError);
+    expect((err as Error).message).toContain('export wasmdrv:grow-refused is reserved for the host');
+    const drv = await host.load(driverPath('test/grow-c'), device(), { name: `honest${n++}`, restart: false });
+    const r = await drv.reload(sly);
+    expect(r.ok).toBe(false);
+    expect(r.error).toContain('the new module: export wasmdrv:grow-refused is reserved for the host');
+    expect(words(await drv.request(2))[0]).toBeGreaterThan(0); // the old module still serves
   });
 
   it("the fuzzer's load: a refused grow is memory-limit; the next run's trap is its own", async () => {

@@ -189,15 +189,23 @@ function rewrite(bytes: Uint8Array, label: string): Uint8Array | undefined {
   const flushBefore = (id: number) => {
     while (missing.length && (id < 0 || rank(missing[0]) < rank(id))) out.push(replaced.get(missing.shift()!)!);
   };
+  let named = false;
   for (const s of sections) {
     if (s.id === 0) {
-      out.push(isNameSection(bytes, s) ? withGrowName(bytes, s, growFunc) : bytes.subarray(s.start, s.end));
+      const names: boolean = !named && isNameSection(bytes, s);
+      named ||= names;
+      out.push(names ? withGrowName(bytes, s, growFunc) : bytes.subarray(s.start, s.end));
       continue;
     }
     flushBefore(s.id);
     out.push(replaced.get(s.id) ?? bytes.subarray(s.start, s.end));
   }
   flushBefore(-1);
+  // No name section: one naming only the checked grow, so that a stack shows where a refusal trapped.
+  if (!named) {
+    const sub = concat([uleb(1), uleb(growFunc), name(GROW_NAME)]);
+    out.push(sectionOf(0, [name('name'), [1], uleb(sub.length), sub]));
+  }
   return concat(out);
 }
 
