@@ -203,6 +203,19 @@ describe('the Wasm doorbell (ring-fast.ts) against the JavaScript firewall', () 
     expect(regs[TDT >> 2]).toBe(4);
   });
 
+  it('a head moved back to the last sync but behind one a doorbell saw since: sync refuses it, as JavaScript does', async () => {
+    const { fw, regs, txd, bell, x } = await setup();
+    for (let i = 0; i < 64; i++) txd(i, A.bus + 0x1000n, 64);
+    expect(bell(63)).toBe(63);
+    regs[TDH >> 2] = 1;
+    expect(x.check1(3)).toBe(-1); // reads the head (1, sound: seen), then finds 4 > 1 free
+    regs[TDH >> 2] = 0; // back to where the last sync was
+    expect(x.sync1()).toBe(-1);
+    const f = fault(() => fw.read(TDH));
+    expect(f.kind).toBe('device-bad-head');
+    expect(f.message).toMatch(/reads 0x0: not between the head last seen \(1\) and the tail given to it \(63\)/);
+  });
+
   it('sync copies the named write-back bytes of [synced, head) only', async () => {
     const { x, regs, txd, bell, mem, real } = await setup();
     for (let i = 0; i < 8; i++) txd(i, A.bus + 0x1000n, 64);
