@@ -34,6 +34,8 @@ export const FAULT_KINDS = [
   'dma-descriptor-bad-ring',
   /** Descriptor firewall: a descriptor sets command bits the manifest refuses (e.g. the e1000's DEXT). */
   'dma-descriptor-bad-command',
+  /** Descriptor firewall: the DEVICE's head register lies (outside the ring, or back past the last sync / beyond the tail). */
+  'device-bad-head',
   /** The driver broke the ABI contract (bad response length, bad log pointer, bad DMA area). */
   'abi-violation',
   /** A probe, request or interrupt handler overran its deadline. */
