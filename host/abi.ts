@@ -91,8 +91,6 @@ export type HostFunc<S> = S extends FuncSig ? (...args: JsParams<S['params']>) =
 type Rows<G extends ImportGroup> = (typeof IMPORTS)[G];
 /** A group's import object: exactly the group's rows, each implemented with its row's types. */
 export type HostImports<G extends ImportGroup> = { [N in keyof Rows<G>]: HostFunc<Rows<G>[N]> };
-/** Every group's import object (instance.ts links the granted ones). */
-export type AbiImports = { [G in ImportGroup]: HostImports<G> };
 
 type Arity<F> = F extends (...args: infer A) => unknown ? A['length'] : never;
 type RowArity<S> = S extends FuncSig ? S['params']['length'] : never;

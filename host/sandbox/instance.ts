@@ -8,7 +8,7 @@
 // This class runs wherever it is given a session: in a driver's worker (host/sandbox/worker.ts) or
 // in-process (the fuzzer). It never blocks except in irq_wait / sleep_us, which watch `cancelFd`.
 
-import { ABI_VERSION, ABI_VERSION_GLOBAL, type AbiImports, type LogLevel } from '../abi.ts';
+import { ABI_VERSION, ABI_VERSION_GLOBAL, type ImportGroup, type LogLevel } from '../abi.ts';
 import { FaultError, LoadError } from '../faults.ts';
 import { grantedImports, type Grant, type Limits } from '../grant.ts';
 import { loadNative } from '../native.ts';
@@ -25,6 +25,7 @@ import { portImports } from './ports.ts';
 import { RingGuard, type RingsState } from './ring-hook.ts';
 import { registerImports } from './registers.ts';
 import { serviceImports } from './services.ts';
+import type { HostImports } from '../abi.ts';
 import type { DeviceSession } from './session.ts';
 import { type DriverShared, OP, STAT } from './shared.ts';
 
@@ -105,7 +106,7 @@ export class DriverInstance {
     this.irq = new Interrupts(ctx, opts.inheritCount);
     this.gate = new GateLink(ctx);
     try {
-      const all: AbiImports = {
+      const all: { [G in ImportGroup]: HostImports<G> } = {
         registers: registerImports(ctx),
         ports: portImports(ctx),
         irq: this.irq.imports(),
