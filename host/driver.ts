@@ -17,6 +17,7 @@ import { DEFAULT_LIMITS, type Grant, type Limits } from './grant.ts';
 import type { FromWorker } from './sandbox/protocol.ts';
 import { type DriverShared, STAT } from './sandbox/shared.ts';
 import type { GateMode } from './sandbox/gate.ts';
+import { checkedGrow } from './sandbox/memory-grow.ts';
 import {
   DriverWorker,
   type RegisterWrite,
@@ -141,7 +142,9 @@ export class Driver extends EventEmitter {
       const mode = this.options.registerGate ?? 'record-all';
       const bytes = this.bytes;
       const module = this.module!.module;
-      prepareGate(this.name, this.device, bytes, this.options.grant ?? {}, mode, this.shared.entryCount).then(
+      // With memory.grow made a checked call first (memory-grow.ts), as every compile of a driver has it.
+      const loadable = checkedGrow(bytes, this.name);
+      prepareGate(this.name, this.device, loadable, this.options.grant ?? {}, mode, this.shared.entryCount).then(
         (inlineGate) => {
           // Stopped while the module was being rewritten: start nothing.
           if (this.state === 'stopped') return reject(new LoadError(`${this.name}: stopped before it started`));
@@ -220,7 +223,17 @@ export class Driver extends EventEmitter {
         id,
         Promise.all([
           compileDriver(module),
-          prepareGate(this.name, this.device, module, this.options.grant ?? {}, mode, this.shared.entryCount),
+          // A module the checked grow refuses (memory-grow.ts) is a refused reload, like one that does not compile.
+          Promise.resolve().then(() =>
+            prepareGate(
+              this.name,
+              this.device,
+              checkedGrow(module, 'the new module'),
+              this.options.grant ?? {},
+              mode,
+              this.shared.entryCount,
+            ),
+          ),
         ]),
         ([compiled, inlineGate]) => {
           if (this.state !== 'running' || !this.worker)
