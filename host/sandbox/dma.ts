@@ -4,6 +4,7 @@
 // driver exports (dma_area / dma_area_size), one after the other. The DMA engine firewall that checks
 // what a driver programs into the device is dma-firewall.ts, called from the register slow path.
 
+import { hostImports } from '../abi.ts';
 import { FaultError, LoadError } from '../faults.ts';
 import type { FixedMapping } from '../native.ts';
 import type { HostContext } from './host-context.ts';
@@ -57,10 +58,10 @@ export function dmaImports(label: string, windows: readonly DmaWindow[]) {
       throw new FaultError('bad-region', `${label}: DMA window ${w}: no such window (granted: ${windows.length})`);
     return win;
   };
-  return {
+  return hostImports('dma', {
     dma_window_count: () => windows.length,
     dma_window_addr: (w: number) => windowIndex(w).addr,
     dma_window_size: (w: number) => windowIndex(w).size,
     dma_window_bus: (w: number) => BigInt.asIntN(64, windowIndex(w).bus),
-  };
+  });
 }

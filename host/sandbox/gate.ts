@@ -13,12 +13,14 @@
 // bounds (granted size) and natural alignment, does one access of the access's width (an atomic load,
 // so it is never merged, split or elided), counts and records it. Everything else (a failing check,
 // a simulated register file, a region with a write policy or DMA-address registers) goes to the
-// JavaScript implementation in instance.ts, which checks again and raises the typed fault. So the gate
-// is only ever a faster route to the same answer, never a second policy.
+// JavaScript implementation in registers.ts, which checks again and raises the typed fault. So the gate
+// is only ever a faster route to the same answer, never a second policy. Its functions, their order
+// and their Wasm types are host/abi.ts's register rows that declare an `access` (GATE_ROWS below).
 //
 // The module is encoded here by hand (a few hundred bytes) with the host's Wasm writer (wasm/write.ts):
 // no compiler in the loop, no dependency.
 
+import { IMPORTS, type FuncSig, type RegisterAccess } from '../abi.ts';
 import { lastOffset } from './registers.ts';
 import { STATS_OFFSET, RING_OFFSET, ENTRY_BYTES, STAT, OP } from './shared.ts';
 import { encodeSection as section, name as str, sleb, uleb, vec, WASM_HEADER } from '../wasm/write.ts';
@@ -53,16 +55,19 @@ export interface GateLayout {
 export type GateMode = 'record-all' | 'record-writes' | 'off';
 export const GATE_MODES: readonly GateMode[] = ['record-all', 'record-writes', 'off'];
 
-export const GATE_FUNCS = [
-  'reg_read8',
-  'reg_read16',
-  'reg_read32',
-  'reg_read64',
-  'reg_write8',
-  'reg_write16',
-  'reg_write32',
-  'reg_write64',
-] as const;
+type Registers = (typeof IMPORTS)['registers'];
+/** The register rows the gate serves: those with an `access` in host/abi.ts's table. */
+export type GateFunc = {
+  [N in keyof Registers]: Registers[N] extends { access: RegisterAccess } ? N : never;
+}[keyof Registers];
+export interface GateRow extends RegisterAccess, FuncSig {
+  name: GateFunc;
+}
+/** The gate's functions, in the table's order, each with its row (names, Wasm types, kind and width). */
+export const GATE_ROWS: readonly GateRow[] = Object.entries(IMPORTS.registers).flatMap(([name, row]) =>
+  'access' in row ? [{ name: name as GateFunc, ...row.access, params: row.params, results: row.results }] : [],
+);
+export const GATE_FUNCS: readonly GateFunc[] = GATE_ROWS.map((r) => r.name);
 
 // --- encoding helpers --------------------------------------------------------------------------------
 
@@ -240,21 +245,25 @@ function writeBody(layout: GateLayout, width: Width, slowIndex: number): number[
  */
 export function encodeGate(layout: GateLayout, memoryPages: number): Uint8Array<ArrayBuffer> {
   if (layout.ringEntries & (layout.ringEntries - 1)) throw new Error('gate: recorder size must be a power of two');
-  const types = [
-    [0x60, ...vec([[I32], [I32]]), ...vec([[I32]])], // 0: read8/16/32
-    [0x60, ...vec([[I32], [I32]]), ...vec([[I64]])], // 1: read64
-    [0x60, ...vec([[I32], [I32], [I32]]), ...vec([])], // 2: write8/16/32
-    [0x60, ...vec([[I32], [I32], [I64]]), ...vec([])], // 3: write64
-  ];
-  const typeOf = [0, 0, 0, 1, 2, 2, 2, 3];
-  const widths: Width[] = [1, 2, 4, 8, 1, 2, 4, 8];
+  // One Wasm function type per distinct row signature, in order of first use; typeOf[i] is GATE_ROWS[i]'s.
+  const valType = { i32: I32, i64: I64 } as const;
+  const typeKeys: string[] = [];
+  const types: number[][] = [];
+  const typeOf = GATE_ROWS.map(({ params, results }) => {
+    const key = `${params}->${results}`;
+    if (!typeKeys.includes(key)) {
+      typeKeys.push(key);
+      types.push([0x60, ...vec(params.map((t) => [valType[t]])), ...vec(results.map((t) => [valType[t]]))]);
+    }
+    return typeKeys.indexOf(key);
+  });
   const imports = [
     ...GATE_FUNCS.map((name, i) => [...str('slow'), ...str(name), 0x00, typeOf[i]]),
     [...str('gate'), ...str('memory'), 0x02, 0x01, ...uleb(memoryPages), ...uleb(memoryPages)],
   ];
   const n = GATE_FUNCS.length;
-  const bodies = GATE_FUNCS.map((_, i) => {
-    const body = i < 4 ? readBody(layout, widths[i], i) : writeBody(layout, widths[i], i);
+  const bodies = GATE_ROWS.map(({ kind, width }, i) => {
+    const body = kind === 'read' ? readBody(layout, width, i) : writeBody(layout, width, i);
     return [...uleb(body.length), ...body];
   });
   const names = [

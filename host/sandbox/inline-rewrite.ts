@@ -24,7 +24,7 @@ import {
 import type { Grant } from '../grant.ts';
 import type { DeviceSpec } from '../device-spec.ts';
 import { ringFirewallOn } from './ring-hook.ts';
-import type { GateMode } from './gate.ts';
+import { GATE_ROWS, type GateMode } from './gate.ts';
 import { addRingFunctions } from './ring-fast.ts';
 
 type Binaryen = typeof binaryenNs;
@@ -87,7 +87,6 @@ function features(binaryen: Binaryen): number {
 }
 
 type Width = 1 | 2 | 4 | 8;
-const WIDTHS: Width[] = [1, 2, 4, 8, 1, 2, 4, 8];
 
 /**
  * Rewrite `bytes` (already checked by checkModule) so that its register imports are served inline
@@ -190,8 +189,8 @@ export function inlineGate(
     for (const [fi, base] of GATE_FUNCS.entries()) {
       const info = imported.get(base);
       if (!info) continue;
-      const width = WIDTHS[fi];
-      const isRead = fi < 4;
+      const { width, kind } = GATE_ROWS[fi];
+      const isRead = kind === 'read';
       const wide = width === 8;
       const vt = wide ? i64 : i32;
       const slowName = fresh(`${GATE_MODULE}.slow.${base}`);

@@ -26,6 +26,7 @@ import { portImports } from './ports.ts';
 import { RingGuard, type RingsState } from './ring-hook.ts';
 import { registerImports } from './registers.ts';
 import { serviceImports } from './services.ts';
+import type { HostImports } from '../abi.ts';
 import type { DeviceSession } from './session.ts';
 import { type DriverShared, OP, STAT } from './shared.ts';
 
@@ -106,7 +107,7 @@ export class DriverInstance {
     this.irq = new Interrupts(ctx, opts.inheritCount);
     this.gate = new GateLink(ctx);
     try {
-      const all: Record<ImportGroup, Record<string, Function>> = {
+      const all: { [G in ImportGroup]: HostImports<G> } = {
         registers: registerImports(ctx),
         ports: portImports(ctx),
         irq: this.irq.imports(),

@@ -4,7 +4,7 @@
 // here; the worker's host loop feeds counts it observes through `noteCount` and charges them to the
 // StormGuard, which masks the line and faults `irq-storm` above Limits.irqPerSec.
 
-import { WAIT_CANCELLED, WAIT_INTERRUPT, WAIT_TIMEOUT } from '../abi.ts';
+import { WAIT_CANCELLED, WAIT_INTERRUPT, WAIT_TIMEOUT, type HostImports } from '../abi.ts';
 import { FaultError } from '../faults.ts';
 import type { HostContext } from './host-context.ts';
 import { sleepUs } from './services.ts';
@@ -33,7 +33,7 @@ export class Interrupts {
     else this.lastCount = ctx.session.irq ? ctx.session.irq.consume() : 0;
   }
 
-  imports() {
+  imports(): HostImports<'irq'> {
     return {
       irq_wait: (timeoutUs: number) => this.wait(timeoutUs >>> 0),
       irq_count: () => this.lastCount | 0,

@@ -2,6 +2,7 @@
 // simulated device's port regions). Same bounds/alignment rule as the registers (registers.ts), then
 // the grant's in/out policy, then one access of the width.
 
+import { hostImports } from '../abi.ts';
 import { FaultError } from '../faults.ts';
 import { portPolicy } from '../grant.ts';
 import { type HostContext, where } from './host-context.ts';
@@ -71,7 +72,7 @@ export function portImports(ctx: HostContext) {
       }
     };
 
-  return {
+  return hostImports('ports', {
     port_count: () => nPorts,
     port_size: (r: number) => {
       if (r < 0 || r >= nPorts)
@@ -84,5 +85,5 @@ export function portImports(ctx: HostContext) {
     io_out8: portOut(1),
     io_out16: portOut(2),
     io_out32: portOut(4),
-  };
+  });
 }

@@ -11,6 +11,7 @@
 //    firewall), then one typed-array access of the access's width on the mapping (never DataView: it
 //    tears) or the simulated model. Every refusal is a typed FaultError naming region, offset, width.
 
+import { hostImports } from '../abi.ts';
 import { FaultError, LoadError } from '../faults.ts';
 import { grantedSize, regionPolicy, regionHasCheckedWrites, type RegionPolicy } from '../grant.ts';
 import type { Width } from '../sim/model.ts';
@@ -225,7 +226,7 @@ export function registerImports(ctx: HostContext) {
     else reg.u64![off >>> 3] = v;
   };
 
-  return {
+  return hostImports('registers', {
     region_count: () => nRegions,
     region_size: (r: number) => {
       if (r < 0 || r >= nRegions)
@@ -240,5 +241,5 @@ export function registerImports(ctx: HostContext) {
     reg_write16: makeWrite(2),
     reg_write32: makeWrite(4),
     reg_write64: write64,
-  };
+  });
 }

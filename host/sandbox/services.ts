@@ -1,6 +1,6 @@
 // WIT interface `services`: log (charged to the driver's log limiter), clock_ns, sleep_us, panic.
 
-import { LOG_LEVELS, WAIT_CANCELLED, type LogLevel } from '../abi.ts';
+import { hostImports, LOG_LEVELS, WAIT_CANCELLED, type LogLevel } from '../abi.ts';
 import { FaultError } from '../faults.ts';
 import type { HostContext } from './host-context.ts';
 import type { EventLimiter } from './limiter.ts';
@@ -41,7 +41,7 @@ export function serviceImports(
   log: (level: LogLevel, message: string) => void,
 ) {
   const s = ctx.session;
-  return {
+  return hostImports('services', {
     log: (level: number, ptr: number, len: number) => {
       limiter.charge('log message');
       ctx.shared.stats[STAT.logs]++;
@@ -64,5 +64,5 @@ export function serviceImports(
         `${ctx.label}: panic: ${guestString(ctx, ptr >>> 0, Math.min(len >>> 0, MAX_LOG_BYTES))}`,
       );
     },
-  };
+  });
 }
