@@ -18,40 +18,41 @@ describe('driver shared area', () => {
     ]);
   });
 
-  it('decodes entries the gate wrote (i64 words, no JavaScript involved) and counts its reads from the total', () => {
+  it('decodes entries the gate wrote (i64 words, no JavaScript involved), interleaved with JavaScript entries', () => {
     const area = DriverShared.create(4);
     const sh = new DriverShared(area);
     const g = new BigUint64Array(area, GSTATS_OFFSET, 8);
     const ring = new BigUint64Array(area, RING_OFFSET, 8);
-    // as inline-rewrite.ts does for a read and a write: entry at (total & mask) * 16, then total += 1
-    const put = (word0: bigint, value: bigint) => {
-      const at = Number(g[GSTAT.recorderTotal] & 3n) * 2;
+    // as inline-rewrite.ts does for a read and a write: the entry at ((reads + writes + js) & mask) * 16,
+    // then its own kind's counter += 1
+    const put = (own: number, word0: bigint, value: bigint) => {
+      const at = Number((g[GSTAT.gateReads] + g[GSTAT.gateWrites] + g[GSTAT.jsEntries]) & 3n) * 2;
       ring[at] = word0;
       ring[at + 1] = value;
-      g[GSTAT.recorderTotal]++;
+      g[own]++;
     };
-    put(0xffcn | entryMeta(OP.read, 4, 0), 0xffffffffn);
-    put(0x20n | entryMeta(OP.write, 2, 1), 0xbeefn);
-    g[GSTAT.regWrites]++;
+    put(GSTAT.gateReads, 0xffcn | entryMeta(OP.read, 4, 0), 0xffffffffn);
+    put(GSTAT.gateWrites, 0x20n | entryMeta(OP.write, 2, 1), 0xbeefn);
     sh.record(OP.irq, 0, 0, 0, 7, 0); // a JavaScript entry in between
+    put(GSTAT.gateReads, 0x4n | entryMeta(OP.read, 1, 0), 0x7n);
     sh.stats[STAT.regReads] += 2; // and two reads JavaScript served (counted, not recorded here)
     expect(sh.entries().map((e) => [e.seq, e.op, e.region, e.offset, e.width, e.value])).toEqual([
       [0, 'read', 0, 0xffc, 4, 0xffffffffn],
       [1, 'write', 1, 0x20, 2, 0xbeefn],
       [2, 'irq', 0, 0, 0, 7n],
+      [3, 'read', 0, 4, 1, 7n],
     ]);
-    expect(sh.stat('regReads')).toBe(3);
+    expect(sh.stat('regReads')).toBe(4);
     expect(sh.stat('regWrites')).toBe(1);
   });
 
-  it('keeps sequence numbers and slots right when the i64 total crosses 2^32', () => {
+  it('keeps sequence numbers and slots right when an i64 counter crosses 2^32', () => {
     const area = DriverShared.create(4);
     const sh = new DriverShared(area);
     const g = new BigUint64Array(area, GSTATS_OFFSET, 8);
-    g[GSTAT.recorderTotal] = 0xffff_fffen;
-    sh.stats[STAT.jsEntries] = 0xffff_fffe;
+    g[GSTAT.jsEntries] = 0xffff_fffen;
     for (let i = 0; i < 5; i++) sh.record(OP.request, 0, i, 0, i, 0);
-    expect(g[GSTAT.recorderTotal]).toBe(0x1_0000_0003n);
+    expect(g[GSTAT.jsEntries]).toBe(0x1_0000_0003n);
     expect(sh.recorderTotal).toBe(0x1_0000_0003);
     expect(sh.entries().map((e) => [e.seq, e.offset])).toEqual([
       [0xffff_ffff, 1],

@@ -79,6 +79,7 @@ const op = {
   get: 0x20,
   set: 0x21,
   tee: 0x22,
+  i32Load: 0x28,
   i64Load: 0x29,
   i32Store: 0x36,
   i64Store: 0x37,
@@ -87,6 +88,7 @@ const op = {
   i32Const: 0x41,
   i32Eq: 0x46,
   i32GtU: 0x4b,
+  i32Add: 0x6a,
   i32Shl: 0x74,
   i64Add: 0x7c,
   i64Or: 0x84,
@@ -112,16 +114,11 @@ const LOG2 = { 1: 0, 2: 1, 4: 2, 8: 3 } as const;
 
 type Width = 1 | 2 | 4 | 8;
 
-/** gstats[i] += 1 (an i64 in the shared area). */
-function bumpStat(i: number): number[] {
-  const at = GSTATS_OFFSET + i * 8;
-  return [...i32c(0), ...i32c(0), op.i64Load, ...memarg(3, at), ...i64c(1n), op.i64Add, op.i64Store, ...memarg(3, at)];
-}
-
 /**
  * Append a recorder entry exactly as DriverShared.record does (format in shared.ts): word 0 the
- * zero-extended offset ORed with (op, width, region), word 1 the value (`value64` pushes one i64),
- * then total += 1. Uses locals `e` (i32) and `t` (i64).
+ * zero-extended offset ORed with (op, width, region), word 1 the value (`value64` pushes one i64), at
+ * slot (gateReads + gateWrites + jsEntries) & mask; the access bumps its own kind's counter. Uses
+ * locals `e` (i32) and `t` (i64).
  */
 function record(
   ringEntries: number,
@@ -132,21 +129,32 @@ function record(
   t: number,
   value64: number[],
 ): number[] {
-  const total = GSTATS_OFFSET + GSTAT.recorderTotal * 8;
+  const at = (i: number) => GSTATS_OFFSET + i * 8;
+  const own = at(kind === OP.read ? GSTAT.gateReads : GSTAT.gateWrites);
+  const other = at(kind === OP.read ? GSTAT.gateWrites : GSTAT.gateReads);
   return [
     ...i32c(0),
     ...i32c(0),
     op.i64Load,
-    ...memarg(3, total),
+    ...memarg(3, own),
     op.tee,
     t,
     ...i64c(1n),
     op.i64Add,
     op.i64Store,
-    ...memarg(3, total),
+    ...memarg(3, own),
     op.get,
     t,
     op.i32WrapI64,
+    // + the other two counters' low halves (little-endian): the total modulo 2^32, enough for the slot
+    ...i32c(0),
+    op.i32Load,
+    ...memarg(2, other),
+    op.i32Add,
+    ...i32c(0),
+    op.i32Load,
+    ...memarg(2, at(GSTAT.jsEntries)),
+    op.i32Add,
     ...i32c(ringEntries - 1),
     op.i32And,
     ...i32c(Math.log2(ENTRY_BYTES)),
@@ -253,7 +261,6 @@ function writeBody(layout: GateLayout, width: Width, slowIndex: number): number[
       ...boundsAndAlignment(r.size, width, 1),
       // Recorded before the store, as in the JS path: a write that hangs the bus is still on record.
       ...record(layout.ringEntries, OP.write, width, r.index, e, t, value64),
-      ...bumpStat(GSTAT.regWrites),
       op.get,
       1,
       op.get,

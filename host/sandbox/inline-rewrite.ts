@@ -155,9 +155,10 @@ export function inlineGate(
     };
     /**
      * Append a recorder entry as DriverShared.record does (shared.ts has the format): word 0 is the
-     * zero-extended offset ORed with a constant (op, width, region), word 1 the value as an i64. Uses
-     * locals `e` (i32, the entry's address) and `t` (i64, the total before this entry). Kept short in
-     * wire bytes: V8 inlines a register function into its caller only while the caller grows by ~10%.
+     * zero-extended offset ORed with a constant (op, width, region), word 1 the value as an i64; the
+     * slot is (gateReads + gateWrites + jsEntries) & mask, and the access bumps its own kind's counter.
+     * Uses locals `e` (i32, the entry's address) and `t` (i64, that counter before). Kept short in wire
+     * bytes: V8 inlines a register function into its caller only while the caller grows by ~10%.
      */
     const record = (
       kind: number,
@@ -167,23 +168,24 @@ export function inlineGate(
       t: number,
       value64: binaryenNs.ExpressionRef,
     ) => {
-      const total = GSTATS_OFFSET + GSTAT.recorderTotal * 8;
+      const at = (i: number) => GSTATS_OFFSET + i * 8;
+      const own = at(kind === OP.read ? GSTAT.gateReads : GSTAT.gateWrites);
+      const other = at(kind === OP.read ? GSTAT.gateWrites : GSTAT.gateReads);
+      // the low halves (little-endian): their sum is the total modulo 2^32, enough for the slot
+      const low = (a: number) => m.i32.load(a, 0, c(0), shared);
+      const sum = m.i32.add(m.i32.add(m.i32.wrap(get(t, i64)), low(other)), low(at(GSTAT.jsEntries)));
       return [
         m.i64.store(
-          total,
+          own,
           0,
           c(0),
-          m.i64.add(m.local.tee(t, m.i64.load(total, 0, c(0), shared), i64), m.i64.const(1n)),
+          m.i64.add(m.local.tee(t, m.i64.load(own, 0, c(0), shared), i64), m.i64.const(1n)),
           shared,
         ),
         m.i64.store(
           RING_OFFSET,
           0,
-          m.local.tee(
-            e,
-            m.i32.shl(m.i32.and(m.i32.wrap(get(t, i64)), c(layout.ringEntries - 1)), c(Math.log2(ENTRY_BYTES))),
-            i32,
-          ),
+          m.local.tee(e, m.i32.shl(m.i32.and(sum, c(layout.ringEntries - 1)), c(Math.log2(ENTRY_BYTES))), i32),
           m.i64.or(m.i64.extend_u(get(1, i32)), m.i64.const(entryMeta(kind, width, region))),
           shared,
         ),
@@ -286,7 +288,6 @@ export function inlineGate(
                 m.local.set(4, m.call(fn.check, [get(2, i32)], i32)),
                 m.br('slow', m.i32.lt_s(get(4, i32), c(0))),
                 ...record(OP.write, width, r.index, e, t, m.i64.extend_u(get(2, i32))),
-                bumpStat(GSTAT.regWrites),
                 bumpStat(GSTAT.ringFastDoorbells),
                 m.call(fn.commit, [get(2, i32), get(4, i32)], binaryen.none),
                 m.return(),
@@ -314,7 +315,6 @@ export function inlineGate(
               m.block(null, [
                 ...checks(r.size, width),
                 ...record(OP.write, width, r.index, e, t, value64),
-                bumpStat(GSTAT.regWrites),
                 store,
                 m.return(),
               ]),

@@ -27,23 +27,24 @@ export const STAT = {
   requests: 6,
   logs: 7,
   phaseStartMs: 8, // Date.now() when the current phase began
-  jsEntries: 9, // flight-recorder entries JavaScript appended (record()); the gate's are the rest
+  // 9: unused (was the recorder total, an f64 the gate bumped)
   serving: 10, // id of the last request the worker handed to the driver
 } as const;
 const STAT_SLOTS = 16;
 
 /**
- * gstats[] indices: i64 counters the generated register gate bumps (one i64 load, add and store each;
- * JavaScript reads and writes them as two u32 halves, no BigInt). recorderTotal is shared by every
- * writer of the flight recorder (the gate and JavaScript). The gate keeps no read counter: every read
- * it serves under 'record-all' is one recorder entry, so its reads are recorderTotal - jsEntries -
- * regWrites (under 'record-writes' it neither counts nor records them, as before).
+ * gstats[] indices: i64 counters (JavaScript reads and bumps them as two u32 halves, no BigInt). Each
+ * flight-recorder writer counts its own entries: the gate its reads and its writes, JavaScript every
+ * event it records. The recorder total is their sum, and an entry goes to slot (sum & (entries - 1)):
+ * so a recorded access is one counter bumped (its own, chained only to the previous access of the same
+ * kind) and two loads. Under 'record-writes' the gate neither records nor counts its reads.
  */
 export const GSTAT = {
-  recorderTotal: 0,
-  regWrites: 1, // writes the gate served (each one also a recorder entry)
-  ringFastDoorbells: 2, // ring tail writes the descriptor firewall's Wasm path served (ring-fast.ts)
-  ringFastHeads: 3, // ring head reads it served
+  gateReads: 0, // reads the gate served (each one a recorder entry)
+  gateWrites: 1, // writes the gate served (each one a recorder entry)
+  jsEntries: 2, // entries JavaScript appended (DriverShared.record)
+  ringFastDoorbells: 3, // ring tail writes the descriptor firewall's Wasm path served (ring-fast.ts)
+  ringFastHeads: 4, // ring head reads it served
 } as const;
 const GSTAT_SLOTS = 8;
 
@@ -52,11 +53,12 @@ const GSTAT_SLOTS = 8;
  *
  *   0              control: 16 x i32
  *   STATS_OFFSET   stats: 16 x f64 (JavaScript's counters)
- *   GSTATS_OFFSET  gstats: 8 x i64 (the gate's counters and the recorder total)
+ *   GSTATS_OFFSET  gstats: 8 x i64 (each recorder writer's entry count, the ring fast path's counts)
  *   RING_OFFSET    the flight recorder: entries of 16 bytes, two little-endian i64 words
  *                    word 0: offset (bits 0-31) | op (32-39) | width (40-47) | region (48-63)
  *                    word 1: value (64 bits; a narrow access zero-extended)
- *                  entry seq lives at (seq & (entries - 1)) * 16; entries 0..total-1 were written.
+ *                  entry seq lives at (seq & (entries - 1)) * 16; entries 0..total-1 were written,
+ *                  total = gateReads + gateWrites + jsEntries.
  */
 export const STATS_OFFSET = 64;
 export const GSTATS_OFFSET = STATS_OFFSET + STAT_SLOTS * 8;
@@ -160,13 +162,10 @@ export class DriverShared {
   /** A counter as Driver.stats() reports it: for register accesses, JavaScript's plus the gate's. */
   stat(name: keyof typeof STAT | 'ringFastDoorbells' | 'ringFastHeads'): number {
     switch (name) {
-      case 'regReads': {
-        // Counters first, the total last: a live reader may be one entry ahead, never behind (≥ 0).
-        const others = this.stats[STAT.jsEntries] + this.gstat(GSTAT.regWrites);
-        return this.stats[STAT.regReads] + Math.max(0, this.gstat(GSTAT.recorderTotal) - others);
-      }
+      case 'regReads':
+        return this.stats[STAT.regReads] + this.gstat(GSTAT.gateReads);
       case 'regWrites':
-        return this.stats[STAT.regWrites] + this.gstat(GSTAT.regWrites);
+        return this.stats[STAT.regWrites] + this.gstat(GSTAT.gateWrites);
       case 'ringFastDoorbells':
       case 'ringFastHeads':
         return this.gstat(GSTAT[name]);
@@ -177,23 +176,23 @@ export class DriverShared {
 
   /** Entries ever appended to the flight recorder (by JavaScript and by the gate). */
   get recorderTotal(): number {
-    return this.gstat(GSTAT.recorderTotal);
+    return this.gstat(GSTAT.gateReads) + this.gstat(GSTAT.gateWrites) + this.gstat(GSTAT.jsEntries);
   }
 
   /** Append one event to the flight recorder (writer: the driver's thread only). Same format as the gate's. */
   record(op: number, region: number, offset: number, width: number, lo: number, hi: number): void {
     // The total lives in the area, not here: the register gate appends entries too.
     const g = this.gstats;
-    const total = g[0];
-    const at = (total & this.mask) * ENTRY_INTS;
+    const js = 2 * GSTAT.jsEntries;
+    // The low halves' sum is the total modulo 2^32, enough for the slot.
+    const at = ((g[2 * GSTAT.gateReads] + g[2 * GSTAT.gateWrites] + g[js]) & this.mask) * ENTRY_INTS;
     const r = this.ring;
     r[at] = offset;
     r[at + 1] = (op & 0xff) | ((width & 0xff) << 8) | ((region & 0xffff) << 16);
     r[at + 2] = lo;
     r[at + 3] = hi;
-    if (total === 0xffff_ffff) g[1]++;
-    g[0] = total + 1;
-    this.stats[STAT.jsEntries]++;
+    if (g[js] === 0xffff_ffff) g[js + 1]++;
+    g[js]++;
   }
 
   /** The recorder's contents, oldest first. */
