@@ -80,22 +80,24 @@ export class Interrupts {
     const model = session.model !== null;
     const out = this.readOut;
     const native = ctx.native;
-    // The session's clock is CLOCK_MONOTONIC (out[1], kept by native code) unless a caller gave it another.
+    // The session's clock is CLOCK_MONOTONIC (read by native code into out[1]) unless a caller gave it another.
     const mono = session.monotonic;
-    if (mono) native.monotonicInto(out, 1);
-    const deadline = (mono ? out[1] : session.now()) + timeoutUs * 1000;
+    // (No closure or method for "now": a fresh function object, or a number returned, is garbage too.)
+    let deadline = 0;
+    let started = false;
     for (;;) {
-      let waitNs = deadline - (mono ? out[1] : session.now());
-      if (model) {
-        session.tick();
-        waitNs = Math.min(waitNs, session.untilNextEvent());
+      if (model) session.tick();
+      if (mono) native.monotonicInto(out, 1);
+      const t = mono ? out[1] : session.now();
+      if (!started) {
+        deadline = t + timeoutUs * 1000;
+        started = true;
       }
+      const waitNs = model ? Math.min(deadline - t, session.untilNextEvent()) : deadline - t;
       // poll() takes milliseconds: sub-millisecond waits for device work poll without blocking.
       const ms = waitNs >= 1e6 ? Math.floor(waitNs / 1e6) : 0;
-      // The hot path: one native call polls, reads the count and stamps out[1] (pollRead); otherwise
-      // poll, then consume.
+      // The hot path: one native call polls and reads the count (pollRead); otherwise poll, then consume.
       const bits = irq.readWidth ? native.pollRead(fds, ms, irq.readWidth, out) : native.poll(fds, ms);
-      if (!irq.readWidth && mono) native.monotonicInto(out, 1);
       if (bits & 2 || ctx.shared.stopRequested) return WAIT_CANCELLED;
       if (bits & 4) session.kicked();
       if (bits & 0x80000000 || ((bits & 1 || bits & 4) && !irq.readWidth)) {
@@ -106,6 +108,7 @@ export class Interrupts {
           return WAIT_INTERRUPT;
         }
       }
+      if (mono) native.monotonicInto(out, 1);
       if ((mono ? out[1] : session.now()) >= deadline) return WAIT_TIMEOUT;
     }
   }
