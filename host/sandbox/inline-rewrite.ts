@@ -8,7 +8,7 @@ import { lastOffset } from './registers.ts';
 import type binaryenNs from 'binaryen';
 import { LoadError } from '../faults.ts';
 import { IMPORT_MODULE } from '../abi.ts';
-import { GSTATS_OFFSET, RING_OFFSET, ENTRY_BYTES, GSTAT, OP, entryMeta } from './shared.ts';
+import { GSTATS_OFFSET, RING_OFFSET, ENTRY_BYTES, GSTAT, OP, STAT, STATS_OFFSET, entryMeta } from './shared.ts';
 import { GATE_FUNCS } from './gate.ts';
 import {
   GATE_MODULE,
@@ -18,6 +18,7 @@ import {
   inlineLayout,
   regionImport,
   RINGS_IMPORT,
+  CLOCK_IMPORT,
   type InlineGateBytes,
   type InlineLayout,
 } from './inline-gate.ts';
@@ -87,6 +88,21 @@ function features(binaryen: Binaryen): number {
 }
 
 type Width = 1 | 2 | 4 | 8;
+
+/** The module's `wasmdrv.clock_ns` import, if it has one with the ABI's type () -> i64. */
+function clockImportInfo(binaryen: Binaryen, m: binaryenNs.Module): binaryenNs.FunctionInfo | undefined {
+  for (let i = 0; i < m.getNumFunctions(); i++) {
+    const info = binaryen.getFunctionInfo(m.getFunctionByIndex(i));
+    if (
+      info.module === IMPORT_MODULE &&
+      info.base === 'clock_ns' &&
+      info.params === binaryen.none &&
+      info.results === binaryen.i64
+    )
+      return info;
+  }
+  return undefined;
+}
 const WIDTHS: Width[] = [1, 2, 4, 8, 1, 2, 4, 8];
 
 /**
@@ -330,6 +346,28 @@ export function inlineGate(
           m.block(null, [...pre, m.block('slow', arms.length ? arms : [m.nop()]), fallback]),
         );
       }
+    }
+    // clock_ns: call wasmdrv-gate.clock (clockImport, inline-gate.ts), which stores the ns as an f64 in the
+    // shared area, and load it: an i64 returned by JavaScript would be a BigInt made on every read.
+    const clock = imported.size ? clockImportInfo(binaryen, m) : undefined;
+    if (clock) {
+      const fill = fresh(`${GATE_MODULE}.${CLOCK_IMPORT}`);
+      m.removeFunction(clock.name);
+      m.addFunctionImport(fill, GATE_MODULE, CLOCK_IMPORT, binaryen.none, binaryen.none);
+      m.addFunction(
+        clock.name,
+        clock.params,
+        clock.results,
+        [],
+        m.block(
+          null,
+          [
+            m.call(fill, [], binaryen.none),
+            m.i64.trunc_u_sat.f64(m.f64.load(STATS_OFFSET + STAT.clockNs * 8, 0, c(0), shared)),
+          ],
+          i64,
+        ),
+      );
     }
     binaryen.setDebugInfo(true); // keep the name section: fault reports show Wasm function names
     return m.emitBinary() as Uint8Array<ArrayBuffer>;

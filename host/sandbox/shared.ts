@@ -29,6 +29,7 @@ export const STAT = {
   phaseStartMs: 8, // Date.now() when the current phase began
   // 9: unused (was the recorder total, an f64 the gate bumped)
   serving: 10, // id of the last request the worker handed to the driver
+  clockNs: 11, // what the inline gate's clock_ns returns, written just before by wasmdrv-gate.clock (inline-gate.ts)
 } as const;
 const STAT_SLOTS = 16;
 
