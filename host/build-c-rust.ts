@@ -82,9 +82,20 @@ export async function compileDriver(
   mkdirSync(tmpDir, { recursive: true });
   mkdirSync(dirname(outFile), { recursive: true });
   const raw = join(tmpDir, `${label}.raw.wasm`);
+  // clang runs a `wasm-opt` it finds on PATH after linking (npm run puts binaryen's first), and that
+  // drops the name section: the same build then names its functions or not depending on how it was
+  // started. The tools run with no wasm-opt on their PATH.
+  const path = (process.env.PATH ?? '')
+    .split(':')
+    .filter((d) => d && !existsSync(join(d, 'wasm-opt')))
+    .join(':');
   const run = (cmd: string, args: string[]) => {
     try {
-      execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+      execFileSync(cmd, args, {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        encoding: 'utf8',
+        env: { ...process.env, PATH: path },
+      });
     } catch (err) {
       const e = err as { stderr?: string; stdout?: string; message: string };
       throw new Error(`${label}: ${cmd} failed:\n${(e.stderr || e.stdout || e.message).trim()}`);

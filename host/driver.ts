@@ -17,7 +17,7 @@ import { DEFAULT_LIMITS, type Grant, type Limits } from './grant.ts';
 import type { FromWorker } from './sandbox/protocol.ts';
 import { type DriverShared, STAT } from './sandbox/shared.ts';
 import type { GateMode } from './sandbox/gate.ts';
-import { prepareInlineGate } from './sandbox/inline-rewrite.ts';
+import { checkedGrow } from './sandbox/memory-grow.ts';
 import {
   DriverWorker,
   type RegisterWrite,
@@ -30,6 +30,7 @@ import { type DriverState, type RestartPolicy, Supervisor } from './driver/super
 import { RequestQueue } from './driver/queue.ts';
 import { type ReloadOptions, type ReloadResult, Reloads } from './driver/reload.ts';
 import { type DriverStats, sharedStats } from './driver/stats.ts';
+import { prepareGate } from './driver/gate-compiler.ts';
 
 export type { DriverState } from './driver/supervisor.ts';
 export type { ReloadOptions, ReloadResult } from './driver/reload.ts';
@@ -137,11 +138,13 @@ export class Driver extends EventEmitter {
       this.shared.setPhase('idle');
       this.shared.stats[STAT.serving] = 0;
       if (this.supervisor.restartInPlace(this.bytes, extra)) return;
-      // The register gate is compiled into the module here, in the main thread (inline-rewrite.ts).
+      // The register gate is compiled into the module first, in the compile thread (driver/gate-compiler.ts).
       const mode = this.options.registerGate ?? 'record-all';
       const bytes = this.bytes;
       const module = this.module!.module;
-      prepareInlineGate(this.name, this.device, bytes, this.options.grant ?? {}, mode, this.shared.entryCount).then(
+      // With memory.grow made a checked call first (memory-grow.ts), as every compile of a driver has it.
+      const loadable = checkedGrow(bytes, this.name);
+      prepareGate(this.name, this.device, loadable, this.options.grant ?? {}, mode, this.shared.entryCount).then(
         (inlineGate) => {
           // Stopped while the module was being rewritten: start nothing.
           if (this.state === 'stopped') return reject(new LoadError(`${this.name}: stopped before it started`));
@@ -181,7 +184,7 @@ export class Driver extends EventEmitter {
 
   /** Forward queued requests to a running worker (the worker serialises them). */
   private pump(): void {
-    this.requests.pump(this.state === 'running' && !this.reloads.preparing ? this.worker : undefined);
+    this.requests.pump(this.state === 'running' ? this.worker : undefined);
   }
 
   /**
@@ -212,15 +215,25 @@ export class Driver extends EventEmitter {
         }
         resolve({ ok: r.ok, error: r.error, swapMs: r.swapMs, stateBytes: r.state?.length ?? 0, restored: r.restored });
       });
-      // Compile the new module and compile the register gate into it here, while the old one keeps
-      // serving: the worker's quiet point then only instantiates and transfers state.
+      // Compile the new module and the register gate into it (in the compile thread) while the old
+      // module keeps serving: the worker's quiet point then only instantiates and transfers state.
       const mode = this.options.registerGate ?? 'record-all';
       this.reloads.prepare(
         this.name,
         id,
         Promise.all([
           compileDriver(module),
-          prepareInlineGate(this.name, this.device, module, this.options.grant ?? {}, mode, this.shared.entryCount),
+          // A module the checked grow refuses (memory-grow.ts) is a refused reload, like one that does not compile.
+          Promise.resolve().then(() =>
+            prepareGate(
+              this.name,
+              this.device,
+              checkedGrow(module, 'the new module'),
+              this.options.grant ?? {},
+              mode,
+              this.shared.entryCount,
+            ),
+          ),
         ]),
         ([compiled, inlineGate]) => {
           if (this.state !== 'running' || !this.worker)
@@ -234,7 +247,6 @@ export class Driver extends EventEmitter {
             fresh: opts.fresh ?? false,
           });
         },
-        () => this.pump(),
       );
     });
   }

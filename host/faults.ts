@@ -14,7 +14,7 @@ export const FAULT_KINDS = [
   'trap',
   /** The driver gave up: the SDK's fail()/abort reported through `panic`. */
   'panic',
-  /** Linear memory growth was refused at the declared maximum. */
+  /** A memory.grow past the driver's memory limit (the checked grow: sandbox/memory-grow.ts). */
   'memory-limit',
   /** A register or port access named a region the driver was not granted. */
   'bad-region',
@@ -34,6 +34,8 @@ export const FAULT_KINDS = [
   'dma-descriptor-bad-ring',
   /** Descriptor firewall: a descriptor sets command bits the manifest refuses (e.g. the e1000's DEXT). */
   'dma-descriptor-bad-command',
+  /** Descriptor firewall: the DEVICE's head register lies (outside the ring, or back past the last sync / beyond the tail). */
+  'device-bad-head',
   /** The driver broke the ABI contract (bad response length, bad log pointer, bad DMA area). */
   'abi-violation',
   /** A probe, request or interrupt handler overran its deadline. */
@@ -112,29 +114,30 @@ export class RequestError extends Error {
   }
 }
 
+/** How full the driver's linear memory is, and the pages of a memory.grow the host refused (memory-grow.ts). */
+export interface MemoryUse {
+  bytes: number;
+  maxBytes: number;
+  /** Set (non-zero) by the checked memory.grow just before it traps: the pages asked for. */
+  refusedPages?: number;
+}
+
+/** The memory-limit fault of a refused memory.grow: the pages asked for, the memory's size and its limit. */
+export function memoryLimitMessage(m: MemoryUse & { refusedPages: number }): string {
+  return `memory.grow of ${m.refusedPages} pages (${m.refusedPages * 65536} bytes) refused: memory is ${m.bytes} bytes, its limit ${m.maxBytes} bytes`;
+}
+
 /**
- * Classify an error thrown out of a call into the driver. `memory` says how full the driver's linear
- * memory was: Wasm reports a refused memory.grow only as -1 to the driver, and AssemblyScript's
- * allocator then executes `unreachable`. So an `unreachable` raised inside the runtime allocator
- * (frames named ~lib/rt/...) while memory stood at more than half its maximum is `memory-limit`.
+ * Classify an error thrown out of a call into the driver. `memory` is the instance's memory use: a
+ * trap after the checked memory.grow (sandbox/memory-grow.ts) refused to grow is `memory-limit`.
  */
-export function classify(
-  err: unknown,
-  memory?: { bytes: number; maxBytes: number },
-): { kind: FaultKind; message: string } {
+export function classify(err: unknown, memory?: MemoryUse): { kind: FaultKind; message: string } {
   if (err instanceof FaultError) return { kind: err.kind, message: err.message };
   if (err instanceof WebAssembly.RuntimeError) {
     const m = err.message;
-    if (/unreachable/.test(m)) {
-      const innermost = wasmStack(err)[0] ?? '';
-      if (memory && /~lib\/rt\//.test(innermost) && memory.bytes * 2 > memory.maxBytes) {
-        return {
-          kind: 'memory-limit',
-          message: `memory growth refused at ${memory.bytes} of ${memory.maxBytes} bytes (${m} in ${innermost.split(' ')[0]})`,
-        };
-      }
-      return { kind: 'unreachable', message: m };
-    }
+    if (memory?.refusedPages && /unreachable/.test(m))
+      return { kind: 'memory-limit', message: memoryLimitMessage({ ...memory, refusedPages: memory.refusedPages }) };
+    if (/unreachable/.test(m)) return { kind: 'unreachable', message: m };
     if (/memory access out of bounds/.test(m)) return { kind: 'memory-out-of-bounds', message: m };
     if (/divide by zero|remainder by zero/.test(m)) return { kind: 'divide-by-zero', message: m };
     return { kind: 'trap', message: m };

@@ -24,6 +24,21 @@ export const TARGETS = [
     entry: 'guest-drivers/edu-rust/src/lib.rs',
     out: 'build/drivers/edu-rust.wasm',
   },
+  // Test fixtures: memory.grow past the limit (test/memory-limit.test.ts).
+  {
+    name: 'test-grow-c',
+    lang: 'c',
+    src: 'test/fixtures/drivers/grow-c',
+    entry: 'test/fixtures/drivers/grow-c/grow.c',
+    out: 'build/drivers/test/grow-c.wasm',
+  },
+  {
+    name: 'test-grow-rust',
+    lang: 'rust',
+    src: 'test/fixtures/drivers/grow-rust',
+    entry: 'test/fixtures/drivers/grow-rust/src/lib.rs',
+    out: 'build/drivers/test/grow-rust.wasm',
+  },
 ];
 const SDK = { c: 'guest-drivers/sdk-c', rust: 'guest-drivers/sdk-rust' };
 

@@ -12,6 +12,7 @@ await build({
     worker: 'host/sandbox/worker.ts',
     'campaign-worker': 'host/campaign/worker.ts',
     'fuzz-worker': 'host/fuzz/worker.ts',
+    'gate-compiler': 'host/driver/gate-compiler-worker.ts',
   },
   outdir: 'dist',
   bundle: true,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { componentEmbed, componentNew, componentWit } from '@bytecodealliance/jco';
 import { describe, expect, it } from 'vitest';
 import { IMPORTS, OPTIONAL_EXPORTS, REQUIRED_EXPORTS, ABI_VERSION_GLOBAL } from '../host/abi.ts';
+import { generateAS, parseWit } from '../scripts/gen-sdk-abi.mjs';
 import { root } from './helpers.ts';
 
 const wit = readFileSync(join(root, 'wit', 'wasmdrv-driver.wit'), 'utf8');
@@ -61,6 +62,31 @@ describe('ABI v1', () => {
       .map((n) => `wasmdrv.${n}`)
       .sort();
     expect(declared).toEqual(want);
+  });
+
+  it("the AssemblyScript SDK's @external declarations are generated from the WIT and lower to host/abi.ts's types", () => {
+    const file = join(root, 'guest-drivers', 'sdk', 'abi.ts');
+    const sdk = readFileSync(file, 'utf8');
+    expect(sdk, 'guest-drivers/sdk/abi.ts is stale: run node scripts/gen-sdk-abi.mjs').toBe(generateAS(parseWit(wit)));
+    // Every declaration's AssemblyScript types, lowered to core types, are the table's row.
+    const core: Record<string, 'i32' | 'i64'> = { i32: 'i32', u32: 'i32', usize: 'i32', u64: 'i64', i64: 'i64' };
+    const imports = Object.fromEntries(Object.values(IMPORTS).flatMap((g) => Object.entries(g)));
+    const decls = [
+      ...sdk.matchAll(/^@external\("wasmdrv", "(\w+)"\) export declare function (\w+)\(([^)]*)\): (\w+);$/gm),
+    ];
+    expect(decls.length).toBe(Object.keys(imports).length);
+    for (const [, name, fn, params, result] of decls) {
+      expect(fn).toBe(name);
+      const lowered = {
+        params: params
+          .split(',')
+          .map((p) => p.trim())
+          .filter(Boolean)
+          .map((p) => core[p.split(':')[1].trim()]),
+        results: result === 'void' ? [] : [core[result]],
+      };
+      expect(lowered, name).toEqual({ params: [...imports[name].params], results: [...imports[name].results] });
+    }
   });
 
   it('is a valid WIT package: jco parses it and builds the wasmdrv-driver world from it', async () => {

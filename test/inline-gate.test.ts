@@ -4,7 +4,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import binaryen from 'binaryen';
 import { Host, LoadError } from '../host/index.ts';
-import { inlineGate, loadBinaryen } from '../host/sandbox/inline-rewrite.ts';
+import { inlineGate, loadBinaryen, prepareInlineGate } from '../host/sandbox/inline-rewrite.ts';
+import { gateCompiles, prepareGate } from '../host/driver/gate-compiler.ts';
 import { checkSingleMemory, engineHasMultiMemory } from '../host/sandbox/inline-gate.ts';
 import { loadNative } from '../host/native.ts';
 import { decodeResponse } from '../host/payload.ts';
@@ -207,7 +208,38 @@ describe('inline register gate', () => {
     expect(slowCalls).toEqual([0x2800, 0x2818]);
   });
 
-  it('a hot-reloaded module gets the gate compiled in too (made before the swap, in the main thread)', async () => {
+  it('the gate is compiled in the compile thread, byte for byte what the main thread makes', async () => {
+    const { dev } = benchDevice();
+    const bytes = driver('', '(call $wr (i32.const 0) (i32.const 8) (i32.const 99))');
+    const before = { ...gateCompiles };
+    const there = await prepareGate('compile-thread', dev.spec, bytes, {}, 'record-all', 256);
+    expect(gateCompiles).toEqual({ thread: before.thread + 1, mainThread: before.mainThread });
+    const here = await prepareInlineGate('compile-thread', dev.spec, bytes, {}, 'record-all', 256);
+    expect(there?.layout).toEqual(here?.layout);
+    expect(Buffer.from(there!.bytes).equals(Buffer.from(here!.bytes))).toBe(true);
+    // Inputs that cannot be copied to the thread are compiled in the main thread, to the same bytes.
+    const odd = { ...dev.spec, extra: () => 0 };
+    const fallback = await prepareGate('compile-thread', odd, bytes, {}, 'record-all', 256);
+    expect(gateCompiles.mainThread).toBe(before.mainThread + 1);
+    expect(Buffer.from(fallback!.bytes).equals(Buffer.from(here!.bytes))).toBe(true);
+  });
+
+  it('while a reload is being prepared the old module serves; requests after the swap reach the new one', async () => {
+    const { dev, regs } = benchDevice();
+    regs[0] = 77;
+    const drv = await host.load(driver(''), dev, { name: 'reload-serves', restart: false });
+    const next = driver('', '(call $wr (i32.const 0) (i32.const 8) (i32.const 99))');
+    const reloading = drv.reload(next, { fresh: true });
+    // Made before the new module was compiled: served at once, by the old module (no write to regs[2]).
+    expect(decodeResponse(await drv.request(1, u32(0))).u32[0]).toBe(77);
+    expect(regs[2]).toBe(0);
+    expect((await reloading).ok).toBe(true);
+    expect(decodeResponse(await drv.request(1, u32(0))).u32[0]).toBe(77);
+    expect(regs[2]).toBe(99);
+    await drv.stop();
+  });
+
+  it('a hot-reloaded module gets the gate compiled in too (made before the swap, in the compile thread)', async () => {
     const { dev, regs } = benchDevice();
     regs[0] = 1234;
     const drv = await host.load(driver(''), dev, { name: 'reload-inline', restart: false });

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { edu, EDU_ID } from '../host/sim/edu.ts';
 import type { SimContext } from '../host/sim/model.ts';
+import { SimAccess } from '../host/sim/access.ts';
 
 function device(options = {}) {
   let now = 0;
@@ -29,7 +30,9 @@ function device(options = {}) {
     now += ns;
     m.tick(now);
   };
-  return { m, irq, errors, ram, advance };
+  // What a session hands the model: every access through the declared rules (host/sim/access.ts).
+  const bus = new SimAccess(desc, m, ctx.guestError);
+  return { m, bus, irq, errors, ram, advance };
 }
 
 describe('simulated edu', () => {
@@ -41,13 +44,16 @@ describe('simulated edu', () => {
   });
 
   it('answers a wrong access width with all-ones and logs a guest error', () => {
-    const { m, errors } = device();
-    expect(m.read(0, 0x00, 2)).toBe(0xffff);
-    expect(m.read(0, 0x00, 8)).toBe(0xffffffffffffffffn);
-    m.write(0, 0x04, 1, 5);
-    expect(m.read(0, 0x04, 4)).toBe(0);
+    const { bus, errors } = device();
+    expect(bus.read(0, 0x00, 2)).toBe(0xffff);
+    expect(bus.read(0, 0x00, 8)).toBe(0xffffffffffffffffn);
+    bus.write(0, 0x04, 1, 5);
+    expect(bus.read(0, 0x04, 4)).toBe(0);
     expect(errors).toHaveLength(3);
     expect(errors[0]).toContain('2-byte read at 0x0');
+    bus.write(0, 0x80, 8, 0x0100_0010n); // the DMA registers take 8 bytes too
+    expect(bus.read(0, 0x80, 8)).toBe(0x0100_0010n);
+    expect(errors).toHaveLength(3);
   });
 
   it('computes a factorial asynchronously with the computing bit, and raises 0x1 when asked', () => {

@@ -23,9 +23,8 @@ import type { Fault } from '../faults.ts';
 import { Host } from '../host.ts';
 import { loadNative } from '../native.ts';
 import { E1000_DMA_BYTES, E1000Client } from '../net/e1000.ts';
-import { grantFor, parseManifest, type Manifest } from '../package/manifest.ts';
-import { ringLayouts } from '../package/rings.ts';
-import { RingFirewall, carveRealRings, ringReserveBytes } from '../sandbox/ring-firewall.ts';
+import { grantFor, parseManifest } from '../package/manifest.ts';
+import { fastPathCpuCost, jsFirewallCpuCost } from './e1000-firewall.ts';
 
 type RunC = (bin: string, args: string[], fds: number[], pin: boolean) => Promise<string>;
 
@@ -160,11 +159,20 @@ export async function benchE1000(a: {
           const nic = new E1000Client(drv);
           let total = 0;
           await nic.forward(32, a.quick ? 20 : 200); // warm up: V8's optimising tier compiles in the background
+          const s0 = drv.stats();
           for (const batch of BATCHES) {
             const n = await nic.forward(batch, ms);
             total += n;
             out[`e1000Mpps${mode}Batch${batch}`] = +(n / ms / 1000).toFixed(3);
           }
+          // With the firewall on, every register write while forwarding is an RDT or TDT doorbell: the
+          // share of them the Wasm path served (1: none fell back to JavaScript). A count, not a time.
+          const s1 = drv.stats();
+          if (!iommu)
+            out.e1000FastDoorbellShare = +(
+              (s1.ringFastDoorbells - s0.ringFastDoorbells) /
+              Math.max(1, s1.regWrites - s0.regWrites)
+            ).toFixed(4);
           // One request's round trip to the driver's worker (MAC: no register access), median.
           const rtt: number[] = [];
           for (let i = 0; i < (a.quick ? 50 : 500); i++) {
@@ -210,8 +218,20 @@ export async function benchE1000(a: {
       return total;
     });
     out.e1000FramesVerifiedC = cRun.dev.transmitted;
+    // The firewall alone (e1000-firewall.ts), CPU time of one thread: the path that runs with the gate
+    // compiled in (the Wasm doorbell), and the JavaScript one (WASMDRV_RING_SLOW_ONLY=1, instance gate).
+    const { grant } = grantFor(manifest, spec(false), manifestPath);
+    const wasmNs = await fastPathCpuCost(manifest, grant, manifestPath, DMA_SIZE, BUS, [1, 8, 32], a.quick);
     for (const batch of [1, 8, 32]) {
-      out[`e1000FirewallCpuNsPerFrameBatch${batch}`] = firewallCpuCost(manifest, manifestPath, batch, a.quick);
+      out[`e1000FirewallCpuNsPerFrameBatch${batch}`] = wasmNs[batch];
+      out[`e1000FirewallJsCpuNsPerFrameBatch${batch}`] = jsFirewallCpuCost(
+        manifest,
+        manifestPath,
+        DMA_SIZE,
+        BUS,
+        batch,
+        a.quick,
+      );
     }
     for (const batch of BATCHES) {
       const c = num(`e1000MppsBatch${batch}C`);
@@ -226,8 +246,9 @@ export async function benchE1000(a: {
         `e1000 batch ${String(batch).padStart(2)}   firewall on ${on} Mpps   off ${off} Mpps   C ${c} Mpps   ratios to C ${out[`e1000RatioBatch${batch}`]} / ${out[`e1000RatioNoFirewallBatch${batch}`]}   firewall overhead ${out[`e1000FirewallOverheadPctBatch${batch}`]}% (${out[`e1000FirewallNsPerFrameBatch${batch}`]} ns per frame)`,
       );
     }
+    say(`e1000 doorbells served by the Wasm path while forwarding with the firewall: ${out.e1000FastDoorbellShare}`);
     say(
-      `e1000 descriptor firewall alone, CPU time per forwarded frame (an RX and a TX descriptor checked, copied, written back; one thread, no device): batch 1 ${out.e1000FirewallCpuNsPerFrameBatch1} ns, 8 ${out.e1000FirewallCpuNsPerFrameBatch8} ns, 32 ${out.e1000FirewallCpuNsPerFrameBatch32} ns`,
+      `e1000 descriptor firewall alone, CPU time per forwarded frame (an RX and a TX descriptor checked, copied, written back; one thread, no device): Wasm doorbell (the path that runs) batch 1 ${out.e1000FirewallCpuNsPerFrameBatch1} ns, 8 ${out.e1000FirewallCpuNsPerFrameBatch8} ns, 32 ${out.e1000FirewallCpuNsPerFrameBatch32} ns; JavaScript doorbell ${out.e1000FirewallJsCpuNsPerFrameBatch1} / ${out.e1000FirewallJsCpuNsPerFrameBatch8} / ${out.e1000FirewallJsCpuNsPerFrameBatch32} ns`,
     );
     for (const batch of [1, 32]) {
       for (const mode of ['Firewall', 'NoFirewall']) {
@@ -258,67 +279,4 @@ async function forwardByRequests(nic: E1000Client, batch: number, ms: number): P
     while (frames.length) frames = frames.slice(await nic.send(frames));
   }
   return n;
-}
-
-/**
- * The descriptor firewall's own cost, without a device or a sandbox: one RingFirewall on the e1000
- * manifest's rings over plain memory, the driver's e1000 ring layout in the shadow, and a device whose
- * head follows its tail at once (everything handed over is done at the next look). Per forwarded frame:
- * an RX doorbell and a TX doorbell per batch, each descriptor checked and copied, each write-back
- * copied. CPU time of this thread, so other load on the machine changes it little.
- */
-function firewallCpuCost(manifest: Manifest, where: string, batch: number, quick: boolean): number {
-  const rings = ringLayouts(manifest, where);
-  const [rx, tx] = rings;
-  const N = 64;
-  const mem = new Uint8Array(DMA_SIZE);
-  const reserve = ringReserveBytes(rings);
-  const bus = BigInt(BUS);
-  const shadow = mem.subarray(0, DMA_SIZE - reserve);
-  const window = { bus, size: DMA_SIZE - reserve, bytes: () => shadow };
-  const real = carveRealRings(rings, bus + BigInt(DMA_SIZE - reserve), mem.subarray(DMA_SIZE - reserve));
-  const regs = new Uint32Array(0x4000);
-  // head reads see the tail: the device has done everything it was given
-  const headOf = new Map([
-    [rx.registers.head, rx.registers.tail],
-    [tx.registers.head, tx.registers.tail],
-  ]);
-  const device = {
-    read32: (o: number) => regs[(headOf.get(o) ?? o) >>> 2],
-    write32: (o: number, v: number) => {
-      regs[o >>> 2] = v;
-    },
-  };
-  const fw = new RingFirewall('bench', rings, real, [window], device);
-  fw.start();
-  const dv = new DataView(mem.buffer);
-  for (let i = 0; i < N; i++) {
-    dv.setBigUint64(i * 16, bus + BigInt(4096 + i * 2048), true); // RX ring at 0, buffers from 4 KiB
-    dv.setBigUint64(N * 16 + i * 16, bus + BigInt(4096 + N * 2048 + i * 1536), true); // TX ring at 1 KiB
-    dv.setUint16(N * 16 + i * 16 + 8, 64, true);
-    mem[N * 16 + i * 16 + 11] = 0x0b; // EOP | IFCS | RS
-  }
-  fw.write(rx.registers.baseLow, BUS);
-  fw.write(rx.registers.length, N * 16);
-  fw.write(tx.registers.baseLow, BUS + N * 16);
-  fw.write(tx.registers.length, N * 16);
-  const frames = quick ? 100_000 : 1_000_000;
-  const rounds = Math.ceil(frames / batch);
-  let rt = 0;
-  let tt = 0;
-  let ns = 0;
-  for (let k = 0; k < 2; k++) {
-    // twice: the first pass runs while V8 optimises
-    const c0 = process.cpuUsage();
-    for (let r = 0; r < rounds; r++) {
-      rt = (rt + batch) % N;
-      fw.write(rx.registers.tail, rt);
-      tt = (tt + batch) % N;
-      fw.write(tx.registers.tail, tt);
-    }
-    const c = process.cpuUsage(c0);
-    ns = ((c.user + c.system) * 1000) / (rounds * batch);
-  }
-  if (fw.checked !== 2 * 2 * rounds * batch) throw new Error(`bench: the firewall checked ${fw.checked} descriptors`);
-  return +ns.toFixed(1);
 }

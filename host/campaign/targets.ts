@@ -14,21 +14,20 @@ import { join } from 'node:path';
 import type { DeviceSpec } from '../device-spec.ts';
 import type { Grant, RingLayout } from '../grant.ts';
 import { packageRoot } from '../native.ts';
-import { E1000_DMA_BYTES, E1000_OP, decodeFrames, encodeFrames } from '../net/e1000.ts';
+import { E1000_OP, decodeFrames, encodeFrames } from '../net/e1000.ts';
 import { grantFor, parseManifest } from '../package/manifest.ts';
 import type { DriverInstance } from '../sandbox/instance.ts';
 import type { DeviceSession } from '../sandbox/session.ts';
 import { simStateBytes } from '../sim/dma-record.ts';
 import { e1000Capture, e1000Inject } from '../sim/e1000.ts';
 import type { FaultyOptions, FaultyRing } from '../sim/faulty.ts';
-import { simModelClass } from '../sim/registry.ts';
+import { describeSim, simDeviceSpec } from '../sim/spec.ts';
 import { uartFeed, uartTake } from '../sim/uart16550.ts';
 
 export const TARGET_NAMES = ['edu', 'uart16550', 'e1000'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 export const CANARY = 4096;
-const DMA_BUS = 0x0100_0000n;
 
 /** A target's per-job resources: the memfd holding its DMA window between two canary pages (-1: no DMA). */
 export interface TargetPort {
@@ -69,8 +68,12 @@ function feed(session: DeviceSession, put: () => number): void {
   session.kicked();
 }
 
-function describe(model: string, options: Record<string, unknown>): number {
-  return simStateBytes(simModelClass(model).describe(options));
+/** A target device's DMA window (the model's; one at most: a job's memfd holds one) and state bytes. */
+function device(model: string, options: Record<string, unknown>): Pick<Target, 'window' | 'stateBytes'> {
+  const desc = describeSim(model, options);
+  if (desc.dma.length > 1)
+    throw new Error(`campaign: model ${model} has ${desc.dma.length} DMA windows; a job backs one`);
+  return { window: desc.dma[0]?.size ?? 0, stateBytes: simStateBytes(desc) };
 }
 
 // --- edu -------------------------------------------------------------------------------------------
@@ -81,8 +84,7 @@ const edu: Target = {
   manifest: 'edu',
   model: 'edu',
   modelOptions: {},
-  window: 65536,
-  stateBytes: describe('edu', {}),
+  ...device('edu', {}), // a 64 KiB window
   smoke(inst) {
     inst.request(1, new Uint8Array());
     inst.request(2, le32(5));
@@ -121,8 +123,7 @@ const uart16550: Target = {
   manifest: 'uart16550',
   model: 'uart16550',
   modelOptions: {},
-  window: 0,
-  stateBytes: describe('uart16550', {}),
+  ...device('uart16550', {}), // no DMA
   smoke(inst, session) {
     inst.request(1, text('hello\n'));
     feed(session, () => uartFeed(asModel(session.spec, 'uart16550'), text('abc')));
@@ -200,8 +201,7 @@ const e1000: Target = {
   manifest: 'e1000',
   model: 'e1000',
   modelOptions: {},
-  window: E1000_DMA_BYTES, // 256 KiB, as the VM test's dma_size; the firewall keeps its last pages for the real rings
-  stateBytes: describe('e1000', {}),
+  ...device('e1000', {}), // 256 KiB, as the VM test's dma_size; the firewall keeps its last pages for the real rings
   smoke(inst, session) {
     inst.request(E1000_OP.send, encodeFrames([frame(1), frame(2), frame(3)]).payload);
     feed(session, () => e1000Inject(asModel(session.spec, 'e1000'), [frame(4), frame(5), frame(6)]));
@@ -277,7 +277,10 @@ export function driverFile(t: Target): string {
   return join(packageRoot(), 'build', 'drivers', `${t.driver}.wasm`);
 }
 
-/** The device a trial's driver sees: the target's model (or 'faulty' around it) over the job's state and fds. */
+/**
+ * The device a trial's driver sees: the target's model (or 'faulty' around it) over the job's state
+ * and fds, its DMA window between two canary pages of the job's memfd (any write outside it is seen).
+ */
 export function targetSpec(
   t: Target,
   port: TargetPort,
@@ -285,20 +288,16 @@ export function targetSpec(
   model: string,
   options: Record<string, unknown>,
 ): DeviceSpec {
-  const desc = simModelClass(t.model).describe(t.modelOptions);
-  return {
+  return simDeviceSpec({
     id: `sim:campaign-${t.name}`,
     name: `campaign ${t.name}`,
-    pci: desc.pci,
-    regions: desc.regions.map((r, index) => ({ name: r.name, size: r.size, source: { kind: 'sim', index } })),
-    ports: desc.ports.map((q, index) => ({ name: q.name, base: 0x2f8, size: q.size, source: { kind: 'sim', index } })),
-    // The window sits between two canary pages of the same memfd: any write outside it is seen.
-    dma: t.window
-      ? [{ name: 'dma0', size: t.window, bus: DMA_BUS, source: { kind: 'fd', fd: port.dmaFd, offset: CANARY } }]
-      : [],
-    irq: { kind: 'sim', eventfd: fds.irqFd },
-    sim: { model, options, state: fds.state, kickFd: desc.external ? fds.kickFd : -1 },
-  };
+    model,
+    options,
+    state: fds.state,
+    irqFd: fds.irqFd,
+    kickFd: fds.kickFd,
+    dmaSource: () => ({ kind: 'fd', fd: port.dmaFd, offset: CANARY }),
+  });
 }
 
 /** The grant of the target's shipped manifest on its device. */

@@ -8,6 +8,7 @@ import { loadNative } from '../native.ts';
 import { DmaRecord, dmaRecordOffset } from '../sim/dma-record.ts';
 import { simModelClass } from '../sim/registry.ts';
 import { DriverInstance } from '../sandbox/instance.ts';
+import { checkedGrow } from '../sandbox/memory-grow.ts';
 import { DeviceSession } from '../sandbox/session.ts';
 import type { DriverShared } from '../sandbox/shared.ts';
 import { readWasm } from '../wasm/read.ts';
@@ -91,7 +92,7 @@ export function makeEnv(
     env.targets[name] = {
       target,
       bytes,
-      module: new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>),
+      module: new WebAssembly.Module(checkedGrow(bytes, name)),
       code: info.code,
       port,
       grant: targetGrant(target, targetSpec(target, port, fds, target.model, {})),

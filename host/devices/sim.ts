@@ -3,7 +3,8 @@
 
 import { loadNative } from '../native.ts';
 import type { DeviceSpec } from '../device-spec.ts';
-import { simModelClass, simModels } from '../sim/registry.ts';
+import { simModels } from '../sim/registry.ts';
+import { describeSim, simDeviceSpec } from '../sim/spec.ts';
 import { readDmaRecord, simStateBytes, type DmaRecordSnapshot } from '../sim/dma-record.ts';
 
 export interface SimDevice {
@@ -14,40 +15,31 @@ export interface SimDevice {
 
 export function openSimDevice(model: string, options: Record<string, unknown> = {}): SimDevice {
   const native = loadNative();
-  const cls = simModelClass(model);
-  const desc = cls.describe(options);
+  const desc = describeSim(model, options);
   const fds: number[] = [];
+  const memfd = (what: string, size: number) => {
+    const fd = native.memfdCreate(`wasmdrv-sim-${model}-${what}`, size);
+    fds.push(fd);
+    return { kind: 'fd' as const, fd, offset: 0 };
+  };
+  const eventfd = (wanted: boolean) => {
+    if (!wanted) return -1;
+    const fd = native.eventfdCreate(0);
+    fds.push(fd);
+    return fd;
+  };
   try {
-    const state = new SharedArrayBuffer(simStateBytes(desc));
-    const eventfd = desc.irq ? native.eventfdCreate(0) : -1;
-    if (eventfd >= 0) fds.push(eventfd);
-    const kickFd = desc.external ? native.eventfdCreate(0) : -1;
-    if (kickFd >= 0) fds.push(kickFd);
-    const dma = desc.dma.map((w) => {
-      const fd = native.memfdCreate(`wasmdrv-sim-${model}-${w.name}`, w.size);
-      fds.push(fd);
-      return { name: w.name, size: w.size, bus: w.bus, source: { kind: 'fd' as const, fd, offset: 0 } };
-    });
-    const spec: DeviceSpec = {
+    const spec = simDeviceSpec({
       id: `sim:${model}`,
       name: `simulated ${model}`,
-      pci: desc.pci,
-      regions: desc.regions.map((r, index) => {
-        if (!r.memory) return { name: r.name, size: r.size, source: { kind: 'sim' as const, index } };
-        const fd = native.memfdCreate(`wasmdrv-sim-${model}-${r.name}`, r.size);
-        fds.push(fd);
-        return { name: r.name, size: r.size, source: { kind: 'fd' as const, fd, offset: 0 } };
-      }),
-      ports: desc.ports.map((p, index) => ({
-        name: p.name,
-        base: Number(options.base ?? 0x2f8),
-        size: p.size,
-        source: { kind: 'sim', index },
-      })),
-      dma,
-      irq: eventfd < 0 ? null : desc.irq?.mode === 'eventfd' ? { kind: 'eventfd', eventfd } : { kind: 'sim', eventfd },
-      sim: { model, options, state, kickFd },
-    };
+      model,
+      options,
+      state: new SharedArrayBuffer(simStateBytes(desc)),
+      irqFd: eventfd(desc.irq !== null),
+      kickFd: eventfd(desc.external === true),
+      dmaSource: (w) => memfd(w.name, w.size),
+      memorySource: (r) => memfd(r.name, r.size),
+    });
     let closed = false;
     return {
       spec,
@@ -79,5 +71,5 @@ export function listSimModels(): { id: string; summary: string }[] {
  */
 export function simDmaRecord(spec: DeviceSpec): DmaRecordSnapshot | undefined {
   if (!spec.sim) return undefined;
-  return readDmaRecord(spec, simModelClass(spec.sim.model).describe(spec.sim.options));
+  return readDmaRecord(spec, describeSim(spec.sim.model, spec.sim.options));
 }

@@ -39,8 +39,6 @@ type Reloaded = {
 
 export class Reloads {
   private waiting = new Map<number, (r: Reloaded) => void>();
-  /** Reloads whose module is still being compiled: requests wait in the queue until it is sent. */
-  preparing = 0;
   /** The module (and its state) to roll back to if the new one faults within its grace period. */
   private previous?: { bytes: Uint8Array; state?: Uint8Array; until: number };
   /** The descriptor firewall's rings when the driver last faulted: a rollback restores them with the old state. */
@@ -52,26 +50,21 @@ export class Reloads {
   }
 
   /**
-   * Hold requests back (`preparing`) until `ready` (the new module compiled, the register gate
-   * compiled into it) and `send` has posted the reload message; requests made meanwhile then reach the
-   * worker behind it, so the new module serves them. A failure, or a refusal `send` returns, answers
-   * reload `id` before its message reached the worker, once (as the worker's answer would).
+   * Once `ready` (the new module compiled, the register gate compiled into it in the compile thread),
+   * `send` posts the reload message. The old module serves every request made meanwhile: those reach
+   * the worker ahead of the reload message, which the worker takes at its next quiet point; requests
+   * made after it reach the new module. A failure, or a refusal `send` returns, answers reload `id`
+   * before its message reached the worker, once (as the worker's answer would).
    */
-  prepare<T>(name: string, id: number, ready: Promise<T>, send: (r: T) => string | undefined, after: () => void): void {
-    this.preparing++;
+  prepare<T>(name: string, id: number, ready: Promise<T>, send: (r: T) => string | undefined): void {
     const refuse = (error: string) => this.answer({ id, ok: false, error, swapMs: 0, restored: false });
-    ready
-      .then(
-        (r) => {
-          const refused = send(r);
-          if (refused !== undefined) refuse(refused);
-        },
-        (err) => refuse(`${name}: ${(err as Error).message}`),
-      )
-      .finally(() => {
-        this.preparing--;
-        after();
-      });
+    ready.then(
+      (r) => {
+        const refused = send(r);
+        if (refused !== undefined) refuse(refused);
+      },
+      (err) => refuse(`${name}: ${(err as Error).message}`),
+    );
   }
 
   /** The worker answered reload `m.id`. */

@@ -16,6 +16,7 @@ import { CTRL_STOP, DriverShared } from '../sandbox/shared.ts';
 import type { GateMode } from '../sandbox/gate.ts';
 import type { InlineGateBytes } from '../sandbox/inline-gate.ts';
 import type { RingsState } from '../sandbox/ring-hook.ts';
+import { checkedGrow } from '../sandbox/memory-grow.ts';
 
 /** One register write of a user-given reset sequence, applied by the host before a restarted driver's probe. */
 export interface RegisterWrite {
@@ -127,7 +128,7 @@ export async function compileDriver(bytes: Uint8Array): Promise<WebAssembly.Modu
   }
   let m: WebAssembly.Module;
   try {
-    m = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+    m = await WebAssembly.compile(checkedGrow(bytes, 'driver')); // memory.grow checked (memory-grow.ts)
   } catch {
     return undefined;
   }

@@ -1,6 +1,7 @@
 // What a crash is to the fuzzer: a fault kind and the site it happened at, the key it is deduplicated by.
 
-import { classify, type FaultKind, LoadError, wasmStack } from '../faults.ts';
+import { classify, type FaultKind, LoadError, type MemoryUse, wasmStack } from '../faults.ts';
+import { GROW_NAME } from '../sandbox/memory-grow.ts';
 
 export type CrashKind = FaultKind | 'load-refused';
 
@@ -11,9 +12,13 @@ export interface Crash {
   message: string;
 }
 
-/** Where an error was thrown: the innermost driver frame, "function offset" (or "host"). */
+/**
+ * Where an error was thrown: the innermost driver frame, "function offset" (or "host"). A refused
+ * memory.grow traps in the host's checked grow (sandbox/memory-grow.ts): its caller is the site.
+ */
 export function stackLocation(err: unknown): string {
-  const frame = wasmStack(err)[0] ?? 'host';
+  const frames = wasmStack(err);
+  const frame = (frames[0]?.startsWith(GROW_NAME) ? frames[1] : frames[0]) ?? 'host';
   return frame.replace(/\(wasm:\/\/wasm\/[0-9a-f]+:/, '(').replace(/^(\S+) \((.*)\)$/, '$1 $2');
 }
 
@@ -21,12 +26,7 @@ export function stackLocation(err: unknown): string {
  * The crash an execution's error is: a refused load, a hang (`hangSite`: the loop that ran out of
  * `fuel`), or a fault, classified as the sandbox does.
  */
-export function crashOf(
-  err: unknown,
-  hangSite: string | undefined,
-  fuel: number,
-  memoryUse?: { bytes: number; maxBytes: number },
-): Crash {
+export function crashOf(err: unknown, hangSite: string | undefined, fuel: number, memoryUse?: MemoryUse): Crash {
   if (err instanceof LoadError) return { kind: 'load-refused', location: 'load', message: err.message };
   if (hangSite !== undefined)
     return {

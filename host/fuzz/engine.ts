@@ -15,6 +15,7 @@ import type { DeviceSpec } from '../device-spec.ts';
 import { SIM_IRQ_BYTES } from '../sim/irq.ts';
 import { DEFAULT_LIMITS, type Grant, type Limits } from '../grant.ts';
 import { checkModule, DriverInstance } from '../sandbox/instance.ts';
+import { checkedGrow } from '../sandbox/memory-grow.ts';
 import type { WasmInfo } from '../wasm/read.ts';
 import { DeviceSession } from '../sandbox/session.ts';
 import { DriverShared } from '../sandbox/shared.ts';
@@ -123,7 +124,7 @@ export class Executor {
     const dict = new Set<number>();
     for (const v of [...(MODEL_DICTIONARY[model] ?? []), ...inst.dictionary]) if (typeof v === 'number') dict.add(v);
     this.dictionary = [...dict];
-    this.module = new WebAssembly.Module(inst.bytes as Uint8Array<ArrayBuffer>);
+    this.module = new WebAssembly.Module(checkedGrow(inst.bytes, 'fuzz')); // as every load has it: memory-grow.ts
     this.probeModule = new WebAssembly.Module(inst.probe as Uint8Array<ArrayBuffer>);
     const native = loadNative();
     const desc = simModelClass('fuzz').describe({ inner: model, stream: new Uint8Array() });

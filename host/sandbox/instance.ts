@@ -9,7 +9,7 @@
 // in-process (the fuzzer). It never blocks except in irq_wait / sleep_us, which watch `cancelFd`.
 
 import { ABI_VERSION, ABI_VERSION_GLOBAL, type ImportGroup, type LogLevel } from '../abi.ts';
-import { FaultError, LoadError } from '../faults.ts';
+import { FaultError, LoadError, classify, type MemoryUse } from '../faults.ts';
 import { grantedImports, type Grant, type Limits } from '../grant.ts';
 import { loadNative } from '../native.ts';
 import type { WasmInfo } from '../wasm/read.ts';
@@ -20,6 +20,7 @@ import type { HostContext } from './host-context.ts';
 import { GATE_MODULE, type InlineGateBytes } from './inline-gate.ts';
 import { Interrupts } from './interrupts.ts';
 import { EventLimiter } from './limiter.ts';
+import { GROW_REFUSED_EXPORT, START_EXPORT } from './memory-grow.ts';
 import { prepare, shapeOf, type PreparedDriver } from './linker.ts';
 import { portImports } from './ports.ts';
 import { RingGuard, type RingsState } from './ring-hook.ts';
@@ -128,6 +129,7 @@ export class DriverInstance {
         throw err; // a trap in the start function: a fault in phase 'load'
       }
       this.exports = instance.exports as Record<string, any>;
+      this.exports[START_EXPORT]?.(); // the start function, moved out of instantiation by memory-grow.ts
       const version = (this.exports[ABI_VERSION_GLOBAL] as WebAssembly.Global).value;
       if (version !== ABI_VERSION)
         throw new LoadError(`${label}: built for ABI v${version}, this host speaks v${ABI_VERSION}`);
@@ -152,7 +154,8 @@ export class DriverInstance {
     } catch (err) {
       // Nothing stays half-linked: the gate's and the windows' mappings go before the error leaves.
       this.close();
-      throw err;
+      const c = classify(err, this.memoryUse); // no instance for the caller to ask: a refused grow says so here
+      throw c.kind === 'memory-limit' ? new FaultError(c.kind, c.message) : err;
     }
   }
 
@@ -197,9 +200,14 @@ export class DriverInstance {
     return this.gate.kind;
   }
 
-  /** How full linear memory is, for telling a refused growth from other traps. */
-  get memoryUse(): { bytes: number; maxBytes: number } {
-    return { bytes: this.memory.buffer.byteLength, maxBytes: this.maxPages * PAGE };
+  /** How full linear memory is, and the pages of a refused memory.grow (memory-grow.ts), for classify. */
+  get memoryUse(): MemoryUse {
+    const refused = this.exports[GROW_REFUSED_EXPORT] as WebAssembly.Global | undefined;
+    return {
+      bytes: this.memory.buffer.byteLength,
+      maxBytes: this.maxPages * PAGE,
+      refusedPages: refused ? refused.value >>> 0 : undefined,
+    };
   }
 
   /** The instance's exports, for the fuzzer's coverage and fuel globals. */
@@ -221,6 +229,8 @@ export class DriverInstance {
     this.irq.lastCount = s.count;
     this.irq.enabled = s.irqEnabled;
     this.limiter.refill();
+    const refused = this.exports[GROW_REFUSED_EXPORT] as WebAssembly.Global | undefined;
+    if (refused) refused.value = 0; // a refused grow of the last run is not this one's
   }
 
   /** Account for a count the host loop observed (interrupts.ts). */

@@ -21,6 +21,7 @@ import {
 import { LoadError } from '../faults.ts';
 import { DEFAULT_LIMITS, grantedImports, type Grant, type Limits } from '../grant.ts';
 import { formatType, readWasm, type FuncType, type WasmInfo } from '../wasm/read.ts';
+import { checkedGrow } from './memory-grow.ts';
 import type { DeviceSession } from './session.ts';
 
 /** What the linker needs to know of a device: how many regions, ports, DMA windows, and an interrupt. */
@@ -159,7 +160,7 @@ export interface PreparedDriver {
 }
 
 /**
- * Check, then compile (or adopt `module`, compiled by the caller from the same bytes). Throws
+ * Check, then compile (or adopt `module`, compiled by the caller from checkedGrow of the same bytes). Throws
  * LoadError naming the problem. The check comes first: the refusal names our rule whatever the engine
  * supports (Node 20 does not compile a second memory at all, Node 24+ does).
  */
@@ -175,8 +176,9 @@ export function prepare(
   const info = opts.checked ?? checkModule(bytes, shape, grant, full, label);
   let module = opts.module;
   if (!module) {
+    const loadable = checkedGrow(bytes, label); // memory.grow as a checked call (memory-grow.ts)
     try {
-      module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
+      module = new WebAssembly.Module(loadable);
     } catch (err) {
       throw new LoadError(`${label}: does not compile: ${(err as Error).message}`);
     }

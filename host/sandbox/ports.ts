@@ -35,7 +35,7 @@ export function portImports(ctx: HostContext) {
       let v: number;
       if (p.sim >= 0) {
         s.tick();
-        v = s.model!.portIn!(p.sim, off, width);
+        v = s.access!.portIn(p.sim, off, width);
         s.checkGuestErrors();
       } else {
         const port = p.base + off;
@@ -61,7 +61,7 @@ export function portImports(ctx: HostContext) {
       const p = ports[r];
       if (p.sim >= 0) {
         s.tick();
-        s.model!.portOut!(p.sim, off, width, v);
+        s.access!.portOut(p.sim, off, width, v);
         s.checkGuestErrors();
       } else {
         const port = p.base + off;

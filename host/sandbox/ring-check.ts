@@ -159,6 +159,12 @@ export class Ring {
   set synced(v: number) {
     this.st[this.i + (R.synced >> 2)] = v;
   }
+  get seen(): number {
+    return this.st[this.i + (R.seen >> 2)];
+  }
+  set seen(v: number) {
+    this.st[this.i + (R.seen >> 2)] = v;
+  }
   get shadowAt(): number {
     return this.st[this.i + (R.shadowAt >> 2)];
   }

@@ -2,20 +2,26 @@
 // the driver's module by the inline register gate (inline-rewrite.ts; design in docs/design.md).
 //
 // Per ring (ring-state.ts FastRing, state in the block at the start of memory wasmdrv-gate.rings):
-//   check(newTail) -> fresh | -1   the same tests, in the same arithmetic, as RingFirewall.doorbell and
-//                                  checkDescriptor: block open, newTail < count, shadow in a window, the
-//                                  device's head inside the ring, no more handed over than are free; then
-//                                  each new descriptor is copied ONCE from the shadow (memory 0) into the
-//                                  real ring and checked FROM THAT COPY (command bits, every buffer address
-//                                  + length wholly inside one window of the table, exact u64 arithmetic).
+//   check(newTail) -> fresh | -1   the tests of RingFirewall.doorbell and checkDescriptor: block open,
+//                                  newTail < count, shadow in a window, no more handed over than are free
+//                                  counted from R.seen (the head last read: stricter than the device's
+//                                  head, which only moves on from there; only if that fails is the head
+//                                  register read, checked as deviceHead does, and the room counted from
+//                                  it); then each new descriptor's words are loaded ONCE from the shadow
+//                                  (memory 0) into locals, stored into the real ring and checked from
+//                                  those locals (command bits, every buffer address + length wholly
+//                                  inside one window of the table, the last hit first, exact u64).
 //                                  Nothing the device or JavaScript can observe changes: the slots written
-//                                  are past the device's tail, and the state is untouched. -1 on anything:
-//                                  the caller then calls the JavaScript import, which decides from scratch.
+//                                  are past the device's tail, and the state is untouched but R.seen (a
+//                                  sound observation). -1 on anything: the caller then calls the
+//                                  JavaScript import, which decides from scratch.
 //   commit(newTail, fresh)         checked += fresh, tail = newTail, the device's tail register written
 //                                  (a seq-cst store: after the real ring's), then sync.
-//   sync() -> head | -1            write-backs of [synced, head) copied from the real ring into the shadow,
-//                                  as RingFirewall.syncRing; -1 (JavaScript decides) when the device's
-//                                  head lies outside the ring or the shadow is in no window.
+//   sync() -> head | -1            write-backs of [synced, head) (the bytes the manifest names, adjacent
+//                                  ones merged) copied from the real ring into the shadow, as
+//                                  RingFirewall.syncRing; -1 (JavaScript decides, and names a lying
+//                                  device) when the head lies outside the ring or outside [seen, tail],
+//                                  or the shadow is in no window.
 //
 // These functions must be added while the module still has ONE memory: loads and stores that name no
 // memory then resolve to memory 0, the driver's own, whatever its name; the host's memories are named.
@@ -64,8 +70,6 @@ export function addRingFunctions(
     const get = (i: number, t = i32) => m.local.get(i, t);
     const set = (i: number, v: Expr) => m.local.set(i, v);
     const head = () => m.i32.and(m.i32.atomic.load(0, c(ring.head), REG), c(0xffff));
-    const next = (i: number, n: number) =>
-      set(i, m.select(m.i32.eq(m.i32.add(get(i), c(1)), get(n)), c(0), m.i32.add(get(i), c(1))));
     const loadRM = (width: number, at: Expr, off: number, t: 'i32' | 'i64'): Expr => {
       const L = t === 'i64' ? m.i64 : m.i32;
       if (width === 1) return L.load8_u(off, 0, at, RM);
@@ -74,45 +78,82 @@ export function addRingFunctions(
       return m.i64.load(off, 0, at, RM);
     };
 
+    /** local `to` := (local a - local b) mod local nn, for a, b in [0, nn): no division (a - b, plus nn when negative). */
+    const modSub = (to: number, a: number, b: number, nn: number): Expr[] => [
+      set(to, m.i32.sub(get(a), get(b))),
+      set(to, m.select(m.i32.lt_s(get(to), c(0)), m.i32.add(get(to), get(nn)), get(to))),
+    ];
+
     // --- check(newTail) -> fresh | -1 ------------------------------------------------------------
-    // 0 newTail; 1 n, 2 tail, 3 hd, 4 fresh, 5 shadow, 6 real, 7 i, 8 k, 9 w; 10 addr, 11 len, 12 wb, 13 wsz (i64)
+    // 0 newTail; 1 n, 2 tail, 3 hd, 4 fresh, 5 shadow, 6 real, 7 i, 8 k, 9 w; 10 addr, 11 len, 12 wb,
+    // 13 wsz (i64); 14 shadowAt, 15 realAt, 16 windows, 17 pending, 18 seen; 19.. the descriptor's words (i64)
     const [n, tail, hd, fr, sh, re, i, k, w, addr, len, wb, wsz] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+    const [shAt, reAt, nwin, pend, syn] = [14, 15, 16, 17, 18];
     const slow = (cond: Expr) => m.br('slow', cond);
+    // ONE read of each descriptor word out of the driver's memory, into a local (19, 20, ...), stored
+    // into the real ring; the checks read the fields from those locals: the very values stored.
+    const words = Math.floor(size / 8);
+    const word = (j: number) => 19 + j;
     const copy: Expr[] = [];
-    for (let b = 0; b + 8 <= size; b += 8) copy.push(m.i64.store(b, 0, get(re), m.i64.load(b, 0, get(sh)), RM));
-    for (let b = size - (size % 8); b < size; b++)
-      copy.push(m.i32.store8(b, 0, get(re), m.i32.load8_u(b, 0, get(sh)), RM));
+    for (let j = 0; j < words; j++) {
+      copy.push(set(word(j), m.i64.load(j * 8, 0, get(sh))));
+      copy.push(m.i64.store(j * 8, 0, get(re), get(word(j), i64), RM));
+    }
+    for (let b = words * 8; b < size; b++) copy.push(m.i32.store8(b, 0, get(re), m.i32.load8_u(b, 0, get(sh)), RM));
+    /** A field of the copy as i64 (zero-extended): from its word's local, else from the real ring. */
+    const field = (offset: number, width: number): Expr => {
+      const j = Math.floor(offset / 8);
+      if (j < words && Math.floor((offset + width - 1) / 8) === j) {
+        const shifted =
+          offset % 8
+            ? m.i64.shr_u(get(word(j), i64), m.i64.const(BigInt(8 * (offset % 8)) as never))
+            : get(word(j), i64);
+        return width === 8 ? shifted : m.i64.and(shifted, m.i64.const(((1n << BigInt(8 * width)) - 1n) as never));
+      }
+      return loadRM(width, get(re), offset, 'i64');
+    };
     const checks: Expr[] = [];
     for (const cmd of ring.commands)
-      checks.push(slow(m.i32.and(loadRM(cmd.width, get(re), cmd.offset, 'i32'), c(cmd.mask | 0))));
-    for (const a of ring.addresses) {
-      checks.push(set(addr, loadRM(a.width, get(re), a.offset, 'i64')));
       checks.push(
-        set(
-          len,
-          a.fixedLen >= 0 ? m.i64.const(BigInt(a.fixedLen) as never) : loadRM(a.lenWidth, get(re), a.lenOffset, 'i64'),
+        slow(
+          m.i64.ne(
+            m.i64.and(field(cmd.offset, cmd.width), m.i64.const(BigInt(cmd.mask >>> 0) as never)),
+            m.i64.const(0n as never),
+          ),
         ),
       );
-      checks.push(set(w, c(0)));
-      const at = m.i32.add(c(WINDOWS_AT), m.i32.mul(get(w), c(WINDOW_BYTES)));
+    /** addr + len wholly inside [wb, wb + wsz), in exact u64 arithmetic (no wrap). */
+    const inside = () =>
+      m.i32.and(
+        m.i32.and(m.i64.ge_u(get(addr, i64), get(wb, i64)), m.i64.le_u(get(len, i64), get(wsz, i64))),
+        m.i64.le_u(m.i64.sub(get(addr, i64), get(wb, i64)), m.i64.sub(get(wsz, i64), get(len, i64))),
+      );
+    for (const [ai, a] of ring.addresses.entries()) {
+      checks.push(set(addr, field(a.offset, a.width)));
       checks.push(
-        m.block('inside', [
+        set(len, a.fixedLen >= 0 ? m.i64.const(BigInt(a.fixedLen) as never) : field(a.lenOffset, a.lenWidth)),
+      );
+      // The window the last buffer lay in first (wb, wsz: one granted window, from the table), as
+      // three branches the CPU predicts; on a miss, the whole table, which leaves wb, wsz at the hit.
+      const at = m.i32.add(c(WINDOWS_AT), m.i32.mul(get(w), c(WINDOW_BYTES)));
+      const [hit, miss, walk] = [`hit${ai}`, `miss${ai}`, `walk${ai}`];
+      checks.push(
+        m.block(hit, [
+          m.block(miss, [
+            m.br(miss, m.i64.lt_u(get(addr, i64), get(wb, i64))),
+            m.br(miss, m.i64.gt_u(get(len, i64), get(wsz, i64))),
+            m.br(hit, m.i64.le_u(m.i64.sub(get(addr, i64), get(wb, i64)), m.i64.sub(get(wsz, i64), get(len, i64)))),
+          ]),
+          set(w, c(0)),
           m.loop(
-            'window',
+            walk,
             m.block(null, [
-              slow(m.i32.ge_u(get(w), m.i32.load(ST_WINDOWS, 0, c(0), RM))),
-              slow(m.i32.ge_u(get(w), c(MAX_WINDOWS))),
+              slow(m.i32.ge_u(get(w), get(nwin))),
               set(wb, m.i64.load(0, 0, at, RM)),
               set(wsz, m.i64.load(8, 0, at, RM)),
-              m.br(
-                'inside',
-                m.i32.and(
-                  m.i32.and(m.i64.ge_u(get(addr, i64), get(wb, i64)), m.i64.le_u(get(len, i64), get(wsz, i64))),
-                  m.i64.le_u(m.i64.sub(get(addr, i64), get(wb, i64)), m.i64.sub(get(wsz, i64), get(len, i64))),
-                ),
-              ),
+              m.br(hit, inside()),
               set(w, m.i32.add(get(w), c(1))),
-              m.br('window'),
+              m.br(walk),
             ]),
           ),
         ]),
@@ -123,39 +164,81 @@ export function addRingFunctions(
       check,
       binaryen.createType([i32]),
       i32,
-      [i32, i32, i32, i32, i32, i32, i32, i32, i32, i64, i64, i64, i64],
+      [
+        i32,
+        i32,
+        i32,
+        i32,
+        i32,
+        i32,
+        i32,
+        i32,
+        i32,
+        i64,
+        i64,
+        i64,
+        i64,
+        i32,
+        i32,
+        i32,
+        i32,
+        i32,
+        ...Array<number>(words).fill(i64),
+      ],
       m.block(null, [
         m.block('slow', [
           slow(m.i32.eqz(m.i32.load(ST_ENABLED, 0, c(0), RM))),
           set(n, st(R.count)),
           slow(m.i32.ge_u(get(0), get(n))),
-          slow(m.i32.lt_s(st(R.shadowAt), c(0))),
+          set(shAt, st(R.shadowAt)),
+          slow(m.i32.lt_s(get(shAt), c(0))),
+          set(reAt, st(R.realAt)),
+          set(nwin, m.i32.load(ST_WINDOWS, 0, c(0), RM)),
+          slow(m.i32.eqz(get(nwin))),
+          slow(m.i32.gt_u(get(nwin), c(MAX_WINDOWS))),
           set(tail, st(R.tail)),
-          set(hd, head()),
-          slow(m.i32.ge_u(get(hd), get(n))),
           slow(m.i32.ge_u(get(tail), get(n))),
-          // fresh > n - 1 - pending: it would wrap onto descriptors the device owns
-          set(fr, m.i32.rem_u(m.i32.sub(m.i32.add(get(0), get(n)), get(tail)), get(n))),
-          slow(
-            m.i32.gt_u(
-              get(fr),
-              m.i32.sub(m.i32.sub(get(n), c(1)), m.i32.rem_u(m.i32.sub(m.i32.add(get(tail), get(n)), get(hd)), get(n))),
-            ),
+          ...modSub(fr, 0, tail, n),
+          // The head last seen (R.seen): the device's head has moved from there towards the tail, never
+          // past it, so what is free from it is at most what is free: a stricter test, no device read.
+          set(syn, st(R.seen)),
+          slow(m.i32.ge_u(get(syn), get(n))),
+          set(hd, get(syn)),
+          ...modSub(pend, tail, hd, n),
+          // fresh > n - 1 - pending: it would wrap onto descriptors the device owns (as last seen); then
+          // the device's head itself decides, as in JavaScript: inside the ring and between the head
+          // last seen and the tail (else the device lies: JavaScript names it), and room from there.
+          m.if(
+            m.i32.gt_u(get(fr), m.i32.sub(m.i32.sub(get(n), c(1)), get(pend))),
+            m.block(null, [
+              set(hd, head()),
+              slow(m.i32.ge_u(get(hd), get(n))),
+              ...modSub(k, hd, syn, n),
+              ...modSub(i, tail, syn, n),
+              slow(m.i32.gt_u(get(k), get(i))),
+              // a sound observation, kept whatever the test below decides (nothing else changes)
+              setSt(R.seen, get(hd)),
+              ...modSub(pend, tail, hd, n),
+              slow(m.i32.gt_u(get(fr), m.i32.sub(m.i32.sub(get(n), c(1)), get(pend)))),
+            ]),
           ),
+          set(wb, m.i64.load(WINDOWS_AT, 0, c(0), RM)),
+          set(wsz, m.i64.load(WINDOWS_AT + 8, 0, c(0), RM)),
           set(i, get(tail)),
-          set(k, get(fr)),
+          set(sh, m.i32.add(get(shAt), m.i32.mul(get(i), c(size)))),
+          set(re, m.i32.add(get(reAt), m.i32.mul(get(i), c(size)))),
           m.block('done', [
             m.loop(
               'next',
               m.block(null, [
-                m.br('done', m.i32.eqz(get(k))),
-                set(sh, m.i32.add(st(R.shadowAt), m.i32.mul(get(i), c(size)))),
-                set(re, m.i32.add(st(R.realAt), m.i32.mul(get(i), c(size)))),
+                m.br('done', m.i32.eq(get(i), get(0))),
                 // ONE copy out of the driver's memory; every check below reads the copy.
                 ...copy,
                 ...checks,
-                next(i, n),
-                set(k, m.i32.sub(get(k), c(1))),
+                set(i, m.i32.add(get(i), c(1))),
+                set(sh, m.i32.add(get(sh), c(size))),
+                set(re, m.i32.add(get(re), c(size))),
+                m.if(m.i32.eq(get(i), get(n)), m.block(null, [set(i, c(0)), set(sh, get(shAt)), set(re, get(reAt))])),
                 m.br('next'),
               ]),
             ),
@@ -167,23 +250,51 @@ export function addRingFunctions(
     );
 
     // --- sync() -> head | -1 ---------------------------------------------------------------------
-    // locals: 0 hd, 1 n, 2 i, 3 shadow base, 4 real base, 5 sh, 6 re
+    // locals: 0 hd, 1 n, 2 i, 3 shadow base, 4 real base, 5 sh, 6 re, 7 tail, 8 moved, 9 seen, then given
+    // The write-back bytes in runs of adjacent ones, each copied by the widest loads that fit.
     const wbs: Expr[] = [];
-    for (const f of ring.writeBacks)
-      for (let b = 0; b < f.width; b++)
-        wbs.push(m.i32.store8(f.offset + b, 0, get(5), m.i32.load8_u(f.offset + b, 0, get(6), RM)));
+    const bytes = [
+      ...new Set(ring.writeBacks.flatMap((f) => Array.from({ length: f.width }, (_, b) => f.offset + b))),
+    ].sort((x, y) => x - y);
+    for (let j = 0; j < bytes.length; ) {
+      let run = 1;
+      while (j + run < bytes.length && bytes[j + run] === bytes[j] + run) run++;
+      for (let o = bytes[j], left = run; left > 0; ) {
+        const wdt = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        const v =
+          wdt === 8
+            ? m.i64.store(o, 0, get(5), m.i64.load(o, 0, get(6), RM))
+            : wdt === 4
+              ? m.i32.store(o, 0, get(5), m.i32.load(o, 0, get(6), RM))
+              : wdt === 2
+                ? m.i32.store16(o, 0, get(5), m.i32.load16_u(o, 0, get(6), RM))
+                : m.i32.store8(o, 0, get(5), m.i32.load8_u(o, 0, get(6), RM));
+        wbs.push(v);
+        o += wdt;
+        left -= wdt;
+      }
+      j += run;
+    }
     const sync = fresh(`wasmdrv-gate.ring${ring.slot}.sync`);
     m.addFunction(
       sync,
       binaryen.none,
       i32,
-      [i32, i32, i32, i32, i32, i32, i32],
+      [i32, i32, i32, i32, i32, i32, i32, i32, i32, i32],
       m.block(null, [
         m.block('slow', [
           slow(m.i32.eqz(m.i32.load(ST_ENABLED, 0, c(0), RM))),
           set(0, head()),
           set(1, st(R.count)),
           slow(m.i32.ge_u(get(0), get(1))),
+          // the device's head between the head last seen and the tail, else it lies: JavaScript names it
+          set(7, st(R.tail)),
+          slow(m.i32.ge_u(get(7), get(1))),
+          set(9, st(R.seen)),
+          slow(m.i32.ge_u(get(9), get(1))),
+          ...modSub(8, 0, 9, 1),
+          ...modSub(9, 7, 9, 1),
+          slow(m.i32.gt_u(get(8), get(9))),
           set(2, st(R.synced)),
           m.if(
             m.i32.ne(get(2), get(0)),
@@ -192,19 +303,23 @@ export function addRingFunctions(
               slow(m.i32.lt_s(get(3), c(0))),
               slow(m.i32.ge_u(get(2), get(1))),
               set(4, st(R.realAt)),
+              set(5, m.i32.add(get(3), m.i32.mul(get(2), c(size)))),
+              set(6, m.i32.add(get(4), m.i32.mul(get(2), c(size)))),
               m.loop(
                 'copy',
                 m.block(null, [
-                  set(5, m.i32.add(get(3), m.i32.mul(get(2), c(size)))),
-                  set(6, m.i32.add(get(4), m.i32.mul(get(2), c(size)))),
                   ...wbs,
-                  next(2, 1),
+                  set(2, m.i32.add(get(2), c(1))),
+                  set(5, m.i32.add(get(5), c(size))),
+                  set(6, m.i32.add(get(6), c(size))),
+                  m.if(m.i32.eq(get(2), get(1)), m.block(null, [set(2, c(0)), set(5, get(3)), set(6, get(4))])),
                   m.br('copy', m.i32.ne(get(2), get(0))),
                 ]),
               ),
               setSt(R.synced, get(0)),
             ]),
           ),
+          setSt(R.seen, get(0)),
           m.return(get(0)),
         ]),
         m.return(c(-1)),

@@ -161,6 +161,7 @@ export class RingFirewall {
       this.device.write32(r.length, this.lengthValue(ring, ring.count));
       ring.tail = 0;
       ring.synced = 0;
+      ring.seen = 0;
       this.placeShadow(ring);
     }
   }
@@ -211,6 +212,7 @@ export class RingFirewall {
       ring.count = s.count;
       ring.tail = s.tail;
       ring.synced = s.synced;
+      ring.seen = s.synced;
       this.placeShadow(ring);
     }
     return undefined;
@@ -279,6 +281,7 @@ export class RingFirewall {
     ring.count = count;
     ring.tail = 0;
     ring.synced = 0;
+    ring.seen = 0;
     this.placeShadow(ring);
   }
 
@@ -302,7 +305,7 @@ export class RingFirewall {
         ring,
         `tail ${newTail} lies beyond the ring of ${n} descriptors (field tail, register ${hex(l.registers.tail)})`,
       );
-    const head = this.device.read32(l.registers.head) & 0xffff;
+    const head = this.deviceHead(ring);
     const pending = (ring.tail - head + n) % n;
     const fresh = (newTail - ring.tail + n) % n;
     if (fresh > n - 1 - pending)
@@ -330,6 +333,29 @@ export class RingFirewall {
     this.syncRing(ring);
   }
 
+  /**
+   * The device's head: inside the ring, and between the head last seen (R.seen) and the tail the host
+   * gave it (a device only moves its head forward, up to the tail). Anything else is the device lying
+   * (or broken), not the driver: `device-bad-head`, naming ring, register and value.
+   */
+  private deviceHead(ring: Ring): number {
+    const l = ring.layout;
+    const raw = this.device.read32(l.registers.head) >>> 0;
+    const head = raw & 0xffff;
+    const n = ring.count;
+    const what = `the device's head (register ${hex(l.registers.head)}) reads ${hex(raw)}`;
+    if (head >= n) this.fault('device-bad-head', ring, `${what}: outside the ring of ${n} descriptors`);
+    const seen = ring.seen;
+    if ((head - seen + n) % n > (ring.tail - seen + n) % n)
+      this.fault(
+        'device-bad-head',
+        ring,
+        `${what}: not between the head last seen (${seen}) and the tail given to it (${ring.tail}): the device moved its head backwards or past its tail`,
+      );
+    ring.seen = head;
+    return head;
+  }
+
   /** The driver's shadow ring, which must lie wholly inside one granted window. */
   private shadowBytes(ring: Ring): Uint8Array {
     const base = ring.shadowBase;
@@ -352,8 +378,8 @@ export class RingFirewall {
 
   /** Copy write-backs of descriptors [synced, head) into the shadow; returns the device's head. */
   private syncRing(ring: Ring): number {
-    const head = this.device.read32(ring.layout.registers.head) & 0xffff;
-    if (head === ring.synced || head >= ring.count) return head;
+    const head = this.deviceHead(ring);
+    if (head === ring.synced) return head;
     const w = windowOf(this.windows, ring.shadowBase, BigInt(ring.count * ring.layout.descriptorSize));
     if (!w) {
       ring.synced = head; // no shadow to copy into (the driver moved it away): nothing the device did is lost to it

@@ -41,6 +41,11 @@ export const R = {
   shadowAt: 20,
   /** The real ring's byte offset in `wasmdrv-gate.rings` (-1: not mapped there). */
   realAt: 24,
+  /**
+   * The device's head as last read (and found sound) by either path: its head only moves from here
+   * towards the tail. Ahead of `synced` when a doorbell read the head without syncing.
+   */
+  seen: 28,
   /** f64: descriptors checked and copied (both paths). */
   checked: 32,
   /** f64: doorbells served by the Wasm path. */

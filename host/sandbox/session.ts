@@ -8,6 +8,7 @@ import { loadNative, type Mapping, type Native } from '../native.ts';
 import type { DeviceSpec, DmaSpec } from '../device-spec.ts';
 import type { SimContext, SimModel, Width } from '../sim/model.ts';
 import { simModelClass } from '../sim/registry.ts';
+import { SimAccess } from '../sim/access.ts';
 import { SIM_IRQ_BYTES, SIM_VCLOCK_OFFSET, SimIrqLine } from '../sim/irq.ts';
 import { DmaRecord, SIM_DMA_RECORD_BYTES, dmaRecordOffset } from '../sim/dma-record.ts';
 
@@ -76,6 +77,7 @@ export class DeviceSession {
   readonly ports: PortAccess[] = [];
   readonly irq: IrqSource | null;
   readonly model: SimModel | null = null;
+  readonly access: SimAccess | null = null; // the model behind its declared access rules (sim/access.ts)
   readonly now: () => number;
   /** Set when device time is virtual: waits call advance() instead of blocking. */
   readonly virtual: boolean;
@@ -128,8 +130,7 @@ export class DeviceSession {
         // In virtual time nobody polls the line's eventfd (the waits read the count directly), so the
         // line does without it: no syscall per interrupt in the fuzzer and the campaign.
         const lineFd = spec.irq?.kind === 'sim' && !options.virtual ? spec.irq.eventfd : -1;
-        irqLine = new SimIrqLine(spec.sim.state, 0, desc.irq, lineFd, this.native);
-        const line = irqLine;
+        const line = (irqLine = new SimIrqLine(spec.sim.state, 0, desc.irq, lineFd, this.native));
         const ctx: SimContext = {
           now: this.now,
           setIrq: (level) => line.set(level),
@@ -138,6 +139,7 @@ export class DeviceSession {
           guestError: (message) => this.guestError(message),
         };
         this.model = cls.create(ctx, spec.sim.state, SIM_IRQ_BYTES, spec.sim.options);
+        this.access = new SimAccess(desc, this.model, ctx.guestError);
         line.attach(this.model);
       }
       for (const r of spec.regions) this.regions.push(this.openRegion(r.name, r.size, r.source));
@@ -346,14 +348,14 @@ export class DeviceSession {
 
   readSim(region: number, offset: number, width: Width): number | bigint {
     this.tick();
-    const v = this.model!.read(region, offset, width);
+    const v = this.access!.read(region, offset, width);
     this.checkGuestErrors();
     return v;
   }
 
   writeSim(region: number, offset: number, width: Width, value: number | bigint): void {
     this.tick();
-    this.model!.write(region, offset, width, value);
+    this.access!.write(region, offset, width, value);
     this.checkGuestErrors();
   }
 

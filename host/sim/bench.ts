@@ -10,7 +10,8 @@ export const bench: SimModelClass = {
   describe(options: Record<string, unknown> = {}) {
     return {
       model: 'bench',
-      regions: [{ name: 'regs', size: 4096, memory: true }],
+      // Plain memory the sandbox maps (any width, aligned); no access reaches the model.
+      regions: [{ name: 'regs', size: 4096, memory: true, valid: [{ min: 1, max: 8 }] }],
       ports: [],
       dma: [{ name: 'dma', size: Number(options.dmaBytes ?? 1 << 20), bus: 0x1000_0000n }],
       irq: { mode: 'eventfd' },

@@ -299,7 +299,8 @@ export const e1000: SimModelClass<E1000Options> = {
     return {
       model: 'e1000',
       pci: { vendor: 0x8086, device: 0x100e },
-      regions: [{ name: 'bar0', size: E1000_BAR0_SIZE }],
+      // 32-bit registers (8254x SDM 13): other widths are refused, as read()/write() refuse them.
+      regions: [{ name: 'bar0', size: E1000_BAR0_SIZE, valid: [{ min: 4, max: 4 }] }],
       ports: [],
       dma: [{ name: 'dma', size: options.dmaSize ?? 0x40000, bus: options.dmaBus ?? 0x1000_0000n }],
       // As the kernel stub handles an e1000 (INTx masking): the driver reads ICR, the host re-arms.

@@ -37,6 +37,9 @@ export const MODEL_DICTIONARY: Record<string, number[]> = {
   generic: [],
 };
 
+/** The generic device's nominal first port (its port range stands for a 16550's, at COM2). */
+const GENERIC_PORT_BASE = 0x2f8;
+
 /** Most reads one execution records for the cmplog mutation. */
 export const MAX_READS = 256;
 
@@ -179,8 +182,9 @@ export const fuzzModel = (models: ModelLookup): SimModelClass<FuzzModelOptions> 
     if (o.inner === 'generic') {
       return {
         model: 'fuzz',
-        regions: [{ name: 'bar0', size: 1 << 20 }],
-        ports: [{ name: 'ports', size: 8 }],
+        // No device behind it: every width the sandbox passes (aligned) is served from the input.
+        regions: [{ name: 'bar0', size: 1 << 20, valid: [{ min: 1, max: 8 }] }],
+        ports: [{ name: 'ports', size: 8, base: GENERIC_PORT_BASE, valid: [{ min: 1, max: 4 }] }],
         dma: [{ name: 'dma', size: 65536, bus: 0x0100_0000n }],
         irq: { mode: 'mask' },
         stateBytes: 0,

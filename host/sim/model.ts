@@ -2,6 +2,8 @@
 //
 // A model follows QEMU's edu.c: one state object, read(offset, width) / write(offset, width, value),
 // bit constants beside their fields, a bad access logged as a guest error and answered with all-ones.
+// The access widths each region takes are data in its description (`valid`, as QEMU's
+// MemoryRegionOps.valid), checked once before the model is called (host/sim/access.ts).
 //
 // A model's state lives in a SharedArrayBuffer so that the device outlives the driver: when the
 // supervisor kills a hung driver's worker and starts a new one, the new worker builds a fresh model
@@ -11,11 +13,33 @@
 
 export type Width = 1 | 2 | 4 | 8;
 
+/**
+ * Which accesses a register file or port range accepts, as QEMU's `MemoryRegionOps.valid`: widths
+ * from `min` to `max` bytes, naturally aligned unless `unaligned`, over offsets `from` (default 0) up
+ * to `to` (default: the end). A region lists its rules, the first that covers an offset decides; an
+ * offset no rule covers takes no access. The one check is host/sim/access.ts: a refused access is a
+ * guest error answered with all-ones (a read) or dropped (a write), and never reaches the model.
+ */
+export interface AccessRule {
+  min: Width;
+  max: Width;
+  unaligned?: boolean;
+  from?: number;
+  to?: number;
+}
+
 export interface SimRegion {
   name: string;
   size: number;
   /** Plain memory (a memfd the model never sees) rather than a register file served by read/write. */
   memory?: boolean;
+  /** The accesses the model serves (for plain memory: what the mapping takes, never checked here). */
+  valid: AccessRule[];
+}
+
+/** A port range: a region with a nominal first port (simulated ports are never real I/O ports). */
+export interface SimPortRange extends SimRegion {
+  base: number;
 }
 
 export interface SimDmaWindow {
@@ -44,7 +68,7 @@ export interface SimDescription {
   model: string;
   pci?: { vendor: number; device: number };
   regions: SimRegion[];
-  ports: SimRegion[];
+  ports: SimPortRange[];
   dma: SimDmaWindow[];
   irq: SimIrqMode | null;
   /** Bytes of model state in the shared state buffer. */
@@ -75,6 +99,7 @@ export interface SimContext {
   guestError(message: string): void;
 }
 
+/** read/write/portIn/portOut see only the accesses their region's `valid` rules allow (host/sim/access.ts). */
 export interface SimModel {
   read(region: number, offset: number, width: Width): number | bigint;
   write(region: number, offset: number, width: Width, value: number | bigint): void;

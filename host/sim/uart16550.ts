@@ -62,8 +62,11 @@ const IN_AT = FIFO_AT + FIFO;
 const OUT_AT = IN_AT + RING;
 const STATE_BYTES = OUT_AT + RING;
 
+/** The port base a simulated 16550 shows its driver: COM2's (nominal: simulated ports are no real I/O ports). */
+export const UART_BASE = 0x2f8;
+
 export interface UartOptions {
-  /** Port base shown to the driver (nominal for a simulated device). Default 0x2f8 (COM2). */
+  /** Port base shown to the driver (nominal for a simulated device). Default UART_BASE (COM2). */
   base?: number;
 }
 
@@ -107,11 +110,8 @@ class Uart implements SimModel {
     this.ctx.guestError('uart16550: memory-mapped access to a port-I/O device');
   }
 
-  portIn(_port: number, offset: number, width: 1 | 2 | 4): number {
-    if (width !== 1) {
-      this.ctx.guestError(`uart16550: ${width}-byte in at +${offset}: registers are 8 bits`);
-      return width === 2 ? 0xffff : 0xffffffff;
-    }
+  // Port accesses reach portIn/portOut only 1 byte wide (`valid` in describe(); host/sim/access.ts checks).
+  portIn(_port: number, offset: number): number {
     this.pull();
     const w = this.w;
     const dlab = (w[W.lcr] & LCR_DLAB) !== 0;
@@ -153,11 +153,7 @@ class Uart implements SimModel {
     }
   }
 
-  portOut(_port: number, offset: number, width: 1 | 2 | 4, value: number): void {
-    if (width !== 1) {
-      this.ctx.guestError(`uart16550: ${width}-byte out at +${offset}: registers are 8 bits`);
-      return;
-    }
+  portOut(_port: number, offset: number, _width: 1 | 2 | 4, value: number): void {
     const w = this.w;
     const dlab = (w[W.lcr] & LCR_DLAB) !== 0;
     const v = value & 0xff;
@@ -259,11 +255,12 @@ class Uart implements SimModel {
 export const uart16550: SimModelClass<UartOptions> = {
   name: 'uart16550',
   summary: '16550A UART on 8 I/O ports (COM2): transmit, receive FIFO, interrupts',
-  describe(): SimDescription {
+  describe(o: UartOptions = {}): SimDescription {
     return {
       model: 'uart16550',
       regions: [],
-      ports: [{ name: 'uart', size: 8 }],
+      // The registers are 8 bits (PC16550D section 8); a wider access is refused.
+      ports: [{ name: 'uart', size: 8, base: Number(o.base ?? UART_BASE), valid: [{ min: 1, max: 1 }] }],
       dma: [],
       irq: { mode: 'model' },
       stateBytes: STATE_BYTES,

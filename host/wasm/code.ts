@@ -11,12 +11,13 @@ export interface MemoryUse {
 }
 
 /**
- * Walk instructions from r.pos to r.end, noting every memory index other than 0. Every opcode up to
+ * Walk instructions from r.pos to r.end, noting every memory index other than 0 (and, into `grows`,
+ * the start and end offsets of every `memory.grow` on memory 0: host/sandbox/memory-grow.ts). Every opcode up to
  * Wasm 2.0 plus tail calls, exceptions, SIMD (incl. relaxed) and threads is decoded, so the walk
  * stays in step with the instruction stream; an opcode it does not know is a format error (a module
  * we cannot read is refused, not guessed at).
  */
-export function scanCode(r: Reader, uses: MemoryUse[], stopAtEnd = false): void {
+export function scanCode(r: Reader, uses: MemoryUse[], stopAtEnd = false, grows?: number[]): void {
   const mem = (at: number, what: string, idx: number) => {
     if (idx !== 0) uses.push({ memory: idx, at, what });
   };
@@ -95,9 +96,12 @@ export function scanCode(r: Reader, uses: MemoryUse[], stopAtEnd = false): void 
       case 0x3f:
         mem(at, 'memory.size', r.u32());
         break;
-      case 0x40:
-        mem(at, 'memory.grow', r.u32());
+      case 0x40: {
+        const idx = r.u32();
+        mem(at, 'memory.grow', idx);
+        if (idx === 0) grows?.push(at, r.pos);
         break;
+      }
       case 0x43:
         r.pos += 4;
         break;

@@ -25,7 +25,7 @@ const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath)
 const { rings: _rings, ...withoutRings } = manifest;
 
 const HOSTILE = 'test/hostile-e1000';
-const OP = { send: 1, txAt: 2, rxAt: 3, rewrite: 4, reg: 5, wrap: 6, read: 7 } as const;
+const OP = { send: 1, txAt: 2, rxAt: 3, rewrite: 4, reg: 5, wrap: 6, read: 7, batch: 8 } as const;
 const TCTL = 0x0400;
 const RDBAL = 0x2800;
 const RDT = 0x2818;
@@ -423,6 +423,71 @@ describe('hostile e1000 drivers under the descriptor firewall', () => {
   });
 });
 
+describe('a batch checked whole, and a device that lies about its head', () => {
+  it.each([
+    ['outside every window', OUTSIDE, 64, /buffer 0x50000000\+64 lies outside every granted DMA window/],
+    [
+      'running past the window end',
+      DRIVER_END - 32n,
+      64,
+      new RegExp(`buffer ${hex(DRIVER_END - 32n)}\\+64 lies outside`),
+    ],
+  ])(
+    '32 descriptors in one doorbell, only the LAST %s: refused whole, the device tail stays before all of them',
+    async (_, at, len, says) => {
+      const { drv, dev } = await hostile();
+      contained(
+        await attack(drv, OP.batch, words(32, ...addr(at), len)),
+        drv,
+        'dma-descriptor-outside-grant',
+        /ring "tx": descriptor 31 field "buffer"/,
+        says,
+      );
+      untouched(dev);
+      expect(deviceReg(dev, TDT)).toBe(0);
+      await hostIsFine();
+    },
+  );
+
+  it('self-test: the same batch with an honest last descriptor is served (32 frames on the wire)', async () => {
+    const { drv, dev } = await hostile();
+    const r = await attack(drv, OP.batch, words(32, ...addr(TX_BUF(31)), 60));
+    expect(r.fault).toBeUndefined();
+    expect(u32At(r.response)).toBe(32);
+    expect(deviceReg(dev, TDT)).toBe(32);
+    expect(e1000Capture(dev.spec)).toHaveLength(32);
+    await drv.stop();
+  });
+
+  it('a head register reading beyond the ring: device-bad-head, naming ring, register and value (not the driver)', async () => {
+    const { drv, dev } = await hostile();
+    expect((await attack(drv, OP.send, words(60, 1))).fault).toBeUndefined();
+    deviceWrite(dev, TDH, 200); // the device lies
+    contained(
+      await attack(drv, OP.read, words(TDH, 4)),
+      drv,
+      'device-bad-head',
+      /ring "tx": the device's head \(register 0x3810\) reads 0xc8: outside the ring of 64 descriptors/,
+    );
+    expect(e1000Dma(dev.spec).outside).toBe(0);
+  });
+
+  it('a head that moves backwards past the last one seen, at a doorbell: device-bad-head, the tail not written', async () => {
+    const { drv, dev } = await hostile();
+    for (let k = 0; k < 3; k++) expect((await attack(drv, OP.send, words(60, k))).fault).toBeUndefined();
+    expect(deviceReg(dev, TDH)).toBe(3); // sent: the device caught up
+    deviceWrite(dev, TDH, 1);
+    contained(
+      await attack(drv, OP.send, words(60, 9)),
+      drv,
+      'device-bad-head',
+      /ring "tx": the device's head \(register 0x3810\) reads 0x1: not between the head last seen \(3\) and the tail given to it \(3\)/,
+    );
+    expect(deviceReg(dev, TDT)).toBe(3);
+    expect(e1000Dma(dev.spec).outside).toBe(0);
+  });
+});
+
 describe('self-test: with the firewall off the same attacks escape, and the oracle sees them', () => {
   it('a TX buffer outside every window: the device reads it', async () => {
     const { drv, dev } = await hostile(false);
@@ -541,6 +606,69 @@ describe('on a memory-backed BAR (as under UIO), with the register gate compiled
     try {
       const r = await attack(drv, OP.txAt, words(...addr(OUTSIDE), 64));
       expect(r.fault).toBeUndefined();
+      expect(regs[TDT >> 2]).toBe(1);
+    } finally {
+      await close();
+    }
+  });
+
+  it('a batch of 32 through the fast path whose LAST descriptor is outside: refused whole, the tail stays 0', async () => {
+    const { drv, regs, close } = await onMemfds();
+    try {
+      const before = drv.stats().ringFastDoorbells;
+      contained(
+        await attack(drv, OP.batch, words(32, ...addr(OUTSIDE), 64)),
+        drv,
+        'dma-descriptor-outside-grant',
+        /ring "tx": descriptor 31 field "buffer": buffer 0x50000000\+64 lies outside every granted DMA window/,
+      );
+      expect(regs[TDT >> 2]).toBe(0);
+      expect(drv.stats().ringFastDoorbells).toBe(before);
+    } finally {
+      await close();
+    }
+  });
+
+  it('self-test: the same batch with an honest last descriptor is served by the fast path (TDT 32)', async () => {
+    const { drv, regs, close } = await onMemfds();
+    try {
+      const before = drv.stats().ringFastDoorbells;
+      const r = await attack(drv, OP.batch, words(32, ...addr(TX_BUF(31)), 60));
+      expect(r.fault).toBeUndefined();
+      expect(regs[TDT >> 2]).toBe(32);
+      expect(drv.stats().ringFastDoorbells).toBe(before + 1);
+    } finally {
+      await close();
+    }
+  });
+
+  it('a head register beyond the ring, read through the inline gate: device-bad-head', async () => {
+    const { drv, regs, close } = await onMemfds();
+    try {
+      regs[TDH >> 2] = 200;
+      contained(
+        await attack(drv, OP.read, words(TDH, 4)),
+        drv,
+        'device-bad-head',
+        /ring "tx": the device's head \(register 0x3810\) reads 0xc8: outside the ring/,
+      );
+    } finally {
+      await close();
+    }
+  });
+
+  it('a head past the tail, seen by the sync before the next request: device-bad-head, the tail not moved', async () => {
+    const { drv, regs, close } = await onMemfds();
+    try {
+      expect((await attack(drv, OP.send, words(60, 1))).fault).toBeUndefined();
+      expect(regs[TDT >> 2]).toBe(1);
+      regs[TDH >> 2] = 5; // beyond the tail: the device claims descriptors it was never given
+      contained(
+        await attack(drv, OP.send, words(60, 2)),
+        drv,
+        'device-bad-head',
+        /ring "tx": the device's head \(register 0x3810\) reads 0x5: not between the head last seen \(0\) and the tail given to it \(1\)/,
+      );
       expect(regs[TDT >> 2]).toBe(1);
     } finally {
       await close();

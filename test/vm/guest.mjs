@@ -101,6 +101,11 @@ await step('per-register cost on real MMIO', async () => {
     if (code !== 0) throw new Error(`native regs exited with ${code}`);
     return JSON.parse(out);
   };
+  // C too gets the best of three runs, as the sandbox does below.
+  const bestC = async (fd) => {
+    const runs = [await runC(fd), await runC(fd), await runC(fd)];
+    return { readNs: Math.min(...runs.map((x) => x.readNs)), writeNs: Math.min(...runs.map((x) => x.writeNs)) };
+  };
   const measure = async (host, device, label) => {
     const r = {};
     for (const mode of ['record-all', 'record-writes', 'off']) {
@@ -108,10 +113,20 @@ await step('per-register cost on real MMIO', async () => {
       if (label === 'edu' && mode === 'record-all') {
         check('edu via wasmdrv_uio: register accesses go through the Wasm gate', JSON.stringify(drv.status().registerGate.regions) === '[0]', JSON.stringify(drv.status().registerGate));
       }
-      await drv.request(1, u32(n / 10)); // warm up: the optimising tier compiles in the background
-      await drv.request(2, u32(n / 10));
-      await sleep(100);
-      r[mode] = { read: perAccess(await drv.request(1, u32(n)), n), write: perAccess(await drv.request(2, u32(n)), n) };
+      // Warm up: V8's optimising tier compiles in the background once the baseline tier has run a
+      // while, which under TCG takes far longer than on the host; then the best of three calls (a
+      // 100k-access loop is ~25 ms here, so a timer tick or a vCPU preemption moves one call).
+      for (let k = 0; k < 6; k++) {
+        await drv.request(1, u32(n / 10));
+        await drv.request(2, u32(n / 10));
+        await sleep(50);
+      }
+      const best = async (op) => {
+        let min = Infinity;
+        for (let k = 0; k < 3; k++) min = Math.min(min, perAccess(await drv.request(op, u32(n)), n));
+        return min;
+      };
+      r[mode] = { read: await best(1), write: await best(2) };
       await drv.stop();
     }
     return r;
@@ -122,13 +137,13 @@ await step('per-register cost on real MMIO', async () => {
     mmio = await measure(host, edu.id, 'edu');
     const fd = openSync(edu.devNode, 'r+');
     try {
-      cMmio = await runC(fd);
+      cMmio = await bestC(fd);
     } finally {
       closeSync(fd);
     }
     const bench = host.openDevice('sim:bench', { sim: { dmaBytes: 65536 } });
     ram = await measure(host, bench, 'ram');
-    cRam = await runC(bench.spec.regions[0].source.fd);
+    cRam = await bestC(bench.spec.regions[0].source.fd);
   } finally {
     await host.close();
   }

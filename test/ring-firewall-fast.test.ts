@@ -1,0 +1,234 @@
+// The doorbell fast path on its own (host/sandbox/ring-fast.ts): the Wasm check, commit and sync the
+// host generates for the e1000 manifest's rings, called directly, over a state block, real rings and a
+// register memory laid out as gate-link.ts lays them out, beside the JavaScript RingFirewall on the
+// same block. What the Wasm check passes, JavaScript passes; what it refuses (-1), JavaScript refuses
+// with the typed fault, and the device's tail stays where it was.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FaultError } from '../host/faults.ts';
+import { grantFor, parseManifest } from '../host/package/manifest.ts';
+import { ringLayouts } from '../host/package/rings.ts';
+import { loadBinaryen } from '../host/sandbox/inline-rewrite.ts';
+import { addRingFunctions } from '../host/sandbox/ring-fast.ts';
+import {
+  RingFirewall,
+  carveRealRings,
+  openStateBlock,
+  ringReserveBytes,
+  type DataWindow,
+} from '../host/sandbox/ring-firewall.ts';
+import { STATE_BYTES, fastRings } from '../host/sandbox/ring-state.ts';
+import type { DeviceSpec } from '../host/device-spec.ts';
+import { root } from './helpers.ts';
+
+const manifestPath = join(root, 'guest-drivers', 'e1000', 'manifest.json');
+const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath);
+const rings = ringLayouts(manifest, manifestPath);
+const TDBAL = 0x3800;
+const TDLEN = 0x3808;
+const TDH = 0x3810;
+const TDT = 0x3818;
+// Two granted windows in the driver's memory: A at 0 (the shadow rings' home), B at 128 KiB.
+const A = { bus: 0x1000_0000n, size: 0x10000, at: 0 };
+const B = { bus: 0x2_4000_0000n, size: 0x8000, at: 0x20000 };
+const PAGE = 65536;
+
+let bin: Uint8Array;
+const spec = {
+  id: 't',
+  name: 't',
+  regions: [{ name: 'BAR0', size: 0x20000, source: { kind: 'fd', fd: 0, offset: 0 } }],
+  ports: [],
+  dma: [{ name: 'dma', size: 0x40000, bus: 0x1000_0000n, source: { kind: 'fd', fd: 0, offset: 0 } }],
+  irq: { kind: 'eventfd', eventfd: 0 },
+} as unknown as DeviceSpec;
+const fast = fastRings(grantFor(manifest, spec, manifestPath).grant, 0);
+
+beforeAll(async () => {
+  const binaryen = await loadBinaryen();
+  const m = new binaryen.Module();
+  m.setFeatures(binaryen.Features.MultiMemory | binaryen.Features.Atomics | binaryen.Features.BulkMemory);
+  m.setMemory(4, 4, 'memory');
+  const funcs = addRingFunctions(binaryen, m, fast, { rings: 'rings', region: () => 'bar0' }, (b) => b);
+  m.addMemoryImport('rings', 'gate', 'rings');
+  m.addMemoryImport('bar0', 'gate', 'bar0');
+  for (const [slot, f] of funcs) {
+    m.addFunctionExport(f.check, `check${slot}`);
+    m.addFunctionExport(f.commit, `commit${slot}`);
+    m.addFunctionExport(f.sync, `sync${slot}`);
+  }
+  expect(m.validate()).toBeTruthy();
+  bin = m.emitBinary();
+  m.dispose();
+});
+
+async function setup() {
+  const reserve = ringReserveBytes(rings);
+  const ringsMem = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+  const bar0 = new WebAssembly.Memory({ initial: 2, maximum: 2 });
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(bin as Uint8Array<ArrayBuffer>), {
+    gate: { rings: ringsMem, bar0 },
+  });
+  const x = instance.exports as Record<string, (...a: number[]) => number> & { memory: WebAssembly.Memory };
+  const mem = new Uint8Array(x.memory.buffer);
+  const regs = new Uint32Array(bar0.buffer);
+  const device = {
+    read32: (o: number) => regs[o >>> 2],
+    write32: (o: number, v: number) => {
+      regs[o >>> 2] = v >>> 0;
+    },
+  };
+  const windows: DataWindow[] = [A, B].map((w) => ({ ...w, bytes: () => mem.subarray(w.at, w.at + w.size) }));
+  const realBus = 0x1003_e000n;
+  const real = carveRealRings(rings, realBus, new Uint8Array(ringsMem.buffer, 4096, reserve));
+  for (const r of real) r.at = 4096 + Number(r.bus - realBus);
+  expect(4096 + reserve).toBeLessThanOrEqual(PAGE);
+  const block = new Uint8Array(ringsMem.buffer, 0, STATE_BYTES);
+  const fw = new RingFirewall('t', rings, real, windows, device, { bytes: block, firstSlot: 0 });
+  fw.start();
+  expect(openStateBlock(block, windows)).toBe(true);
+  fw.write(TDBAL, Number(A.bus + 0x400n));
+  fw.write(TDLEN, 64 * 16);
+  const view = new DataView(x.memory.buffer);
+  const txd = (i: number, addr: bigint, len: number, cmd = 0x0b) => {
+    view.setBigUint64(0x400 + i * 16, addr, true);
+    view.setUint16(0x400 + i * 16 + 8, len, true);
+    mem[0x400 + i * 16 + 11] = cmd;
+    mem[0x400 + i * 16 + 12] = 0;
+  };
+  const realTx = new DataView(real[1].bytes.buffer, real[1].bytes.byteOffset);
+  /** The Wasm doorbell as the generated reg_write32 runs it: check, then commit on success. */
+  const bell = (tail: number): number => {
+    const fresh = x.check1(tail);
+    if (fresh >= 0) x.commit1(tail, fresh);
+    return fresh;
+  };
+  return { x, fw, regs, txd, bell, realTx, mem, real };
+}
+
+function fault(fn: () => void): FaultError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof FaultError) return err;
+    throw err;
+  }
+  throw new Error('no fault');
+}
+
+describe('the Wasm doorbell (ring-fast.ts) against the JavaScript firewall', () => {
+  it('a batch whose buffers alternate between two windows: every one passes (the last-hit window misses and moves)', async () => {
+    const { fw, regs, txd, bell, realTx } = await setup();
+    for (let i = 0; i < 8; i++) txd(i, i % 2 ? B.bus + BigInt(i * 256) : A.bus + 0x1000n + BigInt(i * 256), 200);
+    expect(bell(8)).toBe(8);
+    expect(regs[TDT >> 2]).toBe(8);
+    expect(fw.checked).toBe(8);
+    // the real ring holds the copies
+    expect(realTx.getBigUint64(7 * 16, true)).toBe(B.bus + 7n * 256n);
+    expect(realTx.getUint16(7 * 16 + 8, true)).toBe(200);
+  });
+
+  it.each([
+    ['outside both windows', 0x5000_0000n, 64, 'dma-descriptor-outside-grant', /descriptor 7 field "buffer"/],
+    [
+      'running 1 byte past window B',
+      B.bus + BigInt(B.size) - 63n,
+      64,
+      'dma-descriptor-outside-grant',
+      /0x240007fc1\+64/,
+    ],
+    ['between the windows, starting in A', A.bus + BigInt(A.size) - 8n, 64, 'dma-descriptor-outside-grant', /\+64/],
+    ['B with the high half changed', B.bus + (1n << 32n), 64, 'dma-descriptor-outside-grant', /high half is set/],
+    ['wrapping past 2^64', 0xffff_ffff_ffff_fff0n, 0x20, 'dma-descriptor-outside-grant', /0xfffffffffffffff0/],
+  ])(
+    'a batch of 8 whose LAST buffer lies %s: -1, the tail stays, JavaScript names it',
+    async (_, at, len, kind, says) => {
+      const { fw, regs, txd, bell, x } = await setup();
+      for (let i = 0; i < 7; i++) txd(i, (i % 2 ? B.bus : A.bus + 0x1000n) + BigInt(i * 256), 100);
+      txd(7, at, len);
+      expect(bell(8)).toBe(-1);
+      expect(regs[TDT >> 2]).toBe(0);
+      expect(fw.checked).toBe(0);
+      const f = fault(() => fw.write(TDT, 8));
+      expect(f.kind).toBe(kind);
+      expect(f.message).toMatch(says);
+      expect(regs[TDT >> 2]).toBe(0);
+      expect(x.check1(8)).toBe(-1);
+    },
+  );
+
+  it('a batch whose LAST command sets a refused bit: -1, and JavaScript faults dma-descriptor-bad-command', async () => {
+    const { fw, regs, txd, bell } = await setup();
+    for (let i = 0; i < 7; i++) txd(i, A.bus + 0x1000n, 64);
+    txd(7, A.bus + 0x1000n, 64, 0x2b);
+    expect(bell(8)).toBe(-1);
+    expect(regs[TDT >> 2]).toBe(0);
+    expect(fault(() => fw.write(TDT, 8)).kind).toBe('dma-descriptor-bad-command');
+  });
+
+  it("the head last seen decides the room; past it, the device's head (read only then)", async () => {
+    const { fw, regs, txd, bell, x } = await setup();
+    for (let i = 0; i < 64; i++) txd(i, A.bus + 0x1000n, 64);
+    expect(bell(63)).toBe(63); // the ring full: the device has done nothing
+    expect(bell(1)).toBe(-1); // two more than are free, by the last sync and by the device
+    regs[TDH >> 2] = 10; // the device sent 10; no sync has seen it
+    expect(bell(5)).toBe(6); // 10 free by the device's head: read, since the head last seen leaves none
+    expect(regs[TDT >> 2]).toBe(5);
+    expect(fw.checked).toBe(69);
+    expect(x.sync1()).toBe(10);
+    expect(bell(10)).toBe(-1); // 5 more, only 4 free from head 10
+    expect(fault(() => fw.write(TDT, 10)).kind).toBe('dma-descriptor-bad-index');
+  });
+
+  it('a head the device could not have: sync and the doorbell go to JavaScript, which faults device-bad-head', async () => {
+    const { fw, regs, txd, bell, x } = await setup();
+    for (let i = 0; i < 64; i++) txd(i, A.bus + 0x1000n, 64);
+    expect(bell(4)).toBe(4);
+    regs[TDH >> 2] = 3;
+    expect(x.sync1()).toBe(3);
+    regs[TDH >> 2] = 64; // outside the ring
+    expect(x.sync1()).toBe(-1);
+    expect(fault(() => fw.read(TDH)).message).toMatch(/device's head \(register 0x3810\) reads 0x40: outside the ring/);
+    regs[TDH >> 2] = 2; // backwards past the last sync (3)
+    expect(x.sync1()).toBe(-1);
+    expect(fault(() => fw.read(TDH)).kind).toBe('device-bad-head');
+    regs[TDH >> 2] = 6; // past the tail (4)
+    expect(x.sync1()).toBe(-1);
+    // a doorbell that needs the device's head (more than the last sync leaves free) refuses it too
+    expect(bell(3)).toBe(-1);
+    const f = fault(() => fw.write(TDT, 3));
+    expect(f.kind).toBe('device-bad-head');
+    expect(f.message).toMatch(/reads 0x6: not between the head last seen \(3\) and the tail given to it \(4\)/);
+    expect(regs[TDT >> 2]).toBe(4);
+  });
+
+  it('a head moved back to the last sync but behind one a doorbell saw since: sync refuses it, as JavaScript does', async () => {
+    const { fw, regs, txd, bell, x } = await setup();
+    for (let i = 0; i < 64; i++) txd(i, A.bus + 0x1000n, 64);
+    expect(bell(63)).toBe(63);
+    regs[TDH >> 2] = 1;
+    expect(x.check1(3)).toBe(-1); // reads the head (1, sound: seen), then finds 4 > 1 free
+    regs[TDH >> 2] = 0; // back to where the last sync was
+    expect(x.sync1()).toBe(-1);
+    const f = fault(() => fw.read(TDH));
+    expect(f.kind).toBe('device-bad-head');
+    expect(f.message).toMatch(/reads 0x0: not between the head last seen \(1\) and the tail given to it \(63\)/);
+  });
+
+  it('sync copies the named write-back bytes of [synced, head) only', async () => {
+    const { x, regs, txd, bell, mem, real } = await setup();
+    for (let i = 0; i < 8; i++) txd(i, A.bus + 0x1000n, 64);
+    expect(bell(4)).toBe(4);
+    const r = real[1].bytes;
+    for (let i = 0; i < 4; i++) {
+      r[i * 16 + 12] = 0x01; // DD, the one written-back byte of a TX descriptor the manifest names
+      r[i * 16 + 13] = 0x77; // a byte it does not name
+    }
+    regs[TDH >> 2] = 2;
+    expect(x.sync1()).toBe(2);
+    expect([0, 1, 2, 3].map((i) => mem[0x400 + i * 16 + 12])).toEqual([1, 1, 0, 0]);
+    expect([0, 1].map((i) => mem[0x400 + i * 16 + 13])).toEqual([0, 0]);
+    expect(mem[0x400 + 11]).toBe(0x0b);
+  });
+});
