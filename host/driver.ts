@@ -252,7 +252,7 @@ export class Driver extends EventEmitter {
   }
 
   stats(): DriverStats {
-    return sharedStats(this.shared.stats, this.faults, this.restarts);
+    return sharedStats(this.shared, this.faults, this.restarts);
   }
 
   recorder(): RecorderEntry[] {

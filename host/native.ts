@@ -103,9 +103,16 @@ export interface Native {
    * poll() as above; then, when fds[0] is readable, read `width` bytes from it in the same call (4: a
    * UIO event count, 8: an eventfd counter) into out[0]; when `out` has two elements, out[1] gets the
    * monotonic clock in ns as poll() returned (for latency breakdowns). Returns the poll bitmask, with bit 31 set
-   * (the number is unsigned) when a value was read. A read that finds nothing (EAGAIN) sets no bit 31.
+   * when a value was read, as a signed 32-bit number (negative then: test `bits & 0x80000000`; a small
+   * integer to V8, so nothing is allocated). A read that finds nothing (EAGAIN) sets no bit 31.
    */
   pollRead(fds: Int32Array, timeoutMs: number, width: 4 | 8, out: Float64Array): number;
+
+  /**
+   * out[index] = CLOCK_MONOTONIC in ns (process.hrtime's clock). Nothing returned, so nothing allocated:
+   * the interrupt wait reads the clock this way.
+   */
+  monotonicInto(out: Float64Array, index: number): void;
 
   /** read exactly 4 bytes (a UIO event count), returned as an unsigned 32-bit number. EAGAIN throws. */
   readU32(fd: number): number;
@@ -246,10 +253,21 @@ function named<F extends (...args: any[]) => any>(fn: F): F {
 
 /**
  * Left unwrapped: port I/O (the register hot path, never reports errno) and the interrupt wait's
- * poll/pollRead (called on every wait: no extra frame and rest-argument copy on the wake-up path;
- * their errors keep errno and syscall, only without the name).
+ * poll/pollRead/monotonicInto (called on every wait: no extra frame and no rest-argument array, which
+ * would be garbage on the wake-up path; their errors keep errno and syscall, only without the name).
  */
-const UNWRAPPED = new Set(['inb', 'inw', 'inl', 'outb', 'outw', 'outl', 'pageSize', 'poll', 'pollRead']);
+const UNWRAPPED = new Set([
+  'inb',
+  'inw',
+  'inl',
+  'outb',
+  'outw',
+  'outl',
+  'pageSize',
+  'poll',
+  'pollRead',
+  'monotonicInto',
+]);
 
 /**
  * The path of the addon node-gyp-build picks: native/build/Release (compiled here) first, else the

@@ -252,4 +252,33 @@ describe('inline register gate', () => {
     expect(regs[2]).toBe(99);
     await drv.stop();
   });
+
+  it('clock_ns is compiled in too: no wasmdrv.clock_ns import is left, and it reads CLOCK_MONOTONIC', async () => {
+    const bytes = driver(
+      '(import "wasmdrv" "clock_ns" (func $clk (result i64)))',
+      `(local $t i64) (local.set $t (call $clk))
+       (call $wr (i32.const 0) (i32.const 8) (i32.wrap_i64 (local.get $t)))
+       (call $wr (i32.const 0) (i32.const 12) (i32.wrap_i64 (i64.shr_u (local.get $t) (i64.const 32))))`,
+    );
+    const layout = {
+      regions: [{ index: 0, size: 4096, read: true, slowReads: [], write: true }],
+      ringEntries: 256,
+      recordReads: true,
+      rings: [],
+    };
+    const out = inlineGate(await loadBinaryen(), bytes, layout, 'clock')!;
+    const imports = WebAssembly.Module.imports(new WebAssembly.Module(out)).map((i) => `${i.module}.${i.name}`);
+    expect(imports).toContain('wasmdrv-gate.clock');
+    expect(imports).not.toContain('wasmdrv.clock_ns');
+    const { dev, regs } = benchDevice();
+    const drv = await host.load(bytes, dev, { name: 'clock' });
+    expect(drv.status().registerGate.kind).toBe('inline');
+    const before = Number(process.hrtime.bigint());
+    await drv.request(1, u32(0));
+    const after = Number(process.hrtime.bigint());
+    const t = regs[3] * 2 ** 32 + regs[2];
+    expect(t).toBeGreaterThanOrEqual(before);
+    expect(t).toBeLessThanOrEqual(after);
+    await drv.stop();
+  });
 });

@@ -144,6 +144,18 @@ describe('eventfd waits', () => {
     native.close(b);
   });
 
+  it('monotonicInto: CLOCK_MONOTONIC in ns into a Float64Array slot (process.hrtime.bigint is the same clock)', () => {
+    const out = new Float64Array(3);
+    const before = Number(process.hrtime.bigint());
+    native.monotonicInto(out, 2);
+    const after = Number(process.hrtime.bigint());
+    expect(out[0]).toBe(0);
+    expect(out[2]).toBeGreaterThanOrEqual(before);
+    expect(out[2]).toBeLessThanOrEqual(after);
+    expect(() => native.monotonicInto(out, 3)).toThrow(/index outside out/);
+    expect(() => native.monotonicInto(new Int32Array(1) as unknown as Float64Array, 0)).toThrow(/Float64Array/);
+  });
+
   it('pollRead: polls and reads the counter in one call; EAGAIN and timeouts read nothing', () => {
     const a = native.eventfdCreate(0);
     const cancel = native.eventfdCreate(0);
@@ -153,6 +165,9 @@ describe('eventfd waits', () => {
     native.eventfdWrite(a, 5);
     const bits = native.pollRead(fds, 0, 8, out);
     expect(bits >>> 0).toBe((0x80000000 | 0b01) >>> 0);
+    // as a signed 32-bit number: a small integer to V8, not a heap number made on every interrupt
+    expect(bits).toBe(0x80000000 | 0b01);
+    expect(bits).toBeLessThan(0);
     expect(out[0]).toBe(5);
     expect(native.eventfdRead(a)).toBe(0); // the read consumed it
     const t = Number(process.hrtime.bigint());

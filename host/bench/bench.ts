@@ -68,12 +68,19 @@ export async function runBench(o: BenchOptions): Promise<Record<string, number |
     if (want('regs')) {
       const regLoops = async (d: Driver) => {
         const rq = async (op: number, ...args: number[]) => d.request(op, le32(...args));
-        // Twice: the first call runs in V8's baseline tier, the second in its optimising one.
-        for (let k = 0; ; k++) {
-          const rd = await rq(1, n);
-          const wr = await rq(2, n);
-          if (k === 1) return { read: +(u64At(rd, 0) / n).toFixed(2), write: +(u64At(wr, 0) / n).toFixed(2) };
+        // A short run of both loops first, below V8's tier-up budget, so that when the request
+        // function tiers up its inliner has call counts for the register calls of both loops (it
+        // inlines only call sites that have run); then four runs, the best of each kept: the first
+        // runs in V8's baseline tier, and on a busy machine the optimised code may come a run later.
+        await rq(1, 10_000);
+        await rq(2, 10_000);
+        let read = Infinity,
+          write = Infinity;
+        for (let k = 0; k < 4; k++) {
+          read = Math.min(read, u64At(await rq(1, n), 0) / n);
+          write = Math.min(write, u64At(await rq(2, n), 0) / n);
         }
+        return { read: +read.toFixed(2), write: +write.toFixed(2) };
       };
       const gated = await regLoops(drv);
       out.regReadNs = gated.read;

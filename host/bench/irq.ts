@@ -257,17 +257,29 @@ const PINGER = `
 const { workerData: d } = require('node:worker_threads');
 const native = require(d.addon);
 const map = native.mapFd(d.dmaFd, 1 << 20, 0);
-const pg = new BigUint64Array(map.buffer());
-// No allocation in the loops (performance.now(), one BigInt per round): the pinger's own garbage
-// collections would land on the measured CPU.
+// Nothing allocated in the loops: the pinger's scavenges would run on the measured CPU (the process is
+// pinned). So no BigInt (Atomics.load on a BigUint64Array makes one per spin) and no clock that returns
+// its value (performance.now() made a heap number per read): the words are read and written as u32
+// halves (little-endian) and the clock is read into a Float64Array by native code.
+const w = new Uint32Array(map.buffer(), 0, 6); // [0,1] the waiter's ready round, [2,3] the stamp, [4,5] the round
+const clk = new Float64Array(1);
 for (let i = 1; i <= d.rounds; i++) {
-  const want = BigInt(i);
-  const deadline = performance.now() + 5000;
-  while (Atomics.load(pg, 0) !== want) if (performance.now() > deadline) throw new Error('pinger: waiter not ready for ' + i);
-  const settle = performance.now() + 0.02; // give the waiter time to block in its wait
-  while (performance.now() < settle);
-  pg[1] = process.hrtime.bigint();
-  pg[2] = want;
+  native.monotonicInto(clk, 0);
+  const deadline = clk[0] + 5e9;
+  while (Atomics.load(w, 0) !== i) {
+    native.monotonicInto(clk, 0);
+    if (clk[0] > deadline) throw new Error('pinger: waiter not ready for ' + i);
+  }
+  native.monotonicInto(clk, 0);
+  const settle = clk[0] + 20000; // give the waiter time to block in its wait
+  do native.monotonicInto(clk, 0);
+  while (clk[0] < settle);
+  native.monotonicInto(clk, 0);
+  const t = clk[0];
+  w[3] = Math.floor(t / 4294967296);
+  w[2] = t % 4294967296;
+  w[5] = 0;
+  w[4] = i;
   native.eventfdWrite(d.irqFd, 1);
 }
 map.close();

@@ -1,7 +1,7 @@
 // What Driver.stats() reports: the counters the worker and the register gate keep in the shared area
-// (sandbox/shared.ts STAT), plus the supervisor's fault and restart counts.
+// (sandbox/shared.ts STAT and GSTAT), plus the supervisor's fault and restart counts.
 
-import { STAT } from '../sandbox/shared.ts';
+import type { DriverShared } from '../sandbox/shared.ts';
 
 export interface DriverStats {
   regReads: number;
@@ -19,18 +19,18 @@ export interface DriverStats {
   restarts: number;
 }
 
-export function sharedStats(s: Float64Array, faults: number, restarts: number): DriverStats {
+export function sharedStats(s: DriverShared, faults: number, restarts: number): DriverStats {
   return {
-    regReads: s[STAT.regReads],
-    regWrites: s[STAT.regWrites],
-    portIns: s[STAT.portIns],
-    portOuts: s[STAT.portOuts],
-    interrupts: s[STAT.interrupts],
-    coalesced: s[STAT.coalesced],
-    requests: s[STAT.requests],
-    logs: s[STAT.logs],
-    ringFastDoorbells: s[STAT.ringFastDoorbells],
-    ringFastHeads: s[STAT.ringFastHeads],
+    regReads: s.stat('regReads'),
+    regWrites: s.stat('regWrites'),
+    portIns: s.stat('portIns'),
+    portOuts: s.stat('portOuts'),
+    interrupts: s.stat('interrupts'),
+    coalesced: s.stat('coalesced'),
+    requests: s.stat('requests'),
+    logs: s.stat('logs'),
+    ringFastDoorbells: s.stat('ringFastDoorbells'),
+    ringFastHeads: s.stat('ringFastHeads'),
     faults,
     restarts,
   };

@@ -10,6 +10,8 @@ import { GATE_FUNCS, encodeGate, type GateMode, type GateRegion } from './gate.t
 import type { HostContext } from './host-context.ts';
 import { ringFirewallOn, ringsMemoryStateBytes } from './ring-hook.ts';
 import {
+  CLOCK_IMPORT,
+  clockImport,
   engineHasMultiMemory,
   inlineLayout,
   regionImport,
@@ -29,7 +31,7 @@ export class GateLink {
   /** Regions the gate serves without calling JavaScript. */
   regions: number[] = [];
   /** The memories of the inline gate (module GATE_MODULE's imports), empty otherwise. */
-  readonly gateImports: Record<string, WebAssembly.Memory> = {};
+  readonly gateImports: Record<string, WebAssembly.Memory | (() => void)> = {};
   /**
    * wasmdrv-gate.rings (inline gate with rings it serves): the descriptor firewall's state block, then
    * the real rings (the DMA window's last pages, which the driver is never given) mapped after it.
@@ -105,6 +107,7 @@ export class GateLink {
       native.mapIntoBuffer(sharedMem.buffer, 0, shared.byteLength, shared.fd, 0, 'driver shared area'),
     );
     this.gateImports[SHARED_IMPORT] = sharedMem;
+    this.gateImports[CLOCK_IMPORT] = clockImport(this.ctx); // the rewritten clock_ns (inline-gate.ts)
     for (const r of regions) {
       const length = up(session.regions[r.index].size);
       const mem = memoryOver(length);

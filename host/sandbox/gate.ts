@@ -22,7 +22,7 @@
 
 import { IMPORTS, type FuncSig, type RegisterAccess } from '../abi.ts';
 import { lastOffset } from './registers.ts';
-import { STATS_OFFSET, RING_OFFSET, ENTRY_BYTES, STAT, OP } from './shared.ts';
+import { GSTATS_OFFSET, RING_OFFSET, ENTRY_BYTES, GSTAT, OP, entryMeta } from './shared.ts';
 import { encodeSection as section, name as str, sleb, uleb, vec, WASM_HEADER } from '../wasm/write.ts';
 
 export interface GateRegion {
@@ -41,8 +41,9 @@ export interface GateLayout {
   /** Recorder entries (a power of two). */
   ringEntries: number;
   /**
-   * Count and record reads the gate serves (default true). Any store in the gate costs ~4 ns on our
-   * machines (docs/benchmarks.md); a driver of a RAM-backed register file may turn this off.
+   * Record (and so count) reads the gate serves (default true). The recording is three i64 stores
+   * per access (docs/benchmarks.md has what it costs); a driver of a RAM-backed register file may
+   * turn this off.
    */
   recordReads?: boolean;
 }
@@ -82,64 +83,101 @@ const op = {
   call: 0x10,
   get: 0x20,
   set: 0x21,
-  f64Load: 0x2b,
+  tee: 0x22,
+  i32Load: 0x28,
+  i64Load: 0x29,
   i32Store: 0x36,
   i64Store: 0x37,
-  f64Store: 0x39,
   i32Store8: 0x3a,
   i32Store16: 0x3b,
   i32Const: 0x41,
-  f64Const: 0x44,
   i32Eq: 0x46,
   i32GtU: 0x4b,
-  i32Mul: 0x6c,
+  i32Add: 0x6a,
+  i32Shl: 0x74,
+  i64Add: 0x7c,
+  i64Or: 0x84,
   i32And: 0x71,
-  i64ShrU: 0x88,
-  f64Add: 0xa0,
   i32WrapI64: 0xa7,
+  i64ExtendI32U: 0xad,
 } as const;
 const VOID = 0x40;
 const i32c = (n: number) => [op.i32Const, ...sleb(n)];
-const i64c32 = [0x42, 32]; // i64.const 32
-const f64one = [op.f64Const, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f];
+/** i64.const of a 64-bit pattern (signed LEB128 of its two's-complement value). */
+function i64c(v: bigint): number[] {
+  let n = BigInt.asIntN(64, v);
+  const out: number[] = [0x42];
+  for (;;) {
+    const b = Number(n & 0x7fn);
+    n >>= 7n;
+    if ((n === 0n && !(b & 0x40)) || (n === -1n && b & 0x40)) return [...out, b];
+    out.push(b | 0x80);
+  }
+}
 const memarg = (alignLog2: number, offset: number) => [...uleb(alignLog2), ...uleb(offset)];
-const i64TruncSatF64U = [0xfc, 0x07];
 const LOG2 = { 1: 0, 2: 1, 4: 2, 8: 3 } as const;
 
 type Width = 1 | 2 | 4 | 8;
 
-/** stats[i] += 1 (an f64 in the shared area). */
-function bumpStat(i: number): number[] {
-  const at = STATS_OFFSET + i * 8;
-  return [...i32c(0), ...i32c(0), op.f64Load, ...memarg(3, at), ...f64one, op.f64Add, op.f64Store, ...memarg(3, at)];
-}
-
 /**
- * Append a recorder entry {op, region, offset, width, lo, hi} exactly as DriverShared.record does:
- * at (total & mask), then total += 1. `lo`/`hi` are code pushing one i32 each. Uses local `e`.
+ * Append a recorder entry exactly as DriverShared.record does (format in shared.ts): word 0 the
+ * zero-extended offset ORed with (op, width, region), word 1 the value (`value64` pushes one i64), at
+ * slot (gateReads + gateWrites + jsEntries) & mask; the access bumps its own kind's counter. Uses
+ * locals `e` (i32) and `t` (i64).
  */
-function record(ringEntries: number, kind: number, width: Width, e: number, lo: number[], hi: number[]): number[] {
-  const total = STATS_OFFSET + STAT.recorderTotal * 8;
-  const field = (k: number, value: number[]) => [op.get, e, ...value, op.i32Store, ...memarg(2, RING_OFFSET + k * 4)];
+function record(
+  ringEntries: number,
+  kind: number,
+  width: Width,
+  region: number,
+  e: number,
+  t: number,
+  value64: number[],
+): number[] {
+  const at = (i: number) => GSTATS_OFFSET + i * 8;
+  const own = at(kind === OP.read ? GSTAT.gateReads : GSTAT.gateWrites);
+  const other = at(kind === OP.read ? GSTAT.gateWrites : GSTAT.gateReads);
   return [
     ...i32c(0),
-    op.f64Load,
-    ...memarg(3, total),
-    ...i64TruncSatF64U,
+    ...i32c(0),
+    op.i64Load,
+    ...memarg(3, own),
+    op.tee,
+    t,
+    ...i64c(1n),
+    op.i64Add,
+    op.i64Store,
+    ...memarg(3, own),
+    op.get,
+    t,
     op.i32WrapI64,
+    // + the other two counters' low halves (little-endian): the total modulo 2^32, enough for the slot
+    ...i32c(0),
+    op.i32Load,
+    ...memarg(2, other),
+    op.i32Add,
+    ...i32c(0),
+    op.i32Load,
+    ...memarg(2, at(GSTAT.jsEntries)),
+    op.i32Add,
     ...i32c(ringEntries - 1),
     op.i32And,
-    ...i32c(ENTRY_BYTES),
-    op.i32Mul,
-    op.set,
+    ...i32c(Math.log2(ENTRY_BYTES)),
+    op.i32Shl,
+    op.tee,
     e,
-    ...field(0, i32c(kind)),
-    ...field(1, [op.get, 0]),
-    ...field(2, [op.get, 1]),
-    ...field(3, i32c(width)),
-    ...field(4, lo),
-    ...field(5, hi),
-    ...bumpStat(STAT.recorderTotal),
+    op.get,
+    1,
+    op.i64ExtendI32U,
+    ...i64c(entryMeta(kind, width, region)),
+    op.i64Or,
+    op.i64Store,
+    ...memarg(3, RING_OFFSET),
+    op.get,
+    e,
+    ...value64,
+    op.i64Store,
+    ...memarg(3, RING_OFFSET + 8),
   ];
 }
 
@@ -163,21 +201,25 @@ function boundsAndAlignment(size: number, width: Width, depth: number): number[]
 
 function readBody(layout: GateLayout, width: Width, slowIndex: number): number[] {
   const wide = width === 8;
-  // locals: 0 region, 1 offset (params); 2 value (i32 or i64); 3 entry address (i32)
+  // locals: 0 region, 1 offset (params); 2 value (i32 or i64); 3 entry address (i32); 4 recorder total (i64)
   const locals = wide
     ? [
         [1, I64],
         [1, I32],
+        [1, I64],
       ]
-    : [[2, I32]];
+    : [
+        [2, I32],
+        [1, I64],
+      ];
   const v = 2,
-    e = 3;
+    e = 3,
+    t = 4;
   const load = width === 8 ? [0xfe, 0x11] : width === 4 ? [0xfe, 0x10] : width === 2 ? [0xfe, 0x13] : [0xfe, 0x12];
   const code: number[] = [op.block, VOID];
   for (const r of layout.regions) {
     if (!r.read || r.size < width) continue;
-    const lo = wide ? [op.get, v, op.i32WrapI64] : [op.get, v];
-    const hi = wide ? [op.get, v, ...i64c32, op.i64ShrU, op.i32WrapI64] : i32c(0);
+    const value64 = wide ? [op.get, v] : [op.get, v, op.i64ExtendI32U];
     code.push(
       op.get,
       0,
@@ -192,7 +234,7 @@ function readBody(layout: GateLayout, width: Width, slowIndex: number): number[]
       ...memarg(LOG2[width], r.base),
       ...(layout.recordReads === false
         ? []
-        : [op.set, v, ...bumpStat(STAT.regReads), ...record(layout.ringEntries, OP.read, width, e, lo, hi), op.get, v]),
+        : [op.set, v, ...record(layout.ringEntries, OP.read, width, r.index, e, t, value64), op.get, v]),
       op.ret,
       op.end,
     );
@@ -203,8 +245,9 @@ function readBody(layout: GateLayout, width: Width, slowIndex: number): number[]
 
 function writeBody(layout: GateLayout, width: Width, slowIndex: number): number[] {
   const wide = width === 8;
-  // locals: 0 region, 1 offset, 2 value (params); 3 entry address
-  const e = 3;
+  // locals: 0 region, 1 offset, 2 value (params); 3 entry address (i32); 4 recorder total (i64)
+  const e = 3,
+    t = 4;
   const store = width === 8 ? op.i64Store : width === 4 ? op.i32Store : width === 2 ? op.i32Store16 : op.i32Store8;
   const code: number[] = [];
   // Narrow writes record the value as stored: value & 0xff / 0xffff, like the JS path.
@@ -212,8 +255,7 @@ function writeBody(layout: GateLayout, width: Width, slowIndex: number): number[
   code.push(op.block, VOID);
   for (const r of layout.regions) {
     if (!r.write || r.size < width) continue;
-    const lo = wide ? [op.get, 2, op.i32WrapI64] : [op.get, 2];
-    const hi = wide ? [op.get, 2, ...i64c32, op.i64ShrU, op.i32WrapI64] : i32c(0);
+    const value64 = wide ? [op.get, 2] : [op.get, 2, op.i64ExtendI32U];
     code.push(
       op.get,
       0,
@@ -223,8 +265,7 @@ function writeBody(layout: GateLayout, width: Width, slowIndex: number): number[
       VOID,
       ...boundsAndAlignment(r.size, width, 1),
       // Recorded before the store, as in the JS path: a write that hangs the bus is still on record.
-      ...record(layout.ringEntries, OP.write, width, e, lo, hi),
-      ...bumpStat(STAT.regWrites),
+      ...record(layout.ringEntries, OP.write, width, r.index, e, t, value64),
       op.get,
       1,
       op.get,
@@ -236,7 +277,13 @@ function writeBody(layout: GateLayout, width: Width, slowIndex: number): number[
     );
   }
   code.push(op.end, op.get, 0, op.get, 1, op.get, 2, op.call, ...uleb(slowIndex), op.end);
-  return [...vec([[1, I32]]), ...code];
+  return [
+    ...vec([
+      [1, I32],
+      [1, I64],
+    ]),
+    ...code,
+  ];
 }
 
 /**

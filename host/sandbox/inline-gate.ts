@@ -7,6 +7,9 @@
 //   memory 2..          wasmdrv-gate.region<i>: memory-backed region i, a memfd/UIO map mapped
 //                       MAP_SHARED|MAP_FIXED over the start of a WebAssembly.Memory the host made
 //
+// and `wasmdrv.clock_ns`, if imported, becomes a call of wasmdrv-gate.clock (clockImport) and a load of
+// what it wrote (no BigInt per clock read);
+//
 // and each `wasmdrv.reg_read*` / `reg_write*` import the driver calls becomes a function of the
 // driver's own module that checks region, bounds (granted size), natural alignment and the grant, then
 // does one access of the width (reads: an atomic load, which V8 never merges, splits, hoists or
@@ -25,6 +28,8 @@ import { MEMORY_IMPORT } from '../abi.ts';
 import { grantedSize, regionHasCheckedWrites, regionPolicy, ringRegisterSpans, type Grant } from '../grant.ts';
 import { readWasm, type WasmInfo } from '../wasm/read.ts';
 import { fastRings, type FastRing } from './ring-state.ts';
+import type { HostContext } from './host-context.ts';
+import { STAT } from './shared.ts';
 
 export const GATE_MODULE = 'wasmdrv-gate';
 
@@ -95,6 +100,28 @@ export function engineHasMultiMemory(): boolean {
 export const SHARED_IMPORT = 'shared';
 export const regionImport = (index: number) => `region${index}`;
 export { RINGS_IMPORT } from './ring-state.ts';
+
+/**
+ * wasmdrv-gate.clock, for the rewritten `wasmdrv.clock_ns`: it writes what services.ts's clock_ns would
+ * return into stats[STAT.clockNs] of the shared area, and the generated clock_ns loads it from memory 1.
+ * An i64 returned by a JavaScript import is a BigInt, made on every call (a polling driver reads the
+ * clock on every turn, the bench driver on every wake-up); this way nothing is allocated.
+ */
+export const CLOCK_IMPORT = 'clock';
+export function clockImport(ctx: HostContext): () => void {
+  const s = ctx.session;
+  const stats = ctx.shared.stats;
+  const native = ctx.native;
+  if (s.virtual)
+    return () => {
+      s.advance(s.now() + s.clockStepNs); // as services.ts: each read costs device time
+      stats[STAT.clockNs] = Math.floor(s.now());
+    };
+  if (s.monotonic) return () => native.monotonicInto(stats, STAT.clockNs);
+  return () => {
+    stats[STAT.clockNs] = Math.floor(s.now());
+  };
+}
 
 /**
  * What the inline gate serves for these regions under `grant`, or undefined when nothing (no

@@ -17,9 +17,15 @@ export class Interrupts {
   /** The interrupt count the driver has seen. */
   lastCount = 0;
   enabled = true;
-  /** irq_wait's poll set and pollRead's result, allocated once (no garbage on the interrupt path). */
+  /** irq_wait's poll set, allocated once (no garbage on the interrupt path). */
   private waitFds?: Int32Array;
-  private readonly readOut = new Float64Array(1);
+  /**
+   * pollRead's out: [0] the value read, [1] CLOCK_MONOTONIC in ns as poll() returned. The wait keeps its
+   * clock here, read by native code into the array: a clock that returns its value (process.hrtime.bigint,
+   * performance.now, a native return) allocates a BigInt or a heap number on every read, and those were
+   * the driver worker's garbage while it served interrupts (docs/benchmarks.md, issue 18).
+   */
+  private readonly readOut = new Float64Array(2);
 
   /**
    * A reloaded instance inherits the count its predecessor saw and leaves the fd's readiness alone,
@@ -72,28 +78,38 @@ export class Interrupts {
       session.kickFd >= 0 ? [irq.fd, ctx.cancelFd, session.kickFd] : [irq.fd, ctx.cancelFd],
     ));
     const model = session.model !== null;
-    const deadline = session.now() + timeoutUs * 1000;
+    const out = this.readOut;
+    const native = ctx.native;
+    // The session's clock is CLOCK_MONOTONIC (read by native code into out[1]) unless a caller gave it another.
+    const mono = session.monotonic;
+    // (No closure or method for "now": a fresh function object, or a number returned, is garbage too.)
+    let deadline = 0;
+    let started = false;
     for (;;) {
-      let waitNs = deadline - session.now();
-      if (model) {
-        session.tick();
-        waitNs = Math.min(deadline - session.now(), session.untilNextEvent());
+      if (model) session.tick();
+      if (mono) native.monotonicInto(out, 1);
+      const t = mono ? out[1] : session.now();
+      if (!started) {
+        deadline = t + timeoutUs * 1000;
+        started = true;
       }
+      const waitNs = model ? Math.min(deadline - t, session.untilNextEvent()) : deadline - t;
       // poll() takes milliseconds: sub-millisecond waits for device work poll without blocking.
       const ms = waitNs >= 1e6 ? Math.floor(waitNs / 1e6) : 0;
       // The hot path: one native call polls and reads the count (pollRead); otherwise poll, then consume.
-      const bits = irq.readWidth ? ctx.native.pollRead(fds, ms, irq.readWidth, this.readOut) : ctx.native.poll(fds, ms);
+      const bits = irq.readWidth ? native.pollRead(fds, ms, irq.readWidth, out) : native.poll(fds, ms);
       if (bits & 2 || ctx.shared.stopRequested) return WAIT_CANCELLED;
       if (bits & 4) session.kicked();
       if (bits & 0x80000000 || ((bits & 1 || bits & 4) && !irq.readWidth)) {
-        const count = bits & 0x80000000 ? irq.absorb(this.readOut[0]) : irq.consume();
+        const count = bits & 0x80000000 ? irq.absorb(out[0]) : irq.consume();
         if (count !== this.lastCount) {
           this.noteCount(count);
           this.ctx.rings.guard?.sync(); // the descriptor firewall's write-backs, before the driver looks
           return WAIT_INTERRUPT;
         }
       }
-      if (session.now() >= deadline) return WAIT_TIMEOUT;
+      if (mono) native.monotonicInto(out, 1);
+      if ((mono ? out[1] : session.now()) >= deadline) return WAIT_TIMEOUT;
     }
   }
 

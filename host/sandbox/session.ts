@@ -312,7 +312,11 @@ export class DeviceSession {
   /** Run the simulated device's deferred work that is due. */
   tick(): void {
     const m = this.model;
-    if (m && m.nextEvent() <= this.now()) m.tick(this.now());
+    // No clock read when nothing is scheduled: now() allocates (a BigInt), and the interrupt wait ticks on every turn.
+    if (m) {
+      const next = m.nextEvent();
+      if (next !== Infinity && next <= this.now()) m.tick(this.now());
+    }
     this.checkGuestErrors();
   }
 

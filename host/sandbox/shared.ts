@@ -12,7 +12,11 @@ export const CTRL_STOP = 1; // 1 = the host asked the worker to stop: waits retu
 export const PHASES = ['idle', 'load', 'probe', 'request', 'interrupt', 'reset', 'restore', 'remove', 'save'] as const;
 export type Phase = (typeof PHASES)[number];
 
-/** stats[] indices */
+/**
+ * stats[] indices: counters the worker's JavaScript keeps (f64, exact to 2^53). regReads/regWrites here
+ * count the accesses JavaScript served; the ones the register gate serves are in GSTAT (read both
+ * through DriverShared.stat).
+ */
 export const STAT = {
   regReads: 0,
   regWrites: 1,
@@ -23,17 +27,47 @@ export const STAT = {
   requests: 6,
   logs: 7,
   phaseStartMs: 8, // Date.now() when the current phase began
-  recorderTotal: 9,
+  // 9: unused (was the recorder total, an f64 the gate bumped)
   serving: 10, // id of the last request the worker handed to the driver
-  ringFastDoorbells: 11, // ring tail writes the descriptor firewall's Wasm path served (ring-fast.ts)
-  ringFastHeads: 12, // ring head reads it served
+  clockNs: 11, // what the inline gate's clock_ns returns, written just before by wasmdrv-gate.clock (inline-gate.ts)
 } as const;
 const STAT_SLOTS = 16;
 
-/** Byte layout of the shared area (the register gate writes stats and recorder entries itself). */
+/**
+ * gstats[] indices: i64 counters (JavaScript reads and bumps them as two u32 halves, no BigInt). Each
+ * flight-recorder writer counts its own entries: the gate its reads and its writes, JavaScript every
+ * event it records. The recorder total is their sum, and an entry goes to slot (sum & (entries - 1)):
+ * so a recorded access is one counter bumped (its own, chained only to the previous access of the same
+ * kind) and two loads. Under 'record-writes' the gate neither records nor counts its reads.
+ */
+export const GSTAT = {
+  gateReads: 0, // reads the gate served (each one a recorder entry)
+  gateWrites: 1, // writes the gate served (each one a recorder entry)
+  jsEntries: 2, // entries JavaScript appended (DriverShared.record)
+  ringFastDoorbells: 3, // ring tail writes the descriptor firewall's Wasm path served (ring-fast.ts)
+  ringFastHeads: 4, // ring head reads it served
+} as const;
+const GSTAT_SLOTS = 8;
+
+/**
+ * Byte layout of the shared area (the register gate writes gstats and recorder entries itself):
+ *
+ *   0              control: 16 x i32
+ *   STATS_OFFSET   stats: 16 x f64 (JavaScript's counters)
+ *   GSTATS_OFFSET  gstats: 8 x i64 (each recorder writer's entry count, the ring fast path's counts)
+ *   RING_OFFSET    the flight recorder: entries of 16 bytes, two little-endian i64 words
+ *                    word 0: offset (bits 0-31) | op (32-39) | width (40-47) | region (48-63)
+ *                    word 1: value (64 bits; a narrow access zero-extended)
+ *                  entry seq lives at (seq & (entries - 1)) * 16; entries 0..total-1 were written,
+ *                  total = gateReads + gateWrites + jsEntries.
+ */
 export const STATS_OFFSET = 64;
-export const RING_OFFSET = STATS_OFFSET + STAT_SLOTS * 8;
-export const ENTRY_BYTES = 24;
+export const GSTATS_OFFSET = STATS_OFFSET + STAT_SLOTS * 8;
+export const RING_OFFSET = GSTATS_OFFSET + GSTAT_SLOTS * 8;
+export const ENTRY_BYTES = 16;
+/** Word 0 of an entry without its offset: what the gate ORs onto the zero-extended offset. */
+export const entryMeta = (op: number, width: number, region: number): bigint =>
+  BigInt((op & 0xff) | ((width & 0xff) << 8) | ((region & 0xffff) << 16)) << 32n;
 
 /**
  * Where a driver's shared area lives: a SharedArrayBuffer (in-process users: the fuzzer, the
@@ -48,7 +82,10 @@ const ENTRY_INTS = ENTRY_BYTES / 4;
 
 export class DriverShared {
   readonly control: Int32Array;
+  /** JavaScript's counters (STAT); use stat() for the register counts. */
   readonly stats: Float64Array;
+  /** The gate's i64 counters (GSTAT) as u32 halves: [2i] low, [2i + 1] high. */
+  private readonly gstats: Uint32Array;
   /** Recorder entries (a power of two). */
   readonly entryCount: number;
   /** The memfd behind a mapped area (undefined for a SharedArrayBuffer). */
@@ -90,6 +127,7 @@ export class DriverShared {
     }
     this.control = new Int32Array(buffer, 0, 16);
     this.stats = new Float64Array(buffer, STATS_OFFSET, STAT_SLOTS);
+    this.gstats = new Uint32Array(buffer, GSTATS_OFFSET, GSTAT_SLOTS * 2);
     this.ring = new Int32Array(buffer, RING_OFFSET, entries * ENTRY_INTS);
     this.entryCount = entries;
     this.mask = entries - 1;
@@ -113,37 +151,68 @@ export class DriverShared {
     return Atomics.load(this.control, CTRL_STOP) !== 0;
   }
 
-  /** Append one event to the flight recorder (writer: the driver's thread only). */
+  /**
+   * One of the gate's i64 counters (GSTAT). A reader on another thread may see the two halves of a
+   * counter torn while it crosses 2^32 (once per 4 billion events); the writer's thread never does.
+   */
+  gstat(i: number): number {
+    const g = this.gstats;
+    return g[2 * i + 1] * 0x1_0000_0000 + g[2 * i];
+  }
+
+  /** A counter as Driver.stats() reports it: for register accesses, JavaScript's plus the gate's. */
+  stat(name: keyof typeof STAT | 'ringFastDoorbells' | 'ringFastHeads'): number {
+    switch (name) {
+      case 'regReads':
+        return this.stats[STAT.regReads] + this.gstat(GSTAT.gateReads);
+      case 'regWrites':
+        return this.stats[STAT.regWrites] + this.gstat(GSTAT.gateWrites);
+      case 'ringFastDoorbells':
+      case 'ringFastHeads':
+        return this.gstat(GSTAT[name]);
+      default:
+        return this.stats[STAT[name]];
+    }
+  }
+
+  /** Entries ever appended to the flight recorder (by JavaScript and by the gate). */
+  get recorderTotal(): number {
+    return this.gstat(GSTAT.gateReads) + this.gstat(GSTAT.gateWrites) + this.gstat(GSTAT.jsEntries);
+  }
+
+  /** Append one event to the flight recorder (writer: the driver's thread only). Same format as the gate's. */
   record(op: number, region: number, offset: number, width: number, lo: number, hi: number): void {
     // The total lives in the area, not here: the register gate appends entries too.
-    const total = this.stats[STAT.recorderTotal];
-    const at = (total & this.mask) * ENTRY_INTS;
+    const g = this.gstats;
+    const js = 2 * GSTAT.jsEntries;
+    // The low halves' sum is the total modulo 2^32, enough for the slot.
+    const at = ((g[2 * GSTAT.gateReads] + g[2 * GSTAT.gateWrites] + g[js]) & this.mask) * ENTRY_INTS;
     const r = this.ring;
-    r[at] = op;
-    r[at + 1] = region;
-    r[at + 2] = offset;
-    r[at + 3] = width;
-    r[at + 4] = lo;
-    r[at + 5] = hi;
-    this.stats[STAT.recorderTotal] = total + 1;
+    r[at] = offset;
+    r[at + 1] = (op & 0xff) | ((width & 0xff) << 8) | ((region & 0xffff) << 16);
+    r[at + 2] = lo;
+    r[at + 3] = hi;
+    if (g[js] === 0xffff_ffff) g[js + 1]++;
+    g[js]++;
   }
 
   /** The recorder's contents, oldest first. */
   entries(): RecorderEntry[] {
-    const total = this.stats[STAT.recorderTotal];
+    const total = this.recorderTotal;
     const size = this.mask + 1;
     const first = Math.max(0, total - size);
     const out: RecorderEntry[] = [];
     for (let seq = first; seq < total; seq++) {
-      const at = (seq & this.mask) * ENTRY_INTS;
+      const at = (seq % size) * ENTRY_INTS;
       const r = this.ring;
+      const meta = r[at + 1];
       out.push({
         seq,
-        op: OPS[r[at]] ?? 'fault',
-        region: r[at + 1],
-        offset: r[at + 2] >>> 0,
-        width: r[at + 3],
-        value: (BigInt(r[at + 5] >>> 0) << 32n) | BigInt(r[at + 4] >>> 0),
+        op: OPS[meta & 0xff] ?? 'fault',
+        region: (meta >>> 16) & 0xffff,
+        offset: r[at] >>> 0,
+        width: (meta >>> 8) & 0xff,
+        value: (BigInt(r[at + 3] >>> 0) << 32n) | BigInt(r[at + 2] >>> 0),
       });
     }
     return out;

@@ -381,6 +381,24 @@ int64_t NowMs()
 	return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+// monotonicInto(out, i): out[i] = CLOCK_MONOTONIC in ns (out a Float64Array). The clock without a
+// return value: a number of ns returned from native code is a heap number, allocated on every read.
+Napi::Value MonotonicInto(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	if (info.Length() < 2 || !info[0].IsTypedArray() ||
+	    info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+		throw Napi::TypeError::New(env, "out must be a Float64Array");
+	Napi::Float64Array out = info[0].As<Napi::Float64Array>();
+	int64_t i = Int(info, 1, "index");
+	if (i < 0 || size_t(i) >= out.ElementLength())
+		throw Napi::RangeError::New(env, "index outside out");
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	out[size_t(i)] = double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
+	return env.Undefined();
+}
+
 // poll() on fds[0..n) for POLLIN, retrying EINTR with the time left; returns bit i set when fds[i] is
 // readable (or in error/hangup). `p` has room for 31 entries; a negative fd is ignored by poll().
 uint32_t PollBits(Napi::Env env, const Napi::Int32Array &fds, int64_t timeout, struct pollfd *p)
@@ -432,8 +450,10 @@ Napi::Value Poll(const Napi::CallbackInfo &info)
 // pollRead(fds, timeoutMs, width, out): poll() as above, then, when fds[0] is readable and width is
 // 4 (a UIO event count) or 8 (an eventfd counter), read it in the same call and store the value in
 // out[0] (a Float64Array; when it has a second element, out[1] gets CLOCK_MONOTONIC in ns taken as
-// poll() returned, for latency breakdowns). Bit 31 of the result says a value was read. One crossing
-// instead of two on the interrupt path. EAGAIN (someone else consumed it) is not an error: nothing is read.
+// poll() returned, for latency breakdowns). Bit 31 of the result says a value was read: the result is
+// returned as a signed 32-bit number (negative then), which V8 keeps as a small integer; as an unsigned
+// one it was a heap number, allocated on every interrupt. One crossing instead of two on the interrupt
+// path. EAGAIN (someone else consumed it) is not an error: nothing is read.
 Napi::Value PollRead(const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env();
@@ -467,7 +487,7 @@ Napi::Value PollRead(const Napi::CallbackInfo &info)
 			ThrowErrno(env, errno, "read", "fd " + std::to_string(p[0].fd));
 		}
 	}
-	return Napi::Number::New(env, double(bits));
+	return Napi::Number::New(env, double(int32_t(bits)));
 }
 
 Napi::Value ReadU32(const Napi::CallbackInfo &info)
@@ -1169,6 +1189,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("eventfdRead", Napi::Function::New(env, EventfdRead));
 	exports.Set("poll", Napi::Function::New(env, Poll));
 	exports.Set("pollRead", Napi::Function::New(env, PollRead));
+	exports.Set("monotonicInto", Napi::Function::New(env, MonotonicInto));
 	exports.Set("readU32", Napi::Function::New(env, ReadU32));
 	exports.Set("writeU32", Napi::Function::New(env, WriteU32));
 	exports.Set("pread", Napi::Function::New(env, Pread));
