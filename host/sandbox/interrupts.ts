@@ -4,7 +4,7 @@
 // here; the worker's host loop feeds counts it observes through `noteCount` and charges them to the
 // StormGuard, which masks the line and faults `irq-storm` above Limits.irqPerSec.
 
-import { WAIT_CANCELLED, WAIT_INTERRUPT, WAIT_TIMEOUT, type HostImports } from '../abi.ts';
+import { WAIT_CANCELLED, WAIT_INTERRUPT, WAIT_TIMEOUT, type HostImports, hostImports } from '../abi.ts';
 import { FaultError } from '../faults.ts';
 import type { HostContext } from './host-context.ts';
 import { sleepUs } from './services.ts';
@@ -40,7 +40,7 @@ export class Interrupts {
   }
 
   imports(): HostImports<'irq'> {
-    return {
+    return hostImports('irq', {
       irq_wait: (timeoutUs: number) => this.wait(timeoutUs >>> 0),
       irq_count: () => this.lastCount | 0,
       irq_enable: () => {
@@ -49,7 +49,7 @@ export class Interrupts {
       irq_disable: () => {
         this.enabled = false;
       },
-    };
+    });
   }
 
   /** Account for a new count seen (by irq_wait or by the host loop): coalesced events are counted, never hidden. */

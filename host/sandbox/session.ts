@@ -11,6 +11,9 @@ import { simModelClass } from '../sim/registry.ts';
 import { SimAccess } from '../sim/access.ts';
 import { SIM_IRQ_BYTES, SIM_VCLOCK_OFFSET, SimIrqLine } from '../sim/irq.ts';
 import { DmaRecord, SIM_DMA_RECORD_BYTES, dmaRecordOffset } from '../sim/dma-record.ts';
+import { type IrqSource, openIrqSource } from './irq-source.ts';
+
+export type { IrqSource } from './irq-source.ts';
 
 export interface RegionAccess {
   name: string;
@@ -29,27 +32,6 @@ export interface PortAccess {
   base: number;
   size: number;
   sim: number;
-}
-
-export interface IrqSource {
-  /** Poll this fd for POLLIN. */
-  readonly fd: number;
-  /** After POLLIN: the cumulative event count (UIO's u32), consuming the readiness. */
-  consume(): number;
-  /**
-   * Bytes a plain read() of `fd` returns (4: a UIO count, 8: an eventfd counter), so the wait can
-   * poll and read in one native call (native.pollRead) and hand the value to absorb(); 0 when the
-   * source needs consume().
-   */
-  readonly readWidth: 0 | 4 | 8;
-  /** The cumulative count after a value read from `fd` by pollRead. */
-  absorb(value: number): number;
-  /** Re-enable the line before a wait, for backends that mask on each event. */
-  rearm(): void;
-  /** Mask the line (storm, fault). */
-  mask(): void;
-  readonly needsRearm: boolean;
-  close(): void;
 }
 
 /** Nanoseconds on a clock shared by every thread of the process. */
@@ -152,7 +134,7 @@ export class DeviceSession {
           this.ports.push({ name: p.name, base: p.base, size: p.size, sim: p.source.index });
         }
       }
-      this.irq = spec.irq ? this.openIrq(spec, irqLine) : null;
+      this.irq = spec.irq ? openIrqSource(this.native, spec, irqLine) : null;
     } catch (err) {
       this.close();
       throw err;
@@ -185,90 +167,6 @@ export class DeviceSession {
         : this.native.mapFd(w.source.fd, w.size, w.source.offset, `fd ${w.source.fd}`);
     this.mappings.push(m);
     return m.buffer();
-  }
-
-  private openIrq(spec: DeviceSpec, line: SimIrqLine | null): IrqSource {
-    const irq = spec.irq!;
-    const native = this.native;
-    if (irq.kind === 'sim') {
-      if (!line) throw new Error(`${spec.id}: a simulated interrupt needs a simulated device`);
-      return line;
-    }
-    if (irq.kind === 'vfio-intx') {
-      // The host owns the eventfd and the device fd (host/devices/vfio.ts); VFIO masks INTx on each
-      // event, and an unmask through VFIO_DEVICE_SET_IRQS re-arms it before the next wait.
-      let count = 0;
-      const INTX = 0,
-        MASK = 8,
-        UNMASK = 16;
-      return {
-        fd: irq.eventfd,
-        consume: () => (count = (count + native.eventfdRead(irq.eventfd)) >>> 0),
-        readWidth: 8,
-        absorb: (v) => (count = (count + v) >>> 0),
-        needsRearm: true,
-        rearm: () => native.vfioSetIrqs(irq.device, INTX, 0, UNMASK, 1, spec.id),
-        mask: () => native.vfioSetIrqs(irq.device, INTX, 0, MASK, 1, spec.id),
-        close: () => {},
-      };
-    }
-    if (irq.kind === 'eventfd') {
-      let count = 0;
-      return {
-        fd: irq.eventfd,
-        consume: () => (count = (count + native.eventfdRead(irq.eventfd)) >>> 0),
-        readWidth: 8,
-        absorb: (v) => (count = (count + v) >>> 0),
-        needsRearm: false,
-        rearm: () => {},
-        mask: () => {},
-        close: () => {},
-      };
-    }
-    const fd = native.open(irq.path);
-    let last = 0;
-    const consume = (): number => {
-      try {
-        last = native.readU32(fd);
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'EAGAIN') throw err;
-      }
-      return last;
-    };
-    const absorb = (v: number) => (last = v);
-    if (irq.kind === 'uio') {
-      return {
-        fd,
-        consume,
-        readWidth: 4,
-        absorb,
-        needsRearm: irq.rearm === 'irqcontrol',
-        rearm: () => native.writeU32(fd, 1),
-        mask: () => {
-          if (irq.rearm === 'irqcontrol') native.writeU32(fd, 0);
-        },
-        close: () => native.close(fd),
-      };
-    }
-    // uio_pci_generic: the kernel sets INTx-disable (command register bit 10) on each interrupt.
-    const cfg = native.open(irq.config);
-    const INTX_DISABLE = 1 << 10;
-    return {
-      fd,
-      consume,
-      readWidth: 4,
-      absorb,
-      needsRearm: true,
-      rearm: () => {
-        const cmd = native.pread(cfg, 0x04, 2);
-        if (cmd & INTX_DISABLE) native.pwrite(cfg, 0x04, 2, cmd & ~INTX_DISABLE);
-      },
-      mask: () => native.pwrite(cfg, 0x04, 2, native.pread(cfg, 0x04, 2) | INTX_DISABLE),
-      close: () => {
-        native.close(cfg);
-        native.close(fd);
-      },
-    };
   }
 
   /** A memory-backed region as an (fd, offset) pair for the register gate; null for a simulated one. Caller closes owned fds. */
