@@ -24,9 +24,16 @@ let nodeCopy: string | undefined;
 function nodeForOtherUsers(): string {
   if (nodeCopy) return nodeCopy;
   let p = process.execPath;
-  const othersMayExec = (path: string) => (statSync(path).mode & 0o001) !== 0;
-  let ok = othersMayExec(p);
-  for (let d = dirname(p); ok && d !== dirname(d); d = dirname(d)) ok = othersMayExec(d);
+  // The client runs as uid 65534 with our gid (0): a file of group 0 is judged by its group bits, not
+  // its other bits (a 0701 folder of root's, as the VM harness leaves a mktemp clone, refuses it).
+  const clientMayExec = (path: string) => {
+    const st = statSync(path);
+    if (st.uid === 65534) return (st.mode & 0o100) !== 0;
+    if (st.gid === process.getgid!()) return (st.mode & 0o010) !== 0;
+    return (st.mode & 0o001) !== 0;
+  };
+  let ok = clientMayExec(p);
+  for (let d = dirname(p); ok && d !== dirname(d); d = dirname(d)) ok = clientMayExec(d);
   if (!ok) {
     p = join(dir, 'node');
     copyFileSync(process.execPath, p);
