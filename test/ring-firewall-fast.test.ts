@@ -6,7 +6,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FaultError } from '../host/faults.ts';
 import { grantFor, parseManifest } from '../host/package/manifest.ts';
 import { ringLayouts } from '../host/package/rings.ts';
 import { loadBinaryen } from '../host/sandbox/inline-rewrite.ts';
@@ -20,7 +19,7 @@ import {
 } from '../host/sandbox/ring-firewall.ts';
 import { STATE_BYTES, fastRings } from '../host/sandbox/ring-state.ts';
 import type { DeviceSpec } from '../host/device-spec.ts';
-import { root } from './helpers.ts';
+import { fault, root } from './helpers.ts';
 
 const manifestPath = join(root, 'guest-drivers', 'e1000', 'manifest.json');
 const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath);
@@ -105,16 +104,6 @@ async function setup() {
     return fresh;
   };
   return { x, fw, regs, txd, bell, realTx, mem, real };
-}
-
-function fault(fn: () => void): FaultError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FaultError) return err;
-    throw err;
-  }
-  throw new Error('no fault');
 }
 
 describe('the Wasm doorbell (ring-fast.ts) against the JavaScript firewall', () => {

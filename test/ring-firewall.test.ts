@@ -3,11 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FaultError } from '../host/faults.ts';
 import { parseManifest } from '../host/package/manifest.ts';
 import { ringLayouts } from '../host/package/rings.ts';
 import { RingFirewall, type RingState, carveRealRings, ringReserveBytes } from '../host/sandbox/ring-firewall.ts';
-import { root } from './helpers.ts';
+import { fault, root } from './helpers.ts';
 
 const manifestPath = join(root, 'guest-drivers', 'e1000', 'manifest.json');
 const rings = ringLayouts(parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath), manifestPath);
@@ -51,16 +50,6 @@ function setup() {
   };
   const realTx = new DataView(real[1].bytes.buffer, real[1].bytes.byteOffset);
   return { regs, writes, fw, win, txd, configure, real, realTx, device };
-}
-
-function fault(fn: () => void): FaultError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FaultError) return err;
-    throw err;
-  }
-  throw new Error('no fault');
 }
 
 describe('descriptor firewall', () => {
