@@ -196,6 +196,8 @@ async function runScenario(scenario, kver) {
     `wasmdrv.guest=${scenario.guest}`,
     `wasmdrv.node=${process.execPath}`,
     `wasmdrv.stub=${stubArgs}`,
+    // WASMDRV_VM_GUEST_ENV="K=V,K2=V2": extra environment for the guest script (a debugging aid).
+    process.env.WASMDRV_VM_GUEST_ENV ? `wasmdrv.env=${process.env.WASMDRV_VM_GUEST_ENV}` : '',
   ]
     .filter(Boolean)
     .join(' ');

@@ -244,7 +244,7 @@ try {
     // reply came back to the TAP side's stack (whatever ping itself counted, see above).
     reloads.length === RELOADS && reloads.every((r) => r.ok && r.restored) && tx >= 100 && rx >= 0.8 * tx &&
       echo.requests >= tx && echo.atB === echo.requests && echo.fromB === echo.atB && echo.replies === echo.requests,
-    `${reloads.length} reloads ${JSON.stringify(reloads.map((r) => r.ok && r.restored))}, swap ms ${reloads.map((r) => r.swapMs?.toFixed(1)).join('/')}, SIGHUP to answer ms ${reloads.map((r) => r.totalMs).join('/')}; echo requests ${echo.requests}, at NIC B ${echo.atB}, replies ${echo.fromB}, back at the TAP side ${echo.replies}; ping counted ${tx} sent, ${rx} received (${rawDrops} dropped at its socket)`);
+    `${reloads.length} reloads ${JSON.stringify(reloads.map((r) => r.ok && r.restored))}, swap ms ${reloads.map((r) => r.swapMs?.toFixed(1)).join('/')}, SIGHUP to answer ms ${reloads.map((r) => r.totalMs).join('/')}; echo requests ${echo.requests}, at NIC B ${echo.atB}, replies ${echo.fromB}, back at the TAP side ${echo.replies}; ping counted ${tx} sent, ${rx} received (${rawDrops} dropped at its socket)${bridge.exitCode !== null || bridge.signalCode ? `; net up exited ${bridge.exitCode} ${bridge.signalCode ?? ''}: ${bridgeErr.trim().split('\n').slice(-6).join(' | ')}` : ''}`);
   emit('METRIC', { name: `echo replies lost on the path across ${RELOADS} hot reloads of the e1000 driver`, value: echo.requests - echo.replies, unit: `of ${echo.requests}` });
   emit('METRIC', { name: `pings busybox counted lost across ${RELOADS} hot reloads (in flight at its stop, or its socket overflowed)`, value: tx - rx, unit: `of ${tx}` });
 

@@ -3,6 +3,7 @@
 # scenario's arguments, and run the scenario's guest script with the host's Node from inside a chroot.
 # Then power off; the harness reads the console. Kernel command line (set by scripts/vm/run-vm-tests.mjs):
 #   wasmdrv.project=DIR wasmdrv.guest=test/vm/X.mjs wasmdrv.node=/path/to/node wasmdrv.stub=a=1,b=2|-|none
+#   [wasmdrv.env=K=V,K2=V2]   (WASMDRV_VM_GUEST_ENV on the host: extra environment for the guest script)
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -27,7 +28,8 @@ mount -t devtmpfs devtmpfs /host/dev
 # Scratch space for Node: /mnt, not /tmp, because the project itself may live under the host's /tmp.
 mount -t tmpfs tmpfs /host/mnt
 echo "@@GUEST-START $(cut -d' ' -f1 /proc/uptime)"
-chroot /host /usr/bin/env HOME=/mnt TMPDIR=/mnt "$node" "$project/$guest" "$project" 2>&1
+# shellcheck disable=SC2046
+chroot /host /usr/bin/env HOME=/mnt TMPDIR=/mnt $(arg env | tr ',' ' ') "$node" "$project/$guest" "$project" 2>&1
 echo "@@GUEST-EXIT $? $(cut -d' ' -f1 /proc/uptime)"
 dmesg | grep -iE "BUG|WARNING|Oops|Call Trace|wasmdrv" | sed 's/^/@@DMESG /'
 poweroff -f
