@@ -36,8 +36,9 @@ export const GATE_MODULE = 'wasmdrv-gate';
 /**
  * The descriptor firewall's Wasm doorbell (ring-fast.ts) is opt-in, `WASMDRV_RING_FAST=1`, since stop 16:
  * in the QEMU e1000 scenario's hot-reload part the process died at the first reload (SIGSEGV or SIGTRAP)
- * in 3 of 7 runs with it on and in none of 7 with it off, and the cause is not found yet. Off, every
- * doorbell takes the JavaScript firewall: the same checks, slower (docs/benchmarks.md).
+ * in 3 of 6 runs with it on and in none of 7 with it off (4 with the Wasm doorbell alone off, 3 with the
+ * whole inline gate off), and the cause is not found yet. Off, every doorbell takes the JavaScript
+ * firewall: the same checks, slower (docs/benchmarks.md).
  */
 export function ringFastPathOn(): boolean {
   return process.env.WASMDRV_RING_FAST === '1';
