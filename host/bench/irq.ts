@@ -81,13 +81,8 @@ export async function benchIrq(a: {
   return out;
 }
 
-/**
- * Interrupt wake-up: a pinger stamps CLOCK_MONOTONIC into the handshake page (the DMA window's first
- * words, see bench/native.c) and writes the eventfd; the waiter records now - stamp. Two setups:
- * the pinger a thread of the waiter's process (a JS worker for the sandbox, a pthread for C), and the
- * pinger another process (bench/native.c irq-pinger for both).
- */
-async function irqLatency(a: {
+/** What both wake-up measurements need: the bench binary, the device's fds and the driver's wait. */
+interface IrqBench {
   bin: string;
   root: string;
   rounds: number;
@@ -95,11 +90,25 @@ async function irqLatency(a: {
   irqFd: number;
   dmaFd: number;
   wait: () => Promise<Uint8Array>;
-}) {
+}
+
+/** The handshake page (the DMA window's first MiB) and `take`: the recorded wake-ups in µs, sorted. */
+function handshake(a: IrqBench) {
   const native = loadNative();
   const page = native.mapFd(a.dmaFd, 1 << 20, 0);
   const words = new BigUint64Array(page.buffer());
   const take = () => Array.from(words.subarray(16, 16 + a.rounds), (x) => Number(x) / 1000).sort((x, y) => x - y);
+  return { native, page, words, take };
+}
+
+/**
+ * Interrupt wake-up: a pinger stamps CLOCK_MONOTONIC into the handshake page (the DMA window's first
+ * words, see bench/native.c) and writes the eventfd; the waiter records now - stamp. Two setups:
+ * the pinger a thread of the waiter's process (a JS worker for the sandbox, a pthread for C), and the
+ * pinger another process (bench/native.c irq-pinger for both).
+ */
+async function irqLatency(a: IrqBench) {
+  const { native, page, words, take } = handshake(a);
   const checked = (r: Uint8Array) => {
     if (decodeResponse(r).u32[0] !== a.rounds) throw new Error('bench: the driver missed wake-ups');
   };
@@ -183,19 +192,8 @@ async function irqLatency(a: {
 }
 
 /** One round of the same-process wake-up, sandbox then C, for the spread over rounds. */
-async function irqRound(a: {
-  bin: string;
-  root: string;
-  rounds: number;
-  pinned: boolean;
-  irqFd: number;
-  dmaFd: number;
-  wait: () => Promise<Uint8Array>;
-}) {
-  const native = loadNative();
-  const page = native.mapFd(a.dmaFd, 1 << 20, 0);
-  const words = new BigUint64Array(page.buffer());
-  const take = () => Array.from(words.subarray(16, 16 + a.rounds), (x) => Number(x) / 1000).sort((x, y) => x - y);
+async function irqRound(a: IrqBench) {
+  const { native, page, words, take } = handshake(a);
   try {
     words.fill(0n, 0, 16 + a.rounds);
     const pinger = new Worker(PINGER, {
