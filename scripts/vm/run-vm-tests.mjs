@@ -198,6 +198,8 @@ async function runScenario(scenario, kver) {
     `wasmdrv.stub=${stubArgs}`,
     // WASMDRV_VM_GUEST_ENV="K=V,K2=V2": extra environment for the guest script (a debugging aid).
     process.env.WASMDRV_VM_GUEST_ENV ? `wasmdrv.env=${process.env.WASMDRV_VM_GUEST_ENV}` : '',
+    // WASMDRV_VM_CORES=1: a process that crashes in the guest leaves a core; gdb prints its stacks (@@GDB).
+    process.env.WASMDRV_VM_CORES === '1' ? 'wasmdrv.cores=1' : '',
   ]
     .filter(Boolean)
     .join(' ');
@@ -270,6 +272,8 @@ async function runScenario(scenario, kver) {
       } else if (tag === 'BOOTED') {
         booted = Date.now();
         log(`[${label}] guest init running (kernel uptime ${rest} s)`);
+      } else if (tag === 'CORE' || tag === 'GDB') {
+        console.log(`${tag === 'CORE' ? 'core' : '    '} ${rest}`);
       } else if (tag === 'INIT-ERROR') {
         checks.push({ name: 'guest init', ok: false, detail: rest });
       } else {

@@ -27,9 +27,23 @@ mount -t sysfs sysfs /host/sys
 mount -t devtmpfs devtmpfs /host/dev
 # Scratch space for Node: /mnt, not /tmp, because the project itself may live under the host's /tmp.
 mount -t tmpfs tmpfs /host/mnt
+# wasmdrv.cores=1 (WASMDRV_VM_CORES=1 on the host): keep a crashing process's core in /mnt and print its
+# threads' stacks with the host's gdb after the guest script (a debugging aid; needs gdb on the host).
+cores=$(arg cores)
+if [ -n "$cores" ]; then
+  ulimit -c unlimited
+  echo '/mnt/core.%e.%p' > /proc/sys/kernel/core_pattern
+fi
 echo "@@GUEST-START $(cut -d' ' -f1 /proc/uptime)"
 # shellcheck disable=SC2046
 chroot /host /usr/bin/env HOME=/mnt TMPDIR=/mnt $(arg env | tr ',' ' ') "$node" "$project/$guest" "$project" 2>&1
 echo "@@GUEST-EXIT $? $(cut -d' ' -f1 /proc/uptime)"
+if [ -n "$cores" ]; then
+  for c in /host/mnt/core.*; do
+    [ -e "$c" ] || continue
+    echo "@@CORE $c"
+    chroot /host gdb -q -batch -ex 'info threads' -ex 'thread apply all bt 25' "$node" "${c#/host}" 2>&1 | sed 's/^/@@GDB /'
+  done
+fi
 dmesg | grep -iE "BUG|WARNING|Oops|Call Trace|wasmdrv" | sed 's/^/@@DMESG /'
 poweroff -f
