@@ -213,6 +213,12 @@ try {
   await floodDone;
   clearInterval(rawPoll);
   await sleep(1500); // replies still on their way when ping stopped
+  // SIGHUPs that arrive during a reload queue behind it: on a loaded TCG host each can take seconds
+  // from SIGHUP to answer, so the last answers may come after the flood. Wait for all of them (or net
+  // up's end), up to 60 s, before judging.
+  const answered = () => bridgeOut.split('\n').filter((l) => l.includes('"reload"')).length;
+  for (const t1 = Date.now(); answered() < RELOADS && bridge.exitCode === null && !bridge.signalCode && Date.now() - t1 < 60_000; )
+    await sleep(100);
   const icmpAfter = { tap: icmp(null), nicB: icmp(ns) };
   const echo = {
     requests: icmpAfter.tap.OutEchos - icmpBefore.tap.OutEchos,
