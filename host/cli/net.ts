@@ -17,7 +17,7 @@ export function register(program: Command): void {
     .command('up')
     .summary('the e1000 driver on a device, bridged to a TAP interface until SIGINT/SIGTERM')
     .description(
-      "Loads the e1000 driver on the device (UIO lines are re-armed through irqcontrol), creates the TAP interface NAME (default: the kernel's tapN) with the NIC's MAC and link state, brings it up and moves frames both ways until SIGINT or SIGTERM. SIGHUP hot-reloads the driver from its file (the new instance takes the live rings over; one line per reload). SIGUSR1 kills the driver: the supervisor resets the NIC and probes it again (one line with the outage). Prints one line when ready, and the counters at the end.",
+      "Loads the e1000 driver on the device (UIO lines are re-armed through irqcontrol), creates the TAP interface NAME (default: the kernel's tapN) with the NIC's MAC and link state, brings it up and moves frames both ways until SIGINT or SIGTERM. SIGHUP hot-reloads the driver from its file (the new instance takes the live rings over; one line when the signal is taken, one when the reload is done). SIGUSR1 kills the driver: the supervisor resets the NIC and probes it again (one line with the outage). Prints one line when ready, and the counters at the end.",
     )
     .argument('<device>', 'uioN, vfio:SLOT or sim:e1000')
     .option('--tap <name>', 'the TAP interface name')
@@ -77,8 +77,13 @@ async function netUp(
         dropped: b.dropped,
       };
     };
+    let hups = 0;
     const onHup = () => {
       const t0 = performance.now();
+      // Said at once, before the reload's work: SIGHUPs that arrive while one is still pending merge into
+      // one (the kernel keeps one pending signal per kind), so a sender that wants N reloads waits for this.
+      hups++;
+      console.log(values.json ? JSON.stringify({ reloading: hups }) : `net: reloading (SIGHUP ${hups})`);
       // The device's and the bridge's counters just before the reload (queued ahead of it) and after it.
       const before = counters().catch(() => undefined);
       drv.reload(new Uint8Array(readFileSync(driverFile))).then(

@@ -208,6 +208,9 @@ try {
   for (let i = 0; i < RELOADS; i++) {
     hupAt.push(Date.now() - t0);
     bridge.kill('SIGHUP');
+    // Wait until net up took this one (its "reloading" line): a second SIGHUP sent while the first is
+    // still pending would merge with it, which a starved guest on a loaded host has shown.
+    await until(10000, () => bridgeOut.split('\n').filter((l) => l.includes('"reloading"')).length > i);
     await sleep(400);
   }
   await floodDone;
