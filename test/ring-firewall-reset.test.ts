@@ -219,3 +219,26 @@ describe('hostile e1000 drivers that reset the chip mid-traffic', () => {
     },
   );
 });
+
+describe('the host reset sequence resets the chip behind the firewall', () => {
+  it('a restart whose reset sequence writes CTRL.RST: the rings are programmed afresh before probe, 0 DMA outside', async () => {
+    const dev = host.openDevice(`sim:e1000:reset${devices++}`, { sim: { rctlHoldNs: 0 } });
+    const { grant, limits } = grantFor(manifest, dev.spec, manifestPath);
+    const drv = await host.load(driverPath('test/hostile-e1000'), dev, {
+      grant,
+      limits,
+      name: 'hostile-e1000-seq',
+      restart: { backoffMs: 10, maxBackoffMs: 10 },
+      resetSequence: [{ region: 0, offset: CTRL, width: 4, value: RST }],
+    });
+    const restarted = new Promise((resolve) => drv.once('restarted', resolve));
+    drv.kill('test: restart through the reset sequence');
+    await restarted;
+    // The hostile driver's probe does not reset the chip itself: it programs its shadow rings and sends.
+    const r = await attack(drv, OP.send, words(100, 0x44));
+    expect(r.fault).toBeUndefined();
+    expect(e1000Capture(dev.spec).map((f) => f.length)).toEqual([100]);
+    expect(e1000Dma(dev.spec)).toMatchObject({ outside: 0, lastOutside: null });
+    await drv.stop();
+  });
+});

@@ -74,6 +74,8 @@ export class RingFirewall {
   private readonly spans?: number[];
   /** The registers whose writes reset rings (the manifest's `resetBy`): their writes come here too. */
   private readonly resets: ResetTriggers;
+  /** Offsets of the registers whose reads (`reads`) or writes (`writes`) come here. */
+  private readonly owned: { reads: number[]; writes: number[] };
 
   constructor(
     private readonly label: string,
@@ -98,6 +100,7 @@ export class RingFirewall {
         throw new Error(`ring "${ring.layout.name}": the host's real ring is smaller than maxDescriptors`);
     }
     this.resets = new ResetTriggers(this.rings);
+    this.owned = { reads: [...this.regs.keys()], writes: [...this.regs.keys(), ...this.resets.offsets()] };
   }
 
   /** Descriptors checked and copied (by either path), for the stats and the tests. */
@@ -129,8 +132,8 @@ export class RingFirewall {
 
   /** True when an access of `width` bytes at `offset` touches a byte of a register claims() names. */
   overlaps(offset: number, width: number, write = false): boolean {
-    const regs = write ? [...this.regs.keys(), ...this.resets.offsets()] : this.regs.keys();
-    for (const reg of regs) if (offset < reg + 4 && reg < offset + width) return true;
+    for (const reg of write ? this.owned.writes : this.owned.reads)
+      if (offset < reg + 4 && reg < offset + width) return true;
     return false;
   }
 
