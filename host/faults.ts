@@ -36,6 +36,8 @@ export const FAULT_KINDS = [
   'dma-descriptor-bad-command',
   /** Descriptor firewall: the DEVICE's head register lies (outside the ring, or back past the last sync / beyond the tail). */
   'device-bad-head',
+  /** Descriptor firewall: the DEVICE did not finish a reset of its ring registers, or did not take the rings the host programmed after it. */
+  'device-bad-reset',
   /** The driver broke the ABI contract (bad response length, bad log pointer, bad DMA area). */
   'abi-violation',
   /** A probe, request or interrupt handler overran its deadline. */

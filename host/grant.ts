@@ -283,9 +283,9 @@ export function engineSpans(engines: DmaEngineSpec[] | undefined, regionSize = I
  */
 export function needsSlowWrite(policy: RegionPolicy, offset: number, width: number): boolean {
   if (!policy.write || policy.writable) return true;
-  // Ring registers belong to the descriptor firewall (sandbox/ring-firewall.ts).
+  // Ring registers, and the registers whose writes reset them, belong to the descriptor firewall (sandbox/ring-firewall.ts).
   for (const ring of policy.rings ?? [])
-    for (const reg of Object.values(ring.registers))
+    for (const reg of [...Object.values(ring.registers), ...(ring.resetBy ?? []).map((t) => t.offset)])
       if (reg !== undefined && offset < reg + 4 && reg < offset + width) return true;
   return engineSpans(policy.dmaEngines).some(([s, e]) => offset < e && s < offset + width);
 }
@@ -337,12 +337,24 @@ export interface RingFieldDecl {
   mustBeClear?: string;
 }
 
+/** A write that resets a ring's registers: `bit` set in the 4-byte register at `offset` of the ring's region. */
+export interface RingResetTrigger {
+  offset: number;
+  bit: number;
+}
+
 /** One ring of a region: its registers, descriptor geometry and the fields the firewall checks. */
 export interface RingLayout {
   name: string;
   region: number;
   direction: 'device-reads' | 'device-writes';
   registers: { baseLow: number; baseHigh?: number; length: number; head: number; tail: number };
+  /**
+   * The register writes that reset the device's ring registers (the e1000's CTRL.RST): a 4-byte
+   * write at `offset` with `bit` set. The bit is self-clearing; once it reads clear the device's ring
+   * registers hold their reset values, and the descriptor firewall programs the ring afresh.
+   */
+  resetBy?: RingResetTrigger[];
   lengthUnit: 'bytes' | 'descriptors';
   descriptorSize: number;
   countMultiple: number;

@@ -23,6 +23,8 @@ export interface RingDecl {
   lengthUnit: 'bytes' | 'descriptors';
   head: string;
   tail: string;
+  /** Register writes that reset the ring's registers (a chip reset): `bit` set in `register`. */
+  resetBy?: { register: string; bit: number }[];
   descriptorSize: number;
   countMultiple?: number;
   maxDescriptors: number;
@@ -58,6 +60,15 @@ export const RINGS_SCHEMA = {
       head: hex,
       tail: hex,
       lengthUnit: { enum: ['bytes', 'descriptors'] },
+      resetBy: {
+        type: 'array',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['register', 'bit'],
+          properties: { register: hex, bit: { type: 'integer', minimum: 0, maximum: 31 } },
+        },
+      },
       descriptorSize: { type: 'integer', minimum: 1, maximum: 4096 },
       countMultiple: { type: 'integer', minimum: 1 },
       maxDescriptors: { type: 'integer', minimum: 1, maximum: 65536 },
@@ -121,6 +132,12 @@ export function ringLayouts(m: RingManifest, where: string): RingLayout[] {
       if (off % 4 || off + 4 > size)
         bad(`register ${k} 0x${off.toString(16)} is not a 4-byte register inside region ${r.region}`);
     }
+    const resetBy = (r.resetBy ?? []).map((t) => ({ offset: num(t.register), bit: t.bit }));
+    for (const t of resetBy) {
+      const at = `resetBy register 0x${t.offset.toString(16)}`;
+      if (t.offset % 4 || t.offset + 4 > size) bad(`${at} is not a 4-byte register inside region ${r.region}`);
+      if (Object.values(regs).includes(t.offset)) bad(`${at} is one of the ring's own registers`);
+    }
     const used = new Uint8Array(r.descriptorSize);
     const names = new Set(r.fields.map((f) => f.name));
     for (const f of r.fields) {
@@ -148,6 +165,7 @@ export function ringLayouts(m: RingManifest, where: string): RingLayout[] {
       region: r.region,
       direction: r.direction,
       registers: regs,
+      ...(resetBy.length ? { resetBy } : {}),
       lengthUnit: r.lengthUnit,
       descriptorSize: r.descriptorSize,
       countMultiple: r.countMultiple ?? 1,

@@ -216,6 +216,11 @@ export class DriverInstance {
     return this.exports as Record<string, WebAssembly.Global>;
   }
 
+  /** Program the descriptor firewall's rings afresh (after the host's own reset sequence wrote the device). */
+  restartRings(): void {
+    this.rings.guard?.restart();
+  }
+
   /** The descriptor firewall's rings (undefined when it is off), for the next instance. */
   ringState(): RingsState | undefined {
     return this.rings.guard?.state();

@@ -154,15 +154,16 @@ export function registerImports(ctx: HostContext) {
   };
   const views = regions.map((reg) => ({ sim: reg.sim, u8: reg.u8, u16: reg.u16, u32: reg.u32 }));
   /**
-   * The descriptor firewall that serves this access (a 4-byte access to one of its ring registers),
-   * or undefined when the access touches no ring register; any other access that touches one (narrow,
-   * 8 bytes, straddling) is refused: it would read the real ring's state past the firewall, or write
-   * part of a register the firewall owns.
+   * The descriptor firewall that serves this access (a 4-byte access to one of its ring registers, or
+   * a write of a register whose writes reset rings), or undefined when the access touches none; any
+   * other access that touches one (narrow, 8 bytes, straddling) is refused: it would read the real
+   * ring's state past the firewall, or write part of a register the firewall owns.
    */
   const ringAt = (r: number, off: number, width: number, what: 'reads' | 'writes') => {
     const ring = ctx.rings.guard?.byRegion[r];
-    if (!ring?.overlaps(off, width)) return undefined;
-    if (width === 4 && ring.claims(off)) return ring;
+    const write = what === 'writes';
+    if (!ring?.overlaps(off, width, write)) return undefined;
+    if (width === 4 && ring.claims(off, write)) return ring;
     throw new FaultError(
       'access-denied',
       `${label}: ${where('region', r, off, width)}: ring registers take 4-byte ${what}`,

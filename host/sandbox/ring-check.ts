@@ -5,7 +5,17 @@
 
 import { FaultError, type FaultKind } from '../faults.ts';
 import type { RingLayout } from '../grant.ts';
-import { R, RING_BYTES, RINGS_AT } from './ring-state.ts';
+import {
+  MAX_WINDOWS,
+  R,
+  RING_BYTES,
+  RINGS_AT,
+  STATE_BYTES,
+  ST_ENABLED,
+  ST_WINDOWS,
+  WINDOW_BYTES,
+  WINDOWS_AT,
+} from './ring-state.ts';
 
 export interface DataWindow {
   bus: bigint;
@@ -190,6 +200,64 @@ export class Ring {
   get shadowBase(): bigint {
     return (BigInt(this.shadowHigh) << 32n) | BigInt(this.shadowLow);
   }
+}
+
+/** The state block the rings' state lives in (ring-state.ts), and the slot of this firewall's first ring. */
+export interface StateBlock {
+  bytes: Uint8Array;
+  firstSlot: number;
+}
+
+/**
+ * Open the block to the Wasm path once every firewall on it is started or has adopted its rings: the
+ * driver's windows go into its table and `enabled` is set. Left closed (the Wasm path then always calls
+ * JavaScript) when there are more windows than the table holds or one has no place in driver memory.
+ */
+export function openStateBlock(bytes: Uint8Array, windows: DataWindow[]): boolean {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, STATE_BYTES);
+  if (windows.length === 0 || windows.length > MAX_WINDOWS || windows.some((w) => w.at === undefined)) return false;
+  windows.forEach((w, i) => {
+    dv.setBigUint64(WINDOWS_AT + i * WINDOW_BYTES, w.bus, true);
+    dv.setBigUint64(WINDOWS_AT + i * WINDOW_BYTES + 8, BigInt(w.size), true);
+  });
+  dv.setUint32(ST_WINDOWS, windows.length, true);
+  dv.setUint32(ST_ENABLED, 1, true);
+  return true;
+}
+
+/** The value of a ring's length register for `count` descriptors. */
+export function lengthValue(ring: Ring, count: number): number {
+  return ring.layout.lengthUnit === 'bytes' ? count * ring.layout.descriptorSize : count;
+}
+
+/**
+ * The host's own program of a ring (before the driver runs, and after a reset of the device's ring
+ * registers): quiesce (tail to the device's head: nothing pending), head = tail = 0, the base at the
+ * real ring, the smallest legal length; the host's state an empty ring of that length.
+ */
+export function programRing(device: DeviceRegisters, ring: Ring): void {
+  const r = ring.layout.registers;
+  device.write32(r.tail, device.read32(r.head) & 0xffff);
+  device.write32(r.head, 0);
+  device.write32(r.tail, 0);
+  device.write32(r.baseLow, Number(ring.real.bus & 0xffffffffn));
+  if (r.baseHigh !== undefined) device.write32(r.baseHigh, Number(ring.real.bus >> 32n));
+  ring.count = ring.layout.countMultiple;
+  device.write32(r.length, lengthValue(ring, ring.count));
+  ring.tail = 0;
+  ring.synced = 0;
+  ring.seen = 0;
+}
+
+/** True when the device's base and length registers hold the real ring and the ring's count. */
+export function onRealRing(device: DeviceRegisters, ring: Ring, count = ring.count): boolean {
+  const r = ring.layout.registers;
+  const high = r.baseHigh === undefined ? 0 : device.read32(r.baseHigh) >>> 0;
+  return (
+    device.read32(r.baseLow) >>> 0 === Number(ring.real.bus & 0xffffffffn) &&
+    high === Number(ring.real.bus >> 32n) &&
+    device.read32(r.length) >>> 0 === lengthValue(ring, count)
+  );
 }
 
 function readLE(b: Uint8Array, at: number, width: number): bigint {

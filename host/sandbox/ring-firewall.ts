@@ -21,6 +21,9 @@
 //  - write-backs (status, written length) of the descriptors the device has finished (from the last
 //    sync to its head) are copied back into the shadow after each doorbell, when the driver reads a
 //    head register, before an interrupt reaches the driver and before each request (`sync()`).
+//  - a write that resets the device's ring registers (the manifest's `resetBy`, the e1000's CTRL.RST;
+//    ring-reset.ts) is passed on, and once the reset has finished the rings it reset are programmed
+//    afresh, as before the driver ran: the device never fetches from the reset base 0.
 //
 // A bad descriptor ends the driver with a typed fault naming ring, index, field and address; the
 // tail is not written, so the device never sees it. Nothing here knows about the e1000.
@@ -36,48 +39,32 @@ import {
   Ring,
   checkDescriptor,
   hex,
+  lengthValue,
+  onRealRing,
   passes,
+  programRing,
   windowOf,
   type DataWindow,
   type DeviceRegisters,
   type RealRing,
   type RingState,
+  type StateBlock,
 } from './ring-check.ts';
-import { MAX_WINDOWS, STATE_BYTES, ST_ENABLED, ST_WINDOWS, WINDOW_BYTES, WINDOWS_AT } from './ring-state.ts';
+import { ResetTriggers } from './ring-reset.ts';
+import { STATE_BYTES } from './ring-state.ts';
 
 export {
   carveRealRings,
+  openStateBlock,
   ringReserveBytes,
   type DataWindow,
   type DeviceRegisters,
   type RealRing,
   type RingState,
+  type StateBlock,
 } from './ring-check.ts';
 
 type Reg = 'baseLow' | 'baseHigh' | 'length' | 'head' | 'tail';
-
-/** The state block the rings' state lives in (ring-state.ts), and the slot of this firewall's first ring. */
-export interface StateBlock {
-  bytes: Uint8Array;
-  firstSlot: number;
-}
-
-/**
- * Open the block to the Wasm path once every firewall on it is started or has adopted its rings: the
- * driver's windows go into its table and `enabled` is set. Left closed (the Wasm path then always calls
- * JavaScript) when there are more windows than the table holds or one has no place in driver memory.
- */
-export function openStateBlock(bytes: Uint8Array, windows: DataWindow[]): boolean {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, STATE_BYTES);
-  if (windows.length === 0 || windows.length > MAX_WINDOWS || windows.some((w) => w.at === undefined)) return false;
-  windows.forEach((w, i) => {
-    dv.setBigUint64(WINDOWS_AT + i * WINDOW_BYTES, w.bus, true);
-    dv.setBigUint64(WINDOWS_AT + i * WINDOW_BYTES + 8, BigInt(w.size), true);
-  });
-  dv.setUint32(ST_WINDOWS, windows.length, true);
-  dv.setUint32(ST_ENABLED, 1, true);
-  return true;
-}
 
 export class RingFirewall {
   private readonly rings: Ring[];
@@ -85,6 +72,10 @@ export class RingFirewall {
   private readonly regs = new Map<number, { ring: Ring; reg: Reg }>();
   /** start, end of each window as numbers, flat (undefined: a window reaches past 2^52; check() alone). */
   private readonly spans?: number[];
+  /** The registers whose writes reset rings (the manifest's `resetBy`): their writes come here too. */
+  private readonly resets: ResetTriggers;
+  /** Offsets of the registers whose reads (`reads`) or writes (`writes`) come here. */
+  private readonly owned: { reads: number[]; writes: number[] };
 
   constructor(
     private readonly label: string,
@@ -108,6 +99,8 @@ export class RingFirewall {
       if (ring.real.bytes.length < ring.layout.maxDescriptors * ring.layout.descriptorSize)
         throw new Error(`ring "${ring.layout.name}": the host's real ring is smaller than maxDescriptors`);
     }
+    this.resets = new ResetTriggers(this.rings);
+    this.owned = { reads: [...this.regs.keys()], writes: [...this.regs.keys(), ...this.resets.offsets()] };
   }
 
   /** Descriptors checked and copied (by either path), for the stats and the tests. */
@@ -129,14 +122,18 @@ export class RingFirewall {
     ring.shadowAt = w?.at === undefined ? -1 : w.at + Number(ring.shadowBase - w.bus);
   }
 
-  /** True when `offset` is one of the rings' registers (its accesses come here, never straight to the device). */
-  claims(offset: number): boolean {
-    return this.regs.has(offset);
+  /**
+   * True when `offset` is one of the rings' registers, or for a write a register whose writes reset
+   * rings: its accesses come here, never straight to the device.
+   */
+  claims(offset: number, write = false): boolean {
+    return this.regs.has(offset) || (write && this.resets.has(offset));
   }
 
-  /** True when an access of `width` bytes at `offset` touches a byte of a ring register. */
-  overlaps(offset: number, width: number): boolean {
-    for (const reg of this.regs.keys()) if (offset < reg + 4 && reg < offset + width) return true;
+  /** True when an access of `width` bytes at `offset` touches a byte of a register claims() names. */
+  overlaps(offset: number, width: number, write = false): boolean {
+    for (const reg of write ? this.owned.writes : this.owned.reads)
+      if (offset < reg + 4 && reg < offset + width) return true;
     return false;
   }
 
@@ -151,17 +148,25 @@ export class RingFirewall {
    */
   start(): void {
     for (const ring of this.rings) {
-      const r = ring.layout.registers;
-      this.device.write32(r.tail, this.device.read32(r.head) & 0xffff);
-      this.device.write32(r.head, 0);
-      this.device.write32(r.tail, 0);
-      this.device.write32(r.baseLow, Number(ring.real.bus & 0xffffffffn));
-      if (r.baseHigh !== undefined) this.device.write32(r.baseHigh, Number(ring.real.bus >> 32n));
-      ring.count = ring.layout.countMultiple;
-      this.device.write32(r.length, this.lengthValue(ring, ring.count));
-      ring.tail = 0;
-      ring.synced = 0;
-      ring.seen = 0;
+      programRing(this.device, ring);
+      this.placeShadow(ring);
+    }
+  }
+
+  /**
+   * A driver's write of a register whose writes reset rings: passed to the device; when it resets
+   * rings, once the reset has finished each is programmed afresh (as by start()) and checked to hold,
+   * and the driver's view is the device's after a reset: the shadow base 0 (a doorbell before the
+   * driver writes the base again faults: the shadow lies outside the grant), head = tail = 0.
+   */
+  private reset(offset: number, value: number): void {
+    const stuck = (ring: Ring, what: string) => this.fault('device-bad-reset', ring, what);
+    for (const ring of this.resets.write(this.device, offset, value, stuck)) {
+      programRing(this.device, ring);
+      if (!onRealRing(this.device, ring) || (this.device.read32(ring.layout.registers.tail) & 0xffff) !== 0)
+        stuck(ring, `after the reset (register ${hex(offset)}) the device does not hold the ring the host programmed`);
+      ring.shadowLow = 0;
+      ring.shadowHigh = 0;
       this.placeShadow(ring);
     }
   }
@@ -196,12 +201,8 @@ export class RingFirewall {
       if (!Number.isInteger(s.count) || s.count <= 0 || s.count % l.countMultiple || s.count > l.maxDescriptors)
         return `ring "${l.name}": saved count ${s.count} is not legal`;
       if (s.tail >= s.count || s.synced >= s.count) return `ring "${l.name}": saved indices lie beyond the ring`;
-      const bus = this.device.read32(r.baseLow) >>> 0;
-      const high = r.baseHigh === undefined ? 0 : this.device.read32(r.baseHigh) >>> 0;
-      if (bus !== Number(ring.real.bus & 0xffffffffn) || high !== Number(ring.real.bus >> 32n))
-        return `ring "${l.name}": the device is no longer on the host's real ring`;
-      if (this.device.read32(r.length) >>> 0 !== this.lengthValue(ring, s.count))
-        return `ring "${l.name}": the device's length is not the saved count`;
+      if (!onRealRing(this.device, ring, s.count))
+        return `ring "${l.name}": the device is no longer on the host's real ring of the saved count`;
       if ((this.device.read32(r.tail) & 0xffff) !== s.tail) return `ring "${l.name}": the device's tail moved`;
     }
     for (let i = 0; i < saved.length; i++) {
@@ -218,18 +219,16 @@ export class RingFirewall {
     return undefined;
   }
 
-  private lengthValue(ring: Ring, count: number): number {
-    return ring.layout.lengthUnit === 'bytes' ? count * ring.layout.descriptorSize : count;
-  }
-
   private fault(kind: FaultKind, ring: Ring, what: string): never {
     throw new FaultError(kind, `${this.label}: ring "${ring.layout.name}": ${what}`);
   }
 
-  /** A driver's write of a ring register (the grant's policy has already passed it). */
+  /** A driver's write of a register claims() names (the grant's policy has already passed it). */
   write(offset: number, value: number): void {
-    const { ring, reg } = this.regs.get(offset)!;
     const v = value >>> 0;
+    const hit = this.regs.get(offset);
+    if (!hit) return this.reset(offset, v);
+    const { ring, reg } = hit;
     switch (reg) {
       case 'baseLow':
         ring.shadowLow = v;
@@ -255,7 +254,7 @@ export class RingFirewall {
       case 'baseHigh':
         return ring.shadowHigh | 0;
       case 'length':
-        return this.lengthValue(ring, ring.count) | 0;
+        return lengthValue(ring, ring.count) | 0;
       case 'tail':
         return ring.tail | 0;
       case 'head':
@@ -277,7 +276,7 @@ export class RingFirewall {
     this.device.write32(r.tail, this.device.read32(r.head) & 0xffff);
     this.device.write32(r.head, 0);
     this.device.write32(r.tail, 0);
-    this.device.write32(r.length, this.lengthValue(ring, count));
+    this.device.write32(r.length, lengthValue(ring, count));
     ring.count = count;
     ring.tail = 0;
     ring.synced = 0;

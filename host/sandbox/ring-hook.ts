@@ -178,6 +178,11 @@ export class RingGuard {
     for (const f of this.all) f.sync();
   }
 
+  /** Program every ring afresh, as before the driver ran (after host writes that bypassed the firewall). */
+  restart(): void {
+    for (const f of this.all) f.start();
+  }
+
   /** The host's side of the rings, for the next instance. */
   state(): RingsState {
     const out: RingsState = {};

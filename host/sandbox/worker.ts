@@ -123,7 +123,11 @@ function start(opts: StartOptions): boolean {
       return false;
     }
   } else {
-    if (opts.resetSequence?.length) run('reset', () => applyResetSequence(session!, opts.resetSequence!));
+    if (opts.resetSequence?.length)
+      run('reset', () => {
+        applyResetSequence(session!, opts.resetSequence!);
+        drv.restartRings(); // the sequence bypasses the descriptor firewall: it may have reset the ring registers
+      });
     else if (opts.resetFirst) run('reset', () => drv.reset());
     const status = run('probe', () => drv.probe());
     if (status !== 0) {

@@ -107,6 +107,11 @@ export interface E1000Options {
   dmaSize?: number;
   /** How long a write to RCTL holds reception back (QEMU's flush_queue_timer: 1 s). */
   rctlHoldNs?: number;
+  /**
+   * What CTRL.RST does: 'hardware' (default) resets every register to its power-on value, as the
+   * 8254x and QEMU's e1000e do; 'qemu' clears the bit and resets nothing, as QEMU's e1000.
+   */
+  softReset?: 'hardware' | 'qemu';
 }
 
 export function parseMac(mac: string): number[] {

@@ -1,7 +1,9 @@
 // A simulated Intel 82540EM ("e1000"), the subset of QEMU's hw/net/e1000.c that wasmdrv's e1000
 // driver uses, with QEMU's register and descriptor semantics (8254x SDM sections in brackets):
 //
-//   CTRL (RST self-clears and resets nothing else, as in QEMU; SLU), STATUS (LU, FD, 1000 Mb/s),
+//   CTRL (SLU; RST as the hardware does it: every register back to its power-on value, the MAC
+//   reloaded into RAL0/RAH0 [13.4.1], or with `softReset: 'qemu'` as QEMU's e1000: the bit
+//   self-clears and nothing else is reset), STATUS (LU, FD, 1000 Mb/s),
 //   EERD (82540EM layout: START bit 0, DONE bit 4, address << 8, data << 16) [5.3.1, 13.4.4],
 //   RAL0/RAH0 preset with the MAC and AV [13.5.3], ICR read-to-clear and write-1-to-clear, ICS, IMS,
 //   IMC [13.4.17-21], RCTL (EN, BAM, UPE, MPE, BSIZE/BSEX, SECRC) [13.4.22], TCTL (EN) [13.4.33],
@@ -92,6 +94,7 @@ class E1000 extends E1000Dma implements SimModel {
   private readonly mac: number[];
   private readonly eeprom = new Uint16Array(64);
   private readonly holdNs: number;
+  private readonly qemuReset: boolean;
 
   constructor(ctx: SimContext, state: SharedArrayBuffer, at: number, options: E1000Options) {
     super(
@@ -104,6 +107,7 @@ class E1000 extends E1000Dma implements SimModel {
     );
     this.mac = parseMac(options.mac ?? E1000_DEFAULT_MAC);
     this.holdNs = options.rctlHoldNs ?? 1_000_000_000;
+    this.qemuReset = options.softReset === 'qemu';
     // EEPROM words 0-2: the MAC, low byte first; the checksum word makes the sum 0xBABA [5.6].
     for (let i = 0; i < 3; i++) this.eeprom[i] = this.mac[2 * i] | (this.mac[2 * i + 1] << 8);
     this.eeprom[0x0b] = 0x100e;
@@ -120,7 +124,10 @@ class E1000 extends E1000Dma implements SimModel {
     }
   }
 
-  /** Power-on state (QEMU's e1000_reset): link up, RA[0] = MAC with AV, everything else 0. */
+  /**
+   * Power-on state (QEMU's e1000_reset), and what CTRL.RST does on the hardware: link up, RA[0] = MAC
+   * with AV, everything else 0 (the rings' base, length, head and tail, RCTL and TCTL: RX and TX off).
+   */
   reset(): void {
     this.r.fill(0);
     this.r[CTRL >> 2] = CTRL_RESET_VALUE;
@@ -177,7 +184,9 @@ class E1000 extends E1000Dma implements SimModel {
     const i = offset >> 2;
     switch (offset) {
       case CTRL:
-        this.r[i] = (v & ~CTRL_RST) >>> 0; // "RST is self clearing" and resets nothing else (QEMU set_ctrl)
+        // The hardware resets the MAC (QEMU's e1000e too); QEMU's e1000 only clears the bit (set_ctrl).
+        if (v & CTRL_RST && !this.qemuReset) this.reset();
+        else this.r[i] = (v & ~CTRL_RST) >>> 0;
         this.linkUpdate(false);
         break;
       case STATUS:
