@@ -141,7 +141,7 @@ describe('descriptor firewall: a reset of the device ring registers', () => {
     const { fw } = setup(Number.POSITIVE_INFINITY);
     const f = fault(() => fw.write(CTRL, RST));
     expect(f.kind).toBe('device-bad-reset');
-    expect(f.message).toMatch(/register 0x0 bits 0x4000000\) did not finish within 500 ms/);
+    expect(f.message).toMatch(/register 0x0 bits 0x4000000\) did not finish within 150 ms/);
   });
 });
 
