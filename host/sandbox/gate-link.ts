@@ -19,6 +19,7 @@ import {
   SHARED_IMPORT,
   type InlineGateBytes,
 } from './inline-gate.ts';
+import { INLINE_SHARED_AT } from './shared.ts';
 
 const PAGE = 65536;
 
@@ -102,9 +103,10 @@ export class GateLink {
       this.memories.push(m);
       return m;
     };
-    const sharedMem = memoryOver(shared.byteLength);
+    // Not at 0: the area's page must not share a QEMU TLB index with a region's page 0 (shared.ts).
+    const sharedMem = memoryOver(INLINE_SHARED_AT + shared.byteLength);
     this.mappings.push(
-      native.mapIntoBuffer(sharedMem.buffer, 0, shared.byteLength, shared.fd, 0, 'driver shared area'),
+      native.mapIntoBuffer(sharedMem.buffer, INLINE_SHARED_AT, shared.byteLength, shared.fd, 0, 'driver shared area'),
     );
     this.gateImports[SHARED_IMPORT] = sharedMem;
     this.gateImports[CLOCK_IMPORT] = clockImport(this.ctx); // the rewritten clock_ns (inline-gate.ts)

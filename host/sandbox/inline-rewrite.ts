@@ -9,7 +9,22 @@ import { lastOffset } from './registers.ts';
 import type binaryenNs from 'binaryen';
 import { LoadError } from '../faults.ts';
 import { IMPORT_MODULE } from '../abi.ts';
-import { GSTATS_OFFSET, RING_OFFSET, ENTRY_BYTES, GSTAT, OP, STAT, STATS_OFFSET, entryMeta } from './shared.ts';
+import {
+  GSTATS_OFFSET as GSTATS_AREA,
+  RING_OFFSET as RING_AREA,
+  ENTRY_BYTES,
+  GSTAT,
+  INLINE_SHARED_AT,
+  OP,
+  STAT,
+  STATS_OFFSET as STATS_AREA,
+  entryMeta,
+} from './shared.ts';
+
+// The area's fields as addresses in `wasmdrv-gate.shared`, which has the area at INLINE_SHARED_AT.
+const GSTATS_OFFSET = INLINE_SHARED_AT + GSTATS_AREA;
+const RING_OFFSET = INLINE_SHARED_AT + RING_AREA;
+const STATS_OFFSET = INLINE_SHARED_AT + STATS_AREA;
 import { GATE_FUNCS } from './gate.ts';
 import {
   GATE_MODULE,

@@ -65,6 +65,18 @@ export const STATS_OFFSET = 64;
 export const GSTATS_OFFSET = STATS_OFFSET + STAT_SLOTS * 8;
 export const RING_OFFSET = GSTATS_OFFSET + GSTAT_SLOTS * 8;
 export const ENTRY_BYTES = 16;
+/**
+ * Where the inline gate's memory `wasmdrv-gate.shared` has the area: one 4 KiB page in, not at 0.
+ * V8 reserves each Wasm memory at a base aligned to a large power of two (seen in the guest: 8 GiB
+ * apart, 256 MiB aligned), so page 0 of the shared memory and page 0 of a register region's memory
+ * had the same index in QEMU's direct-mapped softmmu TLB: under TCG a recorded access to an MMIO
+ * register evicted the recorder's page and the recorder evicted the register's, a refill each,
+ * ~+90 ns per recorded access (docs/benchmarks.md, guest section). Page 1 holds no hot register of
+ * our devices (edu's are all in page 0; e1000's ring registers are in pages 2 and 3), and keeps every
+ * address the generated code names below 16 KiB: the same LEB128 bytes as at 0, so the register
+ * functions do not grow past what V8 inlines.
+ */
+export const INLINE_SHARED_AT = 4096;
 /** Word 0 of an entry without its offset: what the gate ORs onto the zero-extended offset. */
 export const entryMeta = (op: number, width: number, region: number): bigint =>
   BigInt((op & 0xff) | ((width & 0xff) << 8) | ((region & 0xffff) << 16)) << 32n;
