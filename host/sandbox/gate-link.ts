@@ -85,6 +85,9 @@ export class GateLink {
     const { shared, native, session } = this.ctx;
     if (!given || shared.fd === undefined || !imports.reg_read32) return undefined;
     const page = native.pageSize();
+    // The generated code has the shared area at INLINE_SHARED_AT (4 KiB): a host with larger pages
+    // cannot map it there, and takes the instance gate (a slower route to the same checks).
+    if (INLINE_SHARED_AT % page !== 0) return undefined;
     const up = (n: number) => Math.ceil(n / page) * page;
     // The worker's own view of what may be served inline must be the one the module was rewritten for.
     const layout = inlineLayout(
