@@ -17,7 +17,7 @@ import {
   ringReserveBytes,
   type DataWindow,
 } from '../host/sandbox/ring-firewall.ts';
-import { STATE_BYTES, fastRings } from '../host/sandbox/ring-state.ts';
+import { R, RINGS_AT, RING_BYTES, STATE_BYTES, fastRings } from '../host/sandbox/ring-state.ts';
 import type { DeviceSpec } from '../host/device-spec.ts';
 import { fault, root } from './helpers.ts';
 
@@ -103,7 +103,7 @@ async function setup() {
     if (fresh >= 0) x.commit1(tail, fresh);
     return fresh;
   };
-  return { x, fw, regs, txd, bell, realTx, mem, real };
+  return { x, fw, regs, txd, bell, realTx, mem, real, block };
 }
 
 describe('the Wasm doorbell (ring-fast.ts) against the JavaScript firewall', () => {
@@ -234,6 +234,21 @@ describe('the Wasm doorbell (ring-fast.ts) against the JavaScript firewall', () 
     expect(ok.x.sync1()).toBe(2);
     const dd = (i: number) => ok.mem[0x400 + i * 16 + 12];
     expect([59, 60, 63, 0, 1, 2, 3].map(dd)).toEqual([0, 1, 1, 1, 1, 0, 0]); // 59: synced before, as 0
+  });
+
+  it('a ring whose real copy is not in the rings memory (realAt -1): check and sync go to JavaScript, the block untouched', async () => {
+    const { x, txd, block, regs } = await setup();
+    for (let i = 0; i < 8; i++) txd(i, A.bus + 0x1000n, 64);
+    const dv = new DataView(block.buffer, block.byteOffset, STATE_BYTES);
+    dv.setInt32(RINGS_AT + RING_BYTES + R.realAt, -1, true);
+    const before = block.slice();
+    expect(x.check1(4)).toBe(-1);
+    expect(block.slice()).toEqual(before);
+    dv.setUint32(RINGS_AT + RING_BYTES + R.synced, 60, true); // something to copy, were it not refused
+    const before2 = block.slice();
+    expect(x.sync1()).toBe(-1);
+    expect(block.slice()).toEqual(before2);
+    expect(regs[TDT >> 2]).toBe(0);
   });
 
   it('sync copies the named write-back bytes of [synced, head) only', async () => {

@@ -208,6 +208,8 @@ export function addRingFunctions(
           set(shAt, st(R.shadowAt)),
           slow(m.i32.lt_s(get(shAt), c(0))),
           set(reAt, st(R.realAt)),
+          // -1 (no real ring in this memory) would wrap the stores into the state block itself
+          slow(m.i32.lt_s(get(reAt), c(0))),
           set(nwin, m.i32.load(ST_WINDOWS, 0, c(0), RM)),
           slow(m.i32.eqz(get(nwin))),
           slow(m.i32.gt_u(get(nwin), c(MAX_WINDOWS))),
@@ -326,6 +328,7 @@ export function addRingFunctions(
               slow(m.i32.lt_s(get(3), c(0))),
               slow(m.i32.ge_u(get(2), get(1))),
               set(4, st(R.realAt)),
+              slow(m.i32.lt_s(get(4), c(0))),
               // [synced, head) in at most two runs of adjacent slots (the second from slot 0 when it
               // wraps): 5 the shadow's address, 6 the real ring's beside it, 7 the run's end in the
               // shadow, 10 where the last run ends (the head's slot)
