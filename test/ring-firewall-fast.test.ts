@@ -17,7 +17,7 @@ import {
   ringReserveBytes,
   type DataWindow,
 } from '../host/sandbox/ring-firewall.ts';
-import { STATE_BYTES, fastRings } from '../host/sandbox/ring-state.ts';
+import { R, RINGS_AT, RING_BYTES, STATE_BYTES, fastRings } from '../host/sandbox/ring-state.ts';
 import type { DeviceSpec } from '../host/device-spec.ts';
 import { fault, root } from './helpers.ts';
 
@@ -103,7 +103,7 @@ async function setup() {
     if (fresh >= 0) x.commit1(tail, fresh);
     return fresh;
   };
-  return { x, fw, regs, txd, bell, realTx, mem, real };
+  return { x, fw, regs, txd, bell, realTx, mem, real, block };
 }
 
 describe('the Wasm doorbell (ring-fast.ts) against the JavaScript firewall', () => {
@@ -130,6 +130,9 @@ describe('the Wasm doorbell (ring-fast.ts) against the JavaScript firewall', () 
     ['between the windows, starting in A', A.bus + BigInt(A.size) - 8n, 64, 'dma-descriptor-outside-grant', /\+64/],
     ['B with the high half changed', B.bus + (1n << 32n), 64, 'dma-descriptor-outside-grant', /high half is set/],
     ['wrapping past 2^64', 0xffff_ffff_ffff_fff0n, 0x20, 'dma-descriptor-outside-grant', /0xfffffffffffffff0/],
+    // (addr - window start) wraps below a window's start: the one-comparison test must still refuse it
+    ['1 byte below window A', A.bus - 1n, 64, 'dma-descriptor-outside-grant', /0xfffffff\+64/],
+    ['at bus address 0', 0n, 64, 'dma-descriptor-outside-grant', /0x0\+64/],
   ])(
     'a batch of 8 whose LAST buffer lies %s: -1, the tail stays, JavaScript names it',
     async (_, at, len, kind, says) => {
@@ -203,6 +206,49 @@ describe('the Wasm doorbell (ring-fast.ts) against the JavaScript firewall', () 
     const f = fault(() => fw.read(TDH));
     expect(f.kind).toBe('device-bad-head');
     expect(f.message).toMatch(/reads 0x0: not between the head last seen \(1\) and the tail given to it \(63\)/);
+  });
+
+  it("a batch that wraps past the ring's end is checked and copied in both runs; a bad one after the wrap refuses it whole", async () => {
+    const { fw, regs, txd, bell } = await setup();
+    for (let i = 0; i < 64; i++) txd(i, A.bus + 0x1000n + BigInt(i * 128), 100);
+    expect(bell(60)).toBe(60);
+    regs[TDH >> 2] = 60; // the device has done all 60
+    // slots 60..63 and 0..3; slot 2 (after the wrap) outside every window
+    for (const i of [60, 61, 62, 63, 0, 1, 3]) txd(i, B.bus + BigInt(i * 64), 64);
+    txd(2, 0x5000_0000n, 64);
+    expect(bell(4)).toBe(-1);
+    expect(regs[TDT >> 2]).toBe(60);
+    expect(fault(() => fw.write(TDT, 4)).message).toMatch(/descriptor 2 field "buffer"/);
+    const ok = await setup();
+    for (let i = 0; i < 64; i++) ok.txd(i, A.bus + 0x1000n + BigInt(i * 128), 100);
+    expect(ok.bell(60)).toBe(60);
+    ok.regs[TDH >> 2] = 60;
+    for (const i of [60, 61, 62, 63, 0, 1, 2, 3]) ok.txd(i, B.bus + BigInt(i * 64), 64);
+    expect(ok.bell(4)).toBe(8);
+    expect(ok.regs[TDT >> 2]).toBe(4);
+    expect(ok.fw.checked).toBe(68);
+    for (const i of [60, 63, 0, 3]) expect(ok.realTx.getBigUint64(i * 16, true)).toBe(B.bus + BigInt(i * 64));
+    // write-backs of [60, 2): both runs copied, nothing else
+    for (let i = 0; i < 64; i++) ok.real[1].bytes[i * 16 + 12] = 0x01;
+    ok.regs[TDH >> 2] = 2;
+    expect(ok.x.sync1()).toBe(2);
+    const dd = (i: number) => ok.mem[0x400 + i * 16 + 12];
+    expect([59, 60, 63, 0, 1, 2, 3].map(dd)).toEqual([0, 1, 1, 1, 1, 0, 0]); // 59: synced before, as 0
+  });
+
+  it('a ring whose real copy is not in the rings memory (realAt -1): check and sync go to JavaScript, the block untouched', async () => {
+    const { x, txd, block, regs } = await setup();
+    for (let i = 0; i < 8; i++) txd(i, A.bus + 0x1000n, 64);
+    const dv = new DataView(block.buffer, block.byteOffset, STATE_BYTES);
+    dv.setInt32(RINGS_AT + RING_BYTES + R.realAt, -1, true);
+    const before = block.slice();
+    expect(x.check1(4)).toBe(-1);
+    expect(block.slice()).toEqual(before);
+    dv.setUint32(RINGS_AT + RING_BYTES + R.synced, 60, true); // something to copy, were it not refused
+    const before2 = block.slice();
+    expect(x.sync1()).toBe(-1);
+    expect(block.slice()).toEqual(before2);
+    expect(regs[TDT >> 2]).toBe(0);
   });
 
   it('sync copies the named write-back bytes of [synced, head) only', async () => {

@@ -85,73 +85,101 @@ export function addRingFunctions(
     ];
 
     // --- check(newTail) -> fresh | -1 ------------------------------------------------------------
-    // 0 newTail; 1 n, 2 tail, 3 hd, 4 fresh, 5 shadow, 6 real, 7 i, 8 k, 9 w; 10 addr, 11 len, 12 wb,
-    // 13 wsz (i64); 14 shadowAt, 15 realAt, 16 windows, 17 pending, 18 seen; 19.. the descriptor's words (i64)
-    const [n, tail, hd, fr, sh, re, i, k, w, addr, len, wb, wsz] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+    // 0 newTail; 1 n, 2 tail, 3 hd, 4 fresh, 5 p (shadow), 6 q (real), 7 pe (segment end), 8 k, 9 w,
+    // 10 i; 11 addr, 12 len, 13 wsz (i64); 14 shAt, 15 reAt, 16 windows, 17 pending, 18 seen; 19..
+    // the descriptor's words (i64); then per buffer-address field a: wb, lim (i64).
+    const [n, tail, hd, fr, p, q, pe, k, w, i, addr, len, wsz] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
     const [shAt, reAt, nwin, pend, syn] = [14, 15, 16, 17, 18];
-    const slow = (cond: Expr) => m.br('slow', cond);
-    // ONE read of each descriptor word out of the driver's memory, into a local (19, 20, ...), stored
-    // into the real ring; the checks read the fields from those locals: the very values stored.
     const words = Math.floor(size / 8);
     const word = (j: number) => 19 + j;
+    const wbOf = (a: number) => 19 + words + 2 * a;
+    const limOf = (a: number) => 20 + words + 2 * a;
+    const slow = (cond: Expr) => m.br('slow', cond);
+    const I64 = (v: bigint) => m.i64.const(v as never);
+    // ONE read of each descriptor word out of the driver's memory, into a local, stored into the real
+    // ring; the checks read the fields from those locals: the very values stored.
     const copy: Expr[] = [];
     for (let j = 0; j < words; j++) {
-      copy.push(set(word(j), m.i64.load(j * 8, 0, get(sh))));
-      copy.push(m.i64.store(j * 8, 0, get(re), get(word(j), i64), RM));
+      copy.push(set(word(j), m.i64.load(j * 8, 0, get(p))));
+      copy.push(m.i64.store(j * 8, 0, get(q), get(word(j), i64), RM));
     }
-    for (let b = words * 8; b < size; b++) copy.push(m.i32.store8(b, 0, get(re), m.i32.load8_u(b, 0, get(sh)), RM));
+    for (let b = words * 8; b < size; b++) copy.push(m.i32.store8(b, 0, get(q), m.i32.load8_u(b, 0, get(p)), RM));
     /** A field of the copy as i64 (zero-extended): from its word's local, else from the real ring. */
+    const inWord = (offset: number, width: number) =>
+      Math.floor(offset / 8) < words && Math.floor((offset + width - 1) / 8) === Math.floor(offset / 8);
     const field = (offset: number, width: number): Expr => {
+      if (!inWord(offset, width)) return loadRM(width, get(q), offset, 'i64');
       const j = Math.floor(offset / 8);
-      if (j < words && Math.floor((offset + width - 1) / 8) === j) {
-        const shifted =
-          offset % 8
-            ? m.i64.shr_u(get(word(j), i64), m.i64.const(BigInt(8 * (offset % 8)) as never))
-            : get(word(j), i64);
-        return width === 8 ? shifted : m.i64.and(shifted, m.i64.const(((1n << BigInt(8 * width)) - 1n) as never));
-      }
-      return loadRM(width, get(re), offset, 'i64');
+      const shifted = offset % 8 ? m.i64.shr_u(get(word(j), i64), I64(BigInt(8 * (offset % 8)))) : get(word(j), i64);
+      return width === 8 ? shifted : m.i64.and(shifted, I64((1n << BigInt(8 * width)) - 1n));
     };
     const checks: Expr[] = [];
-    for (const cmd of ring.commands)
-      checks.push(
-        slow(
-          m.i64.ne(
-            m.i64.and(field(cmd.offset, cmd.width), m.i64.const(BigInt(cmd.mask >>> 0) as never)),
-            m.i64.const(0n as never),
-          ),
-        ),
-      );
-    /** addr + len wholly inside [wb, wb + wsz), in exact u64 arithmetic (no wrap). */
-    const inside = () =>
-      m.i32.and(
-        m.i32.and(m.i64.ge_u(get(addr, i64), get(wb, i64)), m.i64.le_u(get(len, i64), get(wsz, i64))),
-        m.i64.le_u(m.i64.sub(get(addr, i64), get(wb, i64)), m.i64.sub(get(wsz, i64), get(len, i64))),
-      );
+    for (const cmd of ring.commands) {
+      // the bits that must be clear, tested in place in their word (no shift), else from the copy
+      const bits = inWord(cmd.offset, cmd.width)
+        ? m.i64.and(
+            get(word(Math.floor(cmd.offset / 8)), i64),
+            I64(BigInt(cmd.mask >>> 0) << BigInt(8 * (cmd.offset % 8))),
+          )
+        : m.i64.and(field(cmd.offset, cmd.width), I64(BigInt(cmd.mask >>> 0)));
+      checks.push(slow(m.i64.ne(bits, I64(0n))));
+    }
+    // The buffer checks. Per address field, the window its last buffer lay in: wb its bus address and
+    // lim = its size minus the fixed length (a length field: its size), kept only for a window with
+    // wb + size < 2^64 (and room for the fixed length). Then, for addr in u64, (addr - wb) mod 2^64 <=
+    // lim - len holds exactly when wb <= addr and addr + len <= wb + size: addr < wb wraps to at least
+    // 2^64 - wb > size >= lim - len. One subtraction and one comparison per buffer on a hit (two with a
+    // length field); on a miss the whole table, each window tested exactly (inside()).
+    const winOk = (b: number, sz: number) => m.i64.gt_u(m.i64.add(get(b, i64), get(sz, i64)), get(b, i64));
+    const inits: Expr[] = [];
     for (const [ai, a] of ring.addresses.entries()) {
-      checks.push(set(addr, field(a.offset, a.width)));
-      checks.push(
-        set(len, a.fixedLen >= 0 ? m.i64.const(BigInt(a.fixedLen) as never) : field(a.lenOffset, a.lenWidth)),
+      const fixed = a.fixedLen >= 0;
+      const L = () => I64(BigInt(Math.max(a.fixedLen, 0)));
+      const [wb, lim] = [wbOf(ai), limOf(ai)];
+      // the first window, as the last hit (else the doorbell goes slow: JavaScript decides)
+      inits.push(
+        set(wb, m.i64.load(WINDOWS_AT, 0, c(0), RM)),
+        set(lim, m.i64.load(WINDOWS_AT + 8, 0, c(0), RM)),
+        slow(m.i32.eqz(winOk(wb, lim))),
       );
-      // The window the last buffer lay in first (wb, wsz: one granted window, from the table), as
-      // three branches the CPU predicts; on a miss, the whole table, which leaves wb, wsz at the hit.
-      const at = m.i32.add(c(WINDOWS_AT), m.i32.mul(get(w), c(WINDOW_BYTES)));
-      const [hit, miss, walk] = [`hit${ai}`, `miss${ai}`, `walk${ai}`];
+      if (fixed) inits.push(slow(m.i64.lt_u(get(lim, i64), L())), set(lim, m.i64.sub(get(lim, i64), L())));
+      checks.push(set(addr, field(a.offset, a.width)));
+      if (!fixed) checks.push(set(len, field(a.lenOffset, a.lenWidth)));
+      const at = () => m.i32.add(c(WINDOWS_AT), m.i32.mul(get(w), c(WINDOW_BYTES)));
+      const bus = () => m.i64.load(0, 0, at(), RM);
+      /** addr + len wholly inside the window at w (bus, size in wsz), in exact u64 arithmetic. */
+      const ln = () => (fixed ? L() : get(len, i64));
+      const inside = () =>
+        m.i32.and(
+          m.i32.and(m.i64.ge_u(get(addr, i64), bus()), m.i64.le_u(ln(), get(wsz, i64))),
+          m.i64.le_u(m.i64.sub(get(addr, i64), bus()), m.i64.sub(get(wsz, i64), ln())),
+        );
+      const [hit, walk] = [`hit${ai}`, `walk${ai}`];
+      const d = m.i64.sub(get(addr, i64), get(wb, i64));
       checks.push(
         m.block(hit, [
-          m.block(miss, [
-            m.br(miss, m.i64.lt_u(get(addr, i64), get(wb, i64))),
-            m.br(miss, m.i64.gt_u(get(len, i64), get(wsz, i64))),
-            m.br(hit, m.i64.le_u(m.i64.sub(get(addr, i64), get(wb, i64)), m.i64.sub(get(wsz, i64), get(len, i64)))),
-          ]),
+          fixed
+            ? m.br(hit, m.i64.le_u(d, get(lim, i64)))
+            : m.if(
+                m.i64.le_u(get(len, i64), get(lim, i64)),
+                m.br(hit, m.i64.le_u(d, m.i64.sub(get(lim, i64), get(len, i64)))),
+              ),
           set(w, c(0)),
           m.loop(
             walk,
             m.block(null, [
               slow(m.i32.ge_u(get(w), get(nwin))),
-              set(wb, m.i64.load(0, 0, at, RM)),
-              set(wsz, m.i64.load(8, 0, at, RM)),
-              m.br(hit, inside()),
+              set(wsz, m.i64.load(8, 0, at(), RM)),
+              m.if(
+                inside(),
+                m.block(null, [
+                  // the window becomes the last hit: only one that passes winOk (else slow)
+                  set(wb, bus()),
+                  slow(m.i32.eqz(winOk(wb, wsz))),
+                  set(lim, fixed ? m.i64.sub(get(wsz, i64), L()) : get(wsz, i64)),
+                  m.br(hit),
+                ]),
+              ),
               set(w, m.i32.add(get(w), c(1))),
               m.br(walk),
             ]),
@@ -165,25 +193,12 @@ export function addRingFunctions(
       binaryen.createType([i32]),
       i32,
       [
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
+        ...Array<number>(10).fill(i32),
         i64,
         i64,
         i64,
-        i64,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        ...Array<number>(words).fill(i64),
+        ...Array<number>(5).fill(i32),
+        ...Array<number>(words + 2 * ring.addresses.length).fill(i64),
       ],
       m.block(null, [
         m.block('slow', [
@@ -193,6 +208,8 @@ export function addRingFunctions(
           set(shAt, st(R.shadowAt)),
           slow(m.i32.lt_s(get(shAt), c(0))),
           set(reAt, st(R.realAt)),
+          // -1 (no real ring in this memory) would wrap the stores into the state block itself
+          slow(m.i32.lt_s(get(reAt), c(0))),
           set(nwin, m.i32.load(ST_WINDOWS, 0, c(0), RM)),
           slow(m.i32.eqz(get(nwin))),
           slow(m.i32.gt_u(get(nwin), c(MAX_WINDOWS))),
@@ -222,27 +239,34 @@ export function addRingFunctions(
               slow(m.i32.gt_u(get(fr), m.i32.sub(m.i32.sub(get(n), c(1)), get(pend)))),
             ]),
           ),
-          set(wb, m.i64.load(WINDOWS_AT, 0, c(0), RM)),
-          set(wsz, m.i64.load(WINDOWS_AT + 8, 0, c(0), RM)),
-          set(i, get(tail)),
-          set(sh, m.i32.add(get(shAt), m.i32.mul(get(i), c(size)))),
-          set(re, m.i32.add(get(reAt), m.i32.mul(get(i), c(size)))),
-          m.block('done', [
-            m.loop(
-              'next',
-              m.block(null, [
-                m.br('done', m.i32.eq(get(i), get(0))),
-                // ONE copy out of the driver's memory; every check below reads the copy.
-                ...copy,
-                ...checks,
-                set(i, m.i32.add(get(i), c(1))),
-                set(sh, m.i32.add(get(sh), c(size))),
-                set(re, m.i32.add(get(re), c(size))),
-                m.if(m.i32.eq(get(i), get(n)), m.block(null, [set(i, c(0)), set(sh, get(shAt)), set(re, get(reAt))])),
-                m.br('next'),
-              ]),
-            ),
-          ]),
+          m.if(m.i32.eqz(get(fr)), m.return(c(0))),
+          ...inits,
+          // [tail, newTail) in at most two runs of adjacent slots (the second from slot 0 when it wraps),
+          // walked by the shadow and real addresses: p to pe in the shadow, q beside it in the real ring.
+          set(p, m.i32.add(get(shAt), m.i32.mul(get(tail), c(size)))),
+          set(q, m.i32.add(get(reAt), m.i32.mul(get(tail), c(size)))),
+          set(i, m.i32.add(get(shAt), m.i32.mul(get(0), c(size)))),
+          set(pe, m.select(m.i32.gt_u(get(0), get(tail)), get(i), m.i32.add(get(shAt), m.i32.mul(get(n), c(size))))),
+          m.loop(
+            'run',
+            m.block(null, [
+              m.loop(
+                'next',
+                m.block(null, [
+                  // ONE copy out of the driver's memory; every check below reads the copy.
+                  ...copy,
+                  ...checks,
+                  set(p, m.i32.add(get(p), c(size))),
+                  set(q, m.i32.add(get(q), c(size))),
+                  m.br('next', m.i32.ne(get(p), get(pe))),
+                ]),
+              ),
+              m.if(
+                m.i32.and(m.i32.ne(get(pe), get(i)), m.i32.ne(get(0), c(0))),
+                m.block(null, [set(p, get(shAt)), set(q, get(reAt)), set(pe, get(i)), m.br('run')]),
+              ),
+            ]),
+          ),
           m.return(get(fr)),
         ]),
         m.return(c(-1)),
@@ -250,7 +274,8 @@ export function addRingFunctions(
     );
 
     // --- sync() -> head | -1 ---------------------------------------------------------------------
-    // locals: 0 hd, 1 n, 2 i, 3 shadow base, 4 real base, 5 sh, 6 re, 7 tail, 8 moved, 9 seen, then given
+    // locals: 0 hd, 1 n, 2 synced, 3 shadow base, 4 real base, 5 sh, 6 re, 7 tail (then a run's end),
+    // 8 moved, 9 seen, 10 the head's slot in the shadow
     // The write-back bytes in runs of adjacent ones, each copied by the widest loads that fit.
     const wbs: Expr[] = [];
     const bytes = [
@@ -280,7 +305,7 @@ export function addRingFunctions(
       sync,
       binaryen.none,
       i32,
-      [i32, i32, i32, i32, i32, i32, i32, i32, i32, i32],
+      [i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32],
       m.block(null, [
         m.block('slow', [
           slow(m.i32.eqz(m.i32.load(ST_ENABLED, 0, c(0), RM))),
@@ -303,17 +328,30 @@ export function addRingFunctions(
               slow(m.i32.lt_s(get(3), c(0))),
               slow(m.i32.ge_u(get(2), get(1))),
               set(4, st(R.realAt)),
+              slow(m.i32.lt_s(get(4), c(0))),
+              // [synced, head) in at most two runs of adjacent slots (the second from slot 0 when it
+              // wraps): 5 the shadow's address, 6 the real ring's beside it, 7 the run's end in the
+              // shadow, 10 where the last run ends (the head's slot)
               set(5, m.i32.add(get(3), m.i32.mul(get(2), c(size)))),
               set(6, m.i32.add(get(4), m.i32.mul(get(2), c(size)))),
+              set(10, m.i32.add(get(3), m.i32.mul(get(0), c(size)))),
+              set(7, m.select(m.i32.gt_u(get(0), get(2)), get(10), m.i32.add(get(3), m.i32.mul(get(1), c(size))))),
               m.loop(
-                'copy',
+                'run',
                 m.block(null, [
-                  ...wbs,
-                  set(2, m.i32.add(get(2), c(1))),
-                  set(5, m.i32.add(get(5), c(size))),
-                  set(6, m.i32.add(get(6), c(size))),
-                  m.if(m.i32.eq(get(2), get(1)), m.block(null, [set(2, c(0)), set(5, get(3)), set(6, get(4))])),
-                  m.br('copy', m.i32.ne(get(2), get(0))),
+                  m.loop(
+                    'copy',
+                    m.block(null, [
+                      ...wbs,
+                      set(5, m.i32.add(get(5), c(size))),
+                      set(6, m.i32.add(get(6), c(size))),
+                      m.br('copy', m.i32.ne(get(5), get(7))),
+                    ]),
+                  ),
+                  m.if(
+                    m.i32.and(m.i32.ne(get(7), get(10)), m.i32.ne(get(0), c(0))),
+                    m.block(null, [set(5, get(3)), set(6, get(4)), set(7, get(10)), m.br('run')]),
+                  ),
                 ]),
               ),
               setSt(R.synced, get(0)),
