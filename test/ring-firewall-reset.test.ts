@@ -10,6 +10,7 @@ import { Host, needsSlowWrite, type DeviceHandle, type Driver } from '../host/in
 import { grantFor, parseManifest } from '../host/package/manifest.ts';
 import { ringLayouts } from '../host/package/rings.ts';
 import { RingFirewall, carveRealRings, ringReserveBytes } from '../host/sandbox/ring-firewall.ts';
+import { E1000Client } from '../host/net/e1000.ts';
 import { e1000Capture, e1000Dma } from '../host/sim/e1000.ts';
 import { driverPath, fault, root } from './helpers.ts';
 import { attack } from './hostile/harness.ts';
@@ -194,6 +195,15 @@ describe('hostile e1000 drivers that reset the chip mid-traffic', () => {
     expect(r.fault?.message).toMatch(/ring "tx": the shadow ring at 0x0\+128/);
     expect(e1000Dma(dev.spec)).toMatchObject({ outside: 0, lastOutside: null });
     expect(e1000Capture(dev.spec)).toHaveLength(1);
+  });
+
+  it("self-test: without resetBy in the manifest the unchanged driver's own probe reset sends the device outside (the oracle sees it)", async () => {
+    const bare = { ...manifest, rings: manifest.rings?.map(({ resetBy: _r, ...ring }) => ring) } as typeof manifest;
+    const dev = host.openDevice(`sim:e1000:reset${devices++}`, { sim: { rctlHoldNs: 0 } });
+    const { grant, limits } = grantFor(bare, dev.spec, manifestPath);
+    const drv = await host.load(driverPath('e1000'), dev, { grant, limits, name: 'e1000-bare', restart: false });
+    await new E1000Client(drv).send([new Uint8Array(60)]).catch(() => 0);
+    expect(e1000Dma(dev.spec).outside).toBeGreaterThan(0);
   });
 
   it.each(['hardware', 'qemu'] as const)(
