@@ -11,7 +11,8 @@ process.env.WASMDRV_RING_FAST = '1';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileC, runC } from '../host/bench/c.ts';
-import type { DeviceSpec } from '../host/device-spec.ts';
+import { E1000_DEVICE_BUS, E1000_DEVICE_QUIT as BENCH_QUIT, e1000DeviceSpec } from '../host/bench/e1000.ts';
+import { E1000_BAR0_SIZE as BAR0, RDBAL, STATUS, TDH, TDT } from '../host/sim/e1000-defs.ts';
 import { Host, type Driver, type Fault } from '../host/index.ts';
 import { loadNative } from '../host/native.ts';
 import { E1000_DMA_BYTES, E1000Client } from '../host/net/e1000.ts';
@@ -19,13 +20,7 @@ import { grantFor } from '../host/package/manifest.ts';
 import { driverPath, root } from './helpers.ts';
 import { e1000Manifest, e1000ManifestPath } from './e1000-frames.ts';
 
-const BAR0 = 0x20000;
-const BUS = 0x1000_0000;
-const STATUS = 0x0008;
-const RDBAL = 0x2800;
-const TDH = 0x3810;
-const TDT = 0x3818;
-const BENCH_QUIT = 0x1f000; // bench/native.c E_BENCH
+const BUS = E1000_DEVICE_BUS;
 
 describe('e1000 hot reload with the Wasm doorbell on a polling memfd device', () => {
   const native = loadNative();
@@ -50,15 +45,7 @@ describe('e1000 hot reload with the Wasm doorbell on a polling memfd device', ()
       if (performance.now() - t0 > 10_000) throw new Error('the e1000-device process did not come up');
       await new Promise((r) => setTimeout(r, 1));
     }
-    const spec: DeviceSpec = {
-      id: 'test:e1000-memfd',
-      name: 'e1000 (bench/native.c e1000-device)',
-      pci: { vendor: 0x8086, device: 0x100e },
-      regions: [{ name: 'BAR0', size: BAR0, source: { kind: 'fd', fd: regsFd, offset: 0 } }],
-      ports: [],
-      dma: [{ name: 'dma', size: E1000_DMA_BYTES, bus: BigInt(BUS), source: { kind: 'fd', fd: dmaFd, offset: 0 } }],
-      irq: { kind: 'eventfd', eventfd: irqFd },
-    };
+    const spec = e1000DeviceSpec({ regs: regsFd, dma: dmaFd, irq: irqFd });
     host.on('fault', (f: Fault) => faults.push(`${f.kind} in ${f.phase}: ${f.message}`));
     const { grant, limits } = grantFor(e1000Manifest, spec, e1000ManifestPath);
     drv = await host.load(driverPath('e1000'), { spec, close: () => {} }, { name: 'e1000-fast', grant, limits });

@@ -24,18 +24,32 @@ import { Host } from '../host.ts';
 import { loadNative } from '../native.ts';
 import { E1000_DMA_BYTES, E1000Client } from '../net/e1000.ts';
 import { grantFor, parseManifest } from '../package/manifest.ts';
+import { E1000_BAR0_SIZE as BAR0_SIZE, RDBAL, STATUS, TDH, TDT } from '../sim/e1000-defs.ts';
 import { fastPathCpuCost, jsFirewallCpuCost } from './e1000-firewall.ts';
 
 type RunC = (bin: string, args: string[], fds: number[], pin: boolean) => Promise<string>;
 
-const BAR0_SIZE = 0x20000;
 const DMA_SIZE = E1000_DMA_BYTES;
-const BUS = 0x1000_0000;
-const STATUS = 0x0008;
-const RDBAL = 0x2800;
-const TDH = 0x3810;
-const TDT = 0x3818;
-const BENCH_QUIT = 0x1f000; // bench/native.c E_BENCH
+/** The bus address bench/native.c's e1000-device is told its DMA memory sits at. */
+export const E1000_DEVICE_BUS = 0x1000_0000;
+/** The register that stops bench/native.c's e1000-device (E_BENCH). */
+export const E1000_DEVICE_QUIT = 0x1f000;
+const BUS = E1000_DEVICE_BUS;
+const BENCH_QUIT = E1000_DEVICE_QUIT;
+
+/** The DeviceSpec of bench/native.c's e1000-device over its BAR0, DMA and interrupt fds. */
+export function e1000DeviceSpec(fds: { regs: number; dma: number; irq: number }, iommu = false): DeviceSpec {
+  return {
+    id: iommu ? 'bench:e1000:iommu' : 'bench:e1000',
+    name: `bench e1000 (bench/native.c e1000-device${iommu ? ', declared IOMMU-confined' : ''})`,
+    pci: { vendor: 0x8086, device: 0x100e },
+    regions: [{ name: 'BAR0', size: BAR0_SIZE, source: { kind: 'fd', fd: fds.regs, offset: 0 } }],
+    ports: [],
+    dma: [{ name: 'dma', size: DMA_SIZE, bus: BigInt(BUS), source: { kind: 'fd', fd: fds.dma, offset: 0 } }],
+    irq: { kind: 'eventfd', eventfd: fds.irq },
+    ...(iommu ? { dmaConfinement: 'iommu' as const } : {}),
+  };
+}
 const BATCHES = [1, 8, 32, 64] as const;
 
 interface DeviceReport {
@@ -80,16 +94,7 @@ export async function benchE1000(a: {
     fds.push(irqFd);
     regs = native.mapFd(regsFd, BAR0_SIZE, 0);
     const reg = new Uint32Array(regs.buffer());
-    const spec = (iommu: boolean): DeviceSpec => ({
-      id: iommu ? 'bench:e1000:iommu' : 'bench:e1000',
-      name: `bench e1000 (bench/native.c e1000-device${iommu ? ', declared IOMMU-confined' : ''})`,
-      pci: { vendor: 0x8086, device: 0x100e },
-      regions: [{ name: 'BAR0', size: BAR0_SIZE, source: { kind: 'fd', fd: regsFd, offset: 0 } }],
-      ports: [],
-      dma: [{ name: 'dma', size: DMA_SIZE, bus: BigInt(BUS), source: { kind: 'fd', fd: dmaFd, offset: 0 } }],
-      irq: { kind: 'eventfd', eventfd: irqFd },
-      ...(iommu ? { dmaConfinement: 'iommu' as const } : {}),
-    });
+    const spec = (iommu: boolean) => e1000DeviceSpec({ regs: regsFd, dma: dmaFd, irq: irqFd }, iommu);
 
     /** Wait until the device has sent what is still in the TX ring (TDH catches up with TDT). */
     const drained = async () => {
