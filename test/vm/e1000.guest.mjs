@@ -167,8 +167,10 @@ try {
   const RELOADS = 5;
   const linkStats = (pre, dev) => {
     try {
-      const j = JSON.parse(sh(pre ? 'nsenter' : 'ip', [...(pre ? [...pre, 'ip'] : []), '-j', '-s', 'link', 'show', 'dev', dev]))[0].stats64;
-      return { rx: j.rx.packets, rxDrop: j.rx.dropped, tx: j.tx.packets, txDrop: j.tx.dropped };
+      // -s -s adds the receive error kinds: a frame NIC B's own device dropped for want of a free
+      // descriptor (QEMU's e1000 counts it in MPC, which Linux reports as rx missed_errors) shows there.
+      const j = JSON.parse(sh(pre ? 'nsenter' : 'ip', [...(pre ? [...pre, 'ip'] : []), '-j', '-s', '-s', 'link', 'show', 'dev', dev]))[0].stats64;
+      return { rx: j.rx.packets, rxDrop: j.rx.dropped, rxMissed: j.rx.missed_errors ?? 0, rxOver: j.rx.over_errors ?? 0, rxErrors: j.rx.errors ?? 0, tx: j.tx.packets, txDrop: j.tx.dropped };
     } catch (e) { return { error: `${e.message}`.slice(0, 80) }; }
   };
   const diff = (x, y) => Object.fromEntries(Object.keys(y).map((k) => [k, typeof y[k] === 'number' ? y[k] - (x?.[k] ?? 0) : y[k]]));
@@ -230,6 +232,7 @@ try {
     fromB: icmpAfter.nicB.OutEchoReps - icmpBefore.nicB.OutEchoReps,
   };
   const linksAfter = { wd0: linkStats(null, 'wd0'), nicB: linkStats(ns, ethB) };
+  const missedAtB = Math.max(0, (linksAfter.nicB.rxMissed ?? 0) - (linksBefore.nicB.rxMissed ?? 0));
   const reloads = bridgeOut.split('\n').filter((l) => l.includes('"reload"')).map((l) => JSON.parse(l).reload);
   const tx = Number(/(\d+) packets transmitted/.exec(floodOut)?.[1] ?? 0);
   const rx = Number(/(\d+) packets received/.exec(floodOut)?.[1] ?? 0);
@@ -252,8 +255,10 @@ try {
     // and no frame is lost on the way: every echo request the TAP side sent reached NIC B's stack, every
     // reply came back to the TAP side's stack (whatever ping itself counted, see above).
     reloads.length === RELOADS && reloads.every((r) => r.ok && r.restored) && tx >= 100 && rx >= 0.8 * tx &&
-      echo.requests >= tx && echo.atB === echo.requests && echo.fromB === echo.atB && echo.replies === echo.requests,
-    `${reloads.length} reloads ${JSON.stringify(reloads.map((r) => r.ok && r.restored))}, swap ms ${reloads.map((r) => r.swapMs?.toFixed(1)).join('/')}, SIGHUP to answer ms ${reloads.map((r) => r.totalMs).join('/')}; echo requests ${echo.requests}, at NIC B ${echo.atB}, replies ${echo.fromB}, back at the TAP side ${echo.replies}; ping counted ${tx} sent, ${rx} received (${rawDrops} dropped at its socket)${bridge.exitCode !== null || bridge.signalCode ? `; net up exited ${bridge.exitCode} ${bridge.signalCode ?? ''}: ${bridgeErr.trim().split('\n').slice(-6).join(' | ')}` : ''}`);
+      // A request NIC B's own (kernel-driven) device dropped for want of a receive descriptor is not
+      // lost on the sandboxed path: it is counted in NIC B's missed frames, and only those are excused.
+      echo.requests >= tx && echo.requests - echo.atB <= missedAtB && echo.fromB === echo.atB && echo.replies === echo.atB,
+    `${reloads.length} reloads ${JSON.stringify(reloads.map((r) => r.ok && r.restored))}, swap ms ${reloads.map((r) => r.swapMs?.toFixed(1)).join('/')}, SIGHUP to answer ms ${reloads.map((r) => r.totalMs).join('/')}; echo requests ${echo.requests}, at NIC B ${echo.atB}, replies ${echo.fromB}, back at the TAP side ${echo.replies}, frames NIC B's device missed ${missedAtB}; ping counted ${tx} sent, ${rx} received (${rawDrops} dropped at its socket)${bridge.exitCode !== null || bridge.signalCode ? `; net up exited ${bridge.exitCode} ${bridge.signalCode ?? ''}: ${bridgeErr.trim().split('\n').slice(-6).join(' | ')}` : ''}`);
   emit('METRIC', { name: `echo replies lost on the path across ${RELOADS} hot reloads of the e1000 driver`, value: echo.requests - echo.replies, unit: `of ${echo.requests}` });
   emit('METRIC', { name: `pings busybox counted lost across ${RELOADS} hot reloads (in flight at its stop, or its socket overflowed)`, value: tx - rx, unit: `of ${tx}` });
 
