@@ -380,7 +380,13 @@ export function addRingFunctions(
           RM,
         ),
         setSt(R.tail, get(0)),
-        m.i32.atomic.store(0, c(ring.tail), get(0), REG),
+        // The doorbell. Not i32.atomic.store: V8 compiles a seq-cst store to `xchg`, a locked
+        // read-modify-write, and a locked operation on the uncached BAR is a bus lock on real hardware
+        // (which Linux's bus-lock detection traps and throttles) and a read the device never asked for.
+        // Release order is what the device needs: every copy into the real ring above is visible before
+        // it sees the tail. `atomic.fence` (mfence on x86) orders them, then one plain 32-bit store.
+        m.atomic.fence(),
+        m.i32.store(0, 0, c(ring.tail), get(0), REG),
         m.drop(m.call(sync, [], i32)),
       ]),
     );
