@@ -60,7 +60,7 @@ beforeAll(async () => {
     m.addFunctionExport(f.sync, `sync${slot}`);
   }
   expect(m.validate()).toBeTruthy();
-  for (const [slot, f] of funcs) commitText.set(slot, binaryen.emitText(m.getFunction(f.commit)));
+  for (const [slot, f] of funcs) commitText.set(slot, binaryen.emitText(binaryen.getFunctionInfo(m.getFunction(f.commit)).body));
   bin = m.emitBinary();
   m.dispose();
 });
