@@ -395,8 +395,8 @@ describe('two descriptors per loop turn: every slot of a batch is copied and che
   ];
 
   const cases: [RingName, number, number][] = [];
+  // 61/62/63: a batch that reaches the ring's end or wraps: its first run odd or even, its second too
   for (const name of ['rx', 'tx'] as const)
-    // 61/62/63: a batch that reaches the ring's end or wraps: its first run odd or even, its second too
     for (const count of [1, 2, 3, 4, 31, 32, 33])
       for (const start of [0, 1, 61, 62, 63]) cases.push([name, count, start]);
 

@@ -16,12 +16,16 @@
 //                                  sound observation). -1 on anything: the caller then calls the
 //                                  JavaScript import, which decides from scratch.
 //   commit(newTail, fresh)         checked += fresh, tail = newTail, the device's tail register written
-//                                  (a seq-cst store: after the real ring's), then sync.
+//                                  (a fence, then a plain store: after the real ring's), then sync.
 //   sync() -> head | -1            write-backs of [synced, head) (the bytes the manifest names, adjacent
 //                                  ones merged) copied from the real ring into the shadow, as
 //                                  RingFirewall.syncRing; -1 (JavaScript decides, and names a lying
 //                                  device) when the head lies outside the ring or outside [seen, tail],
 //                                  or the shadow is in no window.
+//
+// Both loops walk their slots in at most two runs of adjacent ones (the second from slot 0 when the range
+// wraps), each two slots per loop turn, an odd count's first alone (`pairs`): V8's loop interrupt check
+// and memory-base reloads are then paid once per two. Each slot of a pair has code of its own.
 //
 // These functions must be added while the module still has ONE memory: loads and stores that name no
 // memory then resolve to memory 0, the driver's own, whatever its name; the host's memories are named.
