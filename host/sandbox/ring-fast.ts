@@ -16,12 +16,16 @@
 //                                  sound observation). -1 on anything: the caller then calls the
 //                                  JavaScript import, which decides from scratch.
 //   commit(newTail, fresh)         checked += fresh, tail = newTail, the device's tail register written
-//                                  (a seq-cst store: after the real ring's), then sync.
+//                                  (a fence, then a plain store: after the real ring's), then sync.
 //   sync() -> head | -1            write-backs of [synced, head) (the bytes the manifest names, adjacent
 //                                  ones merged) copied from the real ring into the shadow, as
 //                                  RingFirewall.syncRing; -1 (JavaScript decides, and names a lying
 //                                  device) when the head lies outside the ring or outside [seen, tail],
 //                                  or the shadow is in no window.
+//
+// Both loops walk their slots in at most two runs of adjacent ones (the second from slot 0 when the range
+// wraps), each two slots per loop turn, an odd count's first alone (`pairs`): V8's loop interrupt check
+// and memory-base reloads are then paid once per two. Each slot of a pair has code of its own.
 //
 // These functions must be added while the module still has ONE memory: loads and stores that name no
 // memory then resolve to memory 0, the driver's own, whatever its name; the host's memories are named.
@@ -84,6 +88,33 @@ export function addRingFunctions(
       set(to, m.select(m.i32.lt_s(get(to), c(0)), m.i32.add(get(to), get(nn)), get(to))),
     ];
 
+    /**
+     * One run of adjacent slots, two per loop turn: from local `a` (shadow) and `b` (the real ring
+     * beside it) up to `end` (shadow), `body(off, tag)` for the slot at a + off. An odd count first takes
+     * one alone; then pairs, so V8's loop interrupt check and the memory-base reloads after it are paid
+     * once per two slots. The slots are visited in order, each once.
+     */
+    const pairs = (a: number, b: number, end: number, body: (off: number, tag: string) => Expr[], name: string) => {
+      const step = (k: number) => [set(a, m.i32.add(get(a), c(k * size))), set(b, m.i32.add(get(b), c(k * size)))];
+      const bytes = m.i32.sub(get(end), get(a));
+      const odd = (size & (size - 1)) === 0 ? m.i32.and(bytes, c(size)) : m.i32.and(m.i32.div_u(bytes, c(size)), c(1));
+      return [
+        m.if(odd, m.block(null, [...body(0, `${name}1`), ...step(1)])),
+        m.if(
+          m.i32.ne(get(a), get(end)),
+          m.loop(
+            name,
+            m.block(null, [
+              ...body(0, `${name}A`),
+              ...body(size, `${name}B`),
+              ...step(2),
+              m.br(name, m.i32.ne(get(a), get(end))),
+            ]),
+          ),
+        ),
+      ];
+    };
+
     // --- check(newTail) -> fresh | -1 ------------------------------------------------------------
     // 0 newTail; 1 n, 2 tail, 3 hd, 4 fresh, 5 p (shadow), 6 q (real), 7 pe (segment end), 8 k, 9 w,
     // 10 i; 11 addr, 12 len, 13 wsz (i64); 14 shAt, 15 reAt, 16 windows, 17 pending, 18 seen; 19..
@@ -96,40 +127,14 @@ export function addRingFunctions(
     const limOf = (a: number) => 20 + words + 2 * a;
     const slow = (cond: Expr) => m.br('slow', cond);
     const I64 = (v: bigint) => m.i64.const(v as never);
-    // ONE read of each descriptor word out of the driver's memory, into a local, stored into the real
-    // ring; the checks read the fields from those locals: the very values stored.
-    const copy: Expr[] = [];
-    for (let j = 0; j < words; j++) {
-      copy.push(set(word(j), m.i64.load(j * 8, 0, get(p))));
-      copy.push(m.i64.store(j * 8, 0, get(q), get(word(j), i64), RM));
-    }
-    for (let b = words * 8; b < size; b++) copy.push(m.i32.store8(b, 0, get(q), m.i32.load8_u(b, 0, get(p)), RM));
-    /** A field of the copy as i64 (zero-extended): from its word's local, else from the real ring. */
+    // One descriptor's copy and checks, for the slot at p + off (shadow) and q + off (real ring): `off`
+    // goes into the loads' and stores' static offsets, so the second of a pair costs no address
+    // arithmetic. Fresh expressions per call (binaryen trees are not shared); `tag` keeps labels unique.
+    // Both of a pair use the same word locals and the same last-hit window, one after the other: the
+    // second is checked from ITS copy, against the window the first left (a hit or a walk, as in a
+    // loop of one).
     const inWord = (offset: number, width: number) =>
       Math.floor(offset / 8) < words && Math.floor((offset + width - 1) / 8) === Math.floor(offset / 8);
-    const field = (offset: number, width: number): Expr => {
-      if (!inWord(offset, width)) return loadRM(width, get(q), offset, 'i64');
-      const j = Math.floor(offset / 8);
-      const shifted = offset % 8 ? m.i64.shr_u(get(word(j), i64), I64(BigInt(8 * (offset % 8)))) : get(word(j), i64);
-      return width === 8 ? shifted : m.i64.and(shifted, I64((1n << BigInt(8 * width)) - 1n));
-    };
-    const checks: Expr[] = [];
-    for (const cmd of ring.commands) {
-      // the bits that must be clear, tested in place in their word (no shift), else from the copy
-      const bits = inWord(cmd.offset, cmd.width)
-        ? m.i64.and(
-            get(word(Math.floor(cmd.offset / 8)), i64),
-            I64(BigInt(cmd.mask >>> 0) << BigInt(8 * (cmd.offset % 8))),
-          )
-        : m.i64.and(field(cmd.offset, cmd.width), I64(BigInt(cmd.mask >>> 0)));
-      checks.push(slow(m.i64.ne(bits, I64(0n))));
-    }
-    // The buffer checks. Per address field, the window its last buffer lay in: wb its bus address and
-    // lim = its size minus the fixed length (a length field: its size), kept only for a window with
-    // wb + size < 2^64 (and room for the fixed length). Then, for addr in u64, (addr - wb) mod 2^64 <=
-    // lim - len holds exactly when wb <= addr and addr + len <= wb + size: addr < wb wraps to at least
-    // 2^64 - wb > size >= lim - len. One subtraction and one comparison per buffer on a hit (two with a
-    // length field); on a miss the whole table, each window tested exactly (inside()).
     const winOk = (b: number, sz: number) => m.i64.gt_u(m.i64.add(get(b, i64), get(sz, i64)), get(b, i64));
     const inits: Expr[] = [];
     for (const [ai, a] of ring.addresses.entries()) {
@@ -143,50 +148,90 @@ export function addRingFunctions(
         slow(m.i32.eqz(winOk(wb, lim))),
       );
       if (fixed) inits.push(slow(m.i64.lt_u(get(lim, i64), L())), set(lim, m.i64.sub(get(lim, i64), L())));
-      checks.push(set(addr, field(a.offset, a.width)));
-      if (!fixed) checks.push(set(len, field(a.lenOffset, a.lenWidth)));
-      const at = () => m.i32.add(c(WINDOWS_AT), m.i32.mul(get(w), c(WINDOW_BYTES)));
-      const bus = () => m.i64.load(0, 0, at(), RM);
-      /** addr + len wholly inside the window at w (bus, size in wsz), in exact u64 arithmetic. */
-      const ln = () => (fixed ? L() : get(len, i64));
-      const inside = () =>
-        m.i32.and(
-          m.i32.and(m.i64.ge_u(get(addr, i64), bus()), m.i64.le_u(ln(), get(wsz, i64))),
-          m.i64.le_u(m.i64.sub(get(addr, i64), bus()), m.i64.sub(get(wsz, i64), ln())),
-        );
-      const [hit, walk] = [`hit${ai}`, `walk${ai}`];
-      const d = m.i64.sub(get(addr, i64), get(wb, i64));
-      checks.push(
-        m.block(hit, [
-          fixed
-            ? m.br(hit, m.i64.le_u(d, get(lim, i64)))
-            : m.if(
-                m.i64.le_u(get(len, i64), get(lim, i64)),
-                m.br(hit, m.i64.le_u(d, m.i64.sub(get(lim, i64), get(len, i64)))),
-              ),
-          set(w, c(0)),
-          m.loop(
-            walk,
-            m.block(null, [
-              slow(m.i32.ge_u(get(w), get(nwin))),
-              set(wsz, m.i64.load(8, 0, at(), RM)),
-              m.if(
-                inside(),
-                m.block(null, [
-                  // the window becomes the last hit: only one that passes winOk (else slow)
-                  set(wb, bus()),
-                  slow(m.i32.eqz(winOk(wb, wsz))),
-                  set(lim, fixed ? m.i64.sub(get(wsz, i64), L()) : get(wsz, i64)),
-                  m.br(hit),
-                ]),
-              ),
-              set(w, m.i32.add(get(w), c(1))),
-              m.br(walk),
-            ]),
-          ),
-        ]),
-      );
     }
+    const one = (off: number, tag: string): Expr[] => {
+      // ONE read of each descriptor word out of the driver's memory, into a local, stored into the real
+      // ring; the checks read the fields from those locals: the very values stored.
+      const out: Expr[] = [];
+      for (let j = 0; j < words; j++) {
+        out.push(set(word(j), m.i64.load(off + j * 8, 0, get(p))));
+        out.push(m.i64.store(off + j * 8, 0, get(q), get(word(j), i64), RM));
+      }
+      for (let b = words * 8; b < size; b++)
+        out.push(m.i32.store8(off + b, 0, get(q), m.i32.load8_u(off + b, 0, get(p)), RM));
+      /** A field of the copy as i64 (zero-extended): from its word's local, else from the real ring. */
+      const field = (offset: number, width: number): Expr => {
+        if (!inWord(offset, width)) return loadRM(width, get(q), off + offset, 'i64');
+        const j = Math.floor(offset / 8);
+        const shifted = offset % 8 ? m.i64.shr_u(get(word(j), i64), I64(BigInt(8 * (offset % 8)))) : get(word(j), i64);
+        return width === 8 ? shifted : m.i64.and(shifted, I64((1n << BigInt(8 * width)) - 1n));
+      };
+      for (const cmd of ring.commands) {
+        // the bits that must be clear, tested in place in their word (no shift), else from the copy
+        const bits = inWord(cmd.offset, cmd.width)
+          ? m.i64.and(
+              get(word(Math.floor(cmd.offset / 8)), i64),
+              I64(BigInt(cmd.mask >>> 0) << BigInt(8 * (cmd.offset % 8))),
+            )
+          : m.i64.and(field(cmd.offset, cmd.width), I64(BigInt(cmd.mask >>> 0)));
+        out.push(slow(m.i64.ne(bits, I64(0n))));
+      }
+      // The buffer checks. Per address field, the window its last buffer lay in: wb its bus address and
+      // lim = its size minus the fixed length (a length field: its size), kept only for a window with
+      // wb + size < 2^64 (and room for the fixed length). Then, for addr in u64, (addr - wb) mod 2^64 <=
+      // lim - len holds exactly when wb <= addr and addr + len <= wb + size: addr < wb wraps to at least
+      // 2^64 - wb > size >= lim - len. One subtraction and one comparison per buffer on a hit (two with a
+      // length field); on a miss the whole table, each window tested exactly (inside()).
+      for (const [ai, a] of ring.addresses.entries()) {
+        const fixed = a.fixedLen >= 0;
+        const L = () => I64(BigInt(Math.max(a.fixedLen, 0)));
+        const [wb, lim] = [wbOf(ai), limOf(ai)];
+        out.push(set(addr, field(a.offset, a.width)));
+        if (!fixed) out.push(set(len, field(a.lenOffset, a.lenWidth)));
+        const at = () => m.i32.add(c(WINDOWS_AT), m.i32.mul(get(w), c(WINDOW_BYTES)));
+        const bus = () => m.i64.load(0, 0, at(), RM);
+        /** addr + len wholly inside the window at w (bus, size in wsz), in exact u64 arithmetic. */
+        const ln = () => (fixed ? L() : get(len, i64));
+        const inside = () =>
+          m.i32.and(
+            m.i32.and(m.i64.ge_u(get(addr, i64), bus()), m.i64.le_u(ln(), get(wsz, i64))),
+            m.i64.le_u(m.i64.sub(get(addr, i64), bus()), m.i64.sub(get(wsz, i64), ln())),
+          );
+        const [hit, walk] = [`hit${ai}${tag}`, `walk${ai}${tag}`];
+        const d = m.i64.sub(get(addr, i64), get(wb, i64));
+        out.push(
+          m.block(hit, [
+            fixed
+              ? m.br(hit, m.i64.le_u(d, get(lim, i64)))
+              : m.if(
+                  m.i64.le_u(get(len, i64), get(lim, i64)),
+                  m.br(hit, m.i64.le_u(d, m.i64.sub(get(lim, i64), get(len, i64)))),
+                ),
+            set(w, c(0)),
+            m.loop(
+              walk,
+              m.block(null, [
+                slow(m.i32.ge_u(get(w), get(nwin))),
+                set(wsz, m.i64.load(8, 0, at(), RM)),
+                m.if(
+                  inside(),
+                  m.block(null, [
+                    // the window becomes the last hit: only one that passes winOk (else slow)
+                    set(wb, bus()),
+                    slow(m.i32.eqz(winOk(wb, wsz))),
+                    set(lim, fixed ? m.i64.sub(get(wsz, i64), L()) : get(wsz, i64)),
+                    m.br(hit),
+                  ]),
+                ),
+                set(w, m.i32.add(get(w), c(1))),
+                m.br(walk),
+              ]),
+            ),
+          ]),
+        );
+      }
+      return out;
+    };
     const check = fresh(`wasmdrv-gate.ring${ring.slot}.check`);
     m.addFunction(
       check,
@@ -250,17 +295,8 @@ export function addRingFunctions(
           m.loop(
             'run',
             m.block(null, [
-              m.loop(
-                'next',
-                m.block(null, [
-                  // ONE copy out of the driver's memory; every check below reads the copy.
-                  ...copy,
-                  ...checks,
-                  set(p, m.i32.add(get(p), c(size))),
-                  set(q, m.i32.add(get(q), c(size))),
-                  m.br('next', m.i32.ne(get(p), get(pe))),
-                ]),
-              ),
+              // ONE copy out of the driver's memory per descriptor; every check reads the copy.
+              ...pairs(p, q, pe, one, 'next'),
               m.if(
                 m.i32.and(m.i32.ne(get(pe), get(i)), m.i32.ne(get(0), c(0))),
                 m.block(null, [set(p, get(shAt)), set(q, get(reAt)), set(pe, get(i)), m.br('run')]),
@@ -276,8 +312,9 @@ export function addRingFunctions(
     // --- sync() -> head | -1 ---------------------------------------------------------------------
     // locals: 0 hd, 1 n, 2 synced, 3 shadow base, 4 real base, 5 sh, 6 re, 7 tail (then a run's end),
     // 8 moved, 9 seen, 10 the head's slot in the shadow
-    // The write-back bytes in runs of adjacent ones, each copied by the widest loads that fit.
-    const wbs: Expr[] = [];
+    // The write-back bytes in runs of adjacent ones, each copied by the widest loads that fit: the
+    // pieces [offset, width], then, per slot (at + off), a fresh load and store each.
+    const pieces: [number, number][] = [];
     const bytes = [
       ...new Set(ring.writeBacks.flatMap((f) => Array.from({ length: f.width }, (_, b) => f.offset + b))),
     ].sort((x, y) => x - y);
@@ -286,20 +323,22 @@ export function addRingFunctions(
       while (j + run < bytes.length && bytes[j + run] === bytes[j] + run) run++;
       for (let o = bytes[j], left = run; left > 0; ) {
         const wdt = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-        const v =
-          wdt === 8
-            ? m.i64.store(o, 0, get(5), m.i64.load(o, 0, get(6), RM))
-            : wdt === 4
-              ? m.i32.store(o, 0, get(5), m.i32.load(o, 0, get(6), RM))
-              : wdt === 2
-                ? m.i32.store16(o, 0, get(5), m.i32.load16_u(o, 0, get(6), RM))
-                : m.i32.store8(o, 0, get(5), m.i32.load8_u(o, 0, get(6), RM));
-        wbs.push(v);
+        pieces.push([o, wdt]);
         o += wdt;
         left -= wdt;
       }
       j += run;
     }
+    const wbs = (off: number): Expr[] =>
+      pieces.map(([o, wdt]) =>
+        wdt === 8
+          ? m.i64.store(off + o, 0, get(5), m.i64.load(off + o, 0, get(6), RM))
+          : wdt === 4
+            ? m.i32.store(off + o, 0, get(5), m.i32.load(off + o, 0, get(6), RM))
+            : wdt === 2
+              ? m.i32.store16(off + o, 0, get(5), m.i32.load16_u(off + o, 0, get(6), RM))
+              : m.i32.store8(off + o, 0, get(5), m.i32.load8_u(off + o, 0, get(6), RM)),
+      );
     const sync = fresh(`wasmdrv-gate.ring${ring.slot}.sync`);
     m.addFunction(
       sync,
@@ -339,15 +378,7 @@ export function addRingFunctions(
               m.loop(
                 'run',
                 m.block(null, [
-                  m.loop(
-                    'copy',
-                    m.block(null, [
-                      ...wbs,
-                      set(5, m.i32.add(get(5), c(size))),
-                      set(6, m.i32.add(get(6), c(size))),
-                      m.br('copy', m.i32.ne(get(5), get(7))),
-                    ]),
-                  ),
+                  ...pairs(5, 6, 7, wbs, 'copy'),
                   m.if(
                     m.i32.and(m.i32.ne(get(7), get(10)), m.i32.ne(get(0), c(0))),
                     m.block(null, [set(5, get(3)), set(6, get(4)), set(7, get(10)), m.br('run')]),
