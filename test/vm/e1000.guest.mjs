@@ -164,7 +164,8 @@ try {
   // --- hot reload during a ping flood: SIGHUP makes `net up` reload the driver, which takes the rings over --
   // Besides ping's own count: which sequence numbers went unanswered and when (against the reloads),
   // and the counters along the way (NIC B's and wd0's in the kernel, the device's and the bridge's).
-  const RELOADS = 5;
+  // WASMDRV_VM_RELOADS=N (through WASMDRV_VM_GUEST_ENV on the host): more reloads, for crash hunts.
+  const RELOADS = Number(process.env.WASMDRV_VM_RELOADS) > 0 ? Number(process.env.WASMDRV_VM_RELOADS) : 5;
   const linkStats = (pre, dev) => {
     try {
       // -s -s adds the receive error kinds: a frame NIC B's own device dropped for want of a free
