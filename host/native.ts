@@ -89,6 +89,11 @@ export interface Native {
   eventfdCreate(initial?: number): number;
   /** write(fd, uint64 n), n defaults to 1. */
   eventfdWrite(fd: number, n?: number): void;
+  /**
+   * words[index] = CLOCK_MONOTONIC in ns, then write(fd, uint64 1), with nothing between the two: an
+   * interrupt source that stamps when it signals (the irq bench's pinger thread, as bench/native.c's).
+   */
+  eventfdWriteStamped(fd: number, words: BigUint64Array, index: number): void;
   /** read(fd, uint64): the counter, which resets to 0; returns 0 when it was already 0 (EAGAIN). */
   eventfdRead(fd: number): number;
 
@@ -102,7 +107,8 @@ export interface Native {
   /**
    * poll() as above; then, when fds[0] is readable, read `width` bytes from it in the same call (4: a
    * UIO event count, 8: an eventfd counter) into out[0]; when `out` has two elements, out[1] gets the
-   * monotonic clock in ns as poll() returned (for latency breakdowns). Returns the poll bitmask, with bit 31 set
+   * monotonic clock in ns as poll() returned (for latency breakdowns; with three, out[2] gets it again
+   * after the read). Returns the poll bitmask, with bit 31 set
    * when a value was read, as a signed 32-bit number (negative then: test `bits & 0x80000000`; a small
    * integer to V8, so nothing is allocated). A read that finds nothing (EAGAIN) sets no bit 31.
    */
@@ -113,6 +119,14 @@ export interface Native {
    * the interrupt wait reads the clock this way.
    */
   monotonicInto(out: Float64Array, index: number): void;
+
+  /**
+   * A native function of no arguments that stores CLOCK_MONOTONIC in ns into out[index], for a Wasm
+   * import to be the native function itself (no JavaScript frame between the driver and the clock, and
+   * no argument checks per call: the generated `clock_ns`, inline-gate.ts). It keeps `out` alive; on a
+   * plain ArrayBuffer it throws once that buffer is detached.
+   */
+  clockInto(out: Float64Array, index: number): () => void;
 
   /** read exactly 4 bytes (a UIO event count), returned as an unsigned 32-bit number. EAGAIN throws. */
   readU32(fd: number): number;

@@ -156,6 +156,46 @@ describe('eventfd waits', () => {
     expect(() => native.monotonicInto(new Int32Array(1) as unknown as Float64Array, 0)).toThrow(/Float64Array/);
   });
 
+  it('clockInto: a native function of no arguments (a Wasm import as is) storing the clock into one slot', () => {
+    const shared = new Float64Array(new SharedArrayBuffer(32));
+    const fill = native.clockInto(shared, 1);
+    const before = Number(process.hrtime.bigint());
+    fill();
+    const after = Number(process.hrtime.bigint());
+    expect([shared[0], shared[2]]).toEqual([0, 0]);
+    expect(shared[1]).toBeGreaterThanOrEqual(before);
+    expect(shared[1]).toBeLessThanOrEqual(after);
+    // As a Wasm import: (import "a" "f" (func)) (func (export "run") call 0)
+    const wasm = Uint8Array.from([
+      0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 2, 7, 1, 1, 0x61, 1, 0x66, 0, 0, 3, 2, 1, 0, 7, 7, 1, 3,
+      0x72, 0x75, 0x6e, 0, 1, 10, 6, 1, 4, 0, 0x10, 0, 0x0b,
+    ]);
+    const run = new WebAssembly.Instance(new WebAssembly.Module(wasm), { a: { f: fill } }).exports.run as () => void;
+    run();
+    expect(shared[1]).toBeGreaterThanOrEqual(after);
+    // A plain ArrayBuffer can be detached: the function refuses to write into it afterwards.
+    const plain = new Float64Array(2);
+    const fillPlain = native.clockInto(plain, 0);
+    fillPlain();
+    expect(plain[0]).toBeGreaterThan(0);
+    structuredClone(plain.buffer, { transfer: [plain.buffer] });
+    expect(() => fillPlain()).toThrow(/detached/);
+    expect(() => native.clockInto(shared, 4)).toThrow(/index outside out/);
+    expect(() => native.clockInto(new Int32Array(1) as unknown as Float64Array, 0)).toThrow(/Float64Array/);
+  });
+
+  it('eventfdWriteStamped: stamps the clock into a BigUint64Array word, then signals the eventfd', () => {
+    const fd = native.eventfdCreate(0);
+    const words = new BigUint64Array(4);
+    const before = process.hrtime.bigint();
+    native.eventfdWriteStamped(fd, words, 1);
+    expect(words[1]).toBeGreaterThanOrEqual(before);
+    expect(words[1]).toBeLessThanOrEqual(process.hrtime.bigint());
+    expect(native.eventfdRead(fd)).toBe(1);
+    expect(() => native.eventfdWriteStamped(fd, words, 4)).toThrow(/index outside words/);
+    native.close(fd);
+  });
+
   it('pollRead: polls and reads the counter in one call; EAGAIN and timeouts read nothing', () => {
     const a = native.eventfdCreate(0);
     const cancel = native.eventfdCreate(0);

@@ -43,7 +43,7 @@ export async function benchIrq(a: {
       `  sandbox median ${out.irqMedianUs} us p99 ${out.irqP99Us} us   C median ${out.irqMedianUsC} us p99 ${out.irqP99UsC} us   ratios ${out.irqMedianRatio} / ${out.irqP99Ratio}  (${rounds} round trips, pinned: ${out.irqPinned})`,
     );
     say(
-      `  where it goes (a JS thread in pollRead, no Wasm): poll() returns after median ${out.irqMedianUsPollReturn} us p99 ${out.irqP99UsPollReturn} us; JavaScript resumes after median ${out.irqMedianUsJsWaiter} us p99 ${out.irqP99UsJsWaiter} us`,
+      `  where it goes (a JS thread in pollRead, no Wasm): poll() returns after median ${out.irqMedianUsPollReturn} us p99 ${out.irqP99UsPollReturn} us; its read() after median ${out.irqMedianUsReadReturn} us p99 ${out.irqP99UsReadReturn} us; JavaScript resumes after median ${out.irqMedianUsJsWaiter} us p99 ${out.irqP99UsJsWaiter} us`,
     );
     say(`irq wake-up, pinger another process (the waiter's address space switched in on each wake-up)`);
     say(
@@ -152,9 +152,9 @@ async function irqLatency(a: IrqBench) {
     // 3. the floor under the sandbox's path: a JS thread doing what irq_wait does natively (pollRead),
     //    with no Wasm and no bookkeeping; pollRead stamps the clock as poll() returns, so the wake-up
     //    splits into the kernel's part and the return into JavaScript.
-    words.fill(0n, 0, 16 + 2 * a.rounds);
+    words.fill(0n, 0, 16 + 3 * a.rounds);
     const efd = native.eventfdCreate(0);
-    let js: number[], nat: number[];
+    let js: number[], nat: number[], natRead: number[];
     try {
       const data = { addon: nativeBinaryPath(), irqFd: efd, dmaFd: a.dmaFd, rounds: a.rounds };
       const waiter = new Worker(JS_WAITER, { eval: true, workerData: data });
@@ -162,7 +162,12 @@ async function irqLatency(a: IrqBench) {
       const codes = await Promise.all([once(waiter, 'exit'), once(pinger2, 'exit')]);
       if (codes.some(([c]) => c !== 0)) throw new Error('bench: the JS waiter or its pinger failed');
       js = take();
-      nat = Array.from(words.subarray(16 + a.rounds, 16 + 2 * a.rounds), (x) => Number(x) / 1000).sort((x, y) => x - y);
+      const part = (k: number) =>
+        Array.from(words.subarray(16 + k * a.rounds, 16 + (k + 1) * a.rounds), (x) => Number(x) / 1000).sort(
+          (x, y) => x - y,
+        );
+      nat = part(1);
+      natRead = part(2);
     } finally {
       native.close(efd);
     }
@@ -182,6 +187,8 @@ async function irqLatency(a: IrqBench) {
       irqP99RatioProcess: f(pct(sandboxP, 0.99) / pct(cP, 0.99)),
       irqMedianUsPollReturn: f(pct(nat, 0.5)),
       irqP99UsPollReturn: f(pct(nat, 0.99)),
+      irqMedianUsReadReturn: f(pct(natRead, 0.5)),
+      irqP99UsReadReturn: f(pct(natRead, 0.99)),
       irqMedianUsJsWaiter: f(pct(js, 0.5)),
       irqP99UsJsWaiter: f(pct(js, 0.99)),
     };
@@ -238,7 +245,7 @@ const native = require(d.addon);
 const map = native.mapFd(d.dmaFd, 1 << 20, 0);
 const pg = new BigUint64Array(map.buffer());
 const fds = new Int32Array([d.irqFd, -1]);
-const out = new Float64Array(2);
+const out = new Float64Array(3); // [1] stamped as poll() returned, [2] after the read
 for (let i = 1; i <= d.rounds; i++) {
   Atomics.store(pg, 0, BigInt(i));
   const bits = native.pollRead(fds, 5000, 8, out);
@@ -246,6 +253,7 @@ for (let i = 1; i <= d.rounds; i++) {
   if (!(bits & 0x80000000)) throw new Error('waiter: no wake-up in round ' + i);
   pg[16 + i - 1] = t - pg[1];
   pg[16 + d.rounds + i - 1] = BigInt(Math.round(out[1])) - pg[1];
+  pg[16 + 2 * d.rounds + i - 1] = BigInt(Math.round(out[2])) - pg[1];
 }
 map.close();
 `;
@@ -259,7 +267,11 @@ const map = native.mapFd(d.dmaFd, 1 << 20, 0);
 // pinned). So no BigInt (Atomics.load on a BigUint64Array makes one per spin) and no clock that returns
 // its value (performance.now() made a heap number per read): the words are read and written as u32
 // halves (little-endian) and the clock is read into a Float64Array by native code.
+// The stamp and the eventfd write are one native call (eventfdWriteStamped), as bench/native.c's pinger
+// does them back to back: monotonicInto's return, the stores and eventfdWrite's argument checks between
+// the two added ~0.2 us to every wake-up measured (docs/benchmarks.md, "The interrupt tail").
 const w = new Uint32Array(map.buffer(), 0, 6); // [0,1] the waiter's ready round, [2,3] the stamp, [4,5] the round
+const words = new BigUint64Array(map.buffer(), 0, 3);
 const clk = new Float64Array(1);
 for (let i = 1; i <= d.rounds; i++) {
   native.monotonicInto(clk, 0);
@@ -272,13 +284,9 @@ for (let i = 1; i <= d.rounds; i++) {
   const settle = clk[0] + 20000; // give the waiter time to block in its wait
   do native.monotonicInto(clk, 0);
   while (clk[0] < settle);
-  native.monotonicInto(clk, 0);
-  const t = clk[0];
-  w[3] = Math.floor(t / 4294967296);
-  w[2] = t % 4294967296;
   w[5] = 0;
   w[4] = i;
-  native.eventfdWrite(d.irqFd, 1);
+  native.eventfdWriteStamped(d.irqFd, words, 1);
 }
 map.close();
 `;

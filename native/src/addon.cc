@@ -361,6 +361,31 @@ Napi::Value EventfdWrite(const Napi::CallbackInfo &info)
 	return info.Env().Undefined();
 }
 
+// eventfdWriteStamped(fd, words, i): words[i] = CLOCK_MONOTONIC in ns (words a BigUint64Array), then
+// add 1 to eventfd fd: what a C interrupt source does (stamp, signal) with nothing between the two.
+// The irq bench's JavaScript pinger used monotonicInto, stores and eventfdWrite, and each wake-up it
+// timed included that call's return and the next one's argument checks (~0.2 us; docs/benchmarks.md).
+Napi::Value EventfdWriteStamped(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	int fd = int(Int(info, 0, "fd"));
+	if (info.Length() < 3 || !info[1].IsTypedArray() ||
+	    info[1].As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array)
+		throw Napi::TypeError::New(env, "words must be a BigUint64Array");
+	Napi::TypedArrayOf<uint64_t> words = info[1].As<Napi::TypedArrayOf<uint64_t>>();
+	int64_t i = Int(info, 2, "index");
+	if (i < 0 || size_t(i) >= words.ElementLength())
+		throw Napi::RangeError::New(env, "index outside words");
+	volatile uint64_t *at = words.Data() + i;
+	uint64_t one = 1;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	*at = uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+	if (write(fd, &one, sizeof one) != sizeof one)
+		ThrowErrno(env, errno, "write", "eventfd " + std::to_string(fd));
+	return env.Undefined();
+}
+
 Napi::Value EventfdRead(const Napi::CallbackInfo &info)
 {
 	int fd = int(Int(info, 0, "fd"));
@@ -397,6 +422,76 @@ Napi::Value MonotonicInto(const Napi::CallbackInfo &info)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	out[size_t(i)] = double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
 	return env.Undefined();
+}
+
+// clockInto(out, i): a function of no arguments that stores CLOCK_MONOTONIC in ns into out[i] (out a
+// Float64Array), for a Wasm import to be the native function itself: a JavaScript closure calling
+// monotonicInto adds a frame and monotonicInto's argument checks (~150 ns of its ~200 ns per call,
+// docs/benchmarks.md, "The interrupt tail"). The element's address is taken once; the function keeps
+// the array alive (a property), and for a plain ArrayBuffer, which can be detached, checks that first.
+struct ClockSlot {
+	double *at;
+	napi_ref buffer; // the ArrayBuffer when it can be detached, else nullptr
+};
+
+napi_value ClockFill(napi_env env, napi_callback_info info)
+{
+	void *data = nullptr;
+	napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data);
+	ClockSlot *slot = static_cast<ClockSlot *>(data);
+	if (slot->buffer) {
+		napi_value ab;
+		bool detached = true;
+		if (napi_get_reference_value(env, slot->buffer, &ab) != napi_ok ||
+		    napi_is_detached_arraybuffer(env, ab, &detached) != napi_ok || detached) {
+			napi_throw_type_error(env, nullptr,
+					      "clock: its Float64Array's buffer was detached");
+			return nullptr;
+		}
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	*slot->at = double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
+	return nullptr;
+}
+
+Napi::Value ClockInto(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	if (info.Length() < 2 || !info[0].IsTypedArray() ||
+	    info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+		throw Napi::TypeError::New(env, "out must be a Float64Array");
+	Napi::Float64Array out = info[0].As<Napi::Float64Array>();
+	int64_t i = Int(info, 1, "index");
+	if (i < 0 || size_t(i) >= out.ElementLength())
+		throw Napi::RangeError::New(env, "index outside out");
+	Napi::Value ab =
+		out.ArrayBuffer(); // a SharedArrayBuffer comes back too (napi_get_typedarray_info)
+	bool plain = false;
+	NAPI_THROW_IF_FAILED(env, napi_is_arraybuffer(env, ab, &plain), Napi::Value());
+	ClockSlot *slot = new ClockSlot{ out.Data() + i, nullptr };
+	if (plain && napi_create_reference(env, ab, 1, &slot->buffer) != napi_ok) {
+		delete slot;
+		throw Napi::Error::New(env, "clockInto: napi_create_reference failed");
+	}
+	napi_value fn;
+	if (napi_create_function(env, "clock", NAPI_AUTO_LENGTH, ClockFill, slot, &fn) != napi_ok) {
+		if (slot->buffer)
+			napi_delete_reference(env, slot->buffer);
+		delete slot;
+		throw Napi::Error::New(env, "clockInto: napi_create_function failed");
+	}
+	Napi::Function f(env, fn);
+	f.AddFinalizer(
+		[](Napi::Env e, ClockSlot *s) {
+			if (s->buffer)
+				napi_delete_reference(e, s->buffer);
+			delete s;
+		},
+		slot);
+	// The array stays alive as long as the function: the slot's address stays valid.
+	f.DefineProperty(Napi::PropertyDescriptor::Value("out", out, napi_default));
+	return f;
 }
 
 // poll() on fds[0..n) for POLLIN, retrying EINTR with the time left; returns bit i set when fds[i] is
@@ -450,7 +545,7 @@ Napi::Value Poll(const Napi::CallbackInfo &info)
 // pollRead(fds, timeoutMs, width, out): poll() as above, then, when fds[0] is readable and width is
 // 4 (a UIO event count) or 8 (an eventfd counter), read it in the same call and store the value in
 // out[0] (a Float64Array; when it has a second element, out[1] gets CLOCK_MONOTONIC in ns taken as
-// poll() returned, for latency breakdowns). Bit 31 of the result says a value was read: the result is
+// poll() returned, for latency breakdowns; a third gets it again after the read). Bit 31 of the result says a value was read: the result is
 // returned as a signed 32-bit number (negative then), which V8 keeps as a small integer; as an unsigned
 // one it was a heap number, allocated on every interrupt. One crossing instead of two on the interrupt
 // path. EAGAIN (someone else consumed it) is not an error: nothing is read.
@@ -486,6 +581,12 @@ Napi::Value PollRead(const Napi::CallbackInfo &info)
 		} else if (r < 0 && errno != EAGAIN) {
 			ThrowErrno(env, errno, "read", "fd " + std::to_string(p[0].fd));
 		}
+	}
+	if (out.ElementLength() >=
+	    3) { // out[2]: the clock again as the read returned (the bench's breakdown)
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		out[2] = double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
 	}
 	return Napi::Number::New(env, double(int32_t(bits)));
 }
@@ -1187,9 +1288,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("eventfdCreate", Napi::Function::New(env, EventfdCreate));
 	exports.Set("eventfdWrite", Napi::Function::New(env, EventfdWrite));
 	exports.Set("eventfdRead", Napi::Function::New(env, EventfdRead));
+	exports.Set("eventfdWriteStamped", Napi::Function::New(env, EventfdWriteStamped));
 	exports.Set("poll", Napi::Function::New(env, Poll));
 	exports.Set("pollRead", Napi::Function::New(env, PollRead));
 	exports.Set("monotonicInto", Napi::Function::New(env, MonotonicInto));
+	exports.Set("clockInto", Napi::Function::New(env, ClockInto));
 	exports.Set("readU32", Napi::Function::New(env, ReadU32));
 	exports.Set("writeU32", Napi::Function::New(env, WriteU32));
 	exports.Set("pread", Napi::Function::New(env, Pread));
