@@ -64,7 +64,17 @@ type Pending = {
   reject: (e: Error) => void;
 };
 
-type Child = { proc: ChildProcess; pending: Map<number, Pending>; ready: boolean; gone: boolean; stderr: string };
+type Child = {
+  proc: ChildProcess;
+  pending: Map<number, Pending>;
+  ready: boolean;
+  gone: boolean;
+  stderr: string;
+  /** performance.now() at the fork, the ms from it to the ready message, and whether a first answer was logged. */
+  forkedAt: number;
+  readyMs?: number;
+  answered: boolean;
+};
 
 /** How much of the process's output (stdout and stderr) is kept for the message after a death. */
 const TAIL_BYTES = 4096;
@@ -151,7 +161,15 @@ function startChild(): Child {
     // Its output never mixes into the host's (a CLI's --json): kept, the tail put into a death's message.
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
-  const c: Child = { proc, pending: new Map(), ready: false, gone: false, stderr: '' };
+  const c: Child = {
+    proc,
+    pending: new Map(),
+    ready: false,
+    gone: false,
+    stderr: '',
+    forkedAt: performance.now(),
+    answered: false,
+  };
   const keep = (d: Buffer) => {
     c.stderr = (c.stderr + d.toString('utf8')).slice(-TAIL_BYTES);
   };
@@ -163,6 +181,7 @@ function startChild(): Child {
   proc.on('message', (a: GateAnswer) => {
     if ('ready' in a) {
       c.ready = true;
+      c.readyMs = performance.now() - c.forkedAt;
       return;
     }
     const p = c.pending.get(a.id);
@@ -170,6 +189,15 @@ function startChild(): Child {
     c.pending.delete(a.id);
     setRef(c);
     gateCompiles.process++;
+    if (!c.answered && process.env.WASMDRV_DEBUG) {
+      // What the start cost (seconds under the QEMU guest's emulated CPU), with WASMDRV_DEBUG: once per process.
+      c.answered = true;
+      const first = (performance.now() - c.forkedAt).toFixed(0);
+      p.log?.(
+        'debug',
+        `gate compile process ready ${c.readyMs?.toFixed(0)} ms after its fork, first answer at ${first} ms`,
+      );
+    }
     if (a.error === undefined) p.resolve(a.out);
     else if (a.errorName === 'LoadError') p.reject(new LoadError(a.error));
     else p.reject(new Error(a.error));
