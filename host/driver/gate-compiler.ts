@@ -204,21 +204,20 @@ function startChild(): Child {
   });
   // Spawn errors come as 'error' before 'close'; a failed send after the process died, too (then
   // 'close' follows and decides).
-  proc.on('error', () => {
-    if (proc.pid === undefined) gone(c, null, null);
+  proc.on('error', (err) => {
+    if (proc.pid === undefined) gone(c, `could not be started (${err.message})`);
   });
-  proc.on('close', (code, signal) => gone(c, code, signal));
+  proc.on('close', (code, signal) => gone(c, how(code, signal)));
   return c;
 }
 
 /** Process `c` is gone: its jobs go to a new process once, or are refused; never to the main thread. */
-function gone(c: Child, code: number | null, signal: NodeJS.Signals | null): void {
+function gone(c: Child, died: string): void {
   if (c.gone) return;
   c.gone = true;
   if (child === c) child = undefined;
   const jobs = [...c.pending.values()];
   c.pending.clear();
-  const died = how(code, signal);
   if (!c.ready) {
     // It never ran: a process cannot be had. A first try compiles in the main thread, as the compile
     // thread's fallback did; a retry (its first process died in the job) is refused instead.
@@ -245,7 +244,7 @@ function gone(c: Child, code: number | null, signal: NodeJS.Signals | null): voi
       gateCompiles.refused++;
       p.log?.('error', `gate compile process for ${job.label} ${died} again${said}`);
       if (c.stderr) p.log?.('debug', `gate compile process output: ${c.stderr.trim().split('\n').join(' | ')}`);
-      const twice = p.firstDeath === died ? `${died} twice` : `${p.firstDeath}, then its retry's ${died}`;
+      const twice = p.firstDeath === died ? `${died} twice` : `${p.firstDeath}, then its retry's process ${died}`;
       p.reject(new LoadError(`gate compile process for ${job.label} ${twice}${said}`));
       continue;
     }
