@@ -30,7 +30,7 @@ import { type DriverState, type RestartPolicy, Supervisor } from './driver/super
 import { RequestQueue } from './driver/queue.ts';
 import { type ReloadOptions, type ReloadResult, Reloads } from './driver/reload.ts';
 import { type DriverStats, sharedStats } from './driver/stats.ts';
-import { prepareGate } from './driver/gate-compiler.ts';
+import { type GateLog, prepareGate, startGateCompiler } from './driver/gate-compiler.ts';
 
 export type { DriverState } from './driver/supervisor.ts';
 export type { ReloadOptions, ReloadResult } from './driver/reload.ts';
@@ -129,6 +129,9 @@ export class Driver extends EventEmitter {
 
   /** Start a worker and wait for probe. Rejects with LoadError or an Error naming the probe status. */
   async start(extra: StartOptions = {}): Promise<void> {
+    // The compile process (driver/gate-compiler.ts) starts while the module compiles: under the QEMU
+    // guest a Node process takes seconds to start, and only the first load pays it.
+    if ((this.options.registerGate ?? 'record-all') !== 'off') startGateCompiler();
     if (this.module?.bytes !== this.bytes) this.module = { bytes: this.bytes, module: await compileDriver(this.bytes) };
     if (this.state === 'stopped' || this.state === 'failed') throw new LoadError(`${this.name}: stopped while loading`);
     return new Promise((resolve, reject) => {
@@ -138,33 +141,38 @@ export class Driver extends EventEmitter {
       this.shared.setPhase('idle');
       this.shared.stats[STAT.serving] = 0;
       if (this.supervisor.restartInPlace(this.bytes, extra)) return;
-      // The register gate is compiled into the module first, in the compile thread (driver/gate-compiler.ts).
+      // The register gate is compiled into the module first, in the compile process (driver/gate-compiler.ts).
       const mode = this.options.registerGate ?? 'record-all';
       const bytes = this.bytes;
       const module = this.module!.module;
       // With memory.grow made a checked call first (memory-grow.ts), as every compile of a driver has it.
       const loadable = checkedGrow(bytes, this.name);
-      prepareGate(this.name, this.device, loadable, this.options.grant ?? {}, mode, this.shared.entryCount).then(
-        (inlineGate) => {
-          // Stopped while the module was being rewritten: start nothing.
-          if (this.state === 'stopped') return reject(new LoadError(`${this.name}: stopped before it started`));
-          this.worker = new DriverWorker(
-            this.name,
-            this.device,
-            bytes,
-            module,
-            this.shared,
-            this.limits,
-            this.options.grant ?? {},
-            mode,
-            { ...extra, inlineGate },
-            (m, w) => this.onMessage(m, w),
-            (w) => this.supervisor.workerExited(w),
-          );
-          this.supervisor.startWatchdog();
-        },
-        reject,
-      );
+      prepareGate(
+        this.name,
+        this.device,
+        loadable,
+        this.options.grant ?? {},
+        mode,
+        this.shared.entryCount,
+        this.gateLog,
+      ).then((inlineGate) => {
+        // Stopped while the module was being rewritten: start nothing.
+        if (this.state === 'stopped') return reject(new LoadError(`${this.name}: stopped before it started`));
+        this.worker = new DriverWorker(
+          this.name,
+          this.device,
+          bytes,
+          module,
+          this.shared,
+          this.limits,
+          this.options.grant ?? {},
+          mode,
+          { ...extra, inlineGate },
+          (m, w) => this.onMessage(m, w),
+          (w) => this.supervisor.workerExited(w),
+        );
+        this.supervisor.startWatchdog();
+      }, reject);
     });
   }
 
@@ -215,7 +223,7 @@ export class Driver extends EventEmitter {
         }
         resolve({ ok: r.ok, error: r.error, swapMs: r.swapMs, stateBytes: r.state?.length ?? 0, restored: r.restored });
       });
-      // Compile the new module and the register gate into it (in the compile thread) while the old
+      // Compile the new module and the register gate into it (in the compile process) while the old
       // module keeps serving: the worker's quiet point then only instantiates and transfers state.
       const mode = this.options.registerGate ?? 'record-all';
       this.reloads.prepare(
@@ -232,6 +240,7 @@ export class Driver extends EventEmitter {
               this.options.grant ?? {},
               mode,
               this.shared.entryCount,
+              this.gateLog,
             ),
           ),
         ]),
@@ -250,6 +259,9 @@ export class Driver extends EventEmitter {
       );
     });
   }
+
+  /** What the compile process says about this driver's jobs (a retry after it died) goes to the driver's log. */
+  private gateLog: GateLog = (level, message) => this.emit('log', { driver: this.name, level, message });
 
   stats(): DriverStats {
     return sharedStats(this.shared, this.faults, this.restarts);

@@ -1,5 +1,6 @@
 // Bundle the TypeScript host into dist/ with esbuild (npm run build:host). The worker entry is its own
-// bundle because each driver runs it in a worker thread. npm packages stay external.
+// bundle because each driver runs it in a worker thread; gate-compiler.js because the host forks it as
+// its compile process (host/driver/gate-compiler.ts). npm packages stay external.
 import { build } from 'esbuild';
 import { dirname, join } from 'node:path';
 

@@ -208,18 +208,18 @@ describe('inline register gate', () => {
     expect(slowCalls).toEqual([0x2800, 0x2818]);
   });
 
-  it('the gate is compiled in the compile thread, byte for byte what the main thread makes', async () => {
+  it('the gate is compiled in the compile process, byte for byte what the main thread makes', async () => {
     const { dev } = benchDevice();
     const bytes = driver('', '(call $wr (i32.const 0) (i32.const 8) (i32.const 99))');
     const before = { ...gateCompiles };
-    const there = await prepareGate('compile-thread', dev.spec, bytes, {}, 'record-all', 256);
-    expect(gateCompiles).toEqual({ thread: before.thread + 1, mainThread: before.mainThread });
-    const here = await prepareInlineGate('compile-thread', dev.spec, bytes, {}, 'record-all', 256);
+    const there = await prepareGate('compile-process', dev.spec, bytes, {}, 'record-all', 256);
+    expect(gateCompiles).toEqual({ ...before, process: before.process + 1 });
+    const here = await prepareInlineGate('compile-process', dev.spec, bytes, {}, 'record-all', 256);
     expect(there?.layout).toEqual(here?.layout);
     expect(Buffer.from(there!.bytes).equals(Buffer.from(here!.bytes))).toBe(true);
-    // Inputs that cannot be copied to the thread are compiled in the main thread, to the same bytes.
+    // Inputs that cannot be copied to the process are compiled in the main thread, to the same bytes.
     const odd = { ...dev.spec, extra: () => 0 };
-    const fallback = await prepareGate('compile-thread', odd, bytes, {}, 'record-all', 256);
+    const fallback = await prepareGate('compile-process', odd, bytes, {}, 'record-all', 256);
     expect(gateCompiles.mainThread).toBe(before.mainThread + 1);
     expect(Buffer.from(fallback!.bytes).equals(Buffer.from(here!.bytes))).toBe(true);
   });
@@ -239,7 +239,7 @@ describe('inline register gate', () => {
     await drv.stop();
   });
 
-  it('a hot-reloaded module gets the gate compiled in too (made before the swap, in the compile thread)', async () => {
+  it('a hot-reloaded module gets the gate compiled in too (made before the swap, in the compile process)', async () => {
     const { dev, regs } = benchDevice();
     regs[0] = 1234;
     const drv = await host.load(driver(''), dev, { name: 'reload-inline', restart: false });

@@ -1,26 +1,42 @@
-// The compile thread's entry (dist/gate-compiler.js; gate-compiler.ts explains why it exists): each
-// job is prepareInlineGate on the module it carries, under the WASMDRV_* environment the main thread
-// had when it sent the job. It runs no driver code and loads binaryen once, on its first job.
+// The compile process's entry (dist/gate-compiler.js, forked by gate-compiler.ts, which explains why
+// it exists): each job is prepareInlineGate on the module it carries, under the WASMDRV_* environment
+// the host had when it sent the job. It runs no driver code and loads binaryen once, on its first job.
+//
+// Test hook (documented in docs/design.md; tests only): WASMDRV_GATE_CHILD_TEST_KILL=<n>[:<SIGNAL>] in
+// a job's environment makes the process write a fake V8 check failure to stderr and kill itself with
+// SIGNAL (default SIGKILL) when it gets that job on its attempt 1..n: 1 = the retry succeeds, 2 = the
+// retry's process dies too.
 
-import { parentPort } from 'node:worker_threads';
 import { prepareInlineGate } from '../sandbox/inline-rewrite.ts';
 import type { GateAnswer, GateJob } from './gate-compiler.ts';
-
-const port = parentPort!;
 
 function setEnv(env: Record<string, string>): void {
   for (const k of Object.keys(process.env)) if (k.startsWith('WASMDRV_') && !(k in env)) delete process.env[k];
   Object.assign(process.env, env);
 }
 
-port.on('message', async (job: GateJob) => {
+function testKill(job: GateJob): void {
+  const hook = /^(\d+)(?::(SIG[A-Z0-9]+))?$/.exec(process.env.WASMDRV_GATE_CHILD_TEST_KILL ?? '');
+  if (!hook || job.attempt > Number(hook[1])) return;
+  process.stderr.write(`# Check failed: WASMDRV_GATE_CHILD_TEST_KILL (${job.label}, attempt ${job.attempt}).\n`);
+  process.kill(process.pid, (hook[2] ?? 'SIGKILL') as NodeJS.Signals);
+}
+
+const send = (a: GateAnswer) => process.send!(a);
+
+process.on('message', async (job: GateJob) => {
+  const t0 = performance.now();
   let answer: GateAnswer;
   try {
     setEnv(job.env);
+    testKill(job);
     const out = await prepareInlineGate(job.label, job.spec, job.bytes, job.grant, job.mode, job.ringEntries);
-    answer = { id: job.id, out };
+    answer = { id: job.id, out, ms: performance.now() - t0 };
   } catch (err) {
-    answer = { id: job.id, error: (err as Error).message };
+    answer = { id: job.id, error: (err as Error).message, errorName: (err as Error).name, ms: performance.now() - t0 };
   }
-  port.postMessage(answer, answer.out ? [answer.out.bytes.buffer as ArrayBuffer] : []);
+  send(answer);
 });
+// The host went away: nothing is left to answer.
+process.on('disconnect', () => process.exit(0));
+send({ ready: true });

@@ -1,28 +1,40 @@
-// Compiling the register gate into a driver's module (sandbox/inline-rewrite.ts, binaryen.js) off the
-// main thread. binaryen's rewrite is synchronous: in the main thread it stopped everything else the
-// process does for as long as it ran — under the QEMU guest's emulated CPU a hot reload of the e1000
-// driver held the TAP bridge's loop for up to 1.4 s (issue 19's reload stall). Here one compile thread,
-// started on first use and unref'd (it never keeps a process alive), runs prepareInlineGate on a copy
-// of the module; the main thread only waits for its answer.
+// Compiling the register gate into a driver's module (sandbox/inline-rewrite.ts, binaryen.js) in a
+// process of its own. binaryen's rewrite is synchronous: in the main thread it stopped everything else
+// the process does for as long as it ran (under the QEMU guest's emulated CPU a hot reload of the e1000
+// driver held the TAP bridge's loop for up to 1.4 s, issue 19). A compile thread fixed that, but a thread
+// shares the process: in the QEMU e1000 reload scenario the whole host died once of a V8 bug while the
+// thread ran binaryen (SIGTRAP, "Check failed: it->second.Size() > offset" in a stack walk from
+// Runtime_WasmTriggerTierUp), and binaryen parses third-party driver bytes. So one compile *process*
+// (node:child_process fork of this Node, structured data over IPC with serialization 'advanced'),
+// started on first use and unref'd (it never keeps the host alive; ref'd while jobs are in flight),
+// runs prepareInlineGate on a copy of the module; the host only waits for its answer.
 //
-// The answer is the same bytes the main thread would have made (same function, same inputs, the same
-// WASMDRV_* environment sent with each job). When the thread cannot be used — it failed to start, it
-// died with jobs in flight, or the inputs cannot be copied to it — the job runs in the main thread as
-// before: a slower route to the same answer, never a different one. The thread is never terminated
-// after a driver's fault (it runs no driver code), which is what made binaryen in driver workers unsafe.
+// The answer is the same bytes the main thread would make (same function, same inputs, the same
+// WASMDRV_* environment sent with each job). If the process dies with jobs in flight, a new one is
+// started and those jobs are tried once more there; a job whose second process dies too is refused
+// with a LoadError naming the driver and how the process died. Never after a death does a job run in
+// the main thread: that would expose the host to the very crash. The main thread compiles only when no
+// process can be started at all (spawn error, or it exits before it is ready) or the inputs cannot be
+// copied to it, as the compile thread's fallback did.
 
+import type { ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { LogLevel } from '../abi.ts';
 import type { DeviceSpec } from '../device-spec.ts';
+import { LoadError } from '../faults.ts';
 import type { Grant } from '../grant.ts';
 import { packageRoot } from '../native.ts';
 import type { GateMode } from '../sandbox/gate.ts';
 import type { InlineGateBytes } from '../sandbox/inline-gate.ts';
 import { prepareInlineGate } from '../sandbox/inline-rewrite.ts';
 
-/** One job for the compile thread: prepareInlineGate's arguments, and the environment it reads. */
+/** One job for the compile process: prepareInlineGate's arguments, and the environment it reads. */
 export interface GateJob {
   id: number;
+  /** 1 for the first process that gets the job, 2 for the retry after that process died. */
+  attempt: number;
   label: string;
   spec: DeviceSpec;
   bytes: Uint8Array;
@@ -32,15 +44,49 @@ export interface GateJob {
   env: Record<string, string>;
 }
 
-/** The thread's answer: the rewritten module (or undefined: no gate inline), or the error it threw. */
-export type GateAnswer = { id: number; out?: InlineGateBytes; error?: string };
+/**
+ * The process's messages: `ready` once it runs (before binaryen is loaded), then per job the rewritten
+ * module (or undefined: no gate inline) or the error it threw, and the ms the job took in the process.
+ */
+export type GateAnswer =
+  | { ready: true }
+  | { id: number; out?: InlineGateBytes; error?: string; errorName?: string; ms: number };
 
-type Pending = { job: GateJob; resolve: (r: InlineGateBytes | undefined) => void; reject: (e: Error) => void };
+/** Where the compile process says what happened to a driver's job (a retry, a death). */
+export type GateLog = (level: LogLevel, message: string) => void;
 
-let thread: { worker: Worker; pending: Map<number, Pending> } | undefined;
+type Pending = {
+  job: GateJob;
+  log?: GateLog;
+  /** How its first process died (set when it is retried). */
+  firstDeath?: string;
+  resolve: (r: InlineGateBytes | undefined) => void;
+  reject: (e: Error) => void;
+};
+
+type Child = {
+  proc: ChildProcess;
+  pending: Map<number, Pending>;
+  ready: boolean;
+  gone: boolean;
+  stderr: string;
+  /** performance.now() at the fork, the ms from it to the ready message, and whether a first answer was logged. */
+  forkedAt: number;
+  readyMs?: number;
+  answered: boolean;
+};
+
+/** How much of the process's output (stdout and stderr) is kept for the message after a death. */
+const TAIL_BYTES = 4096;
+
+let child: Child | undefined;
 let nextId = 1;
-/** Jobs answered by the thread and by the main thread (the fallback), for tests and status. */
-export const gateCompiles = { thread: 0, mainThread: 0 };
+/**
+ * Jobs answered by a compile process and by the main thread (no process could start, or inputs that
+ * cannot be copied), jobs sent again after their process died, processes that died (with or without
+ * jobs), and jobs refused because their retry's process died too. For tests and status.
+ */
+export const gateCompiles = { process: 0, mainThread: 0, retries: 0, deaths: 0, refused: 0 };
 
 /** The WASMDRV_* variables, which prepareInlineGate's choices read (e.g. WASMDRV_INSTANCE_GATE). */
 function wasmdrvEnv(): Record<string, string> {
@@ -49,57 +95,210 @@ function wasmdrvEnv(): Record<string, string> {
   return env;
 }
 
-function inMainThread(job: GateJob): Promise<InlineGateBytes | undefined> {
+function inMainThread(p: Pending): void {
   gateCompiles.mainThread++;
-  return prepareInlineGate(job.label, job.spec, job.bytes, job.grant, job.mode, job.ringEntries);
+  const { job } = p;
+  prepareInlineGate(job.label, job.spec, job.bytes, job.grant, job.mode, job.ringEntries).then(p.resolve, p.reject);
 }
 
-function startThread(): NonNullable<typeof thread> {
-  // Not the parent's --input-type/--eval flags: they are about the parent's own entry, and a worker refuses them.
+/** The one line of a dead process's output that says most: V8's "Check failed" / "Fatal", else the last. */
+export function crashLine(tail: string): string {
+  const lines = tail
+    .split('\n')
+    .map((l) => l.replace(/^[#\s]+/, '').trim())
+    .filter(Boolean);
+  const line =
+    lines.find((l) => /check failed|debug check/i.test(l)) ??
+    lines.find((l) => /fatal|error|abort|out of memory/i.test(l)) ??
+    lines.at(-1) ??
+    '';
+  return line.length > 200 ? `${line.slice(0, 200)}...` : line;
+}
+
+function how(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `was killed by ${signal}` : `exited with code ${code}`;
+}
+
+function setRef(c: Child): void {
+  const on = c.pending.size > 0;
+  const ch = c.proc.channel as { ref(): void; unref(): void } | undefined | null;
+  if (on) {
+    c.proc.ref();
+    ch?.ref();
+  } else {
+    c.proc.unref();
+    ch?.unref();
+  }
+}
+
+/** Send `p` to the compile process (started if there is none). False when it cannot be sent. */
+function send(p: Pending): boolean {
+  let c: Child;
+  try {
+    c = child ??= startChild();
+  } catch {
+    return false; // fork threw (no process, or its entry file is missing)
+  }
+  try {
+    c.proc.send(p.job);
+  } catch {
+    return false; // the inputs cannot be copied (DataCloneError)
+  }
+  c.pending.set(p.job.id, p);
+  setRef(c);
+  return true;
+}
+
+function startChild(): Child {
+  const entry = join(packageRoot(), 'dist', 'gate-compiler.js');
+  if (!existsSync(entry)) throw new Error(`${entry} is missing`);
+  // Not the parent's --input-type/--eval flags: they are about the parent's own entry.
   const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a));
-  const worker = new Worker(join(packageRoot(), 'dist', 'gate-compiler.js'), {
-    stdout: false,
-    stderr: false,
+  const proc = fork(entry, [], {
+    execPath: process.execPath,
     execArgv,
+    serialization: 'advanced',
+    // Its output never mixes into the host's (a CLI's --json): kept, the tail put into a death's message.
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
-  worker.unref();
-  const t = { worker, pending: new Map<number, Pending>() };
-  worker.on('message', (a: GateAnswer) => {
-    const p = t.pending.get(a.id);
-    if (!p) return;
-    t.pending.delete(a.id);
-    if (t.pending.size === 0) worker.unref();
-    gateCompiles.thread++;
-    if (a.error !== undefined) p.reject(new Error(a.error));
-    else p.resolve(a.out);
-  });
-  // A thread that fails hands its jobs back to the main thread; the next job starts a new one.
-  const fail = () => {
-    if (thread === t) thread = undefined;
-    const jobs = [...t.pending.values()];
-    t.pending.clear();
-    for (const p of jobs) inMainThread(p.job).then(p.resolve, p.reject);
+  const c: Child = {
+    proc,
+    pending: new Map(),
+    ready: false,
+    gone: false,
+    stderr: '',
+    forkedAt: performance.now(),
+    answered: false,
   };
-  worker.on('error', fail);
-  worker.on('exit', fail);
-  return t;
+  const keep = (d: Buffer) => {
+    c.stderr = (c.stderr + d.toString('utf8')).slice(-TAIL_BYTES);
+  };
+  for (const s of [proc.stdout, proc.stderr]) {
+    s?.on('data', keep);
+    (s as unknown as { unref?: () => void } | null)?.unref?.();
+  }
+  setRef(c);
+  proc.on('message', (a: GateAnswer) => {
+    if ('ready' in a) {
+      c.ready = true;
+      c.readyMs = performance.now() - c.forkedAt;
+      return;
+    }
+    const p = c.pending.get(a.id);
+    if (!p) return;
+    c.pending.delete(a.id);
+    setRef(c);
+    gateCompiles.process++;
+    if (!c.answered && process.env.WASMDRV_DEBUG) {
+      // What the start cost (seconds under the QEMU guest's emulated CPU), with WASMDRV_DEBUG: once per process.
+      c.answered = true;
+      const first = (performance.now() - c.forkedAt).toFixed(0);
+      p.log?.(
+        'debug',
+        `gate compile process ready ${c.readyMs?.toFixed(0)} ms after its fork, first answer at ${first} ms`,
+      );
+    }
+    if (a.error === undefined) p.resolve(a.out);
+    else if (a.errorName === 'LoadError') p.reject(new LoadError(a.error));
+    else p.reject(new Error(a.error));
+  });
+  // Spawn errors come as 'error' before 'close'; a failed send after the process died, too (then
+  // 'close' follows and decides).
+  proc.on('error', (err) => {
+    if (proc.pid === undefined) gone(c, `could not be started (${err.message})`);
+  });
+  proc.on('close', (code, signal) => gone(c, how(code, signal)));
+  return c;
+}
+
+/** Process `c` is gone: its jobs go to a new process once, or are refused; never to the main thread. */
+function gone(c: Child, died: string): void {
+  if (c.gone) return;
+  c.gone = true;
+  if (child === c) child = undefined;
+  const jobs = [...c.pending.values()];
+  c.pending.clear();
+  if (!c.ready) {
+    // It never ran: a process cannot be had. A first try compiles in the main thread, as the compile
+    // thread's fallback did; a retry (its first process died in the job) is refused instead.
+    for (const p of jobs) {
+      const { job } = p;
+      if (job.attempt >= 2) {
+        gateCompiles.refused++;
+        p.reject(
+          new LoadError(`gate compile process for ${job.label} died, and a new one ${died} before it was ready`),
+        );
+        continue;
+      }
+      p.log?.('warn', `the gate compile process ${died} before it was ready: compiling in the main thread`);
+      inMainThread(p);
+    }
+    return;
+  }
+  gateCompiles.deaths++;
+  const line = crashLine(c.stderr);
+  const said = line ? ` (its output ended: ${line})` : '';
+  for (const p of jobs) {
+    const { job } = p;
+    if (job.attempt >= 2) {
+      gateCompiles.refused++;
+      p.log?.('error', `gate compile process for ${job.label} ${died} again${said}`);
+      if (c.stderr) p.log?.('debug', `gate compile process output: ${c.stderr.trim().split('\n').join(' | ')}`);
+      const twice = p.firstDeath === died ? `${died} twice` : `${p.firstDeath}, then its retry's process ${died}`;
+      p.reject(new LoadError(`gate compile process for ${job.label} ${twice}${said}`));
+      continue;
+    }
+    gateCompiles.retries++;
+    p.log?.('warn', `gate compile process for ${job.label} ${died}${said}: retrying once in a new process`);
+    job.attempt++;
+    p.firstDeath = died;
+    if (!send(p)) {
+      gateCompiles.refused++;
+      p.reject(new LoadError(`gate compile process for ${job.label} ${died}, and no new one could be started`));
+    }
+  }
+}
+
+/** Start the compile process now (if none runs), so that the first job does not wait for its start. */
+export function startGateCompiler(): void {
+  if (child) return;
+  try {
+    child = startChild();
+  } catch {
+    // The first job falls back to the main thread, and says so.
+  }
 }
 
 /**
- * prepareInlineGate (sandbox/inline-rewrite.ts) in the compile thread: the module with the register
- * gate compiled in, or undefined when the gate is not served inline.
+ * prepareInlineGate (sandbox/inline-rewrite.ts) in the compile process: the module with the register
+ * gate compiled in, or undefined when the gate is not served inline. `log` hears of a retry or a death.
  */
-export function prepareGate(...args: Parameters<typeof prepareInlineGate>): Promise<InlineGateBytes | undefined> {
-  const [label, spec, bytes, grant, mode, ringEntries] = args;
-  const job: GateJob = { id: nextId++, label, spec, bytes, grant, mode, ringEntries, env: wasmdrvEnv() };
+export function prepareGate(
+  label: string,
+  spec: DeviceSpec,
+  bytes: Uint8Array,
+  grant: Grant,
+  mode: GateMode,
+  ringEntries: number,
+  log?: GateLog,
+): Promise<InlineGateBytes | undefined> {
   if (mode === 'off') return Promise.resolve(undefined);
-  let t: NonNullable<typeof thread>;
-  try {
-    t = thread ??= startThread();
-    t.worker.postMessage(job);
-  } catch {
-    return inMainThread(job); // the inputs cannot be copied (DataCloneError) or the thread cannot start
-  }
-  t.worker.ref(); // a load waiting for its gate keeps the process up, as the main-thread compile did
-  return new Promise((resolve, reject) => t.pending.set(job.id, { job, resolve, reject }));
+  // Not a simulated model's live state (`sim`: shared memory, which a process cannot share): the
+  // rewrite never reads it, and a real device has none.
+  const { sim: _model, ...gateSpec } = spec;
+  const job: GateJob = {
+    id: nextId++,
+    attempt: 1,
+    label,
+    spec: gateSpec,
+    bytes,
+    grant,
+    mode,
+    ringEntries,
+    env: wasmdrvEnv(),
+  };
+  return new Promise((resolve, reject) => {
+    const p: Pending = { job, log, resolve, reject };
+    if (!send(p)) inMainThread(p);
+  });
 }

@@ -50,7 +50,7 @@ export class Reloads {
   }
 
   /**
-   * Once `ready` (the new module compiled, the register gate compiled into it in the compile thread),
+   * Once `ready` (the new module compiled, the register gate compiled into it in the compile process),
    * `send` posts the reload message. The old module serves every request made meanwhile: those reach
    * the worker ahead of the reload message, which the worker takes at its next quiet point; requests
    * made after it reach the new module. A failure, or a refusal `send` returns, answers reload `id`

@@ -1,6 +1,6 @@
 // The rewriting half of the inline register gate (inline-gate.ts has the design): binaryen.js turns
 // a driver's register imports into checked accesses to memories the host appends. It runs in the
-// compile thread (host/driver/gate-compiler.ts; the main thread only as its fallback), binaryen loaded
+// compile process (host/driver/gate-compiler.ts; the main thread only as its fallback), binaryen loaded
 // once and lazily: importing binaryen into every driver worker cost ~0.3 s of CPU per start and, on
 // Node 26, made worker.terminate() after a fault crash the whole process now and then (V8 "Check
 // failed: !is_null()"), so driver workers never load it.

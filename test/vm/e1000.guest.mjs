@@ -260,6 +260,9 @@ try {
       // lost on the sandboxed path: it is counted in NIC B's missed frames, and only those are excused.
       echo.requests >= tx && echo.requests - echo.atB <= missedAtB && echo.fromB === echo.atB && echo.replies === echo.atB,
     `${reloads.length} reloads ${JSON.stringify(reloads.map((r) => r.ok && r.restored))}, swap ms ${reloads.map((r) => r.swapMs?.toFixed(1)).join('/')}, SIGHUP to answer ms ${reloads.map((r) => r.totalMs).join('/')}; echo requests ${echo.requests}, at NIC B ${echo.atB}, replies ${echo.fromB}, back at the TAP side ${echo.replies}, frames NIC B's device missed ${missedAtB}; ping counted ${tx} sent, ${rx} received (${rawDrops} dropped at its socket)${bridge.exitCode !== null || bridge.signalCode ? `; net up exited ${bridge.exitCode} ${bridge.signalCode ?? ''}: ${bridgeErr.trim().split('\n').slice(-6).join(' | ')}` : ''}`);
+  // The gate compile process (host/driver/gate-compiler.ts) says on net up's stderr when it died and a
+  // reload's compile was retried, or refused: that goes to the log whether the check passed or not.
+  for (const l of bridgeErr.split('\n')) if (l.includes('gate compile process')) emit('INFO', { gateCompile: l.slice(0, 400) });
   emit('METRIC', { name: `echo replies lost on the path across ${RELOADS} hot reloads of the e1000 driver`, value: echo.requests - echo.replies, unit: `of ${echo.requests}` });
   emit('METRIC', { name: `pings busybox counted lost across ${RELOADS} hot reloads (in flight at its stop, or its socket overflowed)`, value: tx - rx, unit: `of ${tx}` });
 

@@ -10,6 +10,7 @@ export default {
   needs: [
     'dist/index.js',
     'dist/worker.js',
+    'dist/gate-compiler.js',
     'build/drivers/edu.wasm',
     'build/drivers/test/hostile-dma.wasm',
     'build/packages/edu.wdrv',

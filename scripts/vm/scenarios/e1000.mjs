@@ -62,7 +62,7 @@ export default {
   modules: ['uio', 'e1000', 'tun'],
   stub: 'dma_size=262144',
   append: ONLY ? `wasmdrv.e1000=${ONLY}` : '',
-  needs: ['dist/index.js', 'dist/worker.js', 'dist/cli.js', 'build/drivers/e1000.wasm'],
+  needs: ['dist/index.js', 'dist/worker.js', 'dist/gate-compiler.js', 'dist/cli.js', 'build/drivers/e1000.wasm'],
   expected: checks('e1000', 'NIC A moves to wasmdrv_uio (driver_override)'),
   timeoutMs: 400_000,
 

@@ -63,6 +63,7 @@ export default {
   needs: [
     'dist/index.js',
     'dist/worker.js',
+    'dist/gate-compiler.js',
     'build/drivers/edu.wasm',
     'build/drivers/uart16550.wasm',
     'build/drivers/edu-c.wasm',

@@ -19,7 +19,7 @@ export default {
     return stageService(ctx.root, ctx.work);
   },
   stub: null,
-  needs: ['dist/index.js', 'dist/worker.js', 'dist/cli.js', 'build/drivers/edu.wasm'],
+  needs: ['dist/index.js', 'dist/worker.js', 'dist/gate-compiler.js', 'dist/cli.js', 'build/drivers/edu.wasm'],
   expected: [
     'vfio-group: two edus behind a PCIe-to-PCI bridge share one IOMMU group',
     'vfio-group: a device whose group-mate is bound to uio_pci_generic is refused, naming it and the fix',

@@ -37,6 +37,7 @@ export default {
   needs: [
     'dist/index.js',
     'dist/worker.js',
+    'dist/gate-compiler.js',
     'dist/cli.js',
     'build/drivers/edu.wasm',
     'build/drivers/test/edu-rogue-dma.wasm',

@@ -1,0 +1,153 @@
+// The gate compile process (host/driver/gate-compiler.ts): binaryen's rewrite of a driver runs in a
+// child process, so a crash there (V8's, binaryen's) cannot take the host down. Real processes: the
+// test hook WASMDRV_GATE_CHILD_TEST_KILL=<n>[:<SIGNAL>] (gate-compiler-worker.ts) makes the compile
+// process kill itself when it gets a job on its attempt 1..n.
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import binaryen from 'binaryen';
+import { Host, LoadError } from '../host/index.ts';
+import { crashLine, gateCompiles, prepareGate } from '../host/driver/gate-compiler.ts';
+import { prepareInlineGate } from '../host/sandbox/inline-rewrite.ts';
+import { loadNative } from '../host/native.ts';
+import { decodeResponse } from '../host/payload.ts';
+import { u32 } from './helpers.ts';
+
+const native = loadNative();
+const host = new Host();
+afterAll(() => host.close());
+afterEach(() => {
+  delete process.env.WASMDRV_GATE_CHILD_TEST_KILL;
+});
+let n = 0;
+
+/** A minimal ABI driver: request writes `value` to register 8 and answers register 0. */
+function driver(value: number): Uint8Array {
+  const m = binaryen.parseText(`(module
+    (import "env" "memory" (memory $m 3))
+    (import "wasmdrv" "reg_read32" (func $rd (param i32 i32) (result i32)))
+    (import "wasmdrv" "reg_write32" (func $wr (param i32 i32 i32)))
+    (global (export "wasmdrv_abi_version") i32 (i32.const 1))
+    (func (export "probe") (result i32) (i32.const 0))
+    (func (export "remove"))
+    (func (export "interrupt") (param i32))
+    (func (export "io_buffer") (result i32) (i32.const 1024))
+    (func (export "dma_area") (result i32) (i32.const 131072))
+    (func (export "dma_area_size") (result i32) (i32.const 65536))
+    (func (export "io_buffer_size") (result i32) (i32.const 256))
+    (func (export "request") (param i32 i32) (result i32)
+      (call $wr (i32.const 0) (i32.const 8) (i32.const ${value}))
+      (i32.store (i32.const 1024) (call $rd (i32.const 0) (i32.const 0)))
+      (i32.const 4)))`);
+  m.setFeatures(binaryen.Features.MVP | binaryen.Features.MultiMemory | binaryen.Features.BulkMemory);
+  try {
+    return m.emitBinary();
+  } finally {
+    m.dispose();
+  }
+}
+
+function benchDevice() {
+  const dev = host.openDevice(`sim:bench:gatec${n++}`, { sim: { dmaBytes: 65536 } });
+  const fd = (dev.spec.regions[0].source as { fd: number }).fd;
+  const regs = new Uint32Array(native.mapFd(fd, 4096, 0).buffer());
+  return { dev, regs };
+}
+
+describe('gate compile process', () => {
+  it('answers byte for byte what the main thread makes', async () => {
+    const { dev } = benchDevice();
+    const bytes = driver(99);
+    const before = { ...gateCompiles };
+    const there = await prepareGate('gate-process', dev.spec, bytes, {}, 'record-all', 256);
+    expect(gateCompiles).toEqual({ ...before, process: before.process + 1 });
+    const here = await prepareInlineGate('gate-process', dev.spec, bytes, {}, 'record-all', 256);
+    expect(there?.layout).toEqual(here?.layout);
+    expect(Buffer.from(there!.bytes).equals(Buffer.from(here!.bytes))).toBe(true);
+  });
+
+  it('a compile process killed in the job: the job is retried in a new process, the driver loads with its gate', async () => {
+    const { dev, regs } = benchDevice();
+    regs[0] = 41;
+    const bytes = driver(7);
+    const logs: string[] = [];
+    const onLog = (e: { message: string }) => logs.push(e.message);
+    host.on('log', onLog);
+    const before = { ...gateCompiles };
+    process.env.WASMDRV_GATE_CHILD_TEST_KILL = '1';
+    const drv = await host.load(bytes, dev, { name: 'killed-once', restart: false });
+    delete process.env.WASMDRV_GATE_CHILD_TEST_KILL;
+    host.off('log', onLog);
+    expect(gateCompiles).toEqual({
+      ...before,
+      process: before.process + 1,
+      retries: before.retries + 1,
+      deaths: before.deaths + 1,
+    });
+    expect(logs.join('\n')).toMatch(
+      /gate compile process for killed-once was killed by SIGKILL \(its output ended: Check failed: WASMDRV_GATE_CHILD_TEST_KILL \(killed-once, attempt 1\)\.\): retrying once in a new process/,
+    );
+    expect(drv.status().registerGate.kind).toBe('inline');
+    expect(decodeResponse(await drv.request(1, u32(0))).u32[0]).toBe(41);
+    expect(regs[2]).toBe(7);
+    await drv.stop();
+    // The retry's answer is the main thread's, byte for byte.
+    const again = await prepareGate('retried', dev.spec, bytes, {}, 'record-all', 256);
+    process.env.WASMDRV_GATE_CHILD_TEST_KILL = '1';
+    const retried = await prepareGate('retried', dev.spec, bytes, {}, 'record-all', 256);
+    delete process.env.WASMDRV_GATE_CHILD_TEST_KILL;
+    const here = await prepareInlineGate('retried', dev.spec, bytes, {}, 'record-all', 256);
+    expect(Buffer.from(retried!.bytes).equals(Buffer.from(here!.bytes))).toBe(true);
+    expect(Buffer.from(again!.bytes).equals(Buffer.from(here!.bytes))).toBe(true);
+    expect(gateCompiles.retries).toBe(before.retries + 2);
+  });
+
+  it('a compile process that dies twice: a LoadError naming the driver and the signal, nothing loaded, the next driver loads', async () => {
+    const { dev } = benchDevice();
+    const before = { ...gateCompiles };
+    process.env.WASMDRV_GATE_CHILD_TEST_KILL = '2:SIGKILL';
+    const failed = host.load(driver(1), dev, { name: 'killed-twice', restart: false });
+    await expect(failed).rejects.toThrow(LoadError);
+    await expect(failed).rejects.toThrow(
+      /^gate compile process for killed-twice was killed by SIGKILL twice \(its output ended: Check failed: WASMDRV_GATE_CHILD_TEST_KILL \(killed-twice, attempt 2\)\.\)$/,
+    );
+    // Never compiled in the main thread after a death; nothing half-loaded: the device is free.
+    expect(gateCompiles).toEqual({
+      ...before,
+      retries: before.retries + 1,
+      deaths: before.deaths + 2,
+      refused: before.refused + 1,
+    });
+    expect(host.status().drivers.map((d) => d.name)).not.toContain('killed-twice');
+    delete process.env.WASMDRV_GATE_CHILD_TEST_KILL;
+    const drv = await host.load(driver(2), dev, { name: 'after-the-deaths', restart: false });
+    expect(drv.status().registerGate.kind).toBe('inline');
+    expect(gateCompiles.process).toBe(before.process + 1);
+    await drv.stop();
+  });
+
+  it('a hot reload whose compile process dies twice is refused; the old module keeps serving', async () => {
+    const { dev, regs } = benchDevice();
+    regs[0] = 5;
+    const drv = await host.load(driver(11), dev, { name: 'reload-killed', restart: false });
+    process.env.WASMDRV_GATE_CHILD_TEST_KILL = '2';
+    const r = await drv.reload(driver(22), { fresh: true });
+    delete process.env.WASMDRV_GATE_CHILD_TEST_KILL;
+    expect(r.ok).toBe(false);
+    expect(r.error).toMatch(/^reload-killed: gate compile process for reload-killed was killed by SIGKILL twice/);
+    expect(drv.state).toBe('running');
+    expect(decodeResponse(await drv.request(1, u32(0))).u32[0]).toBe(5);
+    expect(regs[2]).toBe(11);
+    // And a reload after it goes through.
+    expect((await drv.reload(driver(33), { fresh: true })).ok).toBe(true);
+    await drv.request(1, u32(0));
+    expect(regs[2]).toBe(33);
+    await drv.stop();
+  });
+
+  it("picks V8's check failure out of a crash's output", () => {
+    const v8 =
+      '\n\n#\n# Fatal error in , line 0\n# Check failed: it->second.Size() > offset.\n#\n#\n#\n#FailureMessage Object: 0x7ffd\n----- Native stack trace -----\n';
+    expect(crashLine(v8)).toBe('Check failed: it->second.Size() > offset.');
+    expect(crashLine('a\nb\n')).toBe('b');
+    expect(crashLine('')).toBe('');
+  });
+});
