@@ -1,4 +1,4 @@
-// Hot reload of the e1000 driver with the descriptor firewall's Wasm doorbell on (WASMDRV_RING_FAST=1),
+// Hot reload of the e1000 driver with the descriptor firewall's Wasm doorbell on (the default; set here whatever the caller's environment),
 // while it forwards frames on a memory-backed device: bench/native.c's `e1000-device`, another process
 // polling a BAR0 memfd and a DMA memfd, which numbers every frame it gives the driver and checks that each
 // one it takes back is the next, intact, and inside its DMA memory. The simulated e1000 (e1000-reload.test.ts)

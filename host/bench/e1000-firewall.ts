@@ -7,7 +7,7 @@
 //   - fastPathCpuCost: the path that runs with the register gate compiled in: the Wasm check, commit
 //     and sync that ring-fast.ts generates, called from a loop in the same module, over a state
 //     block, real rings and a register memory laid out as gate-link.ts lays them out;
-//   - jsFirewallCpuCost: the JavaScript RingFirewall (WASMDRV_RING_FAST unset, the instance gate).
+//   - jsFirewallCpuCost: the JavaScript RingFirewall (WASMDRV_RING_FAST=0 or the instance gate).
 // Per batch: an RX and a TX doorbell of `batch` descriptors each, each descriptor copied once and
 // checked, each write-back copied. CPU time of this thread, so other load on the machine changes it
 // little (the best of three passes, after a warm-up).

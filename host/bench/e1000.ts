@@ -224,7 +224,7 @@ export async function benchE1000(a: {
     });
     out.e1000FramesVerifiedC = cRun.dev.transmitted;
     // The firewall alone (e1000-firewall.ts), CPU time of one thread: the path that runs with the gate
-    // compiled in (the Wasm doorbell), and the JavaScript one (WASMDRV_RING_FAST unset, instance gate).
+    // compiled in (the Wasm doorbell), and the JavaScript one (WASMDRV_RING_FAST=0 or the instance gate).
     const { grant } = grantFor(manifest, spec(false), manifestPath);
     const wasmNs = await fastPathCpuCost(manifest, grant, manifestPath, DMA_SIZE, BUS, [1, 8, 32], a.quick);
     for (const batch of [1, 8, 32]) {

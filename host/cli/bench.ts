@@ -15,8 +15,6 @@ export function register(program: Command): void {
     .option('--only <sections>', `comma-separated sections (${BENCH_SECTIONS.join(', ')})`)
     .action(
       action(async (o: { quick?: boolean; json?: boolean; plot?: boolean; only?: string; out: string }) => {
-        // The e1000 figures measure the descriptor firewall's Wasm doorbell, opt-in elsewhere (inline-gate.ts).
-        process.env.WASMDRV_RING_FAST ??= '1';
         let only: BenchSection[] | undefined;
         if (o.only !== undefined) {
           only = o.only.split(',').map((s) => s.trim()) as BenchSection[];

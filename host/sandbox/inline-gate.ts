@@ -34,14 +34,15 @@ import { STAT } from './shared.ts';
 export const GATE_MODULE = 'wasmdrv-gate';
 
 /**
- * The descriptor firewall's Wasm doorbell (ring-fast.ts) is opt-in, `WASMDRV_RING_FAST=1`, since stop 16:
- * in the QEMU e1000 scenario's hot-reload part the process died at the first reload (SIGSEGV or SIGTRAP)
- * in 3 of 6 runs with it on and in none of 7 with it off (4 with the Wasm doorbell alone off, 3 with the
- * whole inline gate off), and the cause is not found yet. Off, every doorbell takes the JavaScript
- * firewall: the same checks, slower (docs/benchmarks.md).
+ * The descriptor firewall's Wasm doorbell (ring-fast.ts) is on by default again since stop 19;
+ * `WASMDRV_RING_FAST=0` turns it off (every doorbell then takes the JavaScript firewall: the same checks,
+ * the same faults, ~40x the CPU per frame; docs/benchmarks.md). It was opt-in from stop 16 to 19, after
+ * the QEMU e1000 scenario's process died at hot reloads with it on (docs/design.md, "The doorbell fast
+ * path": the one core caught points at V8 while the gate compile ran, now in its own process, and the
+ * doorbell's locked store, a stop-the-world under TCG, is gone).
  */
 export function ringFastPathOn(): boolean {
-  return process.env.WASMDRV_RING_FAST === '1';
+  return process.env.WASMDRV_RING_FAST !== '0';
 }
 
 export interface InlineRegion {

@@ -42,8 +42,8 @@ const WIN_SIZE = 0x40000n;
 const DRIVER_END = WIN + WIN_SIZE - 0x2000n;
 const OUTSIDE = 0x5000_0000n;
 const TX_BUF = (i: number) => WIN + 0x1000n + BigInt(i * 1536);
-// The Wasm doorbell is opt-in (inline-gate.ts ringFastPathOn); these cases test it, so this process turns it on
-// before any driver thread starts (threads copy the environment when they start).
+// These cases test the Wasm doorbell (on by default, inline-gate.ts ringFastPathOn): the process makes sure
+// it is on, whatever the caller's environment, before any driver thread starts (threads copy the environment).
 process.env.WASMDRV_RING_FAST = '1';
 const MAC = [0x02, 0x00, 0x00, 0xaa, 0xbb, 0x01];
 const PEER = [0x02, 0x00, 0x00, 0xaa, 0xbb, 0x99];
