@@ -9,7 +9,10 @@ import { crashLine, gateCompiles, prepareGate } from '../host/driver/gate-compil
 import { prepareInlineGate } from '../host/sandbox/inline-rewrite.ts';
 import { loadNative } from '../host/native.ts';
 import { decodeResponse } from '../host/payload.ts';
-import { u32 } from './helpers.ts';
+import { driverPath, root, u32 } from './helpers.ts';
+import { inheritedExecArgv } from '../host/driver/exec-argv.ts';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 
 const native = loadNative();
 const host = new Host();
@@ -149,5 +152,40 @@ describe('gate compile process', () => {
     expect(crashLine(v8)).toBe('Check failed: it->second.Size() > offset.');
     expect(crashLine('a\nb\n')).toBe('b');
     expect(crashLine('')).toBe('');
+  });
+});
+
+describe('the flags a compile process or driver worker inherits (exec-argv.ts)', () => {
+  it('drops the parent entry flags and the code they carry, keeps the rest', () => {
+    expect(inheritedExecArgv(['--input-type=module', '-e', 'import x from "y"', '--expose-gc'])).toEqual([
+      '--expose-gc',
+    ]);
+    expect(
+      inheritedExecArgv(['-p', '1+1', '--eval=2', '--print', '3', '--input-type', 'module', '--no-warnings']),
+    ).toEqual(['--no-warnings']);
+    expect(inheritedExecArgv(['--max-old-space-size=64', '--enable-source-maps'])).toEqual([
+      '--max-old-space-size=64',
+      '--enable-source-maps',
+    ]);
+  });
+});
+
+describe('a host started with node -e CODE', () => {
+  it('compiles the gate in the compile process, not the main thread (the code is not passed on as a script)', () => {
+    const code = `
+      import { Host } from ${JSON.stringify(join(root, 'dist', 'index.js'))};
+      const host = new Host();
+      host.on('log', (e) => console.log('LOG ' + e.level + ' ' + e.message));
+      await host.load(${JSON.stringify(driverPath('edu'))}, 'sim:edu', { name: 'edu' });
+      await host.close();
+      console.log('DONE');`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+      encoding: 'utf8',
+      env: { ...process.env, WASMDRV_DEBUG: '1' },
+      timeout: 60_000,
+    });
+    expect(r.stdout).toContain('DONE');
+    expect(r.stdout).not.toContain('compiling in the main thread');
+    expect(r.stdout).toMatch(/gate compile process ready \d+ ms after its fork, first answer/);
   });
 });

@@ -29,6 +29,7 @@ import { packageRoot } from '../native.ts';
 import type { GateMode } from '../sandbox/gate.ts';
 import type { InlineGateBytes } from '../sandbox/inline-gate.ts';
 import { prepareInlineGate } from '../sandbox/inline-rewrite.ts';
+import { inheritedExecArgv } from './exec-argv.ts';
 
 /** One job for the compile process: prepareInlineGate's arguments, and the environment it reads. */
 export interface GateJob {
@@ -152,8 +153,8 @@ function send(p: Pending): boolean {
 function startChild(): Child {
   const entry = join(packageRoot(), 'dist', 'gate-compiler.js');
   if (!existsSync(entry)) throw new Error(`${entry} is missing`);
-  // Not the parent's --input-type/--eval flags: they are about the parent's own entry.
-  const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a));
+  // Not the parent's entry flags (--input-type, -e CODE, ...): exec-argv.ts.
+  const execArgv = inheritedExecArgv();
   const proc = fork(entry, [], {
     execPath: process.execPath,
     execArgv,

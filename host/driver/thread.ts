@@ -17,6 +17,7 @@ import type { GateMode } from '../sandbox/gate.ts';
 import type { InlineGateBytes } from '../sandbox/inline-gate.ts';
 import type { RingsState } from '../sandbox/ring-hook.ts';
 import { checkedGrow } from '../sandbox/memory-grow.ts';
+import { inheritedExecArgv } from './exec-argv.ts';
 
 /** One register write of a user-given reset sequence, applied by the host before a restarted driver's probe. */
 export interface RegisterWrite {
@@ -47,8 +48,8 @@ class Spare {
   static spawn(): Spare {
     const { port1, port2 } = new MessageChannel();
     const boot: WorkerBoot = { port: port2 as MessagePort };
-    // Not the parent's --input-type/--eval flags: they are about the parent's own entry, and a worker refuses them.
-    const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b|^-[ep]$/.test(a));
+    // Not the parent's entry flags (--input-type, -e CODE, ...): exec-argv.ts.
+    const execArgv = inheritedExecArgv();
     const worker = new Worker(join(packageRoot(), 'dist', 'worker.js'), {
       workerData: boot,
       transferList: [port2],
