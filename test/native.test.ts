@@ -152,8 +152,6 @@ describe('eventfd waits', () => {
     expect(out[0]).toBe(0);
     expect(out[2]).toBeGreaterThanOrEqual(before);
     expect(out[2]).toBeLessThanOrEqual(after);
-    expect(() => native.monotonicInto(out, 3)).toThrow(/index outside out/);
-    expect(() => native.monotonicInto(new Int32Array(1) as unknown as Float64Array, 0)).toThrow(/Float64Array/);
   });
 
   it('clockInto: a native function of no arguments (a Wasm import as is) storing the clock into one slot', () => {
@@ -179,9 +177,35 @@ describe('eventfd waits', () => {
     fillPlain();
     expect(plain[0]).toBeGreaterThan(0);
     structuredClone(plain.buffer, { transfer: [plain.buffer] });
-    expect(() => fillPlain()).toThrow(/detached/);
-    expect(() => native.clockInto(shared, 4)).toThrow(/index outside out/);
-    expect(() => native.clockInto(new Int32Array(1) as unknown as Float64Array, 0)).toThrow(/Float64Array/);
+    const detachedError = errorOf(() => fillPlain());
+    expect(detachedError).toBeInstanceOf(TypeError);
+    expect(detachedError.message).toBe("clock: its Float64Array's buffer was detached");
+  });
+
+  it('monotonicInto and clockInto: out must be a Float64Array (TypeError), the index a number inside it (RangeError); nothing is written', () => {
+    const out = new Float64Array(3);
+    const detached = new Float64Array(2);
+    structuredClone(detached.buffer, { transfer: [detached.buffer] }); // its length is 0 from now on
+    const cases: [string, unknown[], typeof TypeError, string][] = [
+      ['no arguments', [], TypeError, 'out must be a Float64Array'],
+      ['no index', [out], TypeError, 'out must be a Float64Array'],
+      ['an Int32Array', [new Int32Array(4), 0], TypeError, 'out must be a Float64Array'],
+      ['a BigInt64Array (8-byte elements too)', [new BigInt64Array(4), 0], TypeError, 'out must be a Float64Array'],
+      ['an array of numbers', [[0, 0], 0], TypeError, 'out must be a Float64Array'],
+      ['a string index', [out, '1'], TypeError, 'index must be a number'],
+      ['index = length', [out, 3], RangeError, 'index outside out'],
+      ['index -1', [out, -1], RangeError, 'index outside out'],
+      ['a detached buffer', [detached, 0], RangeError, 'index outside out'],
+    ];
+    for (const name of ['monotonicInto', 'clockInto'] as const) {
+      const fn = native[name] as (...args: unknown[]) => unknown;
+      for (const [what, args, type, message] of cases) {
+        const e = errorOf(() => fn(...args));
+        expect(e, `${name}: ${what}`).toBeInstanceOf(type);
+        expect(e.message, `${name}: ${what}`).toBe(message);
+      }
+    }
+    expect([...out]).toEqual([0, 0, 0]);
   });
 
   it('eventfdWriteStamped: stamps the clock into a BigUint64Array word, then signals the eventfd', () => {

@@ -406,9 +406,14 @@ int64_t NowMs()
 	return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-// monotonicInto(out, i): out[i] = CLOCK_MONOTONIC in ns (out a Float64Array). The clock without a
-// return value: a number of ns returned from native code is a heap number, allocated on every read.
-Napi::Value MonotonicInto(const Napi::CallbackInfo &info)
+// The arguments (out, i) of monotonicInto and clockInto: out (info[0]) a Float64Array, i (info[1]) an
+// index inside it. The array and the address of its element i, else a TypeError or a RangeError.
+struct ClockOut {
+	Napi::Float64Array out;
+	double *at;
+};
+
+ClockOut ClockOutArgs(const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env();
 	if (info.Length() < 2 || !info[0].IsTypedArray() ||
@@ -418,10 +423,18 @@ Napi::Value MonotonicInto(const Napi::CallbackInfo &info)
 	int64_t i = Int(info, 1, "index");
 	if (i < 0 || size_t(i) >= out.ElementLength())
 		throw Napi::RangeError::New(env, "index outside out");
+	return { out, out.Data() + i };
+}
+
+// monotonicInto(out, i): out[i] = CLOCK_MONOTONIC in ns (out a Float64Array). The clock without a
+// return value: a number of ns returned from native code is a heap number, allocated on every read.
+Napi::Value MonotonicInto(const Napi::CallbackInfo &info)
+{
+	double *at = ClockOutArgs(info).at;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	out[size_t(i)] = double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
-	return env.Undefined();
+	*at = double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
+	return info.Env().Undefined();
 }
 
 // clockInto(out, i): a function of no arguments that stores CLOCK_MONOTONIC in ns into out[i] (out a
@@ -458,18 +471,12 @@ napi_value ClockFill(napi_env env, napi_callback_info info)
 Napi::Value ClockInto(const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env();
-	if (info.Length() < 2 || !info[0].IsTypedArray() ||
-	    info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-		throw Napi::TypeError::New(env, "out must be a Float64Array");
-	Napi::Float64Array out = info[0].As<Napi::Float64Array>();
-	int64_t i = Int(info, 1, "index");
-	if (i < 0 || size_t(i) >= out.ElementLength())
-		throw Napi::RangeError::New(env, "index outside out");
+	auto [out, at] = ClockOutArgs(info);
 	Napi::Value ab =
 		out.ArrayBuffer(); // a SharedArrayBuffer comes back too (napi_get_typedarray_info)
 	bool plain = false;
 	NAPI_THROW_IF_FAILED(env, napi_is_arraybuffer(env, ab, &plain), Napi::Value());
-	ClockSlot *slot = new ClockSlot{ out.Data() + i, nullptr };
+	ClockSlot *slot = new ClockSlot{ at, nullptr };
 	if (plain && napi_create_reference(env, ab, 1, &slot->buffer) != napi_ok) {
 		delete slot;
 		throw Napi::Error::New(env, "clockInto: napi_create_reference failed");
