@@ -18,3 +18,44 @@ export function inheritedExecArgv(argv: readonly string[] = process.execArgv): s
   }
   return out;
 }
+
+let workerArgv: string[] | undefined;
+
+/**
+ * Start a worker thread with the parent's flags: inheritedExecArgv(), less those a worker refuses when
+ * given explicitly. Left to inherit by default, a worker takes --input-type too and fails to start from a
+ * file; given explicitly, V8 and process-wide flags (--max-old-space-size, --expose-gc,
+ * --stack-trace-limit, --no-liftoff: V8's apply to every thread anyway) make the constructor throw
+ * ERR_WORKER_INVALID_EXEC_ARGV, naming them. Node has no list of the flags a worker takes, so the first
+ * refusal names them, they are dropped, and the list that worked is kept for every later worker.
+ */
+export function withWorkerExecArgv<T>(start: (execArgv: string[]) => T): T {
+  let argv = workerArgv ?? inheritedExecArgv();
+  for (;;) {
+    try {
+      const started = start(argv);
+      workerArgv = argv;
+      return started;
+    } catch (err) {
+      const refused = refusedFlags(err);
+      const left = argv.filter((a) => !refused.has(a));
+      if (!refused.size || left.length === argv.length) throw err;
+      argv = left;
+    }
+  }
+}
+
+/** The flags an ERR_WORKER_INVALID_EXEC_ARGV names ("... invalid execArgv flags: --a, --b=1"). */
+function refusedFlags(err: unknown): Set<string> {
+  const e = err as { code?: string; message?: string };
+  if (e?.code !== 'ERR_WORKER_INVALID_EXEC_ARGV' || typeof e.message !== 'string') return new Set();
+  const at = e.message.indexOf(': ');
+  return new Set(
+    at < 0
+      ? []
+      : e.message
+          .slice(at + 2)
+          .split(', ')
+          .map((s) => s.trim()),
+  );
+}

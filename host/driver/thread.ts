@@ -17,7 +17,7 @@ import type { GateMode } from '../sandbox/gate.ts';
 import type { InlineGateBytes } from '../sandbox/inline-gate.ts';
 import type { RingsState } from '../sandbox/ring-hook.ts';
 import { checkedGrow } from '../sandbox/memory-grow.ts';
-import { inheritedExecArgv } from './exec-argv.ts';
+import { withWorkerExecArgv } from './exec-argv.ts';
 
 /** One register write of a user-given reset sequence, applied by the host before a restarted driver's probe. */
 export interface RegisterWrite {
@@ -48,15 +48,17 @@ class Spare {
   static spawn(): Spare {
     const { port1, port2 } = new MessageChannel();
     const boot: WorkerBoot = { port: port2 as MessagePort };
-    // Not the parent's entry flags (--input-type, -e CODE, ...): exec-argv.ts.
-    const execArgv = inheritedExecArgv();
-    const worker = new Worker(join(packageRoot(), 'dist', 'worker.js'), {
-      workerData: boot,
-      transferList: [port2],
-      stdout: false,
-      stderr: false,
-      execArgv,
-    });
+    // The parent's flags, less its entry flags (-e CODE, --input-type) and those a worker refuses: exec-argv.ts.
+    const worker = withWorkerExecArgv(
+      (execArgv) =>
+        new Worker(join(packageRoot(), 'dist', 'worker.js'), {
+          workerData: boot,
+          transferList: [port2],
+          stdout: false,
+          stderr: false,
+          execArgv,
+        }),
+    );
     worker.unref();
     // Until a driver takes it, an error of the spare's own start is nobody's fault; its exit drops it.
     worker.on('error', () => {});
