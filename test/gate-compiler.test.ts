@@ -1,7 +1,8 @@
 // The gate compile process (host/driver/gate-compiler.ts): binaryen's rewrite of a driver runs in a
 // child process, so a crash there (V8's, binaryen's) cannot take the host down. Real processes: the
 // test hook WASMDRV_GATE_CHILD_TEST_KILL=<n>[:<SIGNAL>] (gate-compiler-worker.ts) makes the compile
-// process kill itself when it gets a job on its attempt 1..n.
+// process kill itself when it gets a job on its attempt 1..n, and WASMDRV_GATE_CHILD_TEST_ENTRY=<file>
+// forks another entry (so that no process can be had).
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import binaryen from 'binaryen';
 import { Host, LoadError } from '../host/index.ts';
@@ -12,6 +13,8 @@ import { decodeResponse } from '../host/payload.ts';
 import { driverPath, root, u32 } from './helpers.ts';
 import { inheritedExecArgv } from '../host/driver/exec-argv.ts';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const native = loadNative();
@@ -152,6 +155,39 @@ describe('gate compile process', () => {
     expect(crashLine(v8)).toBe('Check failed: it->second.Size() > offset.');
     expect(crashLine('a\nb\n')).toBe('b');
     expect(crashLine('')).toBe('');
+  });
+});
+
+describe('a host that cannot have a compile process', () => {
+  it('compiles the gate in the main thread and says why: the entry is missing, or the process exits before it is ready', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatec-'));
+    const exits = join(dir, 'exits.js');
+    writeFileSync(exits, 'process.exit(3);\n');
+    const wasm = join(dir, 'driver.wasm');
+    writeFileSync(wasm, driver(5));
+    const code = `
+      import { Host } from ${JSON.stringify(join(root, 'dist', 'index.js'))};
+      const host = new Host();
+      host.on('log', (e) => console.log('LOG ' + e.level + ' ' + e.message));
+      for (const [name, entry] of [['missing', '/nonexistent/gate-compiler.js'], ['exits', ${JSON.stringify(exits)}]]) {
+        process.env.WASMDRV_GATE_CHILD_TEST_ENTRY = entry;
+        const dev = host.openDevice('sim:bench:' + name, { sim: { dmaBytes: 65536 } });
+        const drv = await host.load(${JSON.stringify(wasm)}, dev, { name, restart: false });
+        console.log('GATE ' + name + ' ' + drv.status().registerGate.kind);
+        await drv.stop();
+      }
+      await host.close();
+      console.log('DONE');`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stdout).toContain('DONE');
+    expect(r.stdout).toContain(
+      "LOG warn the gate compile process could not be started (/nonexistent/gate-compiler.js is missing): compiling missing's gate in the main thread",
+    );
+    expect(r.stdout).toContain('GATE missing inline');
+    expect(r.stdout).toContain(
+      "LOG warn the gate compile process exited with code 3 before it was ready: compiling exits's gate in the main thread",
+    );
+    expect(r.stdout).toContain('GATE exits inline');
   });
 });
 

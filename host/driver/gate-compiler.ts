@@ -15,7 +15,7 @@
 // with a LoadError naming the driver and how the process died. Never after a death does a job run in
 // the main thread: that would expose the host to the very crash. The main thread compiles only when no
 // process can be started at all (spawn error, or it exits before it is ready) or the inputs cannot be
-// copied to it, as the compile thread's fallback did.
+// copied to it, as the compile thread's fallback did, and says so in the driver's log.
 
 import type { ChildProcess } from 'node:child_process';
 import { fork } from 'node:child_process';
@@ -96,9 +96,11 @@ function wasmdrvEnv(): Record<string, string> {
   return env;
 }
 
-function inMainThread(p: Pending): void {
+/** The fallback, with `why` no process could be had, said in the driver's log. */
+function inMainThread(p: Pending, why: string): void {
   gateCompiles.mainThread++;
   const { job } = p;
+  p.log?.('warn', `the gate compile process ${why}: compiling ${job.label}'s gate in the main thread`);
   prepareInlineGate(job.label, job.spec, job.bytes, job.grant, job.mode, job.ringEntries).then(p.resolve, p.reject);
 }
 
@@ -132,26 +134,27 @@ function setRef(c: Child): void {
   }
 }
 
-/** Send `p` to the compile process (started if there is none). False when it cannot be sent. */
-function send(p: Pending): boolean {
+/** Send `p` to the compile process (started if there is none). Why not, when it cannot be sent. */
+function send(p: Pending): string | undefined {
   let c: Child;
   try {
     c = child ??= startChild();
-  } catch {
-    return false; // fork threw (no process, or its entry file is missing)
+  } catch (err) {
+    return `could not be started (${(err as Error).message})`; // fork threw, or its entry file is missing
   }
   try {
     c.proc.send(p.job);
-  } catch {
-    return false; // the inputs cannot be copied (DataCloneError)
+  } catch (err) {
+    return `could not be sent the job (${(err as Error).message})`; // a DataCloneError
   }
   c.pending.set(p.job.id, p);
   setRef(c);
-  return true;
+  return undefined;
 }
 
 function startChild(): Child {
-  const entry = join(packageRoot(), 'dist', 'gate-compiler.js');
+  // WASMDRV_GATE_CHILD_TEST_ENTRY (tests only): another entry, to make the start fail.
+  const entry = process.env.WASMDRV_GATE_CHILD_TEST_ENTRY ?? join(packageRoot(), 'dist', 'gate-compiler.js');
   if (!existsSync(entry)) throw new Error(`${entry} is missing`);
   // Not the parent's entry flags (--input-type, -e CODE, ...): exec-argv.ts.
   const execArgv = inheritedExecArgv();
@@ -231,8 +234,7 @@ function gone(c: Child, died: string): void {
         );
         continue;
       }
-      p.log?.('warn', `the gate compile process ${died} before it was ready: compiling in the main thread`);
-      inMainThread(p);
+      inMainThread(p, `${died} before it was ready`);
     }
     return;
   }
@@ -253,9 +255,10 @@ function gone(c: Child, died: string): void {
     p.log?.('warn', `gate compile process for ${job.label} ${died}${said}: retrying once in a new process`);
     job.attempt++;
     p.firstDeath = died;
-    if (!send(p)) {
+    const why = send(p);
+    if (why) {
       gateCompiles.refused++;
-      p.reject(new LoadError(`gate compile process for ${job.label} ${died}, and no new one could be started`));
+      p.reject(new LoadError(`gate compile process for ${job.label} ${died}, and a new one ${why}`));
     }
   }
 }
@@ -300,6 +303,7 @@ export function prepareGate(
   };
   return new Promise((resolve, reject) => {
     const p: Pending = { job, log, resolve, reject };
-    if (!send(p)) inMainThread(p);
+    const why = send(p);
+    if (why) inMainThread(p, why);
   });
 }
