@@ -5,7 +5,8 @@
 // Test hook (documented in docs/design.md; tests only): WASMDRV_GATE_CHILD_TEST_KILL=<n>[:<SIGNAL>] in
 // a job's environment makes the process write a fake V8 check failure to stderr and kill itself with
 // SIGNAL (default SIGKILL) when it gets that job on its attempt 1..n: 1 = the retry succeeds, 2 = the
-// retry's process dies too.
+// retry's process dies too. WASMDRV_GATE_CHILD_TEST_HANG=<n> makes it hang (blocked, never answering)
+// on a job's attempt 1..n, for the host's deadline (WASMDRV_GATE_COMPILE_TIMEOUT_MS) to kill it.
 
 import { prepareInlineGate } from '../sandbox/inline-rewrite.ts';
 import type { GateAnswer, GateJob } from './gate-compiler.ts';
@@ -22,6 +23,12 @@ function testKill(job: GateJob): void {
   process.kill(process.pid, (hook[2] ?? 'SIGKILL') as NodeJS.Signals);
 }
 
+function testHang(job: GateJob): void {
+  const n = Number(process.env.WASMDRV_GATE_CHILD_TEST_HANG ?? 0);
+  // Blocked in the thread, as a hang in binaryen would be: not even 'disconnect' gets to run.
+  if (job.attempt <= n) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+}
+
 const send = (a: GateAnswer) => process.send!(a);
 
 process.on('message', async (job: GateJob) => {
@@ -30,6 +37,7 @@ process.on('message', async (job: GateJob) => {
   try {
     setEnv(job.env);
     testKill(job);
+    testHang(job);
     const out = await prepareInlineGate(job.label, job.spec, job.bytes, job.grant, job.mode, job.ringEntries);
     answer = { id: job.id, out, ms: performance.now() - t0 };
   } catch (err) {

@@ -12,10 +12,12 @@
 // The answer is the same bytes the main thread would make (same function, same inputs, the same
 // WASMDRV_* environment sent with each job). If the process dies with jobs in flight, a new one is
 // started and those jobs are tried once more there; a job whose second process dies too is refused
-// with a LoadError naming the driver and how the process died. Never after a death does a job run in
+// with a LoadError naming the driver and how the process died. A process that does not answer a job
+// within the deadline (gateDeadlineMs) is hung: it is killed (SIGKILL) and counts as a death, so the
+// job is retried once, then refused ("timed out after N ms"). Never after a death does a job run in
 // the main thread: that would expose the host to the very crash. The main thread compiles only when no
 // process can be started at all (spawn error, or it exits before it is ready) or the inputs cannot be
-// copied to it, as the compile thread's fallback did.
+// copied to it, as the compile thread's fallback did, and says so in the driver's log.
 
 import type { ChildProcess } from 'node:child_process';
 import { fork } from 'node:child_process';
@@ -61,6 +63,8 @@ type Pending = {
   log?: GateLog;
   /** How its first process died (set when it is retried). */
   firstDeath?: string;
+  /** Its deadline in the process it was sent to. */
+  timer?: NodeJS.Timeout;
   resolve: (r: InlineGateBytes | undefined) => void;
   reject: (e: Error) => void;
 };
@@ -82,12 +86,29 @@ const TAIL_BYTES = 4096;
 
 let child: Child | undefined;
 let nextId = 1;
+/** A hung process never sees the host's disconnect: it goes with the host (set up with the first process). */
+let killOnExit = false;
 /**
  * Jobs answered by a compile process and by the main thread (no process could start, or inputs that
  * cannot be copied), jobs sent again after their process died, processes that died (with or without
- * jobs), and jobs refused because their retry's process died too. For tests and status.
+ * jobs; a killed hung one too), processes killed for missing a job's deadline, and jobs refused
+ * because their retry's process died too. For tests and status.
  */
-export const gateCompiles = { process: 0, mainThread: 0, retries: 0, deaths: 0, refused: 0 };
+export const gateCompiles = { process: 0, mainThread: 0, retries: 0, deaths: 0, timeouts: 0, refused: 0 };
+
+/**
+ * How long a job may wait for its answer once sent: 30 s, or WASMDRV_GATE_COMPILE_TIMEOUT_MS. It only
+ * catches a hung process, far above the slowest job (docs/design.md, "A hang").
+ */
+export function gateDeadlineMs(): number {
+  const ms = Number(process.env.WASMDRV_GATE_COMPILE_TIMEOUT_MS);
+  return Number.isFinite(ms) && ms > 0 ? ms : 30_000;
+}
+
+/** The compile process's pid, if one runs (tests: a killed one must be gone). */
+export function gateCompilerPid(): number | undefined {
+  return child?.proc.pid;
+}
 
 /** The WASMDRV_* variables, which prepareInlineGate's choices read (e.g. WASMDRV_INSTANCE_GATE). */
 function wasmdrvEnv(): Record<string, string> {
@@ -96,9 +117,11 @@ function wasmdrvEnv(): Record<string, string> {
   return env;
 }
 
-function inMainThread(p: Pending): void {
+/** The fallback, with `why` no process could be had, said in the driver's log. */
+function inMainThread(p: Pending, why: string): void {
   gateCompiles.mainThread++;
   const { job } = p;
+  p.log?.('warn', `the gate compile process ${why}: compiling ${job.label}'s gate in the main thread`);
   prepareInlineGate(job.label, job.spec, job.bytes, job.grant, job.mode, job.ringEntries).then(p.resolve, p.reject);
 }
 
@@ -132,27 +155,42 @@ function setRef(c: Child): void {
   }
 }
 
-/** Send `p` to the compile process (started if there is none). False when it cannot be sent. */
-function send(p: Pending): boolean {
+/** Send `p` to the compile process (started if there is none). Why not, when it cannot be sent. */
+function send(p: Pending): string | undefined {
   let c: Child;
   try {
     c = child ??= startChild();
-  } catch {
-    return false; // fork threw (no process, or its entry file is missing)
+  } catch (err) {
+    return `could not be started (${(err as Error).message})`; // fork threw, or its entry file is missing
   }
   try {
     c.proc.send(p.job);
-  } catch {
-    return false; // the inputs cannot be copied (DataCloneError)
+  } catch (err) {
+    return `could not be sent the job (${(err as Error).message})`; // a DataCloneError
   }
   c.pending.set(p.job.id, p);
+  const ms = gateDeadlineMs();
+  p.timer = setTimeout(() => hung(c, ms), ms);
   setRef(c);
-  return true;
+  return undefined;
+}
+
+/** `c` missed a job's deadline: killed, and gone as a death is (its jobs retried once, or refused). */
+function hung(c: Child, ms: number): void {
+  if (c.gone) return;
+  gateCompiles.timeouts++;
+  c.proc.kill('SIGKILL');
+  gone(c, `timed out after ${ms} ms`);
 }
 
 function startChild(): Child {
-  const entry = join(packageRoot(), 'dist', 'gate-compiler.js');
+  // WASMDRV_GATE_CHILD_TEST_ENTRY (tests only): another entry, to make the start fail.
+  const entry = process.env.WASMDRV_GATE_CHILD_TEST_ENTRY ?? join(packageRoot(), 'dist', 'gate-compiler.js');
   if (!existsSync(entry)) throw new Error(`${entry} is missing`);
+  if (!killOnExit) {
+    killOnExit = true;
+    process.on('exit', () => child?.proc.kill('SIGKILL'));
+  }
   // Not the parent's entry flags (--input-type, -e CODE, ...): exec-argv.ts.
   const execArgv = inheritedExecArgv();
   const proc = fork(entry, [], {
@@ -187,6 +225,7 @@ function startChild(): Child {
     }
     const p = c.pending.get(a.id);
     if (!p) return;
+    clearTimeout(p.timer);
     c.pending.delete(a.id);
     setRef(c);
     gateCompiles.process++;
@@ -218,6 +257,7 @@ function gone(c: Child, died: string): void {
   c.gone = true;
   if (child === c) child = undefined;
   const jobs = [...c.pending.values()];
+  for (const p of jobs) clearTimeout(p.timer);
   c.pending.clear();
   if (!c.ready) {
     // It never ran: a process cannot be had. A first try compiles in the main thread, as the compile
@@ -231,8 +271,7 @@ function gone(c: Child, died: string): void {
         );
         continue;
       }
-      p.log?.('warn', `the gate compile process ${died} before it was ready: compiling in the main thread`);
-      inMainThread(p);
+      inMainThread(p, `${died} before it was ready`);
     }
     return;
   }
@@ -253,9 +292,10 @@ function gone(c: Child, died: string): void {
     p.log?.('warn', `gate compile process for ${job.label} ${died}${said}: retrying once in a new process`);
     job.attempt++;
     p.firstDeath = died;
-    if (!send(p)) {
+    const why = send(p);
+    if (why) {
       gateCompiles.refused++;
-      p.reject(new LoadError(`gate compile process for ${job.label} ${died}, and no new one could be started`));
+      p.reject(new LoadError(`gate compile process for ${job.label} ${died}, and a new one ${why}`));
     }
   }
 }
@@ -300,6 +340,7 @@ export function prepareGate(
   };
   return new Promise((resolve, reject) => {
     const p: Pending = { job, log, resolve, reject };
-    if (!send(p)) inMainThread(p);
+    const why = send(p);
+    if (why) inMainThread(p, why);
   });
 }
