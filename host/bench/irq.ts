@@ -54,23 +54,33 @@ export async function benchIrq(a: {
       writeCdf(join(a.plotDir, 'irq-cdf.svg'), lat.sandbox, lat.c);
     }
     // The spread: one draw says little (the tail moved 1.6-3.7x between runs on the same code).
+    // Each round interleaves its two sides in blocks (sandbox, C, sandbox, C, ...): the machine drifts
+    // between phases by as much as the two paths differ (a trace showed both sides' kernel wake-up
+    // move together from block to block), so a round that ran one side and then the other measured
+    // the drift too. Both sides of a round see the same stretches of time.
     const per = a.quick ? 200 : 2000;
+    const blocks = a.quick ? 2 : 10;
     const spread = [];
     for (let k = 0; k < 5; k++)
       spread.push(
-        await irqRound({
-          bin: a.bin,
-          root: a.root,
-          rounds: per,
-          pinned,
-          irqFd: a.irqFd,
-          dmaFd: a.dmaFd,
-          wait: () => a.request(4, per),
-        }),
+        await irqRound(
+          {
+            bin: a.bin,
+            root: a.root,
+            rounds: per / blocks,
+            pinned,
+            irqFd: a.irqFd,
+            dmaFd: a.dmaFd,
+            wait: () => a.request(4, per / blocks),
+          },
+          blocks,
+        ),
       );
     for (const [k, r] of spread.entries())
       for (const [key, v] of Object.entries(r)) out[`irqRound${k + 1}${key[0].toUpperCase()}${key.slice(1)}`] = v;
-    say(`irq wake-up, same process, five rounds of ${per} (median / p99 us, sandbox vs C, ratios):`);
+    say(
+      `irq wake-up, same process, five rounds of ${per}, each in ${blocks} alternating blocks of sandbox and C (median / p99 us, sandbox vs C, ratios):`,
+    );
     for (const [k, r] of spread.entries())
       say(
         `  round ${k + 1}: ${r.medianUs} / ${r.p99Us}   C ${r.medianUsC} / ${r.p99UsC}   ratios ${r.medianRatio} / ${r.p99Ratio}`,
@@ -198,11 +208,19 @@ async function irqLatency(a: IrqBench) {
   }
 }
 
-/** One round of the same-process wake-up, sandbox then C, for the spread over rounds. */
-async function irqRound(a: IrqBench) {
-  const { native, page, words, take } = handshake(a);
+/**
+ * One round of the same-process wake-up for the spread over rounds: `blocks` blocks of `a.rounds`
+ * wake-ups each side, alternating sandbox and C; the round's figures are over all its samples.
+ */
+async function irqRound(a: IrqBench, blocks: number) {
+  const { native, page, words } = handshake(a);
+  const raw = () => Array.from(words.subarray(16, 16 + a.rounds), (x) => Number(x) / 1000);
+  const s: number[] = [],
+    c: number[] = [];
   try {
-    words.fill(0n, 0, 16 + a.rounds);
+    // One pinger thread for the round (a new one per block would put its start and warm-up into
+    // every block's first wake-ups); it waits on `gate` between blocks, C runs meanwhile.
+    const gate = new Int32Array(new SharedArrayBuffer(4));
     const pinger = new Worker(PINGER, {
       eval: true,
       workerData: {
@@ -210,20 +228,30 @@ async function irqRound(a: IrqBench) {
         irqFd: a.irqFd,
         dmaFd: a.dmaFd,
         rounds: a.rounds,
+        blocks,
+        gate: gate.buffer,
       },
     });
     const done = once(pinger, 'exit');
-    if (decodeResponse(await a.wait()).u32[0] !== a.rounds) throw new Error('bench: the driver missed wake-ups');
-    await done;
-    const s = take();
-    words.fill(0n, 0, 16 + a.rounds);
-    const cfd = native.eventfdCreate(0);
-    try {
-      await runC(a.bin, ['irq-threads', String(a.rounds)], [cfd, a.dmaFd], a.pinned);
-    } finally {
-      native.close(cfd);
+    for (let b = 0; b < blocks; b++) {
+      words.fill(0n, 0, 16 + a.rounds);
+      Atomics.store(gate, 0, b + 1);
+      Atomics.notify(gate, 0);
+      if (decodeResponse(await a.wait()).u32[0] !== a.rounds) throw new Error('bench: the driver missed wake-ups');
+      s.push(...raw());
+      words.fill(0n, 0, 16 + a.rounds);
+      const cfd = native.eventfdCreate(0);
+      try {
+        await runC(a.bin, ['irq-threads', String(a.rounds)], [cfd, a.dmaFd], a.pinned);
+      } finally {
+        native.close(cfd);
+      }
+      c.push(...raw());
     }
-    const c = take();
+    const [code] = await done;
+    if (code !== 0) throw new Error(`bench: the pinger thread exited with ${code}`);
+    s.sort((x, y) => x - y);
+    c.sort((x, y) => x - y);
     const f = (v: number) => +v.toFixed(2);
     return {
       medianUs: f(pct(s, 0.5)),
@@ -273,6 +301,10 @@ const map = native.mapFd(d.dmaFd, 1 << 20, 0);
 const w = new Uint32Array(map.buffer(), 0, 6); // [0,1] the waiter's ready round, [2,3] the stamp, [4,5] the round
 const words = new BigUint64Array(map.buffer(), 0, 3);
 const clk = new Float64Array(1);
+// d.gate (irqRound): one pinger for a round's blocks; block b starts once the main thread set gate[0] > b.
+const gate = d.gate ? new Int32Array(d.gate) : undefined;
+for (let b = 0; b < (d.blocks ?? 1); b++) {
+if (gate) while (Atomics.load(gate, 0) <= b) Atomics.wait(gate, 0, b);
 for (let i = 1; i <= d.rounds; i++) {
   native.monotonicInto(clk, 0);
   const deadline = clk[0] + 5e9;
@@ -287,6 +319,7 @@ for (let i = 1; i <= d.rounds; i++) {
   w[5] = 0;
   w[4] = i;
   native.eventfdWriteStamped(d.irqFd, words, 1);
+}
 }
 map.close();
 `;
