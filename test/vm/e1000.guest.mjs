@@ -180,11 +180,19 @@ try {
   // reply: each stall widens the window of pings in flight, and those still in flight at the end count
   // as lost; its raw socket holds ~7 KiB (SO_RCVBUF), so a burst of replies after a stall can overflow
   // it (/proc/net/raw drops). Neither is a frame lost on the path, which the ICMP counters tell.
-  const icmp = (pre) => {
-    const t = (pre ? sh('nsenter', [...pre, 'cat', '/proc/net/snmp']) : readFileSync('/proc/net/snmp', 'utf8')).split('\n').filter((l) => l.startsWith('Icmp:'));
+  const snmp = (pre, proto = 'Icmp:') => {
+    const t = (pre ? sh('nsenter', [...pre, 'cat', '/proc/net/snmp']) : readFileSync('/proc/net/snmp', 'utf8')).split('\n').filter((l) => l.startsWith(proto));
     const [k, v] = t.map((l) => l.split(/\s+/).slice(1));
     return Object.fromEntries(k.map((n, i) => [n, Number(v[i])]));
   };
+  const icmp = (pre) => snmp(pre, 'Icmp:');
+  // What NIC B's stack refused (a frame that arrived but was no good echo request: a bad checksum or
+  // header): tells a corrupted frame from one that never arrived when the counts above disagree.
+  const refusedAtB = () => {
+    const ip = snmp(ns, 'Ip:'), ic = snmp(ns, 'Icmp:');
+    return { ipInHdrErrors: ip.InHdrErrors, ipInAddrErrors: ip.InAddrErrors, ipInDiscards: ip.InDiscards, icmpInErrors: ic.InErrors, icmpInCsumErrors: ic.InCsumErrors };
+  };
+  const refusedBefore = refusedAtB();
   const icmpBefore = { tap: icmp(null), nicB: icmp(ns) };
   let rawDrops = 0;
   const rawPoll = setInterval(() => {
@@ -247,7 +255,8 @@ try {
     return { seq: q, afterMs: t, reload: r, sinceHupMs: r >= 0 ? t - hupAt[r] : null };
   });
   emit('INFO', { flood: { tx, rx, missing: lostAt, hupAt, ms: Date.now() - t0 } });
-  emit('INFO', { echo, pingSocketDrops: rawDrops });
+  const refusedB = diff(refusedBefore, refusedAtB());
+  emit('INFO', { echo, refusedAtB: refusedB, pingSocketDrops: rawDrops });
   emit('INFO', { links: { wd0: diff(linksBefore.wd0, linksAfter.wd0), nicB: diff(linksBefore.nicB, linksAfter.nicB) } });
   for (const [i, r] of reloads.entries())
     emit('INFO', { reload: i, ok: r.ok, restored: r.restored, swapMs: r.swapMs, totalMs: r.totalMs, during: r.before && r.after ? diff(r.before, r.after) : null, before: r.before });
@@ -259,7 +268,7 @@ try {
       // A request NIC B's own (kernel-driven) device dropped for want of a receive descriptor is not
       // lost on the sandboxed path: it is counted in NIC B's missed frames, and only those are excused.
       echo.requests >= tx && echo.requests - echo.atB <= missedAtB && echo.fromB === echo.atB && echo.replies === echo.atB,
-    `${reloads.length} reloads ${JSON.stringify(reloads.map((r) => r.ok && r.restored))}, swap ms ${reloads.map((r) => r.swapMs?.toFixed(1)).join('/')}, SIGHUP to answer ms ${reloads.map((r) => r.totalMs).join('/')}; echo requests ${echo.requests}, at NIC B ${echo.atB}, replies ${echo.fromB}, back at the TAP side ${echo.replies}, frames NIC B's device missed ${missedAtB}; ping counted ${tx} sent, ${rx} received (${rawDrops} dropped at its socket)${bridge.exitCode !== null || bridge.signalCode ? `; net up exited ${bridge.exitCode} ${bridge.signalCode ?? ''}: ${bridgeErr.trim().split('\n').slice(-6).join(' | ')}` : ''}`);
+    `${reloads.length} reloads ${JSON.stringify(reloads.map((r) => r.ok && r.restored))}, swap ms ${reloads.map((r) => r.swapMs?.toFixed(1)).join('/')}, SIGHUP to answer ms ${reloads.map((r) => r.totalMs).join('/')}; echo requests ${echo.requests}, at NIC B ${echo.atB}, replies ${echo.fromB}, back at the TAP side ${echo.replies}, frames NIC B's device missed ${missedAtB}${echo.requests !== echo.atB ? `, refused by NIC B's stack ${JSON.stringify(refusedB)}` : ''}; ping counted ${tx} sent, ${rx} received (${rawDrops} dropped at its socket)${bridge.exitCode !== null || bridge.signalCode ? `; net up exited ${bridge.exitCode} ${bridge.signalCode ?? ''}: ${bridgeErr.trim().split('\n').slice(-6).join(' | ')}` : ''}`);
   // The gate compile process (host/driver/gate-compiler.ts) says on net up's stderr when it died and a
   // reload's compile was retried, or refused: that goes to the log whether the check passed or not.
   for (const l of bridgeErr.split('\n')) if (l.includes('gate compile process')) emit('INFO', { gateCompile: l.slice(0, 400) });
