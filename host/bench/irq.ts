@@ -102,6 +102,16 @@ interface IrqBench {
   wait: () => Promise<Uint8Array>;
 }
 
+/** The C side of the same-process wake-up: bench/native.c irq-threads (pinger and waiter threads) on a fresh eventfd. */
+async function cThreads(a: IrqBench, native: ReturnType<typeof loadNative>): Promise<void> {
+  const cfd = native.eventfdCreate(0);
+  try {
+    await runC(a.bin, ['irq-threads', String(a.rounds)], [cfd, a.dmaFd], a.pinned);
+  } finally {
+    native.close(cfd);
+  }
+}
+
 /** The handshake page (the DMA window's first MiB) and `take`: the recorded wake-ups in µs, sorted. */
 function handshake(a: IrqBench) {
   const native = loadNative();
@@ -135,12 +145,7 @@ async function irqLatency(a: IrqBench) {
     if (code !== 0) throw new Error(`bench: the pinger thread exited with ${code}`);
     const sandbox = take();
     words.fill(0n, 0, 16 + a.rounds);
-    const cfd = native.eventfdCreate(0);
-    try {
-      await runC(a.bin, ['irq-threads', String(a.rounds)], [cfd, a.dmaFd], a.pinned);
-    } finally {
-      native.close(cfd);
-    }
+    await cThreads(a, native);
     const c = take();
     // 2. pinger in another process
     words.fill(0n, 0, 16 + a.rounds);
@@ -240,12 +245,7 @@ async function irqRound(a: IrqBench, blocks: number) {
       if (decodeResponse(await a.wait()).u32[0] !== a.rounds) throw new Error('bench: the driver missed wake-ups');
       s.push(...raw());
       words.fill(0n, 0, 16 + a.rounds);
-      const cfd = native.eventfdCreate(0);
-      try {
-        await runC(a.bin, ['irq-threads', String(a.rounds)], [cfd, a.dmaFd], a.pinned);
-      } finally {
-        native.close(cfd);
-      }
+      await cThreads(a, native);
       c.push(...raw());
     }
     const [code] = await done;
