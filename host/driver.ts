@@ -14,7 +14,7 @@ import type { LogLevel } from './abi.ts';
 import type { DeviceSpec } from './device-spec.ts';
 import { type Fault, type RecorderEntry, LoadError, RequestError } from './faults.ts';
 import { DEFAULT_LIMITS, type Grant, type Limits } from './grant.ts';
-import type { FromWorker } from './sandbox/protocol.ts';
+import type { FromWorker, IrqWaitKind } from './sandbox/protocol.ts';
 import { type DriverShared, STAT } from './sandbox/shared.ts';
 import type { GateMode } from './sandbox/gate.ts';
 import { checkedGrow } from './sandbox/memory-grow.ts';
@@ -54,6 +54,12 @@ export interface DriverOptions {
    * the Wasm gate are not counted or recorded: cheaper, for RAM-backed register files), 'off'.
    */
   registerGate?: GateMode;
+  /**
+   * How irq_wait is served: 'native' (default where the device allows it: a real interrupt fd, no
+   * simulated device to run while waiting; interrupts.ts) or 'js', the JavaScript wait.
+   * WASMDRV_NATIVE_WAIT=0 in the environment makes it 'js' for every driver.
+   */
+  irqWait?: IrqWaitKind;
   /** Restart policy, or false to leave a faulted driver down. Default DEFAULT_RESTART. */
   restart?: Partial<RestartPolicy> | false;
   /**
@@ -91,6 +97,8 @@ export class Driver extends EventEmitter {
   gateRegions: number[] = [];
   /** How the gate is linked: 'inline' (compiled into the driver), 'instance' (a second Wasm instance), 'off'. */
   gateKind: 'inline' | 'instance' | 'off' = 'off';
+  /** How irq_wait is served: 'native' (no JavaScript between the interrupt and the driver) or 'js'. */
+  irqWait: IrqWaitKind = 'js';
   readonly restartPolicy: RestartPolicy | false;
   /** Restart policy, backoff, watchdog and the decision after a fault (host/driver/supervisor.ts). */
   private readonly supervisor: Supervisor;
@@ -167,7 +175,7 @@ export class Driver extends EventEmitter {
           this.limits,
           this.options.grant ?? {},
           mode,
-          { ...extra, inlineGate },
+          { ...extra, inlineGate, irqWait: this.options.irqWait },
           (m, w) => this.onMessage(m, w),
           (w) => this.supervisor.workerExited(w),
         );
@@ -218,6 +226,7 @@ export class Driver extends EventEmitter {
           if (r.gate) {
             this.gateKind = r.gate.kind;
             this.gateRegions = r.gate.regions;
+            this.irqWait = r.gate.irqWait;
           }
           this.emit('reloaded', r);
         }
@@ -284,6 +293,7 @@ export class Driver extends EventEmitter {
       restarts: this.restarts,
       lastFault: this.lastFault,
       registerGate,
+      irqWait: this.irqWait,
       stats: this.stats(),
     };
   }
@@ -322,6 +332,7 @@ export class Driver extends EventEmitter {
       case 'ready':
         this.gateRegions = m.gateRegions;
         this.gateKind = m.gateKind;
+        this.irqWait = m.irqWait;
         this.ioSize = m.ioSize;
         this.state = 'running';
         this.ready?.resolve();

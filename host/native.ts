@@ -17,6 +17,38 @@ import gypBuild from 'node-gyp-build';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** What native.irqWaiter needs (interrupts.ts builds it). */
+export interface IrqWaiterConfig {
+  /** [the interrupt fd, the cancel fd] */
+  fds: Int32Array;
+  /** 4: a UIO event count (the value read is the count); 8: an eventfd counter (added to the count) */
+  width: 4 | 8;
+  /** [0]: the source's cumulative count, which its consume()/absorb() keep too */
+  source: Float64Array;
+  /** [0]: the count the driver has seen; [1]: non-zero while it wants interrupts; [2]: non-zero to call `after` */
+  state: Float64Array;
+  /** Int32Array over the driver's shared area from byte 0 (shared.ts) */
+  area: Int32Array;
+  /** Byte offsets in the area (shared.ts's layout), the recorder's size and the irq entry's op. */
+  layout: {
+    stop: number;
+    interrupts: number;
+    coalesced: number;
+    jsEntries: number;
+    gateReads: number;
+    gateWrites: number;
+    ring: number;
+    entries: number;
+    irqOp: number;
+  };
+  /** The JavaScript wait, for what the native one does not serve. */
+  slow: (timeoutUs: number) => number;
+  /** Before each wait, for a line that masks on every event. */
+  rearm?: () => void;
+  /** After each new count, before the driver sees it (the descriptor firewall's write-backs). */
+  after?: () => void;
+}
+
 export interface NativeError extends Error {
   errno: number;
   code: string;
@@ -127,6 +159,15 @@ export interface Native {
    * plain ArrayBuffer it throws once that buffer is detached.
    */
   clockInto(out: Float64Array, index: number): () => void;
+
+  /**
+   * irq_wait as a native function (addon.cc, IrqWaiter), for the driver's Wasm import to be the function
+   * itself: it polls, reads the count and keeps the books (interrupts.ts noteCount) with no JavaScript
+   * on the way back to the driver, and hands what it does not serve (a stop already asked for, the
+   * interrupts turned off) to `slow`, the JavaScript wait. `source` and `state` must be over
+   * SharedArrayBuffers. Returns WAIT_INTERRUPT, WAIT_TIMEOUT or WAIT_CANCELLED, as the JavaScript wait.
+   */
+  irqWaiter(cfg: IrqWaiterConfig): (timeoutUs: number) => number;
 
   /** read exactly 4 bytes (a UIO event count), returned as an unsigned 32-bit number. EAGAIN throws. */
   readU32(fd: number): number;

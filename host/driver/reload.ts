@@ -6,6 +6,7 @@
 // supervisor's decision (host/driver/supervisor.ts).
 
 import type { RingsState } from '../sandbox/ring-hook.ts';
+import type { IrqWaitKind } from '../sandbox/protocol.ts';
 
 export interface ReloadOptions {
   /** Skip the state transfer: the new module probes the device afresh. Default false. */
@@ -34,7 +35,7 @@ type Reloaded = {
   restored: boolean;
   state?: Uint8Array;
   ioSize?: number;
-  gate?: { kind: 'inline' | 'instance' | 'off'; regions: number[] };
+  gate?: { kind: 'inline' | 'instance' | 'off'; regions: number[]; irqWait: IrqWaitKind };
 };
 
 export class Reloads {

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import type { DeviceSpec } from '../device-spec.ts';
 import { loadNative, packageRoot } from '../native.ts';
 import type { Grant, Limits } from '../grant.ts';
-import type { FromWorker, ToWorker, WorkerBoot, WorkerInit } from '../sandbox/protocol.ts';
+import type { FromWorker, IrqWaitKind, ToWorker, WorkerBoot, WorkerInit } from '../sandbox/protocol.ts';
 import { CTRL_STOP, DriverShared } from '../sandbox/shared.ts';
 import type { GateMode } from '../sandbox/gate.ts';
 import type { InlineGateBytes } from '../sandbox/inline-gate.ts';
@@ -163,7 +163,7 @@ export class DriverWorker {
     limits: Limits,
     grant: Grant,
     gate: GateMode,
-    extra: StartOptions & { inlineGate?: InlineGateBytes },
+    extra: StartOptions & { inlineGate?: InlineGateBytes; irqWait?: IrqWaitKind },
     onMessage: (m: FromWorker, w: DriverWorker) => void,
     onExit: (w: DriverWorker) => void,
   ) {
@@ -181,6 +181,8 @@ export class DriverWorker {
       spec,
       shared: shared.area,
       gate,
+      // Read here, not in the worker: a warm spare thread keeps the environment of its own start.
+      nativeWait: extra.irqWait !== 'js' && process.env.WASMDRV_NATIVE_WAIT !== '0',
       doorbellFd: this.doorbellFd,
       cancelFd: this.cancelFd,
       bytes,

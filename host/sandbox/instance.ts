@@ -29,6 +29,7 @@ import { serviceImports } from './services.ts';
 import type { HostImports } from '../abi.ts';
 import type { DeviceSession } from './session.ts';
 import { type DriverShared, OP, STAT } from './shared.ts';
+import type { IrqWaitKind } from './protocol.ts';
 
 export { checkModule } from './linker.ts';
 
@@ -43,6 +44,8 @@ export interface InstanceOptions {
   inheritCount?: number;
   /** How memory-backed registers are served (gate.ts). Default 'record-all'. */
   gate?: GateMode;
+  /** irq_wait may be the native wait where the session allows it (interrupts.ts). Default true. */
+  nativeWait?: boolean;
   /** The driver's event limiter, shared with its session's guest errors (default: a new one for this instance). */
   limiter?: EventLimiter;
   /** More import modules (the fuzzer's probe module); the prepared module must then be the uninstrumented one's check. */
@@ -104,7 +107,7 @@ export class DriverInstance {
       cancelFd: opts.cancelFd,
       rings: this.rings,
     };
-    this.irq = new Interrupts(ctx, opts.inheritCount);
+    this.irq = new Interrupts(ctx, opts.inheritCount, opts.nativeWait ?? true);
     this.gate = new GateLink(ctx);
     try {
       const all: { [G in ImportGroup]: HostImports<G> } = {
@@ -151,7 +154,10 @@ export class DriverInstance {
         (why) => opts.hooks.log('warn', why),
         this.gate.ringsMemory,
       );
-      if (guard.on) this.rings.guard = guard;
+      if (guard.on) {
+        this.rings.guard = guard;
+        this.irq.ringsGuarded();
+      }
     } catch (err) {
       // Nothing stays half-linked: the gate's and the windows' mappings go before the error leaves.
       this.close();
@@ -199,6 +205,11 @@ export class DriverInstance {
   /** How the gate is linked: 'inline' (compiled into the driver: inline-gate.ts), 'instance' (gate.ts), 'off'. */
   get gateKind(): GateKind {
     return this.gate.kind;
+  }
+
+  /** Whether irq_wait is the native wait or the JavaScript one (interrupts.ts). */
+  get irqWaitKind(): IrqWaitKind {
+    return this.irq.waitKind;
   }
 
   /** How full linear memory is, and the pages of a refused memory.grow (memory-grow.ts), for classify. */

@@ -9,14 +9,18 @@ import { FaultError } from '../faults.ts';
 import type { HostContext } from './host-context.ts';
 import { sleepUs } from './services.ts';
 import type { DeviceSession } from './session.ts';
+import type { IrqWaitKind } from './protocol.ts';
 import { OP, STAT } from './shared.ts';
 
 type Irq = NonNullable<DeviceSession['irq']>;
 
 export class Interrupts {
-  /** The interrupt count the driver has seen. */
-  lastCount = 0;
-  enabled = true;
+  /**
+   * [0] the interrupt count the driver has seen, [1] 1 while it wants interrupts, [2] 1 once the
+   * descriptor firewall needs its write-backs synced after each new count: over a SharedArrayBuffer,
+   * because the native wait (native.irqWaiter) reads and keeps them too.
+   */
+  private readonly state = new Float64Array(new SharedArrayBuffer(24));
   /** irq_wait's poll set, allocated once (no garbage on the interrupt path). */
   private waitFds?: Int32Array;
   /**
@@ -34,14 +38,41 @@ export class Interrupts {
   constructor(
     private readonly ctx: HostContext,
     inheritCount?: number,
+    private readonly nativeAllowed = true,
   ) {
+    this.state[1] = 1;
     if (inheritCount !== undefined) this.lastCount = inheritCount;
     else this.lastCount = ctx.session.irq ? ctx.session.irq.consume() : 0;
   }
 
+  /** The interrupt count the driver has seen. */
+  get lastCount(): number {
+    return this.state[0];
+  }
+  set lastCount(n: number) {
+    this.state[0] = n >>> 0;
+  }
+  get enabled(): boolean {
+    return this.state[1] !== 0;
+  }
+  set enabled(on: boolean) {
+    this.state[1] = on ? 1 : 0;
+  }
+
+  /** The descriptor firewall's guard is in place: sync its write-backs after each new count. */
+  ringsGuarded(): void {
+    this.state[2] = 1;
+  }
+
+  /** Whether imports() gave the native wait. */
+  waitKind: IrqWaitKind = 'js';
+
   imports(): HostImports<'irq'> {
+    const wait = (timeoutUs: number) => this.wait(timeoutUs >>> 0);
+    const fast = this.nativeWait(wait);
+    this.waitKind = fast ? 'native' : 'js';
     return hostImports('irq', {
-      irq_wait: (timeoutUs: number) => this.wait(timeoutUs >>> 0),
+      irq_wait: fast ?? wait,
       irq_count: () => this.lastCount | 0,
       irq_enable: () => {
         this.enabled = true;
@@ -52,12 +83,49 @@ export class Interrupts {
     });
   }
 
+  /**
+   * irq_wait as a native function (native.irqWaiter), when the session allows it: a real interrupt fd
+   * read with the count in one call, no simulated device to tick while waiting (none, or a passive one:
+   * the bench device), no kick fd and the
+   * monotonic clock. Then an interrupt's way back into the driver crosses no JavaScript (docs/design.md,
+   * "The path of an interrupt"). WASMDRV_NATIVE_WAIT=0 in the host keeps the JavaScript wait (to compare).
+   */
+  private nativeWait(slow: (timeoutUs: number) => number): ((timeoutUs: number) => number) | undefined {
+    const { ctx } = this;
+    const s = ctx.session;
+    const irq = s.irq;
+    if (!this.nativeAllowed) return undefined;
+    if (
+      !irq?.countCell ||
+      !irq.readWidth ||
+      s.virtual ||
+      (s.model && !s.model.passive) ||
+      s.kickFd >= 0 ||
+      !s.monotonic
+    )
+      return undefined;
+    const fn = ctx.native.irqWaiter({
+      fds: new Int32Array([irq.fd, ctx.cancelFd]),
+      width: irq.readWidth,
+      source: irq.countCell,
+      state: this.state,
+      area: ctx.shared.control,
+      layout: ctx.shared.irqLayout(OP.irq),
+      slow,
+      ...(irq.needsRearm ? { rearm: () => irq.rearm() } : {}),
+      // The guard is installed after instantiation (instance.ts): state[2] says when to call this.
+      after: () => ctx.rings.guard?.sync(),
+    });
+    // A native function's length is 0; the ABI's check (hostImports) counts the parameters.
+    return Object.defineProperty(fn, 'length', { value: 1 });
+  }
+
   /** Account for a new count seen (by irq_wait or by the host loop): coalesced events are counted, never hidden. */
   noteCount(count: number): void {
     const shared = this.ctx.shared;
     const delta = (count - this.lastCount) >>> 0;
     if (delta > 1) shared.stats[STAT.coalesced] += delta - 1;
-    this.lastCount = count >>> 0;
+    this.lastCount = count;
     shared.record(OP.irq, 0, 0, 0, count, 0);
     shared.stats[STAT.interrupts]++;
   }

@@ -20,6 +20,11 @@ export interface IrqSource {
   readonly readWidth: 0 | 4 | 8;
   /** The cumulative count after a value read from `fd` by pollRead. */
   absorb(value: number): number;
+  /**
+   * Where the cumulative count lives ([0], over a SharedArrayBuffer), for the native wait
+   * (native.irqWaiter) to keep it as consume() and absorb() do; absent for a simulated line.
+   */
+  readonly countCell?: Float64Array;
   /** Re-enable the line before a wait, for backends that mask on each event. */
   rearm(): void;
   /** Mask the line (storm, fault). */
@@ -38,15 +43,16 @@ export function openIrqSource(native: Native, spec: DeviceSpec, line: SimIrqLine
   if (irq.kind === 'vfio-intx') {
     // The host owns the eventfd and the device fd (host/devices/vfio.ts); VFIO masks INTx on each
     // event, and an unmask through VFIO_DEVICE_SET_IRQS re-arms it before the next wait.
-    let count = 0;
+    const cell = countCell();
     const INTX = 0,
       MASK = 8,
       UNMASK = 16;
     return {
       fd: irq.eventfd,
-      consume: () => (count = (count + native.eventfdRead(irq.eventfd)) >>> 0),
+      consume: () => (cell[0] = (cell[0] + native.eventfdRead(irq.eventfd)) >>> 0),
       readWidth: 8,
-      absorb: (v) => (count = (count + v) >>> 0),
+      absorb: (v) => (cell[0] = (cell[0] + v) >>> 0),
+      countCell: cell,
       needsRearm: true,
       rearm: () => native.vfioSetIrqs(irq.device, INTX, 0, UNMASK, 1, spec.id),
       mask: () => native.vfioSetIrqs(irq.device, INTX, 0, MASK, 1, spec.id),
@@ -54,12 +60,13 @@ export function openIrqSource(native: Native, spec: DeviceSpec, line: SimIrqLine
     };
   }
   if (irq.kind === 'eventfd') {
-    let count = 0;
+    const cell = countCell();
     return {
       fd: irq.eventfd,
-      consume: () => (count = (count + native.eventfdRead(irq.eventfd)) >>> 0),
+      consume: () => (cell[0] = (cell[0] + native.eventfdRead(irq.eventfd)) >>> 0),
       readWidth: 8,
-      absorb: (v) => (count = (count + v) >>> 0),
+      absorb: (v) => (cell[0] = (cell[0] + v) >>> 0),
+      countCell: cell,
       needsRearm: false,
       rearm: () => {},
       mask: () => {},
@@ -67,22 +74,23 @@ export function openIrqSource(native: Native, spec: DeviceSpec, line: SimIrqLine
     };
   }
   const fd = native.open(irq.path);
-  let last = 0;
+  const cell = countCell(); // [0]: the last count read
   const consume = (): number => {
     try {
-      last = native.readU32(fd);
+      cell[0] = native.readU32(fd);
     } catch (err) {
       if ((err as { code?: string }).code !== 'EAGAIN') throw err;
     }
-    return last;
+    return cell[0];
   };
-  const absorb = (v: number) => (last = v);
+  const absorb = (v: number) => (cell[0] = v);
   if (irq.kind === 'uio') {
     return {
       fd,
       consume,
       readWidth: 4,
       absorb,
+      countCell: cell,
       needsRearm: irq.rearm === 'irqcontrol',
       rearm: () => native.writeU32(fd, 1),
       mask: () => {
@@ -99,6 +107,7 @@ export function openIrqSource(native: Native, spec: DeviceSpec, line: SimIrqLine
     consume,
     readWidth: 4,
     absorb,
+    countCell: cell,
     needsRearm: true,
     rearm: () => {
       const cmd = native.pread(cfg, 0x04, 2);
@@ -110,4 +119,9 @@ export function openIrqSource(native: Native, spec: DeviceSpec, line: SimIrqLine
       native.close(fd);
     },
   };
+}
+
+/** One f64 over a SharedArrayBuffer (which cannot be detached: the native wait keeps its address). */
+function countCell(): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(8));
 }

@@ -38,6 +38,8 @@ export interface WorkerInit {
   limits: Limits;
   grant: Grant;
   gate: GateMode;
+  /** irq_wait may be the native wait where the session allows it (false: WASMDRV_NATIVE_WAIT=0 in the host). */
+  nativeWait: boolean;
   /** Call the driver's reset export before probe (a restart after a fault). */
   resetFirst: boolean;
   /** Restore this state instead of probing (hot reload / restart with state). */
@@ -74,11 +76,22 @@ export type ToWorker =
       resetSequence?: WorkerInit['resetSequence'];
     };
 
+/** How irq_wait is served: 'native' (addon.cc IrqWaiter, no JavaScript on the way back) or 'js'. */
+export type IrqWaitKind = 'native' | 'js';
+
 export type FromWorker =
   // Every FromWorker message: sent by the worker (post()), handled by the Driver's port listener.
   /** gateRegions: the regions the Wasm register gate serves (the rest go through JavaScript). */
   /** ioSize: the driver's io buffer; a request payload larger than it is refused before it is sent. */
-  | { t: 'ready'; seenCount: number; gateRegions: number[]; gateKind: 'inline' | 'instance' | 'off'; ioSize: number }
+  /** irqWait: whether irq_wait is the native wait (native.irqWaiter) or the JavaScript one. */
+  | {
+      t: 'ready';
+      seenCount: number;
+      gateRegions: number[];
+      gateKind: 'inline' | 'instance' | 'off';
+      irqWait: IrqWaitKind;
+      ioSize: number;
+    }
   | { t: 'probe-failed'; status: number }
   | { t: 'load-error'; message: string }
   | { t: 'response'; id: number; data?: Uint8Array; status?: number; error?: string }
@@ -94,7 +107,7 @@ export type FromWorker =
       restored: boolean;
       ioSize?: number;
       /** How the new module's register gate is linked (as in 'ready'). */
-      gate?: { kind: 'inline' | 'instance' | 'off'; regions: number[] };
+      gate?: { kind: 'inline' | 'instance' | 'off'; regions: number[]; irqWait: IrqWaitKind };
     }
   | { t: 'log'; level: LogLevel; message: string }
   | { t: 'guest-error'; message: string }

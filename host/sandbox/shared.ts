@@ -145,6 +145,25 @@ export class DriverShared {
     this.mask = entries - 1;
   }
 
+  /**
+   * Where the native wait (native.irqWaiter) finds what noteCount and record() keep: byte offsets of
+   * the stop flag, the interrupt counters, the recorder writers' counts and the recorder, in the area
+   * `control` starts.
+   */
+  irqLayout(irqOp: number) {
+    return {
+      stop: CTRL_STOP * 4,
+      interrupts: STATS_OFFSET + STAT.interrupts * 8,
+      coalesced: STATS_OFFSET + STAT.coalesced * 8,
+      jsEntries: GSTATS_OFFSET + GSTAT.jsEntries * 8,
+      gateReads: GSTATS_OFFSET + GSTAT.gateReads * 8,
+      gateWrites: GSTATS_OFFSET + GSTAT.gateWrites * 8,
+      ring: RING_OFFSET,
+      entries: this.entryCount,
+      irqOp,
+    };
+  }
+
   /** The area's size in bytes. */
   get byteLength(): number {
     return this.area instanceof SharedArrayBuffer ? this.area.byteLength : this.area.bytes;

@@ -97,6 +97,7 @@ function start(opts: StartOptions): boolean {
     prepared ??= prepare(init.label, init.bytes, shapeOf(session), init.grant, init.limits, { module: init.module });
     instance = DriverInstance.instantiate(prepared, session, shared, {
       gate: init.gate,
+      nativeWait: init.nativeWait,
       inlineGate: init.inlineGate,
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
@@ -141,6 +142,7 @@ function start(opts: StartOptions): boolean {
     seenCount: drv.seenCount,
     gateRegions: drv.gateRegions,
     gateKind: drv.gateKind,
+    irqWait: drv.irqWaitKind,
     ioSize: drv.ioBufferSize,
   });
   return true;
@@ -259,6 +261,7 @@ function reload(msg: Extract<ToWorker, { t: 'reload' }>): FromWorker {
     const nextPrepared = prepare(init.label, bytes, shapeOf(session!), init.grant, init.limits, { module: msg.module });
     next = DriverInstance.instantiate(nextPrepared, session!, shared, {
       gate: init.gate,
+      nativeWait: init.nativeWait,
       inlineGate: msg.inlineGate,
       cancelFd: init.cancelFd,
       hooks: { log: (level, message) => post({ t: 'log', level, message }) },
@@ -297,7 +300,7 @@ function reload(msg: Extract<ToWorker, { t: 'reload' }>): FromWorker {
     state,
     restored,
     ioSize: next.ioBufferSize,
-    gate: { kind: next.gateKind, regions: next.gateRegions },
+    gate: { kind: next.gateKind, regions: next.gateRegions, irqWait: next.irqWaitKind },
   };
 }
 

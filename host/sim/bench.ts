@@ -19,6 +19,13 @@ export const bench: SimModelClass = {
     };
   },
   create() {
-    return { read: () => 0xffffffff, write: () => {}, tick: () => {}, nextEvent: () => Infinity, reset: () => {} };
+    return {
+      read: () => 0xffffffff,
+      write: () => {},
+      tick: () => {},
+      nextEvent: () => Infinity,
+      reset: () => {},
+      passive: true,
+    };
   },
 };

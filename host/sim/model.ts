@@ -126,6 +126,12 @@ export interface SimModel {
    * when `stay` (the same descriptor marked done again).
    */
   receiveRaw?(frame: Uint8Array, writeback: RawWriteback | undefined, stay: boolean): void;
+  /**
+   * Nothing runs on its own: tick() does nothing and nextEvent() is always Infinity (the bench device,
+   * whose other side is another program). A wait then has no device work to run, and the interrupt
+   * wait can be the native one, as for a real device (interrupts.ts).
+   */
+  readonly passive?: boolean;
 }
 
 /** The fields of a receive descriptor a device writes back (receiveRaw). */

@@ -598,6 +598,288 @@ Napi::Value PollRead(const Napi::CallbackInfo &info)
 	return Napi::Number::New(env, double(int32_t(bits)));
 }
 
+// irqWaiter(cfg): irq_wait(timeoutUs) as a native function, for the Wasm import to be the function
+// itself, so that an interrupt's way back into the driver crosses no JavaScript: the wait polls, reads
+// the count and does the bookkeeping JavaScript did (host/sandbox/interrupts.ts noteCount: the
+// coalesced and interrupt counters, the recorder's irq entry) here, then returns 1 to Wasm. What it does
+// not serve it hands to cfg.slow, the JavaScript wait, with the same argument: a stop already asked
+// for, interrupts the driver turned off. cfg.rearm (optional) runs before each wait for a line that
+// masks on every event; cfg.after (optional) after each new count, before the driver looks (the
+// descriptor firewall's write-backs). cfg:
+//   fds     Int32Array [the interrupt fd, the cancel fd]
+//   width   4: a UIO event count (the value is the count), 8: an eventfd counter (added to it)
+//   source  Float64Array: [0] the source's cumulative count (shared with its consume()/absorb())
+//   state   Float64Array: [0] the count the driver has seen, [1] non-zero while it wants interrupts,
+//           [2] non-zero to call cfg.after after a new count
+//   area    Int32Array over the driver's shared area from its byte 0 (host/sandbox/shared.ts)
+//   layout  byte offsets in the area: stop (an i32), interrupts and coalesced (f64 counters), jsEntries,
+//           gateReads, gateWrites (i64 counters), ring (the recorder), entries (a power of two), irqOp
+// source and state must be over SharedArrayBuffers (they cannot be detached); the area may be a
+// mapping's ArrayBuffer, checked for detachment on each call. The function keeps all of them alive.
+struct WaitSlot {
+	int fds[2];
+	int width;
+	double *source;
+	double *state;
+	uint8_t *area;
+	size_t areaBytes;
+	uint32_t stop, interrupts, coalesced, jsEntries, gateReads, gateWrites, ring, mask, irqOp;
+	napi_ref areaBuffer; // when it is a plain ArrayBuffer (detachable), else nullptr
+	napi_ref slow, rearm, after;
+	std::vector<napi_ref> keep;
+};
+
+void UnrefSlot(napi_env env, WaitSlot *s)
+{
+	for (napi_ref r : { s->areaBuffer, s->slow, s->rearm, s->after })
+		if (r)
+			napi_delete_reference(env, r);
+	for (napi_ref r : s->keep)
+		napi_delete_reference(env, r);
+	delete s;
+}
+
+int64_t NowNs()
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Call a JavaScript function of the slot; nullptr when it threw (the exception stays pending).
+napi_value CallSlot(napi_env env, napi_ref fn, size_t argc, napi_value *argv)
+{
+	napi_value f, recv, result = nullptr;
+	if (napi_get_reference_value(env, fn, &f) != napi_ok || napi_get_undefined(env, &recv) != napi_ok)
+		return nullptr;
+	if (napi_call_function(env, recv, f, argc, argv, &result) != napi_ok)
+		return nullptr;
+	return result;
+}
+
+napi_value ThrowWait(napi_env env, int err, const char *what, int fd)
+{
+	std::string msg = std::string(what) + " fd " + std::to_string(fd) + ": " + strerror(err);
+	napi_value m, e, n, sys;
+	napi_create_string_utf8(env, msg.c_str(), NAPI_AUTO_LENGTH, &m);
+	napi_create_error(env, nullptr, m, &e);
+	napi_create_int32(env, err, &n);
+	napi_set_named_property(env, e, "errno", n);
+	napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &sys);
+	napi_set_named_property(env, e, "syscall", sys);
+	napi_throw(env, e);
+	return nullptr;
+}
+
+// What noteCount does in JavaScript, in the same order: coalesced events, the count seen, the
+// recorder's irq entry (slot = the writers' total & mask, as DriverShared.record), interrupts + 1.
+void NoteCount(WaitSlot *s, uint32_t count)
+{
+	uint32_t delta = count - uint32_t(s->state[0]);
+	if (delta > 1)
+		*reinterpret_cast<double *>(s->area + s->coalesced) += double(delta - 1);
+	s->state[0] = double(count);
+	uint64_t *js = reinterpret_cast<uint64_t *>(s->area + s->jsEntries);
+	uint32_t total = uint32_t(*reinterpret_cast<uint64_t *>(s->area + s->gateReads)) +
+			 uint32_t(*reinterpret_cast<uint64_t *>(s->area + s->gateWrites)) + uint32_t(*js);
+	int32_t *e = reinterpret_cast<int32_t *>(s->area + s->ring + size_t(total & s->mask) * 16);
+	e[0] = 0;
+	e[1] = int32_t(s->irqOp);
+	e[2] = int32_t(count);
+	e[3] = 0;
+	*js += 1;
+	*reinterpret_cast<double *>(s->area + s->interrupts) += 1;
+}
+
+napi_value IrqWait(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	void *data = nullptr;
+	if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok)
+		return nullptr;
+	WaitSlot *s = static_cast<WaitSlot *>(data);
+	if (argc < 1 && napi_get_undefined(env, &argv[0]) != napi_ok)
+		return nullptr;
+	if (s->areaBuffer) {
+		napi_value ab;
+		bool detached = true;
+		if (napi_get_reference_value(env, s->areaBuffer, &ab) != napi_ok ||
+		    napi_is_detached_arraybuffer(env, ab, &detached) != napi_ok || detached) {
+			napi_throw_type_error(env, nullptr,
+					      "irq_wait: the shared area's buffer was detached");
+			return nullptr;
+		}
+	}
+	const int32_t *stop = reinterpret_cast<const int32_t *>(s->area + s->stop);
+	if (__atomic_load_n(stop, __ATOMIC_SEQ_CST) || s->state[1] == 0)
+		return CallSlot(env, s->slow, 1, argv);
+	uint32_t timeoutUs = 0;
+	if (napi_get_value_uint32(env, argv[0], &timeoutUs) != napi_ok) {
+		napi_throw_type_error(env, nullptr, "irq_wait: timeout must be a number");
+		return nullptr;
+	}
+	if (s->rearm && !CallSlot(env, s->rearm, 0, nullptr))
+		return nullptr;
+	const int64_t deadline = NowNs() + int64_t(timeoutUs) * 1000;
+	struct pollfd p[2] = { { s->fds[0], POLLIN, 0 }, { s->fds[1], POLLIN, 0 } };
+	int32_t result = 0; // WAIT_TIMEOUT
+	for (;;) {
+		int64_t left = deadline - NowNs();
+		if (left < 0)
+			left = 0;
+		struct timespec ts = { time_t(left / 1000000000), long(left % 1000000000) };
+		p[0].revents = p[1].revents = 0;
+		int r = ppoll(p, 2, &ts, nullptr);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return ThrowWait(env, errno, "poll", s->fds[0]);
+		}
+		if (p[1].revents || __atomic_load_n(stop, __ATOMIC_SEQ_CST)) {
+			result = -1; // WAIT_CANCELLED
+			break;
+		}
+		if (p[0].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) {
+			uint64_t v = 0;
+			ssize_t n = read(s->fds[0], &v, size_t(s->width));
+			if (n == s->width) {
+				uint32_t count = s->width == 4 ? uint32_t(v) :
+								 uint32_t(uint64_t(s->source[0]) + v);
+				s->source[0] = double(count);
+				if (count != uint32_t(s->state[0])) {
+					NoteCount(s, count);
+					if (s->after && s->state[2] != 0 &&
+					    !CallSlot(env, s->after, 0, nullptr))
+						return nullptr;
+					result = 1; // WAIT_INTERRUPT
+					break;
+				}
+			} else if (n < 0 && errno != EAGAIN) {
+				return ThrowWait(env, errno, "read", s->fds[0]);
+			}
+		}
+		if (r == 0 || NowNs() >= deadline)
+			break;
+	}
+	napi_value out;
+	napi_create_int32(env, result, &out);
+	return out;
+}
+
+double *SabFloat64(const Napi::Object &cfg, const char *name, size_t min, std::vector<napi_ref> &keep)
+{
+	Napi::Env env = cfg.Env();
+	Napi::Value v = cfg.Get(name);
+	if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+	    v.As<Napi::TypedArray>().ElementLength() < min)
+		throw Napi::TypeError::New(env, std::string("irqWaiter: ") + name +
+							" must be a Float64Array of at least " +
+							std::to_string(min));
+	Napi::Float64Array a = v.As<Napi::Float64Array>();
+	bool plain = true;
+	NAPI_THROW_IF_FAILED(env, napi_is_arraybuffer(env, a.ArrayBuffer(), &plain), nullptr);
+	if (plain)
+		throw Napi::TypeError::New(env, std::string("irqWaiter: ") + name +
+							" must be over a SharedArrayBuffer");
+	napi_ref r;
+	NAPI_THROW_IF_FAILED(env, napi_create_reference(env, a, 1, &r), nullptr);
+	keep.push_back(r);
+	return a.Data();
+}
+
+Napi::Value IrqWaiter(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	if (info.Length() < 1 || !info[0].IsObject())
+		throw Napi::TypeError::New(env, "irqWaiter: cfg must be an object");
+	Napi::Object cfg = info[0].As<Napi::Object>();
+	WaitSlot *s = new WaitSlot{};
+	try {
+		Napi::Value fds = cfg.Get("fds");
+		if (!fds.IsTypedArray() || fds.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+		    fds.As<Napi::TypedArray>().ElementLength() != 2)
+			throw Napi::TypeError::New(env, "irqWaiter: fds must be an Int32Array of 2");
+		s->fds[0] = fds.As<Napi::Int32Array>()[0];
+		s->fds[1] = fds.As<Napi::Int32Array>()[1];
+		Napi::Value w = cfg.Get("width");
+		s->width = w.IsNumber() ? w.As<Napi::Number>().Int32Value() : 0;
+		if (s->width != 4 && s->width != 8)
+			throw Napi::TypeError::New(env, "irqWaiter: width must be 4 or 8");
+		s->source = SabFloat64(cfg, "source", 1, s->keep);
+		s->state = SabFloat64(cfg, "state", 3, s->keep);
+		Napi::Value area = cfg.Get("area");
+		if (!area.IsTypedArray() || area.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+			throw Napi::TypeError::New(env, "irqWaiter: area must be an Int32Array");
+		Napi::Int32Array a = area.As<Napi::Int32Array>();
+		if (a.ByteOffset() != 0)
+			throw Napi::TypeError::New(env, "irqWaiter: area must start at its buffer's byte 0");
+		s->area = reinterpret_cast<uint8_t *>(a.Data());
+		Napi::Value ab = a.ArrayBuffer();
+		s->areaBytes = a.ArrayBuffer().ByteLength();
+		bool plain = false;
+		NAPI_THROW_IF_FAILED(env, napi_is_arraybuffer(env, ab, &plain), Napi::Value());
+		napi_ref ar;
+		NAPI_THROW_IF_FAILED(env, napi_create_reference(env, a, 1, &ar), Napi::Value());
+		s->keep.push_back(ar);
+		if (plain)
+			NAPI_THROW_IF_FAILED(env, napi_create_reference(env, ab, 1, &s->areaBuffer),
+					     Napi::Value());
+		Napi::Value l = cfg.Get("layout");
+		if (!l.IsObject())
+			throw Napi::TypeError::New(env, "irqWaiter: layout must be an object");
+		Napi::Object lo = l.As<Napi::Object>();
+		auto field = [&](const char *name, uint32_t bytes, uint32_t align) {
+			Napi::Value v = lo.Get(name);
+			int64_t x = v.IsNumber() ? v.As<Napi::Number>().Int64Value() : -1;
+			if (x < 0 || uint64_t(x) + bytes > s->areaBytes || x % align)
+				throw Napi::RangeError::New(env, std::string("irqWaiter: layout.") + name +
+									 " is outside the area or misaligned");
+			return uint32_t(x);
+		};
+		s->stop = field("stop", 4, 4);
+		s->interrupts = field("interrupts", 8, 8);
+		s->coalesced = field("coalesced", 8, 8);
+		s->jsEntries = field("jsEntries", 8, 8);
+		s->gateReads = field("gateReads", 8, 8);
+		s->gateWrites = field("gateWrites", 8, 8);
+		Napi::Value en = lo.Get("entries");
+		uint32_t entries = en.IsNumber() ? en.As<Napi::Number>().Uint32Value() : 0;
+		if (!entries || entries & (entries - 1))
+			throw Napi::RangeError::New(env, "irqWaiter: layout.entries must be a power of two");
+		s->mask = entries - 1;
+		s->ring = field("ring", 0, 8);
+		if (uint64_t(s->ring) + uint64_t(entries) * 16 > s->areaBytes)
+			throw Napi::RangeError::New(env, "irqWaiter: the recorder runs past the area's end");
+		s->irqOp = lo.Get("irqOp").IsNumber() ? lo.Get("irqOp").As<Napi::Number>().Uint32Value() : 0;
+		auto fn = [&](const char *name, bool required) -> napi_ref {
+			Napi::Value v = cfg.Get(name);
+			if (v.IsUndefined() && !required)
+				return nullptr;
+			if (!v.IsFunction())
+				throw Napi::TypeError::New(env, std::string("irqWaiter: ") + name +
+									" must be a function");
+			napi_ref r;
+			NAPI_THROW_IF_FAILED(env, napi_create_reference(env, v, 1, &r), nullptr);
+			return r;
+		};
+		s->slow = fn("slow", true);
+		s->rearm = fn("rearm", false);
+		s->after = fn("after", false);
+	} catch (...) {
+		UnrefSlot(env, s);
+		throw;
+	}
+	napi_value f;
+	if (napi_create_function(env, "irq_wait", NAPI_AUTO_LENGTH, IrqWait, s, &f) != napi_ok) {
+		UnrefSlot(env, s);
+		throw Napi::Error::New(env, "irqWaiter: napi_create_function failed");
+	}
+	Napi::Function fun(env, f);
+	fun.AddFinalizer([](Napi::Env e, WaitSlot *slot) { UnrefSlot(e, slot); }, s);
+	return fun;
+}
+
 Napi::Value ReadU32(const Napi::CallbackInfo &info)
 {
 	int fd = int(Int(info, 0, "fd"));
@@ -1300,6 +1582,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("pollRead", Napi::Function::New(env, PollRead));
 	exports.Set("monotonicInto", Napi::Function::New(env, MonotonicInto));
 	exports.Set("clockInto", Napi::Function::New(env, ClockInto));
+	exports.Set("irqWaiter", Napi::Function::New(env, IrqWaiter));
 	exports.Set("readU32", Napi::Function::New(env, ReadU32));
 	exports.Set("writeU32", Napi::Function::New(env, WriteU32));
 	exports.Set("pread", Napi::Function::New(env, Pread));
