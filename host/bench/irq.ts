@@ -21,6 +21,11 @@ export async function benchIrq(a: {
   say: (s: string) => void;
   /** Write irq-cdf.svg here (--plot). */
   plotDir?: string;
+  /**
+   * Run `use` with the request of the same driver loaded with irqWait 'js' (the JavaScript wait) on
+   * the device, for one more round: what the native wait changes, against C in the same round.
+   */
+  jsWait?: (use: (request: (op: number, ...args: number[]) => Promise<Uint8Array>) => Promise<void>) => Promise<void>;
 }): Promise<Record<string, number | string>> {
   const out: Record<string, number | string> = {};
   const say = a.say;
@@ -85,6 +90,29 @@ export async function benchIrq(a: {
       say(
         `  round ${k + 1}: ${r.medianUs} / ${r.p99Us}   C ${r.medianUsC} / ${r.p99UsC}   ratios ${r.medianRatio} / ${r.p99Ratio}`,
       );
+    await a.jsWait?.(async (request) => {
+      // A round first, not kept: the driver and its worker are new (the native rounds come after the
+      // 10,000 draw, warm), and their first wake-ups run in V8's baseline tier.
+      const round = () =>
+        irqRound(
+          {
+            bin: a.bin,
+            root: a.root,
+            rounds: per / blocks,
+            pinned,
+            irqFd: a.irqFd,
+            dmaFd: a.dmaFd,
+            wait: () => request(4, per / blocks),
+          },
+          blocks,
+        );
+      await round();
+      const r = await round();
+      for (const [key, v] of Object.entries(r)) out[`irqRoundJsWait${key[0].toUpperCase()}${key.slice(1)}`] = v;
+      say(
+        `  the same round with the JavaScript wait (irqWait 'js'): ${r.medianUs} / ${r.p99Us}   C ${r.medianUsC} / ${r.p99UsC}   ratios ${r.medianRatio} / ${r.p99Ratio}`,
+      );
+    });
   } finally {
     if (pinned) unpin();
   }
