@@ -2,12 +2,21 @@
 // child process, so a crash there (V8's, binaryen's) cannot take the host down. Real processes: the
 // test hook WASMDRV_GATE_CHILD_TEST_KILL=<n>[:<SIGNAL>] (gate-compiler-worker.ts) makes the compile
 // process kill itself when it gets a job on its attempt 1..n, WASMDRV_GATE_CHILD_TEST_HANG=<n> makes it
-// hang there (the deadline, WASMDRV_GATE_COMPILE_TIMEOUT_MS, then kills it), and
+// hang there (the deadline, WASMDRV_GATE_COMPILE_TIMEOUT_MS, then kills it), ..._SLOW=<ms> compute at
+// half duty first (starved, not hung), ..._SPIN=<n> loop (a hang that computes), and
 // WASMDRV_GATE_CHILD_TEST_ENTRY=<file> forks another entry (so that no process can be had).
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import binaryen from 'binaryen';
 import { Host, LoadError } from '../host/index.ts';
-import { crashLine, gateCompilerPid, gateCompiles, prepareGate } from '../host/driver/gate-compiler.ts';
+import {
+  MAX_DEADLINE_PERIODS,
+  cpuMs,
+  crashLine,
+  deadlineVerdict,
+  gateCompilerPid,
+  gateCompiles,
+  prepareGate,
+} from '../host/driver/gate-compiler.ts';
 import { prepareInlineGate } from '../host/sandbox/inline-rewrite.ts';
 import { loadNative } from '../host/native.ts';
 import { decodeResponse } from '../host/payload.ts';
@@ -24,6 +33,8 @@ afterAll(() => host.close());
 afterEach(() => {
   delete process.env.WASMDRV_GATE_CHILD_TEST_KILL;
   delete process.env.WASMDRV_GATE_CHILD_TEST_HANG;
+  delete process.env.WASMDRV_GATE_CHILD_TEST_SLOW;
+  delete process.env.WASMDRV_GATE_CHILD_TEST_SPIN;
   delete process.env.WASMDRV_GATE_COMPILE_TIMEOUT_MS;
 });
 /** The deadline in the hang tests: a fresh process's first answer takes ~1 s here. */
@@ -193,6 +204,45 @@ describe('gate compile process', () => {
     const drv = await host.load(driver(2), dev, { name: 'after-the-hangs', restart: false });
     expect(drv.status().registerGate.kind).toBe('inline');
     await drv.stop();
+  });
+
+  it('a compile process starved of CPU is given more periods, one that loops is killed', async () => {
+    const { dev } = benchDevice();
+    const D = 2000;
+    process.env.WASMDRV_GATE_COMPILE_TIMEOUT_MS = String(D);
+    // Half duty for 1.5 deadlines: computing at every check, under a deadline of CPU in all.
+    process.env.WASMDRV_GATE_CHILD_TEST_SLOW = String(1.5 * D);
+    let before = { ...gateCompiles };
+    const drv = await host.load(driver(3), dev, { name: 'starved', restart: false });
+    expect(gateCompiles).toEqual(plus(before, { process: 1 }));
+    expect(drv.status().registerGate.kind).toBe('inline');
+    await drv.stop();
+    delete process.env.WASMDRV_GATE_CHILD_TEST_SLOW;
+    // Busy forever: a whole deadline of CPU, then killed; its retry loops too.
+    process.env.WASMDRV_GATE_CHILD_TEST_SPIN = '2';
+    before = { ...gateCompiles };
+    const failed = host.load(driver(4), dev, { name: 'spinning', restart: false });
+    await expect(failed).rejects.toThrow(
+      `gate compile process for spinning timed out after ${D} ms (a whole deadline of CPU: a loop) twice`,
+    );
+    expect(gateCompiles).toEqual(plus(before, { retries: 1, deaths: 2, timeouts: 2, refused: 1 }));
+    expect(compileProcesses()).toEqual([]);
+  }, 60_000);
+
+  it('deadlineVerdict: idle or unreadable is hung at once, a loop after a deadline of CPU, a starved process waits', () => {
+    expect(deadlineVerdict(1000, 1, undefined, undefined, undefined)).toBe('timed out after 1000 ms');
+    expect(deadlineVerdict(1000, 1, 50, 50, 60)).toBe('timed out after 1000 ms'); // one tick: blocked
+    expect(deadlineVerdict(1000, 1, 50, 50, 450)).toBe('wait');
+    expect(deadlineVerdict(1000, 2, 50, 450, 1100)).toBe('timed out after 1000 ms (a whole deadline of CPU: a loop)');
+    expect(deadlineVerdict(1000, 3, 0, 800, 810)).toBe('timed out after 1000 ms');
+    expect(deadlineVerdict(1000, MAX_DEADLINE_PERIODS, 0, 500, 600)).toBe(
+      `timed out after 1000 ms (still computing after ${MAX_DEADLINE_PERIODS} deadlines)`,
+    );
+    // cpuMs reads this process's own CPU time, which grows while it computes
+    const a = cpuMs(process.pid)!;
+    for (const t = performance.now() + 50; performance.now() < t; );
+    expect(cpuMs(process.pid)!).toBeGreaterThan(a);
+    expect(cpuMs(2 ** 22 + 1)).toBeUndefined();
   });
 
   it.each([

@@ -29,6 +29,21 @@ function testHang(job: GateJob): void {
   if (job.attempt <= n) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
 }
 
+/**
+ * WASMDRV_GATE_CHILD_TEST_SLOW=<ms>: compute at about half duty (5 ms busy, 5 ms asleep) for `ms`
+ * before the job, as a process starved of CPU would; WASMDRV_GATE_CHILD_TEST_SPIN=<n>: loop forever,
+ * busy, on attempts 1..n (a hang that computes).
+ */
+function testSlow(job: GateJob): void {
+  const slow = Number(process.env.WASMDRV_GATE_CHILD_TEST_SLOW ?? 0);
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (const end = performance.now() + slow; performance.now() < end; ) {
+    for (const t = performance.now() + 5; performance.now() < t; );
+    Atomics.wait(nap, 0, 0, 5);
+  }
+  if (job.attempt <= Number(process.env.WASMDRV_GATE_CHILD_TEST_SPIN ?? 0)) for (;;);
+}
+
 const send = (a: GateAnswer) => process.send!(a);
 
 process.on('message', async (job: GateJob) => {
@@ -38,6 +53,7 @@ process.on('message', async (job: GateJob) => {
     setEnv(job.env);
     testKill(job);
     testHang(job);
+    testSlow(job);
     const out = await prepareInlineGate(job.label, job.spec, job.bytes, job.grant, job.mode, job.ringEntries);
     answer = { id: job.id, out, ms: performance.now() - t0 };
   } catch (err) {

@@ -13,15 +13,17 @@
 // WASMDRV_* environment sent with each job). If the process dies with jobs in flight, a new one is
 // started and those jobs are tried once more there; a job whose second process dies too is refused
 // with a LoadError naming the driver and how the process died. A process that does not answer a job
-// within the deadline (gateDeadlineMs) is hung: it is killed (SIGKILL) and counts as a death, so the
-// job is retried once, then refused ("timed out after N ms"). Never after a death does a job run in
+// within the deadline (gateDeadlineMs) and is not computing (it used almost no CPU in the last period:
+// blocked or stopped), or has used a whole deadline of CPU (a loop), is hung: it is killed (SIGKILL) and
+// counts as a death, so the job is retried once, then refused ("timed out after N ms"). One that is
+// computing on a starved CPU gets another period, up to ten. Never after a death does a job run in
 // the main thread: that would expose the host to the very crash. The main thread compiles only when no
 // process can be started at all (spawn error, or it exits before it is ready) or the inputs cannot be
 // copied to it, as the compile thread's fallback did, and says so in the driver's log.
 
 import type { ChildProcess } from 'node:child_process';
 import { fork } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LogLevel } from '../abi.ts';
 import type { DeviceSpec } from '../device-spec.ts';
@@ -63,7 +65,7 @@ type Pending = {
   log?: GateLog;
   /** How its first process died (set when it is retried). */
   firstDeath?: string;
-  /** Its deadline in the process it was sent to. */
+  /** Its next deadline check in the process it was sent to. */
   timer?: NodeJS.Timeout;
   resolve: (r: InlineGateBytes | undefined) => void;
   reject: (e: Error) => void;
@@ -170,17 +172,73 @@ function send(p: Pending): string | undefined {
   }
   c.pending.set(p.job.id, p);
   const ms = gateDeadlineMs();
-  p.timer = setTimeout(() => hung(c, ms), ms);
+  const pid = c.proc.pid;
+  const cpu0 = pid === undefined ? undefined : cpuMs(pid);
+  let last = cpu0;
+  let periods = 0;
+  // At each deadline: hung, or computing on a starved CPU (a loaded machine, a TCG guest beside other
+  // work: one e1000 load in a guest on a host running two VMs and the test suite missed 30 s twice).
+  const check = () => {
+    periods++;
+    const cpu = pid === undefined ? undefined : cpuMs(pid);
+    const verdict = deadlineVerdict(ms, periods, cpu0, last, cpu);
+    if (verdict === 'wait') {
+      last = cpu;
+      p.timer = setTimeout(check, ms);
+    } else hung(c, verdict);
+  };
+  p.timer = setTimeout(check, ms);
   setRef(c);
   return undefined;
 }
 
-/** `c` missed a job's deadline: killed, and gone as a death is (its jobs retried once, or refused). */
-function hung(c: Child, ms: number): void {
+/** Periods of `ms` a computing job may take, at most: a starved process is not given forever. */
+export const MAX_DEADLINE_PERIODS = 10;
+
+/**
+ * At a job's `periods`-th deadline of `ms`: 'wait' (another period) while its process is computing
+ * (it used more than 1% of the period's CPU time, or one clock tick) and has used less than `ms` of CPU
+ * since the job was sent; else why it is hung. A process whose CPU time cannot be read is hung at
+ * the first deadline, as before (CPU times in ms: cpuMs).
+ */
+export function deadlineVerdict(
+  ms: number,
+  periods: number,
+  cpu0: number | undefined,
+  last: number | undefined,
+  cpu: number | undefined,
+): 'wait' | string {
+  // The same words for the same kind of hang, whatever the periods: a job's two attempts then read
+  // as one ("... twice"). A new process's start counts as computing, so its hang shows a period later.
+  const wall = `timed out after ${ms} ms`;
+  if (cpu0 === undefined || last === undefined || cpu === undefined) return wall;
+  if (cpu - last <= Math.max(ms / 100, TICK_MS)) return wall; // blocked or stopped: not computing
+  if (cpu - cpu0 >= ms) return `${wall} (a whole deadline of CPU: a loop)`;
+  return periods >= MAX_DEADLINE_PERIODS ? `${wall} (still computing after ${periods} deadlines)` : 'wait';
+}
+
+/** /proc's CPU times count clock ticks of USER_HZ, 100 per second on Linux's architectures. */
+const TICK_MS = 10;
+
+/** The CPU time (user + system, ms) process `pid` has used (/proc/PID/stat); undefined if unreadable. */
+export function cpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // after "pid (comm) ": state is field 3; utime and stime are fields 14 and 15
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]);
+    return Number.isFinite(ticks) ? ticks * TICK_MS : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `c` missed a job's deadline (`why`): killed, and gone as a death is (its jobs retried once, or refused). */
+function hung(c: Child, why: string): void {
   if (c.gone) return;
   gateCompiles.timeouts++;
   c.proc.kill('SIGKILL');
-  gone(c, `timed out after ${ms} ms`);
+  gone(c, why);
 }
 
 function startChild(): Child {
