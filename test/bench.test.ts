@@ -29,6 +29,8 @@ describe('bench --quick', () => {
       'irqP99RatioProcess',
       'irqMedianUsPollReturn',
       'irqMedianUsJsWaiter',
+      'irqRound5MedianRatio',
+      'irqRoundJsWaitMedianRatio',
       'ringRatioBatch1',
       'ringRatioBatch8',
       'ringRatioBatch32',
