@@ -650,7 +650,8 @@ int64_t NowNs()
 napi_value CallSlot(napi_env env, napi_ref fn, size_t argc, napi_value *argv)
 {
 	napi_value f, recv, result = nullptr;
-	if (napi_get_reference_value(env, fn, &f) != napi_ok || napi_get_undefined(env, &recv) != napi_ok)
+	if (napi_get_reference_value(env, fn, &f) != napi_ok ||
+	    napi_get_undefined(env, &recv) != napi_ok)
 		return nullptr;
 	if (napi_call_function(env, recv, f, argc, argv, &result) != napi_ok)
 		return nullptr;
@@ -681,7 +682,8 @@ void NoteCount(WaitSlot *s, uint32_t count)
 	s->state[0] = double(count);
 	uint64_t *js = reinterpret_cast<uint64_t *>(s->area + s->jsEntries);
 	uint32_t total = uint32_t(*reinterpret_cast<uint64_t *>(s->area + s->gateReads)) +
-			 uint32_t(*reinterpret_cast<uint64_t *>(s->area + s->gateWrites)) + uint32_t(*js);
+			 uint32_t(*reinterpret_cast<uint64_t *>(s->area + s->gateWrites)) +
+			 uint32_t(*js);
 	int32_t *e = reinterpret_cast<int32_t *>(s->area + s->ring + size_t(total & s->mask) * 16);
 	e[0] = 0;
 	e[1] = int32_t(s->irqOp);
@@ -744,8 +746,9 @@ napi_value IrqWait(napi_env env, napi_callback_info info)
 			uint64_t v = 0;
 			ssize_t n = read(s->fds[0], &v, size_t(s->width));
 			if (n == s->width) {
-				uint32_t count = s->width == 4 ? uint32_t(v) :
-								 uint32_t(uint64_t(s->source[0]) + v);
+				uint32_t count = s->width == 4
+							 ? uint32_t(v)
+							 : uint32_t(uint64_t(s->source[0]) + v);
 				s->source[0] = double(count);
 				if (count != uint32_t(s->state[0])) {
 					NoteCount(s, count);
@@ -767,7 +770,8 @@ napi_value IrqWait(napi_env env, napi_callback_info info)
 	return out;
 }
 
-double *SabFloat64(const Napi::Object &cfg, const char *name, size_t min, std::vector<napi_ref> &keep)
+double *SabFloat64(const Napi::Object &cfg, const char *name, size_t min,
+		   std::vector<napi_ref> &keep)
 {
 	Napi::Env env = cfg.Env();
 	Napi::Value v = cfg.Get(name);
@@ -797,9 +801,11 @@ Napi::Value IrqWaiter(const Napi::CallbackInfo &info)
 	WaitSlot *s = new WaitSlot{};
 	try {
 		Napi::Value fds = cfg.Get("fds");
-		if (!fds.IsTypedArray() || fds.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+		if (!fds.IsTypedArray() ||
+		    fds.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
 		    fds.As<Napi::TypedArray>().ElementLength() != 2)
-			throw Napi::TypeError::New(env, "irqWaiter: fds must be an Int32Array of 2");
+			throw Napi::TypeError::New(env,
+						   "irqWaiter: fds must be an Int32Array of 2");
 		s->fds[0] = fds.As<Napi::Int32Array>()[0];
 		s->fds[1] = fds.As<Napi::Int32Array>()[1];
 		Napi::Value w = cfg.Get("width");
@@ -809,11 +815,13 @@ Napi::Value IrqWaiter(const Napi::CallbackInfo &info)
 		s->source = SabFloat64(cfg, "source", 1, s->keep);
 		s->state = SabFloat64(cfg, "state", 3, s->keep);
 		Napi::Value area = cfg.Get("area");
-		if (!area.IsTypedArray() || area.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+		if (!area.IsTypedArray() ||
+		    area.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
 			throw Napi::TypeError::New(env, "irqWaiter: area must be an Int32Array");
 		Napi::Int32Array a = area.As<Napi::Int32Array>();
 		if (a.ByteOffset() != 0)
-			throw Napi::TypeError::New(env, "irqWaiter: area must start at its buffer's byte 0");
+			throw Napi::TypeError::New(
+				env, "irqWaiter: area must start at its buffer's byte 0");
 		s->area = reinterpret_cast<uint8_t *>(a.Data());
 		Napi::Value ab = a.ArrayBuffer();
 		s->areaBytes = a.ArrayBuffer().ByteLength();
@@ -833,8 +841,9 @@ Napi::Value IrqWaiter(const Napi::CallbackInfo &info)
 			Napi::Value v = lo.Get(name);
 			int64_t x = v.IsNumber() ? v.As<Napi::Number>().Int64Value() : -1;
 			if (x < 0 || uint64_t(x) + bytes > s->areaBytes || x % align)
-				throw Napi::RangeError::New(env, std::string("irqWaiter: layout.") + name +
-									 " is outside the area or misaligned");
+				throw Napi::RangeError::New(
+					env, std::string("irqWaiter: layout.") + name +
+						     " is outside the area or misaligned");
 			return uint32_t(x);
 		};
 		s->stop = field("stop", 4, 4);
@@ -846,12 +855,16 @@ Napi::Value IrqWaiter(const Napi::CallbackInfo &info)
 		Napi::Value en = lo.Get("entries");
 		uint32_t entries = en.IsNumber() ? en.As<Napi::Number>().Uint32Value() : 0;
 		if (!entries || entries & (entries - 1))
-			throw Napi::RangeError::New(env, "irqWaiter: layout.entries must be a power of two");
+			throw Napi::RangeError::New(
+				env, "irqWaiter: layout.entries must be a power of two");
 		s->mask = entries - 1;
 		s->ring = field("ring", 0, 8);
 		if (uint64_t(s->ring) + uint64_t(entries) * 16 > s->areaBytes)
-			throw Napi::RangeError::New(env, "irqWaiter: the recorder runs past the area's end");
-		s->irqOp = lo.Get("irqOp").IsNumber() ? lo.Get("irqOp").As<Napi::Number>().Uint32Value() : 0;
+			throw Napi::RangeError::New(
+				env, "irqWaiter: the recorder runs past the area's end");
+		s->irqOp = lo.Get("irqOp").IsNumber()
+				   ? lo.Get("irqOp").As<Napi::Number>().Uint32Value()
+				   : 0;
 		auto fn = [&](const char *name, bool required) -> napi_ref {
 			Napi::Value v = cfg.Get(name);
 			if (v.IsUndefined() && !required)
