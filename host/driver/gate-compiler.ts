@@ -99,12 +99,12 @@ let killOnExit = false;
 export const gateCompiles = { process: 0, mainThread: 0, retries: 0, deaths: 0, timeouts: 0, refused: 0 };
 
 /**
- * How long a job may wait for its answer once sent: 30 s, or WASMDRV_GATE_COMPILE_TIMEOUT_MS. It only
+ * How long a job may wait for its answer once sent: 60 s, or WASMDRV_GATE_COMPILE_TIMEOUT_MS. It only
  * catches a hung process, far above the slowest job (docs/design.md, "A hang").
  */
 export function gateDeadlineMs(): number {
   const ms = Number(process.env.WASMDRV_GATE_COMPILE_TIMEOUT_MS);
-  return Number.isFinite(ms) && ms > 0 ? ms : 30_000;
+  return Number.isFinite(ms) && ms > 0 ? ms : 60_000;
 }
 
 /** The compile process's pid, if one runs (tests: a killed one must be gone). */
