@@ -86,9 +86,9 @@ export class Interrupts {
   /**
    * irq_wait as a native function (native.irqWaiter), when the session allows it: a real interrupt fd
    * read with the count in one call, no simulated device to tick while waiting (none, or a passive one:
-   * the bench device), no kick fd and the
-   * monotonic clock. Then an interrupt's way back into the driver crosses no JavaScript (docs/design.md,
-   * "The path of an interrupt"). WASMDRV_NATIVE_WAIT=0 in the host keeps the JavaScript wait (to compare).
+   * the bench device), no kick fd and the monotonic clock. Then an interrupt's way back into the driver
+   * crosses no JavaScript (docs/design.md, "Interrupt, inside `irq_wait`"). Not when the driver was
+   * loaded with irqWait 'js' or the host has WASMDRV_NATIVE_WAIT=0 (nativeAllowed false).
    */
   private nativeWait(slow: (timeoutUs: number) => number): ((timeoutUs: number) => number) | undefined {
     const { ctx } = this;
