@@ -65,22 +65,22 @@ export async function benchIrq(a: {
     // the drift too. Both sides of a round see the same stretches of time.
     const per = a.quick ? 200 : 2000;
     const blocks = a.quick ? 2 : 10;
-    const spread = [];
-    for (let k = 0; k < 5; k++)
-      spread.push(
-        await irqRound(
-          {
-            bin: a.bin,
-            root: a.root,
-            rounds: per / blocks,
-            pinned,
-            irqFd: a.irqFd,
-            dmaFd: a.dmaFd,
-            wait: () => a.request(4, per / blocks),
-          },
-          blocks,
-        ),
+    /** One interleaved round of the driver that `request` reaches. */
+    const round = (request: typeof a.request) =>
+      irqRound(
+        {
+          bin: a.bin,
+          root: a.root,
+          rounds: per / blocks,
+          pinned,
+          irqFd: a.irqFd,
+          dmaFd: a.dmaFd,
+          wait: () => request(4, per / blocks),
+        },
+        blocks,
       );
+    const spread = [];
+    for (let k = 0; k < 5; k++) spread.push(await round(a.request));
     for (const [k, r] of spread.entries())
       for (const [key, v] of Object.entries(r)) out[`irqRound${k + 1}${key[0].toUpperCase()}${key.slice(1)}`] = v;
     say(
@@ -93,21 +93,8 @@ export async function benchIrq(a: {
     await a.jsWait?.(async (request) => {
       // A round first, not kept: the driver and its worker are new (the native rounds come after the
       // 10,000 draw, warm), and their first wake-ups run in V8's baseline tier.
-      const round = () =>
-        irqRound(
-          {
-            bin: a.bin,
-            root: a.root,
-            rounds: per / blocks,
-            pinned,
-            irqFd: a.irqFd,
-            dmaFd: a.dmaFd,
-            wait: () => request(4, per / blocks),
-          },
-          blocks,
-        );
-      await round();
-      const r = await round();
+      await round(request);
+      const r = await round(request);
       for (const [key, v] of Object.entries(r)) out[`irqRoundJsWait${key[0].toUpperCase()}${key.slice(1)}`] = v;
       say(
         `  the same round with the JavaScript wait (irqWait 'js'): ${r.medianUs} / ${r.p99Us}   C ${r.medianUsC} / ${r.p99UsC}   ratios ${r.medianRatio} / ${r.p99Ratio}`,
