@@ -33,7 +33,8 @@ export async function runC(bin: string, args: string[], fds: number[], pin: bool
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit', ...fds] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
-  const [code] = await once(child, 'exit');
+  // 'close', not 'exit': the process can exit before its stdout has been read to the end
+  const [code] = await once(child, 'close');
   if (code !== 0) throw new Error(`bench: ${bin} ${args.join(' ')} exited with ${code}`);
   return out;
 }
