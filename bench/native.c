@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,8 +204,16 @@ static int ring_driver(long ms, long batch) {
 #define E_TDT 0x3818
 #define E_RAL0 0x5400
 #define E_RAH0 0x5404
-/* The bench's own words, past every register the driver may touch: [0] quit (the runner sets it). */
+/* The bench's own words, past every register the driver may touch: [0] quit (the runner sets it),
+   [1] pause: while it is set the device sleeps instead of polling (the bench's interleaved rounds keep
+   three devices, and only the one being measured may take a CPU), [2] the device's answer: set while
+   it is paused, so the runner knows no DMA is under way, [3] the CPU to run on after a pause, plus
+   one (0: wherever it runs; a device woken from its sleep may land on the driver's CPU and the two
+   spinners then share it for a scheduler period). */
 #define E_BENCH 0x1f000
+#define E_PAUSE (E_BENCH + 4)
+#define E_PAUSED (E_BENCH + 8)
+#define E_CPU (E_BENCH + 12)
 #define E_BAR0_SIZE 0x20000
 #define E_DMA_SIZE 0x40000
 #define CTRL_RST (1u << 26)
@@ -243,6 +252,19 @@ static int e1000_device(long ms, uint64_t bus) {
 	uint64_t end = now_ns() + (uint64_t)ms * 1000000ull;
 	for (uint32_t spin = 0; !R32(reg, E_BENCH); spin++) {
 		if ((spin & 1023) == 0 && now_ns() > end) break;
+		if (R32(reg, E_PAUSE)) {
+			W32(reg, E_PAUSED, 1);
+			while (R32(reg, E_PAUSE) && !R32(reg, E_BENCH) && now_ns() < end) usleep(100);
+			uint32_t cpu = R32(reg, E_CPU);
+			if (cpu) {
+				cpu_set_t set;
+				CPU_ZERO(&set);
+				CPU_SET(cpu - 1, &set);
+				if (sched_setaffinity(0, sizeof set, &set)) perror("e1000-device: sched_setaffinity");
+			}
+			W32(reg, E_PAUSED, 0);
+			continue;
+		}
 		uint32_t ctrl = R32(reg, E_CTRL);
 		if (ctrl & CTRL_RST) {
 			/* [13.4.1] A software reset: both units stop, the rings start over. Frames the

@@ -56,6 +56,17 @@ describe('bench --quick', () => {
     for (const b of [1, 8, 32, 64])
       for (const k of [`e1000MppsFirewallBatch${b}`, `e1000MppsNoFirewallBatch${b}`, `e1000MppsBatch${b}C`])
         expect((r[k] as number) >= 0, `${k} = ${r[k]}`).toBe(true);
+    // The interleaved rounds at batch 32 (each driver on a device of its own, the others paused): every
+    // round ran all three (the section fails on any frame lost or outside DMA memory, as above).
+    expect(r.e1000InterleavedRounds).toBe(10);
+    expect(String(r.e1000InterleavedRoundsMpps).split(' ')).toHaveLength(10);
+    expect(r.e1000InterleavedFramesVerified as number).toBeGreaterThan(0);
+    for (const k of [
+      'e1000InterleavedMppsFirewallBatch32',
+      'e1000InterleavedMppsNoFirewallBatch32',
+      'e1000InterleavedMppsBatch32C',
+    ])
+      expect((r[k] as number) >= 0, `${k} = ${r[k]}`).toBe(true);
   }, 120_000);
 
   it('--only runs the named sections and nothing else; an unknown section is refused by name', async () => {
