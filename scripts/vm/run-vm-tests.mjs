@@ -11,7 +11,8 @@
 // insmod, dependencies resolved from modules.dep), optionalModules (of those, the ones a kernel may
 // lack, e.g. vfio_virqfd, folded into vfio in 6.2: skipped where neither a module nor built in), stub (insmod arguments for kernel-stub, or null: not
 // loaded), needs (files that must exist), timeoutMs, prepare(ctx), started(ctx), onTag(ctx, tag, rest),
-// finished(ctx) -> checks }. The guest reports `@@CHECK {...}`, `@@METRIC {...}`, `@@DONE`.
+// finished(ctx) -> checks }. The guest reports `@@CHECK {...}`, `@@METRIC {...}`, `@@NOTE text` (printed
+// as it is: a metric's raw figures), `@@DONE`.
 //
 // A scenario fails on: a failing or missing check, a guest that does not finish in time, a kernel
 // oops/BUG/WARNING. The guest console is printed when it fails.
@@ -274,6 +275,8 @@ async function runScenario(scenario, kver) {
       } else if (tag === 'BOOTED') {
         booted = Date.now();
         log(`[${label}] guest init running (kernel uptime ${rest} s)`);
+      } else if (tag === 'NOTE') {
+        console.log(`     ${rest}`);
       } else if (tag === 'CORE' || tag === 'GDB') {
         console.log(`${tag === 'CORE' ? 'core' : '    '} ${rest}`);
       } else if (tag === 'INIT-ERROR') {
