@@ -2,7 +2,8 @@
 // Every mode works on file descriptors the bench runner passes (inherited: 3, 4, ...), so C and the
 // sandboxed driver touch the very same memfd mappings and eventfds.
 //
-//   regs N                     fd 3: a memfd register file. ns per volatile 32-bit read and write.
+//   regs N                     fd 3: a memfd register file. ns per volatile 32-bit read and write, and
+//                              per read and write with the flight recorder's work done in C.
 //   page-cross N               fd 3: a mapping. ns per pass of one read loop placed inside a page and
 //                              across a page boundary (a cost of QEMU's TCG, not of hardware).
 //   irq-pinger N               fd 3: eventfd, fd 4: memfd handshake page. Waits for the waiter to be
@@ -41,6 +42,25 @@ static void *map(int fd, size_t size) {
 }
 
 /* ---- registers ---------------------------------------------------------------------------- */
+/* The flight recorder's work as the gate compiled into a driver does it (host/sandbox/inline-rewrite.ts
+   `record`; the format in host/sandbox/shared.ts): each writer counts its own entries in an i64, the
+   slot is the low halves' sum masked, an entry is two 8-byte stores (offset | op, width, region; the
+   value). Done here by cc -O2 around the same volatile access, it is the floor of a recorded access on
+   this CPU: what the best compiler makes of the same work. */
+struct recorder {
+	volatile uint64_t reads, writes, js;
+	volatile uint64_t ring[256 * 2];
+};
+static struct recorder rec;
+#define REC_META(op, width) ((uint64_t)(op) << 56 | (uint64_t)(width) << 48)
+static inline void record(volatile uint64_t *own, volatile uint64_t *other, uint64_t meta, uint32_t off, uint64_t v) {
+	uint64_t t = *own;
+	*own = t + 1;
+	uint32_t slot = ((uint32_t)t + (uint32_t)*other + (uint32_t)rec.js) & 255;
+	rec.ring[slot * 2] = off | meta;
+	rec.ring[slot * 2 + 1] = v;
+}
+
 static int regs(long n) {
 	volatile uint32_t *r = map(3, 4096);
 	uint32_t sum = 0;
@@ -49,7 +69,19 @@ static int regs(long n) {
 	uint64_t t1 = now_ns();
 	for (long i = 0; i < n; i++) r[(i & 7) + 8] = (uint32_t)i;
 	uint64_t t2 = now_ns();
-	printf("{\"readNs\":%.3f,\"writeNs\":%.3f,\"sum\":%u}\n", (double)(t1 - t0) / n, (double)(t2 - t1) / n, sum);
+	for (long i = 0; i < n; i++) {
+		uint32_t v = r[(i & 7)];
+		record(&rec.reads, &rec.writes, REC_META(1, 4), (uint32_t)(i & 7) * 4, v);
+		sum += v;
+	}
+	uint64_t t3 = now_ns();
+	for (long i = 0; i < n; i++) {
+		record(&rec.writes, &rec.reads, REC_META(2, 4), (uint32_t)((i & 7) + 8) * 4, (uint32_t)i);
+		r[(i & 7) + 8] = (uint32_t)i;
+	}
+	uint64_t t4 = now_ns();
+	printf("{\"readNs\":%.3f,\"writeNs\":%.3f,\"readRecordedNs\":%.3f,\"writeRecordedNs\":%.3f,\"sum\":%u}\n",
+	       (double)(t1 - t0) / n, (double)(t2 - t1) / n, (double)(t3 - t2) / n, (double)(t4 - t3) / n, sum);
 	return 0;
 }
 

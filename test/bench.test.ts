@@ -19,6 +19,8 @@ describe('bench --quick', () => {
       'regReadNsC',
       'regWriteNs',
       'regWriteNsC',
+      'regReadRecordedNsC',
+      'regWriteRecordedNsC',
       'dmaWindowRatio',
       'irqMedianRatio',
       'irqP99Ratio',

@@ -214,6 +214,15 @@ await step('per-register cost on real MMIO', async () => {
       }
     }
   }
+  // The floor of a recorded access: C doing the recorder's work around the same access (bench/native.c
+  // regs), every C run of the step (30 per mapping).
+  for (const [what, r] of [['edu MMIO', mmio], ['RAM register file', ram]]) {
+    const runs = MODES.flatMap((m) => r[m].flat()).map((x) => x.c);
+    for (const op of ['read', 'write']) {
+      const all = runs.map((c) => c[`${op}RecordedNs`] / c[`${op}Ns`]);
+      emit('METRIC', { name: `${what} ${op}, C doing the recorder's work too / C`, value: +median(all).toFixed(3), unit: `x, median of ${all.length} C runs (${median(runs.map((c) => c[`${op}RecordedNs`])).toFixed(1)} vs ${median(runs.map((c) => c[`${op}Ns`])).toFixed(1)} ns)` });
+    }
+  }
   for (const [what, x] of [['edu MMIO', crossMmio], ['RAM register file', crossRam]]) {
     emit('METRIC', { name: `${what} read, TCG: a C loop across a page boundary / the same loop inside a page`, value: +(x.crossNs / x.sameNs).toFixed(3), unit: `x (${x.crossNs.toFixed(1)} vs ${x.sameNs.toFixed(1)} ns, best of five; +${(x.crossNs - x.sameNs).toFixed(1)} ns per pass)` });
   }
