@@ -28,7 +28,7 @@ import { loadNative } from '../native.ts';
 import { E1000_DMA_BYTES, E1000Client } from '../net/e1000.ts';
 import { grantFor, parseManifest } from '../package/manifest.ts';
 import { E1000_BAR0_SIZE as BAR0_SIZE, RDBAL, STATUS, TDH, TDT } from '../sim/e1000-defs.ts';
-import { canPin, unpin } from './c.ts';
+import { canPin, pct, unpin } from './c.ts';
 import { fastPathCpuCost, jsFirewallCpuCost } from './e1000-firewall.ts';
 
 type RunC = (bin: string, args: string[], fds: number[], pin: boolean) => Promise<string>;
@@ -312,10 +312,13 @@ export async function benchE1000(a: {
         0,
       );
       done = true;
-      const pct = (xs: number[], p: number) => {
-        const s = [...xs].sort((x, y) => x - y);
-        return s.length ? s[Math.round(p * (s.length - 1))] : Number.NaN;
-      };
+      const q = (xs: number[], p: number) =>
+        xs.length
+          ? pct(
+              [...xs].sort((x, y) => x - y),
+              p,
+            )
+          : Number.NaN;
       // a round whose denominator forwarded nothing (a loaded machine's window) says nothing: left out
       const ratios = (x: number[], y: number[]) => x.flatMap((v, i) => (v > 0 && y[i] > 0 ? [v / y[i]] : []));
       /** The geometric mean of the rounds' ratios: a slow round and a fast one weigh alike. */
@@ -328,16 +331,16 @@ export async function benchE1000(a: {
         e1000InterleavedRoundsUsed: onOff.length,
         e1000InterleavedWindowMs: win,
         e1000InterleavedFramesVerified: verified,
-        e1000InterleavedMppsFirewallBatch32: f(pct(mpps.on, 0.5)),
-        e1000InterleavedMppsNoFirewallBatch32: f(pct(mpps.off, 0.5)),
-        e1000InterleavedMppsBatch32C: f(pct(mpps.c, 0.5)),
+        e1000InterleavedMppsFirewallBatch32: f(q(mpps.on, 0.5)),
+        e1000InterleavedMppsNoFirewallBatch32: f(q(mpps.off, 0.5)),
+        e1000InterleavedMppsBatch32C: f(q(mpps.c, 0.5)),
         e1000InterleavedBestMppsFirewallBatch32: f(Math.max(...mpps.on)),
         e1000InterleavedBestMppsNoFirewallBatch32: f(Math.max(...mpps.off)),
         e1000InterleavedBestMppsBatch32C: f(Math.max(...mpps.c)),
         e1000InterleavedOverheadPctBatch32: f(100 * (1 - gmean(onOff)), 1),
-        e1000InterleavedOverheadPctMedianBatch32: f(pct(overhead, 0.5), 1),
-        e1000InterleavedOverheadPctP25Batch32: f(pct(overhead, 0.25), 1),
-        e1000InterleavedOverheadPctP75Batch32: f(pct(overhead, 0.75), 1),
+        e1000InterleavedOverheadPctMedianBatch32: f(q(overhead, 0.5), 1),
+        e1000InterleavedOverheadPctP25Batch32: f(q(overhead, 0.25), 1),
+        e1000InterleavedOverheadPctP75Batch32: f(q(overhead, 0.75), 1),
         e1000InterleavedRatioBatch32: f(gmean(ratios(mpps.on, mpps.c))),
         e1000InterleavedRatioNoFirewallBatch32: f(gmean(ratios(mpps.off, mpps.c))),
         e1000InterleavedStealPct: f(

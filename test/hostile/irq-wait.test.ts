@@ -46,18 +46,17 @@ async function stopsInBoundedTime(drv: Awaited<ReturnType<typeof loadWaiter>>['d
 }
 
 describe('a hostile driver and the native interrupt wait', () => {
-  it('blocked in irq_wait with the longest timeout (-1: 2^32 - 1 us): stop() ends it', async () => {
-    const { drv } = await loadWaiter('(drop (call $wait (i32.const -1))) (i32.const 0)');
-    await bystander.during(() =>
-      stopsInBoundedTime(
-        drv,
-        drv.request(1).catch((e) => e),
-      ),
-    );
-  });
-
-  it('waiting again after every "cancelled": stop() still ends it', async () => {
-    const { drv } = await loadWaiter('(loop $l (drop (call $wait (i32.const -1))) (br $l)) (i32.const 0)');
+  it.each([
+    [
+      'blocked in irq_wait with the longest timeout (-1: 2^32 - 1 us): stop() ends it',
+      '(drop (call $wait (i32.const -1))) (i32.const 0)',
+    ],
+    [
+      'waiting again after every "cancelled": stop() still ends it',
+      '(loop $l (drop (call $wait (i32.const -1))) (br $l)) (i32.const 0)',
+    ],
+  ])('%s', async (_name, body) => {
+    const { drv } = await loadWaiter(body);
     await bystander.during(() =>
       stopsInBoundedTime(
         drv,
