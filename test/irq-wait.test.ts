@@ -6,9 +6,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Host } from '../host/index.ts';
-import { type IrqWaiterConfig, loadNative } from '../host/native.ts';
+import { type IrqWaiterConfig, loadNative, nativeBinaryPath, packageRoot } from '../host/native.ts';
 import { CTRL_STOP, DriverShared, OP } from '../host/sandbox/shared.ts';
 import { driverPath } from './helpers.ts';
 
@@ -126,6 +127,49 @@ describe('native.irqWaiter', () => {
     native.eventfdWrite(t.irq, 1);
     expect(wait(1_000_000)).toBe(-1); // cancel wins over a pending interrupt, as in the JavaScript wait
     expect(t.shared.stat('interrupts')).toBe(0);
+  });
+
+  // A wait sleeps its whole milliseconds in poll() and the rest in ppoll() (addon.cc IrqWait): the
+  // timeout must still be the one asked for, not cut at the last whole ms, and an interrupt that
+  // comes while poll() sleeps must end the wait.
+  it('times out after the whole timeout asked for, past whole ms and below 1 ms', () => {
+    const t = setup();
+    done = t.close;
+    const wait = native.irqWaiter(t.cfg);
+    for (const us of [1_700, 2_000, 300, 3_950]) {
+      const t0 = performance.now();
+      expect(wait(us)).toBe(0);
+      expect(performance.now() - t0, `irq_wait(${us})`).toBeGreaterThanOrEqual(us / 1000 - 0.01);
+    }
+    expect(t.shared.stat('interrupts')).toBe(0);
+  });
+
+  it('wakes on an interrupt that comes while it sleeps', async () => {
+    const t = setup();
+    done = t.close;
+    const wait = native.irqWaiter(t.cfg);
+    const flag = new Int32Array(new SharedArrayBuffer(8));
+    const w = new Worker(join(packageRoot(), 'test', 'fixtures', 'native-worker.mjs'), {
+      workerData: { addon: nativeBinaryPath(), task: 'ping-later', flag: flag.buffer, delayMs: 50, irqFd: t.irq },
+    });
+    const pinged = new Promise((resolve, reject) => {
+      w.on('message', resolve);
+      w.on('error', reject);
+    });
+    try {
+      await new Promise((r) => w.once('online', r));
+      Atomics.store(flag, 0, 1);
+      Atomics.notify(flag, 0);
+      const t0 = performance.now();
+      expect(wait(10_000_000)).toBe(1); // a 10 s timeout: poll() asked to sleep 10,000 ms
+      const took = performance.now() - t0;
+      expect(took).toBeGreaterThanOrEqual(45);
+      expect(took).toBeLessThan(5_000);
+      expect(t.shared.stat('interrupts')).toBe(1);
+      expect(await pinged).toEqual({ pinged: true });
+    } finally {
+      await w.terminate();
+    }
   });
 
   it('hands a stop already asked for, and interrupts turned off, to the JavaScript wait', () => {
