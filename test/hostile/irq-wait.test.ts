@@ -1,7 +1,9 @@
 // A hostile driver against the native interrupt wait (native.irqWaiter: on a real interrupt fd the
 // driver's irq_wait import is the addon's function itself). On the bench device's eventfd: a wait
 // with the longest timeout, a wait called again after it said "cancelled", and a wait spun with a
-// zero timeout while the line fires. Each time stop() or the deadline ends the driver in bounded time,
+// zero timeout while the line fires, and waits whose timeouts straddle whole milliseconds (the wait
+// sleeps the whole ms in poll() and the rest in ppoll(): addon.cc IrqWait). Each time stop() or the
+// deadline ends the driver in bounded time,
 // every interrupt is counted once, and the bystander answers. Each test first checks that the driver
 // got the native wait, so the path under test is the new one.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,6 +65,42 @@ describe('a hostile driver and the native interrupt wait', () => {
         drv.request(1).catch((e) => e),
       ),
     );
+  });
+
+  // timeouts 999, 1333, 1667, 2001 us in turn: below, at and past whole milliseconds
+  const straddling = (body: string) =>
+    `(loop $again (if (i32.eqz (call $wait (i32.add (i32.const 999) (i32.mul (i32.and (local.get $i) (i32.const 3)) (i32.const 334))))) (then ${body})) (local.set $i (i32.add (local.get $i) (i32.const 1)))`;
+
+  it('waits straddling whole milliseconds cannot be cut short into a spin: each lasts its whole timeout', async () => {
+    // 200 waits, then the number that timed out: 50 x (999 + 1333 + 1667 + 2001) us = 300 ms at the least
+    const counted = '(i32.store (i32.const 1024) (i32.add (i32.load (i32.const 1024)) (i32.const 1)))';
+    const { drv } = await loadWaiter(
+      `${straddling(counted)} (br_if $again (i32.lt_u (local.get $i) (i32.const 200)))) (i32.const 4)`,
+    );
+    const t0 = performance.now();
+    const out = await drv.request(1);
+    const took = performance.now() - t0;
+    expect(new DataView(out.buffer, out.byteOffset).getUint32(0, true)).toBe(200);
+    // the detector: with the rest of each timeout dropped (the wait ending when poll()'s whole ms are
+    // up) the 200 waits took 280 ms here (250 ms of timeouts asked, and the kernel's slack)
+    expect(took).toBeGreaterThanOrEqual(300);
+    await drv.stop();
+  });
+
+  it('waits straddling whole milliseconds while the line fires: every interrupt counted once, stop() ends it', async () => {
+    const { drv, irqFd } = await loadWaiter(`${straddling('')} (br $again)) (i32.const 0)`);
+    const answer = drv.request(1).catch((e) => e);
+    const seen = () => drv.stats().interrupts + drv.stats().coalesced;
+    let fired = 0;
+    for (let i = 0; i < 10; i++) {
+      native.eventfdWrite(irqFd, 1 + (i % 2));
+      fired += 1 + (i % 2);
+      for (const t0 = Date.now(); seen() !== fired && Date.now() - t0 < 2000; )
+        await new Promise((r) => setTimeout(r, 1));
+      expect(seen()).toBe(fired);
+    }
+    await bystander.during(() => stopsInBoundedTime(drv, answer));
+    expect(seen()).toBe(fired);
   });
 
   it('spinning on irq_wait(0) while the line fires: the deadline ends it, every interrupt counted once', async () => {
